@@ -34,3 +34,6 @@ pub use multiraft::{
 };
 pub use raft::eraftpb;
 pub use raft::{SnapshotStatus, StateRole};
+
+#[cfg(test)]
+mod sim_tests;

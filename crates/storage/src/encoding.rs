@@ -465,7 +465,13 @@ mod tests {
     /// Byte strings rich in the bytes the escaping cares about.
     fn tricky_bytes() -> impl Strategy<Value = Vec<u8>> {
         prop::collection::vec(
-            prop_oneof![Just(0x00u8), Just(0x01), Just(0xFE), Just(0xFF), any::<u8>()],
+            prop_oneof![
+                Just(0x00u8),
+                Just(0x01),
+                Just(0xFE),
+                Just(0xFF),
+                any::<u8>()
+            ],
             0..12,
         )
     }
@@ -488,7 +494,10 @@ mod tests {
     #[test]
     fn bytes_escape_zero_and_terminate() {
         assert_eq!(enc_bytes(b""), vec![0x00, 0x01]);
-        assert_eq!(enc_bytes(b"a\x00b"), vec![b'a', 0x00, 0xFF, b'b', 0x00, 0x01]);
+        assert_eq!(
+            enc_bytes(b"a\x00b"),
+            vec![b'a', 0x00, 0xFF, b'b', 0x00, 0x01]
+        );
         // A prefix sorts before its extensions, including by a zero byte.
         assert!(enc_bytes(b"a") < enc_bytes(b"a\x00"));
         assert!(enc_bytes(b"a\x00") < enc_bytes(b"a\x00\x00"));

@@ -195,7 +195,9 @@ fn map_err(path: &Path, e: fjall::Error) -> Error {
 
 fn check_key(key: &[u8]) -> Result<()> {
     if key.is_empty() {
-        return Err(Error::Io("fjall engine: empty keys are not supported".into()));
+        return Err(Error::Io(
+            "fjall engine: empty keys are not supported".into(),
+        ));
     }
     if key.len() > u16::MAX as usize {
         return Err(Error::Io(format!(
@@ -206,7 +208,10 @@ fn check_key(key: &[u8]) -> Result<()> {
     Ok(())
 }
 
-fn iter_items(path: PathBuf, it: impl Iterator<Item = fjall::Guard> + 'static) -> EngineIterator<'static> {
+fn iter_items(
+    path: PathBuf,
+    it: impl Iterator<Item = fjall::Guard> + 'static,
+) -> EngineIterator<'static> {
     Box::new(it.map(move |g| {
         g.into_inner()
             .map(|(k, v)| (k.to_vec(), v.to_vec()))
@@ -230,7 +235,8 @@ impl Engine for FjallEngine {
         if start >= end {
             return Ok(Box::new(std::iter::empty()));
         }
-        let bounds = |lo: &[u8], hi: &[u8]| (Bound::Included(lo.to_vec()), Bound::Excluded(hi.to_vec()));
+        let bounds =
+            |lo: &[u8], hi: &[u8]| (Bound::Included(lo.to_vec()), Bound::Excluded(hi.to_vec()));
         let path = self.path.clone();
         if end <= SPLIT || start >= SPLIT {
             let it = self.keyspace_for(start).range(bounds(start, end));
@@ -315,7 +321,10 @@ mod tests {
         let e = FjallEngine::open(dir.path()).unwrap();
         assert_eq!(e.get(b"\x00raft/1").unwrap(), Some(b"entry".to_vec()));
         assert_eq!(e.get(b"\x01k").unwrap(), Some(b"v".to_vec()));
-        assert_eq!(e.get(b"\x02unsynced-then-synced").unwrap(), Some(b"x".to_vec()));
+        assert_eq!(
+            e.get(b"\x02unsynced-then-synced").unwrap(),
+            Some(b"x".to_vec())
+        );
         assert_eq!(e.get(b"\x01missing").unwrap(), None);
         assert_eq!(e.get(b"").unwrap(), None);
     }
@@ -341,25 +350,50 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let e = FjallEngine::open(dir.path()).unwrap();
         let mut b = WriteBatch::new();
-        for k in [&b"\x00a"[..], b"\x00b", b"\x00\xff", b"\x01", b"\x01a", b"\x02", b"z"] {
+        for k in [
+            &b"\x00a"[..],
+            b"\x00b",
+            b"\x00\xff",
+            b"\x01",
+            b"\x01a",
+            b"\x02",
+            b"z",
+        ] {
             put(&mut b, k, b"v");
         }
         e.write(b, false).unwrap();
-        let all: Vec<Vec<u8>> = [&b"\x00a"[..], b"\x00b", b"\x00\xff", b"\x01", b"\x01a", b"\x02", b"z"]
-            .iter()
-            .map(|k| k.to_vec())
-            .collect();
+        let all: Vec<Vec<u8>> = [
+            &b"\x00a"[..],
+            b"\x00b",
+            b"\x00\xff",
+            b"\x01",
+            b"\x01a",
+            b"\x02",
+            b"z",
+        ]
+        .iter()
+        .map(|k| k.to_vec())
+        .collect();
         assert_eq!(keys(&e, b"", b"\xff", false), all);
         let mut rev = all.clone();
         rev.reverse();
         assert_eq!(keys(&e, b"", b"\xff", true), rev);
         // Within one keyspace.
         assert_eq!(keys(&e, b"\x00", b"\x01", false), all[..3].to_vec());
-        assert_eq!(keys(&e, b"\x00b", b"\x01", true), vec![all[2].clone(), all[1].clone()]);
-        assert_eq!(keys(&e, b"\x01", b"\x02", true), vec![all[4].clone(), all[3].clone()]);
+        assert_eq!(
+            keys(&e, b"\x00b", b"\x01", true),
+            vec![all[2].clone(), all[1].clone()]
+        );
+        assert_eq!(
+            keys(&e, b"\x01", b"\x02", true),
+            vec![all[4].clone(), all[3].clone()]
+        );
         // Crossing the split with exclusive end.
         assert_eq!(keys(&e, b"\x00b", b"\x01a", false), all[1..4].to_vec());
-        assert_eq!(keys(&e, b"\x00b", b"\x01a", true), vec![all[3].clone(), all[2].clone(), all[1].clone()]);
+        assert_eq!(
+            keys(&e, b"\x00b", b"\x01a", true),
+            vec![all[3].clone(), all[2].clone(), all[1].clone()]
+        );
         assert!(keys(&e, b"b", b"a", false).is_empty());
     }
 

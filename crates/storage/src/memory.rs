@@ -68,9 +68,17 @@ mod tests {
         b.put(b"c".to_vec(), b"3".to_vec());
         b.delete(b"b".to_vec());
         e.write(b, true).unwrap();
-        let fwd: Vec<_> = e.scan(b"a", b"z", false).unwrap().map(|r| r.unwrap().0).collect();
+        let fwd: Vec<_> = e
+            .scan(b"a", b"z", false)
+            .unwrap()
+            .map(|r| r.unwrap().0)
+            .collect();
         assert_eq!(fwd, vec![b"a".to_vec(), b"c".to_vec()]);
-        let rev: Vec<_> = e.scan(b"a", b"z", true).unwrap().map(|r| r.unwrap().0).collect();
+        let rev: Vec<_> = e
+            .scan(b"a", b"z", true)
+            .unwrap()
+            .map(|r| r.unwrap().0)
+            .collect();
         assert_eq!(rev, vec![b"c".to_vec(), b"a".to_vec()]);
     }
 }

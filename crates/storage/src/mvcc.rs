@@ -585,7 +585,10 @@ pub fn scan(
     let mut conflicts = Vec::new();
     loop {
         let vk = head_version_part(&versions)?;
-        let ik = intents.head().map(|(k, _)| intent_user_part(k)).transpose()?;
+        let ik = intents
+            .head()
+            .map(|(k, _)| intent_user_part(k))
+            .transpose()?;
         // The next user key (encoded) in scan order, and who has it.
         let ek: Vec<u8> = match (vk, ik) {
             (None, None) => break,
@@ -732,7 +735,10 @@ pub fn put(
             encode_value(&mut v, value.as_deref());
             batch.put(encode_version_key(key, ts), v);
         }
-        Some(t) => batch.put(encode_intent_key(key), encode_intent_value(t, value.as_deref())),
+        Some(t) => batch.put(
+            encode_intent_key(key),
+            encode_intent_value(t, value.as_deref()),
+        ),
     }
     Ok(())
 }
@@ -832,3 +838,782 @@ pub fn clear_span(
     Ok(n)
 }
 
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::{FjallEngine, MemoryEngine};
+
+    fn ts(wall: u64) -> Timestamp {
+        Timestamp::new(wall, 0)
+    }
+
+    fn txn(id: u8, wall: u64) -> TxnMeta {
+        TxnMeta {
+            id: [id; 16],
+            timestamp: ts(wall),
+        }
+    }
+
+    fn val(s: &str) -> Option<Vec<u8>> {
+        Some(s.as_bytes().to_vec())
+    }
+
+    /// Non-transactional put (or delete with `None`), applied at once.
+    fn write(e: &dyn Engine, key: &str, wall: u64, value: Option<&str>) {
+        let mut b = WriteBatch::new();
+        put(
+            e,
+            &mut b,
+            key.as_bytes(),
+            ts(wall),
+            value.and_then(val),
+            None,
+        )
+        .unwrap();
+        e.write(b, false).unwrap();
+    }
+
+    fn write_intent(e: &dyn Engine, key: &str, t: &TxnMeta, value: Option<&str>) {
+        let mut b = WriteBatch::new();
+        put(
+            e,
+            &mut b,
+            key.as_bytes(),
+            t.timestamp,
+            value.and_then(val),
+            Some(t),
+        )
+        .unwrap();
+        e.write(b, false).unwrap();
+    }
+
+    fn resolve(e: &dyn Engine, key: &str, t: &TxnMeta, commit: Option<u64>) -> bool {
+        let mut b = WriteBatch::new();
+        let found = resolve_intent(e, &mut b, key.as_bytes(), t.id, commit.map(ts)).unwrap();
+        e.write(b, false).unwrap();
+        found
+    }
+
+    fn read(e: &dyn Engine, key: &str, wall: u64) -> Option<String> {
+        get(e, key.as_bytes(), ts(wall), None)
+            .unwrap()
+            .map(|v| String::from_utf8(v).unwrap())
+    }
+
+    fn rows(r: &ScanResult) -> Vec<(String, String)> {
+        r.rows
+            .iter()
+            .map(|(k, v)| {
+                (
+                    String::from_utf8(k.clone()).unwrap(),
+                    String::from_utf8(v.clone()).unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    fn scan_all(e: &dyn Engine, wall: u64, reverse: bool) -> Vec<(String, String)> {
+        rows(&scan(e, b"", b"", ts(wall), 0, reverse, None).unwrap())
+    }
+
+    fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+        p.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn intent_keys(err: MvccError) -> Vec<Vec<u8>> {
+        match err {
+            MvccError::WriteIntent { intents } => intents.into_iter().map(|i| i.key).collect(),
+            other => panic!("expected WriteIntent, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn version_keys_round_trip_and_sort_newest_first() {
+        let k1 = encode_version_key(b"a", Timestamp::new(5, 1));
+        let k2 = encode_version_key(b"a", Timestamp::new(5, 0));
+        let k3 = encode_version_key(b"a", Timestamp::new(4, 9));
+        let k4 = encode_version_key(b"a\x00", Timestamp::MAX);
+        assert!(k1 < k2 && k2 < k3 && k3 < k4);
+        assert_eq!(
+            decode_version_key(&k1).unwrap(),
+            (b"a".to_vec(), Timestamp::new(5, 1))
+        );
+        assert_eq!(
+            decode_intent_key(&encode_intent_key(b"x\x00y")).unwrap(),
+            b"x\x00y".to_vec()
+        );
+        assert!(decode_version_key(b"\x01a").is_err());
+        assert!(decode_version_key(&encode_intent_key(b"a")).is_err());
+    }
+
+    #[test]
+    fn read_at_old_timestamp_sees_old_version() {
+        let e = MemoryEngine::new();
+        write(&e, "k", 10, Some("v10"));
+        write(&e, "k", 20, Some("v20"));
+        assert_eq!(read(&e, "k", 5), None);
+        assert_eq!(read(&e, "k", 10), Some("v10".into()));
+        assert_eq!(read(&e, "k", 15), Some("v10".into()));
+        assert_eq!(read(&e, "k", 20), Some("v20".into()));
+        assert_eq!(read(&e, "k", 99), Some("v20".into()));
+        // The logical counter orders versions within one millisecond.
+        let mut b = WriteBatch::new();
+        put(&e, &mut b, b"k", Timestamp::new(30, 2), val("v30.2"), None).unwrap();
+        e.write(b, false).unwrap();
+        assert_eq!(
+            get(&e, b"k", Timestamp::new(30, 1), None).unwrap(),
+            val("v20")
+        );
+        assert_eq!(
+            get(&e, b"k", Timestamp::new(30, 2), None).unwrap(),
+            val("v30.2")
+        );
+    }
+
+    #[test]
+    fn tombstone_hides_value_and_get_version_reports_it() {
+        let e = MemoryEngine::new();
+        write(&e, "k", 10, Some("v"));
+        write(&e, "k", 20, None);
+        write(&e, "k", 30, Some("back"));
+        assert_eq!(read(&e, "k", 25), None);
+        assert_eq!(read(&e, "k", 30), Some("back".into()));
+        assert_eq!(get_version(&e, b"k", ts(25)).unwrap(), Some((ts(20), None)));
+        assert_eq!(get_version(&e, b"k", ts(9)).unwrap(), None);
+        assert_eq!(scan_all(&e, 25, false), vec![]);
+    }
+
+    #[test]
+    fn scan_forward_and_reverse_at_various_timestamps() {
+        let e = MemoryEngine::new();
+        write(&e, "a", 10, Some("a10"));
+        write(&e, "b", 10, Some("b10"));
+        write(&e, "b", 20, Some("b20"));
+        write(&e, "c", 20, Some("c20"));
+        write(&e, "a", 30, None);
+        // A key with many versions exercises the seeking paths.
+        for w in 1..50 {
+            write(&e, "m", w, Some(&format!("m{w}")));
+        }
+        let at15 = pairs(&[("a", "a10"), ("b", "b10"), ("m", "m15")]);
+        assert_eq!(scan_all(&e, 15, false), at15);
+        let mut rev = at15.clone();
+        rev.reverse();
+        assert_eq!(scan_all(&e, 15, true), rev);
+        let at30 = pairs(&[("b", "b20"), ("c", "c20"), ("m", "m30")]);
+        assert_eq!(scan_all(&e, 30, false), at30);
+        let mut rev = at30.clone();
+        rev.reverse();
+        assert_eq!(scan_all(&e, 30, true), rev);
+        assert_eq!(scan_all(&e, 0, false), vec![]);
+        // Bounded spans.
+        let r = scan(&e, b"b", b"m", ts(30), 0, false, None).unwrap();
+        assert_eq!(rows(&r), pairs(&[("b", "b20"), ("c", "c20")]));
+        let r = scan(&e, b"b", b"m", ts(30), 0, true, None).unwrap();
+        assert_eq!(rows(&r), pairs(&[("c", "c20"), ("b", "b20")]));
+        let r = scan(&e, b"m", b"b", ts(30), 0, true, None).unwrap();
+        assert!(r.rows.is_empty());
+    }
+
+    #[test]
+    fn write_at_or_below_newest_version_is_too_old() {
+        let e = MemoryEngine::new();
+        write(&e, "k", 10, Some("v"));
+        let mut b = WriteBatch::new();
+        for w in [5, 10] {
+            match put(&e, &mut b, b"k", ts(w), val("x"), None) {
+                Err(MvccError::WriteTooOld { key, existing }) => {
+                    assert_eq!(key, b"k".to_vec());
+                    assert_eq!(existing, ts(10));
+                }
+                other => panic!("expected WriteTooOld, got {other:?}"),
+            }
+        }
+        // A transaction below the newest version is too old as well.
+        let t = txn(1, 10);
+        assert!(matches!(
+            put(&e, &mut b, b"k", t.timestamp, val("x"), Some(&t)),
+            Err(MvccError::WriteTooOld { .. })
+        ));
+        // A version already in the batch counts.
+        put(&e, &mut b, b"k", ts(11), val("x"), None).unwrap();
+        assert!(matches!(
+            put(&e, &mut b, b"k", ts(11), val("y"), None),
+            Err(MvccError::WriteTooOld { existing, .. }) if existing == ts(11)
+        ));
+        assert!(b.len() == 1);
+    }
+
+    #[test]
+    fn intent_blocks_other_readers_at_or_above_its_timestamp() {
+        let e = MemoryEngine::new();
+        write(&e, "k", 10, Some("old"));
+        let t = txn(1, 20);
+        write_intent(&e, "k", &t, Some("new"));
+        assert_eq!(
+            intent_keys(get(&e, b"k", ts(20), None).unwrap_err()),
+            vec![b"k".to_vec()]
+        );
+        let other = txn(2, 25);
+        assert!(get(&e, b"k", ts(25), Some(&other)).is_err());
+        // Below the intent, it is invisible.
+        assert_eq!(read(&e, "k", 19), Some("old".into()));
+        let r = scan(&e, b"", b"", ts(19), 0, false, None).unwrap();
+        assert_eq!(rows(&r), pairs(&[("k", "old")]));
+        // The intent itself.
+        let i = get_intent(&e, b"k").unwrap().unwrap();
+        assert_eq!((i.key, i.txn, i.value), (b"k".to_vec(), t, val("new")));
+    }
+
+    #[test]
+    fn own_intent_is_visible_to_its_txn() {
+        let e = MemoryEngine::new();
+        write(&e, "a", 10, Some("a10"));
+        write(&e, "b", 10, Some("b10"));
+        let t = txn(1, 20);
+        write_intent(&e, "a", &t, Some("mine"));
+        write_intent(&e, "b", &t, None);
+        write_intent(&e, "c", &t, Some("new"));
+        // Even when reading below the intent's timestamp.
+        for read_ts in [ts(5), ts(20), ts(30)] {
+            assert_eq!(get(&e, b"a", read_ts, Some(&t)).unwrap(), val("mine"));
+            assert_eq!(get(&e, b"b", read_ts, Some(&t)).unwrap(), None);
+            let fwd = scan(&e, b"", b"", read_ts, 0, false, Some(&t)).unwrap();
+            assert_eq!(rows(&fwd), pairs(&[("a", "mine"), ("c", "new")]));
+            let rev = scan(&e, b"", b"", read_ts, 0, true, Some(&t)).unwrap();
+            assert_eq!(rows(&rev), pairs(&[("c", "new"), ("a", "mine")]));
+        }
+    }
+
+    #[test]
+    fn intent_blocks_other_writers() {
+        let e = MemoryEngine::new();
+        let t1 = txn(1, 20);
+        write_intent(&e, "k", &t1, Some("t1"));
+        let mut b = WriteBatch::new();
+        let t2 = txn(2, 30);
+        assert_eq!(
+            intent_keys(put(&e, &mut b, b"k", ts(30), val("x"), Some(&t2)).unwrap_err()),
+            vec![b"k".to_vec()]
+        );
+        assert!(matches!(
+            put(&e, &mut b, b"k", ts(30), val("x"), None),
+            Err(MvccError::WriteIntent { .. })
+        ));
+        assert!(b.is_empty());
+        // The owner may rewrite it, at a pushed timestamp too.
+        let pushed = txn(1, 25);
+        write_intent(&e, "k", &pushed, Some("t1 again"));
+        let i = get_intent(&e, b"k").unwrap().unwrap();
+        assert_eq!((i.txn.timestamp, i.value), (ts(25), val("t1 again")));
+    }
+
+    #[test]
+    fn commit_intent_makes_value_visible_at_commit_ts() {
+        let e = MemoryEngine::new();
+        write(&e, "k", 10, Some("old"));
+        let t = txn(1, 20);
+        write_intent(&e, "k", &t, Some("new"));
+        assert!(resolve(&e, "k", &t, Some(22)));
+        assert_eq!(get_intent(&e, b"k").unwrap(), None);
+        assert_eq!(read(&e, "k", 21), Some("old".into()));
+        assert_eq!(read(&e, "k", 22), Some("new".into()));
+        // A committed deletion.
+        let t = txn(2, 30);
+        write_intent(&e, "k", &t, None);
+        assert!(resolve(&e, "k", &t, Some(30)));
+        assert_eq!(read(&e, "k", 30), None);
+        assert_eq!(get_version(&e, b"k", ts(30)).unwrap(), Some((ts(30), None)));
+    }
+
+    #[test]
+    fn abort_intent_removes_it() {
+        let e = MemoryEngine::new();
+        write(&e, "k", 10, Some("old"));
+        let t = txn(1, 20);
+        write_intent(&e, "k", &t, Some("new"));
+        assert!(resolve(&e, "k", &t, None));
+        assert_eq!(get_intent(&e, b"k").unwrap(), None);
+        assert_eq!(read(&e, "k", 30), Some("old".into()));
+        assert_eq!(
+            get_version(&e, b"k", Timestamp::MAX).unwrap(),
+            Some((ts(10), val("old")))
+        );
+    }
+
+    #[test]
+    fn resolve_without_matching_intent_does_nothing() {
+        let e = MemoryEngine::new();
+        let t1 = txn(1, 20);
+        assert!(!resolve(&e, "k", &t1, Some(20)));
+        write_intent(&e, "k", &t1, Some("v"));
+        let t2 = txn(2, 20);
+        let mut b = WriteBatch::new();
+        assert!(!resolve_intent(&e, &mut b, b"k", t2.id, Some(ts(20))).unwrap());
+        assert!(b.is_empty());
+        assert!(get_intent(&e, b"k").unwrap().is_some());
+    }
+
+    #[test]
+    fn intent_and_its_resolution_can_share_a_batch() {
+        // One-phase commit: write intents and commit them in one batch.
+        let e = MemoryEngine::new();
+        let t = txn(1, 20);
+        let mut b = WriteBatch::new();
+        put(&e, &mut b, b"a", t.timestamp, val("1"), Some(&t)).unwrap();
+        put(&e, &mut b, b"b", t.timestamp, val("2"), Some(&t)).unwrap();
+        // Another writer sees the intent in the batch.
+        assert!(matches!(
+            put(&e, &mut b, b"a", ts(30), val("x"), None),
+            Err(MvccError::WriteIntent { .. })
+        ));
+        assert!(resolve_intent(&e, &mut b, b"a", t.id, Some(ts(20))).unwrap());
+        assert!(resolve_intent(&e, &mut b, b"b", t.id, Some(ts(20))).unwrap());
+        // Resolved in the batch: a second resolution finds nothing.
+        assert!(!resolve_intent(&e, &mut b, b"a", t.id, Some(ts(20))).unwrap());
+        e.write(b, false).unwrap();
+        assert_eq!(scan_all(&e, 20, false), pairs(&[("a", "1"), ("b", "2")]));
+        assert!(scan_intents(&e, b"", b"", 0).unwrap().is_empty());
+    }
+
+    #[test]
+    fn scan_reports_every_conflicting_intent() {
+        let e = MemoryEngine::new();
+        write(&e, "a", 10, Some("a"));
+        write_intent(&e, "b", &txn(1, 15), Some("x"));
+        write(&e, "c", 10, Some("c"));
+        write_intent(&e, "d", &txn(2, 12), None);
+        write_intent(&e, "e", &txn(3, 50), Some("later"));
+        for reverse in [false, true] {
+            let err = scan(&e, b"", b"", ts(20), 0, reverse, None).unwrap_err();
+            let mut keys = intent_keys(err);
+            keys.sort();
+            assert_eq!(keys, vec![b"b".to_vec(), b"d".to_vec()]);
+        }
+        // Outside the scanned span, or above read_ts, intents do not matter.
+        let r = scan(&e, b"c", b"d", ts(20), 0, false, None).unwrap();
+        assert_eq!(rows(&r), pairs(&[("c", "c")]));
+        let r = scan(&e, b"", b"", ts(11), 0, false, None).unwrap();
+        assert_eq!(rows(&r), pairs(&[("a", "a"), ("c", "c")]));
+        // Beyond the limit, they do not either.
+        let r = scan(&e, b"", b"", ts(20), 1, false, None).unwrap();
+        assert_eq!(rows(&r), pairs(&[("a", "a")]));
+        assert_eq!(r.resume_key, Some(b"b".to_vec()));
+        assert_eq!(scan_intents(&e, b"", b"", 0).unwrap().len(), 3);
+        assert_eq!(
+            scan_intents(&e, b"c", b"", 1).unwrap()[0].key,
+            b"d".to_vec()
+        );
+    }
+
+    #[test]
+    fn scan_limit_sets_resume_key() {
+        let e = MemoryEngine::new();
+        for k in ["a", "b", "c", "d"] {
+            write(&e, k, 10, Some(k));
+        }
+        write(&e, "e", 10, None);
+        let r = scan(&e, b"", b"", ts(10), 2, false, None).unwrap();
+        assert_eq!(rows(&r), pairs(&[("a", "a"), ("b", "b")]));
+        assert_eq!(r.resume_key, Some(b"c".to_vec()));
+        let r = scan(&e, b"c", b"", ts(10), 2, false, None).unwrap();
+        assert_eq!(rows(&r), pairs(&[("c", "c"), ("d", "d")]));
+        assert_eq!(r.resume_key, None, "only a tombstone is left");
+        let r = scan(&e, b"", b"", ts(10), 3, true, None).unwrap();
+        assert_eq!(rows(&r), pairs(&[("d", "d"), ("c", "c"), ("b", "b")]));
+        assert_eq!(r.resume_key, Some(b"a\x00".to_vec()));
+        let r = scan(&e, b"", b"a\x00", ts(10), 3, true, None).unwrap();
+        assert_eq!(rows(&r), pairs(&[("a", "a")]));
+        assert_eq!(r.resume_key, None);
+    }
+
+    #[test]
+    fn gc_keeps_what_reads_at_threshold_see() {
+        let e = MemoryEngine::new();
+        for w in [10, 20, 30, 40] {
+            write(&e, "k", w, Some(&format!("k{w}")));
+        }
+        write(&e, "t", 10, Some("t10"));
+        write(&e, "t", 20, None);
+        write(&e, "u", 10, None);
+        write_intent(&e, "k", &txn(1, 50), Some("intent"));
+        let mut b = WriteBatch::new();
+        let stats = gc(&e, &mut b, b"", b"", ts(25)).unwrap();
+        e.write(b, false).unwrap();
+        assert_eq!(stats.keys, 3);
+        assert_eq!(stats.versions_deleted, 4, "k@10, t@20, t@10, u@10");
+        assert!(stats.bytes_deleted > 0);
+        assert_eq!(read(&e, "k", 25), Some("k20".into()));
+        assert_eq!(read(&e, "k", 35), Some("k30".into()));
+        assert_eq!(get_version(&e, b"k", ts(15)).unwrap(), None);
+        assert_eq!(read(&e, "t", 25), None);
+        assert_eq!(get_version(&e, b"t", Timestamp::MAX).unwrap(), None);
+        assert_eq!(get_version(&e, b"u", Timestamp::MAX).unwrap(), None);
+        assert!(get_intent(&e, b"k").unwrap().is_some());
+        // Running it again finds nothing more to do.
+        let mut b = WriteBatch::new();
+        assert_eq!(
+            gc(&e, &mut b, b"", b"", ts(25)).unwrap().versions_deleted,
+            0
+        );
+        assert!(b.is_empty());
+    }
+
+    #[test]
+    fn engine_span_covers_exactly_the_user_span() {
+        let e = MemoryEngine::new();
+        for k in ["a", "b", "b\x00", "c"] {
+            write(&e, k, 10, Some(k));
+            write_intent(&e, k, &txn(1, 20), Some(k));
+        }
+        e.write(
+            {
+                let mut b = WriteBatch::new();
+                b.put(b"\x00local".to_vec(), b"x".to_vec());
+                b
+            },
+            false,
+        )
+        .unwrap();
+        let mut found = Vec::new();
+        for (lo, hi) in engine_span(b"b", b"c") {
+            for item in e.scan(&lo, &hi, false).unwrap() {
+                let (k, _) = item.unwrap();
+                found.push(match k[0] {
+                    MVCC_PREFIX => decode_version_key(&k).unwrap().0,
+                    _ => decode_intent_key(&k).unwrap(),
+                });
+            }
+        }
+        assert_eq!(
+            found,
+            vec![
+                b"b".to_vec(),
+                b"b\x00".to_vec(),
+                b"b".to_vec(),
+                b"b\x00".to_vec()
+            ]
+        );
+        let mut b = WriteBatch::new();
+        assert_eq!(clear_span(&e, &mut b, b"b", b"c").unwrap(), 4);
+        e.write(b, false).unwrap();
+        let r = scan(&e, b"", b"", ts(15), 0, false, None).unwrap();
+        assert_eq!(rows(&r), pairs(&[("a", "a"), ("c", "c")]));
+        assert_eq!(e.get(b"\x00local").unwrap(), Some(b"x".to_vec()));
+    }
+
+    #[test]
+    fn corrupt_data_is_an_error_not_a_panic() {
+        let e = MemoryEngine::new();
+        let mut b = WriteBatch::new();
+        b.put(encode_version_key(b"v", ts(10)), vec![7, 1, 2]);
+        b.put(encode_intent_key(b"i"), vec![1, 2, 3]);
+        b.put(vec![MVCC_PREFIX, b'x'], vec![1]);
+        e.write(b, false).unwrap();
+        assert!(matches!(
+            get(&e, b"v", ts(10), None),
+            Err(MvccError::Corruption(_))
+        ));
+        assert!(matches!(
+            get(&e, b"i", ts(10), None),
+            Err(MvccError::Corruption(_))
+        ));
+        assert!(matches!(
+            scan(&e, b"", b"", ts(10), 0, false, None),
+            Err(MvccError::Corruption(_))
+        ));
+        assert!(matches!(
+            scan(&e, b"", b"", ts(10), 0, true, None),
+            Err(MvccError::Corruption(_))
+        ));
+        let mut b = WriteBatch::new();
+        assert!(gc(&e, &mut b, b"", b"", ts(20)).is_err());
+    }
+
+    #[test]
+    fn mvcc_on_fjall_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = txn(1, 30);
+        {
+            let e = FjallEngine::open(dir.path()).unwrap();
+            write(&e, "a", 10, Some("a10"));
+            write(&e, "a", 20, Some("a20"));
+            write(&e, "b", 10, Some("b10"));
+            write_intent(&e, "c", &t, Some("c30"));
+            e.sync().unwrap();
+        }
+        let e = FjallEngine::open(dir.path()).unwrap();
+        assert_eq!(read(&e, "a", 15), Some("a10".into()));
+        assert_eq!(scan_all(&e, 25, true), pairs(&[("b", "b10"), ("a", "a20")]));
+        assert!(get(&e, b"c", ts(30), None).is_err());
+        assert!(resolve(&e, "c", &t, Some(31)));
+        assert_eq!(
+            scan_all(&e, 31, false),
+            pairs(&[("a", "a20"), ("b", "b10"), ("c", "c30")])
+        );
+    }
+
+    // -----------------------------------------------------------------------
+    // Model-based property tests.
+
+    /// A random history: versions and intents of a few short keys.
+    #[derive(Debug, Clone)]
+    struct History {
+        versions: Vec<(Vec<u8>, Timestamp, Option<Vec<u8>>)>,
+        /// key -> (txn id byte, timestamp, value)
+        intents: Vec<(Vec<u8>, u8, Timestamp, Option<Vec<u8>>)>,
+    }
+
+    fn key_strategy() -> impl Strategy<Value = Vec<u8>> {
+        prop::collection::vec(
+            prop_oneof![Just(0u8), Just(1u8), Just(b'a'), Just(b'b')],
+            0..3,
+        )
+    }
+
+    fn ts_strategy() -> impl Strategy<Value = Timestamp> {
+        (1u64..8, 0u32..3).prop_map(|(w, l)| Timestamp::new(w, l))
+    }
+
+    fn value_strategy() -> impl Strategy<Value = Option<Vec<u8>>> {
+        prop_oneof![
+            1 => Just(None),
+            3 => prop::collection::vec(any::<u8>(), 0..3).prop_map(Some),
+        ]
+    }
+
+    fn history(with_intents: bool) -> impl Strategy<Value = History> {
+        let versions =
+            prop::collection::vec((key_strategy(), ts_strategy(), value_strategy()), 0..60);
+        let n_intents = if with_intents { 0..5usize } else { 0..1usize };
+        let intents = prop::collection::vec(
+            (key_strategy(), 1u8..3, ts_strategy(), value_strategy()),
+            n_intents,
+        )
+        .prop_map(move |v| if with_intents { v } else { Vec::new() });
+        (versions, intents).prop_map(|(versions, intents)| History { versions, intents })
+    }
+
+    type Model = BTreeMap<Vec<u8>, (BTreeMap<Timestamp, Option<Vec<u8>>>, Option<Intent>)>;
+
+    /// Writes `h` directly (bypassing conflict checks) and returns the model.
+    fn load(e: &dyn Engine, h: &History) -> Model {
+        let mut model = Model::new();
+        let mut b = WriteBatch::new();
+        for (k, t, v) in &h.versions {
+            let mut raw = Vec::new();
+            encode_value(&mut raw, v.as_deref());
+            b.put(encode_version_key(k, *t), raw);
+            model.entry(k.clone()).or_default().0.insert(*t, v.clone());
+        }
+        for (k, id, t, v) in &h.intents {
+            let meta = TxnMeta {
+                id: [*id; 16],
+                timestamp: *t,
+            };
+            b.put(
+                encode_intent_key(k),
+                encode_intent_value(&meta, v.as_deref()),
+            );
+            model.entry(k.clone()).or_default().1 = Some(Intent {
+                key: k.clone(),
+                txn: meta,
+                value: v.clone(),
+            });
+        }
+        e.write(b, false).unwrap();
+        model
+    }
+
+    /// What a scan should return: rows, or the conflicting intents' keys.
+    fn model_scan(
+        m: &Model,
+        start: &[u8],
+        end: &[u8],
+        read_ts: Timestamp,
+        reverse: bool,
+        txn: Option<&TxnMeta>,
+    ) -> std::result::Result<Vec<(Vec<u8>, Vec<u8>)>, Vec<Vec<u8>>> {
+        let mut rows = Vec::new();
+        let mut conflicts = Vec::new();
+        for (k, (versions, intent)) in m {
+            if k.as_slice() < start || (!end.is_empty() && k.as_slice() >= end) {
+                continue;
+            }
+            let value = match intent {
+                Some(i) if txn.is_some_and(|t| t.id == i.txn.id) => i.value.clone(),
+                Some(i) if i.txn.timestamp <= read_ts => {
+                    conflicts.push(k.clone());
+                    continue;
+                }
+                _ => versions
+                    .range(..=read_ts)
+                    .next_back()
+                    .and_then(|(_, v)| v.clone()),
+            };
+            if let Some(v) = value {
+                rows.push((k.clone(), v));
+            }
+        }
+        if reverse {
+            rows.reverse();
+        }
+        if conflicts.is_empty() {
+            Ok(rows)
+        } else {
+            Err(conflicts)
+        }
+    }
+
+    fn check_scan(
+        e: &dyn Engine,
+        m: &Model,
+        start: &[u8],
+        end: &[u8],
+        read_ts: Timestamp,
+        reverse: bool,
+        txn: Option<&TxnMeta>,
+    ) -> std::result::Result<(), TestCaseError> {
+        let got = scan(e, start, end, read_ts, 0, reverse, txn);
+        match model_scan(m, start, end, read_ts, reverse, txn) {
+            Ok(want) => {
+                let got = got.map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
+                prop_assert_eq!(&got.rows, &want);
+                prop_assert_eq!(got.resume_key, None);
+            }
+            Err(mut want) => {
+                let mut keys = match got {
+                    Err(MvccError::WriteIntent { intents }) => {
+                        intents.into_iter().map(|i| i.key).collect::<Vec<_>>()
+                    }
+                    other => {
+                        return Err(TestCaseError::fail(format!(
+                            "want conflicts, got {other:?}"
+                        )))
+                    }
+                };
+                keys.sort();
+                want.sort();
+                prop_assert_eq!(keys, want);
+            }
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        #[test]
+        fn scan_and_get_match_model(
+            h in history(true),
+            read_ts in ts_strategy(),
+            start in key_strategy(),
+            end in key_strategy(),
+            reader in 0u8..3,
+        ) {
+            let e = MemoryEngine::new();
+            let m = load(&e, &h);
+            let reader = (reader > 0).then_some(TxnMeta { id: [reader; 16], timestamp: read_ts });
+            for reverse in [false, true] {
+                check_scan(&e, &m, b"", b"", read_ts, reverse, reader.as_ref())?;
+                check_scan(&e, &m, &start, &end, read_ts, reverse, reader.as_ref())?;
+            }
+            for k in m.keys() {
+                let want = model_scan(&m, k, &keys_next(k), read_ts, false, reader.as_ref());
+                match (get(&e, k, read_ts, reader.as_ref()), want) {
+                    (Ok(got), Ok(want)) => prop_assert_eq!(got, want.into_iter().next().map(|r| r.1)),
+                    (Err(MvccError::WriteIntent { .. }), Err(_)) => {}
+                    (got, want) => prop_assert!(false, "get {:?}: {:?} vs {:?}", k, got, want),
+                }
+            }
+        }
+
+        #[test]
+        fn scan_pages_concatenate_to_full_scan(
+            h in history(false),
+            read_ts in ts_strategy(),
+            limit in 1usize..4,
+            reverse: bool,
+        ) {
+            let e = MemoryEngine::new();
+            load(&e, &h);
+            let full = scan(&e, b"", b"", read_ts, 0, reverse, None).unwrap().rows;
+            let (mut start, mut end) = (Vec::new(), Vec::new());
+            let mut paged = Vec::new();
+            for _ in 0..100 {
+                let page = scan(&e, &start, &end, read_ts, limit, reverse, None).unwrap();
+                prop_assert!(page.rows.len() <= limit);
+                paged.extend(page.rows);
+                match page.resume_key {
+                    None => break,
+                    Some(k) if reverse => end = k,
+                    Some(k) => start = k,
+                }
+            }
+            prop_assert_eq!(paged, full);
+        }
+
+        #[test]
+        fn gc_preserves_reads_at_or_above_threshold(
+            h in history(true),
+            threshold in ts_strategy(),
+            probes in prop::collection::vec(ts_strategy(), 1..6),
+        ) {
+            let e = MemoryEngine::new();
+            load(&e, &h);
+            let reads = |e: &MemoryEngine, t: Timestamp| {
+                (
+                    scan(e, b"", b"", t, 0, false, None).map_err(|e| format!("{e:?}")),
+                    e.scan(&[LOCK_PREFIX], &[LOCK_PREFIX + 1], false).unwrap().map(|r| r.unwrap()).collect::<Vec<_>>(),
+                )
+            };
+            let probes: Vec<Timestamp> = probes.into_iter().map(|p| p.max(threshold)).chain([threshold, Timestamp::MAX]).collect();
+            let before: Vec<_> = probes.iter().map(|t| reads(&e, *t)).collect();
+            let mut b = WriteBatch::new();
+            let stats = gc(&e, &mut b, b"", b"", threshold).unwrap();
+            e.write(b, false).unwrap();
+            let after: Vec<_> = probes.iter().map(|t| reads(&e, *t)).collect();
+            prop_assert_eq!(before, after);
+            // At most one version per key remains at or below the threshold,
+            // and it is not a tombstone.
+            let mut below: BTreeMap<Vec<u8>, usize> = BTreeMap::new();
+            let mut remaining = 0u64;
+            for item in e.scan(&[MVCC_PREFIX], &[MVCC_PREFIX + 1], false).unwrap() {
+                let (k, v) = item.unwrap();
+                remaining += 1;
+                let (key, t) = decode_version_key(&k).unwrap();
+                if t <= threshold {
+                    prop_assert!(!is_tombstone(&v).unwrap());
+                    *below.entry(key).or_default() += 1;
+                }
+            }
+            prop_assert!(below.values().all(|n| *n == 1));
+            let distinct: std::collections::BTreeSet<_> = h.versions.iter().map(|(k, t, _)| (k.clone(), *t)).collect();
+            prop_assert_eq!(remaining + stats.versions_deleted, distinct.len() as u64);
+        }
+
+        #[test]
+        fn fjall_scans_match_memory(h in history(true), read_ts in ts_strategy(), reverse: bool) {
+            let dir = tempfile::tempdir().unwrap();
+            let f = FjallEngine::open(dir.path()).unwrap();
+            let m = MemoryEngine::new();
+            load(&f, &h);
+            load(&m, &h);
+            let a = scan(&f, b"", b"", read_ts, 0, reverse, None).map_err(|e| format!("{e:?}"));
+            let b = scan(&m, b"", b"", read_ts, 0, reverse, None).map_err(|e| format!("{e:?}"));
+            prop_assert_eq!(a, b);
+        }
+    }
+
+    fn keys_next(k: &[u8]) -> Vec<u8> {
+        let mut n = k.to_vec();
+        n.push(0);
+        n
+    }
+}

@@ -48,7 +48,7 @@ impl Timestamp {
     }
 
     /// `self` moved forward by `d` of wall time.
-    pub fn add(self, d: Duration) -> Self {
+    pub fn add_duration(self, d: Duration) -> Self {
         Timestamp::new(self.wall.saturating_add(d.as_millis() as u64), self.logical)
     }
 

@@ -118,7 +118,7 @@ pub trait StateMachine: Send + Sized + 'static {
 
     /// Called once every write of this round's applies is in the engine:
     /// the moment to answer waiting clients.
-    fn on_applied(&mut self) {}
+    fn on_applied(&mut self, _applied_index: u64) {}
 
     /// The state machine's content at the current applied index.
     fn build_snapshot(&self) -> Result<Vec<u8>, String>;
@@ -700,14 +700,14 @@ impl<S: StateMachine> MultiRaft<S> {
                     }
                 }
             }
-            applied_groups.push(range_id);
+            applied_groups.push((range_id, last));
         }
         if !apply_batch.is_empty() {
             self.engine.write(apply_batch, false)?;
         }
-        for range_id in &applied_groups {
+        for (range_id, applied) in &applied_groups {
             if let Some(g) = self.groups.get_mut(range_id) {
-                g.sm.on_applied();
+                g.sm.on_applied(*applied);
             }
         }
         for range_id in destroyed {

@@ -714,7 +714,7 @@ pub fn put(
     txn: Option<&TxnMeta>,
 ) -> MvccResult<()> {
     if let Some(intent) = read_intent(engine, Some(batch), key)? {
-        if !txn.is_some_and(|t| t.id == intent.txn.id) {
+        if txn.is_none_or(|t| t.id != intent.txn.id) {
             return Err(MvccError::WriteIntent {
                 intents: vec![intent],
             });
@@ -1367,8 +1367,13 @@ mod tests {
     struct History {
         versions: Vec<(Vec<u8>, Timestamp, Option<Vec<u8>>)>,
         /// key -> (txn id byte, timestamp, value)
-        intents: Vec<(Vec<u8>, u8, Timestamp, Option<Vec<u8>>)>,
+        intents: Vec<ModelIntent>,
     }
+
+    /// An intent of a history: key, txn id byte, timestamp, value.
+    type ModelIntent = (Vec<u8>, u8, Timestamp, Option<Vec<u8>>);
+    /// Rows, or the keys of conflicting intents.
+    type ModelScan = std::result::Result<Vec<(Vec<u8>, Vec<u8>)>, Vec<Vec<u8>>>;
 
     fn key_strategy() -> impl Strategy<Value = Vec<u8>> {
         prop::collection::vec(
@@ -1439,7 +1444,7 @@ mod tests {
         read_ts: Timestamp,
         reverse: bool,
         txn: Option<&TxnMeta>,
-    ) -> std::result::Result<Vec<(Vec<u8>, Vec<u8>)>, Vec<Vec<u8>>> {
+    ) -> ModelScan {
         let mut rows = Vec::new();
         let mut conflicts = Vec::new();
         for (k, (versions, intent)) in m {

@@ -27,7 +27,10 @@ pub struct Timestamp {
 
 impl Timestamp {
     /// The zero timestamp, below every real one.
-    pub const ZERO: Timestamp = Timestamp { wall: 0, logical: 0 };
+    pub const ZERO: Timestamp = Timestamp {
+        wall: 0,
+        logical: 0,
+    };
     /// The largest timestamp.
     pub const MAX: Timestamp = Timestamp {
         wall: u64::MAX,

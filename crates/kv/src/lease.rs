@@ -78,7 +78,10 @@ impl LeaseState {
     /// Whether a replica that is leader in `term` with `applied` may serve a
     /// read at `now_ms`.
     pub fn valid(&self, term: u64, now_ms: u64, applied: u64) -> bool {
-        self.term != 0 && self.term == term && now_ms < self.expiration_ms && applied >= self.read_index
+        self.term != 0
+            && self.term == term
+            && now_ms < self.expiration_ms
+            && applied >= self.read_index
     }
 
     /// Milliseconds left, if any.

@@ -1,1 +1,13 @@
-//! placeholder
+//! Ranges over the replicated store: the [`Replica`](replica::Replica)
+//! state machine each raft group drives, range [`lease`]s, the per-node
+//! [`Store`](store::Store) that serves requests, and the [`DB`](db::DB)
+//! client that routes operations to leaseholders.
+
+pub mod db;
+pub mod lease;
+pub mod overlay;
+pub mod replica;
+pub mod store;
+
+pub use db::{NodeDialer, DB};
+pub use store::{Liveness, RaftTransport, Store, StoreConfig};

@@ -52,7 +52,11 @@ impl Engine for Overlay {
     }
 }
 
-fn overlay_get(engine: &dyn Engine, pending: &PendingWrites, key: &[u8]) -> Result<Option<Vec<u8>>> {
+fn overlay_get(
+    engine: &dyn Engine,
+    pending: &PendingWrites,
+    key: &[u8],
+) -> Result<Option<Vec<u8>>> {
     match pending.map.get(key) {
         Some(v) => Ok(v.clone()),
         None => engine.get(key),
@@ -150,7 +154,10 @@ mod tests {
             }
             assert_eq!(
                 got,
-                vec![(b"a".to_vec(), b"9".to_vec()), (b"b".to_vec(), b"2".to_vec())]
+                vec![
+                    (b"a".to_vec(), b"9".to_vec()),
+                    (b"b".to_vec(), b"2".to_vec())
+                ]
             );
         }
     }

@@ -188,7 +188,10 @@ impl GroupStorage {
         let keep = (first.index - self.truncated_index - 1) as usize;
         self.entries.truncate(keep);
         for e in entries {
-            batch.put(log_key(self.range_id, e.index), e.write_to_bytes().unwrap_or_default());
+            batch.put(
+                log_key(self.range_id, e.index),
+                e.write_to_bytes().unwrap_or_default(),
+            );
             self.entries.push_back(e.clone());
         }
         let new_last = self.last();
@@ -211,7 +214,12 @@ impl GroupStorage {
 
     /// Records the applied index (and membership) in `batch`, which must be
     /// the batch holding the applied commands' effects.
-    pub fn set_applied(&mut self, applied: u64, conf_state: Option<ConfState>, batch: &mut WriteBatch) {
+    pub fn set_applied(
+        &mut self,
+        applied: u64,
+        conf_state: Option<ConfState>,
+        batch: &mut WriteBatch,
+    ) {
         self.applied = applied;
         if let Some(cs) = conf_state {
             self.conf_state = cs;
@@ -388,7 +396,9 @@ impl raft::Storage for GroupStorage {
             }
         }
         self.snapshot_requested.set(Some(request_index));
-        Err(raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable))
+        Err(raft::Error::Store(
+            StorageError::SnapshotTemporarilyUnavailable,
+        ))
     }
 }
 
@@ -433,7 +443,9 @@ mod tests {
         engine.write(batch, true).unwrap();
         assert_eq!(s.first_index().unwrap(), 13);
         assert_eq!(s.term(12).unwrap(), 6);
-        assert!(s.entries(12, 14, None, GetEntriesContext::empty(false)).is_err());
+        assert!(s
+            .entries(12, 14, None, GetEntriesContext::empty(false))
+            .is_err());
         let loaded = GroupStorage::load(&engine, 1).unwrap().unwrap();
         assert_eq!(loaded.first_index().unwrap(), 13);
         assert_eq!(loaded.last_index().unwrap(), 13);

@@ -30,8 +30,8 @@ use protobuf::Message as _;
 use raft::eraftpb::{
     ConfChange, ConfChangeV2, ConfState, EntryType, Message, MessageType, Snapshot,
 };
-use raft_proto::ConfChangeI;
 use raft::{RawNode, StateRole};
+use raft_proto::ConfChangeI;
 use tessera_common::proto::RaftEnvelope;
 use tessera_storage::{Engine, WriteBatch};
 
@@ -153,7 +153,9 @@ pub trait StateMachine: Send + Sized + 'static {
 pub enum ProposeError {
     UnknownGroup,
     /// Not the leader; `leader` is the current leader if known (0 if not).
-    NotLeader { leader: u64 },
+    NotLeader {
+        leader: u64,
+    },
     /// Raft dropped it (leadership transfer in progress, or too much
     /// uncommitted data).
     Dropped,
@@ -568,7 +570,12 @@ impl<S: StateMachine> MultiRaft<S> {
         }
     }
 
-    fn queue(outbox: &mut BTreeMap<u64, Vec<RaftEnvelope>>, range_id: u64, span: &(Vec<u8>, Vec<u8>), msgs: Vec<Message>) {
+    fn queue(
+        outbox: &mut BTreeMap<u64, Vec<RaftEnvelope>>,
+        range_id: u64,
+        span: &(Vec<u8>, Vec<u8>),
+        msgs: Vec<Message>,
+    ) {
         for m in msgs {
             outbox.entry(m.to).or_default().push(RaftEnvelope {
                 range_id,
@@ -622,9 +629,17 @@ impl<S: StateMachine> MultiRaft<S> {
         let mut new_groups = Vec::new();
         let mut destroyed = Vec::new();
         for (range_id, mut rd) in readies {
-            let g = self.groups.get_mut(&range_id).expect("group of a ready exists");
+            let g = self
+                .groups
+                .get_mut(&range_id)
+                .expect("group of a ready exists");
             let span = g.sm.span();
-            Self::queue(&mut self.outbox, range_id, &span, rd.take_persisted_messages());
+            Self::queue(
+                &mut self.outbox,
+                range_id,
+                &span,
+                rd.take_persisted_messages(),
+            );
             for rs in rd.take_read_states() {
                 g.sm.on_read_index(&rs.request_ctx, rs.index);
             }
@@ -650,35 +665,44 @@ impl<S: StateMachine> MultiRaft<S> {
                         }
                     }
                     EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => {
-                        let (cc, context): (ConfChangeV2, Vec<u8>) =
-                            if e.get_entry_type() == EntryType::EntryConfChange {
-                                let cc = ConfChange::parse_from_bytes(&e.data).map_err(|err| {
-                                    tessera_storage::Error::Corruption(format!(
-                                        "range {range_id}: bad conf change: {err}"
-                                    ))
-                                })?;
-                                let ctx = cc.context.to_vec();
-                                (cc.into_v2(), ctx)
-                            } else {
-                                let cc = ConfChangeV2::parse_from_bytes(&e.data).map_err(|err| {
-                                    tessera_storage::Error::Corruption(format!(
-                                        "range {range_id}: bad conf change: {err}"
-                                    ))
-                                })?;
-                                let ctx = cc.context.to_vec();
-                                (cc, ctx)
-                            };
+                        let (cc, context): (ConfChangeV2, Vec<u8>) = if e.get_entry_type()
+                            == EntryType::EntryConfChange
+                        {
+                            let cc = ConfChange::parse_from_bytes(&e.data).map_err(|err| {
+                                tessera_storage::Error::Corruption(format!(
+                                    "range {range_id}: bad conf change: {err}"
+                                ))
+                            })?;
+                            let ctx = cc.context.to_vec();
+                            (cc.into_v2(), ctx)
+                        } else {
+                            let cc = ConfChangeV2::parse_from_bytes(&e.data).map_err(|err| {
+                                tessera_storage::Error::Corruption(format!(
+                                    "range {range_id}: bad conf change: {err}"
+                                ))
+                            })?;
+                            let ctx = cc.context.to_vec();
+                            (cc, ctx)
+                        };
                         let cs = g.node.apply_conf_change(&cc).map_err(|err| {
                             tessera_storage::Error::Corruption(format!(
                                 "range {range_id}: cannot apply conf change: {err}"
                             ))
                         })?;
-                        g.sm.apply_conf_change(e.index, &context, &cs, &mut apply_batch, &mut effects);
+                        g.sm.apply_conf_change(
+                            e.index,
+                            &context,
+                            &cs,
+                            &mut apply_batch,
+                            &mut effects,
+                        );
                         conf_state = Some(cs);
                     }
                 }
             }
-            g.node.mut_store().set_applied(last, conf_state, &mut apply_batch);
+            g.node
+                .mut_store()
+                .set_applied(last, conf_state, &mut apply_batch);
             g.node.advance_apply_to(last);
             for effect in effects {
                 match effect {

@@ -5,10 +5,10 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 use raft::eraftpb::{ConfChange, ConfChangeType, ConfState};
 use raft::StateRole;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use tessera_common::proto::RaftEnvelope;
 use tessera_storage::{MemoryEngine, WriteBatch};
 
@@ -21,7 +21,14 @@ struct Recorder {
 }
 
 impl StateMachine for Recorder {
-    fn apply(&mut self, _: u64, _: u64, data: &[u8], _: &mut WriteBatch, _: &mut Vec<Effect<Self>>) {
+    fn apply(
+        &mut self,
+        _: u64,
+        _: u64,
+        data: &[u8],
+        _: &mut WriteBatch,
+        _: &mut Vec<Effect<Self>>,
+    ) {
         self.applied.push(data.to_vec());
     }
     fn apply_conf_change(
@@ -83,8 +90,14 @@ impl Sim {
             let engine = Arc::new(MemoryEngine::new());
             let mut mr = MultiRaft::new(cfg, engine.clone());
             let mut batch = WriteBatch::new();
-            mr.create_group(RANGE, voters.clone(), vec![], Recorder::default(), &mut batch)
-                .unwrap();
+            mr.create_group(
+                RANGE,
+                voters.clone(),
+                vec![],
+                Recorder::default(),
+                &mut batch,
+            )
+            .unwrap();
             tessera_storage::Engine::write(engine.as_ref(), batch, true).unwrap();
             nodes.insert(id, mr);
         }
@@ -237,7 +250,11 @@ fn partitioned_leader_is_replaced_and_its_uncommitted_writes_vanish() {
     sim.run(3);
     sim.isolate(old);
     // Proposed to the isolated leader: can never commit.
-    sim.nodes.get_mut(&old).unwrap().propose(RANGE, b"lost".to_vec()).unwrap();
+    sim.nodes
+        .get_mut(&old)
+        .unwrap()
+        .propose(RANGE, b"lost".to_vec())
+        .unwrap();
     sim.run(40);
     let new = sim.leader().unwrap();
     assert_ne!(new, old);
@@ -247,8 +264,14 @@ fn partitioned_leader_is_replaced_and_its_uncommitted_writes_vanish() {
     sim.run(30);
     for id in 1..=3 {
         let log = sim.applied(id);
-        assert!(log.contains(&b"kept".to_vec()), "node {id} misses a committed entry");
-        assert!(!log.contains(&b"lost".to_vec()), "node {id} applied an uncommitted entry");
+        assert!(
+            log.contains(&b"kept".to_vec()),
+            "node {id} misses a committed entry"
+        );
+        assert!(
+            !log.contains(&b"lost".to_vec()),
+            "node {id} applied an uncommitted entry"
+        );
         assert_eq!(log.len(), 11);
     }
 }
@@ -315,16 +338,27 @@ fn new_member_joins_as_learner_gets_a_snapshot_and_is_promoted() {
     let mut cc = ConfChange::default();
     cc.set_change_type(ConfChangeType::AddLearnerNode);
     cc.node_id = 4;
-    sim.nodes.get_mut(&leader).unwrap().propose_conf_change(RANGE, vec![], cc).unwrap();
+    sim.nodes
+        .get_mut(&leader)
+        .unwrap()
+        .propose_conf_change(RANGE, vec![], cc)
+        .unwrap();
     sim.run(20);
     assert_eq!(sim.applied(4).len(), 20, "learner did not catch up");
     let mut cc = ConfChange::default();
     cc.set_change_type(ConfChangeType::AddNode);
     cc.node_id = 4;
-    sim.nodes.get_mut(&leader).unwrap().propose_conf_change(RANGE, vec![], cc).unwrap();
+    sim.nodes
+        .get_mut(&leader)
+        .unwrap()
+        .propose_conf_change(RANGE, vec![], cc)
+        .unwrap();
     sim.run(10);
     let voters = sim.nodes[&leader].statuses();
-    assert_eq!(voters[&RANGE].applied, sim.nodes[&4].statuses()[&RANGE].applied);
+    assert_eq!(
+        voters[&RANGE].applied,
+        sim.nodes[&4].statuses()[&RANGE].applied
+    );
     // With 4 voters, two nodes down stops progress; one down does not.
     sim.isolate(if leader == 1 { 2 } else { 1 });
     assert!(sim.propose(b"after"));

@@ -1,0 +1,588 @@
+//! The client API over the whole keyspace: [`DB`] routes every operation to
+//! the leaseholder of the range that holds its key.
+//!
+//! Routing uses a [`RangeCache`] of descriptors and leaseholders. A miss
+//! reads the descriptor from /meta (in range 1, found through gossip). A
+//! reply that says the cache was wrong (`NotLeaseholder`,
+//! `RangeKeyMismatch`, `RangeNotFound`, an unreachable node) updates the
+//! cache and the operation is retried, with backoff, until it succeeds or
+//! the deadline passes. Each operation is linearizable per key: reads are
+//! served by the leaseholder under a valid lease, writes are applied
+//! through raft before they are acknowledged.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use prost::Message as _;
+use tessera_common::keys;
+use tessera_common::proto::{
+    self, kv_error, kv_request, KvRequest, KvResponse, RangeDescriptor, ReplicaType,
+};
+use tessera_common::Clock;
+
+/// Errors of the client API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// A conditional put found another value (`None`: the key is absent).
+    ConditionFailed {
+        actual: Option<Vec<u8>>,
+    },
+    /// The request is invalid (not worth retrying).
+    BadRequest(String),
+    /// The cluster could not serve the request before the deadline. With
+    /// `ambiguous`, a write may or may not have been applied.
+    Unavailable {
+        reason: String,
+        ambiguous: bool,
+    },
+    Internal(String),
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::ConditionFailed { actual: None } => write!(f, "condition failed: key is absent"),
+            Error::ConditionFailed { actual: Some(v) } => write!(
+                f,
+                "condition failed: current value is {:?}",
+                String::from_utf8_lossy(v)
+            ),
+            Error::BadRequest(m) => write!(f, "bad request: {m}"),
+            Error::Unavailable { reason, ambiguous } => {
+                if *ambiguous {
+                    write!(f, "result unknown: {reason}")
+                } else {
+                    write!(f, "unavailable: {reason}")
+                }
+            }
+            Error::Internal(m) => write!(f, "internal error: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// A future returned by a [`NodeDialer`].
+pub type DialFuture = Pin<Box<dyn Future<Output = std::result::Result<KvResponse, String>> + Send>>;
+
+/// How the client reaches nodes (gRPC in a server, direct calls in tests).
+pub trait NodeDialer: Send + Sync + 'static {
+    /// Sends a request to the store of `node_id`. `Err` means the node
+    /// could not be reached.
+    fn send(&self, node_id: u64, req: KvRequest) -> DialFuture;
+    /// Range 1's descriptor and its leaseholder, as known from gossip.
+    fn first_range(&self) -> Option<(RangeDescriptor, u64)>;
+    /// Nodes to try when nothing better is known.
+    fn known_nodes(&self) -> Vec<u64>;
+}
+
+#[derive(Clone, Debug)]
+struct CachedRange {
+    desc: RangeDescriptor,
+    leaseholder: u64,
+}
+
+/// Descriptors and leaseholders of ranges, keyed by end key.
+#[derive(Default)]
+pub struct RangeCache {
+    by_end: BTreeMap<Vec<u8>, CachedRange>,
+}
+
+impl RangeCache {
+    /// The cached range containing `key`.
+    fn lookup(&self, key: &[u8]) -> Option<CachedRange> {
+        let next = keys::next_key(key);
+        let (_, r) = self
+            .by_end
+            .range::<[u8], _>((
+                std::ops::Bound::Included(next.as_slice()),
+                std::ops::Bound::Unbounded,
+            ))
+            .next()?;
+        (r.desc.start_key.as_slice() <= key).then(|| r.clone())
+    }
+
+    /// Inserts a descriptor, evicting overlapping older ones.
+    fn insert(&mut self, desc: RangeDescriptor, leaseholder: u64) {
+        let overlapping: Vec<Vec<u8>> = self
+            .by_end
+            .range::<[u8], _>((
+                std::ops::Bound::Excluded(desc.start_key.as_slice()),
+                std::ops::Bound::Unbounded,
+            ))
+            .take_while(|(_, r)| r.desc.start_key < desc.end_key)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in overlapping {
+            if let Some(r) = self.by_end.get(&k) {
+                if r.desc.generation > desc.generation && r.desc.range_id == desc.range_id {
+                    return; // we already know something newer
+                }
+            }
+            self.by_end.remove(&k);
+        }
+        self.by_end
+            .insert(desc.end_key.clone(), CachedRange { desc, leaseholder });
+    }
+
+    fn set_leaseholder(&mut self, range_id: u64, node: u64) {
+        for r in self.by_end.values_mut() {
+            if r.desc.range_id == range_id {
+                r.leaseholder = node;
+            }
+        }
+    }
+
+    fn evict(&mut self, range_id: u64) {
+        self.by_end.retain(|_, r| r.desc.range_id != range_id);
+    }
+}
+
+/// The cluster-wide key/value client.
+pub struct DB {
+    dialer: Arc<dyn NodeDialer>,
+    cache: Mutex<RangeCache>,
+    clock: Clock,
+    /// How long an operation keeps retrying.
+    pub deadline: Duration,
+}
+
+enum Route {
+    /// The range containing the key.
+    Key,
+    /// The range containing the keys just below the key (reverse scans).
+    Before,
+}
+
+impl DB {
+    pub fn new(dialer: Arc<dyn NodeDialer>, clock: Clock) -> Self {
+        DB {
+            dialer,
+            cache: Mutex::new(RangeCache::default()),
+            clock,
+            deadline: Duration::from_secs(20),
+        }
+    }
+
+    pub async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let op = kv_request::Op::Get(proto::GetRequest { key: key.to_vec() });
+        Ok(self.send(key, Route::Key, op).await?.1.value)
+    }
+
+    pub async fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
+        let op = kv_request::Op::Put(proto::PutRequest {
+            key: key.to_vec(),
+            value: value.to_vec(),
+        });
+        self.send(key, Route::Key, op).await.map(|_| ())
+    }
+
+    pub async fn delete(&self, key: &[u8]) -> Result<()> {
+        let op = kv_request::Op::Delete(proto::DeleteRequest { key: key.to_vec() });
+        self.send(key, Route::Key, op).await.map(|_| ())
+    }
+
+    /// Writes `value` if the current value is `expected` (`None`: absent).
+    pub async fn cput(&self, key: &[u8], value: &[u8], expected: Option<&[u8]>) -> Result<()> {
+        let op = kv_request::Op::Cput(proto::CPutRequest {
+            key: key.to_vec(),
+            value: value.to_vec(),
+            expected: expected.map(|e| e.to_vec()),
+        });
+        self.send(key, Route::Key, op).await.map(|_| ())
+    }
+
+    /// Keys in `[start, end)` in order (descending if `reverse`), at most
+    /// `limit` (0: all), across as many ranges as the span covers.
+    pub async fn scan(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+        reverse: bool,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut out = Vec::new();
+        let (mut lo, mut hi) = (start.to_vec(), end.to_vec());
+        while lo < hi {
+            let remaining = if limit == 0 { 0 } else { limit - out.len() };
+            let (route_key, route) = if reverse {
+                (hi.clone(), Route::Before)
+            } else {
+                (lo.clone(), Route::Key)
+            };
+            let (desc, resp) = self
+                .send_with(&route_key, route, |desc| {
+                    let s = lo.clone().max(desc.start_key.clone());
+                    let e = hi.clone().min(desc.end_key.clone());
+                    kv_request::Op::Scan(proto::ScanRequest {
+                        start: s,
+                        end: e,
+                        limit: remaining as u32,
+                        reverse,
+                    })
+                })
+                .await?;
+            out.extend(resp.rows.into_iter().map(|kv| (kv.key, kv.value)));
+            if limit != 0 && out.len() >= limit {
+                break;
+            }
+            if reverse {
+                hi = match resp.resume_key {
+                    Some(k) => k,
+                    None => desc.start_key.clone(),
+                };
+            } else {
+                lo = match resp.resume_key {
+                    Some(k) => k,
+                    None => desc.end_key.clone(),
+                };
+            }
+        }
+        Ok(out)
+    }
+
+    /// Splits the range containing `key` so that a range starts at `key`.
+    pub async fn split(&self, key: &[u8]) -> Result<RangeDescriptor> {
+        let op = kv_request::Op::Split(proto::SplitRequest {
+            split_key: key.to_vec(),
+        });
+        let (_, resp) = self.send(key, Route::Key, op).await?;
+        // The left side changed: refresh what we know.
+        let mut cache = self.cache.lock();
+        if let Some(d) = &resp.descriptor {
+            cache.evict(d.range_id);
+        }
+        Ok(resp.descriptor.unwrap_or_default())
+    }
+
+    /// Moves the lease of the range containing `key` to `node_id`.
+    pub async fn transfer_lease(&self, key: &[u8], node_id: u64) -> Result<()> {
+        let op = kv_request::Op::TransferLease(proto::TransferLeaseRequest {
+            target_node: node_id,
+        });
+        self.send(key, Route::Key, op).await?;
+        let range_id = self.lookup(key).await?.desc.range_id;
+        self.cache.lock().set_leaseholder(range_id, node_id);
+        Ok(())
+    }
+
+    /// Adds (or removes) a replica of the range containing `key`.
+    pub async fn change_replicas(
+        &self,
+        key: &[u8],
+        node_id: u64,
+        remove: bool,
+    ) -> Result<RangeDescriptor> {
+        let op = kv_request::Op::ChangeReplicas(proto::ChangeReplicasRequest { node_id, remove });
+        let (_, resp) = self.send(key, Route::Key, op).await?;
+        Ok(resp.descriptor.unwrap_or_default())
+    }
+
+    /// Atomically adds one to the u64 counter at `key`; returns the new value.
+    pub async fn increment(&self, key: &[u8]) -> Result<u64> {
+        loop {
+            let cur = self.get(key).await?;
+            let n = match &cur {
+                Some(v) => u64::from_be_bytes(
+                    v.as_slice()
+                        .try_into()
+                        .map_err(|_| Error::Internal("counter is not a u64".into()))?,
+                ),
+                None => 0,
+            };
+            match self.cput(key, &(n + 1).to_be_bytes(), cur.as_deref()).await {
+                Ok(()) => return Ok(n + 1),
+                Err(Error::ConditionFailed { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Records `desc` in /meta unless a newer generation is already there.
+    pub async fn update_meta(&self, desc: &RangeDescriptor) -> Result<()> {
+        let key = keys::meta_key(&desc.end_key);
+        loop {
+            let cur = self.get(&key).await?;
+            if let Some(bytes) = &cur {
+                if let Ok(existing) = RangeDescriptor::decode(bytes.as_slice()) {
+                    if existing.generation >= desc.generation {
+                        return Ok(());
+                    }
+                }
+            }
+            match self.cput(&key, &desc.encode_to_vec(), cur.as_deref()).await {
+                Ok(()) => return Ok(()),
+                Err(Error::ConditionFailed { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Every range descriptor, in key order, read from /meta.
+    pub async fn ranges(&self) -> Result<Vec<RangeDescriptor>> {
+        let rows = self
+            .scan(keys::META_PREFIX, keys::META_END, 0, false)
+            .await?;
+        rows.into_iter()
+            .map(|(_, v)| {
+                RangeDescriptor::decode(v.as_slice())
+                    .map_err(|e| Error::Internal(format!("corrupt descriptor in /meta: {e}")))
+            })
+            .collect()
+    }
+
+    /// The leaseholder this client last saw for a range (0: unknown).
+    pub fn cached_leaseholder(&self, range_id: u64) -> u64 {
+        self.cache
+            .lock()
+            .by_end
+            .values()
+            .find(|r| r.desc.range_id == range_id)
+            .map(|r| r.leaseholder)
+            .unwrap_or(0)
+    }
+
+    /// The range containing `key`: from the cache, else from /meta.
+    async fn lookup(&self, key: &[u8]) -> Result<CachedRange> {
+        if let Some(r) = self.cache.lock().lookup(key) {
+            return Ok(r);
+        }
+        self.lookup_uncached(key, Route::Key).await
+    }
+
+    async fn lookup_uncached(&self, key: &[u8], route: Route) -> Result<CachedRange> {
+        if key < keys::META_END {
+            // Range 1 holds /meta; it is found through gossip.
+            let (desc, lh) = self
+                .dialer
+                .first_range()
+                .ok_or_else(|| Error::Unavailable {
+                    reason: "range 1 location unknown (cluster not initialized or unreachable)"
+                        .into(),
+                    ambiguous: false,
+                })?;
+            self.cache.lock().insert(desc.clone(), lh);
+            return Ok(CachedRange {
+                desc,
+                leaseholder: lh,
+            });
+        }
+        let start = match route {
+            Route::Key => keys::meta_lookup_start(key),
+            Route::Before => keys::meta_key(key),
+        };
+        let rows = Box::pin(self.scan(&start, keys::META_END, 1, false)).await?;
+        let (_, v) = rows.into_iter().next().ok_or_else(|| {
+            Error::Internal(format!("no range descriptor covers {}", keys::pretty(key)))
+        })?;
+        let desc = RangeDescriptor::decode(v.as_slice())
+            .map_err(|e| Error::Internal(format!("corrupt descriptor in /meta: {e}")))?;
+        let cached = CachedRange {
+            desc: desc.clone(),
+            leaseholder: 0,
+        };
+        self.cache.lock().insert(desc, 0);
+        Ok(cached)
+    }
+
+    async fn send(
+        &self,
+        key: &[u8],
+        route: Route,
+        op: kv_request::Op,
+    ) -> Result<(RangeDescriptor, KvResponse)> {
+        self.send_with(key, route, |_| op.clone()).await
+    }
+
+    /// Sends an operation (built for the range found) to the leaseholder of
+    /// the range holding `key`, retrying through routing errors.
+    async fn send_with(
+        &self,
+        key: &[u8],
+        route: Route,
+        build: impl Fn(&RangeDescriptor) -> kv_request::Op,
+    ) -> Result<(RangeDescriptor, KvResponse)> {
+        let deadline = Instant::now() + self.deadline;
+        let mut backoff = Duration::from_millis(10);
+        let mut last_err = String::from("no attempt made");
+        let mut tried: Vec<u64> = Vec::new();
+        let mut ambiguous = false;
+        loop {
+            if Instant::now() >= deadline {
+                return Err(Error::Unavailable {
+                    reason: last_err,
+                    ambiguous,
+                });
+            }
+            let cached = match route {
+                Route::Key => self.cache.lock().lookup(key),
+                Route::Before => {
+                    // The range whose span includes keys just below `key`.
+                    let c = self.cache.lock();
+                    c.by_end
+                        .range::<[u8], _>((
+                            std::ops::Bound::Included(key),
+                            std::ops::Bound::Unbounded,
+                        ))
+                        .next()
+                        .filter(|(_, r)| r.desc.start_key.as_slice() < key)
+                        .map(|(_, r)| r.clone())
+                }
+            };
+            let range = match cached {
+                Some(r) => r,
+                None => match self
+                    .lookup_uncached(
+                        key,
+                        match route {
+                            Route::Key => Route::Key,
+                            Route::Before => Route::Before,
+                        },
+                    )
+                    .await
+                {
+                    Ok(r) => r,
+                    Err(e) => {
+                        last_err = e.to_string();
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_millis(500));
+                        continue;
+                    }
+                },
+            };
+            let desc = range.desc.clone();
+            // Target: the known leaseholder, else replicas not yet tried.
+            let voters: Vec<u64> = desc
+                .replicas
+                .iter()
+                .filter(|r| r.r#type == ReplicaType::Voter as i32)
+                .map(|r| r.node_id)
+                .collect();
+            let target = if range.leaseholder != 0 && !tried.contains(&range.leaseholder) {
+                range.leaseholder
+            } else if let Some(n) = voters.iter().find(|n| !tried.contains(n)) {
+                *n
+            } else {
+                // Everyone tried: start over after a pause, forgetting
+                // what we knew about this range.
+                tried.clear();
+                self.cache.lock().evict(desc.range_id);
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_millis(500));
+                continue;
+            };
+            let req = KvRequest {
+                range_id: desc.range_id,
+                timestamp: Some(self.clock.now().into()),
+                op: Some(build(&desc)),
+            };
+            let resp = match self.dialer.send(target, req).await {
+                Ok(r) => r,
+                Err(e) => {
+                    last_err = format!("node {target}: {e}");
+                    tried.push(target);
+                    self.cache.lock().set_leaseholder(desc.range_id, 0);
+                    continue;
+                }
+            };
+            if let Some(ts) = resp.timestamp {
+                let _ = self.clock.update(ts.into());
+            }
+            let Some(kind) = resp.error.as_ref().and_then(|e| e.kind.clone()) else {
+                self.cache.lock().set_leaseholder(desc.range_id, target);
+                return Ok((desc, resp));
+            };
+            match kind {
+                kv_error::Kind::NotLeaseholder(nl) => {
+                    tried.push(target);
+                    let mut cache = self.cache.lock();
+                    if let Some(d) = nl.descriptor {
+                        if d.generation > desc.generation {
+                            cache.insert(d, 0);
+                        }
+                    }
+                    let hint = if tried.contains(&nl.leaseholder_node) {
+                        0
+                    } else {
+                        nl.leaseholder_node
+                    };
+                    cache.set_leaseholder(desc.range_id, hint);
+                    last_err = format!("range {}: no leaseholder reachable", desc.range_id);
+                    if hint == 0 {
+                        drop(cache);
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_millis(500));
+                    }
+                }
+                kv_error::Kind::RangeNotFound(_) => {
+                    tried.push(target);
+                    last_err = format!("range {} not found on node {target}", desc.range_id);
+                }
+                kv_error::Kind::KeyMismatch(m) => {
+                    let mut cache = self.cache.lock();
+                    cache.evict(desc.range_id);
+                    for d in m.descriptors {
+                        if d.range_id != desc.range_id || d.generation > desc.generation {
+                            cache.insert(d, target);
+                        }
+                    }
+                    last_err = format!("range {} changed", desc.range_id);
+                    drop(cache);
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_millis(500));
+                }
+                kv_error::Kind::ConditionFailed(c) => {
+                    return Err(Error::ConditionFailed { actual: c.actual })
+                }
+                kv_error::Kind::BadRequest(m) => return Err(Error::BadRequest(m)),
+                kv_error::Kind::Internal(m) => return Err(Error::Internal(m)),
+                kv_error::Kind::Unavailable(u) => {
+                    ambiguous |= u.ambiguous;
+                    last_err = u.reason;
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_millis(500));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn desc(id: u64, start: &[u8], end: &[u8], generation: u64) -> RangeDescriptor {
+        RangeDescriptor {
+            range_id: id,
+            start_key: start.to_vec(),
+            end_key: end.to_vec(),
+            generation,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn cache_finds_the_range_containing_a_key() {
+        let mut c = RangeCache::default();
+        c.insert(desc(1, b"", b"m", 1), 0);
+        c.insert(desc(2, b"m", b"\xff\xff", 1), 0);
+        assert_eq!(c.lookup(b"a").unwrap().desc.range_id, 1);
+        assert_eq!(c.lookup(b"m").unwrap().desc.range_id, 2);
+        assert_eq!(c.lookup(b"l\xff").unwrap().desc.range_id, 1);
+    }
+
+    #[test]
+    fn cache_replaces_overlapping_descriptors_after_a_split() {
+        let mut c = RangeCache::default();
+        c.insert(desc(1, b"", b"\xff\xff", 1), 0);
+        c.insert(desc(1, b"", b"k", 2), 0);
+        assert!(c.lookup(b"z").is_none());
+        assert_eq!(c.lookup(b"a").unwrap().desc.generation, 2);
+    }
+}

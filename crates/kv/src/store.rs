@@ -1,0 +1,931 @@
+//! The store: every replica on one node, the thread that drives their raft
+//! groups, and the request path that serves reads under a lease and turns
+//! writes into raft proposals.
+//!
+//! Threads: one raft thread owns the [`MultiRaft`] (ticks, steps, persists,
+//! applies); requests arrive on async tasks and talk to it through a
+//! channel. Reads never enter the raft thread: the leaseholder checks its
+//! lease ([`crate::lease`]) and reads the engine directly.
+//!
+//! Background work of a leaseholder, once a second: up-replicate ranges
+//! with fewer voters than the cluster can hold (learner, snapshot,
+//! promote), keep the range's /meta record current, and move the lease to
+//! the range's preferred node so that leases spread over the cluster.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use parking_lot::RwLock;
+use prost::Message as _;
+use tessera_common::keys;
+use tessera_common::proto::{
+    self, kv_error, kv_request, raft_command, KvRequest, KvResponse, LocalRange, RaftBatch,
+    RaftCommand, RangeDescriptor, ReplicaType,
+};
+use tessera_common::{Clock, Timestamp};
+use tessera_raft::eraftpb::{ConfChange, ConfChangeType};
+use tessera_raft::{Config as RaftConfig, MultiRaft, ProposeError, StateRole};
+use tessera_storage::mvcc;
+use tessera_storage::{Engine, WriteBatch};
+use tokio::sync::oneshot;
+
+use crate::db::DB;
+use crate::replica::{
+    contains, descriptor_key, descriptor_span, internal, key_mismatch, kv_err, members,
+    tombstone_key, unavailable, ConfChangeDirection, Registry, Replica, ReplicaContext,
+    ReplicaShared,
+};
+
+/// Sends raft message batches to other nodes (never blocks).
+pub trait RaftTransport: Send + Sync + 'static {
+    fn send(&self, batch: RaftBatch);
+}
+
+/// What the store knows about other nodes (from gossip).
+pub trait Liveness: Send + Sync + 'static {
+    /// Live nodes and whether each is draining.
+    fn live_nodes(&self) -> Vec<(u64, bool)>;
+    fn is_live(&self, node_id: u64) -> bool;
+}
+
+/// Timing of the store. Leases are derived from the raft timing.
+#[derive(Clone, Debug)]
+pub struct StoreConfig {
+    pub node_id: u64,
+    pub tick: Duration,
+    pub election_tick: usize,
+    pub heartbeat_tick: usize,
+    /// Voters per range, when enough nodes are live.
+    pub replication_factor: usize,
+    /// How long a client write waits for its proposal to apply.
+    pub proposal_timeout: Duration,
+}
+
+impl StoreConfig {
+    pub fn new(node_id: u64) -> Self {
+        StoreConfig {
+            node_id,
+            tick: Duration::from_millis(100),
+            election_tick: 10,
+            heartbeat_tick: 2,
+            replication_factor: 3,
+            proposal_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// Lease length: below the shortest time a follower needs to stop
+    /// honouring its leader ((election_tick - 1) ticks), minus a margin.
+    pub fn lease_duration(&self) -> Duration {
+        let safe = self.tick * (self.election_tick as u32 - 1);
+        safe.mul_f64(0.8)
+    }
+}
+
+enum RaftMsg {
+    Raft(RaftBatch),
+    Propose {
+        range_id: u64,
+        cmd: RaftCommand,
+        reply: oneshot::Sender<KvResponse>,
+    },
+    ChangeReplicas {
+        range_id: u64,
+        node_id: u64,
+        direction: ConfChangeDirection,
+        reply: oneshot::Sender<KvResponse>,
+    },
+    RenewLease(u64),
+    TransferLease {
+        range_id: u64,
+        target: u64,
+    },
+    Progress {
+        range_id: u64,
+        reply: oneshot::Sender<Option<(u64, Vec<(u64, u64)>)>>,
+    },
+    Status(oneshot::Sender<HashMap<u64, tessera_raft::GroupStatus>>),
+    Stop,
+}
+
+/// All replicas of one node.
+pub struct Store {
+    cfg: StoreConfig,
+    ctx: Arc<ReplicaContext>,
+    tx: mpsc::Sender<RaftMsg>,
+    db: OnceLock<Arc<DB>>,
+    liveness: Arc<dyn Liveness>,
+    draining: AtomicBool,
+    thread: parking_lot::Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+fn not_leaseholder(shared: &ReplicaShared) -> KvResponse {
+    kv_err(kv_error::Kind::NotLeaseholder(proto::NotLeaseholder {
+        leaseholder_node: shared.leader_hint(),
+        descriptor: Some(shared.descriptor()),
+    }))
+}
+
+impl Store {
+    /// Writes the first range of a new cluster into `engine`: one replica,
+    /// on this node, covering the whole keyspace, with its /meta record and
+    /// the id generators.
+    pub fn bootstrap(engine: &dyn Engine, node_id: u64, now: Timestamp) -> Result<(), String> {
+        let desc = RangeDescriptor {
+            range_id: 1,
+            start_key: keys::KEY_MIN.to_vec(),
+            end_key: keys::KEY_MAX.to_vec(),
+            replicas: vec![proto::ReplicaDescriptor {
+                node_id,
+                replica_id: node_id,
+                r#type: ReplicaType::Voter as i32,
+            }],
+            generation: 1,
+            next_replica_id: node_id + 1,
+        };
+        let mut batch = WriteBatch::new();
+        batch.put(descriptor_key(1), desc.encode_to_vec());
+        tessera_raft::GroupStorage::initialized(1, vec![node_id], vec![], &mut batch);
+        let puts: [(&[u8], Vec<u8>); 3] = [
+            (&keys::meta_key(keys::KEY_MAX), desc.encode_to_vec()),
+            (keys::NODE_ID_GENERATOR, node_id.to_be_bytes().to_vec()),
+            (keys::RANGE_ID_GENERATOR, 1u64.to_be_bytes().to_vec()),
+        ];
+        for (k, v) in puts {
+            mvcc::put(engine, &mut batch, k, now, Some(v), None).map_err(|e| e.to_string())?;
+        }
+        engine.write(batch, true).map_err(|e| e.to_string())
+    }
+
+    /// Opens every replica found in `engine` and starts the raft thread.
+    pub fn start(
+        cfg: StoreConfig,
+        engine: Arc<dyn Engine>,
+        clock: Clock,
+        transport: Arc<dyn RaftTransport>,
+        liveness: Arc<dyn Liveness>,
+    ) -> Result<Arc<Store>, String> {
+        let registry: Registry = Arc::new(RwLock::new(HashMap::new()));
+        let ctx = Arc::new(ReplicaContext {
+            node_id: cfg.node_id,
+            engine: engine.clone(),
+            clock: clock.clone(),
+            epoch: Instant::now(),
+            lease_duration: cfg.lease_duration(),
+            renew_every_ticks: cfg.heartbeat_tick as u64,
+            registry: registry.clone(),
+        });
+        let mut rcfg = RaftConfig::new(cfg.node_id);
+        rcfg.election_tick = cfg.election_tick;
+        rcfg.heartbeat_tick = cfg.heartbeat_tick;
+        rcfg.vote_grace_ticks = cfg.election_tick as u64;
+        let mut mr: MultiRaft<Replica> = MultiRaft::new(rcfg, engine.clone());
+        let live = liveness.clone();
+        mr.set_liveness(move |n| live.is_live(n));
+
+        let (lo, hi) = descriptor_span();
+        for item in engine.scan(&lo, &hi, false).map_err(|e| e.to_string())? {
+            let (_, v) = item.map_err(|e| e.to_string())?;
+            let desc = RangeDescriptor::decode(v.as_slice())
+                .map_err(|e| format!("corrupt range descriptor: {e}"))?;
+            let shared = ReplicaShared::new(desc.clone(), true);
+            registry.write().insert(desc.range_id, shared.clone());
+            mr.load_group(desc.range_id, Replica::new(shared, ctx.clone()))?;
+        }
+        let (tx, rx) = mpsc::channel();
+        let store = Arc::new(Store {
+            cfg: cfg.clone(),
+            ctx: ctx.clone(),
+            tx,
+            db: OnceLock::new(),
+            liveness,
+            draining: AtomicBool::new(false),
+            thread: parking_lot::Mutex::new(None),
+        });
+        let handle = std::thread::Builder::new()
+            .name(format!("raft-n{}", cfg.node_id))
+            .spawn(move || raft_loop(mr, rx, transport, ctx, cfg.tick))
+            .map_err(|e| e.to_string())?;
+        *store.thread.lock() = Some(handle);
+        Ok(store)
+    }
+
+    /// Gives the store a client for cluster-wide operations (id
+    /// allocation, /meta updates). Set once, right after start.
+    pub fn set_db(&self, db: Arc<DB>) {
+        let _ = self.db.set(db);
+    }
+
+    pub fn node_id(&self) -> u64 {
+        self.cfg.node_id
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.ctx.clock
+    }
+
+    pub fn engine(&self) -> &Arc<dyn Engine> {
+        &self.ctx.engine
+    }
+
+    fn replica(&self, range_id: u64) -> Option<Arc<ReplicaShared>> {
+        let r = self.ctx.registry.read().get(&range_id).cloned()?;
+        r.initialized.load(Ordering::Acquire).then_some(r)
+    }
+
+    /// Descriptors of the local replicas.
+    pub fn replicas(&self) -> Vec<Arc<ReplicaShared>> {
+        let mut v: Vec<_> = self.ctx.registry.read().values().cloned().collect();
+        v.sort_by_key(|r| r.range_id);
+        v
+    }
+
+    /// The descriptor of range 1 if this node holds a replica of it, and
+    /// the leaseholder it believes in.
+    pub fn first_range(&self) -> Option<(RangeDescriptor, u64)> {
+        self.replica(1).map(|r| (r.descriptor(), r.leader_hint()))
+    }
+
+    /// Delivers raft messages from another node.
+    pub fn deliver(&self, batch: RaftBatch) {
+        if let Some(ts) = batch.timestamp {
+            let _ = self.ctx.clock.update(ts.into());
+        }
+        let _ = self.tx.send(RaftMsg::Raft(batch));
+    }
+
+    /// Status of every local replica, for introspection.
+    pub async fn local_ranges(&self) -> Vec<LocalRange> {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(RaftMsg::Status(reply)).is_err() {
+            return vec![];
+        }
+        let statuses = rx.await.unwrap_or_default();
+        let now = self.ctx.mono_ms();
+        self.replicas()
+            .into_iter()
+            .filter(|r| r.initialized.load(Ordering::Acquire))
+            .map(|r| {
+                let st = statuses.get(&r.range_id);
+                LocalRange {
+                    descriptor: Some(r.descriptor()),
+                    leaseholder: r.has_valid_lease(now)
+                        || st.is_some_and(|s| s.role == StateRole::Leader),
+                    raft_leader: st.map(|s| s.leader).unwrap_or(0),
+                    term: st.map(|s| s.term).unwrap_or(0),
+                    applied_index: st.map(|s| s.applied).unwrap_or(0),
+                    quiesced: st.is_some_and(|s| s.quiesced),
+                }
+            })
+            .collect()
+    }
+
+    /// Serves one request addressed to a local replica.
+    pub async fn execute(&self, req: KvRequest) -> KvResponse {
+        if let Some(ts) = req.timestamp {
+            if let Err(e) = self.ctx.clock.update(ts.into()) {
+                return unavailable(format!("clock offset too large: {e}"), false);
+            }
+        }
+        let Some(shared) = self.replica(req.range_id) else {
+            return kv_err(kv_error::Kind::RangeNotFound(proto::RangeNotFound {}));
+        };
+        shared
+            .last_used_ms
+            .store(self.ctx.mono_ms(), Ordering::Relaxed);
+        let desc = shared.descriptor();
+        let Some(op) = req.op else {
+            return kv_err(kv_error::Kind::BadRequest(
+                "request without operation".into(),
+            ));
+        };
+        let mut resp = match op {
+            kv_request::Op::Get(g) => {
+                if !contains(&desc, &g.key) {
+                    return key_mismatch(vec![desc]);
+                }
+                if let Err(resp) = self.ensure_lease(&shared).await {
+                    return resp;
+                }
+                let ts = self.ctx.clock.now();
+                match mvcc::get(self.ctx.engine.as_ref(), &g.key, ts, None) {
+                    Ok(value) => KvResponse {
+                        value,
+                        ..Default::default()
+                    },
+                    Err(e) => internal(format!("read failed: {e}")),
+                }
+            }
+            kv_request::Op::Scan(s) => {
+                if s.start < desc.start_key || s.end > desc.end_key || s.start > s.end {
+                    return key_mismatch(vec![desc]);
+                }
+                if let Err(resp) = self.ensure_lease(&shared).await {
+                    return resp;
+                }
+                let ts = self.ctx.clock.now();
+                match mvcc::scan(
+                    self.ctx.engine.as_ref(),
+                    &s.start,
+                    &s.end,
+                    ts,
+                    s.limit as usize,
+                    s.reverse,
+                    None,
+                ) {
+                    Ok(r) => KvResponse {
+                        rows: r
+                            .rows
+                            .into_iter()
+                            .map(|(key, value)| proto::KeyValue { key, value })
+                            .collect(),
+                        resume_key: r.resume_key,
+                        ..Default::default()
+                    },
+                    Err(e) => internal(format!("scan failed: {e}")),
+                }
+            }
+            kv_request::Op::Put(p) => {
+                self.write(&shared, &desc, p.key.clone(), raft_command::Cmd::Put(p))
+                    .await
+            }
+            kv_request::Op::Delete(d) => {
+                self.write(&shared, &desc, d.key.clone(), raft_command::Cmd::Delete(d))
+                    .await
+            }
+            kv_request::Op::Cput(c) => {
+                self.write(&shared, &desc, c.key.clone(), raft_command::Cmd::Cput(c))
+                    .await
+            }
+            kv_request::Op::Split(s) => self.admin_split(&shared, s.split_key).await,
+            kv_request::Op::TransferLease(t) => {
+                self.admin_transfer_lease(&shared, t.target_node).await
+            }
+            kv_request::Op::ChangeReplicas(c) => {
+                if c.remove {
+                    self.change_replicas(&shared, c.node_id, ConfChangeDirection::Remove)
+                        .await
+                } else {
+                    self.add_replica(&shared, c.node_id).await
+                }
+            }
+        };
+        if resp.timestamp.is_none() {
+            resp.timestamp = Some(self.ctx.clock.now().into());
+        }
+        resp
+    }
+
+    /// Waits until this replica holds a valid lease, or says who does.
+    async fn ensure_lease(&self, shared: &Arc<ReplicaShared>) -> Result<(), KvResponse> {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        loop {
+            if shared.has_valid_lease(self.ctx.mono_ms()) {
+                return Ok(());
+            }
+            if !shared.is_leader() || Instant::now() >= deadline {
+                return Err(not_leaseholder(shared));
+            }
+            let notified = shared.lease_changed.notified();
+            let _ = self.tx.send(RaftMsg::RenewLease(shared.range_id));
+            let _ = tokio::time::timeout(Duration::from_millis(200), notified).await;
+        }
+    }
+
+    async fn write(
+        &self,
+        shared: &Arc<ReplicaShared>,
+        desc: &RangeDescriptor,
+        key: Vec<u8>,
+        cmd: raft_command::Cmd,
+    ) -> KvResponse {
+        if !contains(desc, &key) {
+            return key_mismatch(vec![desc.clone()]);
+        }
+        if !shared.is_leader() {
+            return not_leaseholder(shared);
+        }
+        self.propose(shared.range_id, cmd).await
+    }
+
+    async fn propose(&self, range_id: u64, cmd: raft_command::Cmd) -> KvResponse {
+        let (reply, rx) = oneshot::channel();
+        let msg = RaftMsg::Propose {
+            range_id,
+            cmd: RaftCommand {
+                timestamp: None,
+                cmd: Some(cmd),
+            },
+            reply,
+        };
+        if self.tx.send(msg).is_err() {
+            return unavailable("node is shutting down", false);
+        }
+        match tokio::time::timeout(self.cfg.proposal_timeout, rx).await {
+            Ok(Ok(resp)) => resp,
+            Ok(Err(_)) => unavailable("node is shutting down", true),
+            Err(_) => unavailable("write timed out; it may or may not have applied", true),
+        }
+    }
+
+    async fn admin_split(&self, shared: &Arc<ReplicaShared>, split_key: Vec<u8>) -> KvResponse {
+        let desc = shared.descriptor();
+        if split_key.as_slice() < keys::SYSTEM_PREFIX {
+            return kv_err(kv_error::Kind::BadRequest(
+                "cannot split inside /meta: range 1 holds all range descriptors".into(),
+            ));
+        }
+        if !contains(&desc, &split_key) {
+            return key_mismatch(vec![desc]);
+        }
+        if split_key == desc.start_key {
+            // Already a range boundary: nothing to do.
+            return KvResponse {
+                descriptor: Some(desc),
+                ..Default::default()
+            };
+        }
+        if !shared.is_leader() {
+            return not_leaseholder(shared);
+        }
+        let Some(db) = self.db.get() else {
+            return unavailable("node is starting", false);
+        };
+        let new_id = match db.increment(keys::RANGE_ID_GENERATOR).await {
+            Ok(id) => id,
+            Err(e) => return unavailable(format!("cannot allocate a range id: {e}"), false),
+        };
+        let mut left = desc.clone();
+        left.end_key = split_key.clone();
+        left.generation += 1;
+        let right = RangeDescriptor {
+            range_id: new_id,
+            start_key: split_key,
+            end_key: desc.end_key.clone(),
+            replicas: desc.replicas.clone(),
+            generation: desc.generation + 1,
+            next_replica_id: desc.next_replica_id,
+        };
+        let resp = self
+            .propose(
+                shared.range_id,
+                raft_command::Cmd::Split(proto::SplitCommand {
+                    left: Some(left.clone()),
+                    right: Some(right.clone()),
+                }),
+            )
+            .await;
+        if resp.error.is_some() {
+            return resp;
+        }
+        for d in [&right, &left] {
+            if let Err(e) = db.update_meta(d).await {
+                tracing::warn!("range {}: /meta update after split failed: {e}", d.range_id);
+            }
+        }
+        tracing::info!(
+            "split range {} at {}: new range {}",
+            desc.range_id,
+            keys::pretty(&right.start_key),
+            right.range_id
+        );
+        resp
+    }
+
+    async fn admin_transfer_lease(&self, shared: &Arc<ReplicaShared>, target: u64) -> KvResponse {
+        let desc = shared.descriptor();
+        if !desc
+            .replicas
+            .iter()
+            .any(|r| r.node_id == target && r.r#type == ReplicaType::Voter as i32)
+        {
+            return kv_err(kv_error::Kind::BadRequest(format!(
+                "node {target} has no voting replica of range {}",
+                desc.range_id
+            )));
+        }
+        if shared.leader_hint() == target {
+            return KvResponse::default();
+        }
+        if !shared.is_leader() {
+            return not_leaseholder(shared);
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            let notified = shared.lease_changed.notified();
+            let _ = self.tx.send(RaftMsg::TransferLease {
+                range_id: shared.range_id,
+                target,
+            });
+            let _ = tokio::time::timeout(Duration::from_millis(500), notified).await;
+            if !shared.is_leader() {
+                return KvResponse::default();
+            }
+        }
+        unavailable(
+            format!("lease transfer to node {target} did not complete"),
+            false,
+        )
+    }
+
+    async fn change_replicas(
+        &self,
+        shared: &Arc<ReplicaShared>,
+        node_id: u64,
+        direction: ConfChangeDirection,
+    ) -> KvResponse {
+        if !shared.is_leader() {
+            return not_leaseholder(shared);
+        }
+        if direction == ConfChangeDirection::Remove && node_id == self.cfg.node_id {
+            return kv_err(kv_error::Kind::BadRequest(
+                "the leaseholder cannot remove itself; transfer the lease first".into(),
+            ));
+        }
+        let (reply, rx) = oneshot::channel();
+        let msg = RaftMsg::ChangeReplicas {
+            range_id: shared.range_id,
+            node_id,
+            direction,
+            reply,
+        };
+        if self.tx.send(msg).is_err() {
+            return unavailable("node is shutting down", false);
+        }
+        let resp = match tokio::time::timeout(self.cfg.proposal_timeout, rx).await {
+            Ok(Ok(resp)) => resp,
+            _ => return unavailable("membership change timed out", true),
+        };
+        if let (None, Some(d)) = (&resp.error, &resp.descriptor) {
+            if let Some(db) = self.db.get() {
+                if let Err(e) = db.update_meta(d).await {
+                    tracing::warn!("range {}: /meta update failed: {e}", d.range_id);
+                }
+            }
+        }
+        resp
+    }
+
+    /// Adds a voter on `node_id`: learner first, then a snapshot brings it
+    /// up to date, then it is promoted.
+    async fn add_replica(&self, shared: &Arc<ReplicaShared>, node_id: u64) -> KvResponse {
+        let desc = shared.descriptor();
+        let existing = desc.replicas.iter().find(|r| r.node_id == node_id);
+        if existing.is_some_and(|r| r.r#type == ReplicaType::Voter as i32) {
+            return KvResponse {
+                descriptor: Some(desc),
+                ..Default::default()
+            };
+        }
+        if existing.is_none() {
+            let resp = self
+                .change_replicas(shared, node_id, ConfChangeDirection::AddLearner)
+                .await;
+            if resp.error.is_some() {
+                return resp;
+            }
+        }
+        // Wait for the learner to catch up (raft sends it a snapshot).
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (reply, rx) = oneshot::channel();
+            let _ = self.tx.send(RaftMsg::Progress {
+                range_id: shared.range_id,
+                reply,
+            });
+            if let Ok(Some((committed, progress))) = rx.await {
+                if progress
+                    .iter()
+                    .any(|(id, matched)| *id == node_id && *matched >= committed)
+                {
+                    break;
+                }
+            }
+            if Instant::now() > deadline {
+                return unavailable(format!("learner on node {node_id} did not catch up"), false);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.change_replicas(shared, node_id, ConfChangeDirection::Promote)
+            .await
+    }
+
+    /// Moves leases away from this node and stops taking new ones; returns
+    /// once no local replica leads its range (or after `timeout`).
+    pub async fn drain(&self, timeout: Duration) -> usize {
+        self.draining.store(true, Ordering::SeqCst);
+        let deadline = Instant::now() + timeout;
+        loop {
+            let leading: Vec<_> = self
+                .replicas()
+                .into_iter()
+                .filter(|r| r.is_leader())
+                .collect();
+            if leading.is_empty() || Instant::now() >= deadline {
+                return leading.len();
+            }
+            let live: Vec<u64> = self
+                .liveness
+                .live_nodes()
+                .into_iter()
+                .filter(|(n, draining)| *n != self.cfg.node_id && !draining)
+                .map(|(n, _)| n)
+                .collect();
+            for r in &leading {
+                let (voters, _) = members(&r.descriptor());
+                if let Some(target) = voters.iter().find(|v| live.contains(v)) {
+                    let _ = self.tx.send(RaftMsg::TransferLease {
+                        range_id: r.range_id,
+                        target: *target,
+                    });
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
+    /// Stops the raft thread (after a drain, on shutdown).
+    pub fn stop(&self) {
+        let _ = self.tx.send(RaftMsg::Stop);
+        if let Some(h) = self.thread.lock().take() {
+            let _ = h.join();
+        }
+        let _ = self.ctx.engine.sync();
+    }
+
+    /// One round of leaseholder duties for every local range (see the
+    /// module doc). Run about once a second.
+    pub async fn run_queues(&self) {
+        if self.is_draining() {
+            return;
+        }
+        let Some(db) = self.db.get() else { return };
+        let live = self.liveness.live_nodes();
+        let candidates: Vec<u64> = live.iter().filter(|(_, d)| !d).map(|(n, _)| *n).collect();
+        for shared in self.replicas() {
+            if !shared.is_leader() || !shared.initialized.load(Ordering::Acquire) {
+                continue;
+            }
+            let desc = shared.descriptor();
+            let (voters, learners) = members(&desc);
+            // Leftover learner from an interrupted up-replication.
+            if let Some(l) = learners.first() {
+                let resp = if candidates.contains(l) {
+                    self.add_replica(&shared, *l).await
+                } else {
+                    self.change_replicas(&shared, *l, ConfChangeDirection::Remove)
+                        .await
+                };
+                if let Some(e) = resp.error {
+                    tracing::debug!("range {}: learner {l}: {e:?}", desc.range_id);
+                }
+                continue;
+            }
+            let want = self.cfg.replication_factor.min(candidates.len().max(1));
+            if voters.len() < want {
+                // Spread: the live node with the fewest replicas we know of
+                // is not known here; pick deterministically by range id.
+                let mut options: Vec<u64> = candidates
+                    .iter()
+                    .copied()
+                    .filter(|n| !voters.contains(n))
+                    .collect();
+                options.sort();
+                if !options.is_empty() {
+                    let target = options[desc.range_id as usize % options.len()];
+                    tracing::info!("range {}: adding a replica on node {target}", desc.range_id);
+                    let resp = self.add_replica(&shared, target).await;
+                    if let Some(e) = resp.error {
+                        tracing::warn!("range {}: up-replication failed: {e:?}", desc.range_id);
+                    }
+                }
+                continue;
+            }
+            if let Err(e) = db.update_meta(&desc).await {
+                tracing::debug!("range {}: /meta check failed: {e}", desc.range_id);
+            }
+            // Lease placement: the preferred node among live voters.
+            let mut eligible: Vec<u64> = voters
+                .iter()
+                .copied()
+                .filter(|v| candidates.contains(v))
+                .collect();
+            eligible.sort();
+            if eligible.len() == voters.len() && !eligible.is_empty() {
+                let preferred = eligible[desc.range_id as usize % eligible.len()];
+                if preferred != self.cfg.node_id && self.caught_up(shared.range_id, preferred).await
+                {
+                    tracing::debug!(
+                        "range {}: moving lease to preferred node {preferred}",
+                        desc.range_id
+                    );
+                    let _ = self.tx.send(RaftMsg::TransferLease {
+                        range_id: shared.range_id,
+                        target: preferred,
+                    });
+                }
+            }
+        }
+    }
+
+    async fn caught_up(&self, range_id: u64, node_id: u64) -> bool {
+        let (reply, rx) = oneshot::channel();
+        let _ = self.tx.send(RaftMsg::Progress { range_id, reply });
+        matches!(rx.await, Ok(Some((committed, progress)))
+            if progress.iter().any(|(id, m)| *id == node_id && *m >= committed))
+    }
+}
+
+fn raft_loop(
+    mut mr: MultiRaft<Replica>,
+    rx: mpsc::Receiver<RaftMsg>,
+    transport: Arc<dyn RaftTransport>,
+    ctx: Arc<ReplicaContext>,
+    tick: Duration,
+) {
+    let mut next_tick = Instant::now() + tick;
+    loop {
+        let wait = next_tick.saturating_duration_since(Instant::now());
+        let first = match rx.recv_timeout(wait) {
+            Ok(m) => Some(m),
+            Err(mpsc::RecvTimeoutError::Timeout) => None,
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        };
+        let mut handled = 0;
+        let mut next = first;
+        while let Some(msg) = next {
+            if matches!(msg, RaftMsg::Stop) {
+                let _ = mr.process_ready();
+                return;
+            }
+            handle(&mut mr, msg, &ctx);
+            handled += 1;
+            next = if handled < 4096 {
+                rx.try_recv().ok()
+            } else {
+                None
+            };
+        }
+        let now = Instant::now();
+        if now >= next_tick {
+            mr.tick();
+            // Never catch up missed ticks in a burst: after a stall (GC,
+            // SIGSTOP) time must not appear to run faster (leases rely on it).
+            next_tick = now + tick;
+        }
+        match mr.process_ready() {
+            Ok(out) => {
+                for (to, messages) in out.messages {
+                    transport.send(RaftBatch {
+                        from_node: ctx.node_id,
+                        to_node: to,
+                        messages,
+                        timestamp: Some(ctx.clock.now().into()),
+                    });
+                }
+            }
+            Err(e) => {
+                // The local disk failed under replicated state: this replica
+                // can no longer be trusted to match its peers. Stop the node.
+                tracing::error!("storage failure in the raft loop, stopping: {e}");
+                std::process::exit(70);
+            }
+        }
+    }
+}
+
+fn handle(mr: &mut MultiRaft<Replica>, msg: RaftMsg, ctx: &Arc<ReplicaContext>) {
+    match msg {
+        RaftMsg::Raft(batch) => {
+            for env in batch.messages {
+                match mr.step(&env) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        // A replica we do not have: create an empty one that
+                        // waits for a snapshot, unless it was removed from
+                        // here or overlaps a replica we have (then a split
+                        // we have not applied yet will create it).
+                        let tombstoned = ctx
+                            .engine
+                            .get(&tombstone_key(env.range_id))
+                            .ok()
+                            .flatten()
+                            .is_some();
+                        if tombstoned || mr.overlaps(&env.start_key, &env.end_key) {
+                            continue;
+                        }
+                        let desc = RangeDescriptor {
+                            range_id: env.range_id,
+                            start_key: env.start_key.clone(),
+                            end_key: env.end_key.clone(),
+                            ..Default::default()
+                        };
+                        let shared = ReplicaShared::new(desc, false);
+                        ctx.registry.write().insert(env.range_id, shared.clone());
+                        if mr
+                            .create_uninitialized(env.range_id, Replica::new(shared, ctx.clone()))
+                            .is_ok()
+                        {
+                            let _ = mr.step(&env);
+                        }
+                    }
+                    Err(e) => tracing::warn!("dropping raft message: {e}"),
+                }
+            }
+        }
+        RaftMsg::Propose {
+            range_id,
+            mut cmd,
+            reply,
+        } => {
+            // The timestamp is taken here, in log order: a leader's
+            // proposals carry increasing timestamps.
+            cmd.timestamp = Some(ctx.clock.now().into());
+            match mr.propose(range_id, cmd.encode_to_vec()) {
+                Ok((index, term)) => {
+                    if let Some(r) = mr.state_machine_mut(range_id) {
+                        r.track_proposal(index, term, reply);
+                    }
+                }
+                Err(ProposeError::NotLeader { leader }) => {
+                    let desc = mr.state_machine(range_id).map(|r| r.shared().descriptor());
+                    let _ = reply.send(kv_err(kv_error::Kind::NotLeaseholder(
+                        proto::NotLeaseholder {
+                            leaseholder_node: leader,
+                            descriptor: desc,
+                        },
+                    )));
+                }
+                Err(ProposeError::UnknownGroup) => {
+                    let _ = reply.send(kv_err(kv_error::Kind::RangeNotFound(
+                        proto::RangeNotFound {},
+                    )));
+                }
+                Err(ProposeError::Dropped) => {
+                    let _ =
+                        reply.send(unavailable("proposal dropped (leadership changing)", false));
+                }
+            }
+        }
+        RaftMsg::ChangeReplicas {
+            range_id,
+            node_id,
+            direction,
+            reply,
+        } => {
+            let Some(r) = mr.state_machine(range_id) else {
+                let _ = reply.send(kv_err(kv_error::Kind::RangeNotFound(
+                    proto::RangeNotFound {},
+                )));
+                return;
+            };
+            let desc = Replica::changed_descriptor(&r.shared().descriptor(), node_id, direction);
+            let mut cc = ConfChange::default();
+            cc.node_id = node_id;
+            cc.set_change_type(match direction {
+                ConfChangeDirection::AddLearner => ConfChangeType::AddLearnerNode,
+                ConfChangeDirection::Promote => ConfChangeType::AddNode,
+                ConfChangeDirection::Remove => ConfChangeType::RemoveNode,
+            });
+            match mr.propose_conf_change(range_id, desc.encode_to_vec(), cc) {
+                Ok((index, term)) => {
+                    if let Some(r) = mr.state_machine_mut(range_id) {
+                        r.track_proposal(index, term, reply);
+                    }
+                }
+                Err(e) => {
+                    let _ = reply.send(unavailable(
+                        format!("membership change refused: {e:?}"),
+                        false,
+                    ));
+                }
+            }
+        }
+        RaftMsg::RenewLease(range_id) => {
+            mr.with_group(range_id, |ctl, r| r.request_lease(ctl));
+        }
+        RaftMsg::TransferLease { range_id, target } => {
+            let now = ctx.mono_ms();
+            mr.with_group(range_id, |ctl, r| {
+                if ctl.role() == StateRole::Leader && ctl.leader() != target {
+                    r.shared().lease.lock().revoke(now);
+                    ctl.transfer_leader(target);
+                }
+            });
+        }
+        RaftMsg::Progress { range_id, reply } => {
+            let p = mr.with_group(range_id, |ctl, _| (ctl.committed(), ctl.progress()));
+            let _ = reply.send(p);
+        }
+        RaftMsg::Status(reply) => {
+            let _ = reply.send(mr.statuses());
+        }
+        RaftMsg::Stop => {}
+    }
+}

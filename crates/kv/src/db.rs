@@ -254,9 +254,8 @@ impl DB {
         });
         let (_, resp) = self.send(key, Route::Key, op).await?;
         // The left side changed: refresh what we know.
-        let mut cache = self.cache.lock();
         if let Some(d) = &resp.descriptor {
-            cache.evict(d.range_id);
+            self.cache.lock().evict(d.range_id);
         }
         Ok(resp.descriptor.unwrap_or_default())
     }
@@ -501,21 +500,22 @@ impl DB {
             match kind {
                 kv_error::Kind::NotLeaseholder(nl) => {
                     tried.push(target);
-                    let mut cache = self.cache.lock();
-                    if let Some(d) = nl.descriptor {
-                        if d.generation > desc.generation {
-                            cache.insert(d, 0);
-                        }
-                    }
                     let hint = if tried.contains(&nl.leaseholder_node) {
                         0
                     } else {
                         nl.leaseholder_node
                     };
-                    cache.set_leaseholder(desc.range_id, hint);
+                    {
+                        let mut cache = self.cache.lock();
+                        if let Some(d) = nl.descriptor {
+                            if d.generation > desc.generation {
+                                cache.insert(d, 0);
+                            }
+                        }
+                        cache.set_leaseholder(desc.range_id, hint);
+                    }
                     last_err = format!("range {}: no leaseholder reachable", desc.range_id);
                     if hint == 0 {
-                        drop(cache);
                         tokio::time::sleep(backoff).await;
                         backoff = (backoff * 2).min(Duration::from_millis(500));
                     }
@@ -525,15 +525,16 @@ impl DB {
                     last_err = format!("range {} not found on node {target}", desc.range_id);
                 }
                 kv_error::Kind::KeyMismatch(m) => {
-                    let mut cache = self.cache.lock();
-                    cache.evict(desc.range_id);
-                    for d in m.descriptors {
-                        if d.range_id != desc.range_id || d.generation > desc.generation {
-                            cache.insert(d, target);
+                    {
+                        let mut cache = self.cache.lock();
+                        cache.evict(desc.range_id);
+                        for d in m.descriptors {
+                            if d.range_id != desc.range_id || d.generation > desc.generation {
+                                cache.insert(d, target);
+                            }
                         }
                     }
                     last_err = format!("range {} changed", desc.range_id);
-                    drop(cache);
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_millis(500));
                 }

@@ -389,9 +389,13 @@ impl raft::Storage for GroupStorage {
         Ok(self.last())
     }
 
-    fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
+    fn snapshot(&self, request_index: u64, to: u64) -> raft::Result<Snapshot> {
         if let Some(snap) = &self.prepared_snapshot {
-            if snap.get_metadata().index >= request_index {
+            let cs = snap.get_metadata().get_conf_state();
+            // A snapshot that predates the recipient's membership would be
+            // refused by it: build a newer one instead.
+            let knows_recipient = cs.voters.contains(&to) || cs.learners.contains(&to);
+            if snap.get_metadata().index >= request_index && knows_recipient {
                 return Ok(snap.clone());
             }
         }

@@ -673,7 +673,11 @@ impl<S: StateMachine> MultiRaft<S> {
                                     "range {range_id}: bad conf change: {err}"
                                 ))
                             })?;
-                            let ctx = cc.context.to_vec();
+                            let ctx = if e.context.is_empty() {
+                                cc.context.to_vec()
+                            } else {
+                                e.context.to_vec()
+                            };
                             (cc.into_v2(), ctx)
                         } else {
                             let cc = ConfChangeV2::parse_from_bytes(&e.data).map_err(|err| {
@@ -681,7 +685,11 @@ impl<S: StateMachine> MultiRaft<S> {
                                     "range {range_id}: bad conf change: {err}"
                                 ))
                             })?;
-                            let ctx = cc.context.to_vec();
+                            let ctx = if e.context.is_empty() {
+                                cc.context.to_vec()
+                            } else {
+                                e.context.to_vec()
+                            };
                             (cc, ctx)
                         };
                         let cs = g.node.apply_conf_change(&cc).map_err(|err| {

@@ -1,0 +1,270 @@
+//! In-process cluster tests: three stores wired with direct calls instead
+//! of RPCs, exercising replication, up-replication, splits, routing and
+//! lease moves end to end.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::RwLock;
+use tessera_common::proto::{KvRequest, RaftBatch, RangeDescriptor};
+use tessera_common::Clock;
+use tessera_kv::db::DialFuture;
+use tessera_kv::{Liveness, NodeDialer, RaftTransport, Store, StoreConfig, DB};
+use tessera_storage::MemoryEngine;
+
+#[derive(Default)]
+struct Net {
+    stores: RwLock<HashMap<u64, Arc<Store>>>,
+    down: RwLock<HashSet<u64>>,
+}
+
+impl Net {
+    fn up(&self, id: u64) -> Option<Arc<Store>> {
+        if self.down.read().contains(&id) {
+            return None;
+        }
+        self.stores.read().get(&id).cloned()
+    }
+}
+
+struct Transport(Arc<Net>, u64);
+impl RaftTransport for Transport {
+    fn send(&self, batch: RaftBatch) {
+        if self.0.down.read().contains(&self.1) {
+            return;
+        }
+        if let Some(s) = self.0.up(batch.to_node) {
+            s.deliver(batch);
+        }
+    }
+}
+
+struct Live(Arc<Net>);
+impl Liveness for Live {
+    fn live_nodes(&self) -> Vec<(u64, bool)> {
+        let mut v: Vec<_> = self
+            .0
+            .stores
+            .read()
+            .keys()
+            .filter(|id| !self.0.down.read().contains(id))
+            .map(|id| (*id, false))
+            .collect();
+        v.sort();
+        v
+    }
+    fn is_live(&self, id: u64) -> bool {
+        !self.0.down.read().contains(&id)
+    }
+}
+
+struct Dialer(Arc<Net>);
+impl NodeDialer for Dialer {
+    fn send(&self, node_id: u64, req: KvRequest) -> DialFuture {
+        let store = self.0.up(node_id);
+        Box::pin(async move {
+            match store {
+                Some(s) => Ok(s.execute(req).await),
+                None => Err(format!("node {node_id} is down")),
+            }
+        })
+    }
+    fn first_range(&self) -> Option<(RangeDescriptor, u64)> {
+        let stores: Vec<_> = self.0.stores.read().values().cloned().collect();
+        let mut best: Option<(RangeDescriptor, u64)> = None;
+        for s in stores {
+            if self.0.down.read().contains(&s.node_id()) {
+                continue;
+            }
+            if let Some((d, lh)) = s.first_range() {
+                if best
+                    .as_ref()
+                    .is_none_or(|(b, _)| d.generation > b.generation || lh != 0)
+                {
+                    best = Some((d, lh));
+                }
+            }
+        }
+        best
+    }
+    fn known_nodes(&self) -> Vec<u64> {
+        self.0.stores.read().keys().copied().collect()
+    }
+}
+
+struct Cluster {
+    net: Arc<Net>,
+    dbs: HashMap<u64, Arc<DB>>,
+}
+
+async fn cluster(n: u64) -> Cluster {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let net = Arc::new(Net::default());
+    let mut dbs = HashMap::new();
+    for id in 1..=n {
+        let engine = Arc::new(MemoryEngine::new());
+        let clock = Clock::system(Duration::from_millis(250));
+        if id == 1 {
+            Store::bootstrap(engine.as_ref(), 1, clock.now()).unwrap();
+        }
+        let mut cfg = StoreConfig::new(id);
+        cfg.tick = Duration::from_millis(20);
+        let store = Store::start(
+            cfg,
+            engine,
+            clock.clone(),
+            Arc::new(Transport(net.clone(), id)),
+            Arc::new(Live(net.clone())),
+        )
+        .unwrap();
+        let db = Arc::new(DB::new(Arc::new(Dialer(net.clone())), clock));
+        store.set_db(db.clone());
+        net.stores.write().insert(id, store.clone());
+        dbs.insert(id, db);
+        let s = store.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                s.run_queues().await;
+            }
+        });
+    }
+    Cluster { net, dbs }
+}
+
+fn voters(d: &RangeDescriptor) -> usize {
+    d.replicas.iter().filter(|r| r.r#type == 0).count()
+}
+
+async fn wait_for(what: &str, timeout: Duration, mut f: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_replicates_splits_and_serves_every_key_from_every_node() {
+    let c = cluster(3).await;
+    let db1 = c.dbs[&1].clone();
+    wait_for(
+        "range 1 to have 3 voters",
+        Duration::from_secs(20),
+        async || matches!(db1.ranges().await, Ok(r) if r.len() == 1 && voters(&r[0]) == 3),
+    )
+    .await;
+
+    for i in 0..300u32 {
+        let db = &c.dbs[&(1 + (i as u64 % 3))];
+        db.put(format!("key{i:05}").as_bytes(), format!("v{i}").as_bytes())
+            .await
+            .unwrap();
+    }
+    for i in 1..10u32 {
+        db1.split(format!("key{:05}", i * 30).as_bytes())
+            .await
+            .unwrap();
+    }
+    let ranges = db1.ranges().await.unwrap();
+    assert_eq!(ranges.len(), 10, "{ranges:?}");
+    for (id, db) in &c.dbs {
+        for i in (0..300u32).step_by(7) {
+            let v = db.get(format!("key{i:05}").as_bytes()).await.unwrap();
+            assert_eq!(v, Some(format!("v{i}").into_bytes()), "node {id} key {i}");
+        }
+        let all = db.scan(b"key", b"kez", 0, false).await.unwrap();
+        assert_eq!(all.len(), 300, "scan from node {id}");
+        let rev = db.scan(b"key", b"kez", 0, true).await.unwrap();
+        assert_eq!(rev.first().unwrap().0, b"key00299".to_vec());
+        assert_eq!(rev.len(), 300);
+    }
+    // Leases spread over the nodes.
+    wait_for(
+        "leases on every node",
+        Duration::from_secs(20),
+        async || {
+            let mut holders = HashSet::new();
+            for s in c.net.stores.read().values() {
+                for r in s.replicas() {
+                    if r.is_leader() {
+                        holders.insert(s.node_id());
+                    }
+                }
+            }
+            holders.len() == 3
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conditional_put_is_atomic_under_concurrency() {
+    let c = cluster(3).await;
+    let db1 = c.dbs[&1].clone();
+    wait_for(
+        "3 voters",
+        Duration::from_secs(20),
+        async || matches!(db1.ranges().await, Ok(r) if voters(&r[0]) == 3),
+    )
+    .await;
+    let mut tasks = Vec::new();
+    for t in 0..8u64 {
+        let db = c.dbs[&(1 + t % 3)].clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..25 {
+                db.increment(b"counter").await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let v = db1.get(b"counter").await.unwrap().unwrap();
+    assert_eq!(u64::from_be_bytes(v.try_into().unwrap()), 200);
+    assert_eq!(
+        db1.cput(b"counter", b"x", Some(b"wrong")).await,
+        Err(tessera_kv::db::Error::ConditionFailed {
+            actual: Some(200u64.to_be_bytes().to_vec())
+        })
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_continue_after_the_leaseholder_goes_down() {
+    let c = cluster(3).await;
+    let db1 = c.dbs[&1].clone();
+    wait_for(
+        "3 voters",
+        Duration::from_secs(20),
+        async || matches!(db1.ranges().await, Ok(r) if voters(&r[0]) == 3),
+    )
+    .await;
+    db1.put(b"k", b"before").await.unwrap();
+    let leader = c
+        .net
+        .stores
+        .read()
+        .values()
+        .find(|s| s.replicas().iter().any(|r| r.is_leader()))
+        .map(|s| s.node_id())
+        .unwrap();
+    c.net.down.write().insert(leader);
+    let other = (1..=3).find(|n| *n != leader).unwrap();
+    let db = c.dbs[&other].clone();
+    let start = Instant::now();
+    db.put(b"k", b"after").await.unwrap();
+    assert!(start.elapsed() < Duration::from_secs(10));
+    assert_eq!(db.get(b"k").await.unwrap(), Some(b"after".to_vec()));
+    // The old leader comes back and must not serve the old value.
+    c.net.down.write().remove(&leader);
+    let dbl = c.dbs[&leader].clone();
+    assert_eq!(dbl.get(b"k").await.unwrap(), Some(b"after".to_vec()));
+}

@@ -264,6 +264,7 @@ impl DB {
     pub async fn transfer_lease(&self, key: &[u8], node_id: u64) -> Result<()> {
         let op = kv_request::Op::TransferLease(proto::TransferLeaseRequest {
             target_node: node_id,
+            key: key.to_vec(),
         });
         self.send(key, Route::Key, op).await?;
         let range_id = self.lookup(key).await?.desc.range_id;
@@ -278,7 +279,11 @@ impl DB {
         node_id: u64,
         remove: bool,
     ) -> Result<RangeDescriptor> {
-        let op = kv_request::Op::ChangeReplicas(proto::ChangeReplicasRequest { node_id, remove });
+        let op = kv_request::Op::ChangeReplicas(proto::ChangeReplicasRequest {
+            node_id,
+            remove,
+            key: key.to_vec(),
+        });
         let (_, resp) = self.send(key, Route::Key, op).await?;
         Ok(resp.descriptor.unwrap_or_default())
     }

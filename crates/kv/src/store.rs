@@ -388,7 +388,10 @@ impl Store {
             if !shared.is_leader() || Instant::now() >= deadline {
                 return Err(not_leaseholder(shared));
             }
+            // Register before asking, so the answer cannot be missed.
             let notified = shared.lease_changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
             let _ = self.tx.send(RaftMsg::RenewLease(shared.range_id));
             let _ = tokio::time::timeout(Duration::from_millis(200), notified).await;
         }
@@ -515,6 +518,8 @@ impl Store {
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             let notified = shared.lease_changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
             let _ = self.tx.send(RaftMsg::TransferLease {
                 range_id: shared.range_id,
                 target,
@@ -779,17 +784,18 @@ fn raft_loop(
             // SIGSTOP) time must not appear to run faster (leases rely on it).
             next_tick = now + tick;
         }
-        match mr.process_ready() {
-            Ok(out) => {
-                for (to, messages) in out.messages {
-                    transport.send(RaftBatch {
-                        from_node: ctx.node_id,
-                        to_node: to,
-                        messages,
-                        timestamp: Some(ctx.clock.now().into()),
-                    });
-                }
+        let send = |out: std::collections::BTreeMap<u64, Vec<proto::RaftEnvelope>>| {
+            for (to, messages) in out {
+                transport.send(RaftBatch {
+                    from_node: ctx.node_id,
+                    to_node: to,
+                    messages,
+                    timestamp: Some(ctx.clock.now().into()),
+                });
             }
+        };
+        match mr.process_ready_with(send) {
+            Ok(out) => send(out.messages),
             Err(e) => {
                 // The local disk failed under replicated state: this replica
                 // can no longer be trusted to match its peers. Stop the node.

@@ -592,6 +592,16 @@ impl<S: StateMachine> MultiRaft<S> {
     /// returned as is: the caller must stop the node, since this replica's
     /// state can no longer be trusted to match its peers'.
     pub fn process_ready(&mut self) -> tessera_storage::Result<ReadyOutput> {
+        self.process_ready_with(|_| {})
+    }
+
+    /// Like [`MultiRaft::process_ready`], but hands the messages that may
+    /// leave before the local fsync (a leader's appends) to `send_early`,
+    /// so followers write in parallel with the leader.
+    pub fn process_ready_with(
+        &mut self,
+        mut send_early: impl FnMut(BTreeMap<u64, Vec<RaftEnvelope>>),
+    ) -> tessera_storage::Result<ReadyOutput> {
         let mut batch = WriteBatch::new();
         let mut readies = Vec::new();
         for (range_id, g) in self.groups.iter_mut() {
@@ -619,6 +629,9 @@ impl<S: StateMachine> MultiRaft<S> {
                 g.node.mut_store().set_hard_state(hs.clone(), &mut batch);
             }
             readies.push((*range_id, rd));
+        }
+        if !self.outbox.is_empty() {
+            send_early(std::mem::take(&mut self.outbox));
         }
         if !batch.is_empty() {
             self.engine.write(batch, true)?;

@@ -1,0 +1,335 @@
+//! Node-to-node transport over gRPC: the connection [`Pool`] (one lazily
+//! connected tonic channel per address), the [`RaftSender`] that carries the
+//! raft thread's message batches to other nodes, and the [`Dialer`] through
+//! which the [`DB`](tessera_kv::DB) client reaches any node's store.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use tessera_common::proto::internal_client::InternalClient;
+use tessera_common::proto::{KvRequest, RaftBatch, RangeDescriptor};
+use tessera_kv::db::DialFuture;
+use tessera_kv::{NodeDialer, RaftTransport, Store};
+use tokio::sync::mpsc;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::gossip::Book;
+use crate::MAX_MESSAGE_BYTES;
+
+/// How long opening a connection to another node may take.
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Deadline of one `Internal.Kv` call.
+const KV_TIMEOUT: Duration = Duration::from_secs(10);
+/// Deadline of one `Internal.Raft` call (a batch may carry a snapshot).
+const RAFT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A human description of a transport error: the innermost cause, e.g.
+/// "connection refused" rather than "transport error".
+pub(crate) fn describe_error(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    let mut last = e.to_string();
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            return if io.raw_os_error().is_some() {
+                io.kind().to_string()
+            } else {
+                io.to_string()
+            };
+        }
+        let s = err.to_string();
+        if !s.is_empty() {
+            last = s;
+        }
+        cur = err.source();
+    }
+    last
+}
+
+/// Describes a failed gRPC call: the transport cause if the call never
+/// reached the other node, else the status message.
+pub(crate) fn describe_status(s: &tonic::Status) -> String {
+    use std::error::Error as _;
+    match s.source() {
+        Some(src) => describe_error(src),
+        None if s.message().is_empty() => format!("{:?}", s.code()),
+        None => s.message().to_string(),
+    }
+}
+
+/// An endpoint for `addr` with the node-to-node settings.
+pub(crate) fn endpoint(addr: &str) -> Result<Endpoint, String> {
+    Ok(Endpoint::from_shared(format!("http://{addr}"))
+        .map_err(|e| format!("invalid address {addr}: {e}"))?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(5))
+        .keep_alive_timeout(Duration::from_secs(5)))
+}
+
+/// An `Internal` client over `channel` with the large message limits.
+pub(crate) fn internal_client(channel: Channel) -> InternalClient<Channel> {
+    InternalClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
+}
+
+/// One channel per address, created on first use; tonic reconnects a
+/// channel by itself after a failure.
+#[derive(Default)]
+pub(crate) struct Pool {
+    channels: Mutex<HashMap<String, Channel>>,
+}
+
+impl Pool {
+    /// A client for the `Internal` service of the node at `addr`. Must be
+    /// called inside the tokio runtime.
+    pub(crate) fn internal(&self, addr: &str) -> Result<InternalClient<Channel>, String> {
+        let mut channels = self.channels.lock();
+        let channel = match channels.get(addr) {
+            Some(c) => c.clone(),
+            None => {
+                let c = endpoint(addr)?.connect_lazy();
+                channels.insert(addr.to_string(), c.clone());
+                c
+            }
+        };
+        Ok(internal_client(channel))
+    }
+}
+
+/// Logs a warning about a peer at most once per `every`.
+pub(crate) struct RateLimit {
+    every: Duration,
+    last: Option<Instant>,
+}
+
+impl RateLimit {
+    pub(crate) fn new(every: Duration) -> Self {
+        RateLimit { every, last: None }
+    }
+
+    /// Whether to log now (and remember that we did).
+    pub(crate) fn allow(&mut self) -> bool {
+        let now = Instant::now();
+        if self.last.is_some_and(|t| now.duration_since(t) < self.every) {
+            return false;
+        }
+        self.last = Some(now);
+        true
+    }
+}
+
+/// [`RaftTransport`] over gRPC: per destination node, an unbounded queue
+/// and a task that sends everything queued as one `Internal.Raft` call.
+/// A failed send is dropped (raft retransmits).
+pub(crate) struct RaftSender {
+    runtime: tokio::runtime::Handle,
+    book: Arc<Book>,
+    pool: Arc<Pool>,
+    queues: Mutex<HashMap<u64, mpsc::UnboundedSender<RaftBatch>>>,
+}
+
+impl RaftSender {
+    pub(crate) fn new(runtime: tokio::runtime::Handle, book: Arc<Book>, pool: Arc<Pool>) -> Self {
+        RaftSender {
+            runtime,
+            book,
+            pool,
+            queues: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl RaftTransport for RaftSender {
+    fn send(&self, batch: RaftBatch) {
+        let to = batch.to_node;
+        let mut queues = self.queues.lock();
+        let tx = queues.entry(to).or_insert_with(|| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            self.runtime.spawn(send_loop(
+                batch.from_node,
+                to,
+                rx,
+                self.book.clone(),
+                self.pool.clone(),
+            ));
+            tx
+        });
+        if tx.send(batch).is_err() {
+            // The task is gone (the runtime is shutting down).
+            queues.remove(&to);
+        }
+    }
+}
+
+async fn send_loop(
+    from: u64,
+    to: u64,
+    mut rx: mpsc::UnboundedReceiver<RaftBatch>,
+    book: Arc<Book>,
+    pool: Arc<Pool>,
+) {
+    let mut backoff = Duration::from_millis(50);
+    let mut warn = RateLimit::new(Duration::from_secs(30));
+    let mut failing = false;
+    while let Some(mut batch) = rx.recv().await {
+        while let Ok(more) = rx.try_recv() {
+            batch.messages.extend(more.messages);
+            if more.timestamp.is_some() {
+                batch.timestamp = more.timestamp;
+            }
+        }
+        let result = match book.address_of(to) {
+            None => Err(format!("address of node {to} unknown")),
+            Some(addr) => match pool.internal(&addr) {
+                Err(e) => Err(e),
+                Ok(mut client) => match tokio::time::timeout(RAFT_TIMEOUT, client.raft(batch)).await
+                {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err(s)) => Err(format!("{addr}: {}", describe_status(&s))),
+                    Err(_) => Err(format!("{addr}: timed out")),
+                },
+            },
+        };
+        match result {
+            Ok(()) => {
+                if failing {
+                    tracing::info!("n{from}: raft messages to node {to} flow again");
+                }
+                failing = false;
+                backoff = Duration::from_millis(50);
+            }
+            Err(e) => {
+                if warn.allow() {
+                    tracing::warn!("n{from}: cannot send raft messages to node {to}: {e}");
+                }
+                failing = true;
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                // Whatever queued meanwhile is stale: raft resends.
+                while rx.try_recv().is_ok() {}
+            }
+        }
+    }
+}
+
+/// [`NodeDialer`] for the [`DB`](tessera_kv::DB) client: this node's store
+/// directly, other nodes through `Internal.Kv`.
+pub(crate) struct Dialer {
+    node_id: u64,
+    store: Weak<Store>,
+    book: Arc<Book>,
+    pool: Arc<Pool>,
+}
+
+impl Dialer {
+    pub(crate) fn new(node_id: u64, store: Weak<Store>, book: Arc<Book>, pool: Arc<Pool>) -> Self {
+        Dialer {
+            node_id,
+            store,
+            book,
+            pool,
+        }
+    }
+}
+
+impl NodeDialer for Dialer {
+    fn send(&self, node_id: u64, req: KvRequest) -> DialFuture {
+        if node_id == self.node_id {
+            let store = self.store.upgrade();
+            return Box::pin(async move {
+                match store {
+                    Some(s) => Ok(s.execute(req).await),
+                    None => Err("node is shutting down".to_string()),
+                }
+            });
+        }
+        let client = match self.book.address_of(node_id) {
+            None => Err(format!("address of node {node_id} unknown")),
+            Some(addr) => self.pool.internal(&addr).map(|c| (addr, c)),
+        };
+        Box::pin(async move {
+            let (addr, mut client) = client?;
+            match tokio::time::timeout(KV_TIMEOUT, client.kv(req)).await {
+                Ok(Ok(resp)) => Ok(resp.into_inner()),
+                Ok(Err(s)) => Err(format!("{addr}: {}", describe_status(&s))),
+                Err(_) => Err(format!("{addr}: timed out")),
+            }
+        })
+    }
+
+    fn first_range(&self) -> Option<(RangeDescriptor, u64)> {
+        let local = self.store.upgrade().and_then(|s| s.first_range());
+        best_first_range(local, self.book.first_range())
+    }
+
+    fn known_nodes(&self) -> Vec<u64> {
+        self.book.live_node_ids()
+    }
+}
+
+/// Combines what the local store knows about range 1 with what gossip
+/// says: the newer descriptor wins; at equal generations the local one,
+/// with gossip's leaseholder if the local replica knows none.
+pub(crate) fn best_first_range(
+    local: Option<(RangeDescriptor, u64)>,
+    gossiped: Option<(RangeDescriptor, u64)>,
+) -> Option<(RangeDescriptor, u64)> {
+    match (local, gossiped) {
+        (None, g) => g,
+        (l, None) => l,
+        (Some(l), Some(g)) => {
+            if g.0.generation > l.0.generation {
+                Some(g)
+            } else if l.1 == 0 && g.0.generation == l.0.generation {
+                Some((l.0, g.1))
+            } else {
+                Some(l)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn desc(generation: u64) -> RangeDescriptor {
+        RangeDescriptor {
+            range_id: 1,
+            generation,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn newer_gossip_beats_local_and_local_leaseholder_beats_equal_gossip() {
+        let pick = |l, g| best_first_range(l, g).map(|(d, lh)| (d.generation, lh));
+        assert_eq!(pick(Some((desc(2), 1)), Some((desc(3), 2))), Some((3, 2)));
+        assert_eq!(pick(Some((desc(3), 1)), Some((desc(3), 2))), Some((3, 1)));
+        assert_eq!(pick(Some((desc(3), 0)), Some((desc(3), 2))), Some((3, 2)));
+        assert_eq!(pick(Some((desc(4), 0)), Some((desc(3), 2))), Some((4, 0)));
+        assert_eq!(pick(None, Some((desc(3), 2))), Some((3, 2)));
+        assert_eq!(pick(None, None), None);
+    }
+
+    #[test]
+    fn describe_error_finds_the_io_cause() {
+        #[derive(Debug)]
+        struct Outer(std::io::Error);
+        impl std::fmt::Display for Outer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("transport error")
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let e = Outer(std::io::Error::from_raw_os_error(111));
+        assert_eq!(describe_error(&e), "connection refused");
+    }
+}

@@ -1,0 +1,306 @@
+//! A cluster of real `tessera` processes on 127.0.0.1 for tests: start,
+//! init, kill -9, SIGSTOP/SIGCONT, SIGTERM, restart; and a gRPC client to
+//! drive them.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use tessera_common::proto::admin_client::AdminClient;
+use tessera_common::proto::{
+    kv_error, kv_request, KvRequest, KvResponse, NodeStatusRequest, RangeInfo, RangesRequest,
+};
+use tonic::transport::Channel;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_tessera");
+
+/// A free TCP port on 127.0.0.1 (bound then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+pub struct TestNode {
+    pub index: usize,
+    pub addr: String,
+    pub http: String,
+    pub store: PathBuf,
+    pub log: PathBuf,
+    pub child: Option<Child>,
+    pub join: Vec<String>,
+}
+
+impl TestNode {
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("node is running").id()
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("log file");
+        let mut cmd = Command::new(BIN);
+        cmd.arg("start")
+            .arg(format!("--store={}", self.store.display()))
+            .arg(format!("--listen-addr={}", self.addr))
+            .arg(format!("--http-addr={}", self.http));
+        if !self.join.is_empty() {
+            cmd.arg(format!("--join={}", self.join.join(",")));
+        }
+        cmd.env("RUST_LOG", "info,raft=warn")
+            .stdout(Stdio::from(log.try_clone().expect("log")))
+            .stderr(Stdio::from(log));
+        self.child = Some(cmd.spawn().expect("spawn tessera"));
+    }
+}
+
+pub struct TestCluster {
+    pub dir: tempfile::TempDir,
+    pub nodes: Vec<TestNode>,
+}
+
+impl TestCluster {
+    /// Starts `n` nodes that join each other, initializes the cluster and
+    /// waits until every range has `min(n, 3)` voters.
+    pub async fn start(n: usize) -> TestCluster {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let addrs: Vec<String> = (0..n).map(|_| format!("127.0.0.1:{}", free_port())).collect();
+        let mut nodes = Vec::new();
+        for i in 0..n {
+            let mut node = TestNode {
+                index: i,
+                addr: addrs[i].clone(),
+                http: format!("127.0.0.1:{}", free_port()),
+                store: dir.path().join(format!("n{}", i + 1)),
+                log: dir.path().join(format!("n{}.log", i + 1)),
+                child: None,
+                join: addrs.iter().filter(|a| **a != addrs[i]).cloned().collect(),
+            };
+            node.spawn();
+            nodes.push(node);
+        }
+        let c = TestCluster { dir, nodes };
+        c.wait_listening(0).await;
+        let out = c.cli(&["init", &format!("--host={}", c.nodes[0].addr)]);
+        assert!(out.status.success(), "init failed: {}", String::from_utf8_lossy(&out.stderr));
+        c.wait_replicated(n.min(3)).await;
+        c
+    }
+
+    pub fn addr(&self, i: usize) -> &str {
+        &self.nodes[i].addr
+    }
+
+    pub fn logs(&self) -> String {
+        let mut s = String::new();
+        for n in &self.nodes {
+            let text = std::fs::read_to_string(&n.log).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(40).collect();
+            s.push_str(&format!("==== node {} ({}) ====\n", n.index + 1, n.addr));
+            for l in tail.into_iter().rev() {
+                s.push_str(l);
+                s.push('\n');
+            }
+        }
+        s
+    }
+
+    /// Runs the CLI with `args`.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(BIN).args(args).output().expect("run tessera")
+    }
+
+    pub async fn wait_listening(&self, i: usize) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if tokio::net::TcpStream::connect(&self.nodes[i].addr).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("node {} never listened\n{}", i + 1, self.logs());
+    }
+
+    /// Waits until every range has `voters` voting replicas.
+    pub async fn wait_replicated(&self, voters: usize) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut last = String::new();
+        while Instant::now() < deadline {
+            for i in 0..self.nodes.len() {
+                if self.nodes[i].child.is_none() {
+                    continue;
+                }
+                match self.ranges(i).await {
+                    Ok(r) if !r.is_empty() && r.iter().all(|r| voter_count(r) >= voters) => return,
+                    Ok(r) => last = format!("{r:?}"),
+                    Err(e) => last = e,
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("ranges never reached {voters} voters: {last}\n{}", self.logs());
+    }
+
+    pub async fn client(&self, i: usize) -> AdminClient<Channel> {
+        connect(&self.nodes[i].addr).await.expect("connect")
+    }
+
+    pub async fn ranges(&self, i: usize) -> Result<Vec<RangeInfo>, String> {
+        let mut c = connect(&self.nodes[i].addr).await?;
+        c.ranges(RangesRequest {})
+            .await
+            .map(|r| r.into_inner().ranges)
+            .map_err(|e| e.to_string())
+    }
+
+    pub async fn live_nodes(&self, i: usize) -> Result<usize, String> {
+        let mut c = connect(&self.nodes[i].addr).await?;
+        let st = c
+            .node_status(NodeStatusRequest {})
+            .await
+            .map_err(|e| e.to_string())?
+            .into_inner();
+        Ok(st.nodes.iter().filter(|n| n.live).count())
+    }
+
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.nodes[i].child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn signal(&self, i: usize, sig: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.nodes[i].pid().to_string())
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    /// Sends SIGTERM and waits for the process to exit.
+    pub fn terminate(&mut self, i: usize, timeout: Duration) -> Option<ExitStatus> {
+        self.signal(i, "TERM");
+        let deadline = Instant::now() + timeout;
+        let child = self.nodes[i].child.as_mut().expect("running");
+        while Instant::now() < deadline {
+            if let Ok(Some(st)) = child.try_wait() {
+                self.nodes[i].child = None;
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    pub async fn restart(&mut self, i: usize) {
+        self.nodes[i].spawn();
+        self.wait_listening(i).await;
+    }
+
+    /// The node index holding the lease of the range containing `key`,
+    /// as reported by `Admin.Ranges`.
+    pub async fn leaseholder_of(&self, key: &[u8]) -> Option<usize> {
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].child.is_none() {
+                continue;
+            }
+            if let Ok(ranges) = self.ranges(i).await {
+                for r in ranges {
+                    let d = r.descriptor.clone().unwrap_or_default();
+                    if d.start_key.as_slice() <= key && key < d.end_key.as_slice() {
+                        if r.leaseholder_node == 0 {
+                            return None;
+                        }
+                        return Some(r.leaseholder_node as usize - 1);
+                    }
+                }
+            }
+        }
+        None
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        for n in &mut self.nodes {
+            if let Some(mut c) = n.child.take() {
+                let _ = Command::new("kill").arg("-CONT").arg(c.id().to_string()).status();
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}
+
+pub fn voter_count(r: &RangeInfo) -> usize {
+    r.descriptor
+        .as_ref()
+        .map(|d| d.replicas.iter().filter(|r| r.r#type == 0).count())
+        .unwrap_or(0)
+}
+
+pub async fn connect(addr: &str) -> Result<AdminClient<Channel>, String> {
+    let ch = Channel::from_shared(format!("http://{addr}"))
+        .map_err(|e| e.to_string())?
+        .connect_timeout(Duration::from_secs(2))
+        .timeout(Duration::from_secs(30))
+        .connect()
+        .await
+        .map_err(|e| format!("{addr}: {e}"))?;
+    Ok(AdminClient::new(ch)
+        .max_decoding_message_size(512 << 20)
+        .max_encoding_message_size(512 << 20))
+}
+
+/// Sends a client KV operation; `Err` for transport errors and KV errors.
+pub async fn kv(c: &mut AdminClient<Channel>, op: kv_request::Op) -> Result<KvResponse, String> {
+    let resp = c
+        .client_kv(KvRequest {
+            range_id: 0,
+            timestamp: None,
+            op: Some(op),
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .into_inner();
+    match resp.error.as_ref().and_then(|e| e.kind.clone()) {
+        None => Ok(resp),
+        Some(kv_error::Kind::ConditionFailed(_)) => Err("condition failed".into()),
+        Some(k) => Err(format!("{k:?}")),
+    }
+}
+
+pub fn put(key: &str, value: &str) -> kv_request::Op {
+    kv_request::Op::Put(tessera_common::proto::PutRequest {
+        key: key.as_bytes().to_vec(),
+        value: value.as_bytes().to_vec(),
+    })
+}
+
+pub fn get(key: &str) -> kv_request::Op {
+    kv_request::Op::Get(tessera_common::proto::GetRequest {
+        key: key.as_bytes().to_vec(),
+    })
+}
+
+pub fn split(key: &str) -> kv_request::Op {
+    kv_request::Op::Split(tessera_common::proto::SplitRequest {
+        split_key: key.as_bytes().to_vec(),
+    })
+}
+
+pub fn transfer(key: &str, node_id: u64) -> kv_request::Op {
+    kv_request::Op::TransferLease(tessera_common::proto::TransferLeaseRequest {
+        target_node: node_id,
+        key: key.as_bytes().to_vec(),
+    })
+}

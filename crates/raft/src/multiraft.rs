@@ -592,7 +592,14 @@ impl<S: StateMachine> MultiRaft<S> {
     /// returned as is: the caller must stop the node, since this replica's
     /// state can no longer be trusted to match its peers'.
     pub fn process_ready(&mut self) -> tessera_storage::Result<ReadyOutput> {
-        self.process_ready_with(|_| {})
+        let mut early = BTreeMap::new();
+        let mut out = self.process_ready_with(|m| early = m)?;
+        for (to, mut envs) in early {
+            let later = out.messages.remove(&to).unwrap_or_default();
+            envs.extend(later);
+            out.messages.insert(to, envs);
+        }
+        Ok(out)
     }
 
     /// Like [`MultiRaft::process_ready`], but hands the messages that may

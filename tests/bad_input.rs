@@ -40,7 +40,9 @@ fn assert_clean_error(out: &Output, must_contain: &str) {
     assert!(!stderr.contains("panicked"), "panic: {stderr}");
     let error_lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error")).collect();
     assert!(
-        error_lines.iter().any(|l| l.to_lowercase().contains(must_contain)),
+        error_lines
+            .iter()
+            .any(|l| l.to_lowercase().contains(must_contain)),
         "no one-line error mentioning {must_contain:?} in: {stderr}"
     );
 }
@@ -60,7 +62,10 @@ fn start_args(store: &std::path::Path, join: Option<&str>) -> Vec<String> {
 
 #[test]
 fn unknown_flag_is_named() {
-    let out = run_with_timeout(&["start".into(), "--bogus-flag=1".into()], Duration::from_secs(10));
+    let out = run_with_timeout(
+        &["start".into(), "--bogus-flag=1".into()],
+        Duration::from_secs(10),
+    );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--bogus-flag"));
 }
@@ -69,7 +74,10 @@ fn unknown_flag_is_named() {
 fn joining_an_unreachable_address_fails_with_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let dead = format!("127.0.0.1:{}", free_port());
-    let out = run_with_timeout(&start_args(&dir.path().join("s"), Some(&dead)), Duration::from_secs(40));
+    let out = run_with_timeout(
+        &start_args(&dir.path().join("s"), Some(&dead)),
+        Duration::from_secs(40),
+    );
     assert_clean_error(&out, &dead);
 }
 
@@ -78,7 +86,10 @@ async fn store_in_use_init_twice_and_foreign_store_are_refused() {
     let c = TestCluster::start(1).await;
 
     // The running node's store directory is locked.
-    let out = run_with_timeout(&start_args(&c.nodes[0].store, None), Duration::from_secs(20));
+    let out = run_with_timeout(
+        &start_args(&c.nodes[0].store, None),
+        Duration::from_secs(20),
+    );
     assert_clean_error(&out, "in use");
 
     // A second init is refused.

@@ -189,17 +189,37 @@ async fn killing_the_leaseholder_loses_no_acknowledged_write_and_it_catches_up()
     // Writes resume within 10 s.
     let deadline = killed_at + Duration::from_secs(10);
     loop {
-        let resumed = writers.last_ok.lock().iter().any(|t| *t > killed_at + Duration::from_millis(1));
+        let resumed = writers
+            .last_ok
+            .lock()
+            .iter()
+            .any(|t| *t > killed_at + Duration::from_millis(1));
         if resumed {
             break;
         }
-        assert!(Instant::now() < deadline, "writes did not resume within 10s\n{}", c.logs());
+        assert!(
+            Instant::now() < deadline,
+            "writes did not resume within 10s\n{}",
+            c.logs()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    eprintln!("writes resumed {:?} after kill -9", writers.last_ok.lock().iter().find(|t| **t > killed_at).unwrap().duration_since(killed_at));
+    eprintln!(
+        "writes resumed {:?} after kill -9",
+        writers
+            .last_ok
+            .lock()
+            .iter()
+            .find(|t| **t > killed_at)
+            .unwrap()
+            .duration_since(killed_at)
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
     let acked = writers.stop().await;
-    eprintln!("{} acknowledged writes ({before} before the kill)", acked.len());
+    eprintln!(
+        "{} acknowledged writes ({before} before the kill)",
+        acked.len()
+    );
     let survivor = (0..3).find(|i| *i != victim).unwrap();
     assert_all_present(&c, survivor, &acked).await;
 
@@ -209,12 +229,18 @@ async fn killing_the_leaseholder_loses_no_acknowledged_write_and_it_catches_up()
     let mut admin = c.client(survivor).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let moved = kv(&mut admin, transfer("w/", victim as u64 + 1)).await.is_ok()
+        let moved = kv(&mut admin, transfer("w/", victim as u64 + 1))
+            .await
+            .is_ok()
             && c.leaseholder_of(b"w/").await == Some(victim);
         if moved {
             break;
         }
-        assert!(Instant::now() < deadline, "lease never moved back\n{}", c.logs());
+        assert!(
+            Instant::now() < deadline,
+            "lease never moved back\n{}",
+            c.logs()
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     assert_all_present(&c, victim, &acked).await;
@@ -237,11 +263,18 @@ async fn paused_leaseholder_never_serves_a_stale_read() {
     // Keep writing increasing values through the other nodes while paused
     // (longer than the election timeout).
     while Instant::now() < deadline && acked < 5 {
-        if kv(&mut other_client, put("reg", &(acked + 1).to_string())).await.is_ok() {
+        if kv(&mut other_client, put("reg", &(acked + 1).to_string()))
+            .await
+            .is_ok()
+        {
             acked += 1;
         }
     }
-    assert!(acked >= 2, "no write succeeded while the leaseholder was paused\n{}", c.logs());
+    assert!(
+        acked >= 2,
+        "no write succeeded while the leaseholder was paused\n{}",
+        c.logs()
+    );
     c.signal(lh, "CONT");
     // Every read, on every node, returns at least the last acknowledged value.
     let until = Instant::now() + Duration::from_secs(5);
@@ -268,7 +301,9 @@ async fn sigterm_moves_leases_away_and_exits_cleanly() {
     let writers = Writers::start(&c, 6, "t").await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     // Node 3 leaves; nobody connected to it hears more than a retry.
-    let status = c.terminate(2, Duration::from_secs(20)).expect("node exits after SIGTERM");
+    let status = c
+        .terminate(2, Duration::from_secs(20))
+        .expect("node exits after SIGTERM");
     assert!(status.success(), "exit status {status:?}\n{}", c.logs());
     tokio::time::sleep(Duration::from_secs(1)).await;
     let acked = writers.stop().await;

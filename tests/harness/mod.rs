@@ -71,7 +71,9 @@ impl TestCluster {
     /// waits until every range has `min(n, 3)` voters.
     pub async fn start(n: usize) -> TestCluster {
         let dir = tempfile::tempdir().expect("tempdir");
-        let addrs: Vec<String> = (0..n).map(|_| format!("127.0.0.1:{}", free_port())).collect();
+        let addrs: Vec<String> = (0..n)
+            .map(|_| format!("127.0.0.1:{}", free_port()))
+            .collect();
         let mut nodes = Vec::new();
         for i in 0..n {
             let mut node = TestNode {
@@ -89,7 +91,11 @@ impl TestCluster {
         let c = TestCluster { dir, nodes };
         c.wait_listening(0).await;
         let out = c.cli(&["init", &format!("--host={}", c.nodes[0].addr)]);
-        assert!(out.status.success(), "init failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "init failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         c.wait_replicated(n.min(3)).await;
         c
     }
@@ -120,7 +126,10 @@ impl TestCluster {
     pub async fn wait_listening(&self, i: usize) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if tokio::net::TcpStream::connect(&self.nodes[i].addr).await.is_ok() {
+            if tokio::net::TcpStream::connect(&self.nodes[i].addr)
+                .await
+                .is_ok()
+            {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -145,7 +154,10 @@ impl TestCluster {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        panic!("ranges never reached {voters} voters: {last}\n{}", self.logs());
+        panic!(
+            "ranges never reached {voters} voters: {last}\n{}",
+            self.logs()
+        );
     }
 
     pub async fn client(&self, i: usize) -> AdminClient<Channel> {
@@ -233,7 +245,10 @@ impl Drop for TestCluster {
     fn drop(&mut self) {
         for n in &mut self.nodes {
             if let Some(mut c) = n.child.take() {
-                let _ = Command::new("kill").arg("-CONT").arg(c.id().to_string()).status();
+                let _ = Command::new("kill")
+                    .arg("-CONT")
+                    .arg(c.id().to_string())
+                    .status();
                 let _ = c.kill();
                 let _ = c.wait();
             }

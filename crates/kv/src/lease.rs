@@ -16,8 +16,8 @@
 //! 2. **Promise.** Every follower runs raft-rs with `check_quorum`: it
 //!    refuses to vote for anyone for an election timeout (`election_tick`
 //!    ticks) after hearing from its leader. Ticks never run faster than
-//!    real time, so no new leader can be elected before `t + (election_tick
-//!    - 1) * tick` for a heartbeat answered after `t`: the quorum that
+//!    real time, so no new leader can be elected before
+//!    `t + (election_tick - 1) * tick` for a heartbeat answered after `t`: the quorum that
 //!    granted the lease intersects every quorum that could elect a
 //!    successor. `duration` is shorter than that, with a margin for clock
 //!    rate differences.

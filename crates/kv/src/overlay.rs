@@ -90,9 +90,11 @@ fn overlay_scan<'a>(
     }))
 }
 
+type PendingOp = (Vec<u8>, Option<Vec<u8>>);
+
 struct Merge<'a> {
     base: std::iter::Peekable<EngineIterator<'a>>,
-    mine: std::iter::Peekable<std::vec::IntoIter<(Vec<u8>, Option<Vec<u8>>)>>,
+    mine: std::iter::Peekable<std::vec::IntoIter<PendingOp>>,
     reverse: bool,
 }
 

@@ -263,12 +263,12 @@ impl Replica {
         key: &[u8],
         mut ts: Timestamp,
         value: Option<Vec<u8>>,
-    ) -> Result<Timestamp, KvResponse> {
+    ) -> Result<Timestamp, String> {
         loop {
             match mvcc::put(view, batch, key, ts, value.clone(), None) {
                 Ok(()) => return Ok(ts),
                 Err(MvccError::WriteTooOld { existing, .. }) => ts = existing.next(),
-                Err(e) => return Err(internal(format!("write failed: {e}"))),
+                Err(e) => return Err(format!("write failed: {e}")),
             }
         }
     }
@@ -287,12 +287,12 @@ impl Replica {
         self.ctx.clock.forward_to(ts);
         let desc = self.shared.descriptor();
         let view = self.overlay();
-        let written = |r: Result<Timestamp, KvResponse>| match r {
+        let written = |r: Result<Timestamp, String>| match r {
             Ok(ts) => KvResponse {
                 timestamp: Some(ts.into()),
                 ..Default::default()
             },
-            Err(resp) => resp,
+            Err(e) => internal(e),
         };
         match cmd.cmd {
             Some(raft_command::Cmd::Put(p)) => {

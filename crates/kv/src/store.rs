@@ -84,6 +84,9 @@ impl StoreConfig {
     }
 }
 
+/// A leader's commit index and each peer's matched index.
+type ReplicationProgress = (u64, Vec<(u64, u64)>);
+
 enum RaftMsg {
     Raft(RaftBatch),
     Propose {
@@ -104,7 +107,7 @@ enum RaftMsg {
     },
     Progress {
         range_id: u64,
-        reply: oneshot::Sender<Option<(u64, Vec<(u64, u64)>)>>,
+        reply: oneshot::Sender<Option<ReplicationProgress>>,
     },
     Status(oneshot::Sender<HashMap<u64, tessera_raft::GroupStatus>>),
     Stop,
@@ -892,8 +895,10 @@ fn handle(mr: &mut MultiRaft<Replica>, msg: RaftMsg, ctx: &Arc<ReplicaContext>) 
                 return;
             };
             let desc = Replica::changed_descriptor(&r.shared().descriptor(), node_id, direction);
-            let mut cc = ConfChange::default();
-            cc.node_id = node_id;
+            let mut cc = ConfChange {
+                node_id,
+                ..Default::default()
+            };
             cc.set_change_type(match direction {
                 ConfChangeDirection::AddLearner => ConfChangeType::AddLearnerNode,
                 ConfChangeDirection::Promote => ConfChangeType::AddNode,

@@ -132,8 +132,7 @@ impl GroupStorage {
         }
         let start = log_key(range_id, s.truncated_index + 1);
         let end = log_key(range_id, u64::MAX);
-        let mut expected = s.truncated_index + 1;
-        for item in engine.scan(&start, &end, false)? {
+        for (expected, item) in (s.truncated_index + 1..).zip(engine.scan(&start, &end, false)?) {
             let (_, v) = item?;
             let e = Entry::parse_from_bytes(&v).map_err(corrupt)?;
             if e.index != expected {
@@ -142,7 +141,6 @@ impl GroupStorage {
                     e.index
                 )));
             }
-            expected += 1;
             s.entries.push_back(e);
         }
         Ok(Some(s))
@@ -282,8 +280,10 @@ impl GroupStorage {
     /// Stores a snapshot (built by the state machine at the applied index)
     /// for raft to send on its next attempt.
     pub fn set_prepared_snapshot(&mut self, data: Vec<u8>) {
-        let mut snap = Snapshot::default();
-        snap.data = data.into();
+        let mut snap = Snapshot {
+            data: data.into(),
+            ..Default::default()
+        };
         let meta = snap.mut_metadata();
         meta.index = self.applied;
         meta.term = raft::Storage::term(self, self.applied).unwrap_or(self.truncated_term);
@@ -413,11 +413,12 @@ mod tests {
     use tessera_storage::MemoryEngine;
 
     fn entry(index: u64, term: u64) -> Entry {
-        let mut e = Entry::default();
-        e.index = index;
-        e.term = term;
-        e.data = vec![index as u8].into();
-        e
+        Entry {
+            index,
+            term,
+            data: vec![index as u8].into(),
+            ..Default::default()
+        }
     }
 
     #[test]

@@ -183,15 +183,11 @@ impl Book {
         if desc.node_id == 0 || desc.node_id == self.self_id() {
             return;
         }
-        self.inner
-            .lock()
-            .nodes
-            .entry(desc.node_id)
-            .or_insert(Peer {
-                desc,
-                heard: None,
-                draining: false,
-            });
+        self.inner.lock().nodes.entry(desc.node_id).or_insert(Peer {
+            desc,
+            heard: None,
+            draining: false,
+        });
     }
 
     /// A node that just joined through us: it is live, and any older node
@@ -199,9 +195,11 @@ impl Book {
     pub(crate) fn add_joined(&self, desc: NodeDescriptor) {
         let mut inner = self.inner.lock();
         let id = desc.node_id;
-        inner
-            .nodes
-            .retain(|n, p| *n == id || p.desc.address != desc.address || p.heard.is_some_and(|t| t.elapsed() < LIVENESS_WINDOW));
+        inner.nodes.retain(|n, p| {
+            *n == id
+                || p.desc.address != desc.address
+                || p.heard.is_some_and(|t| t.elapsed() < LIVENESS_WINDOW)
+        });
         inner.nodes.insert(
             id,
             Peer {
@@ -226,7 +224,8 @@ impl Book {
             Some((cur, cur_lh)) => {
                 desc.generation > cur.generation
                     || (desc.generation == cur.generation
-                        && ((lh != 0 && lh == sender) || (*cur_lh == 0 && lh != 0)))
+                        && lh != 0
+                        && (lh == sender || *cur_lh == 0))
             }
         };
         if replace {
@@ -465,11 +464,9 @@ pub(crate) async fn round(shared: &Arc<Shared>, state: &mut LoopState) {
                 shared.book.learn_relayed(d);
             }
         }
-        shared.book.merge_first_range(
-            resp.first_range,
-            resp.first_range_leaseholder,
-            responder,
-        );
+        shared
+            .book
+            .merge_first_range(resp.first_range, resp.first_range_leaseholder, responder);
         // A responder we could not name yet is known now: note it.
         if responder == 0 {
             if let Some(n) = shared.book.node_at(&addr) {
@@ -624,8 +621,14 @@ mod tests {
         book.merge_first_range(Some(range1(2)), 1, 1); // from the leaseholder
         assert_eq!(book.first_range().map(|r| r.1), Some(1));
         book.merge_first_range(Some(range1(1)), 3, 3); // older: no
-        assert_eq!(book.first_range().map(|r| (r.0.generation, r.1)), Some((2, 1)));
+        assert_eq!(
+            book.first_range().map(|r| (r.0.generation, r.1)),
+            Some((2, 1))
+        );
         book.merge_first_range(Some(range1(3)), 0, 2); // newer wins
-        assert_eq!(book.first_range().map(|r| (r.0.generation, r.1)), Some((3, 0)));
+        assert_eq!(
+            book.first_range().map(|r| (r.0.generation, r.1)),
+            Some((3, 0))
+        );
     }
 }

@@ -30,9 +30,7 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
                 continue;
             }
         };
-        let health = shared
-            .running()
-            .map(|r| (r.node_id, r.cluster_id.clone()));
+        let health = shared.running().map(|r| (r.node_id, r.cluster_id.clone()));
         tokio::spawn(handle(stream, health));
     }
 }
@@ -171,7 +169,10 @@ mod tests {
 
     fn status_of(resp: &[u8]) -> u16 {
         let s = String::from_utf8_lossy(resp);
-        s.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+        s.split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0)
     }
 
     fn body_of(resp: &[u8]) -> String {
@@ -192,15 +193,25 @@ mod tests {
             body_of(&r),
             "{\"status\":\"ok\",\"node_id\":2,\"cluster_id\":\"abc\"}"
         );
-        assert!(String::from_utf8_lossy(&r).contains("Content-Length: 48\r\n"));
+        let len = format!("Content-Length: {}\r\n", body_of(&r).len());
+        assert!(String::from_utf8_lossy(&r).contains(&len));
     }
 
     #[test]
     fn unknown_paths_are_404_and_garbage_is_400() {
         let id = (1, "c".to_string());
-        assert_eq!(status_of(&respond(b"GET /nope HTTP/1.1\r\n\r\n", Some(&id))), 404);
-        assert_eq!(status_of(&respond(b"GET /health?x=1 HTTP/1.0\r\n\r\n", Some(&id))), 200);
-        assert_eq!(status_of(&respond(b"POST /health HTTP/1.1\r\n\r\n", Some(&id))), 405);
+        assert_eq!(
+            status_of(&respond(b"GET /nope HTTP/1.1\r\n\r\n", Some(&id))),
+            404
+        );
+        assert_eq!(
+            status_of(&respond(b"GET /health?x=1 HTTP/1.0\r\n\r\n", Some(&id))),
+            200
+        );
+        assert_eq!(
+            status_of(&respond(b"POST /health HTTP/1.1\r\n\r\n", Some(&id))),
+            405
+        );
         for bad in [
             &b""[..],
             b"\xff\xfe\r\n\r\n",

@@ -45,6 +45,10 @@ pub struct NodeConfig {
     pub http_addr: String,
     /// Recorded in the node descriptor for clients; SQL comes later.
     pub sql_addr: Option<String>,
+    /// The gRPC address other nodes should use (host:port). Default: the
+    /// bound `listen_addr`, which only works across machines if it names
+    /// a reachable interface (not 0.0.0.0).
+    pub advertise_addr: Option<String>,
     /// Addresses (host:port) of other nodes of the cluster.
     pub join: Vec<String>,
     /// Largest tolerated clock offset between nodes.
@@ -69,6 +73,7 @@ impl NodeConfig {
             listen_addr: listen_addr.into(),
             http_addr: http_addr.into(),
             sql_addr: None,
+            advertise_addr: None,
             join: Vec::new(),
             max_offset: Duration::from_millis(250),
             join_timeout: Duration::from_secs(10),

@@ -17,9 +17,7 @@ use prost::Message as _;
 use tessera_common::keys;
 use tessera_common::proto::admin_server::AdminServer;
 use tessera_common::proto::internal_server::InternalServer;
-use tessera_common::proto::{
-    InitResponse, JoinRequest, JoinResponse, NodeDescriptor, StoreIdent,
-};
+use tessera_common::proto::{InitResponse, JoinRequest, JoinResponse, NodeDescriptor, StoreIdent};
 use tessera_common::Clock;
 use tessera_kv::{Store, StoreConfig, DB};
 use tessera_storage::{Engine, FjallEngine, WriteBatch};
@@ -238,11 +236,23 @@ impl Shared {
         let mut last_answer = Instant::now();
         let mut unreachable: std::collections::BTreeMap<String, String> = Default::default();
         let mut told_waiting = false;
+        // Asking ourselves would only ever say "not initialized".
+        let join: Vec<String> = self
+            .cfg
+            .join
+            .iter()
+            .filter(|a| **a != self.advertise && **a != self.cfg.listen_addr)
+            .cloned()
+            .collect();
+        if join.is_empty() {
+            tracing::info!("store is not initialized; waiting for `tessera init`");
+            return;
+        }
         loop {
             if self.running().is_some() {
                 return;
             }
-            for addr in &self.cfg.join {
+            for addr in &join {
                 let req = JoinRequest {
                     address: self.advertise.clone(),
                     sql_address: self.cfg.sql_addr.clone().unwrap_or_default(),
@@ -250,7 +260,9 @@ impl Shared {
                 };
                 match try_join(addr, req).await {
                     JoinAttempt::Unreachable(e) => {
-                        tracing::debug!("join: {addr}: {e}");
+                        if !unreachable.contains_key(addr) {
+                            tracing::warn!("cannot reach --join address {addr}: {e}; retrying");
+                        }
                         unreachable.insert(addr.clone(), e);
                     }
                     JoinAttempt::Failed(e) => {
@@ -268,8 +280,7 @@ impl Shared {
                             ));
                             return;
                         }
-                        if resp.not_initialized || resp.cluster_id.is_empty() || resp.node_id == 0
-                        {
+                        if resp.not_initialized || resp.cluster_id.is_empty() || resp.node_id == 0 {
                             if !told_waiting {
                                 tracing::info!(
                                     "{addr} is not part of an initialized cluster yet; waiting (run `tessera init`)"
@@ -279,7 +290,7 @@ impl Shared {
                             continue;
                         }
                         match self.complete_join(resp).await {
-                            Ok(true) | Ok(false) => return,
+                            Ok(_) => return,
                             Err(e) => {
                                 self.fatal(e);
                                 return;
@@ -292,9 +303,7 @@ impl Shared {
                 }
             }
             if last_answer.elapsed() >= self.cfg.join_timeout {
-                let list: Vec<String> = self
-                    .cfg
-                    .join
+                let list: Vec<String> = join
                     .iter()
                     .map(|a| match unreachable.get(a) {
                         Some(e) => format!("{a}: {e}"),
@@ -345,12 +354,12 @@ async fn try_join(addr: &str, req: JoinRequest) -> JoinAttempt {
         Ok(e) => e,
         Err(e) => return JoinAttempt::Unreachable(e),
     };
-    let channel = match tokio::time::timeout(transport::CONNECT_TIMEOUT * 2, endpoint.connect()).await
-    {
-        Ok(Ok(c)) => c,
-        Ok(Err(e)) => return JoinAttempt::Unreachable(describe_error(&e)),
-        Err(_) => return JoinAttempt::Unreachable("timed out".into()),
-    };
+    let channel =
+        match tokio::time::timeout(transport::CONNECT_TIMEOUT * 2, endpoint.connect()).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => return JoinAttempt::Unreachable(describe_error(&e)),
+            Err(_) => return JoinAttempt::Unreachable("timed out".into()),
+        };
     let mut client = transport::internal_client(channel);
     match tokio::time::timeout(JOIN_CALL_TIMEOUT, client.join(req)).await {
         Ok(Ok(r)) => JoinAttempt::Answer(r.into_inner()),
@@ -450,8 +459,19 @@ impl Node {
         if ident.is_some() {
             book.remember(gossip::load_peers(engine.as_ref()));
         }
+        let advertise = match &cfg.advertise_addr {
+            Some(a) => a.clone(),
+            None => {
+                if listen_addr.ip().is_unspecified() {
+                    tracing::warn!(
+                        "advertising {listen_addr} to other nodes: set an advertise address reachable from them"
+                    );
+                }
+                listen_addr.to_string()
+            }
+        };
         let shared = Arc::new(Shared {
-            advertise: listen_addr.to_string(),
+            advertise,
             http_addr,
             clock: Clock::system(cfg.max_offset),
             engine,
@@ -561,15 +581,17 @@ impl Node {
             tracing::info!("node {}: draining", run.node_id);
             shared.book.set_draining(true);
             let mut state = gossip::LoopState::new();
-            let _ = tokio::time::timeout(
-                Duration::from_secs(3),
-                gossip::round(&shared, &mut state),
-            )
-            .await;
+            let _ =
+                tokio::time::timeout(Duration::from_secs(3), gossip::round(&shared, &mut state))
+                    .await;
             let others = tessera_kv::Liveness::live_nodes(shared.book.as_ref())
                 .into_iter()
                 .any(|(n, draining)| n != run.node_id && !draining);
-            let timeout = if others { DRAIN_TIMEOUT } else { Duration::ZERO };
+            let timeout = if others {
+                DRAIN_TIMEOUT
+            } else {
+                Duration::ZERO
+            };
             let leading = run.store.drain(timeout).await;
             if leading > 0 && others {
                 tracing::warn!(

@@ -204,19 +204,21 @@ impl AdminService {
             }),
             kv_request::Op::Put(p) => {
                 if let Err(resp) = check_user_key(&p.key) {
-                    return resp;
+                    return *resp;
                 }
-                db.put(&p.key, &p.value).await.map(|()| KvResponse::default())
+                db.put(&p.key, &p.value)
+                    .await
+                    .map(|()| KvResponse::default())
             }
             kv_request::Op::Delete(d) => {
                 if let Err(resp) = check_user_key(&d.key) {
-                    return resp;
+                    return *resp;
                 }
                 db.delete(&d.key).await.map(|()| KvResponse::default())
             }
             kv_request::Op::Cput(c) => {
                 if let Err(resp) = check_user_key(&c.key) {
-                    return resp;
+                    return *resp;
                 }
                 db.cput(&c.key, &c.value, c.expected.as_deref())
                     .await
@@ -246,18 +248,18 @@ impl AdminService {
                 ..Default::default()
             }),
             kv_request::Op::TransferLease(t) => {
-                let key = match self.range_start(run, req.range_id).await {
+                let key = match self.range_key(run, req.range_id, t.key).await {
                     Ok(k) => k,
-                    Err(resp) => return resp,
+                    Err(resp) => return *resp,
                 };
                 db.transfer_lease(&key, t.target_node)
                     .await
                     .map(|()| KvResponse::default())
             }
             kv_request::Op::ChangeReplicas(c) => {
-                let key = match self.range_start(run, req.range_id).await {
+                let key = match self.range_key(run, req.range_id, c.key).await {
                     Ok(k) => k,
-                    Err(resp) => return resp,
+                    Err(resp) => return *resp,
                 };
                 db.change_replicas(&key, c.node_id, c.remove)
                     .await
@@ -272,30 +274,35 @@ impl AdminService {
         resp
     }
 
-    /// The start key of range `range_id`, to route a range-level operation.
-    async fn range_start(&self, run: &Running, range_id: u64) -> Result<Vec<u8>, KvResponse> {
+    /// The key that routes a range-level operation: `key` (the range
+    /// holding it; empty: range 1) when `range_id` is 0, else the start key
+    /// of range `range_id` as recorded in /meta.
+    async fn range_key(
+        &self,
+        run: &Running,
+        range_id: u64,
+        key: Vec<u8>,
+    ) -> Result<Vec<u8>, Box<KvResponse>> {
         if range_id == 0 {
-            return Err(bad_request(
-                "transfer_lease and change_replicas need the range_id of their range",
-            ));
+            return Ok(key);
         }
-        let ranges = run.db.ranges().await.map_err(db_error)?;
+        let ranges = run.db.ranges().await.map_err(|e| Box::new(db_error(e)))?;
         ranges
             .into_iter()
             .find(|d| d.range_id == range_id)
             .map(|d| d.start_key)
-            .ok_or_else(|| bad_request(format!("range {range_id} does not exist")))
+            .ok_or_else(|| Box::new(bad_request(format!("range {range_id} does not exist"))))
     }
 }
 
-fn check_user_key(key: &[u8]) -> Result<(), KvResponse> {
+fn check_user_key(key: &[u8]) -> Result<(), Box<KvResponse>> {
     if keys::is_user_key(key) {
         Ok(())
     } else {
-        Err(bad_request(format!(
+        Err(Box::new(bad_request(format!(
             "key {} is outside the user keyspace (user keys start with a byte >= 0x20)",
             keys::pretty(key)
-        )))
+        ))))
     }
 }
 
@@ -330,15 +337,21 @@ impl Admin for AdminService {
         let ranges = descs
             .into_iter()
             .map(|d| {
+                // A deposed leader may not know it yet: the claim in the
+                // highest raft term wins.
                 let leaseholder_node = nodes
                     .iter()
-                    .find(|n| {
-                        locals[**n].iter().any(|l| {
-                            l.leaseholder
-                                && l.descriptor.as_ref().map(|x| x.range_id) == Some(d.range_id)
-                        })
+                    .filter_map(|n| {
+                        locals[*n]
+                            .iter()
+                            .find(|l| {
+                                l.leaseholder
+                                    && l.descriptor.as_ref().map(|x| x.range_id) == Some(d.range_id)
+                            })
+                            .map(|l| (l.term, **n))
                     })
-                    .map(|n| **n)
+                    .max()
+                    .map(|(_, n)| n)
                     .unwrap_or(0);
                 RangeInfo {
                     descriptor: Some(d),

@@ -113,7 +113,10 @@ impl RateLimit {
     /// Whether to log now (and remember that we did).
     pub(crate) fn allow(&mut self) -> bool {
         let now = Instant::now();
-        if self.last.is_some_and(|t| now.duration_since(t) < self.every) {
+        if self
+            .last
+            .is_some_and(|t| now.duration_since(t) < self.every)
+        {
             return false;
         }
         self.last = Some(now);
@@ -185,12 +188,13 @@ async fn send_loop(
             None => Err(format!("address of node {to} unknown")),
             Some(addr) => match pool.internal(&addr) {
                 Err(e) => Err(e),
-                Ok(mut client) => match tokio::time::timeout(RAFT_TIMEOUT, client.raft(batch)).await
-                {
-                    Ok(Ok(_)) => Ok(()),
-                    Ok(Err(s)) => Err(format!("{addr}: {}", describe_status(&s))),
-                    Err(_) => Err(format!("{addr}: timed out")),
-                },
+                Ok(mut client) => {
+                    match tokio::time::timeout(RAFT_TIMEOUT, client.raft(batch)).await {
+                        Ok(Ok(_)) => Ok(()),
+                        Ok(Err(s)) => Err(format!("{addr}: {}", describe_status(&s))),
+                        Err(_) => Err(format!("{addr}: timed out")),
+                    }
+                }
             },
         };
         match result {

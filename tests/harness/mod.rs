@@ -64,6 +64,8 @@ impl TestNode {
 pub struct TestCluster {
     pub dir: tempfile::TempDir,
     pub nodes: Vec<TestNode>,
+    /// Node id of each process (ids are assigned in join order).
+    pub ids: Vec<u64>,
 }
 
 impl TestCluster {
@@ -88,7 +90,11 @@ impl TestCluster {
             node.spawn();
             nodes.push(node);
         }
-        let c = TestCluster { dir, nodes };
+        let mut c = TestCluster {
+            dir,
+            nodes,
+            ids: vec![0; n],
+        };
         c.wait_listening(0).await;
         let out = c.cli(&["init", &format!("--host={}", c.nodes[0].addr)]);
         assert!(
@@ -97,7 +103,41 @@ impl TestCluster {
             String::from_utf8_lossy(&out.stderr)
         );
         c.wait_replicated(n.min(3)).await;
+        for i in 0..n {
+            c.ids[i] = c.fetch_node_id(i).await;
+        }
         c
+    }
+
+    async fn fetch_node_id(&self, i: usize) -> u64 {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(mut cl) = connect(&self.nodes[i].addr).await {
+                if let Ok(st) = cl.node_status(NodeStatusRequest {}).await {
+                    let id = st.into_inner().node_id;
+                    if id != 0 {
+                        return id;
+                    }
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {} has no id\n{}",
+                i + 1,
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Node id of process `i`.
+    pub fn node_id(&self, i: usize) -> u64 {
+        self.ids[i]
+    }
+
+    /// Process index of node id `id`.
+    pub fn index_of(&self, id: u64) -> Option<usize> {
+        self.ids.iter().position(|x| *x == id)
     }
 
     pub fn addr(&self, i: usize) -> &str {
@@ -229,10 +269,7 @@ impl TestCluster {
                 for r in ranges {
                     let d = r.descriptor.clone().unwrap_or_default();
                     if d.start_key.as_slice() <= key && key < d.end_key.as_slice() {
-                        if r.leaseholder_node == 0 {
-                            return None;
-                        }
-                        return Some(r.leaseholder_node as usize - 1);
+                        return self.index_of(r.leaseholder_node);
                     }
                 }
             }

@@ -40,6 +40,9 @@ pub enum Error {
         ambiguous: bool,
     },
     Internal(String),
+    /// The writes of an atomic batch fall in more than one range (atomic
+    /// cross-range writes need distributed transactions).
+    CrossRange(String),
 }
 
 impl std::fmt::Display for Error {
@@ -60,6 +63,7 @@ impl std::fmt::Display for Error {
                 }
             }
             Error::Internal(m) => write!(f, "internal error: {m}"),
+            Error::CrossRange(m) => write!(f, "writes span several ranges: {m}"),
         }
     }
 }
@@ -198,6 +202,35 @@ impl DB {
         self.send(key, Route::Key, op).await.map(|_| ())
     }
 
+    /// Applies `writes` atomically: all or none. They must fall in one
+    /// range ([`Error::CrossRange`] otherwise); a failed conditional put
+    /// fails the whole batch with [`Error::ConditionFailed`].
+    pub async fn write_batch(&self, writes: Vec<proto::BatchWrite>) -> Result<()> {
+        let keys: Vec<Vec<u8>> = writes
+            .iter()
+            .filter_map(|w| crate::store::batch_write_key(w).map(|k| k.to_vec()))
+            .collect();
+        let Some(first) = keys.first().cloned() else {
+            return Ok(());
+        };
+        let op = kv_request::Op::Batch(proto::WriteBatchRequest { writes });
+        self.send_with(&first, Route::Key, |desc| {
+            match keys.iter().find(|k| {
+                !(desc.start_key.as_slice() <= k.as_slice()
+                    && k.as_slice() < desc.end_key.as_slice())
+            }) {
+                Some(k) => Err(Error::CrossRange(format!(
+                    "{} and {} are in different ranges",
+                    keys::pretty(&first),
+                    keys::pretty(k)
+                ))),
+                None => Ok(op.clone()),
+            }
+        })
+        .await
+        .map(|_| ())
+    }
+
     /// Keys in `[start, end)` in order (descending if `reverse`), at most
     /// `limit` (0: all), across as many ranges as the span covers.
     pub async fn scan(
@@ -220,12 +253,12 @@ impl DB {
                 .send_with(&route_key, route, |desc| {
                     let s = lo.clone().max(desc.start_key.clone());
                     let e = hi.clone().min(desc.end_key.clone());
-                    kv_request::Op::Scan(proto::ScanRequest {
+                    Ok(kv_request::Op::Scan(proto::ScanRequest {
                         start: s,
                         end: e,
                         limit: remaining as u32,
                         reverse,
-                    })
+                    }))
                 })
                 .await?;
             out.extend(resp.rows.into_iter().map(|kv| (kv.key, kv.value)));
@@ -401,7 +434,7 @@ impl DB {
         route: Route,
         op: kv_request::Op,
     ) -> Result<(RangeDescriptor, KvResponse)> {
-        self.send_with(key, route, |_| op.clone()).await
+        self.send_with(key, route, |_| Ok(op.clone())).await
     }
 
     /// Sends an operation (built for the range found) to the leaseholder of
@@ -410,7 +443,7 @@ impl DB {
         &self,
         key: &[u8],
         route: Route,
-        build: impl Fn(&RangeDescriptor) -> kv_request::Op,
+        build: impl Fn(&RangeDescriptor) -> Result<kv_request::Op>,
     ) -> Result<(RangeDescriptor, KvResponse)> {
         let deadline = Instant::now() + self.deadline;
         let mut backoff = Duration::from_millis(10);
@@ -484,7 +517,7 @@ impl DB {
             let req = KvRequest {
                 range_id: desc.range_id,
                 timestamp: Some(self.clock.now().into()),
-                op: Some(build(&desc)),
+                op: Some(build(&desc)?),
             };
             let resp = match self.dialer.send(target, req).await {
                 Ok(r) => r,

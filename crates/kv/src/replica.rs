@@ -323,7 +323,66 @@ impl Replica {
                 written(self.write_version(&view, batch, &c.key, ts, Some(c.value)))
             }
             Some(raft_command::Cmd::Split(s)) => self.apply_split(s, batch, effects),
+            Some(raft_command::Cmd::Batch(b)) => self.apply_write_batch(b, ts, &desc, batch),
             None => internal("empty command"),
+        }
+    }
+
+    /// Applies every write of `b` or, if one cannot be (a failed
+    /// condition, a key outside the range), none of them.
+    fn apply_write_batch(
+        &mut self,
+        b: proto::WriteBatchRequest,
+        ts: Timestamp,
+        desc: &RangeDescriptor,
+        batch: &mut WriteBatch,
+    ) -> KvResponse {
+        use proto::batch_write::Write;
+        // Stage into a private batch over a private overlay, so a failure
+        // midway leaves no trace.
+        let mut staged = WriteBatch::new();
+        let staging = Arc::new(Mutex::new(PendingWrites::default()));
+        staging.lock().record(batch, 0);
+        let view = Overlay {
+            engine: Arc::new(Overlay {
+                engine: self.ctx.engine.clone(),
+                pending: self.pending.clone(),
+            }),
+            pending: staging.clone(),
+        };
+        let mut max_ts = ts;
+        for w in b.writes {
+            let (key, value, expected) = match w.write {
+                Some(Write::Put(p)) => (p.key, Some(p.value), None),
+                Some(Write::Delete(d)) => (d.key, None, None),
+                Some(Write::Cput(c)) => (c.key, Some(c.value), Some(c.expected)),
+                None => return internal("empty write in batch"),
+            };
+            if !contains(desc, &key) {
+                return key_mismatch(vec![desc.clone()]);
+            }
+            if let Some(expected) = expected {
+                let current = match mvcc::get_version(&view, &key, Timestamp::MAX) {
+                    Ok(v) => v.and_then(|(_, v)| v),
+                    Err(e) => return internal(format!("read failed: {e}")),
+                };
+                if current != expected {
+                    return kv_err(kv_error::Kind::ConditionFailed(proto::ConditionFailed {
+                        actual: current,
+                    }));
+                }
+            }
+            let from = staged.len();
+            match self.write_version(&view, &mut staged, &key, ts, value) {
+                Ok(written) => max_ts = max_ts.max(written),
+                Err(e) => return internal(e),
+            }
+            staging.lock().record(&staged, from);
+        }
+        batch.extend(staged);
+        KvResponse {
+            timestamp: Some(max_ts.into()),
+            ..Default::default()
         }
     }
 

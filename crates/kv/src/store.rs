@@ -134,8 +134,14 @@ fn not_leaseholder(shared: &ReplicaShared) -> KvResponse {
 impl Store {
     /// Writes the first range of a new cluster into `engine`: one replica,
     /// on this node, covering the whole keyspace, with its /meta record and
-    /// the id generators.
-    pub fn bootstrap(engine: &dyn Engine, node_id: u64, now: Timestamp) -> Result<(), String> {
+    /// the id generators. `batch` may carry the caller's own writes (the
+    /// store identity): everything lands in one atomic, synced write.
+    pub fn bootstrap(
+        engine: &dyn Engine,
+        node_id: u64,
+        now: Timestamp,
+        mut batch: WriteBatch,
+    ) -> Result<(), String> {
         let desc = RangeDescriptor {
             range_id: 1,
             start_key: keys::KEY_MIN.to_vec(),
@@ -148,7 +154,6 @@ impl Store {
             generation: 1,
             next_replica_id: node_id + 1,
         };
-        let mut batch = WriteBatch::new();
         batch.put(descriptor_key(1), desc.encode_to_vec());
         tessera_raft::GroupStorage::initialized(1, vec![node_id], vec![], &mut batch);
         let puts: [(&[u8], Vec<u8>); 3] = [
@@ -360,6 +365,23 @@ impl Store {
             }
             kv_request::Op::Cput(c) => {
                 self.write(&shared, &desc, c.key.clone(), raft_command::Cmd::Cput(c))
+                    .await
+            }
+            kv_request::Op::Batch(b) => {
+                let Some(first) = b.writes.first().and_then(batch_write_key) else {
+                    return KvResponse::default();
+                };
+                if let Some(outside) = b
+                    .writes
+                    .iter()
+                    .filter_map(batch_write_key)
+                    .find(|k| !contains(&desc, k))
+                {
+                    let _ = outside;
+                    return key_mismatch(vec![desc]);
+                }
+                let first = first.to_vec();
+                self.write(&shared, &desc, first, raft_command::Cmd::Batch(b))
                     .await
             }
             kv_request::Op::Split(s) => self.admin_split(&shared, s.split_key).await,
@@ -747,6 +769,16 @@ impl Store {
         let _ = self.tx.send(RaftMsg::Progress { range_id, reply });
         matches!(rx.await, Ok(Some((committed, progress)))
             if progress.iter().any(|(id, m)| *id == node_id && *m >= committed))
+    }
+}
+
+/// The key a batched write touches.
+pub fn batch_write_key(w: &proto::BatchWrite) -> Option<&[u8]> {
+    use proto::batch_write::Write;
+    match w.write.as_ref()? {
+        Write::Put(p) => Some(&p.key),
+        Write::Delete(d) => Some(&d.key),
+        Write::Cput(c) => Some(&c.key),
     }
 }
 

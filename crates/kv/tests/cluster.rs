@@ -109,7 +109,7 @@ async fn cluster(n: u64) -> Cluster {
         let engine = Arc::new(MemoryEngine::new());
         let clock = Clock::system(Duration::from_millis(250));
         if id == 1 {
-            Store::bootstrap(engine.as_ref(), 1, clock.now()).unwrap();
+            Store::bootstrap(engine.as_ref(), 1, clock.now(), Default::default()).unwrap();
         }
         let mut cfg = StoreConfig::new(id);
         cfg.tick = Duration::from_millis(20);
@@ -267,4 +267,60 @@ async fn writes_continue_after_the_leaseholder_goes_down() {
     c.net.down.write().remove(&leader);
     let dbl = c.dbs[&leader].clone();
     assert_eq!(dbl.get(b"k").await.unwrap(), Some(b"after".to_vec()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_batches_apply_all_or_nothing_and_refuse_to_span_ranges() {
+    use tessera_common::proto::{batch_write::Write, BatchWrite, CPutRequest, PutRequest};
+    let c = cluster(3).await;
+    let db = c.dbs[&2].clone();
+    wait_for(
+        "3 voters",
+        Duration::from_secs(20),
+        async || matches!(db.ranges().await, Ok(r) if voters(&r[0]) == 3),
+    )
+    .await;
+    let put = |k: &str, v: &str| BatchWrite {
+        write: Some(Write::Put(PutRequest {
+            key: k.as_bytes().to_vec(),
+            value: v.as_bytes().to_vec(),
+        })),
+    };
+    let cput = |k: &str, v: &str, expected: Option<&str>| BatchWrite {
+        write: Some(Write::Cput(CPutRequest {
+            key: k.as_bytes().to_vec(),
+            value: v.as_bytes().to_vec(),
+            expected: expected.map(|e| e.as_bytes().to_vec()),
+        })),
+    };
+    db.write_batch(vec![put("a1", "x"), put("a2", "y"), cput("a3", "z", None)])
+        .await
+        .unwrap();
+    // A failing condition at the end: the earlier writes must not appear.
+    let err = db
+        .write_batch(vec![
+            put("a1", "CHANGED"),
+            put("a4", "new"),
+            cput("a3", "w", Some("nope")),
+        ])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, tessera_kv::db::Error::ConditionFailed { .. }));
+    assert_eq!(db.get(b"a1").await.unwrap(), Some(b"x".to_vec()));
+    assert_eq!(db.get(b"a4").await.unwrap(), None);
+    // Writes read their own batch: a cput on a key put earlier in it.
+    db.write_batch(vec![put("b1", "1"), cput("b1", "2", Some("1"))])
+        .await
+        .unwrap();
+    assert_eq!(db.get(b"b1").await.unwrap(), Some(b"2".to_vec()));
+    db.split(b"m").await.unwrap();
+    let err = db
+        .write_batch(vec![put("a1", "1"), put("z1", "2")])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, tessera_kv::db::Error::CrossRange(_)),
+        "{err:?}"
+    );
+    assert_eq!(db.get(b"z1").await.unwrap(), None);
 }

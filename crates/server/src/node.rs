@@ -175,9 +175,12 @@ impl Shared {
             cluster_id: cluster_id.clone(),
             node_id: 1,
         };
-        let result = Store::bootstrap(self.engine.as_ref(), 1, self.clock.now())
+        // The identity and the first range land in one synced batch: a
+        // crash cannot leave one without the other.
+        let mut batch = WriteBatch::new();
+        batch.put(IDENT_KEY.to_vec(), ident.encode_to_vec());
+        let result = Store::bootstrap(self.engine.as_ref(), 1, self.clock.now(), batch)
             .map_err(|e| format!("cannot bootstrap the store: {e}"))
-            .and_then(|()| write_ident(self.engine.as_ref(), &ident))
             .and_then(|()| self.start_store(&ident));
         match result {
             Ok(_) => {

@@ -57,6 +57,9 @@ pub(crate) fn db_error(e: db::Error) -> KvResponse {
             kv_error::Kind::Unavailable(proto::Unavailable { reason, ambiguous })
         }
         db::Error::Internal(m) => kv_error::Kind::Internal(m),
+        db::Error::CrossRange(m) => kv_error::Kind::BadRequest(format!(
+            "writes span several ranges ({m}); atomic cross-range writes need transactions"
+        )),
     })
 }
 
@@ -242,6 +245,20 @@ impl AdminService {
                             .collect(),
                         ..Default::default()
                     })
+            }
+            kv_request::Op::Batch(b) => {
+                for k in b
+                    .writes
+                    .iter()
+                    .filter_map(tessera_kv::store::batch_write_key)
+                {
+                    if let Err(resp) = check_user_key(k) {
+                        return *resp;
+                    }
+                }
+                db.write_batch(b.writes)
+                    .await
+                    .map(|()| KvResponse::default())
             }
             kv_request::Op::Split(s) => db.split(&s.split_key).await.map(|d| KvResponse {
                 descriptor: Some(d),

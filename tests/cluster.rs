@@ -229,16 +229,15 @@ async fn killing_the_leaseholder_loses_no_acknowledged_write_and_it_catches_up()
     let mut admin = c.client(survivor).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let moved = kv(&mut admin, transfer("w/", c.node_id(victim)))
-            .await
-            .is_ok()
-            && c.leaseholder_of(b"w/").await == Some(victim);
-        if moved {
+        let res = kv(&mut admin, transfer("w/", c.node_id(victim))).await;
+        let holder = c.leaseholder_of(b"w/").await;
+        if res.is_ok() && holder == Some(victim) {
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "lease never moved back\n{}",
+            "lease never moved back: transfer {res:?}, holder {holder:?}, ranges {:?}\n{}",
+            c.ranges(survivor).await,
             c.logs()
         );
         tokio::time::sleep(Duration::from_millis(500)).await;

@@ -54,7 +54,8 @@ impl TestNode {
         if !self.join.is_empty() {
             cmd.arg(format!("--join={}", self.join.join(",")));
         }
-        cmd.env("RUST_LOG", "info,raft=warn")
+        let filter = std::env::var("TESSERA_TEST_LOG").unwrap_or_else(|_| "info,raft=warn".into());
+        cmd.env("RUST_LOG", filter)
             .stdout(Stdio::from(log.try_clone().expect("log")))
             .stderr(Stdio::from(log));
         self.child = Some(cmd.spawn().expect("spawn tessera"));
@@ -148,7 +149,11 @@ impl TestCluster {
         let mut s = String::new();
         for n in &self.nodes {
             let text = std::fs::read_to_string(&n.log).unwrap_or_default();
-            let tail: Vec<&str> = text.lines().rev().take(40).collect();
+            let keep = std::env::var("TESSERA_TEST_LOG_LINES")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(40);
+            let tail: Vec<&str> = text.lines().rev().take(keep).collect();
             s.push_str(&format!("==== node {} ({}) ====\n", n.index + 1, n.addr));
             for l in tail.into_iter().rev() {
                 s.push_str(l);

@@ -88,6 +88,8 @@ pub struct ReplicaShared {
     /// Last time (mono ms) a client read or wrote: busy ranges keep their
     /// lease warm, idle ones let it lapse and quiesce.
     pub last_used_ms: AtomicU64,
+    /// When (mono ms) this replica last became leader.
+    pub leader_since_ms: AtomicU64,
 }
 
 impl ReplicaShared {
@@ -105,6 +107,7 @@ impl ReplicaShared {
             applied: AtomicU64::new(0),
             lease_changed: tokio::sync::Notify::new(),
             last_used_ms: AtomicU64::new(0),
+            leader_since_ms: AtomicU64::new(0),
         })
     }
 
@@ -574,7 +577,13 @@ impl StateMachine for Replica {
     }
 
     fn on_state_change(&mut self, role: StateRole, term: u64, leader: u64) {
+        let was_leader = self.shared.raft.lock().role == StateRole::Leader;
         *self.shared.raft.lock() = RaftView { role, term, leader };
+        if role == StateRole::Leader && !was_leader {
+            self.shared
+                .leader_since_ms
+                .store(self.ctx.mono_ms(), Ordering::Relaxed);
+        }
         if role != StateRole::Leader {
             self.shared.lease.lock().revoke(self.ctx.mono_ms());
         }

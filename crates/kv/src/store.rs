@@ -39,6 +39,9 @@ use crate::replica::{
     ReplicaShared,
 };
 
+/// Lease placement leaves a lease where it is for this long after it moved.
+const LEASE_MIN_HOLD_MS: u64 = 5_000;
+
 /// Sends raft message batches to other nodes (never blocks).
 pub trait RaftTransport: Send + Sync + 'static {
     fn send(&self, batch: RaftBatch);
@@ -747,7 +750,16 @@ impl Store {
                 .filter(|v| candidates.contains(v))
                 .collect();
             eligible.sort();
-            if eligible.len() == voters.len() && !eligible.is_empty() {
+            // A lease that just moved (by hand or by us) stays a while, so
+            // that manual transfers stick and leases never ping-pong.
+            let held_ms = self
+                .ctx
+                .mono_ms()
+                .saturating_sub(shared.leader_since_ms.load(Ordering::Relaxed));
+            if eligible.len() == voters.len()
+                && !eligible.is_empty()
+                && held_ms >= LEASE_MIN_HOLD_MS
+            {
                 let preferred = eligible[desc.range_id as usize % eligible.len()];
                 if preferred != self.cfg.node_id && self.caught_up(shared.range_id, preferred).await
                 {

@@ -56,6 +56,9 @@ pub struct Config {
     /// that restarts must not help elect a new leader while an old leader
     /// may still hold a lease it promised to respect before the restart.
     pub vote_grace_ticks: u64,
+    /// A snapshot not acknowledged within this many ticks is assumed lost
+    /// (the transport drops messages to unreachable nodes) and is resent.
+    pub snapshot_timeout_ticks: u64,
 }
 
 impl Config {
@@ -70,6 +73,7 @@ impl Config {
             log_keep_entries: 100,
             quiesce_after_ticks: 6,
             vote_grace_ticks: 10,
+            snapshot_timeout_ticks: 50,
         }
     }
 }
@@ -219,6 +223,8 @@ struct Group<S> {
     sm: S,
     quiesced: bool,
     idle_ticks: u64,
+    /// Ticks each peer has spent waiting for a snapshot (leader only).
+    snapshot_wait: HashMap<u64, u64>,
 }
 
 impl<S: StateMachine> Group<S> {
@@ -338,6 +344,7 @@ impl<S: StateMachine> MultiRaft<S> {
                 sm,
                 quiesced: false,
                 idle_ticks: 0,
+                snapshot_wait: HashMap::new(),
             },
         );
         Ok(())
@@ -533,6 +540,7 @@ impl<S: StateMachine> MultiRaft<S> {
             }
             g.node.tick();
             g.idle_ticks += 1;
+            Self::expire_lost_snapshots(g, self.cfg.snapshot_timeout_ticks);
             let mut woke = false;
             {
                 let (mut ctl, sm) = g.control(&mut woke);
@@ -567,6 +575,33 @@ impl<S: StateMachine> MultiRaft<S> {
                 message: m.write_to_bytes().unwrap_or_default(),
                 quiesce: true,
             });
+        }
+    }
+
+    /// Peers stuck waiting for a snapshot whose message was lost go back
+    /// to probing, so raft sends a new one.
+    fn expire_lost_snapshots(g: &mut Group<S>, timeout: u64) {
+        if g.node.raft.state != StateRole::Leader {
+            g.snapshot_wait.clear();
+            return;
+        }
+        let waiting: Vec<u64> = g
+            .node
+            .raft
+            .prs()
+            .iter()
+            .filter(|(_, pr)| pr.state == raft::ProgressState::Snapshot)
+            .map(|(id, _)| *id)
+            .collect();
+        g.snapshot_wait.retain(|id, _| waiting.contains(id));
+        for id in waiting {
+            let ticks = g.snapshot_wait.entry(id).or_insert(0);
+            *ticks += 1;
+            if *ticks > timeout {
+                tracing::debug!("snapshot to {id} not acknowledged; resending");
+                g.node.report_snapshot(id, raft::SnapshotStatus::Failure);
+                g.snapshot_wait.remove(&id);
+            }
         }
     }
 

@@ -71,6 +71,8 @@ struct Sim {
     /// Pairs (a, b) that cannot talk.
     cut: HashSet<(u64, u64)>,
     drop_rate: f64,
+    /// Snapshot messages still to drop (the first ones sent).
+    drop_snapshots: usize,
     reorder: bool,
     rng: StdRng,
     leaders_by_term: HashMap<u64, u64>,
@@ -106,6 +108,7 @@ impl Sim {
             in_flight: Vec::new(),
             cut: HashSet::new(),
             drop_rate: 0.0,
+            drop_snapshots: 0,
             reorder: false,
             rng: StdRng::seed_from_u64(seed),
             leaders_by_term: HashMap::new(),
@@ -157,6 +160,14 @@ impl Sim {
             }
             if self.drop_rate > 0.0 && self.rng.random_bool(self.drop_rate) {
                 continue;
+            }
+            if self.drop_snapshots > 0 {
+                use protobuf::Message as _;
+                let m = raft::eraftpb::Message::parse_from_bytes(&env.message).unwrap();
+                if m.get_msg_type() == raft::eraftpb::MessageType::MsgSnapshot {
+                    self.drop_snapshots -= 1;
+                    continue;
+                }
             }
             if let Some(node) = self.nodes.get_mut(&to) {
                 node.step(&env).unwrap();
@@ -404,4 +415,23 @@ fn quiesced_followers_wake_when_the_leader_node_dies() {
     sim.run(40);
     let new = sim.leader().unwrap();
     assert_ne!(new, old);
+}
+
+#[test]
+fn a_lost_snapshot_is_sent_again() {
+    let mut sim = Sim::new(3, 8);
+    sim.run(30);
+    let leader = sim.leader().unwrap();
+    let lagger = (1..=3).find(|id| *id != leader).unwrap();
+    sim.isolate(lagger);
+    for i in 0..200u32 {
+        sim.propose(&i.to_be_bytes());
+        sim.step();
+    }
+    sim.run(5);
+    sim.drop_snapshots = 1;
+    sim.heal();
+    sim.run(100);
+    assert_eq!(sim.drop_snapshots, 0, "no snapshot was sent");
+    assert_eq!(sim.applied(lagger), sim.applied(leader));
 }

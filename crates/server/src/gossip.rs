@@ -137,6 +137,20 @@ impl Book {
         }
     }
 
+    /// Whether a node we used to hear from has gone quiet (dead, paused or
+    /// cut off): requests to it would hang, so callers fail over at once.
+    pub(crate) fn is_suspect(&self, node_id: u64) -> bool {
+        if node_id == self.self_id() {
+            return false;
+        }
+        let inner = self.inner.lock();
+        inner
+            .nodes
+            .get(&node_id)
+            .and_then(|p| p.heard)
+            .is_some_and(|t| t.elapsed() >= LIVENESS_WINDOW)
+    }
+
     /// Ids of live nodes, this one included.
     pub(crate) fn live_node_ids(&self) -> Vec<u64> {
         self.live_nodes().into_iter().map(|(n, _)| n).collect()

@@ -21,7 +21,7 @@ use crate::MAX_MESSAGE_BYTES;
 /// How long opening a connection to another node may take.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Deadline of one `Internal.Kv` call.
-const KV_TIMEOUT: Duration = Duration::from_secs(10);
+const KV_TIMEOUT: Duration = Duration::from_secs(6);
 /// Deadline of one `Internal.Raft` call (a batch may carry a snapshot).
 const RAFT_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -249,6 +249,9 @@ impl NodeDialer for Dialer {
                     None => Err("node is shutting down".to_string()),
                 }
             });
+        }
+        if self.book.is_suspect(node_id) {
+            return Box::pin(async move { Err(format!("node {node_id} is not live")) });
         }
         let client = match self.book.address_of(node_id) {
             None => Err(format!("address of node {node_id} unknown")),

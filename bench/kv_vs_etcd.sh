@@ -29,7 +29,7 @@ FSYNC_US=$(awk '/section=1x8k method=fdatasync/ { split($5,a,"="); print a[2]; e
 echo "fsync_us=$FSYNC_US"
 
 echo "== etcd 3 members (256-byte values)"
-RUNS=1 SECS=$SECS PERF_LOADS="" bash "$SHARED/etcd_baseline.sh" cluster > "$OUT/etcd.txt" 2>&1 || true
+RUNS=1 SECS=$SECS PERF_LOADS=" " bash "$SHARED/etcd_baseline.sh" cluster > "$OUT/etcd.txt" 2>&1 || true
 etcd_field() { grep "system=etcd3 tool=loadgen workload=$1 " /tmp/bench_results/etcd/results.txt | tail -1 | grep -oP "$2=\K[0-9.]+" ; }
 ETCD_C64=$(etcd_field put_c64_all ops_per_s); ETCD_C64_P99=$(etcd_field put_c64_all p99_ms)
 ETCD_C1_P50=$(etcd_field put_c1_leader p50_ms); ETCD_C1=$(etcd_field put_c1_leader ops_per_s)

@@ -245,7 +245,12 @@ impl TestCluster {
 
     /// Sends SIGTERM and waits for the process to exit.
     pub fn terminate(&mut self, i: usize, timeout: Duration) -> Option<ExitStatus> {
-        self.signal(i, "TERM");
+        self.stop_with(i, "TERM", timeout)
+    }
+
+    /// Sends `sig` (TERM, INT) and waits for the process to exit.
+    pub fn stop_with(&mut self, i: usize, sig: &str, timeout: Duration) -> Option<ExitStatus> {
+        self.signal(i, sig);
         let deadline = Instant::now() + timeout;
         let child = self.nodes[i].child.as_mut().expect("running");
         while Instant::now() < deadline {

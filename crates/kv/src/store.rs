@@ -40,7 +40,7 @@ use crate::replica::{
 };
 
 /// Lease placement leaves a lease where it is for this long after it moved.
-const LEASE_MIN_HOLD_MS: u64 = 5_000;
+const LEASE_MIN_HOLD_MS: u64 = 3_000;
 
 /// Sends raft message batches to other nodes (never blocks).
 pub trait RaftTransport: Send + Sync + 'static {

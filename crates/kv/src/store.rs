@@ -969,6 +969,10 @@ fn handle(mr: &mut MultiRaft<Replica>, msg: RaftMsg, ctx: &Arc<ReplicaContext>) 
             let now = ctx.mono_ms();
             mr.with_group(range_id, |ctl, r| {
                 if ctl.role() == StateRole::Leader && ctl.leader() != target {
+                    tracing::debug!(
+                        "range {range_id}: transferring lease to {target}: {}",
+                        ctl.describe_progress()
+                    );
                     r.shared().lease.lock().revoke(now);
                     ctl.transfer_leader(target);
                 }

@@ -395,7 +395,10 @@ impl raft::Storage for GroupStorage {
             // A snapshot that predates the recipient's membership would be
             // refused by it: build a newer one instead.
             let knows_recipient = cs.voters.contains(&to) || cs.learners.contains(&to);
-            if snap.get_metadata().index >= request_index && knows_recipient {
+            // Raft asks for a snapshot because the entries the peer needs
+            // were truncated: one older than the truncation point is useless.
+            let fresh = snap.get_metadata().index >= request_index.max(self.truncated_index);
+            if fresh && knows_recipient {
                 return Ok(snap.clone());
             }
         }

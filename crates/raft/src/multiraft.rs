@@ -202,6 +202,31 @@ impl GroupControl<'_> {
             .map(|(id, pr)| (*id, pr.matched))
             .collect()
     }
+    /// Human-readable replication state of every peer (for logs).
+    pub fn describe_progress(&self) -> String {
+        let r = &self.node.raft;
+        let mut out = format!(
+            "term={} last={} commit={} applied={} transferee={:?}",
+            r.term,
+            r.raft_log.last_index(),
+            r.raft_log.committed,
+            r.raft_log.applied,
+            r.lead_transferee
+        );
+        for (id, pr) in r.prs().iter() {
+            out.push_str(&format!(
+                " [{id}: {:?} matched={} next={} paused={} pending_snap={} recent={}]",
+                pr.state,
+                pr.matched,
+                pr.next_idx,
+                pr.is_paused(),
+                pr.pending_snapshot,
+                pr.recent_active
+            ));
+        }
+        out
+    }
+
     /// Asks a quorum to confirm leadership; the answer arrives through
     /// [`StateMachine::on_read_index`].
     pub fn read_index(&mut self, ctx: Vec<u8>) {

@@ -435,3 +435,22 @@ fn a_lost_snapshot_is_sent_again() {
     assert_eq!(sim.drop_snapshots, 0, "no snapshot was sent");
     assert_eq!(sim.applied(lagger), sim.applied(leader));
 }
+
+#[test]
+fn a_follower_lagging_twice_gets_a_fresh_snapshot_each_time() {
+    let mut sim = Sim::new(3, 9);
+    sim.run(30);
+    let leader = sim.leader().unwrap();
+    let lagger = (1..=3).find(|id| *id != leader).unwrap();
+    for round in 0..2u32 {
+        sim.isolate(lagger);
+        for i in 0..200u32 {
+            sim.propose(&(round * 1000 + i).to_be_bytes());
+            sim.step();
+        }
+        sim.run(5);
+        sim.heal();
+        sim.run(40);
+        assert_eq!(sim.applied(lagger), sim.applied(leader), "round {round}");
+    }
+}

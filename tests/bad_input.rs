@@ -97,7 +97,7 @@ async fn store_in_use_init_twice_and_foreign_store_are_refused() {
     assert_clean_error(&out, "already");
 
     // A store initialized by another cluster cannot join this one.
-    let other = TestCluster::start(1).await;
+    let other = TestCluster::start_another(1).await;
     let mut other = other;
     other.kill(0);
     let args = start_args(&other.nodes[0].store, Some(c.addr(0)));

@@ -62,7 +62,13 @@ impl TestNode {
     }
 }
 
+/// One cluster at a time per test binary: the machine has two cores and
+/// elections are timing-sensitive.
+static SLOT: std::sync::OnceLock<std::sync::Arc<tokio::sync::Semaphore>> =
+    std::sync::OnceLock::new();
+
 pub struct TestCluster {
+    _slot: Option<tokio::sync::OwnedSemaphorePermit>,
     pub dir: tempfile::TempDir,
     pub nodes: Vec<TestNode>,
     /// Node id of each process (ids are assigned in join order).
@@ -73,6 +79,24 @@ impl TestCluster {
     /// Starts `n` nodes that join each other, initializes the cluster and
     /// waits until every range has `min(n, 3)` voters.
     pub async fn start(n: usize) -> TestCluster {
+        let slot = SLOT
+            .get_or_init(|| std::sync::Arc::new(tokio::sync::Semaphore::new(1)))
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("semaphore");
+        Self::start_in_slot(n, Some(slot)).await
+    }
+
+    /// Starts a second cluster inside a test that already holds one.
+    pub async fn start_another(n: usize) -> TestCluster {
+        Self::start_in_slot(n, None).await
+    }
+
+    async fn start_in_slot(
+        n: usize,
+        slot: Option<tokio::sync::OwnedSemaphorePermit>,
+    ) -> TestCluster {
         let dir = tempfile::tempdir().expect("tempdir");
         let addrs: Vec<String> = (0..n)
             .map(|_| format!("127.0.0.1:{}", free_port()))
@@ -92,6 +116,7 @@ impl TestCluster {
             nodes.push(node);
         }
         let mut c = TestCluster {
+            _slot: slot,
             dir,
             nodes,
             ids: vec![0; n],
@@ -184,7 +209,7 @@ impl TestCluster {
 
     /// Waits until every range has `voters` voting replicas.
     pub async fn wait_replicated(&self, voters: usize) {
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + Duration::from_secs(120);
         let mut last = String::new();
         while Instant::now() < deadline {
             for i in 0..self.nodes.len() {

@@ -54,6 +54,22 @@ pub enum Command {
     },
     /// Run a throwaway local cluster in this process.
     Demo(DemoArgs),
+    /// An interactive SQL shell (or run statements with -e).
+    Sql(SqlArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SqlArgs {
+    /// Connection URL.
+    #[arg(
+        long,
+        value_name = "URL",
+        default_value = "postgres://root@127.0.0.1:26257/defaultdb"
+    )]
+    pub url: String,
+    /// Run this statement and exit (repeatable).
+    #[arg(short = 'e', long = "execute", value_name = "SQL")]
+    pub execute: Vec<String>,
 }
 
 #[derive(Args, Debug)]
@@ -293,6 +309,13 @@ async fn run(cli: Cli, logging: &cli::start::Logging) -> cli::Result<()> {
                 .await
             }
         },
+        Command::Sql(a) => {
+            cli::sql::run(cli::sql::ShellOpts {
+                url: a.url,
+                execute: a.execute,
+            })
+            .await
+        }
         Command::Demo(a) => {
             cli::demo::run(
                 cli::demo::DemoOpts {

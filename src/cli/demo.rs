@@ -1,7 +1,9 @@
 //! `tessera demo`: a throwaway cluster of N nodes inside this process, on
 //! 127.0.0.1 with ports picked by the OS and temporary stores, initialized and ready for
 //! the other commands. It serves until SIGINT/SIGTERM, then shuts the nodes
-//! down and removes the stores. (There is no SQL layer yet, so no shell.)
+//! down and removes the stores. Every node serves SQL; unless `--no-shell`,
+//! a SQL shell connected to node 1 opens, and leaving it (`\q`, end of
+//! input) stops the cluster.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -43,9 +45,10 @@ pub fn node_config(
         "127.0.0.1:0",
     );
     cfg.join = first.map(|f| vec![f.to_string()]).unwrap_or_default();
-    cfg.sql_addr = opts
-        .sql_port
-        .map(|p| format!("127.0.0.1:{}", p as usize + i));
+    cfg.sql_addr = Some(match opts.sql_port {
+        Some(p) => format!("127.0.0.1:{}", p as usize + i),
+        None => "127.0.0.1:0".to_string(),
+    });
     cfg
 }
 
@@ -117,7 +120,17 @@ async fn serve(
         sig = signals.recv() => return Err(CliError::new(format!("received {sig} while starting"))),
     };
     out(&banner(opts, nodes, &cluster_id))?;
-
+    if !opts.no_shell {
+        let url = sql_url(&nodes[0]);
+        return tokio::select! {
+            r = super::sql::run(super::sql::ShellOpts { url, execute: Vec::new() }) => r,
+            sig = signals.recv() => {
+                eprintln!("received {sig}; shutting down the cluster (send it again to exit at once)...");
+                Ok(())
+            }
+            (i, msg) = first_fatal(nodes) => Err(CliError::new(format!("node {}: {msg}", i + 1))),
+        };
+    }
     tokio::select! {
         sig = signals.recv() => {
             eprintln!("received {sig}; shutting down the cluster (send it again to exit at once)...");
@@ -193,6 +206,14 @@ async fn shutdown_all(nodes: Vec<Node>, signals: &mut Signals) -> Option<&'stati
     None
 }
 
+/// The connection URL of a node's SQL server.
+fn sql_url(n: &Node) -> String {
+    match n.sql_addr() {
+        Some(a) => format!("postgres://root@{a}/defaultdb"),
+        None => String::new(),
+    }
+}
+
 fn banner(opts: &DemoOpts, nodes: &[Node], cluster_id: &str) -> String {
     let addrs: Vec<String> = nodes.iter().map(|n| n.listen_addr().to_string()).collect();
     let h1 = &addrs[0];
@@ -223,11 +244,20 @@ fn banner(opts: &DemoOpts, nodes: &[Node], cluster_id: &str) -> String {
         addrs.join(",")
     ));
     s.push('\n');
-    s.push_str("sql: not served yet (coming with the SQL layer)\n");
-    if !opts.no_shell {
-        s.push_str("shell: none yet (it will open here with the SQL layer)\n");
+    s.push_str("SQL (loopback connections need no password):\n");
+    for n in nodes {
+        s.push_str(&format!("  {}\n", sql_url(n)));
     }
-    s.push_str("\nPress Ctrl-C to stop the cluster; its data is removed on exit.\n");
+    s.push_str(&format!(
+        "  e.g. tessera sql --url={}   or   psql {}\n",
+        sql_url(&nodes[0]),
+        sql_url(&nodes[0])
+    ));
+    if opts.no_shell {
+        s.push_str("\nPress Ctrl-C to stop the cluster; its data is removed on exit.\n");
+    } else {
+        s.push_str("\nSQL shell on node 1 (\\q to quit and stop the cluster):\n");
+    }
     s
 }
 
@@ -248,6 +278,14 @@ mod tests {
         assert_eq!(c1.listen_addr, "127.0.0.1:0");
         assert_eq!(c1.http_addr, "127.0.0.1:0");
         assert_eq!(c1.sql_addr.as_deref(), Some("127.0.0.1:5432"));
+        let no_port = DemoOpts {
+            sql_port: None,
+            ..opts.clone()
+        };
+        assert_eq!(
+            node_config(&no_port, root, 1, None).sql_addr.as_deref(),
+            Some("127.0.0.1:0")
+        );
         let c3 = node_config(&opts, root, 2, Some("127.0.0.1:1001"));
         assert_eq!(c3.join, vec!["127.0.0.1:1001".to_string()]);
         assert_eq!(c3.store_dir, root.join("node3"));

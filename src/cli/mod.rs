@@ -9,6 +9,7 @@ pub mod demo;
 pub mod duration;
 pub mod kv;
 pub mod server_api;
+pub mod sql;
 pub mod start;
 pub mod table;
 pub mod workload;

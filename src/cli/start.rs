@@ -174,7 +174,7 @@ fn banner(opts: &StartOpts, node: &Node, max_offset: Duration) -> String {
     }
     if let Some(sql) = &opts.sql_addr {
         s.push_str(&format!(
-            "  sql:         {sql}: SQL is not served yet; connections will be accepted from loopback without a password once it is\n"
+            "  sql:         postgres://root@{sql}/defaultdb (no TLS or passwords yet: only loopback connections are accepted, without a password)\n"
         ));
     }
     s

@@ -57,6 +57,10 @@ pub(crate) struct Shared {
     /// This node's gRPC address as told to other nodes.
     pub advertise: String,
     pub http_addr: SocketAddr,
+    /// The bound SQL address, if this node serves SQL.
+    pub sql_addr: Option<SocketAddr>,
+    /// The SQL listener, until the node is part of a cluster and serves it.
+    sql_listener: Mutex<Option<TcpListener>>,
     pub engine: Arc<FjallEngine>,
     pub clock: Clock,
     pub book: Arc<Book>,
@@ -95,7 +99,7 @@ impl Shared {
         NodeDescriptor {
             node_id,
             address: self.advertise.clone(),
-            sql_address: self.cfg.sql_addr.clone().unwrap_or_default(),
+            sql_address: self.sql_addr.map(|a| a.to_string()).unwrap_or_default(),
             http_address: self.http_addr.to_string(),
         }
     }
@@ -139,6 +143,18 @@ impl Shared {
             db,
         });
         *self.running.write() = Some(run.clone());
+        if let Some(listener) = self.sql_listener.lock().take() {
+            let db = run.db.clone();
+            tracing::info!(
+                "serving SQL on {}; connections from loopback are accepted without a password",
+                self.sql_addr.map(|a| a.to_string()).unwrap_or_default()
+            );
+            self.spawn(async move {
+                if let Err(e) = tessera_sql::serve(listener, db, std::future::pending()).await {
+                    tracing::error!("SQL server failed: {e}");
+                }
+            });
+        }
         let weak = Arc::downgrade(&run.store);
         self.spawn(async move {
             loop {
@@ -450,6 +466,20 @@ impl Node {
         let http_listener = TcpListener::bind(&cfg.http_addr)
             .await
             .map_err(|e| bind_error("--http-addr", &cfg.http_addr, &e))?;
+        let sql_listener = match &cfg.sql_addr {
+            Some(a) => Some(
+                TcpListener::bind(a)
+                    .await
+                    .map_err(|e| bind_error("--sql-addr", a, &e))?,
+            ),
+            None => None,
+        };
+        let sql_addr = match &sql_listener {
+            Some(l) => Some(l.local_addr().map_err(|e| {
+                bind_error("--sql-addr", cfg.sql_addr.as_deref().unwrap_or(""), &e)
+            })?),
+            None => None,
+        };
         let listen_addr = listener
             .local_addr()
             .map_err(|e| bind_error("--listen-addr", &cfg.listen_addr, &e))?;
@@ -476,6 +506,8 @@ impl Node {
         let shared = Arc::new(Shared {
             advertise,
             http_addr,
+            sql_addr,
+            sql_listener: Mutex::new(sql_listener),
             clock: Clock::system(cfg.max_offset),
             engine,
             book,
@@ -546,6 +578,11 @@ impl Node {
     /// The bound HTTP address.
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr
+    }
+
+    /// The bound SQL address, if the node serves SQL.
+    pub fn sql_addr(&self) -> Option<SocketAddr> {
+        self.shared.sql_addr
     }
 
     /// This node's id; `None` until it initialized or joined a cluster.

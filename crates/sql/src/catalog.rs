@@ -1,0 +1,442 @@
+//! The catalog: databases and table descriptors, stored in KV under
+//! `/system/sql/...`, cached per node.
+//!
+//! ```text
+//! /system/sql/db/<name>                          -> "" (the database exists)
+//! /system/sql/table/<db>/<schema>/<name>         -> TableDescriptor (protobuf)
+//! /system/sql/desc-id                            -> u64 counter: table ids
+//! /system/sql/seq/<sequence id>                  -> u64 counter: SERIAL and rowid values
+//! /system/sql/version                            -> u64 counter: bumped by every DDL
+//! ```
+//!
+//! Every DDL writes its descriptor with a conditional put (so two nodes
+//! creating the same table race safely: one gets 42P07) and then bumps the
+//! catalog version. Each statement starts by reading the version: if it
+//! moved, the node drops its cached descriptors. A table missing from the
+//! cache is always looked up in KV before 42P01 is raised, so a table
+//! created on another node is visible at once.
+//!
+//! TRUNCATE gives the table a fresh table id (its rows live under the id),
+//! so it swaps all rows out atomically with one descriptor write; the old
+//! rows are deleted afterwards. DROP removes the descriptor first, then the
+//! rows. DDL is not transactional: it applies at once, even inside
+//! BEGIN..COMMIT.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use prost::Message;
+use tessera_kv::db::Error as KvError;
+use tessera_kv::DB;
+use tessera_storage::encoding::{prefix_successor, KeyEncoder};
+
+use crate::error::{code, Result, SqlError};
+use crate::types::DataType;
+
+const VERSION_KEY: &[u8] = b"\x02sql/version";
+const DESC_ID_KEY: &[u8] = b"\x02sql/desc-id";
+const DB_PREFIX: &[u8] = b"\x02sql/db/";
+const TABLE_DESC_PREFIX: &[u8] = b"\x02sql/table/";
+const SEQ_PREFIX: &[u8] = b"\x02sql/seq/";
+
+/// User table ids start here (lower ids are reserved for system tables).
+const FIRST_TABLE_ID: u64 = 100;
+
+/// The only schema.
+pub const PUBLIC_SCHEMA: &str = "public";
+/// The database created at startup.
+pub const DEFAULT_DATABASE: &str = "defaultdb";
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct ColumnProto {
+    #[prost(uint32, tag = "1")]
+    id: u32,
+    #[prost(string, tag = "2")]
+    name: String,
+    #[prost(string, tag = "3")]
+    type_name: String,
+    #[prost(bool, tag = "4")]
+    nullable: bool,
+    #[prost(string, optional, tag = "5")]
+    default_expr: Option<String>,
+    #[prost(bool, tag = "6")]
+    hidden: bool,
+    #[prost(bool, tag = "7")]
+    serial: bool,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct TableProto {
+    #[prost(string, tag = "1")]
+    name: String,
+    #[prost(uint64, tag = "2")]
+    id: u64,
+    #[prost(message, repeated, tag = "3")]
+    columns: Vec<ColumnProto>,
+    #[prost(uint32, repeated, tag = "4")]
+    primary_key: Vec<u32>,
+    #[prost(uint64, tag = "5")]
+    seq_id: u64,
+    #[prost(uint32, tag = "6")]
+    next_column_id: u32,
+}
+
+/// A column of a table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Column {
+    /// Stable id, stored in row values.
+    pub id: u32,
+    pub name: String,
+    pub ty: DataType,
+    pub nullable: bool,
+    /// The DEFAULT expression, as SQL text.
+    pub default: Option<String>,
+    /// Not shown by `SELECT *` (the rowid of a table without a primary key).
+    pub hidden: bool,
+    /// Filled from the table's sequence when not given (SERIAL, rowid).
+    pub serial: bool,
+}
+
+/// A table descriptor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableDesc {
+    pub name: String,
+    /// Where the rows live: `/table/<id>/...`. Changes on TRUNCATE.
+    pub id: u64,
+    pub columns: Vec<Column>,
+    /// Positions (in `columns`) of the primary key columns.
+    pub primary_key: Vec<usize>,
+    /// The sequence feeding SERIAL columns and the hidden rowid.
+    pub seq_id: u64,
+    pub next_column_id: u32,
+}
+
+impl TableDesc {
+    pub fn column_index(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c.name == name)
+    }
+
+    /// The name of the primary key constraint, as PostgreSQL names it.
+    pub fn pkey_name(&self) -> String {
+        format!("{}_pkey", self.name)
+    }
+
+    fn to_proto(&self) -> TableProto {
+        TableProto {
+            name: self.name.clone(),
+            id: self.id,
+            columns: self
+                .columns
+                .iter()
+                .map(|c| ColumnProto {
+                    id: c.id,
+                    name: c.name.clone(),
+                    type_name: c.ty.sql_name(),
+                    nullable: c.nullable,
+                    default_expr: c.default.clone(),
+                    hidden: c.hidden,
+                    serial: c.serial,
+                })
+                .collect(),
+            primary_key: self.primary_key.iter().map(|i| *i as u32).collect(),
+            seq_id: self.seq_id,
+            next_column_id: self.next_column_id,
+        }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        self.to_proto().encode_to_vec()
+    }
+
+    pub fn decode(buf: &[u8]) -> Result<TableDesc> {
+        let p = TableProto::decode(buf)
+            .map_err(|e| SqlError::internal(format!("corrupt table descriptor: {e}")))?;
+        let columns = p
+            .columns
+            .into_iter()
+            .map(|c| {
+                Ok(Column {
+                    id: c.id,
+                    ty: DataType::from_sql_name(&c.type_name).ok_or_else(|| {
+                        SqlError::internal(format!("unknown type {} in descriptor", c.type_name))
+                    })?,
+                    name: c.name,
+                    nullable: c.nullable,
+                    default: c.default_expr,
+                    hidden: c.hidden,
+                    serial: c.serial,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(TableDesc {
+            name: p.name,
+            id: p.id,
+            columns,
+            primary_key: p.primary_key.into_iter().map(|i| i as usize).collect(),
+            seq_id: p.seq_id,
+            next_column_id: p.next_column_id,
+        })
+    }
+}
+
+fn table_desc_key(db: &str, name: &str) -> Vec<u8> {
+    KeyEncoder::with_prefix(TABLE_DESC_PREFIX)
+        .str(db)
+        .str(PUBLIC_SCHEMA)
+        .str(name)
+        .finish()
+}
+
+fn seq_key(seq_id: u64) -> Vec<u8> {
+    KeyEncoder::with_prefix(SEQ_PREFIX).u64(seq_id).finish()
+}
+
+fn db_key(name: &str) -> Vec<u8> {
+    let mut k = DB_PREFIX.to_vec();
+    k.extend_from_slice(name.as_bytes());
+    k
+}
+
+#[derive(Default)]
+struct Cache {
+    version: u64,
+    tables: HashMap<(String, String), Arc<TableDesc>>,
+}
+
+/// The catalog of one node: KV-backed, cached, invalidated by version.
+pub struct Catalog {
+    db: Arc<DB>,
+    cache: Mutex<Cache>,
+}
+
+fn read_u64(v: Option<Vec<u8>>) -> Result<u64> {
+    match v {
+        None => Ok(0),
+        Some(b) => {
+            Ok(u64::from_be_bytes(b.as_slice().try_into().map_err(
+                |_| SqlError::internal("catalog counter is not a u64"),
+            )?))
+        }
+    }
+}
+
+impl Catalog {
+    pub fn new(db: Arc<DB>) -> Self {
+        Catalog {
+            db,
+            cache: Mutex::new(Cache::default()),
+        }
+    }
+
+    pub fn kv(&self) -> &Arc<DB> {
+        &self.db
+    }
+
+    /// Creates `defaultdb` if it does not exist yet (idempotent).
+    pub async fn bootstrap(&self) -> Result<()> {
+        match self.db.cput(&db_key(DEFAULT_DATABASE), b"", None).await {
+            Ok(()) | Err(KvError::ConditionFailed { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn database_exists(&self, name: &str) -> Result<bool> {
+        Ok(self.db.get(&db_key(name)).await?.is_some())
+    }
+
+    /// Reads the catalog version; drops the cache if it moved. Called at
+    /// the start of every statement.
+    pub async fn refresh(&self) -> Result<u64> {
+        let v = read_u64(self.db.get(VERSION_KEY).await?)?;
+        let mut c = self.cache.lock();
+        if c.version != v {
+            c.tables.clear();
+            c.version = v;
+        }
+        Ok(v)
+    }
+
+    /// The version the cache was last synchronized with.
+    pub fn cached_version(&self) -> u64 {
+        self.cache.lock().version
+    }
+
+    /// A table by name: from the cache, else from KV.
+    pub async fn table(&self, db: &str, name: &str) -> Result<Option<Arc<TableDesc>>> {
+        let key = (db.to_string(), name.to_string());
+        if let Some(t) = self.cache.lock().tables.get(&key) {
+            return Ok(Some(t.clone()));
+        }
+        let Some(raw) = self.db.get(&table_desc_key(db, name)).await? else {
+            return Ok(None);
+        };
+        let desc = Arc::new(TableDesc::decode(&raw)?);
+        self.cache.lock().tables.insert(key, desc.clone());
+        Ok(Some(desc))
+    }
+
+    /// Names of the tables of a database, sorted.
+    pub async fn table_names(&self, db: &str) -> Result<Vec<String>> {
+        let start = KeyEncoder::with_prefix(TABLE_DESC_PREFIX)
+            .str(db)
+            .str(PUBLIC_SCHEMA)
+            .finish();
+        let end = prefix_successor(&start).expect("prefix is not all 0xff");
+        let rows = self.db.scan(&start, &end, 0, false).await?;
+        rows.into_iter()
+            .map(|(_, v)| Ok(TableDesc::decode(&v)?.name))
+            .collect()
+    }
+
+    /// A fresh id for a table or sequence.
+    pub async fn allocate_id(&self) -> Result<u64> {
+        Ok(self.db.increment(DESC_ID_KEY).await? + FIRST_TABLE_ID)
+    }
+
+    async fn bump_version(&self) -> Result<()> {
+        let v = self.db.increment(VERSION_KEY).await?;
+        let mut c = self.cache.lock();
+        c.tables.clear();
+        c.version = v;
+        Ok(())
+    }
+
+    /// Stores a new table; 42P07 if the name is taken.
+    pub async fn create_table(&self, db: &str, desc: &TableDesc) -> Result<()> {
+        match self
+            .db
+            .cput(&table_desc_key(db, &desc.name), &desc.encode(), None)
+            .await
+        {
+            Ok(()) => {}
+            Err(KvError::ConditionFailed { .. }) => {
+                return Err(SqlError::new(
+                    code::DUPLICATE_TABLE,
+                    format!("relation \"{}\" already exists", desc.name),
+                ))
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.bump_version().await
+    }
+
+    /// Replaces a descriptor, expecting it unchanged since `old` was read.
+    pub async fn replace_table(&self, db: &str, old: &TableDesc, new: &TableDesc) -> Result<()> {
+        match self
+            .db
+            .cput(
+                &table_desc_key(db, &old.name),
+                &new.encode(),
+                Some(&old.encode()),
+            )
+            .await
+        {
+            Ok(()) => {}
+            Err(KvError::ConditionFailed { .. }) => {
+                return Err(SqlError::new(
+                    code::SERIALIZATION_FAILURE,
+                    format!(
+                        "restart transaction: table \"{}\" was changed concurrently",
+                        old.name
+                    ),
+                ))
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.bump_version().await
+    }
+
+    /// Removes a descriptor (the caller deletes the rows).
+    pub async fn drop_table(&self, db: &str, desc: &TableDesc) -> Result<()> {
+        let key = table_desc_key(db, &desc.name);
+        // Make sure we drop what we looked at, then delete.
+        match self
+            .db
+            .cput(&key, &desc.encode(), Some(&desc.encode()))
+            .await
+        {
+            Ok(()) => {}
+            Err(KvError::ConditionFailed { .. }) => {
+                return Err(SqlError::new(
+                    code::SERIALIZATION_FAILURE,
+                    format!(
+                        "restart transaction: table \"{}\" was changed concurrently",
+                        desc.name
+                    ),
+                ))
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.db.delete(&key).await?;
+        self.bump_version().await
+    }
+
+    /// Reserves `n` consecutive values of a sequence; returns the first.
+    /// Sequences are not transactional (as in PostgreSQL): a rolled-back
+    /// insert leaves a gap.
+    pub async fn reserve(&self, seq_id: u64, n: u64) -> Result<i64> {
+        let key = seq_key(seq_id);
+        loop {
+            let cur = self.db.get(&key).await?;
+            let v = read_u64(cur.clone())?;
+            match self
+                .db
+                .cput(&key, &(v + n).to_be_bytes(), cur.as_deref())
+                .await
+            {
+                Ok(()) => return Ok(v as i64 + 1),
+                Err(KvError::ConditionFailed { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptors_round_trip() {
+        let d = TableDesc {
+            name: "t".into(),
+            id: 104,
+            columns: vec![
+                Column {
+                    id: 1,
+                    name: "id".into(),
+                    ty: DataType::Int8,
+                    nullable: false,
+                    default: None,
+                    hidden: false,
+                    serial: true,
+                },
+                Column {
+                    id: 2,
+                    name: "v".into(),
+                    ty: DataType::Numeric(Some((10, 2))),
+                    nullable: true,
+                    default: Some("1.5".into()),
+                    hidden: false,
+                    serial: false,
+                },
+            ],
+            primary_key: vec![0],
+            seq_id: 105,
+            next_column_id: 3,
+        };
+        assert_eq!(TableDesc::decode(&d.encode()).unwrap(), d);
+        assert!(TableDesc::decode(b"\xff\xff").is_err());
+    }
+
+    #[test]
+    fn table_keys_of_a_database_share_a_prefix() {
+        let start = KeyEncoder::with_prefix(TABLE_DESC_PREFIX)
+            .str("defaultdb")
+            .str(PUBLIC_SCHEMA)
+            .finish();
+        assert!(table_desc_key("defaultdb", "a").starts_with(&start));
+        assert!(!table_desc_key("otherdb", "a").starts_with(&start));
+    }
+}

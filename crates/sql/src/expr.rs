@@ -1,0 +1,690 @@
+//! Bound scalar expressions and their evaluation.
+//!
+//! The binder turns sqlparser's AST into [`Expr`]: names are resolved to
+//! column positions in the input row, parameters to their index, literals
+//! to typed [`Datum`]s, functions to [`Func`]. Evaluation is a plain
+//! recursive interpreter over a row, with SQL's three-valued logic (NULL
+//! propagates; `AND`/`OR` follow Kleene logic).
+
+use std::cmp::Ordering;
+
+use crate::error::{code, Result, SqlError};
+use crate::types::{self, DataType, Datum, Decimal, MICROS_PER_DAY};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BinOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Mod,
+    Concat,
+    Eq,
+    NotEq,
+    Lt,
+    LtEq,
+    Gt,
+    GtEq,
+    And,
+    Or,
+    IsDistinctFrom,
+    IsNotDistinctFrom,
+}
+
+impl BinOp {
+    pub fn symbol(&self) -> &'static str {
+        match self {
+            BinOp::Add => "+",
+            BinOp::Sub => "-",
+            BinOp::Mul => "*",
+            BinOp::Div => "/",
+            BinOp::Mod => "%",
+            BinOp::Concat => "||",
+            BinOp::Eq => "=",
+            BinOp::NotEq => "<>",
+            BinOp::Lt => "<",
+            BinOp::LtEq => "<=",
+            BinOp::Gt => ">",
+            BinOp::GtEq => ">=",
+            BinOp::And => "AND",
+            BinOp::Or => "OR",
+            BinOp::IsDistinctFrom => "IS DISTINCT FROM",
+            BinOp::IsNotDistinctFrom => "IS NOT DISTINCT FROM",
+        }
+    }
+
+    pub fn is_comparison(&self) -> bool {
+        matches!(
+            self,
+            BinOp::Eq | BinOp::NotEq | BinOp::Lt | BinOp::LtEq | BinOp::Gt | BinOp::GtEq
+        )
+    }
+
+    /// The operator with its operands swapped (`a < b` is `b > a`).
+    pub fn flip(&self) -> BinOp {
+        match self {
+            BinOp::Lt => BinOp::Gt,
+            BinOp::LtEq => BinOp::GtEq,
+            BinOp::Gt => BinOp::Lt,
+            BinOp::GtEq => BinOp::LtEq,
+            other => *other,
+        }
+    }
+}
+
+/// Scalar functions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Func {
+    Lower,
+    Upper,
+    Length,
+    Abs,
+    Coalesce,
+    NullIf,
+    Now,
+    CurrentDate,
+    Version,
+    CurrentDatabase,
+    CurrentSchema,
+}
+
+/// A bound expression over an input row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expr {
+    Literal(Datum),
+    /// A column of the input row, by position.
+    Column(usize),
+    /// A statement parameter (`$1` is 0).
+    Param(usize),
+    /// An aggregate's result while binding (replaced before execution).
+    AggRef(usize),
+    Neg(Box<Expr>),
+    Not(Box<Expr>),
+    Binary(BinOp, Box<Expr>, Box<Expr>),
+    IsNull(Box<Expr>, bool),
+    /// `IS [NOT] TRUE/FALSE`: (expr, value, negated).
+    IsBool(Box<Expr>, bool, bool),
+    InList(Box<Expr>, Vec<Expr>, bool),
+    /// (expr, pattern, negated, case-insensitive)
+    Like(Box<Expr>, Box<Expr>, bool, bool),
+    Case {
+        operand: Option<Box<Expr>>,
+        whens: Vec<(Expr, Expr)>,
+        otherwise: Option<Box<Expr>>,
+    },
+    Cast(Box<Expr>, DataType),
+    Func(Func, Vec<Expr>),
+}
+
+/// What evaluation needs besides the row.
+#[derive(Debug, Clone, Default)]
+pub struct EvalCtx {
+    pub params: Vec<Datum>,
+    /// The statement's timestamp (now()), µs since the epoch.
+    pub now: i64,
+    pub database: String,
+}
+
+impl Expr {
+    pub fn lit(d: Datum) -> Expr {
+        Expr::Literal(d)
+    }
+
+    pub fn binary(op: BinOp, l: Expr, r: Expr) -> Expr {
+        Expr::Binary(op, Box::new(l), Box::new(r))
+    }
+
+    /// Whether the value does not depend on the row (literals, parameters).
+    pub fn is_constant(&self) -> bool {
+        match self {
+            Expr::Literal(_) | Expr::Param(_) => true,
+            Expr::Cast(e, _) | Expr::Neg(e) => e.is_constant(),
+            _ => false,
+        }
+    }
+
+    /// Calls `f` on every column this expression reads.
+    pub fn visit_columns(&self, f: &mut impl FnMut(usize)) {
+        self.walk(&mut |e| {
+            if let Expr::Column(i) = e {
+                f(*i)
+            }
+        });
+    }
+
+    /// Pre-order walk over the tree.
+    pub fn walk(&self, f: &mut impl FnMut(&Expr)) {
+        f(self);
+        match self {
+            Expr::Literal(_) | Expr::Column(_) | Expr::Param(_) | Expr::AggRef(_) => {}
+            Expr::Neg(e)
+            | Expr::Not(e)
+            | Expr::IsNull(e, _)
+            | Expr::IsBool(e, _, _)
+            | Expr::Cast(e, _) => e.walk(f),
+            Expr::Binary(_, l, r) | Expr::Like(l, r, _, _) => {
+                l.walk(f);
+                r.walk(f);
+            }
+            Expr::InList(e, list, _) => {
+                e.walk(f);
+                list.iter().for_each(|x| x.walk(f));
+            }
+            Expr::Case {
+                operand,
+                whens,
+                otherwise,
+            } => {
+                if let Some(o) = operand {
+                    o.walk(f);
+                }
+                for (w, t) in whens {
+                    w.walk(f);
+                    t.walk(f);
+                }
+                if let Some(o) = otherwise {
+                    o.walk(f);
+                }
+            }
+            Expr::Func(_, args) => args.iter().for_each(|x| x.walk(f)),
+        }
+    }
+
+    /// Rewrites the tree bottom-up with `f` (children first).
+    pub fn transform(self, f: &mut impl FnMut(Expr) -> Result<Expr>) -> Result<Expr> {
+        let bx = |e: Box<Expr>, f: &mut dyn FnMut(Expr) -> Result<Expr>| -> Result<Box<Expr>> {
+            Ok(Box::new(transform_dyn(*e, f)?))
+        };
+        let e = match self {
+            Expr::Neg(e) => Expr::Neg(bx(e, f)?),
+            Expr::Not(e) => Expr::Not(bx(e, f)?),
+            Expr::IsNull(e, n) => Expr::IsNull(bx(e, f)?, n),
+            Expr::IsBool(e, v, n) => Expr::IsBool(bx(e, f)?, v, n),
+            Expr::Cast(e, t) => Expr::Cast(bx(e, f)?, t),
+            Expr::Binary(op, l, r) => Expr::Binary(op, bx(l, f)?, bx(r, f)?),
+            Expr::Like(l, r, n, ci) => Expr::Like(bx(l, f)?, bx(r, f)?, n, ci),
+            Expr::InList(e, list, n) => Expr::InList(
+                bx(e, f)?,
+                list.into_iter()
+                    .map(|x| transform_dyn(x, f))
+                    .collect::<Result<_>>()?,
+                n,
+            ),
+            Expr::Case {
+                operand,
+                whens,
+                otherwise,
+            } => Expr::Case {
+                operand: operand.map(|o| bx(o, f)).transpose()?,
+                whens: whens
+                    .into_iter()
+                    .map(|(w, t)| Ok((transform_dyn(w, f)?, transform_dyn(t, f)?)))
+                    .collect::<Result<_>>()?,
+                otherwise: otherwise.map(|o| bx(o, f)).transpose()?,
+            },
+            Expr::Func(func, args) => Expr::Func(
+                func,
+                args.into_iter()
+                    .map(|x| transform_dyn(x, f))
+                    .collect::<Result<_>>()?,
+            ),
+            leaf => leaf,
+        };
+        f(e)
+    }
+
+    /// Evaluates against `row`.
+    pub fn eval(&self, row: &[Datum], ctx: &EvalCtx) -> Result<Datum> {
+        Ok(match self {
+            Expr::Literal(d) => d.clone(),
+            Expr::Column(i) => row
+                .get(*i)
+                .cloned()
+                .ok_or_else(|| SqlError::internal(format!("column {i} out of range")))?,
+            Expr::Param(i) => ctx.params.get(*i).cloned().ok_or_else(|| {
+                SqlError::new(
+                    code::UNDEFINED_PARAMETER,
+                    format!("there is no parameter ${}", i + 1),
+                )
+            })?,
+            Expr::AggRef(_) => return Err(SqlError::internal("unresolved aggregate")),
+            Expr::Neg(e) => match e.eval(row, ctx)? {
+                Datum::Null => Datum::Null,
+                Datum::Int(i) => Datum::Int(i.checked_neg().ok_or_else(int_overflow)?),
+                Datum::Float(f) => Datum::Float(-f),
+                Datum::Decimal(d) => Datum::Decimal(d.neg()),
+                other => {
+                    return Err(SqlError::new(
+                        code::UNDEFINED_FUNCTION,
+                        format!("operator does not exist: - {}", other.kind_name()),
+                    ))
+                }
+            },
+            Expr::Not(e) => match e.eval(row, ctx)?.truth()? {
+                None => Datum::Null,
+                Some(b) => Datum::Bool(!b),
+            },
+            Expr::IsNull(e, negated) => Datum::Bool(e.eval(row, ctx)?.is_null() != *negated),
+            Expr::IsBool(e, v, negated) => {
+                let t = e.eval(row, ctx)?.truth()?;
+                Datum::Bool((t == Some(*v)) != *negated)
+            }
+            Expr::Binary(op, l, r) => eval_binary(*op, l, r, row, ctx)?,
+            Expr::InList(e, list, negated) => {
+                let v = e.eval(row, ctx)?;
+                if v.is_null() {
+                    return Ok(Datum::Null);
+                }
+                let mut saw_null = false;
+                let mut found = false;
+                for x in list {
+                    let x = x.eval(row, ctx)?;
+                    match compare(&v, &x)? {
+                        None => saw_null = true,
+                        Some(Ordering::Equal) => {
+                            found = true;
+                            break;
+                        }
+                        Some(_) => {}
+                    }
+                }
+                if found {
+                    Datum::Bool(!negated)
+                } else if saw_null {
+                    Datum::Null
+                } else {
+                    Datum::Bool(*negated)
+                }
+            }
+            Expr::Like(e, p, negated, ci) => {
+                let (v, p) = (e.eval(row, ctx)?, p.eval(row, ctx)?);
+                match (v, p) {
+                    (Datum::Text(v), Datum::Text(p)) => {
+                        let m = if *ci {
+                            like(&v.to_lowercase(), &p.to_lowercase())
+                        } else {
+                            like(&v, &p)
+                        };
+                        Datum::Bool(m != *negated)
+                    }
+                    (Datum::Null, _) | (_, Datum::Null) => Datum::Null,
+                    _ => return Err(SqlError::mismatch("LIKE needs text operands")),
+                }
+            }
+            Expr::Case {
+                operand,
+                whens,
+                otherwise,
+            } => {
+                let op = operand.as_ref().map(|o| o.eval(row, ctx)).transpose()?;
+                for (w, t) in whens {
+                    let hit = match &op {
+                        Some(v) => compare(v, &w.eval(row, ctx)?)? == Some(Ordering::Equal),
+                        None => w.eval(row, ctx)?.truth()? == Some(true),
+                    };
+                    if hit {
+                        return t.eval(row, ctx);
+                    }
+                }
+                match otherwise {
+                    Some(o) => o.eval(row, ctx)?,
+                    None => Datum::Null,
+                }
+            }
+            Expr::Cast(e, ty) => types::cast(e.eval(row, ctx)?, ty)?,
+            Expr::Func(f, args) => eval_func(*f, args, row, ctx)?,
+        })
+    }
+}
+
+fn transform_dyn(e: Expr, f: &mut dyn FnMut(Expr) -> Result<Expr>) -> Result<Expr> {
+    e.transform(&mut |x| f(x))
+}
+
+fn int_overflow() -> SqlError {
+    SqlError::new(code::NUMERIC_VALUE_OUT_OF_RANGE, "bigint out of range")
+}
+
+fn div_zero() -> SqlError {
+    SqlError::new(code::DIVISION_BY_ZERO, "division by zero")
+}
+
+/// SQL comparison; `Ok(None)` when either side is NULL.
+pub fn compare(a: &Datum, b: &Datum) -> Result<Option<Ordering>> {
+    if a.is_null() || b.is_null() {
+        return Ok(None);
+    }
+    match a.sql_cmp(b) {
+        Some(o) => Ok(Some(o)),
+        None => Err(SqlError::new(
+            code::UNDEFINED_FUNCTION,
+            format!(
+                "operator does not exist: {} = {}",
+                a.kind_name(),
+                b.kind_name()
+            ),
+        )),
+    }
+}
+
+fn eval_binary(op: BinOp, l: &Expr, r: &Expr, row: &[Datum], ctx: &EvalCtx) -> Result<Datum> {
+    // AND / OR short-circuit with three-valued logic.
+    if op == BinOp::And || op == BinOp::Or {
+        let a = l.eval(row, ctx)?.truth()?;
+        let short = if op == BinOp::And {
+            Some(false)
+        } else {
+            Some(true)
+        };
+        if a == short {
+            return Ok(Datum::Bool(a == Some(true)));
+        }
+        let b = r.eval(row, ctx)?.truth()?;
+        return Ok(match (a, b) {
+            (_, x) if x == short => Datum::Bool(x == Some(true)),
+            (Some(x), Some(y)) => Datum::Bool(if op == BinOp::And { x && y } else { x || y }),
+            _ => Datum::Null,
+        });
+    }
+    let (a, b) = (l.eval(row, ctx)?, r.eval(row, ctx)?);
+    binary(op, a, b)
+}
+
+/// Applies a binary operator to two values.
+pub fn binary(op: BinOp, a: Datum, b: Datum) -> Result<Datum> {
+    use Datum::*;
+    match op {
+        BinOp::IsDistinctFrom | BinOp::IsNotDistinctFrom => {
+            let same = match (a.is_null(), b.is_null()) {
+                (true, true) => true,
+                (true, false) | (false, true) => false,
+                _ => compare(&a, &b)? == Some(Ordering::Equal),
+            };
+            return Ok(Bool(same == (op == BinOp::IsNotDistinctFrom)));
+        }
+        _ => {}
+    }
+    if a.is_null() || b.is_null() {
+        return Ok(Null);
+    }
+    if op.is_comparison() {
+        let o = compare(&a, &b)?.expect("nulls handled above");
+        return Ok(Bool(match op {
+            BinOp::Eq => o == Ordering::Equal,
+            BinOp::NotEq => o != Ordering::Equal,
+            BinOp::Lt => o == Ordering::Less,
+            BinOp::LtEq => o != Ordering::Greater,
+            BinOp::Gt => o == Ordering::Greater,
+            BinOp::GtEq => o != Ordering::Less,
+            _ => unreachable!("comparison"),
+        }));
+    }
+    if op == BinOp::Concat {
+        let s = |d: &Datum| types::format_datum(d, &DataType::Unknown).unwrap_or_default();
+        return Ok(Text(format!("{}{}", s(&a), s(&b))));
+    }
+    Ok(match (a, b) {
+        (Int(x), Int(y)) => Int(match op {
+            BinOp::Add => x.checked_add(y).ok_or_else(int_overflow)?,
+            BinOp::Sub => x.checked_sub(y).ok_or_else(int_overflow)?,
+            BinOp::Mul => x.checked_mul(y).ok_or_else(int_overflow)?,
+            BinOp::Div => {
+                if y == 0 {
+                    return Err(div_zero());
+                }
+                x.checked_div(y).ok_or_else(int_overflow)?
+            }
+            BinOp::Mod => {
+                if y == 0 {
+                    return Err(div_zero());
+                }
+                x.checked_rem(y).unwrap_or(0)
+            }
+            _ => return Err(bad_op(op, "bigint", "bigint")),
+        }),
+        (Float(x), Float(y)) => float_op(op, x, y)?,
+        (Int(x), Float(y)) => float_op(op, x as f64, y)?,
+        (Float(x), Int(y)) => float_op(op, x, y as f64)?,
+        (Float(x), Decimal(y)) => float_op(op, x, y.to_f64())?,
+        (Decimal(x), Float(y)) => float_op(op, x.to_f64(), y)?,
+        (Decimal(x), Decimal(y)) => dec_op(op, x, y)?,
+        (Int(x), Decimal(y)) => dec_op(op, types::Decimal::from_i64(x), y)?,
+        (Decimal(x), Int(y)) => dec_op(op, x, types::Decimal::from_i64(y))?,
+        (Date(d), Int(n)) if op == BinOp::Add => Date(d + n as i32),
+        (Int(n), Date(d)) if op == BinOp::Add => Date(d + n as i32),
+        (Date(d), Int(n)) if op == BinOp::Sub => Date(d - n as i32),
+        (Date(a), Date(b)) if op == BinOp::Sub => Int(a as i64 - b as i64),
+        (Timestamp(t), Int(n)) if op == BinOp::Add => Timestamp(t + n * MICROS_PER_DAY),
+        (a, b) => return Err(bad_op(op, a.kind_name(), b.kind_name())),
+    })
+}
+
+fn bad_op(op: BinOp, a: &str, b: &str) -> SqlError {
+    SqlError::new(
+        code::UNDEFINED_FUNCTION,
+        format!("operator does not exist: {a} {} {b}", op.symbol()),
+    )
+}
+
+fn float_op(op: BinOp, x: f64, y: f64) -> Result<Datum> {
+    Ok(Datum::Float(match op {
+        BinOp::Add => x + y,
+        BinOp::Sub => x - y,
+        BinOp::Mul => x * y,
+        BinOp::Div => {
+            if y == 0.0 {
+                return Err(div_zero());
+            }
+            x / y
+        }
+        BinOp::Mod => {
+            if y == 0.0 {
+                return Err(div_zero());
+            }
+            x % y
+        }
+        _ => return Err(bad_op(op, "double precision", "double precision")),
+    }))
+}
+
+fn dec_op(op: BinOp, x: Decimal, y: Decimal) -> Result<Datum> {
+    Ok(Datum::Decimal(match op {
+        BinOp::Add => x.add(&y)?,
+        BinOp::Sub => x.sub(&y)?,
+        BinOp::Mul => x.mul(&y)?,
+        BinOp::Div => x.div(&y)?,
+        BinOp::Mod => x.rem(&y)?,
+        _ => return Err(bad_op(op, "numeric", "numeric")),
+    }))
+}
+
+/// SQL LIKE with `%` and `_` (and `\` escaping).
+pub fn like(s: &str, pattern: &str) -> bool {
+    let s: Vec<char> = s.chars().collect();
+    let p: Vec<char> = pattern.chars().collect();
+    fn go(s: &[char], p: &[char]) -> bool {
+        match p.first() {
+            None => s.is_empty(),
+            Some('%') => (0..=s.len()).any(|i| go(&s[i..], &p[1..])),
+            Some('_') => !s.is_empty() && go(&s[1..], &p[1..]),
+            Some('\\') if p.len() > 1 => s.first() == Some(&p[1]) && go(&s[1..], &p[2..]),
+            Some(c) => s.first() == Some(c) && go(&s[1..], &p[1..]),
+        }
+    }
+    go(&s, &p)
+}
+
+fn eval_func(f: Func, args: &[Expr], row: &[Datum], ctx: &EvalCtx) -> Result<Datum> {
+    let arg = |i: usize| -> Result<Datum> {
+        args.get(i)
+            .ok_or_else(|| SqlError::internal("missing argument"))?
+            .eval(row, ctx)
+    };
+    Ok(match f {
+        Func::Coalesce => {
+            for a in args {
+                let v = a.eval(row, ctx)?;
+                if !v.is_null() {
+                    return Ok(v);
+                }
+            }
+            Datum::Null
+        }
+        Func::NullIf => {
+            let (a, b) = (arg(0)?, arg(1)?);
+            if compare(&a, &b)? == Some(Ordering::Equal) {
+                Datum::Null
+            } else {
+                a
+            }
+        }
+        Func::Now => Datum::Timestamp(ctx.now),
+        Func::CurrentDate => Datum::Date(ctx.now.div_euclid(MICROS_PER_DAY) as i32),
+        Func::Version => Datum::Text(format!(
+            "PostgreSQL {} on Tessera {}",
+            crate::SERVER_VERSION,
+            env!("CARGO_PKG_VERSION")
+        )),
+        Func::CurrentDatabase => Datum::Text(ctx.database.clone()),
+        Func::CurrentSchema => Datum::Text(crate::catalog::PUBLIC_SCHEMA.into()),
+        Func::Lower | Func::Upper | Func::Length => match arg(0)? {
+            Datum::Null => Datum::Null,
+            Datum::Text(s) => match f {
+                Func::Lower => Datum::Text(s.to_lowercase()),
+                Func::Upper => Datum::Text(s.to_uppercase()),
+                _ => Datum::Int(s.chars().count() as i64),
+            },
+            Datum::Bytes(b) if f == Func::Length => Datum::Int(b.len() as i64),
+            other => {
+                return Err(SqlError::new(
+                    code::UNDEFINED_FUNCTION,
+                    format!("function {f:?}({}) does not exist", other.kind_name()).to_lowercase(),
+                ))
+            }
+        },
+        Func::Abs => match arg(0)? {
+            Datum::Null => Datum::Null,
+            Datum::Int(i) => Datum::Int(i.checked_abs().ok_or_else(int_overflow)?),
+            Datum::Float(x) => Datum::Float(x.abs()),
+            Datum::Decimal(d) => Datum::Decimal(Decimal {
+                mantissa: d.mantissa.abs(),
+                scale: d.scale,
+            }),
+            other => {
+                return Err(SqlError::new(
+                    code::UNDEFINED_FUNCTION,
+                    format!("function abs({}) does not exist", other.kind_name()),
+                ))
+            }
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn int(i: i64) -> Expr {
+        Expr::Literal(Datum::Int(i))
+    }
+
+    fn eval(e: &Expr) -> Result<Datum> {
+        e.eval(&[], &EvalCtx::default())
+    }
+
+    #[test]
+    fn arithmetic_follows_sql_types() {
+        assert_eq!(
+            eval(&Expr::binary(BinOp::Div, int(7), int(2))).unwrap(),
+            Datum::Int(3)
+        );
+        let e = eval(&Expr::binary(BinOp::Div, int(1), int(0))).unwrap_err();
+        assert_eq!(e.code, "22012");
+        let e = eval(&Expr::binary(BinOp::Add, int(i64::MAX), int(1))).unwrap_err();
+        assert_eq!(e.code, "22003");
+        let d = Expr::Literal(Datum::Decimal(Decimal::parse("1.5").unwrap()));
+        assert_eq!(
+            eval(&Expr::binary(BinOp::Mul, d, int(3))).unwrap(),
+            Datum::Decimal(Decimal::parse("4.5").unwrap())
+        );
+        assert_eq!(
+            eval(&Expr::binary(
+                BinOp::Add,
+                Expr::Literal(Datum::Null),
+                int(1)
+            ))
+            .unwrap(),
+            Datum::Null
+        );
+    }
+
+    #[test]
+    fn three_valued_logic() {
+        let null = Expr::Literal(Datum::Null);
+        let t = Expr::Literal(Datum::Bool(true));
+        let f = Expr::Literal(Datum::Bool(false));
+        assert_eq!(
+            eval(&Expr::binary(BinOp::And, null.clone(), f.clone())).unwrap(),
+            Datum::Bool(false)
+        );
+        assert_eq!(
+            eval(&Expr::binary(BinOp::And, null.clone(), t.clone())).unwrap(),
+            Datum::Null
+        );
+        assert_eq!(
+            eval(&Expr::binary(BinOp::Or, null.clone(), t)).unwrap(),
+            Datum::Bool(true)
+        );
+        assert_eq!(
+            eval(&Expr::Not(Box::new(null.clone()))).unwrap(),
+            Datum::Null
+        );
+        let in_list = Expr::InList(Box::new(int(3)), vec![int(1), null], false);
+        assert_eq!(eval(&in_list).unwrap(), Datum::Null);
+        let in_list = Expr::InList(Box::new(int(1)), vec![int(1)], true);
+        assert_eq!(eval(&in_list).unwrap(), Datum::Bool(false));
+    }
+
+    #[test]
+    fn functions_and_like() {
+        let s = |x: &str| Expr::Literal(Datum::Text(x.into()));
+        assert_eq!(
+            eval(&Expr::Func(Func::Upper, vec![s("abc")])).unwrap(),
+            Datum::Text("ABC".into())
+        );
+        assert_eq!(
+            eval(&Expr::Func(Func::Length, vec![s("héllo")])).unwrap(),
+            Datum::Int(5)
+        );
+        assert_eq!(
+            eval(&Expr::Func(Func::Abs, vec![int(-4)])).unwrap(),
+            Datum::Int(4)
+        );
+        assert_eq!(
+            eval(&Expr::Func(
+                Func::Coalesce,
+                vec![Expr::Literal(Datum::Null), int(2)]
+            ))
+            .unwrap(),
+            Datum::Int(2)
+        );
+        assert!(like("hello", "h%o"));
+        assert!(like("hello", "_ello"));
+        assert!(!like("hello", "h_o"));
+        assert!(like("50%", "50\\%"));
+    }
+
+    #[test]
+    fn columns_and_params_come_from_row_and_context() {
+        let ctx = EvalCtx {
+            params: vec![Datum::Int(10)],
+            ..Default::default()
+        };
+        let e = Expr::binary(BinOp::Add, Expr::Column(1), Expr::Param(0));
+        assert_eq!(
+            e.eval(&[Datum::Int(0), Datum::Int(5)], &ctx).unwrap(),
+            Datum::Int(15)
+        );
+        assert_eq!(Expr::Param(3).eval(&[], &ctx).unwrap_err().code, "42P02");
+    }
+}

@@ -1,0 +1,2850 @@
+//! Binding and planning: sqlparser's AST becomes our own bound tree at
+//! once, then a [`Plan`] of relational operators.
+//!
+//! The binder resolves every name against the catalog (descriptors fetched
+//! beforehand, so binding is synchronous), types every expression, infers
+//! the types of parameters from their context (`id = $1` makes `$1` the
+//! type of `id`), and rejects what PostgreSQL rejects even when sqlparser
+//! accepted it.
+//!
+//! The planner's one optimization that matters today: conjuncts of the
+//! WHERE clause that constrain the primary key become the scan's
+//! [`KeyRange`] — all key columns equal to constants is a point lookup, an
+//! IN list on a one-column key is a set of points, equalities on a key
+//! prefix plus bounds on the next column are one span — instead of a full
+//! table scan. The whole predicate is still applied as a filter.
+//! [`explain`] prints the plan and the spans.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use sqlparser::ast;
+
+use crate::catalog::TableDesc;
+use crate::encoding;
+use crate::error::{code, Result, SqlError};
+use crate::expr::{BinOp, Expr, Func};
+use crate::types::{self, DataType, Datum, Decimal};
+
+/// An expression with its type.
+#[derive(Debug, Clone)]
+pub struct Typed {
+    pub e: Expr,
+    pub ty: DataType,
+}
+
+/// Aggregate functions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AggFunc {
+    CountStar,
+    Count,
+    Sum,
+    Avg,
+    Min,
+    Max,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AggCall {
+    pub func: AggFunc,
+    pub arg: Option<Expr>,
+    pub distinct: bool,
+    /// The argument's type.
+    pub arg_ty: DataType,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinKind {
+    Inner,
+    Left,
+}
+
+#[derive(Debug, Clone)]
+pub struct SortKey {
+    pub expr: Expr,
+    pub desc: bool,
+    pub nulls_first: bool,
+}
+
+/// Which keys of a table a scan reads.
+#[derive(Debug, Clone, PartialEq)]
+pub enum KeyRange {
+    /// Every row.
+    Full,
+    /// Rows whose full primary key equals these values (one list per point).
+    Points(Vec<Vec<Expr>>),
+    /// Rows whose key starts with `prefix` and whose next key column lies
+    /// within the bounds (`(value, inclusive)`).
+    Span {
+        prefix: Vec<Expr>,
+        lower: Option<(Expr, bool)>,
+        upper: Option<(Expr, bool)>,
+    },
+}
+
+/// A relational operator tree. Each node produces rows of datums.
+#[derive(Debug, Clone)]
+pub enum Plan {
+    /// Rows of a table: all columns (hidden ones included), in order.
+    Scan {
+        table: Arc<TableDesc>,
+        range: KeyRange,
+        filter: Option<Expr>,
+    },
+    /// Literal rows (`SELECT` without FROM is one empty row).
+    Values {
+        rows: Vec<Vec<Expr>>,
+    },
+    Filter {
+        input: Box<Plan>,
+        predicate: Expr,
+    },
+    Project {
+        input: Box<Plan>,
+        exprs: Vec<Expr>,
+    },
+    /// Output: left columns then right columns. With `left_keys`, a hash
+    /// join on those equalities; `on` is checked on the joined row.
+    Join {
+        left: Box<Plan>,
+        right: Box<Plan>,
+        kind: JoinKind,
+        left_keys: Vec<Expr>,
+        right_keys: Vec<Expr>,
+        on: Option<Expr>,
+        right_width: usize,
+    },
+    /// Output: the group values, then the aggregates.
+    Aggregate {
+        input: Box<Plan>,
+        groups: Vec<Expr>,
+        aggs: Vec<AggCall>,
+    },
+    Sort {
+        input: Box<Plan>,
+        keys: Vec<SortKey>,
+    },
+    /// Removes duplicate rows.
+    Distinct {
+        input: Box<Plan>,
+    },
+    Limit {
+        input: Box<Plan>,
+        limit: Option<Expr>,
+        offset: Option<Expr>,
+    },
+}
+
+/// A bound query: its plan and its output columns.
+#[derive(Debug, Clone)]
+pub struct BoundQuery {
+    pub plan: Plan,
+    pub columns: Vec<(String, DataType)>,
+}
+
+#[derive(Debug, Clone)]
+pub enum InsertSource {
+    /// Rows of expressions over nothing; `None` is DEFAULT.
+    Values(Vec<Vec<Option<Expr>>>),
+    Query(Plan),
+}
+
+#[derive(Debug, Clone)]
+pub struct Returning {
+    /// Over the table's full row.
+    pub exprs: Vec<Expr>,
+    pub columns: Vec<(String, DataType)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct InsertPlan {
+    pub table: Arc<TableDesc>,
+    /// Table column positions the source provides, in source order.
+    pub targets: Vec<usize>,
+    pub source: InsertSource,
+    pub returning: Option<Returning>,
+}
+
+#[derive(Debug, Clone)]
+pub struct UpdatePlan {
+    pub table: Arc<TableDesc>,
+    pub range: KeyRange,
+    pub filter: Option<Expr>,
+    /// (column position, new value over the old row)
+    pub sets: Vec<(usize, Expr)>,
+    pub returning: Option<Returning>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeletePlan {
+    pub table: Arc<TableDesc>,
+    pub range: KeyRange,
+    pub filter: Option<Expr>,
+    pub returning: Option<Returning>,
+}
+
+/// A bound statement that runs through the executor.
+#[derive(Debug, Clone)]
+pub enum Bound {
+    Query(BoundQuery),
+    Insert(InsertPlan),
+    Update(UpdatePlan),
+    Delete(DeletePlan),
+    Explain(Box<Bound>),
+}
+
+impl Bound {
+    /// The columns the statement returns (empty: a command).
+    pub fn columns(&self) -> Vec<(String, DataType)> {
+        match self {
+            Bound::Query(q) => q.columns.clone(),
+            Bound::Insert(InsertPlan { returning, .. })
+            | Bound::Update(UpdatePlan { returning, .. })
+            | Bound::Delete(DeletePlan { returning, .. }) => returning
+                .as_ref()
+                .map(|r| r.columns.clone())
+                .unwrap_or_default(),
+            Bound::Explain(_) => vec![("QUERY PLAN".into(), DataType::Text)],
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Names
+
+/// An identifier as PostgreSQL folds it: unquoted names are lower-cased.
+pub fn ident(i: &ast::Ident) -> String {
+    if i.quote_style.is_some() {
+        i.value.clone()
+    } else {
+        i.value.to_lowercase()
+    }
+}
+
+/// The table name of an object name (`t`, `public.t`, `db.public.t`).
+pub fn table_name(n: &ast::ObjectName) -> Result<String> {
+    let parts: Vec<String> =
+        n.0.iter()
+            .map(|p| match p {
+                ast::ObjectNamePart::Identifier(i) => Ok(ident(i)),
+                other => Err(SqlError::unsupported(format!("name {other}"))),
+            })
+            .collect::<Result<_>>()?;
+    match parts.as_slice() {
+        [t] => Ok(t.clone()),
+        [s, t] if s == crate::catalog::PUBLIC_SCHEMA => Ok(t.clone()),
+        [_, s, t] if s == crate::catalog::PUBLIC_SCHEMA => Ok(t.clone()),
+        _ => Err(SqlError::undefined_table(&n.to_string())),
+    }
+}
+
+/// The table names a statement reads or writes, so their descriptors can
+/// be fetched before binding.
+pub fn referenced_tables(stmt: &ast::Statement) -> Vec<String> {
+    let mut out = Vec::new();
+    fn factor(f: &ast::TableFactor, out: &mut Vec<String>) {
+        match f {
+            ast::TableFactor::Table { name, .. } => {
+                if let Ok(n) = table_name(name) {
+                    out.push(n)
+                }
+            }
+            ast::TableFactor::Derived { subquery, .. } => query(subquery, out),
+            ast::TableFactor::NestedJoin {
+                table_with_joins, ..
+            } => twj(table_with_joins, out),
+            _ => {}
+        }
+    }
+    fn twj(t: &ast::TableWithJoins, out: &mut Vec<String>) {
+        factor(&t.relation, out);
+        for j in &t.joins {
+            factor(&j.relation, out);
+        }
+    }
+    fn setexpr(s: &ast::SetExpr, out: &mut Vec<String>) {
+        match s {
+            ast::SetExpr::Select(sel) => sel.from.iter().for_each(|t| twj(t, out)),
+            ast::SetExpr::Query(q) => query(q, out),
+            ast::SetExpr::SetOperation { left, right, .. } => {
+                setexpr(left, out);
+                setexpr(right, out);
+            }
+            _ => {}
+        }
+    }
+    fn query(q: &ast::Query, out: &mut Vec<String>) {
+        setexpr(&q.body, out)
+    }
+    match stmt {
+        ast::Statement::Query(q) => query(q, &mut out),
+        ast::Statement::Insert(i) => {
+            if let ast::TableObject::TableName(n) = &i.table {
+                if let Ok(n) = table_name(n) {
+                    out.push(n)
+                }
+            }
+            if let Some(src) = &i.source {
+                query(src, &mut out)
+            }
+        }
+        ast::Statement::Update(u) => twj(&u.table, &mut out),
+        ast::Statement::Delete(d) => {
+            let from = match &d.from {
+                ast::FromTable::WithFromKeyword(f) | ast::FromTable::WithoutKeyword(f) => f,
+            };
+            from.iter().for_each(|t| twj(t, &mut out));
+        }
+        ast::Statement::Explain { statement, .. } => out = referenced_tables(statement),
+        _ => {}
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Converts a type name of the AST; SERIAL types return `(type, true)`.
+pub fn data_type(t: &ast::DataType) -> Result<(DataType, bool)> {
+    use ast::DataType as A;
+    let len = |l: &Option<ast::CharacterLength>| match l {
+        Some(ast::CharacterLength::IntegerLength { length, .. }) => Some(*length as u32),
+        _ => None,
+    };
+    let numeric = |n: &ast::ExactNumberInfo| match n {
+        ast::ExactNumberInfo::None => DataType::Numeric(None),
+        ast::ExactNumberInfo::Precision(p) => DataType::Numeric(Some((*p as u32, 0))),
+        ast::ExactNumberInfo::PrecisionAndScale(p, s) => {
+            DataType::Numeric(Some((*p as u32, (*s).max(0) as u32)))
+        }
+    };
+    Ok((
+        match t {
+            A::SmallInt(_) | A::Int2(_) => DataType::Int2,
+            A::Int(_) | A::Integer(_) | A::Int4(_) => DataType::Int4,
+            A::BigInt(_) | A::Int8(_) => DataType::Int8,
+            A::Real | A::Float4 => DataType::Float4,
+            A::Float8 | A::DoublePrecision | A::Double(_) => DataType::Float8,
+            A::Float(n) => match n {
+                ast::ExactNumberInfo::Precision(p) if *p <= 24 => DataType::Float4,
+                _ => DataType::Float8,
+            },
+            A::Bool | A::Boolean => DataType::Bool,
+            A::Text | A::String(_) => DataType::Text,
+            A::Varchar(l) | A::CharacterVarying(l) | A::CharVarying(l) => DataType::Varchar(len(l)),
+            A::Char(l) | A::Character(l) => DataType::Char(Some(len(l).unwrap_or(1))),
+            A::Numeric(n) | A::Decimal(n) | A::Dec(n) => numeric(n),
+            A::Bytea => DataType::Bytea,
+            A::Date => DataType::Date,
+            A::Timestamp(_, tz) => match tz {
+                ast::TimezoneInfo::WithTimeZone | ast::TimezoneInfo::Tz => DataType::TimestampTz,
+                _ => DataType::Timestamp,
+            },
+            A::Custom(name, _) => {
+                let n = name.to_string().to_lowercase();
+                return Ok(match n.as_str() {
+                    "serial" | "serial4" => (DataType::Int4, true),
+                    "bigserial" | "serial8" => (DataType::Int8, true),
+                    "smallserial" | "serial2" => (DataType::Int2, true),
+                    "int2" => (DataType::Int2, false),
+                    "int4" => (DataType::Int4, false),
+                    "int8" => (DataType::Int8, false),
+                    "float4" => (DataType::Float4, false),
+                    "float8" => (DataType::Float8, false),
+                    "bpchar" => (DataType::Char(None), false),
+                    "timestamptz" => (DataType::TimestampTz, false),
+                    "string" => (DataType::Text, false),
+                    _ => {
+                        return Err(SqlError::new(
+                            code::UNDEFINED_OBJECT,
+                            format!("type \"{n}\" does not exist"),
+                        ))
+                    }
+                });
+            }
+            other => {
+                return Err(SqlError::unsupported(format!(
+                    "type {other} is not supported"
+                )))
+            }
+        },
+        false,
+    ))
+}
+
+// ---------------------------------------------------------------------------
+// Binder
+
+enum OrderTarget {
+    /// A select-list position.
+    Output(usize),
+    Expr(Expr),
+}
+
+#[derive(Debug, Clone)]
+struct ScopeCol {
+    table: Option<String>,
+    name: String,
+    ty: DataType,
+    hidden: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Scope {
+    cols: Vec<ScopeCol>,
+}
+
+impl Scope {
+    fn of_table(t: &TableDesc, alias: &str) -> Scope {
+        Scope {
+            cols: t
+                .columns
+                .iter()
+                .map(|c| ScopeCol {
+                    table: Some(alias.to_string()),
+                    name: c.name.clone(),
+                    ty: c.ty.clone(),
+                    hidden: c.hidden,
+                })
+                .collect(),
+        }
+    }
+
+    fn resolve(&self, table: Option<&str>, name: &str) -> Result<(usize, DataType)> {
+        let mut found = None;
+        for (i, c) in self.cols.iter().enumerate() {
+            if c.name == name && (table.is_none() || c.table.as_deref() == table) {
+                if found.is_some() {
+                    return Err(SqlError::new(
+                        code::AMBIGUOUS_COLUMN,
+                        format!("column reference \"{name}\" is ambiguous"),
+                    ));
+                }
+                found = Some((i, c.ty.clone()));
+            }
+        }
+        found.ok_or_else(|| match table {
+            Some(t) if !self.cols.iter().any(|c| c.table.as_deref() == Some(t)) => SqlError::new(
+                code::UNDEFINED_TABLE,
+                format!("missing FROM-clause entry for table \"{t}\""),
+            ),
+            Some(t) => SqlError::undefined_column(&format!("{t}.{name}")),
+            None => SqlError::undefined_column(name),
+        })
+    }
+}
+
+/// Binds statements against fetched descriptors.
+pub struct Binder<'a> {
+    tables: &'a HashMap<String, Arc<TableDesc>>,
+    /// Parameter types: declared by the client or inferred (Unknown: not yet).
+    pub params: Vec<DataType>,
+    /// Aggregates found while binding a select list (None: not allowed here).
+    aggs: Option<Vec<AggCall>>,
+    agg_context: &'static str,
+}
+
+impl<'a> Binder<'a> {
+    pub fn new(tables: &'a HashMap<String, Arc<TableDesc>>, params: Vec<DataType>) -> Self {
+        Binder {
+            tables,
+            params,
+            aggs: None,
+            agg_context: "WHERE",
+        }
+    }
+
+    /// Parameter types after binding; unresolved ones become TEXT.
+    pub fn param_types(&self) -> Vec<DataType> {
+        self.params
+            .iter()
+            .map(|t| {
+                if *t == DataType::Unknown {
+                    DataType::Text
+                } else {
+                    t.clone()
+                }
+            })
+            .collect()
+    }
+
+    fn table(&self, n: &ast::ObjectName) -> Result<Arc<TableDesc>> {
+        let name = table_name(n)?;
+        self.tables
+            .get(&name)
+            .cloned()
+            .ok_or_else(|| SqlError::undefined_table(&name))
+    }
+
+    /// Binds a statement the executor runs (queries, DML, EXPLAIN of them).
+    pub fn bind_statement(&mut self, stmt: &ast::Statement) -> Result<Bound> {
+        match stmt {
+            ast::Statement::Query(q) => Ok(Bound::Query(self.bind_query(q)?)),
+            ast::Statement::Insert(i) => Ok(Bound::Insert(self.bind_insert(i)?)),
+            ast::Statement::Update(u) => Ok(Bound::Update(self.bind_update(u)?)),
+            ast::Statement::Delete(d) => Ok(Bound::Delete(self.bind_delete(d)?)),
+            ast::Statement::Explain {
+                statement, analyze, ..
+            } => {
+                if *analyze {
+                    return Err(SqlError::unsupported(
+                        "EXPLAIN ANALYZE is not supported yet",
+                    ));
+                }
+                Ok(Bound::Explain(Box::new(self.bind_statement(statement)?)))
+            }
+            other => Err(SqlError::unsupported(format!(
+                "statement not supported: {}",
+                first_words(&other.to_string())
+            ))),
+        }
+    }
+
+    // -- queries ------------------------------------------------------------
+
+    pub fn bind_query(&mut self, q: &ast::Query) -> Result<BoundQuery> {
+        if q.with.is_some() {
+            return Err(SqlError::unsupported("WITH is not supported yet"));
+        }
+        let select = match q.body.as_ref() {
+            ast::SetExpr::Select(s) => s,
+            ast::SetExpr::Values(v) => return self.bind_values_query(v, q),
+            ast::SetExpr::Query(inner) if q.order_by.is_none() && q.limit_clause.is_none() => {
+                return self.bind_query(inner)
+            }
+            other => {
+                return Err(SqlError::unsupported(format!(
+                    "query form not supported yet: {}",
+                    first_words(&other.to_string())
+                )))
+            }
+        };
+        // FROM
+        let (mut plan, scope) = if select.from.is_empty() {
+            (Plan::Values { rows: vec![vec![]] }, Scope::default())
+        } else {
+            let mut acc: Option<(Plan, Scope)> = None;
+            for t in &select.from {
+                let (p, s) = self.bind_table_with_joins(t)?;
+                acc = Some(match acc {
+                    None => (p, s),
+                    Some((lp, mut ls)) => {
+                        let right_width = s.cols.len();
+                        ls.cols.extend(s.cols);
+                        (
+                            Plan::Join {
+                                left: Box::new(lp),
+                                right: Box::new(p),
+                                kind: JoinKind::Inner,
+                                left_keys: vec![],
+                                right_keys: vec![],
+                                on: None,
+                                right_width,
+                            },
+                            ls,
+                        )
+                    }
+                });
+            }
+            acc.expect("FROM is not empty")
+        };
+        // WHERE
+        if let Some(w) = &select.selection {
+            let pred = self.bind_bool(w, &scope, "WHERE")?;
+            plan = push_filter(plan, pred);
+        }
+        // Select list, HAVING, ORDER BY: aggregates allowed.
+        let group_exprs: Vec<Typed> = match &select.group_by {
+            ast::GroupByExpr::Expressions(exprs, mods) if mods.is_empty() => exprs
+                .iter()
+                .map(|e| self.bind_group_item(e, select, &scope))
+                .collect::<Result<_>>()?,
+            ast::GroupByExpr::Expressions(..) | ast::GroupByExpr::All(_) => {
+                return Err(SqlError::unsupported("this GROUP BY form is not supported"))
+            }
+        };
+        self.aggs = Some(Vec::new());
+        self.agg_context = "";
+        let mut items: Vec<(String, Typed)> = Vec::new();
+        for item in &select.projection {
+            match item {
+                ast::SelectItem::UnnamedExpr(e) => {
+                    let t = self.bind_expr(e, &scope)?;
+                    items.push((output_name(e), t));
+                }
+                ast::SelectItem::ExprWithAlias { expr, alias } => {
+                    let t = self.bind_expr(expr, &scope)?;
+                    items.push((ident(alias), t));
+                }
+                ast::SelectItem::Wildcard(_) => {
+                    if scope.cols.is_empty() {
+                        return Err(SqlError::syntax(
+                            "SELECT * with no tables specified is not valid",
+                        ));
+                    }
+                    for (i, c) in scope.cols.iter().enumerate() {
+                        if !c.hidden {
+                            items.push((
+                                c.name.clone(),
+                                Typed {
+                                    e: Expr::Column(i),
+                                    ty: c.ty.clone(),
+                                },
+                            ));
+                        }
+                    }
+                }
+                ast::SelectItem::QualifiedWildcard(kind, _) => {
+                    let t = match kind {
+                        ast::SelectItemQualifiedWildcardKind::ObjectName(n) => table_name(n)?,
+                        _ => return Err(SqlError::unsupported("this wildcard form")),
+                    };
+                    let mut any = false;
+                    for (i, c) in scope.cols.iter().enumerate() {
+                        if c.table.as_deref() == Some(t.as_str()) && !c.hidden {
+                            any = true;
+                            items.push((
+                                c.name.clone(),
+                                Typed {
+                                    e: Expr::Column(i),
+                                    ty: c.ty.clone(),
+                                },
+                            ));
+                        }
+                    }
+                    if !any {
+                        return Err(SqlError::new(
+                            code::UNDEFINED_TABLE,
+                            format!("missing FROM-clause entry for table \"{t}\""),
+                        ));
+                    }
+                }
+                other => return Err(SqlError::unsupported(format!("select item {other}"))),
+            }
+        }
+        let having = select
+            .having
+            .as_ref()
+            .map(|h| self.bind_bool(h, &scope, "HAVING"))
+            .transpose()?;
+        // ORDER BY: output position, output alias, or an expression.
+        let mut order: Vec<(OrderTarget, bool, bool)> = Vec::new();
+        if let Some(ob) = &q.order_by {
+            let ast::OrderByKind::Expressions(list) = &ob.kind else {
+                return Err(SqlError::unsupported("ORDER BY ALL"));
+            };
+            for o in list {
+                let desc = matches!(o.options.sort, Some(ast::OrderBySort::Desc));
+                let nulls_first = o.options.nulls_first.unwrap_or(desc);
+                let t = match &o.expr {
+                    ast::Expr::Value(v) if matches!(v.value, ast::Value::Number(..)) => {
+                        let n: usize =
+                            v.value.to_string().parse().map_err(|_| {
+                                SqlError::syntax("non-integer constant in ORDER BY")
+                            })?;
+                        if n == 0 || n > items.len() {
+                            return Err(SqlError::new(
+                                code::INVALID_COLUMN_REFERENCE,
+                                format!("ORDER BY position {n} is not in select list"),
+                            ));
+                        }
+                        OrderTarget::Output(n - 1)
+                    }
+                    ast::Expr::Identifier(i)
+                        if items.iter().any(|(name, _)| *name == ident(i))
+                            && scope.resolve(None, &ident(i)).is_err() =>
+                    {
+                        let n = items
+                            .iter()
+                            .position(|(name, _)| *name == ident(i))
+                            .expect("checked above");
+                        OrderTarget::Output(n)
+                    }
+                    e => OrderTarget::Expr(self.bind_expr(e, &scope)?.e),
+                };
+                order.push((t, desc, nulls_first));
+            }
+        }
+        let aggs = self.aggs.take().unwrap_or_default();
+        let is_agg = !aggs.is_empty() || !group_exprs.is_empty() || having.is_some();
+
+        let ngroups = group_exprs.len();
+        let groups: Vec<Expr> = group_exprs.iter().map(|g| g.e.clone()).collect();
+        let fix = |e: Expr| -> Result<Expr> {
+            if is_agg {
+                map_to_groups(e, &groups, ngroups, &scope)
+            } else {
+                Ok(e)
+            }
+        };
+        if is_agg {
+            plan = Plan::Aggregate {
+                input: Box::new(plan),
+                groups: groups.clone(),
+                aggs,
+            };
+            if let Some(h) = having {
+                plan = Plan::Filter {
+                    input: Box::new(plan),
+                    predicate: fix(h)?,
+                };
+            }
+        }
+        let mut exprs: Vec<Expr> = Vec::new();
+        let mut columns = Vec::new();
+        for (name, t) in &items {
+            exprs.push(fix(t.e.clone())?);
+            columns.push((name.clone(), resolve_unknown(&t.ty)));
+        }
+        let visible = exprs.len();
+        let mut keys = Vec::new();
+        for (t, desc, nulls_first) in order {
+            let pos = match t {
+                OrderTarget::Output(n) => n,
+                OrderTarget::Expr(e) => {
+                    let e = fix(e)?;
+                    match exprs.iter().position(|x| *x == e) {
+                        Some(p) => p,
+                        None => {
+                            let distinct = matches!(select.distinct, Some(ast::Distinct::Distinct));
+                            if distinct {
+                                return Err(SqlError::new(
+                                    code::INVALID_COLUMN_REFERENCE,
+                                    "for SELECT DISTINCT, ORDER BY expressions must appear in select list",
+                                ));
+                            }
+                            exprs.push(e);
+                            exprs.len() - 1
+                        }
+                    }
+                }
+            };
+            keys.push(SortKey {
+                expr: Expr::Column(pos),
+                desc,
+                nulls_first,
+            });
+        }
+        let width = exprs.len();
+        plan = Plan::Project {
+            input: Box::new(plan),
+            exprs,
+        };
+        match &select.distinct {
+            None | Some(ast::Distinct::All) => {}
+            Some(ast::Distinct::Distinct) => {
+                plan = Plan::Distinct {
+                    input: Box::new(plan),
+                }
+            }
+            Some(ast::Distinct::On(_)) => {
+                return Err(SqlError::unsupported("DISTINCT ON is not supported yet"))
+            }
+        }
+        if !keys.is_empty() {
+            plan = Plan::Sort {
+                input: Box::new(plan),
+                keys,
+            };
+        }
+        plan = self.bind_limit(q, plan)?;
+        if width > visible {
+            plan = Plan::Project {
+                input: Box::new(plan),
+                exprs: (0..visible).map(Expr::Column).collect(),
+            };
+        }
+        Ok(BoundQuery { plan, columns })
+    }
+
+    fn bind_group_item(
+        &mut self,
+        e: &ast::Expr,
+        select: &ast::Select,
+        scope: &Scope,
+    ) -> Result<Typed> {
+        // GROUP BY 1 refers to the first select item.
+        if let ast::Expr::Value(v) = e {
+            if let ast::Value::Number(n, _) = &v.value {
+                let n: usize = n
+                    .parse()
+                    .map_err(|_| SqlError::syntax("non-integer constant in GROUP BY"))?;
+                return match select.projection.get(n.wrapping_sub(1)) {
+                    Some(ast::SelectItem::UnnamedExpr(x))
+                    | Some(ast::SelectItem::ExprWithAlias { expr: x, .. }) => {
+                        self.bind_expr_no_agg(x, scope, "GROUP BY")
+                    }
+                    _ => Err(SqlError::syntax(format!(
+                        "GROUP BY position {n} is not in select list"
+                    ))),
+                };
+            }
+        }
+        self.bind_expr_no_agg(e, scope, "GROUP BY")
+    }
+
+    fn bind_limit(&mut self, q: &ast::Query, plan: Plan) -> Result<Plan> {
+        let Some(lc) = &q.limit_clause else {
+            return Ok(plan);
+        };
+        let (limit, offset) = match lc {
+            ast::LimitClause::LimitOffset {
+                limit,
+                offset,
+                limit_by,
+            } => {
+                if !limit_by.is_empty() {
+                    return Err(SqlError::unsupported("LIMIT BY"));
+                }
+                (limit.as_ref(), offset.as_ref().map(|o| &o.value))
+            }
+            ast::LimitClause::OffsetCommaLimit { .. } => {
+                return Err(SqlError::syntax("LIMIT #,# syntax is not supported"))
+            }
+        };
+        let empty = Scope::default();
+        let mut bind_int = |e: &ast::Expr, what: &'static str| -> Result<Option<Expr>> {
+            if matches!(e, ast::Expr::Value(v) if v.value == ast::Value::Null) {
+                return Ok(None);
+            }
+            let mut t = self.bind_expr_no_agg(e, &empty, what)?;
+            self.unify_with(&mut t, &DataType::Int8);
+            if !t.ty.is_integer() {
+                return Err(SqlError::mismatch(format!(
+                    "argument of {what} must be type bigint, not type {}",
+                    types::type_display(&t.ty)
+                )));
+            }
+            Ok(Some(t.e))
+        };
+        let limit = match limit {
+            Some(l) => bind_int(l, "LIMIT")?,
+            None => None,
+        };
+        let offset = match offset {
+            Some(o) => bind_int(o, "OFFSET")?,
+            None => None,
+        };
+        Ok(Plan::Limit {
+            input: Box::new(plan),
+            limit,
+            offset,
+        })
+    }
+
+    fn bind_values_query(&mut self, v: &ast::Values, q: &ast::Query) -> Result<BoundQuery> {
+        let empty = Scope::default();
+        let mut rows = Vec::new();
+        let mut types: Vec<DataType> = Vec::new();
+        for r in &v.rows {
+            let mut row = Vec::new();
+            for (i, e) in r.content.iter().enumerate() {
+                let t = self.bind_expr_no_agg(e, &empty, "VALUES")?;
+                if types.len() <= i {
+                    types.push(t.ty.clone());
+                } else if types[i] == DataType::Unknown {
+                    types[i] = t.ty.clone();
+                }
+                row.push(t.e);
+            }
+            if !rows.is_empty() && row.len() != types.len() {
+                return Err(SqlError::syntax("VALUES lists must all be the same length"));
+            }
+            rows.push(row);
+        }
+        let columns = types
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (format!("column{}", i + 1), resolve_unknown(t)))
+            .collect();
+        let plan = self.bind_limit(q, Plan::Values { rows })?;
+        Ok(BoundQuery { plan, columns })
+    }
+
+    fn bind_table_factor(&mut self, f: &ast::TableFactor) -> Result<(Plan, Scope)> {
+        match f {
+            ast::TableFactor::Table {
+                name, alias, args, ..
+            } => {
+                if args.is_some() {
+                    return Err(SqlError::unsupported(format!(
+                        "table function {name} is not supported yet"
+                    )));
+                }
+                let t = self.table(name)?;
+                let alias_name = match alias {
+                    Some(a) => ident(&a.name),
+                    None => t.name.clone(),
+                };
+                let mut scope = Scope::of_table(&t, &alias_name);
+                if let Some(a) = alias {
+                    for (i, c) in a.columns.iter().enumerate() {
+                        if let Some(sc) = scope.cols.iter_mut().filter(|c| !c.hidden).nth(i) {
+                            sc.name = ident(&c.name);
+                        }
+                    }
+                }
+                Ok((
+                    Plan::Scan {
+                        table: t,
+                        range: KeyRange::Full,
+                        filter: None,
+                    },
+                    scope,
+                ))
+            }
+            ast::TableFactor::Derived {
+                subquery, alias, ..
+            } => {
+                let q = self.bind_query(subquery)?;
+                let alias_name = alias.as_ref().map(|a| ident(&a.name));
+                let scope = Scope {
+                    cols: q
+                        .columns
+                        .iter()
+                        .enumerate()
+                        .map(|(i, (n, ty))| ScopeCol {
+                            table: alias_name.clone(),
+                            name: alias
+                                .as_ref()
+                                .and_then(|a| a.columns.get(i))
+                                .map(|c| ident(&c.name))
+                                .unwrap_or_else(|| n.clone()),
+                            ty: ty.clone(),
+                            hidden: false,
+                        })
+                        .collect(),
+                };
+                Ok((q.plan, scope))
+            }
+            ast::TableFactor::NestedJoin {
+                table_with_joins, ..
+            } => self.bind_table_with_joins(table_with_joins),
+            other => Err(SqlError::unsupported(format!("FROM item {other}"))),
+        }
+    }
+
+    fn bind_table_with_joins(&mut self, t: &ast::TableWithJoins) -> Result<(Plan, Scope)> {
+        let (mut plan, mut scope) = self.bind_table_factor(&t.relation)?;
+        for j in &t.joins {
+            let (rplan, rscope) = self.bind_table_factor(&j.relation)?;
+            let (kind, constraint) = match &j.join_operator {
+                ast::JoinOperator::Join(c) | ast::JoinOperator::Inner(c) => {
+                    (JoinKind::Inner, Some(c))
+                }
+                ast::JoinOperator::Left(c) | ast::JoinOperator::LeftOuter(c) => {
+                    (JoinKind::Left, Some(c))
+                }
+                ast::JoinOperator::CrossJoin(_) => (JoinKind::Inner, None),
+                other => {
+                    return Err(SqlError::unsupported(
+                        format!("join type not supported yet: {other:?}")
+                            .chars()
+                            .take(80)
+                            .collect::<String>(),
+                    ))
+                }
+            };
+            let left_width = scope.cols.len();
+            let right_width = rscope.cols.len();
+            let mut joined = scope.clone();
+            joined.cols.extend(rscope.cols.clone());
+            let on = match constraint {
+                None | Some(ast::JoinConstraint::None) => None,
+                Some(ast::JoinConstraint::On(e)) => Some(self.bind_bool(e, &joined, "JOIN")?),
+                Some(ast::JoinConstraint::Using(cols)) => {
+                    let mut pred: Option<Expr> = None;
+                    for c in cols {
+                        let name = table_name(c)?;
+                        let (l, _) = scope.resolve(None, &name)?;
+                        let (r, _) = rscope.resolve(None, &name)?;
+                        let eq =
+                            Expr::binary(BinOp::Eq, Expr::Column(l), Expr::Column(left_width + r));
+                        pred = Some(match pred {
+                            None => eq,
+                            Some(p) => Expr::binary(BinOp::And, p, eq),
+                        });
+                    }
+                    pred
+                }
+                Some(_) => return Err(SqlError::unsupported("NATURAL joins")),
+            };
+            // Split equalities between the two sides into hash keys.
+            let mut left_keys = Vec::new();
+            let mut right_keys = Vec::new();
+            let mut rest = Vec::new();
+            for c in on.map(conjuncts).unwrap_or_default() {
+                if let Expr::Binary(BinOp::Eq, a, b) = &c {
+                    let side = |e: &Expr| -> Option<bool> {
+                        let mut lo = true;
+                        let mut ro = true;
+                        let mut any = false;
+                        e.visit_columns(&mut |i| {
+                            any = true;
+                            if i < left_width {
+                                ro = false
+                            } else {
+                                lo = false
+                            }
+                        });
+                        if !any {
+                            None
+                        } else if lo {
+                            Some(true)
+                        } else if ro {
+                            Some(false)
+                        } else {
+                            None
+                        }
+                    };
+                    match (side(a), side(b)) {
+                        (Some(true), Some(false)) => {
+                            left_keys.push((**a).clone());
+                            right_keys.push(shift_columns((**b).clone(), left_width));
+                            continue;
+                        }
+                        (Some(false), Some(true)) => {
+                            left_keys.push((**b).clone());
+                            right_keys.push(shift_columns((**a).clone(), left_width));
+                            continue;
+                        }
+                        _ => {}
+                    }
+                }
+                rest.push(c);
+            }
+            plan = Plan::Join {
+                left: Box::new(plan),
+                right: Box::new(rplan),
+                kind,
+                left_keys,
+                right_keys,
+                on: and_all(rest),
+                right_width,
+            };
+            scope = joined;
+        }
+        Ok((plan, scope))
+    }
+
+    // -- DML ----------------------------------------------------------------
+
+    fn bind_returning(
+        &mut self,
+        items: &Option<Vec<ast::SelectItem>>,
+        table: &Arc<TableDesc>,
+    ) -> Result<Option<Returning>> {
+        let Some(items) = items else {
+            return Ok(None);
+        };
+        let scope = Scope::of_table(table, &table.name);
+        let mut exprs = Vec::new();
+        let mut columns = Vec::new();
+        for item in items {
+            match item {
+                ast::SelectItem::Wildcard(_) => {
+                    for (i, c) in table.columns.iter().enumerate() {
+                        if !c.hidden {
+                            exprs.push(Expr::Column(i));
+                            columns.push((c.name.clone(), c.ty.clone()));
+                        }
+                    }
+                }
+                ast::SelectItem::UnnamedExpr(e) => {
+                    let t = self.bind_expr_no_agg(e, &scope, "RETURNING")?;
+                    exprs.push(t.e);
+                    columns.push((output_name(e), resolve_unknown(&t.ty)));
+                }
+                ast::SelectItem::ExprWithAlias { expr, alias } => {
+                    let t = self.bind_expr_no_agg(expr, &scope, "RETURNING")?;
+                    exprs.push(t.e);
+                    columns.push((ident(alias), resolve_unknown(&t.ty)));
+                }
+                other => return Err(SqlError::unsupported(format!("RETURNING {other}"))),
+            }
+        }
+        Ok(Some(Returning { exprs, columns }))
+    }
+
+    fn bind_insert(&mut self, i: &ast::Insert) -> Result<InsertPlan> {
+        let ast::TableObject::TableName(name) = &i.table else {
+            return Err(SqlError::unsupported("INSERT into a table function"));
+        };
+        if i.on.is_some() {
+            return Err(SqlError::unsupported("ON CONFLICT is not supported yet"));
+        }
+        let table = self.table(name)?;
+        let targets: Vec<usize> = if i.columns.is_empty() {
+            table
+                .columns
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| !c.hidden)
+                .map(|(p, _)| p)
+                .collect()
+        } else {
+            let mut seen = Vec::new();
+            for c in &i.columns {
+                let n = table_name(c)?;
+                let p = table.column_index(&n).ok_or_else(|| {
+                    SqlError::new(
+                        code::UNDEFINED_COLUMN,
+                        format!(
+                            "column \"{n}\" of relation \"{}\" does not exist",
+                            table.name
+                        ),
+                    )
+                })?;
+                if seen.contains(&p) {
+                    return Err(SqlError::new(
+                        code::DUPLICATE_COLUMN,
+                        format!("column \"{n}\" specified more than once"),
+                    ));
+                }
+                seen.push(p);
+            }
+            seen
+        };
+        let Some(src) = &i.source else {
+            return Err(SqlError::unsupported("INSERT without VALUES or SELECT"));
+        };
+        let source = match src.body.as_ref() {
+            ast::SetExpr::Values(v) if src.order_by.is_none() && src.limit_clause.is_none() => {
+                let empty = Scope::default();
+                let mut rows = Vec::new();
+                for r in &v.rows {
+                    if r.content.len() > targets.len() {
+                        return Err(SqlError::syntax(
+                            "INSERT has more expressions than target columns",
+                        ));
+                    }
+                    if r.content.len() < targets.len() {
+                        return Err(SqlError::syntax(
+                            "INSERT has more target columns than expressions",
+                        ));
+                    }
+                    let mut row = Vec::new();
+                    for (k, e) in r.content.iter().enumerate() {
+                        let col = &table.columns[targets[k]];
+                        if is_default_keyword(e) {
+                            row.push(None);
+                            continue;
+                        }
+                        let mut t = self.bind_expr_no_agg(e, &empty, "VALUES")?;
+                        self.unify_with(&mut t, &col.ty);
+                        check_assignable(&t.ty, &col.ty, &col.name)?;
+                        row.push(Some(t.e));
+                    }
+                    rows.push(row);
+                }
+                InsertSource::Values(rows)
+            }
+            _ => {
+                let q = self.bind_query(src)?;
+                if q.columns.len() != targets.len() {
+                    return Err(SqlError::syntax(if q.columns.len() > targets.len() {
+                        "INSERT has more expressions than target columns"
+                    } else {
+                        "INSERT has more target columns than expressions"
+                    }));
+                }
+                for (k, (_, ty)) in q.columns.iter().enumerate() {
+                    let col = &table.columns[targets[k]];
+                    check_assignable(ty, &col.ty, &col.name)?;
+                }
+                InsertSource::Query(q.plan)
+            }
+        };
+        let returning = self.bind_returning(&i.returning, &table)?;
+        Ok(InsertPlan {
+            table,
+            targets,
+            source,
+            returning,
+        })
+    }
+
+    fn bind_update(&mut self, u: &ast::Update) -> Result<UpdatePlan> {
+        if u.from.is_some() || !u.table.joins.is_empty() {
+            return Err(SqlError::unsupported(
+                "UPDATE ... FROM is not supported yet",
+            ));
+        }
+        let ast::TableFactor::Table { name, alias, .. } = &u.table.relation else {
+            return Err(SqlError::unsupported("UPDATE of this relation"));
+        };
+        let table = self.table(name)?;
+        let alias = alias
+            .as_ref()
+            .map(|a| ident(&a.name))
+            .unwrap_or(table.name.clone());
+        let scope = Scope::of_table(&table, &alias);
+        let mut sets = Vec::new();
+        for a in &u.assignments {
+            let ast::AssignmentTarget::ColumnName(c) = &a.target else {
+                return Err(SqlError::unsupported("tuple assignments"));
+            };
+            let n =
+                c.0.last()
+                    .and_then(|p| p.as_ident())
+                    .map(ident)
+                    .ok_or_else(|| SqlError::syntax("bad column name"))?;
+            let p = table.column_index(&n).ok_or_else(|| {
+                SqlError::new(
+                    code::UNDEFINED_COLUMN,
+                    format!(
+                        "column \"{n}\" of relation \"{}\" does not exist",
+                        table.name
+                    ),
+                )
+            })?;
+            let col = &table.columns[p];
+            let e = if is_default_keyword(&a.value) {
+                match &col.default {
+                    Some(d) => self.bind_default(d, &col.ty)?,
+                    None => Expr::Literal(Datum::Null),
+                }
+            } else {
+                let mut t = self.bind_expr_no_agg(&a.value, &scope, "UPDATE")?;
+                self.unify_with(&mut t, &col.ty);
+                check_assignable(&t.ty, &col.ty, &col.name)?;
+                t.e
+            };
+            sets.push((p, e));
+        }
+        let filter = u
+            .selection
+            .as_ref()
+            .map(|w| self.bind_bool(w, &scope, "WHERE"))
+            .transpose()?;
+        let range = filter
+            .as_ref()
+            .map(|f| choose_range(&table, f))
+            .unwrap_or(KeyRange::Full);
+        let returning = self.bind_returning(&u.returning, &table)?;
+        Ok(UpdatePlan {
+            table,
+            range,
+            filter,
+            sets,
+            returning,
+        })
+    }
+
+    fn bind_delete(&mut self, d: &ast::Delete) -> Result<DeletePlan> {
+        let from = match &d.from {
+            ast::FromTable::WithFromKeyword(f) | ast::FromTable::WithoutKeyword(f) => f,
+        };
+        if from.len() != 1 || !from[0].joins.is_empty() || d.using.is_some() {
+            return Err(SqlError::unsupported("DELETE from several tables"));
+        }
+        let ast::TableFactor::Table { name, alias, .. } = &from[0].relation else {
+            return Err(SqlError::unsupported("DELETE from this relation"));
+        };
+        let table = self.table(name)?;
+        let alias = alias
+            .as_ref()
+            .map(|a| ident(&a.name))
+            .unwrap_or(table.name.clone());
+        let scope = Scope::of_table(&table, &alias);
+        let filter = d
+            .selection
+            .as_ref()
+            .map(|w| self.bind_bool(w, &scope, "WHERE"))
+            .transpose()?;
+        let range = filter
+            .as_ref()
+            .map(|f| choose_range(&table, f))
+            .unwrap_or(KeyRange::Full);
+        let returning = self.bind_returning(&d.returning, &table)?;
+        Ok(DeletePlan {
+            table,
+            range,
+            filter,
+            returning,
+        })
+    }
+
+    /// Binds a column's DEFAULT expression (stored as SQL text).
+    pub fn bind_default(&mut self, sql: &str, ty: &DataType) -> Result<Expr> {
+        let e = parse_expr(sql)?;
+        let mut t = self.bind_expr_no_agg(&e, &Scope::default(), "DEFAULT")?;
+        self.unify_with(&mut t, ty);
+        check_assignable(&t.ty, ty, "default")?;
+        Ok(t.e)
+    }
+
+    // -- expressions --------------------------------------------------------
+
+    fn bind_bool(&mut self, e: &ast::Expr, scope: &Scope, what: &'static str) -> Result<Expr> {
+        let mut t = if what == "HAVING" {
+            self.bind_expr(e, scope)?
+        } else {
+            self.bind_expr_no_agg(e, scope, what)?
+        };
+        self.unify_with(&mut t, &DataType::Bool);
+        if t.ty != DataType::Bool && t.ty != DataType::Unknown {
+            return Err(SqlError::mismatch(format!(
+                "argument of {what} must be type boolean, not type {}",
+                types::type_display(&t.ty)
+            )));
+        }
+        Ok(t.e)
+    }
+
+    fn bind_expr_no_agg(
+        &mut self,
+        e: &ast::Expr,
+        scope: &Scope,
+        what: &'static str,
+    ) -> Result<Typed> {
+        let saved = self.aggs.take();
+        let saved_ctx = self.agg_context;
+        self.agg_context = what;
+        let r = self.bind_expr(e, scope);
+        self.aggs = saved;
+        self.agg_context = saved_ctx;
+        r
+    }
+
+    /// If `t` is an untyped parameter or literal, gives it type `ty`.
+    fn unify_with(&mut self, t: &mut Typed, ty: &DataType) {
+        if t.ty != DataType::Unknown || *ty == DataType::Unknown {
+            return;
+        }
+        match &t.e {
+            Expr::Param(i) => {
+                if let Some(p) = self.params.get_mut(*i) {
+                    *p = ty.clone();
+                }
+                t.ty = ty.clone();
+            }
+            Expr::Literal(Datum::Text(_)) | Expr::Literal(Datum::Null) => {
+                t.e = Expr::Cast(Box::new(t.e.clone()), ty.clone());
+                t.ty = ty.clone();
+            }
+            _ => {}
+        }
+    }
+
+    /// Folds casts of literals at bind time, so bad input fails early
+    /// with 22P02 and span values are plain literals.
+    fn fold(t: Typed) -> Result<Typed> {
+        if let Expr::Cast(inner, ty) = &t.e {
+            if let Expr::Literal(d) = inner.as_ref() {
+                return Ok(Typed {
+                    e: Expr::Literal(types::cast(d.clone(), ty)?),
+                    ty: t.ty,
+                });
+            }
+        }
+        Ok(t)
+    }
+
+    fn bind_expr(&mut self, e: &ast::Expr, scope: &Scope) -> Result<Typed> {
+        use ast::Expr as A;
+        let t = match e {
+            A::Identifier(i) => {
+                let (c, ty) = scope.resolve(None, &ident(i))?;
+                Typed {
+                    e: Expr::Column(c),
+                    ty,
+                }
+            }
+            A::CompoundIdentifier(parts) => {
+                let names: Vec<String> = parts.iter().map(ident).collect();
+                let (t, c) = match names.as_slice() {
+                    [t, c] => (t.clone(), c.clone()),
+                    [_, t, c] | [_, _, t, c] => (t.clone(), c.clone()),
+                    _ => return Err(SqlError::syntax(format!("improper qualified name: {e}"))),
+                };
+                let (c, ty) = scope.resolve(Some(&t), &c)?;
+                Typed {
+                    e: Expr::Column(c),
+                    ty,
+                }
+            }
+            A::Value(v) => self.bind_value(&v.value)?,
+            A::Nested(inner) => self.bind_expr(inner, scope)?,
+            A::UnaryOp { op, expr } => {
+                let mut t = self.bind_expr(expr, scope)?;
+                match op {
+                    ast::UnaryOperator::Not => {
+                        self.unify_with(&mut t, &DataType::Bool);
+                        expect_bool(&t, "NOT")?;
+                        Typed {
+                            e: Expr::Not(Box::new(t.e)),
+                            ty: DataType::Bool,
+                        }
+                    }
+                    ast::UnaryOperator::Minus => {
+                        // Fold negative literals (so -9223372036854775808 parses).
+                        if let Expr::Literal(d) = &t.e {
+                            let v = crate::expr::binary(BinOp::Sub, Datum::Int(0), d.clone());
+                            if let (Ok(v), Datum::Int(_) | Datum::Float(_) | Datum::Decimal(_)) =
+                                (v, d)
+                            {
+                                return Ok(Typed {
+                                    e: Expr::Literal(v),
+                                    ty: t.ty,
+                                });
+                            }
+                        }
+                        if !t.ty.is_numeric() && t.ty != DataType::Unknown {
+                            return Err(SqlError::new(
+                                code::UNDEFINED_FUNCTION,
+                                format!(
+                                    "operator does not exist: - {}",
+                                    types::type_display(&t.ty)
+                                ),
+                            ));
+                        }
+                        Typed {
+                            e: Expr::Neg(Box::new(t.e)),
+                            ty: t.ty,
+                        }
+                    }
+                    ast::UnaryOperator::Plus => t,
+                    other => return Err(SqlError::unsupported(format!("operator {other}"))),
+                }
+            }
+            A::BinaryOp { left, op, right } => {
+                let op = match op {
+                    ast::BinaryOperator::Plus => BinOp::Add,
+                    ast::BinaryOperator::Minus => BinOp::Sub,
+                    ast::BinaryOperator::Multiply => BinOp::Mul,
+                    ast::BinaryOperator::Divide => BinOp::Div,
+                    ast::BinaryOperator::Modulo => BinOp::Mod,
+                    ast::BinaryOperator::StringConcat => BinOp::Concat,
+                    ast::BinaryOperator::Eq => BinOp::Eq,
+                    ast::BinaryOperator::NotEq => BinOp::NotEq,
+                    ast::BinaryOperator::Lt => BinOp::Lt,
+                    ast::BinaryOperator::LtEq => BinOp::LtEq,
+                    ast::BinaryOperator::Gt => BinOp::Gt,
+                    ast::BinaryOperator::GtEq => BinOp::GtEq,
+                    ast::BinaryOperator::And => BinOp::And,
+                    ast::BinaryOperator::Or => BinOp::Or,
+                    other => return Err(SqlError::unsupported(format!("operator {other}"))),
+                };
+                let l = self.bind_expr(left, scope)?;
+                let r = self.bind_expr(right, scope)?;
+                self.bind_binary(op, l, r)?
+            }
+            A::IsNull(x) | A::IsNotNull(x) => {
+                let t = self.bind_expr(x, scope)?;
+                Typed {
+                    e: Expr::IsNull(Box::new(t.e), matches!(e, A::IsNotNull(_))),
+                    ty: DataType::Bool,
+                }
+            }
+            A::IsTrue(x) | A::IsNotTrue(x) | A::IsFalse(x) | A::IsNotFalse(x) => {
+                let mut t = self.bind_expr(x, scope)?;
+                self.unify_with(&mut t, &DataType::Bool);
+                expect_bool(&t, "IS TRUE")?;
+                let value = matches!(e, A::IsTrue(_) | A::IsNotTrue(_));
+                let negated = matches!(e, A::IsNotTrue(_) | A::IsNotFalse(_));
+                Typed {
+                    e: Expr::IsBool(Box::new(t.e), value, negated),
+                    ty: DataType::Bool,
+                }
+            }
+            A::IsDistinctFrom(a, b) | A::IsNotDistinctFrom(a, b) => {
+                let l = self.bind_expr(a, scope)?;
+                let r = self.bind_expr(b, scope)?;
+                let op = if matches!(e, A::IsDistinctFrom(..)) {
+                    BinOp::IsDistinctFrom
+                } else {
+                    BinOp::IsNotDistinctFrom
+                };
+                self.bind_binary(op, l, r)?
+            }
+            A::Between {
+                expr,
+                negated,
+                low,
+                high,
+            } => {
+                let x = self.bind_expr(expr, scope)?;
+                let lo = self.bind_expr(low, scope)?;
+                let hi = self.bind_expr(high, scope)?;
+                let a = self.bind_binary(BinOp::GtEq, x.clone(), lo)?;
+                let b = self.bind_binary(BinOp::LtEq, x, hi)?;
+                let both = Expr::binary(BinOp::And, a.e, b.e);
+                Typed {
+                    e: if *negated {
+                        Expr::Not(Box::new(both))
+                    } else {
+                        both
+                    },
+                    ty: DataType::Bool,
+                }
+            }
+            A::In {
+                expr,
+                target: ast::InTarget::List(list),
+                negated,
+                ..
+            } => {
+                let x = self.bind_expr(expr, scope)?;
+                let mut items = Vec::new();
+                for item in list {
+                    let mut t = self.bind_expr(item, scope)?;
+                    self.unify_with(&mut t, &x.ty);
+                    check_comparable(&x.ty, &t.ty, BinOp::Eq)?;
+                    items.push(Self::fold(t)?.e);
+                }
+                Typed {
+                    e: Expr::InList(Box::new(x.e), items, *negated),
+                    ty: DataType::Bool,
+                }
+            }
+            A::Like {
+                negated,
+                expr,
+                pattern,
+                escape_char: None,
+                any: false,
+            }
+            | A::ILike {
+                negated,
+                expr,
+                pattern,
+                escape_char: None,
+                any: false,
+            } => {
+                let mut x = self.bind_expr(expr, scope)?;
+                let mut p = self.bind_expr(pattern, scope)?;
+                self.unify_with(&mut x, &DataType::Text);
+                self.unify_with(&mut p, &DataType::Text);
+                if !x.ty.is_string() || !p.ty.is_string() {
+                    return Err(SqlError::new(
+                        code::UNDEFINED_FUNCTION,
+                        format!(
+                            "operator does not exist: {} ~~ {}",
+                            types::type_display(&x.ty),
+                            types::type_display(&p.ty)
+                        ),
+                    ));
+                }
+                Typed {
+                    e: Expr::Like(
+                        Box::new(x.e),
+                        Box::new(p.e),
+                        *negated,
+                        matches!(e, A::ILike { .. }),
+                    ),
+                    ty: DataType::Bool,
+                }
+            }
+            A::Cast {
+                expr, data_type, ..
+            } => {
+                let (ty, _) = data_type_cast(data_type)?;
+                let mut t = self.bind_expr(expr, scope)?;
+                if let Expr::Param(_) = t.e {
+                    self.unify_with(&mut t, &ty);
+                }
+                Self::fold(Typed {
+                    e: Expr::Cast(Box::new(t.e), ty.clone()),
+                    ty,
+                })?
+            }
+            A::TypedString(ts) => {
+                let (ty, _) = data_type(&ts.data_type)?;
+                let s = match &ts.value.value {
+                    ast::Value::SingleQuotedString(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                Typed {
+                    e: Expr::Literal(types::parse_datum(&s, &ty)?),
+                    ty,
+                }
+            }
+            A::Case {
+                operand,
+                conditions,
+                else_result,
+                ..
+            } => {
+                let op = operand
+                    .as_ref()
+                    .map(|o| self.bind_expr(o, scope))
+                    .transpose()?;
+                let mut whens = Vec::new();
+                let mut ty = DataType::Unknown;
+                let mut results = Vec::new();
+                for cw in conditions {
+                    let mut w = self.bind_expr(&cw.condition, scope)?;
+                    match &op {
+                        Some(o) => self.unify_with(&mut w, &o.ty),
+                        None => {
+                            self.unify_with(&mut w, &DataType::Bool);
+                            expect_bool(&w, "CASE/WHEN")?;
+                        }
+                    }
+                    let r = self.bind_expr(&cw.result, scope)?;
+                    if ty == DataType::Unknown {
+                        ty = r.ty.clone();
+                    }
+                    whens.push(w.e);
+                    results.push(r);
+                }
+                let mut otherwise = else_result
+                    .as_ref()
+                    .map(|o| self.bind_expr(o, scope))
+                    .transpose()?;
+                if ty == DataType::Unknown {
+                    if let Some(o) = &otherwise {
+                        ty = o.ty.clone();
+                    }
+                }
+                let mut pairs = Vec::new();
+                for (w, mut r) in whens.into_iter().zip(results) {
+                    self.unify_with(&mut r, &ty);
+                    pairs.push((w, Self::fold(r)?.e));
+                }
+                if let Some(o) = otherwise.as_mut() {
+                    self.unify_with(o, &ty);
+                }
+                Typed {
+                    e: Expr::Case {
+                        operand: op.map(|o| Box::new(o.e)),
+                        whens: pairs,
+                        otherwise: otherwise
+                            .map(|o| Ok::<_, SqlError>(Box::new(Self::fold(o)?.e)))
+                            .transpose()?,
+                    },
+                    ty,
+                }
+            }
+            A::Function(f) => self.bind_function(f, scope)?,
+            A::Subquery(_) | A::Exists { .. } => {
+                return Err(SqlError::unsupported("subqueries are not supported yet"))
+            }
+            other => {
+                return Err(SqlError::unsupported(format!(
+                    "expression not supported yet: {}",
+                    first_words(&other.to_string())
+                )))
+            }
+        };
+        Ok(t)
+    }
+
+    fn bind_value(&mut self, v: &ast::Value) -> Result<Typed> {
+        Ok(match v {
+            ast::Value::Number(n, _) => {
+                if let Ok(i) = n.parse::<i64>() {
+                    Typed {
+                        e: Expr::Literal(Datum::Int(i)),
+                        ty: if i32::try_from(i).is_ok() {
+                            DataType::Int4
+                        } else {
+                            DataType::Int8
+                        },
+                    }
+                } else {
+                    let d =
+                        Decimal::parse(n).ok_or_else(|| SqlError::invalid_text("numeric", n))?;
+                    Typed {
+                        e: Expr::Literal(Datum::Decimal(d)),
+                        ty: DataType::Numeric(None),
+                    }
+                }
+            }
+            ast::Value::SingleQuotedString(s)
+            | ast::Value::EscapedStringLiteral(s)
+            | ast::Value::DoubleQuotedString(s) => Typed {
+                e: Expr::Literal(Datum::Text(s.clone())),
+                ty: DataType::Unknown,
+            },
+            ast::Value::DollarQuotedString(s) => Typed {
+                e: Expr::Literal(Datum::Text(s.value.clone())),
+                ty: DataType::Unknown,
+            },
+            ast::Value::HexStringLiteral(h) => Typed {
+                e: Expr::Literal(types::parse_datum(&format!("\\x{h}"), &DataType::Bytea)?),
+                ty: DataType::Bytea,
+            },
+            ast::Value::Boolean(b) => Typed {
+                e: Expr::Literal(Datum::Bool(*b)),
+                ty: DataType::Bool,
+            },
+            ast::Value::Null => Typed {
+                e: Expr::Literal(Datum::Null),
+                ty: DataType::Unknown,
+            },
+            ast::Value::Placeholder(p) => {
+                let n: usize = p
+                    .strip_prefix('$')
+                    .and_then(|x| x.parse().ok())
+                    .filter(|n| *n >= 1 && *n <= 65535)
+                    .ok_or_else(|| SqlError::syntax(format!("bad parameter {p}")))?;
+                if self.params.len() < n {
+                    self.params.resize(n, DataType::Unknown);
+                }
+                Typed {
+                    e: Expr::Param(n - 1),
+                    ty: self.params[n - 1].clone(),
+                }
+            }
+            other => return Err(SqlError::unsupported(format!("literal {other}"))),
+        })
+    }
+
+    fn bind_binary(&mut self, op: BinOp, mut l: Typed, mut r: Typed) -> Result<Typed> {
+        if op == BinOp::And || op == BinOp::Or {
+            self.unify_with(&mut l, &DataType::Bool);
+            self.unify_with(&mut r, &DataType::Bool);
+            expect_bool(&l, op.symbol())?;
+            expect_bool(&r, op.symbol())?;
+            return Ok(Typed {
+                e: Expr::binary(op, l.e, r.e),
+                ty: DataType::Bool,
+            });
+        }
+        if op == BinOp::Concat {
+            self.unify_with(&mut l, &DataType::Text);
+            self.unify_with(&mut r, &DataType::Text);
+            return Ok(Typed {
+                e: Expr::binary(op, l.e, r.e),
+                ty: DataType::Text,
+            });
+        }
+        let rt = r.ty.clone();
+        self.unify_with(&mut l, &rt);
+        let lt = l.ty.clone();
+        self.unify_with(&mut r, &lt);
+        let (l, r) = (Self::fold(l)?, Self::fold(r)?);
+        let ty = if op.is_comparison()
+            || op == BinOp::IsDistinctFrom
+            || op == BinOp::IsNotDistinctFrom
+        {
+            check_comparable(&l.ty, &r.ty, op)?;
+            DataType::Bool
+        } else {
+            arith_type(op, &l.ty, &r.ty)?
+        };
+        Ok(Typed {
+            e: Expr::binary(op, l.e, r.e),
+            ty,
+        })
+    }
+
+    fn bind_function(&mut self, f: &ast::Function, scope: &Scope) -> Result<Typed> {
+        let name = f
+            .name
+            .0
+            .last()
+            .and_then(|p| p.as_ident())
+            .map(ident)
+            .unwrap_or_default();
+        let name = name.as_str();
+        let (args, distinct, star) = match &f.args {
+            ast::FunctionArguments::None => (vec![], false, false),
+            ast::FunctionArguments::List(l) => {
+                let mut out = Vec::new();
+                let mut star = false;
+                for a in &l.args {
+                    match a {
+                        ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => {
+                            out.push(e.clone())
+                        }
+                        ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Wildcard) => star = true,
+                        other => return Err(SqlError::unsupported(format!("argument {other}"))),
+                    }
+                }
+                (
+                    out,
+                    matches!(
+                        l.duplicate_treatment,
+                        Some(ast::DuplicateTreatment::Distinct)
+                    ),
+                    star,
+                )
+            }
+            ast::FunctionArguments::Subquery(_) => {
+                return Err(SqlError::unsupported("subqueries are not supported yet"))
+            }
+        };
+        if f.over.is_some() {
+            return Err(SqlError::unsupported(
+                "window functions are not supported yet",
+            ));
+        }
+        let agg = match name {
+            "count" => Some(if star {
+                AggFunc::CountStar
+            } else {
+                AggFunc::Count
+            }),
+            "sum" => Some(AggFunc::Sum),
+            "avg" => Some(AggFunc::Avg),
+            "min" => Some(AggFunc::Min),
+            "max" => Some(AggFunc::Max),
+            _ => None,
+        };
+        if let Some(func) = agg {
+            if self.aggs.is_none() {
+                return Err(SqlError::new(
+                    code::GROUPING_ERROR,
+                    format!(
+                        "aggregate functions are not allowed in {}",
+                        self.agg_context
+                    ),
+                ));
+            }
+            let (arg, arg_ty) = if func == AggFunc::CountStar {
+                (None, DataType::Int8)
+            } else {
+                if args.len() != 1 {
+                    return Err(SqlError::new(
+                        code::UNDEFINED_FUNCTION,
+                        format!("function {name} takes one argument"),
+                    ));
+                }
+                let t = self.bind_expr_no_agg(&args[0], scope, "aggregate function calls")?;
+                (Some(t.e), t.ty)
+            };
+            let ty = match func {
+                AggFunc::CountStar | AggFunc::Count => DataType::Int8,
+                AggFunc::Sum => match &arg_ty {
+                    DataType::Int2 | DataType::Int4 => DataType::Int8,
+                    DataType::Int8 | DataType::Numeric(_) => DataType::Numeric(None),
+                    t if t.is_float() => DataType::Float8,
+                    t => return Err(no_function(name, t)),
+                },
+                AggFunc::Avg => match &arg_ty {
+                    t if t.is_integer() || matches!(t, DataType::Numeric(_)) => {
+                        DataType::Numeric(None)
+                    }
+                    t if t.is_float() => DataType::Float8,
+                    t => return Err(no_function(name, t)),
+                },
+                AggFunc::Min | AggFunc::Max => arg_ty.clone(),
+            };
+            let aggs = self.aggs.as_mut().expect("checked above");
+            let call = AggCall {
+                func,
+                arg,
+                distinct,
+                arg_ty,
+            };
+            let idx = match aggs.iter().position(|a| *a == call) {
+                Some(i) => i,
+                None => {
+                    aggs.push(call);
+                    aggs.len() - 1
+                }
+            };
+            return Ok(Typed {
+                e: Expr::AggRef(idx),
+                ty,
+            });
+        }
+        let mut bound = Vec::new();
+        for a in &args {
+            bound.push(self.bind_expr(a, scope)?);
+        }
+        let arity = |n: usize| -> Result<()> {
+            if bound.len() == n {
+                Ok(())
+            } else {
+                Err(SqlError::new(
+                    code::UNDEFINED_FUNCTION,
+                    format!("function {name} expects {n} argument(s)"),
+                ))
+            }
+        };
+        let (func, ty) = match name {
+            "lower" | "upper" | "length" | "char_length" | "character_length" => {
+                arity(1)?;
+                self.unify_with(&mut bound[0], &DataType::Text);
+                let ok =
+                    bound[0].ty.is_string() || (name == "length" && bound[0].ty == DataType::Bytea);
+                if !ok {
+                    return Err(no_function(name, &bound[0].ty));
+                }
+                match name {
+                    "lower" => (Func::Lower, DataType::Text),
+                    "upper" => (Func::Upper, DataType::Text),
+                    _ => (Func::Length, DataType::Int4),
+                }
+            }
+            "abs" => {
+                arity(1)?;
+                self.unify_with(&mut bound[0], &DataType::Float8);
+                if !bound[0].ty.is_numeric() {
+                    return Err(no_function(name, &bound[0].ty));
+                }
+                (Func::Abs, bound[0].ty.clone())
+            }
+            "coalesce" => {
+                if bound.is_empty() {
+                    return Err(SqlError::syntax("coalesce needs arguments"));
+                }
+                let ty = bound
+                    .iter()
+                    .map(|b| b.ty.clone())
+                    .find(|t| *t != DataType::Unknown)
+                    .unwrap_or(DataType::Unknown);
+                for b in bound.iter_mut() {
+                    self.unify_with(b, &ty);
+                }
+                (Func::Coalesce, ty)
+            }
+            "nullif" => {
+                arity(2)?;
+                let ty = bound[0].ty.clone();
+                self.unify_with(&mut bound[1], &ty);
+                (Func::NullIf, ty)
+            }
+            "now"
+            | "current_timestamp"
+            | "transaction_timestamp"
+            | "statement_timestamp"
+            | "localtimestamp" => {
+                arity(0)?;
+                (Func::Now, DataType::TimestampTz)
+            }
+            "current_date" => {
+                arity(0)?;
+                (Func::CurrentDate, DataType::Date)
+            }
+            "version" => {
+                arity(0)?;
+                (Func::Version, DataType::Text)
+            }
+            "current_database" => {
+                arity(0)?;
+                (Func::CurrentDatabase, DataType::Text)
+            }
+            "current_schema" => {
+                arity(0)?;
+                (Func::CurrentSchema, DataType::Text)
+            }
+            _ => {
+                let sig: Vec<String> = bound.iter().map(|b| types::type_display(&b.ty)).collect();
+                return Err(SqlError::new(
+                    code::UNDEFINED_FUNCTION,
+                    format!("function {name}({}) does not exist", sig.join(", ")),
+                ));
+            }
+        };
+        let args = bound
+            .into_iter()
+            .map(|b| Ok(Self::fold(b)?.e))
+            .collect::<Result<_>>()?;
+        Ok(Typed {
+            e: Expr::Func(func, args),
+            ty,
+        })
+    }
+}
+
+fn no_function(name: &str, t: &DataType) -> SqlError {
+    SqlError::new(
+        code::UNDEFINED_FUNCTION,
+        format!("function {name}({}) does not exist", types::type_display(t)),
+    )
+}
+
+fn data_type_cast(t: &ast::DataType) -> Result<(DataType, bool)> {
+    // `::char` without a length casts without padding in PostgreSQL.
+    match t {
+        ast::DataType::Char(None) | ast::DataType::Character(None) => {
+            Ok((DataType::Char(None), false))
+        }
+        other => data_type(other),
+    }
+}
+
+/// Parses one SQL expression (column defaults are stored as text).
+pub fn parse_expr(sql: &str) -> Result<ast::Expr> {
+    let dialect = sqlparser::dialect::PostgreSqlDialect {};
+    sqlparser::parser::Parser::new(&dialect)
+        .try_with_sql(sql)
+        .and_then(|mut p| p.parse_expr())
+        .map_err(|e| SqlError::syntax(e.to_string()))
+}
+
+fn is_default_keyword(e: &ast::Expr) -> bool {
+    matches!(e, ast::Expr::Identifier(i) if i.quote_style.is_none() && i.value.eq_ignore_ascii_case("default"))
+}
+
+fn expect_bool(t: &Typed, what: &str) -> Result<()> {
+    if t.ty == DataType::Bool || t.ty == DataType::Unknown {
+        Ok(())
+    } else {
+        Err(SqlError::mismatch(format!(
+            "argument of {what} must be type boolean, not type {}",
+            types::type_display(&t.ty)
+        )))
+    }
+}
+
+fn family(t: &DataType) -> u8 {
+    match t {
+        t if t.is_numeric() => 1,
+        t if t.is_string() => 2,
+        DataType::Bool => 3,
+        DataType::Bytea => 4,
+        DataType::Date | DataType::Timestamp | DataType::TimestampTz => 5,
+        _ => 0,
+    }
+}
+
+fn check_comparable(a: &DataType, b: &DataType, op: BinOp) -> Result<()> {
+    if *a == DataType::Unknown || *b == DataType::Unknown || family(a) == family(b) {
+        Ok(())
+    } else {
+        Err(SqlError::new(
+            code::UNDEFINED_FUNCTION,
+            format!(
+                "operator does not exist: {} {} {}",
+                types::type_display(a),
+                op.symbol(),
+                types::type_display(b)
+            ),
+        )
+        .with_hint("No operator matches the given name and argument types. You might need to add explicit type casts."))
+    }
+}
+
+fn arith_type(op: BinOp, a: &DataType, b: &DataType) -> Result<DataType> {
+    use DataType as T;
+    let err = || {
+        SqlError::new(
+            code::UNDEFINED_FUNCTION,
+            format!(
+                "operator does not exist: {} {} {}",
+                types::type_display(a),
+                op.symbol(),
+                types::type_display(b)
+            ),
+        )
+    };
+    Ok(match (a, b) {
+        (T::Unknown, T::Unknown) => T::Unknown,
+        (x, y) if x.is_integer() && y.is_integer() => {
+            if *x == T::Int8 || *y == T::Int8 {
+                T::Int8
+            } else if *x == T::Int4 || *y == T::Int4 {
+                T::Int4
+            } else {
+                T::Int2
+            }
+        }
+        (x, y) if (x.is_float() || y.is_float()) && x.is_numeric() && y.is_numeric() => T::Float8,
+        (x, y) if x.is_numeric() && y.is_numeric() => T::Numeric(None),
+        (T::Date, y) if y.is_integer() && matches!(op, BinOp::Add | BinOp::Sub) => T::Date,
+        (x, T::Date) if x.is_integer() && op == BinOp::Add => T::Date,
+        (T::Date, T::Date) if op == BinOp::Sub => T::Int4,
+        _ => return Err(err()),
+    })
+}
+
+/// Whether a value of type `from` may be stored in a column of type `to`.
+fn check_assignable(from: &DataType, to: &DataType, column: &str) -> Result<()> {
+    let ok = *from == DataType::Unknown
+        || family(from) == family(to)
+        || (to.is_string() && *from != DataType::Bytea);
+    if ok {
+        Ok(())
+    } else {
+        Err(SqlError::mismatch(format!(
+            "column \"{column}\" is of type {} but expression is of type {}",
+            types::type_display(to),
+            types::type_display(from)
+        ))
+        .with_hint("You will need to rewrite or cast the expression."))
+    }
+}
+
+fn resolve_unknown(t: &DataType) -> DataType {
+    if *t == DataType::Unknown {
+        DataType::Text
+    } else {
+        t.clone()
+    }
+}
+
+/// The column name PostgreSQL gives an unaliased select item.
+fn output_name(e: &ast::Expr) -> String {
+    match e {
+        ast::Expr::Identifier(i) => ident(i),
+        ast::Expr::CompoundIdentifier(p) => p.last().map(ident).unwrap_or_default(),
+        ast::Expr::Function(f) => f
+            .name
+            .0
+            .last()
+            .and_then(|p| p.as_ident())
+            .map(ident)
+            .unwrap_or_else(|| "?column?".into()),
+        ast::Expr::Cast {
+            expr, data_type, ..
+        } => match expr.as_ref() {
+            ast::Expr::Value(_) => data_type.to_string().to_lowercase(),
+            other => output_name(other),
+        },
+        ast::Expr::Nested(inner) => output_name(inner),
+        ast::Expr::Case { .. } => "case".into(),
+        _ => "?column?".into(),
+    }
+}
+
+fn first_words(s: &str) -> String {
+    s.split_whitespace().take(4).collect::<Vec<_>>().join(" ")
+}
+
+/// After aggregation, the row is `groups ++ aggregates`: rewrites an
+/// expression bound over the input row into one over that row.
+fn map_to_groups(e: Expr, groups: &[Expr], ngroups: usize, scope: &Scope) -> Result<Expr> {
+    if let Some(i) = groups.iter().position(|g| *g == e) {
+        return Ok(Expr::Column(i));
+    }
+    match e {
+        Expr::AggRef(i) => Ok(Expr::Column(ngroups + i)),
+        Expr::Column(c) => {
+            let name = scope
+                .cols
+                .get(c)
+                .map(|sc| match &sc.table {
+                    Some(t) => format!("{t}.{}", sc.name),
+                    None => sc.name.clone(),
+                })
+                .unwrap_or_default();
+            Err(SqlError::new(
+                code::GROUPING_ERROR,
+                format!("column \"{name}\" must appear in the GROUP BY clause or be used in an aggregate function"),
+            ))
+        }
+        Expr::Literal(_) | Expr::Param(_) => Ok(e),
+        Expr::Neg(x) => Ok(Expr::Neg(Box::new(map_to_groups(
+            *x, groups, ngroups, scope,
+        )?))),
+        Expr::Not(x) => Ok(Expr::Not(Box::new(map_to_groups(
+            *x, groups, ngroups, scope,
+        )?))),
+        Expr::IsNull(x, n) => Ok(Expr::IsNull(
+            Box::new(map_to_groups(*x, groups, ngroups, scope)?),
+            n,
+        )),
+        Expr::IsBool(x, v, n) => Ok(Expr::IsBool(
+            Box::new(map_to_groups(*x, groups, ngroups, scope)?),
+            v,
+            n,
+        )),
+        Expr::Cast(x, t) => Ok(Expr::Cast(
+            Box::new(map_to_groups(*x, groups, ngroups, scope)?),
+            t,
+        )),
+        Expr::Binary(op, l, r) => Ok(Expr::binary(
+            op,
+            map_to_groups(*l, groups, ngroups, scope)?,
+            map_to_groups(*r, groups, ngroups, scope)?,
+        )),
+        Expr::Like(l, r, n, ci) => Ok(Expr::Like(
+            Box::new(map_to_groups(*l, groups, ngroups, scope)?),
+            Box::new(map_to_groups(*r, groups, ngroups, scope)?),
+            n,
+            ci,
+        )),
+        Expr::InList(x, list, n) => Ok(Expr::InList(
+            Box::new(map_to_groups(*x, groups, ngroups, scope)?),
+            list.into_iter()
+                .map(|i| map_to_groups(i, groups, ngroups, scope))
+                .collect::<Result<_>>()?,
+            n,
+        )),
+        Expr::Case {
+            operand,
+            whens,
+            otherwise,
+        } => Ok(Expr::Case {
+            operand: operand
+                .map(|o| map_to_groups(*o, groups, ngroups, scope).map(Box::new))
+                .transpose()?,
+            whens: whens
+                .into_iter()
+                .map(|(w, t)| {
+                    Ok((
+                        map_to_groups(w, groups, ngroups, scope)?,
+                        map_to_groups(t, groups, ngroups, scope)?,
+                    ))
+                })
+                .collect::<Result<_>>()?,
+            otherwise: otherwise
+                .map(|o| map_to_groups(*o, groups, ngroups, scope).map(Box::new))
+                .transpose()?,
+        }),
+        Expr::Func(f, args) => Ok(Expr::Func(
+            f,
+            args.into_iter()
+                .map(|a| map_to_groups(a, groups, ngroups, scope))
+                .collect::<Result<_>>()?,
+        )),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Planning
+
+/// Splits a predicate into its AND-ed parts.
+pub fn conjuncts(e: Expr) -> Vec<Expr> {
+    match e {
+        Expr::Binary(BinOp::And, l, r) => {
+            let mut v = conjuncts(*l);
+            v.extend(conjuncts(*r));
+            v
+        }
+        other => vec![other],
+    }
+}
+
+fn and_all(parts: Vec<Expr>) -> Option<Expr> {
+    parts
+        .into_iter()
+        .reduce(|a, b| Expr::binary(BinOp::And, a, b))
+}
+
+fn shift_columns(e: Expr, by: usize) -> Expr {
+    e.transform(&mut |x| {
+        Ok(match x {
+            Expr::Column(i) => Expr::Column(i - by),
+            other => other,
+        })
+    })
+    .expect("shifting columns cannot fail")
+}
+
+/// Pushes a predicate as far down as it can go: into a scan (where it can
+/// become a key range), or through inner joins to the side whose columns
+/// it reads.
+fn push_filter(plan: Plan, pred: Expr) -> Plan {
+    let mut plan = plan;
+    let mut rest = Vec::new();
+    for c in conjuncts(pred) {
+        plan = match try_push(plan, c) {
+            (p, None) => p,
+            (p, Some(c)) => {
+                rest.push(c);
+                p
+            }
+        };
+    }
+    let plan = match plan {
+        Plan::Scan { table, filter, .. } => {
+            let range = filter
+                .as_ref()
+                .map(|f| choose_range(&table, f))
+                .unwrap_or(KeyRange::Full);
+            Plan::Scan {
+                table,
+                range,
+                filter,
+            }
+        }
+        other => finalize_ranges(other),
+    };
+    match and_all(rest) {
+        Some(p) => Plan::Filter {
+            input: Box::new(plan),
+            predicate: p,
+        },
+        None => plan,
+    }
+}
+
+fn finalize_ranges(plan: Plan) -> Plan {
+    match plan {
+        Plan::Scan { table, filter, .. } => {
+            let range = filter
+                .as_ref()
+                .map(|f| choose_range(&table, f))
+                .unwrap_or(KeyRange::Full);
+            Plan::Scan {
+                table,
+                range,
+                filter,
+            }
+        }
+        Plan::Join {
+            left,
+            right,
+            kind,
+            left_keys,
+            right_keys,
+            on,
+            right_width,
+        } => Plan::Join {
+            left: Box::new(finalize_ranges(*left)),
+            right: Box::new(finalize_ranges(*right)),
+            kind,
+            left_keys,
+            right_keys,
+            on,
+            right_width,
+        },
+        other => other,
+    }
+}
+
+fn width(plan: &Plan) -> Option<usize> {
+    match plan {
+        Plan::Scan { table, .. } => Some(table.columns.len()),
+        Plan::Join {
+            left, right_width, ..
+        } => Some(width(left)? + right_width),
+        _ => None,
+    }
+}
+
+/// Tries to push one conjunct into `plan`; returns it back if it cannot.
+fn try_push(plan: Plan, c: Expr) -> (Plan, Option<Expr>) {
+    match plan {
+        Plan::Scan {
+            table,
+            range,
+            filter,
+        } => {
+            let filter = Some(match filter {
+                Some(f) => Expr::binary(BinOp::And, f, c),
+                None => c,
+            });
+            (
+                Plan::Scan {
+                    table,
+                    range,
+                    filter,
+                },
+                None,
+            )
+        }
+        Plan::Join {
+            left,
+            right,
+            kind,
+            left_keys,
+            right_keys,
+            on,
+            right_width,
+        } => {
+            let Some(lw) = width(&left) else {
+                return (
+                    Plan::Join {
+                        left,
+                        right,
+                        kind,
+                        left_keys,
+                        right_keys,
+                        on,
+                        right_width,
+                    },
+                    Some(c),
+                );
+            };
+            let mut uses_left = false;
+            let mut uses_right = false;
+            c.visit_columns(&mut |i| {
+                if i < lw {
+                    uses_left = true
+                } else {
+                    uses_right = true
+                }
+            });
+            let rebuild = |left, right| Plan::Join {
+                left: Box::new(left),
+                right: Box::new(right),
+                kind,
+                left_keys: left_keys.clone(),
+                right_keys: right_keys.clone(),
+                on: on.clone(),
+                right_width,
+            };
+            if uses_left && !uses_right {
+                let (l, back) = try_push(*left, c);
+                (rebuild(l, *right), back)
+            } else if uses_right && !uses_left && kind == JoinKind::Inner {
+                let (r, back) = try_push(*right, shift_columns(c, lw));
+                (rebuild(*left, r), back.map(|b| shift_columns_back(b, lw)))
+            } else {
+                (rebuild(*left, *right), Some(c))
+            }
+        }
+        other => (other, Some(c)),
+    }
+}
+
+fn shift_columns_back(e: Expr, by: usize) -> Expr {
+    e.transform(&mut |x| {
+        Ok(match x {
+            Expr::Column(i) => Expr::Column(i + by),
+            other => other,
+        })
+    })
+    .expect("shifting columns cannot fail")
+}
+
+/// Whether a constant of type `v` can address a key column of type `col`
+/// exactly (so its key encoding is the column's).
+fn key_compatible(col: &DataType, v: &Expr) -> bool {
+    let vt = match v {
+        Expr::Literal(Datum::Int(_)) => DataType::Int8,
+        Expr::Literal(Datum::Float(_)) => DataType::Float8,
+        Expr::Literal(Datum::Decimal(_)) => DataType::Numeric(None),
+        Expr::Literal(Datum::Text(_)) => DataType::Text,
+        Expr::Literal(Datum::Bool(_)) => DataType::Bool,
+        Expr::Literal(Datum::Bytes(_)) => DataType::Bytea,
+        Expr::Literal(Datum::Date(_)) => DataType::Date,
+        Expr::Literal(Datum::Timestamp(_)) => DataType::Timestamp,
+        Expr::Cast(_, t) => t.clone(),
+        // Parameters are typed by inference or by the client; the executor
+        // converts their values to the column type and checks exactness.
+        Expr::Param(_) => return true,
+        _ => return false,
+    };
+    match col {
+        c if c.is_integer() => vt.is_integer(),
+        c if c.is_float() => vt.is_float() || vt.is_integer(),
+        DataType::Numeric(_) => vt.is_numeric() && !vt.is_float(),
+        c if c.is_string() => vt.is_string(),
+        DataType::Bool => vt == DataType::Bool,
+        DataType::Bytea => vt == DataType::Bytea,
+        DataType::Date => vt == DataType::Date,
+        DataType::Timestamp | DataType::TimestampTz => {
+            matches!(vt, DataType::Timestamp | DataType::TimestampTz)
+        }
+        _ => false,
+    }
+}
+
+/// Picks the key range a scan of `table` needs to evaluate `filter`.
+pub fn choose_range(table: &TableDesc, filter: &Expr) -> KeyRange {
+    let pk = &table.primary_key;
+    let n = pk.len();
+    let mut eq: Vec<Option<Expr>> = vec![None; n];
+    let mut lower: Vec<Option<(Expr, bool)>> = vec![None; n];
+    let mut upper: Vec<Option<(Expr, bool)>> = vec![None; n];
+    let mut inlist: Vec<Option<Vec<Expr>>> = vec![None; n];
+    for c in conjuncts(filter.clone()) {
+        match &c {
+            Expr::Binary(op, a, b) if op.is_comparison() && *op != BinOp::NotEq => {
+                let (col, val, op) = match (a.as_ref(), b.as_ref()) {
+                    (Expr::Column(i), v) if v.is_constant() => (*i, v.clone(), *op),
+                    (v, Expr::Column(i)) if v.is_constant() => (*i, v.clone(), op.flip()),
+                    _ => continue,
+                };
+                let Some(k) = pk.iter().position(|p| *p == col) else {
+                    continue;
+                };
+                if !key_compatible(&table.columns[col].ty, &val) {
+                    continue;
+                }
+                match op {
+                    BinOp::Eq => eq[k] = Some(val),
+                    BinOp::Gt => lower[k] = Some((val, false)),
+                    BinOp::GtEq => lower[k] = Some((val, true)),
+                    BinOp::Lt => upper[k] = Some((val, false)),
+                    BinOp::LtEq => upper[k] = Some((val, true)),
+                    _ => {}
+                }
+            }
+            Expr::InList(x, list, false) => {
+                if let Expr::Column(col) = x.as_ref() {
+                    if let Some(k) = pk.iter().position(|p| p == col) {
+                        if list
+                            .iter()
+                            .all(|v| v.is_constant() && key_compatible(&table.columns[*col].ty, v))
+                        {
+                            inlist[k] = Some(list.clone());
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut prefix = Vec::new();
+    for v in &eq {
+        match v {
+            Some(v) => prefix.push(v.clone()),
+            None => break,
+        }
+    }
+    if n > 0 && prefix.len() == n {
+        return KeyRange::Points(vec![prefix]);
+    }
+    let k = prefix.len();
+    if k + 1 == n {
+        if let Some(list) = &inlist[k] {
+            return KeyRange::Points(
+                list.iter()
+                    .map(|v| {
+                        let mut p = prefix.clone();
+                        p.push(v.clone());
+                        p
+                    })
+                    .collect(),
+            );
+        }
+    }
+    if k < n && (k > 0 || lower[k].is_some() || upper[k].is_some()) {
+        return KeyRange::Span {
+            prefix,
+            lower: lower[k].clone(),
+            upper: upper[k].clone(),
+        };
+    }
+    KeyRange::Full
+}
+
+// ---------------------------------------------------------------------------
+// EXPLAIN
+
+fn show_value(e: &Expr) -> String {
+    match e {
+        Expr::Literal(Datum::Text(s)) => format!("'{s}'"),
+        Expr::Literal(d) => types::format_datum(d, &DataType::Unknown).unwrap_or("NULL".into()),
+        Expr::Param(i) => format!("${}", i + 1),
+        Expr::Cast(x, _) => show_value(x),
+        Expr::Neg(x) => format!("-{}", show_value(x)),
+        _ => "?".into(),
+    }
+}
+
+/// The spans a key range covers, for humans: `/Table/104/1/42`,
+/// `[/Table/104/1/10 - /Table/104/1/20]`.
+pub fn describe_range(table: &TableDesc, range: &KeyRange) -> String {
+    let base = encoding::pretty_key(&encoding::index_prefix(
+        table.id,
+        encoding::PRIMARY_INDEX_ID,
+    ));
+    let key = |vals: &[Expr]| {
+        let mut s = base.clone();
+        for v in vals {
+            s.push('/');
+            s.push_str(&show_value(v));
+        }
+        s
+    };
+    match range {
+        KeyRange::Full => format!("FULL SCAN [{base} - {base}/Max)"),
+        KeyRange::Points(points) => points.iter().map(|p| key(p)).collect::<Vec<_>>().join(", "),
+        KeyRange::Span {
+            prefix,
+            lower,
+            upper,
+        } => {
+            let p = key(prefix);
+            let lo = match lower {
+                Some((v, incl)) => {
+                    format!("{}{p}/{}", if *incl { "[" } else { "(" }, show_value(v))
+                }
+                None => format!("[{p}"),
+            };
+            let hi = match upper {
+                Some((v, incl)) => {
+                    format!("{p}/{}{}", show_value(v), if *incl { "]" } else { ")" })
+                }
+                None => format!("{p}/Max)"),
+            };
+            format!("{lo} - {hi}")
+        }
+    }
+}
+
+fn explain_plan(plan: &Plan, depth: usize, out: &mut Vec<String>) {
+    let pad = "  ".repeat(depth);
+    match plan {
+        Plan::Scan {
+            table,
+            range,
+            filter,
+        } => {
+            let kind = match range {
+                KeyRange::Full => "full scan",
+                KeyRange::Points(_) => "point lookup",
+                KeyRange::Span { .. } => "span scan",
+            };
+            out.push(format!("{pad}scan {}@primary ({kind})", table.name));
+            out.push(format!("{pad}  spans: {}", describe_range(table, range)));
+            if filter.is_some() {
+                out.push(format!("{pad}  filter: yes"));
+            }
+        }
+        Plan::Values { rows } => out.push(format!("{pad}values ({} rows)", rows.len())),
+        Plan::Filter { input, .. } => {
+            out.push(format!("{pad}filter"));
+            explain_plan(input, depth + 1, out);
+        }
+        Plan::Project { input, exprs } => {
+            out.push(format!("{pad}project ({} columns)", exprs.len()));
+            explain_plan(input, depth + 1, out);
+        }
+        Plan::Join {
+            left,
+            right,
+            kind,
+            left_keys,
+            ..
+        } => {
+            let algo = if left_keys.is_empty() {
+                "nested loop"
+            } else {
+                "hash"
+            };
+            let k = match kind {
+                JoinKind::Inner => "inner",
+                JoinKind::Left => "left",
+            };
+            out.push(format!("{pad}{algo} join ({k})"));
+            explain_plan(left, depth + 1, out);
+            explain_plan(right, depth + 1, out);
+        }
+        Plan::Aggregate {
+            input,
+            groups,
+            aggs,
+        } => {
+            out.push(format!(
+                "{pad}aggregate ({} groups keys, {} aggregates)",
+                groups.len(),
+                aggs.len()
+            ));
+            explain_plan(input, depth + 1, out);
+        }
+        Plan::Sort { input, keys } => {
+            out.push(format!("{pad}sort ({} keys)", keys.len()));
+            explain_plan(input, depth + 1, out);
+        }
+        Plan::Distinct { input } => {
+            out.push(format!("{pad}distinct"));
+            explain_plan(input, depth + 1, out);
+        }
+        Plan::Limit {
+            input,
+            limit,
+            offset,
+        } => {
+            let show = |e: &Option<Expr>| e.as_ref().map(show_value).unwrap_or("ALL".into());
+            out.push(format!(
+                "{pad}limit {} offset {}",
+                show(limit),
+                show(offset)
+            ));
+            explain_plan(input, depth + 1, out);
+        }
+    }
+}
+
+/// The lines of EXPLAIN for a bound statement.
+pub fn explain(b: &Bound) -> Vec<String> {
+    let mut out = Vec::new();
+    let scan_line = |out: &mut Vec<String>, table: &TableDesc, range: &KeyRange| {
+        out.push(format!("  scan {}@primary", table.name));
+        out.push(format!("    spans: {}", describe_range(table, range)));
+    };
+    match b {
+        Bound::Query(q) => explain_plan(&q.plan, 0, &mut out),
+        Bound::Insert(i) => {
+            out.push(format!("insert into {}", i.table.name));
+            match &i.source {
+                InsertSource::Values(rows) => out.push(format!("  values ({} rows)", rows.len())),
+                InsertSource::Query(p) => explain_plan(p, 1, &mut out),
+            }
+        }
+        Bound::Update(u) => {
+            out.push(format!("update {}", u.table.name));
+            scan_line(&mut out, &u.table, &u.range);
+        }
+        Bound::Delete(d) => {
+            out.push(format!("delete from {}", d.table.name));
+            scan_line(&mut out, &d.table, &d.range);
+        }
+        Bound::Explain(inner) => out = explain(inner),
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::Column;
+
+    fn table() -> Arc<TableDesc> {
+        let col = |id: u32, name: &str, ty: DataType| Column {
+            id,
+            name: name.into(),
+            ty,
+            nullable: true,
+            default: None,
+            hidden: false,
+            serial: false,
+        };
+        Arc::new(TableDesc {
+            name: "t".into(),
+            id: 104,
+            columns: vec![
+                col(1, "a", DataType::Int4),
+                col(2, "b", DataType::Text),
+                col(3, "v", DataType::Int8),
+            ],
+            primary_key: vec![0, 1],
+            seq_id: 105,
+            next_column_id: 4,
+        })
+    }
+
+    fn plan(sql: &str) -> Bound {
+        let stmts =
+            sqlparser::parser::Parser::parse_sql(&sqlparser::dialect::PostgreSqlDialect {}, sql)
+                .unwrap();
+        let mut tables = HashMap::new();
+        tables.insert("t".to_string(), table());
+        let mut b = Binder::new(&tables, vec![]);
+        b.bind_statement(&stmts[0]).unwrap()
+    }
+
+    fn scan_range(b: &Bound) -> KeyRange {
+        fn find(p: &Plan) -> Option<KeyRange> {
+            match p {
+                Plan::Scan { range, .. } => Some(range.clone()),
+                Plan::Filter { input, .. }
+                | Plan::Project { input, .. }
+                | Plan::Aggregate { input, .. }
+                | Plan::Sort { input, .. }
+                | Plan::Distinct { input }
+                | Plan::Limit { input, .. } => find(input),
+                Plan::Join { left, .. } => find(left),
+                Plan::Values { .. } => None,
+            }
+        }
+        match b {
+            Bound::Query(q) => find(&q.plan).unwrap(),
+            Bound::Update(u) => u.range.clone(),
+            Bound::Delete(d) => d.range.clone(),
+            _ => panic!("no scan"),
+        }
+    }
+
+    #[test]
+    fn equality_on_the_whole_key_is_a_point_lookup() {
+        let r = scan_range(&plan("SELECT v FROM t WHERE a = 1 AND b = 'x'"));
+        assert_eq!(
+            r,
+            KeyRange::Points(vec![vec![
+                Expr::Literal(Datum::Int(1)),
+                Expr::Literal(Datum::Text("x".into()))
+            ]])
+        );
+        let r = scan_range(&plan("UPDATE t SET v = v + 1 WHERE b = $2 AND $1 = a"));
+        assert_eq!(
+            r,
+            KeyRange::Points(vec![vec![Expr::Param(0), Expr::Param(1)]])
+        );
+    }
+
+    #[test]
+    fn key_prefix_and_bounds_become_a_span() {
+        let r = scan_range(&plan("SELECT * FROM t WHERE a = 3"));
+        assert!(
+            matches!(r, KeyRange::Span { ref prefix, lower: None, upper: None } if prefix.len() == 1)
+        );
+        let r = scan_range(&plan("DELETE FROM t WHERE a BETWEEN 10 AND 20"));
+        match r {
+            KeyRange::Span {
+                prefix,
+                lower: Some((lo, true)),
+                upper: Some((hi, true)),
+            } => {
+                assert!(prefix.is_empty());
+                assert_eq!(lo, Expr::Literal(Datum::Int(10)));
+                assert_eq!(hi, Expr::Literal(Datum::Int(20)));
+            }
+            other => panic!("{other:?}"),
+        }
+        let r = scan_range(&plan("SELECT * FROM t WHERE a > 5"));
+        assert!(matches!(
+            r,
+            KeyRange::Span {
+                lower: Some((_, false)),
+                upper: None,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn predicates_off_the_key_scan_everything() {
+        assert_eq!(
+            scan_range(&plan("SELECT * FROM t WHERE v = 1")),
+            KeyRange::Full
+        );
+        assert_eq!(
+            scan_range(&plan("SELECT * FROM t WHERE b = 'x'")),
+            KeyRange::Full
+        );
+        assert_eq!(
+            scan_range(&plan("SELECT * FROM t WHERE a = 1 OR a = 2")),
+            KeyRange::Full
+        );
+        // A fractional constant cannot address an integer key exactly.
+        assert_eq!(
+            scan_range(&plan("SELECT * FROM t WHERE a = 1.5")),
+            KeyRange::Full
+        );
+    }
+
+    #[test]
+    fn explain_shows_the_spans() {
+        let lines = explain(&plan("SELECT v FROM t WHERE a = 7 AND b = 'k'"));
+        let text = lines.join("\n");
+        assert!(text.contains("point lookup"), "{text}");
+        assert!(text.contains("/Table/104/1/7/'k'"), "{text}");
+        let text = explain(&plan("SELECT * FROM t WHERE a >= 2 AND a < 9")).join("\n");
+        assert!(text.contains("[/Table/104/1/2 - /Table/104/1/9)"), "{text}");
+    }
+
+    #[test]
+    fn parameter_types_are_inferred_from_context() {
+        let stmts = sqlparser::parser::Parser::parse_sql(
+            &sqlparser::dialect::PostgreSqlDialect {},
+            "UPDATE t SET v = v + $1 WHERE a = $2 AND b = $3",
+        )
+        .unwrap();
+        let mut tables = HashMap::new();
+        tables.insert("t".to_string(), table());
+        let mut b = Binder::new(&tables, vec![]);
+        b.bind_statement(&stmts[0]).unwrap();
+        assert_eq!(
+            b.param_types(),
+            vec![DataType::Int8, DataType::Int4, DataType::Text]
+        );
+    }
+
+    #[test]
+    fn binder_reports_postgres_errors() {
+        let mut tables = HashMap::new();
+        tables.insert("t".to_string(), table());
+        let err = |sql: &str| {
+            let stmts = sqlparser::parser::Parser::parse_sql(
+                &sqlparser::dialect::PostgreSqlDialect {},
+                sql,
+            )
+            .unwrap();
+            Binder::new(&tables, vec![])
+                .bind_statement(&stmts[0])
+                .unwrap_err()
+                .code
+        };
+        assert_eq!(err("SELECT * FROM nope"), "42P01");
+        assert_eq!(err("SELECT nope FROM t"), "42703");
+        assert_eq!(err("SELECT v FROM t GROUP BY a"), "42803");
+        assert_eq!(err("SELECT * FROM t WHERE a = 'abc'"), "22P02");
+        assert_eq!(
+            err("INSERT INTO t (a, b, v) VALUES (1, 'x', true)"),
+            "42804"
+        );
+        assert_eq!(err("SELECT * FROM t WHERE count(*) > 1"), "42803");
+    }
+}

@@ -1,0 +1,288 @@
+//! SQL transactions over the KV store: buffered writes, applied at commit
+//! as one atomic `write_batch`, with optimistic checks.
+//!
+//! A [`Txn`] keeps every write in a sorted buffer. Reads merge the buffer
+//! over what KV returns, so a transaction sees its own writes. Each
+//! buffered write remembers what it assumed:
+//!
+//! - an INSERT assumes the key is absent: at commit it is a conditional
+//!   put expecting absence; if the key exists then, the commit fails with
+//!   23505 (unique_violation);
+//! - an UPDATE or DELETE of a row the transaction read assumes the row is
+//!   still what it read: a conditional put expecting that value (a DELETE
+//!   is a cput of the same value followed by a delete, in the same batch);
+//!   if another transaction changed it first, the commit fails with 40001
+//!   (serialization_failure, "restart transaction");
+//! - nothing else is checked: rows only read (by SELECT) are not
+//!   validated, so write skew and phantoms are possible. This is
+//!   optimistic "read-your-writes, no lost updates", not SERIALIZABLE.
+//!
+//! The whole buffer is one `write_batch`, atomic within one range. If the
+//! keys span ranges the batch is refused (`CrossRange`): the commit fails
+//! with 0A000 and nothing is applied, never half.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tessera_common::proto::{
+    batch_write::Write, BatchWrite, CPutRequest, DeleteRequest, PutRequest,
+};
+use tessera_kv::db::Error as KvError;
+use tessera_kv::DB;
+
+use crate::error::{code, Result, SqlError};
+
+/// What a buffered write assumed about the key.
+#[derive(Debug, Clone, PartialEq)]
+enum Cond {
+    /// Nothing (unconditional).
+    Blind,
+    /// The key is absent (an INSERT); the name is the violated constraint.
+    Absent { constraint: String },
+    /// The key holds this value (read by this transaction).
+    Read(Option<Vec<u8>>),
+}
+
+#[derive(Debug, Clone)]
+struct Pending {
+    /// The new value; `None` deletes.
+    value: Option<Vec<u8>>,
+    cond: Cond,
+}
+
+/// Where a row a transaction read came from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Origin {
+    /// From KV, with the raw value read.
+    Kv(Vec<u8>),
+    /// From this transaction's own writes.
+    Buffer,
+}
+
+/// A key/value pair a transaction read.
+#[derive(Debug, Clone)]
+pub struct ReadRow {
+    pub key: Vec<u8>,
+    pub value: Vec<u8>,
+    pub origin: Origin,
+}
+
+/// A transaction's write buffer and its view of KV.
+pub struct Txn {
+    db: Arc<DB>,
+    writes: BTreeMap<Vec<u8>, Pending>,
+}
+
+fn range_ok(k: &[u8], start: &[u8], end: &[u8]) -> bool {
+    k >= start && k < end
+}
+
+impl Txn {
+    pub fn new(db: Arc<DB>) -> Self {
+        Txn {
+            db,
+            writes: BTreeMap::new(),
+        }
+    }
+
+    /// Number of buffered writes.
+    pub fn len(&self) -> usize {
+        self.writes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.writes.is_empty()
+    }
+
+    /// Reads one key through the buffer.
+    pub async fn get(&self, key: &[u8]) -> Result<Option<ReadRow>> {
+        if let Some(p) = self.writes.get(key) {
+            return Ok(p.value.as_ref().map(|v| ReadRow {
+                key: key.to_vec(),
+                value: v.clone(),
+                origin: Origin::Buffer,
+            }));
+        }
+        Ok(self.db.get(key).await?.map(|v| ReadRow {
+            key: key.to_vec(),
+            origin: Origin::Kv(v.clone()),
+            value: v,
+        }))
+    }
+
+    /// Reads `[start, end)` in key order, through the buffer.
+    pub async fn scan(&self, start: &[u8], end: &[u8]) -> Result<Vec<ReadRow>> {
+        if start >= end {
+            return Ok(vec![]);
+        }
+        let kv = self.db.scan(start, end, 0, false).await?;
+        let mut out = Vec::with_capacity(kv.len());
+        let mut buffered = self
+            .writes
+            .range::<[u8], _>((
+                std::ops::Bound::Included(start),
+                std::ops::Bound::Excluded(end),
+            ))
+            .peekable();
+        let emit_buffered = |out: &mut Vec<ReadRow>, k: &Vec<u8>, p: &Pending| {
+            if let Some(v) = &p.value {
+                out.push(ReadRow {
+                    key: k.clone(),
+                    value: v.clone(),
+                    origin: Origin::Buffer,
+                });
+            }
+        };
+        for (k, v) in kv {
+            while let Some((bk, bp)) = buffered.peek() {
+                if bk.as_slice() < k.as_slice() {
+                    emit_buffered(&mut out, bk, bp);
+                    buffered.next();
+                } else {
+                    break;
+                }
+            }
+            match buffered.peek() {
+                Some((bk, bp)) if **bk == k => {
+                    emit_buffered(&mut out, bk, bp);
+                    buffered.next();
+                }
+                _ => out.push(ReadRow {
+                    key: k,
+                    origin: Origin::Kv(v.clone()),
+                    value: v,
+                }),
+            }
+        }
+        for (bk, bp) in buffered {
+            debug_assert!(range_ok(bk, start, end));
+            emit_buffered(&mut out, bk, bp);
+        }
+        Ok(out)
+    }
+
+    /// Buffers an INSERT. A key already written (and not deleted) by this
+    /// transaction is a 23505 at once; one committed by others is caught
+    /// at commit.
+    pub fn insert(&mut self, key: Vec<u8>, value: Vec<u8>, constraint: &str) -> Result<()> {
+        match self.writes.get_mut(&key) {
+            Some(p) if p.value.is_some() => Err(unique_violation(constraint)),
+            Some(p) => {
+                // Deleted earlier in this transaction: re-insert over it.
+                p.value = Some(value);
+                Ok(())
+            }
+            None => {
+                self.writes.insert(
+                    key,
+                    Pending {
+                        value: Some(value),
+                        cond: Cond::Absent {
+                            constraint: constraint.to_string(),
+                        },
+                    },
+                );
+                Ok(())
+            }
+        }
+    }
+
+    /// Buffers a new value (or a deletion, `None`) for a row read as `row`.
+    pub fn write_read_row(&mut self, row: &ReadRow, value: Option<Vec<u8>>) {
+        match self.writes.get_mut(&row.key) {
+            Some(p) => p.value = value,
+            None => {
+                let cond = match &row.origin {
+                    Origin::Kv(v) => Cond::Read(Some(v.clone())),
+                    Origin::Buffer => Cond::Blind,
+                };
+                self.writes.insert(row.key.clone(), Pending { value, cond });
+            }
+        }
+    }
+
+    /// Buffers an unconditional delete (DROP/TRUNCATE cleanup).
+    pub fn delete_blind(&mut self, key: Vec<u8>) {
+        self.writes.insert(
+            key,
+            Pending {
+                value: None,
+                cond: Cond::Blind,
+            },
+        );
+    }
+
+    /// The writes as one batch.
+    fn batch(&self) -> Vec<BatchWrite> {
+        let mut out = Vec::with_capacity(self.writes.len());
+        let w = |write| BatchWrite { write: Some(write) };
+        for (k, p) in &self.writes {
+            match (&p.cond, &p.value) {
+                (Cond::Absent { .. }, Some(v)) | (Cond::Read(None), Some(v)) => {
+                    out.push(w(Write::Cput(CPutRequest {
+                        key: k.clone(),
+                        value: v.clone(),
+                        expected: None,
+                    })))
+                }
+                (Cond::Absent { .. }, None) | (Cond::Read(None), None) => {}
+                (Cond::Read(Some(old)), Some(v)) => out.push(w(Write::Cput(CPutRequest {
+                    key: k.clone(),
+                    value: v.clone(),
+                    expected: Some(old.clone()),
+                }))),
+                (Cond::Read(Some(old)), None) => {
+                    out.push(w(Write::Cput(CPutRequest {
+                        key: k.clone(),
+                        value: old.clone(),
+                        expected: Some(old.clone()),
+                    })));
+                    out.push(w(Write::Delete(DeleteRequest { key: k.clone() })));
+                }
+                (Cond::Blind, Some(v)) => out.push(w(Write::Put(PutRequest {
+                    key: k.clone(),
+                    value: v.clone(),
+                }))),
+                (Cond::Blind, None) => out.push(w(Write::Delete(DeleteRequest { key: k.clone() }))),
+            }
+        }
+        out
+    }
+
+    /// Applies every buffered write atomically, or none.
+    pub async fn commit(self) -> Result<()> {
+        let batch = self.batch();
+        if batch.is_empty() {
+            return Ok(());
+        }
+        match self.db.write_batch(batch).await {
+            Ok(()) => Ok(()),
+            Err(KvError::ConditionFailed { .. }) => Err(self.explain_conflict().await),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// After a failed condition: a key we inserted that now exists is a
+    /// unique violation; otherwise a row we read changed under us.
+    async fn explain_conflict(&self) -> SqlError {
+        for (k, p) in &self.writes {
+            if let (Cond::Absent { constraint }, Some(_)) = (&p.cond, &p.value) {
+                if let Ok(Some(_)) = self.db.get(k).await {
+                    return unique_violation(constraint);
+                }
+            }
+        }
+        SqlError::new(
+            code::SERIALIZATION_FAILURE,
+            "restart transaction: a row this transaction read was changed by another transaction",
+        )
+        .with_hint("retry the transaction")
+    }
+}
+
+pub fn unique_violation(constraint: &str) -> SqlError {
+    SqlError::new(
+        code::UNIQUE_VIOLATION,
+        format!("duplicate key value violates unique constraint \"{constraint}\""),
+    )
+}

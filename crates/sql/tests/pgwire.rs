@@ -1,0 +1,740 @@
+//! End-to-end SQL tests: an in-process 3-store cluster (direct calls
+//! instead of RPCs, as in the kv crate's cluster tests), `tessera_sql::serve`
+//! on 127.0.0.1:0 for two of the nodes, and `tokio-postgres` as the client.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::RwLock;
+use tessera_common::proto::{KvRequest, RaftBatch, RangeDescriptor};
+use tessera_common::Clock;
+use tessera_kv::db::DialFuture;
+use tessera_kv::{Liveness, NodeDialer, RaftTransport, Store, StoreConfig, DB};
+use tessera_storage::MemoryEngine;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+
+#[derive(Default)]
+struct Net {
+    stores: RwLock<HashMap<u64, Arc<Store>>>,
+    down: RwLock<HashSet<u64>>,
+}
+
+struct Transport(Arc<Net>);
+impl RaftTransport for Transport {
+    fn send(&self, batch: RaftBatch) {
+        let s = self.0.stores.read().get(&batch.to_node).cloned();
+        if let Some(s) = s {
+            s.deliver(batch);
+        }
+    }
+}
+
+struct Live(Arc<Net>);
+impl Liveness for Live {
+    fn live_nodes(&self) -> Vec<(u64, bool)> {
+        let mut v: Vec<_> = self.0.stores.read().keys().map(|id| (*id, false)).collect();
+        v.sort();
+        v
+    }
+    fn is_live(&self, id: u64) -> bool {
+        !self.0.down.read().contains(&id)
+    }
+}
+
+struct Dialer(Arc<Net>);
+impl NodeDialer for Dialer {
+    fn send(&self, node_id: u64, req: KvRequest) -> DialFuture {
+        let store = self.0.stores.read().get(&node_id).cloned();
+        Box::pin(async move {
+            match store {
+                Some(s) => Ok(s.execute(req).await),
+                None => Err(format!("node {node_id} is down")),
+            }
+        })
+    }
+    fn first_range(&self) -> Option<(RangeDescriptor, u64)> {
+        let stores: Vec<_> = self.0.stores.read().values().cloned().collect();
+        let mut best: Option<(RangeDescriptor, u64)> = None;
+        for s in stores {
+            if let Some((d, lh)) = s.first_range() {
+                if best
+                    .as_ref()
+                    .is_none_or(|(b, _)| d.generation > b.generation || lh != 0)
+                {
+                    best = Some((d, lh));
+                }
+            }
+        }
+        best
+    }
+    fn known_nodes(&self) -> Vec<u64> {
+        self.0.stores.read().keys().copied().collect()
+    }
+}
+
+struct Cluster {
+    dbs: HashMap<u64, Arc<DB>>,
+    /// SQL address of nodes 1 and 2.
+    addrs: Vec<std::net::SocketAddr>,
+    _stop: Vec<tokio::sync::oneshot::Sender<()>>,
+}
+
+async fn cluster() -> Cluster {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let net = Arc::new(Net::default());
+    let mut dbs = HashMap::new();
+    for id in 1..=3u64 {
+        let engine = Arc::new(MemoryEngine::new());
+        let clock = Clock::system(Duration::from_millis(250));
+        if id == 1 {
+            Store::bootstrap(engine.as_ref(), 1, clock.now(), Default::default()).unwrap();
+        }
+        let mut cfg = StoreConfig::new(id);
+        cfg.tick = Duration::from_millis(20);
+        let store = Store::start(
+            cfg,
+            engine,
+            clock.clone(),
+            Arc::new(Transport(net.clone())),
+            Arc::new(Live(net.clone())),
+        )
+        .unwrap();
+        let db = Arc::new(DB::new(Arc::new(Dialer(net.clone())), clock));
+        store.set_db(db.clone());
+        net.stores.write().insert(id, store.clone());
+        dbs.insert(id, db);
+        let s = store.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                s.run_queues().await;
+            }
+        });
+    }
+    let db1 = dbs[&1].clone();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(r) = db1.ranges().await {
+            if r.len() == 1 && r[0].replicas.iter().filter(|x| x.r#type == 0).count() == 3 {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "range 1 never got 3 voters");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut addrs = Vec::new();
+    let mut stop = Vec::new();
+    for id in [1u64, 2] {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        addrs.push(listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        stop.push(tx);
+        tokio::spawn(tessera_sql::serve(listener, dbs[&id].clone(), async move {
+            let _ = rx.await;
+        }));
+    }
+    Cluster {
+        dbs,
+        addrs,
+        _stop: stop,
+    }
+}
+
+async fn connect(addr: std::net::SocketAddr) -> Client {
+    let conn_str = format!(
+        "host={} port={} user=root dbname=defaultdb",
+        addr.ip(),
+        addr.port()
+    );
+    let (client, conn) = tokio_postgres::connect(&conn_str, NoTls).await.unwrap();
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    client
+}
+
+/// Rows of a simple query, as text.
+async fn rows(c: &Client, sql: &str) -> Vec<Vec<Option<String>>> {
+    c.simple_query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .into_iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => Some(
+                (0..r.len())
+                    .map(|i| r.get(i).map(|s| s.to_string()))
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The rows flattened to `a|b;c|d` for compact asserts (NULL as `NULL`).
+async fn flat(c: &Client, sql: &str) -> String {
+    rows(c, sql)
+        .await
+        .into_iter()
+        .map(|r| {
+            r.into_iter()
+                .map(|v| v.unwrap_or_else(|| "NULL".into()))
+                .collect::<Vec<_>>()
+                .join("|")
+        })
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+async fn sqlstate(c: &Client, sql: &str) -> String {
+    match c.simple_query(sql).await {
+        Ok(_) => panic!("expected an error from {sql}"),
+        Err(e) => e
+            .code()
+            .map(|c| c.code().to_string())
+            .unwrap_or_else(|| format!("no SQLSTATE: {e}")),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tables_rows_queries_and_ddl_visible_from_every_node() {
+    let c = cluster().await;
+    let a = connect(c.addrs[0]).await;
+    let b = connect(c.addrs[1]).await;
+    assert_eq!(flat(&a, "SHOW server_version").await, "15.0 (Tessera)");
+
+    a.batch_execute(
+        "CREATE TABLE accounts (id INT PRIMARY KEY, owner TEXT NOT NULL, balance DECIMAL(12,2) DEFAULT 0, \
+         kind VARCHAR(10), opened DATE, flag BOOL) WITH (fillfactor=100)",
+    )
+    .await
+    .unwrap();
+    a.batch_execute("CREATE TABLE IF NOT EXISTS accounts (id INT PRIMARY KEY)")
+        .await
+        .unwrap();
+    let n = a
+        .execute(
+            "INSERT INTO accounts (id, owner, balance, kind, opened, flag) VALUES \
+             (1, 'ann', 100.50, 'checking', '2024-01-02', true), \
+             (2, 'bob', 20, 'savings', '2023-12-31', false), \
+             (3, 'cat', DEFAULT, 'checking', NULL, NULL), \
+             (4, 'dan', 7.125, 'savings', '2024-02-29', true)",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 4);
+    // Another node sees the new table and its rows.
+    assert_eq!(
+        flat(&b, "SELECT id, owner, balance FROM accounts ORDER BY id").await,
+        "1|ann|100.50;2|bob|20.00;3|cat|0.00;4|dan|7.13"
+    );
+    assert_eq!(flat(&b, "SHOW TABLES").await, "public|accounts");
+    // WHERE, ORDER BY, LIMIT/OFFSET, expressions, functions.
+    assert_eq!(
+        flat(&a, "SELECT upper(owner), balance * 2 FROM accounts WHERE balance > 10 ORDER BY balance DESC").await,
+        "ANN|201.00;BOB|40.00"
+    );
+    assert_eq!(
+        flat(
+            &a,
+            "SELECT id FROM accounts ORDER BY id DESC LIMIT 2 OFFSET 1"
+        )
+        .await,
+        "3;2"
+    );
+    assert_eq!(
+        flat(&a, "SELECT id, coalesce(opened, '1999-01-01'), length(owner) FROM accounts WHERE id IN (3, 1) ORDER BY 1").await,
+        "1|2024-01-02|3;3|1999-01-01|3"
+    );
+    assert_eq!(
+        flat(&a, "SELECT DISTINCT kind FROM accounts ORDER BY kind").await,
+        "checking;savings"
+    );
+    // Aggregates.
+    assert_eq!(
+        flat(&a, "SELECT kind, count(*), sum(balance), min(id), max(owner) FROM accounts GROUP BY kind ORDER BY kind").await,
+        "checking|2|100.50|1|cat;savings|2|27.13|2|dan"
+    );
+    assert_eq!(
+        flat(
+            &a,
+            "SELECT kind FROM accounts GROUP BY kind HAVING count(*) > 1 AND sum(balance) > 50"
+        )
+        .await,
+        "checking"
+    );
+    assert_eq!(
+        flat(&a, "SELECT count(*), avg(id) FROM accounts WHERE id > 100").await,
+        "0|NULL"
+    );
+    assert_eq!(
+        flat(&a, "SELECT avg(id) FROM accounts").await,
+        "2.5000000000000000"
+    );
+    // Joins: hash (equality) and left outer.
+    a.batch_execute(
+        "CREATE TABLE txns (tid BIGSERIAL PRIMARY KEY, account INT, amount INT); \
+         INSERT INTO txns (account, amount) VALUES (1, 10), (1, 5), (2, 7), (9, 1)",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        flat(&a, "SELECT tid FROM txns ORDER BY tid").await,
+        "1;2;3;4"
+    );
+    assert_eq!(
+        flat(&a, "SELECT a.owner, sum(t.amount) FROM accounts a JOIN txns t ON t.account = a.id GROUP BY a.owner ORDER BY a.owner").await,
+        "ann|15;bob|7"
+    );
+    assert_eq!(
+        flat(&a, "SELECT a.id, t.amount FROM accounts a LEFT JOIN txns t ON a.id = t.account AND t.amount > 6 ORDER BY a.id, t.amount").await,
+        "1|10;2|7;3|NULL;4|NULL"
+    );
+    // UPDATE and DELETE, with RETURNING.
+    assert_eq!(
+        flat(&a, "UPDATE accounts SET balance = balance + 1, kind = 'vip' WHERE id = 2 RETURNING id, balance").await,
+        "2|21.00"
+    );
+    assert_eq!(
+        a.execute("DELETE FROM accounts WHERE flag IS NULL", &[])
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        flat(&b, "SELECT id, kind FROM accounts ORDER BY id").await,
+        "1|checking;2|vip;4|savings"
+    );
+    // Primary-key predicates become point lookups and spans.
+    let plan = flat(&a, "EXPLAIN SELECT * FROM accounts WHERE id = 2").await;
+    assert!(
+        plan.contains("point lookup") && plan.contains("/1/2"),
+        "{plan}"
+    );
+    let plan = flat(
+        &a,
+        "EXPLAIN SELECT * FROM accounts WHERE id BETWEEN 2 AND 3",
+    )
+    .await;
+    assert!(
+        plan.contains("span scan") && plan.contains("/1/2 - "),
+        "{plan}"
+    );
+    let plan = flat(&a, "EXPLAIN UPDATE accounts SET flag = false WHERE id = 4").await;
+    assert!(plan.contains("/1/4"), "{plan}");
+    let plan = flat(&a, "EXPLAIN SELECT * FROM accounts WHERE owner = 'x'").await;
+    assert!(plan.contains("FULL SCAN"), "{plan}");
+    // A table without a primary key gets a hidden rowid.
+    a.batch_execute("CREATE TABLE log (msg TEXT, at TIMESTAMP); INSERT INTO log VALUES ('a', '2024-05-06 07:08:09'), ('a', NULL)")
+        .await
+        .unwrap();
+    assert_eq!(
+        flat(&a, "SELECT * FROM log ORDER BY at").await,
+        "a|2024-05-06 07:08:09;a|NULL"
+    );
+    // TRUNCATE and DROP.
+    a.batch_execute("TRUNCATE log").await.unwrap();
+    assert_eq!(flat(&b, "SELECT count(*) FROM log").await, "0");
+    a.batch_execute("DROP TABLE log, txns").await.unwrap();
+    assert_eq!(sqlstate(&b, "SELECT * FROM log").await, "42P01");
+    a.batch_execute("DROP TABLE IF EXISTS log").await.unwrap();
+    // SET and SHOW session variables.
+    a.batch_execute("SET application_name = 'tests'")
+        .await
+        .unwrap();
+    assert_eq!(flat(&a, "SHOW application_name").await, "tests");
+    assert_eq!(flat(&a, "SHOW transaction_isolation").await, "serializable");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explicit_transactions_commit_roll_back_and_see_their_own_writes() {
+    let c = cluster().await;
+    let a = connect(c.addrs[0]).await;
+    let b = connect(c.addrs[1]).await;
+    a.batch_execute("CREATE TABLE kv (k INT PRIMARY KEY, v TEXT)")
+        .await
+        .unwrap();
+    a.batch_execute("INSERT INTO kv VALUES (1, 'one')")
+        .await
+        .unwrap();
+
+    // Rolled back: nothing is applied.
+    a.batch_execute("BEGIN").await.unwrap();
+    a.batch_execute("INSERT INTO kv VALUES (2, 'two')")
+        .await
+        .unwrap();
+    a.batch_execute("UPDATE kv SET v = 'uno' WHERE k = 1")
+        .await
+        .unwrap();
+    assert_eq!(
+        flat(&a, "SELECT k, v FROM kv ORDER BY k").await,
+        "1|uno;2|two"
+    );
+    assert_eq!(flat(&b, "SELECT k, v FROM kv ORDER BY k").await, "1|one");
+    a.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(flat(&a, "SELECT k, v FROM kv ORDER BY k").await, "1|one");
+
+    // Committed: everything at once.
+    a.batch_execute(
+        "BEGIN; INSERT INTO kv VALUES (2, 'two'), (3, 'three'); DELETE FROM kv WHERE k = 1",
+    )
+    .await
+    .unwrap();
+    assert_eq!(flat(&b, "SELECT count(*) FROM kv").await, "1");
+    a.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(flat(&b, "SELECT k FROM kv ORDER BY k").await, "2;3");
+
+    // An error aborts the transaction until ROLLBACK.
+    a.batch_execute("BEGIN").await.unwrap();
+    a.batch_execute("INSERT INTO kv VALUES (4, 'four')")
+        .await
+        .unwrap();
+    assert_eq!(sqlstate(&a, "SELECT 1/0").await, "22012");
+    assert_eq!(sqlstate(&a, "SELECT 1").await, "25P02");
+    a.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(flat(&a, "SELECT count(*) FROM kv WHERE k = 4").await, "0");
+
+    // tokio-postgres' transaction API (extended protocol).
+    let mut a = a;
+    let tx = a.transaction().await.unwrap();
+    tx.execute("INSERT INTO kv VALUES ($1, $2)", &[&5i32, &"five"])
+        .await
+        .unwrap();
+    let row = tx
+        .query_one("SELECT v FROM kv WHERE k = $1", &[&5i32])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "five");
+    tx.commit().await.unwrap();
+    assert_eq!(flat(&b, "SELECT v FROM kv WHERE k = 5").await, "five");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conflicting_transactions_fail_with_serialization_or_unique_errors() {
+    let c = cluster().await;
+    let a = connect(c.addrs[0]).await;
+    let b = connect(c.addrs[1]).await;
+    a.batch_execute("CREATE TABLE acct (id INT PRIMARY KEY, bal INT NOT NULL)")
+        .await
+        .unwrap();
+    a.batch_execute("INSERT INTO acct VALUES (1, 100), (2, 100)")
+        .await
+        .unwrap();
+
+    // Both read row 1 and write it: the second commit must not lose the first.
+    a.batch_execute("BEGIN; UPDATE acct SET bal = bal - 10 WHERE id = 1")
+        .await
+        .unwrap();
+    b.batch_execute("BEGIN; UPDATE acct SET bal = bal - 20 WHERE id = 1")
+        .await
+        .unwrap();
+    a.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(sqlstate(&b, "COMMIT").await, "40001");
+    b.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(flat(&a, "SELECT bal FROM acct WHERE id = 1").await, "90");
+
+    // Two inserts of the same key: the second commit is a unique violation.
+    a.batch_execute("BEGIN; INSERT INTO acct VALUES (3, 1)")
+        .await
+        .unwrap();
+    b.batch_execute("BEGIN; INSERT INTO acct VALUES (3, 2)")
+        .await
+        .unwrap();
+    a.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(sqlstate(&b, "COMMIT").await, "23505");
+    b.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(flat(&b, "SELECT bal FROM acct WHERE id = 3").await, "1");
+
+    // Concurrent single-statement increments are retried, none is lost.
+    let mut tasks = Vec::new();
+    for i in 0..6 {
+        let addr = c.addrs[i % 2];
+        tasks.push(tokio::spawn(async move {
+            let c = connect(addr).await;
+            for _ in 0..5 {
+                c.batch_execute("UPDATE acct SET bal = bal + 1 WHERE id = 2")
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(flat(&a, "SELECT bal FROM acct WHERE id = 2").await, "130");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_spanning_ranges_is_refused_and_applies_nothing() {
+    let c = cluster().await;
+    let a = connect(c.addrs[0]).await;
+    a.batch_execute("CREATE TABLE t (id INT PRIMARY KEY, v INT)")
+        .await
+        .unwrap();
+    a.batch_execute("INSERT INTO t VALUES (1, 0), (2, 0), (8, 0), (9, 0)")
+        .await
+        .unwrap();
+    // Split the table's rows at id 5.
+    let catalog = tessera_sql::catalog::Catalog::new(c.dbs[&1].clone());
+    let desc = catalog.table("defaultdb", "t").await.unwrap().unwrap();
+    let split = tessera_sql::encoding::row_key(desc.id, &[tessera_sql::types::Datum::Int(5)]);
+    c.dbs[&1].split(&split).await.unwrap();
+
+    a.batch_execute("BEGIN; UPDATE t SET v = 1 WHERE id = 1; UPDATE t SET v = 1 WHERE id = 9")
+        .await
+        .unwrap();
+    let err = a.simple_query("COMMIT").await.unwrap_err();
+    assert_eq!(err.code().unwrap().code(), "0A000");
+    assert!(
+        err.as_db_error().unwrap().message().contains("cross-range"),
+        "{err}"
+    );
+    a.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(flat(&a, "SELECT sum(v) FROM t").await, "0");
+    // The same statement outside a transaction fails the same way.
+    assert_eq!(sqlstate(&a, "UPDATE t SET v = 2").await, "0A000");
+    assert_eq!(flat(&a, "SELECT sum(v) FROM t").await, "0");
+    // Within one range, fine.
+    a.batch_execute("UPDATE t SET v = 3 WHERE id < 5")
+        .await
+        .unwrap();
+    assert_eq!(
+        flat(&a, "SELECT id, v FROM t ORDER BY id").await,
+        "1|3;2|3;8|0;9|0"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prepared_statements_take_parameters_and_return_binary_results() {
+    let c = cluster().await;
+    let a = connect(c.addrs[0]).await;
+    a.batch_execute(
+        "CREATE TABLE items (id INT PRIMARY KEY, name TEXT, price FLOAT8, ok BOOL, qty BIGINT, small SMALLINT, code CHAR(4))",
+    )
+    .await
+    .unwrap();
+    let ins = a
+        .prepare("INSERT INTO items VALUES ($1, $2, $3, $4, $5, $6, $7)")
+        .await
+        .unwrap();
+    for i in 1..=5i32 {
+        a.execute(
+            &ins,
+            &[
+                &i,
+                &format!("item{i}"),
+                &(i as f64 * 1.5),
+                &(i % 2 == 0),
+                &(i as i64 * 1000),
+                &(i as i16),
+                &"ab",
+            ],
+        )
+        .await
+        .unwrap();
+    }
+    // tokio-postgres asks for binary results.
+    let row = a
+        .query_one(
+            "SELECT id, name, price, ok, qty, small, code FROM items WHERE id = $1",
+            &[&3i32],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i32>(0), 3);
+    assert_eq!(row.get::<_, String>(1), "item3");
+    assert_eq!(row.get::<_, f64>(2), 4.5);
+    assert!(!row.get::<_, bool>(3));
+    assert_eq!(row.get::<_, i64>(4), 3000);
+    assert_eq!(row.get::<_, i16>(5), 3);
+    assert_eq!(row.get::<_, String>(6), "ab  ");
+    // An int8 parameter compared with an int4 key, typed by the client.
+    let st = a
+        .prepare_typed(
+            "SELECT sum(small), count(*), sum(qty)::int8 FROM items WHERE id BETWEEN $1 AND $2",
+            &[
+                tokio_postgres::types::Type::INT8,
+                tokio_postgres::types::Type::INT8,
+            ],
+        )
+        .await
+        .unwrap();
+    let row = a.query_one(&st, &[&2i64, &4i64]).await.unwrap();
+    assert_eq!(row.get::<_, i64>(0), 9);
+    assert_eq!(row.get::<_, i64>(1), 3);
+    assert_eq!(row.get::<_, i64>(2), 9000);
+    // Parameter types are inferred from context.
+    let up = a
+        .prepare("UPDATE items SET qty = qty + $1 WHERE id = $2")
+        .await
+        .unwrap();
+    assert_eq!(
+        up.params(),
+        &[
+            tokio_postgres::types::Type::INT8,
+            tokio_postgres::types::Type::INT4
+        ]
+    );
+    assert_eq!(a.execute(&up, &[&5i64, &1i32]).await.unwrap(), 1);
+    let row = a
+        .query_one("SELECT qty FROM items WHERE id = 1", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), 1005);
+    // Re-executing the same prepared statement many times.
+    let sel = a
+        .prepare("SELECT name FROM items WHERE id = $1")
+        .await
+        .unwrap();
+    for i in 1..=5i32 {
+        let r = a.query(&sel, &[&i]).await.unwrap();
+        assert_eq!(r[0].get::<_, String>(0), format!("item{i}"));
+    }
+    assert!(a.query(&sel, &[&99i32]).await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_carry_the_postgres_sqlstate() {
+    let c = cluster().await;
+    let a = connect(c.addrs[0]).await;
+    a.batch_execute("CREATE TABLE e (id INT PRIMARY KEY, name TEXT NOT NULL, n INT)")
+        .await
+        .unwrap();
+    a.batch_execute("INSERT INTO e VALUES (1, 'x', 1)")
+        .await
+        .unwrap();
+    assert_eq!(sqlstate(&a, "SELEC 1").await, "42601");
+    assert_eq!(sqlstate(&a, "SELECT * FROM nope").await, "42P01");
+    assert_eq!(sqlstate(&a, "SELECT nope FROM e").await, "42703");
+    assert_eq!(sqlstate(&a, "CREATE TABLE e (id INT)").await, "42P07");
+    assert_eq!(
+        sqlstate(&a, "INSERT INTO e VALUES (1, 'y', 2)").await,
+        "23505"
+    );
+    assert_eq!(
+        sqlstate(&a, "INSERT INTO e VALUES (2, NULL, 2)").await,
+        "23502"
+    );
+    assert_eq!(sqlstate(&a, "INSERT INTO e (id) VALUES (3)").await, "23502");
+    assert_eq!(sqlstate(&a, "SELECT n / 0 FROM e").await, "22012");
+    assert_eq!(
+        sqlstate(&a, "SELECT * FROM e WHERE id = 'abc'").await,
+        "22P02"
+    );
+    assert_eq!(
+        sqlstate(&a, "INSERT INTO e VALUES (4, 'z', true)").await,
+        "42804"
+    );
+    assert_eq!(sqlstate(&a, "SELECT * FROM e WHERE n").await, "42804");
+    assert_eq!(
+        sqlstate(&a, "SELECT id FROM e GROUP BY name").await,
+        "42803"
+    );
+    // A unique violation within one multi-row statement applies nothing.
+    assert_eq!(
+        sqlstate(&a, "INSERT INTO e VALUES (5, 'a', 0), (5, 'b', 0)").await,
+        "23505"
+    );
+    assert_eq!(flat(&a, "SELECT count(*) FROM e").await, "1");
+    // The connection still works after all of that.
+    assert_eq!(flat(&a, "SELECT name FROM e WHERE id = 1").await, "x");
+    // Errors on the extended protocol too.
+    let err = a
+        .query("SELECT * FROM e WHERE id = $1 / 0", &[&1i32])
+        .await
+        .unwrap_err();
+    assert_eq!(err.code().unwrap().code(), "22012");
+    let err = a.prepare("SELECT * FROM missing").await.unwrap_err();
+    assert_eq!(err.code().unwrap().code(), "42P01");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_on_one_connection_closes_only_that_connection() {
+    let c = cluster().await;
+    let a = connect(c.addrs[0]).await;
+    a.batch_execute("CREATE TABLE g (id INT PRIMARY KEY)")
+        .await
+        .unwrap();
+
+    // SSLRequest is answered with 'N'.
+    let mut s = tokio::net::TcpStream::connect(c.addrs[0]).await.unwrap();
+    s.write_all(&[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f])
+        .await
+        .unwrap();
+    let mut b = [0u8; 1];
+    s.read_exact(&mut b).await.unwrap();
+    assert_eq!(b[0], b'N');
+
+    // Garbage instead of a startup message: that connection is closed.
+    let mut g = tokio::net::TcpStream::connect(c.addrs[0]).await.unwrap();
+    g.write_all(b"\xff\xff\xff\xffGARBAGE GARBAGE GARBAGE\x00\x01\x02")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 1024];
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match g.read(&mut buf).await {
+                Ok(0) | Err(_) => return true,
+                Ok(_) => continue,
+            }
+        }
+    })
+    .await
+    .unwrap_or(false);
+    assert!(closed, "the garbage connection should be closed");
+
+    // Garbage after a good startup: an unknown message type.
+    let mut g = tokio::net::TcpStream::connect(c.addrs[0]).await.unwrap();
+    let mut body = Vec::new();
+    body.extend_from_slice(&196608u32.to_be_bytes());
+    body.extend_from_slice(b"user\0root\0database\0defaultdb\0\0");
+    let mut startup = ((body.len() + 4) as u32).to_be_bytes().to_vec();
+    startup.extend_from_slice(&body);
+    g.write_all(&startup).await.unwrap();
+    // Read until ReadyForQuery ('Z' ... 'I').
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !got.ends_with(&[b'Z', 0, 0, 0, 5, b'I']) {
+            let n = g.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed during startup");
+            got.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await
+    .expect("startup completes");
+    g.write_all(b"\x01\x00\x00\x00\x08garbage!").await.unwrap();
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match g.read(&mut buf).await {
+                Ok(0) | Err(_) => return true,
+                Ok(_) => continue,
+            }
+        }
+    })
+    .await
+    .unwrap_or(false);
+    assert!(closed, "the connection that sent garbage should be closed");
+
+    // The other connection and new ones keep working.
+    a.batch_execute("INSERT INTO g VALUES (1)").await.unwrap();
+    assert_eq!(flat(&a, "SELECT count(*) FROM g").await, "1");
+    let fresh = connect(c.addrs[0]).await;
+    assert_eq!(flat(&fresh, "SELECT id FROM g").await, "1");
+    // A database that does not exist is refused.
+    let err = tokio_postgres::connect(
+        &format!(
+            "host=127.0.0.1 port={} user=root dbname=nope",
+            c.addrs[0].port()
+        ),
+        NoTls,
+    )
+    .await
+    .err()
+    .expect("connecting to a missing database fails");
+    assert_eq!(err.code().unwrap().code(), "3D000");
+}

@@ -29,6 +29,7 @@ pub struct TestNode {
     pub index: usize,
     pub addr: String,
     pub http: String,
+    pub sql: String,
     pub store: PathBuf,
     pub log: PathBuf,
     pub child: Option<Child>,
@@ -50,7 +51,8 @@ impl TestNode {
         cmd.arg("start")
             .arg(format!("--store={}", self.store.display()))
             .arg(format!("--listen-addr={}", self.addr))
-            .arg(format!("--http-addr={}", self.http));
+            .arg(format!("--http-addr={}", self.http))
+            .arg(format!("--sql-addr={}", self.sql));
         if !self.join.is_empty() {
             cmd.arg(format!("--join={}", self.join.join(",")));
         }
@@ -107,6 +109,7 @@ impl TestCluster {
                 index: i,
                 addr: addrs[i].clone(),
                 http: format!("127.0.0.1:{}", free_port()),
+                sql: format!("127.0.0.1:{}", free_port()),
                 store: dir.path().join(format!("n{}", i + 1)),
                 log: dir.path().join(format!("n{}.log", i + 1)),
                 child: None,

@@ -374,6 +374,17 @@ impl DB {
             .collect()
     }
 
+    /// The node serving the lease of `desc`'s range: sends a cheap read
+    /// (a Get of the range's start key) so routing finds the leaseholder and
+    /// caches it, then returns it (0 if the range could not be reached).
+    pub async fn leaseholder_of(&self, desc: &RangeDescriptor) -> Result<u64> {
+        let op = kv_request::Op::Get(proto::GetRequest {
+            key: desc.start_key.clone(),
+        });
+        let (d, _) = self.send(&desc.start_key, Route::Key, op).await?;
+        Ok(self.cached_leaseholder(d.range_id))
+    }
+
     /// The leaseholder this client last saw for a range (0: unknown).
     pub fn cached_leaseholder(&self, range_id: u64) -> u64 {
         self.cache

@@ -344,8 +344,9 @@ impl Replica {
         // Stage into a private batch over a private overlay, so a failure
         // midway leaves no trace.
         let mut staged = WriteBatch::new();
+        // Reads see: the engine, this round's earlier commands (the
+        // replica's pending writes), then this batch's own staged writes.
         let staging = Arc::new(Mutex::new(PendingWrites::default()));
-        staging.lock().record(batch, 0);
         let view = Overlay {
             engine: Arc::new(Overlay {
                 engine: self.ctx.engine.clone(),

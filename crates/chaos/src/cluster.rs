@@ -1,0 +1,329 @@
+//! A cluster of real `tessera` processes on 127.0.0.1 that the nemesis
+//! controls: start (free ports, stores in a temporary folder, logs in the
+//! run folder), init, kill -9, SIGSTOP/SIGCONT, restart; and the gRPC
+//! client helpers the workload uses.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tessera_common::proto::admin_client::AdminClient;
+use tessera_common::proto::{NodeStatusRequest, RangeInfo, RangesRequest};
+use tonic::transport::Channel;
+
+/// A free TCP port on 127.0.0.1 (bound then released).
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// One `tessera start` process.
+pub struct Node {
+    /// 1-based index (n1, n2, ...).
+    pub index: usize,
+    /// Inter-node and client RPC address.
+    pub addr: String,
+    http: String,
+    store: PathBuf,
+    log: PathBuf,
+    join: Vec<String>,
+    child: Option<Child>,
+    paused: bool,
+}
+
+impl Node {
+    fn spawn(&mut self, bin: &Path) -> Result<(), String> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .map_err(|e| format!("{}: {e}", self.log.display()))?;
+        let log2 = log.try_clone().map_err(|e| e.to_string())?;
+        let mut cmd = Command::new(bin);
+        cmd.arg("start")
+            .arg(format!("--store={}", self.store.display()))
+            .arg(format!("--listen-addr={}", self.addr))
+            .arg(format!("--http-addr={}", self.http));
+        if !self.join.is_empty() {
+            cmd.arg(format!("--join={}", self.join.join(",")));
+        }
+        let filter = std::env::var("TESSERA_CHAOS_LOG").unwrap_or_else(|_| "info,raft=warn".into());
+        cmd.env("RUST_LOG", filter)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(log2));
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("spawn {}: {e}", bin.display()))?;
+        self.child = Some(child);
+        self.paused = false;
+        Ok(())
+    }
+
+    /// True while the process runs (paused or not).
+    pub fn is_up(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// True while SIGSTOPped.
+    pub fn is_paused(&self) -> bool {
+        self.paused
+    }
+}
+
+/// The processes of one run.
+pub struct Cluster {
+    bin: PathBuf,
+    _stores: tempfile::TempDir,
+    /// The nodes, n1 first.
+    pub nodes: Vec<Node>,
+    /// Node id of each process (assigned by the cluster at join).
+    pub ids: Vec<u64>,
+}
+
+impl Cluster {
+    /// Starts `n` nodes that join each other, logs into `log_dir`, inits
+    /// the cluster and waits until every range has `min(n, 3)` voters.
+    pub async fn start(bin: &Path, n: usize, log_dir: &Path) -> Result<Cluster, String> {
+        let stores = tempfile::Builder::new()
+            .prefix("tessera-chaos-")
+            .tempdir()
+            .map_err(|e| format!("temp dir: {e}"))?;
+        let mut addrs = Vec::new();
+        for _ in 0..n {
+            addrs.push(format!(
+                "127.0.0.1:{}",
+                free_port().map_err(|e| e.to_string())?
+            ));
+        }
+        let mut nodes = Vec::new();
+        for (i, addr) in addrs.iter().enumerate() {
+            nodes.push(Node {
+                index: i + 1,
+                addr: addr.clone(),
+                http: format!("127.0.0.1:{}", free_port().map_err(|e| e.to_string())?),
+                store: stores.path().join(format!("n{}", i + 1)),
+                log: log_dir.join(format!("n{}.log", i + 1)),
+                join: addrs.iter().filter(|a| *a != addr).cloned().collect(),
+                child: None,
+                paused: false,
+            });
+        }
+        let mut c = Cluster {
+            bin: bin.to_path_buf(),
+            _stores: stores,
+            nodes,
+            ids: vec![0; n],
+        };
+        for i in 0..n {
+            c.nodes[i].spawn(bin)?;
+        }
+        c.wait_listening(0, Duration::from_secs(30)).await?;
+        c.init().await?;
+        c.wait_replicated(n.min(3), Duration::from_secs(120))
+            .await?;
+        for i in 0..n {
+            c.ids[i] = c.fetch_node_id(i).await?;
+        }
+        Ok(c)
+    }
+
+    async fn init(&self) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let out = Command::new(&self.bin)
+                .arg("init")
+                .arg(format!("--host={}", self.nodes[0].addr))
+                .output()
+                .map_err(|e| format!("run {} init: {e}", self.bin.display()))?;
+            if out.status.success() {
+                return Ok(());
+            }
+            let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
+            if err.contains("already") {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!("init failed: {err}"));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    async fn fetch_node_id(&self, i: usize) -> Result<u64, String> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(mut cl) = connect(&self.nodes[i].addr).await {
+                if let Ok(st) = cl.node_status(NodeStatusRequest {}).await {
+                    let id = st.into_inner().node_id;
+                    if id != 0 {
+                        return Ok(id);
+                    }
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(format!("node n{} reports no node id", i + 1));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Waits until node `i` accepts TCP connections.
+    pub async fn wait_listening(&self, i: usize, timeout: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if tokio::net::TcpStream::connect(&self.nodes[i].addr)
+                .await
+                .is_ok()
+            {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err(format!("node n{} never listened", i + 1))
+    }
+
+    /// Waits until some live node reports every range with `voters` voters.
+    pub async fn wait_replicated(&self, voters: usize, timeout: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        let mut last = String::new();
+        while Instant::now() < deadline {
+            for i in 0..self.nodes.len() {
+                if !self.nodes[i].is_up() || self.nodes[i].is_paused() {
+                    continue;
+                }
+                match self.ranges(i).await {
+                    Ok(r) if !r.is_empty() && r.iter().all(|r| voter_count(r) >= voters) => {
+                        return Ok(())
+                    }
+                    Ok(r) => last = format!("{} ranges, voters {:?}", r.len(), voters_of(&r)),
+                    Err(e) => last = e,
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Err(format!("ranges never reached {voters} voters: {last}"))
+    }
+
+    /// The ranges as node `i` sees them.
+    pub async fn ranges(&self, i: usize) -> Result<Vec<RangeInfo>, String> {
+        let mut c = connect(&self.nodes[i].addr).await?;
+        let r = tokio::time::timeout(Duration::from_secs(5), c.ranges(RangesRequest {}))
+            .await
+            .map_err(|_| "ranges: timed out".to_string())?;
+        r.map(|r| r.into_inner().ranges)
+            .map_err(|e| e.message().to_string())
+    }
+
+    /// kill -9 node `i` (no-op if it is down).
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.nodes[i].child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.nodes[i].paused = false;
+    }
+
+    /// Restarts node `i` if it is down and waits until it listens.
+    pub async fn restart(&mut self, i: usize) -> Result<(), String> {
+        if self.nodes[i].is_up() {
+            return Ok(());
+        }
+        let bin = self.bin.clone();
+        self.nodes[i].spawn(&bin)?;
+        self.wait_listening(i, Duration::from_secs(30)).await
+    }
+
+    fn signal(&self, i: usize, sig: &str) -> Result<(), String> {
+        let Some(child) = &self.nodes[i].child else {
+            return Err(format!("n{} is down", i + 1));
+        };
+        let st = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(child.id().to_string())
+            .status()
+            .map_err(|e| format!("kill -{sig}: {e}"))?;
+        if st.success() {
+            Ok(())
+        } else {
+            Err(format!("kill -{sig} n{}: {st}", i + 1))
+        }
+    }
+
+    /// SIGSTOP node `i`.
+    pub fn pause(&mut self, i: usize) -> Result<(), String> {
+        self.signal(i, "STOP")?;
+        self.nodes[i].paused = true;
+        Ok(())
+    }
+
+    /// SIGCONT node `i` (no-op unless paused).
+    pub fn resume(&mut self, i: usize) -> Result<(), String> {
+        if !self.nodes[i].paused {
+            return Ok(());
+        }
+        self.signal(i, "CONT")?;
+        self.nodes[i].paused = false;
+        Ok(())
+    }
+
+    /// Resumes paused nodes and restarts killed ones.
+    pub async fn heal(&mut self) -> Result<(), String> {
+        for i in 0..self.nodes.len() {
+            self.resume(i)?;
+            self.restart(i).await?;
+        }
+        Ok(())
+    }
+
+    /// Whether some process exited on its own (a crash), with its status.
+    pub fn crashed(&mut self) -> Vec<String> {
+        let mut out = Vec::new();
+        for n in &mut self.nodes {
+            if let Some(c) = n.child.as_mut() {
+                if let Ok(Some(st)) = c.try_wait() {
+                    out.push(format!("n{} exited: {st}", n.index));
+                    n.child = None;
+                }
+            }
+        }
+        out
+    }
+
+    /// The node addresses, n1 first.
+    pub fn addrs(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.addr.clone()).collect()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for i in 0..self.nodes.len() {
+            let _ = self.resume(i);
+            self.kill(i);
+        }
+    }
+}
+
+/// Voting replicas of a range.
+pub fn voter_count(r: &RangeInfo) -> usize {
+    r.descriptor
+        .as_ref()
+        .map(|d| d.replicas.iter().filter(|r| r.r#type == 0).count())
+        .unwrap_or(0)
+}
+
+fn voters_of(r: &[RangeInfo]) -> Vec<usize> {
+    r.iter().map(voter_count).collect()
+}
+
+/// Connects an Admin client (2 s connect timeout).
+pub async fn connect(addr: &str) -> Result<AdminClient<Channel>, String> {
+    let ch = Channel::from_shared(format!("http://{addr}"))
+        .map_err(|e| e.to_string())?
+        .connect_timeout(Duration::from_secs(2))
+        .connect()
+        .await
+        .map_err(|e| format!("{addr}: {e}"))?;
+    Ok(AdminClient::new(ch))
+}

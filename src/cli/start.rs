@@ -105,6 +105,7 @@ pub struct StartOpts {
     pub sql_addr: Option<String>,
     pub max_offset: Option<Duration>,
     pub join_timeout: Option<Duration>,
+    pub inject_bug: Option<String>,
 }
 
 impl StartOpts {
@@ -119,6 +120,7 @@ impl StartOpts {
         if let Some(d) = self.max_offset {
             cfg.max_offset = d;
         }
+        cfg.inject_bug = self.inject_bug.clone();
         if let Some(d) = self.join_timeout {
             cfg.join_timeout = d;
         }
@@ -194,6 +196,7 @@ mod tests {
             sql_addr: Some("127.0.0.1:5432".into()),
             max_offset: Some(Duration::from_millis(500)),
             join_timeout: None,
+            inject_bug: None,
         };
         let cfg = opts.node_config();
         let default = NodeConfig::new(PathBuf::from("/x"), String::new(), String::new());

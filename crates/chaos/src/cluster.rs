@@ -17,6 +17,10 @@ pub fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+/// When set, every node starts with `--inject-bug=<value>` (see
+/// `tessera-chaos --inject-bug`).
+pub const INJECT_BUG_ENV: &str = "TESSERA_CHAOS_INJECT_BUG";
+
 /// One `tessera start` process.
 pub struct Node {
     /// 1-based index (n1, n2, ...).
@@ -46,6 +50,9 @@ impl Node {
             .arg(format!("--http-addr={}", self.http));
         if !self.join.is_empty() {
             cmd.arg(format!("--join={}", self.join.join(",")));
+        }
+        if let Ok(bug) = std::env::var(INJECT_BUG_ENV) {
+            cmd.arg(format!("--inject-bug={bug}"));
         }
         let filter = std::env::var("TESSERA_CHAOS_LOG").unwrap_or_else(|_| "info,raft=warn".into());
         cmd.env("RUST_LOG", filter)

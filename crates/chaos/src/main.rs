@@ -60,6 +60,10 @@ struct Args {
     /// Checker: give up on a key after this many configurations.
     #[arg(long, default_value_t = linear::DEFAULT_LIMIT)]
     limit: usize,
+    /// Start the nodes with a known bug (e.g. stale-follower-read): the run
+    /// must then FAIL, showing the checker catches it.
+    #[arg(long, value_name = "BUG")]
+    inject_bug: Option<String>,
     /// Only check a saved history.jsonl (no cluster).
     #[arg(long, value_name = "FILE")]
     check: Option<PathBuf>,
@@ -141,6 +145,11 @@ fn main() -> ExitCode {
         return check_only(path, args.limit);
     }
     let Workload::Register = args.workload;
+    if let Some(bug) = &args.inject_bug {
+        // Read by the cluster when it spawns nodes. Set before any thread
+        // starts, so no one reads the environment concurrently.
+        std::env::set_var(tessera_chaos::cluster::INJECT_BUG_ENV, bug);
+    }
     let seed = args.seed.unwrap_or_else(rand::random);
     let out = args.out.clone().unwrap_or_else(|| {
         let t = std::time::SystemTime::now()

@@ -75,3 +75,28 @@ fn register_under_kill_is_linearizable() {
 fn register_under_pause_is_linearizable() {
     run("pause", 12);
 }
+
+/// The checker must not be a rubber stamp: nodes that answer reads from
+/// their own replica without a lease (an injected bug) must fail the run.
+#[test]
+fn injected_stale_follower_reads_are_caught() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let bin = tessera_bin();
+    let dir = tempfile::Builder::new()
+        .prefix("chaos-register-bug-")
+        .tempdir()
+        .expect("tempdir");
+    let out = Command::new(env!("CARGO_BIN_EXE_tessera-chaos"))
+        .args(["--workload", "register", "--nemesis", "none", "--time=8s"])
+        .args(["--inject-bug", "stale-follower-read"])
+        .arg(format!("--bin={}", bin.display()))
+        .arg(format!("--out={}", dir.path().display()))
+        .output()
+        .expect("run tessera-chaos");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().unwrap_or_default();
+    assert!(
+        !out.status.success() && last.ends_with(" FAIL") && last.contains("not linearizable"),
+        "the injected bug went unnoticed: {last}"
+    );
+}

@@ -293,6 +293,26 @@ impl Store {
             .collect()
     }
 
+    /// Fault injection only (`--inject-bug stale-follower-read`): answers a
+    /// get from this node's replica whatever its role, without a lease, so
+    /// the chaos harness can prove its checker catches stale reads. `None`
+    /// if the request is not a get or there is no such local replica.
+    pub fn read_without_lease(&self, req: &KvRequest) -> Option<KvResponse> {
+        let Some(kv_request::Op::Get(g)) = &req.op else {
+            return None;
+        };
+        let shared = self.replica(req.range_id)?;
+        if !contains(&shared.descriptor(), &g.key) {
+            return None;
+        }
+        let value = mvcc::get(self.ctx.engine.as_ref(), &g.key, self.ctx.clock.now(), None).ok()?;
+        Some(KvResponse {
+            value,
+            timestamp: Some(self.ctx.clock.now().into()),
+            ..Default::default()
+        })
+    }
+
     /// Serves one request addressed to a local replica.
     pub async fn execute(&self, req: KvRequest) -> KvResponse {
         if let Some(ts) = req.timestamp {

@@ -58,7 +58,14 @@ pub struct NodeConfig {
     pub join_timeout: Duration,
     /// Raft tick.
     pub tick: Duration,
+    /// Fault injection for testing the chaos harness's checkers, never for
+    /// production: `stale-follower-read` makes a node answer reads from
+    /// its own replica, leaseholder or not (breaking linearizability).
+    pub inject_bug: Option<String>,
 }
+
+/// Bugs `NodeConfig::inject_bug` knows.
+pub const INJECTABLE_BUGS: &[&str] = &["stale-follower-read"];
 
 impl NodeConfig {
     /// A configuration with the defaults: no `--join`, no SQL address,
@@ -78,6 +85,7 @@ impl NodeConfig {
             max_offset: Duration::from_millis(250),
             join_timeout: Duration::from_secs(10),
             tick: Duration::from_millis(100),
+            inject_bug: None,
         }
     }
 }

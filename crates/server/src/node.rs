@@ -128,12 +128,14 @@ impl Shared {
             self.book.clone(),
         )
         .map_err(|e| format!("cannot start the store: {e}"))?;
-        let dialer = Arc::new(Dialer::new(
+        let mut dialer = Dialer::new(
             node_id,
             Arc::downgrade(&store),
             self.book.clone(),
             self.pool.clone(),
-        ));
+        );
+        dialer.stale_follower_reads = self.cfg.inject_bug.as_deref() == Some("stale-follower-read");
+        let dialer = Arc::new(dialer);
         let db = Arc::new(DB::new(dialer, self.clock.clone()));
         store.set_db(db.clone());
         let run = Arc::new(Running {
@@ -445,6 +447,15 @@ impl Node {
     /// listening (before the cluster is initialized or joined); joining
     /// continues in the background.
     pub async fn start(cfg: NodeConfig) -> Result<Node, StartError> {
+        if let Some(bug) = &cfg.inject_bug {
+            if !crate::INJECTABLE_BUGS.contains(&bug.as_str()) {
+                return Err(StartError(format!(
+                    "--inject-bug {bug}: unknown (known: {})",
+                    crate::INJECTABLE_BUGS.join(", ")
+                )));
+            }
+            tracing::warn!("INJECTED BUG ACTIVE: {bug} (test use only)");
+        }
         let dir = cfg.store_dir.display().to_string();
         let engine = match FjallEngine::open(&cfg.store_dir) {
             Ok(e) => Arc::new(e),

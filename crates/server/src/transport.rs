@@ -226,6 +226,8 @@ pub(crate) struct Dialer {
     store: Weak<Store>,
     book: Arc<Book>,
     pool: Arc<Pool>,
+    /// Injected bug (tests only): serve reads from the local replica.
+    pub(crate) stale_follower_reads: bool,
 }
 
 impl Dialer {
@@ -235,12 +237,20 @@ impl Dialer {
             store,
             book,
             pool,
+            stale_follower_reads: false,
         }
     }
 }
 
 impl NodeDialer for Dialer {
     fn send(&self, node_id: u64, req: KvRequest) -> DialFuture {
+        if self.stale_follower_reads {
+            if let Some(store) = self.store.upgrade() {
+                if let Some(resp) = store.read_without_lease(&req) {
+                    return Box::pin(async move { Ok(resp) });
+                }
+            }
+        }
         if node_id == self.node_id {
             let store = self.store.upgrade();
             return Box::pin(async move {

@@ -17,6 +17,9 @@ use tonic::transport::Channel;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_tessera");
 
+/// libfaketime (Debian package `faketime`).
+pub const FAKETIME_LIB: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
 /// A free TCP port on 127.0.0.1 (bound then released).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -34,6 +37,8 @@ pub struct TestNode {
     pub log: PathBuf,
     pub child: Option<Child>,
     pub join: Vec<String>,
+    /// Extra environment (e.g. libfaketime's LD_PRELOAD and FAKETIME).
+    pub env: Vec<(String, String)>,
 }
 
 impl TestNode {
@@ -48,6 +53,7 @@ impl TestNode {
             .open(&self.log)
             .expect("log file");
         let mut cmd = Command::new(BIN);
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd.arg("start")
             .arg(format!("--store={}", self.store.display()))
             .arg(format!("--listen-addr={}", self.addr))
@@ -114,6 +120,7 @@ impl TestCluster {
                 log: dir.path().join(format!("n{}.log", i + 1)),
                 child: None,
                 join: addrs.iter().filter(|a| **a != addrs[i]).cloned().collect(),
+                env: Vec::new(),
             };
             node.spawn();
             nodes.push(node);
@@ -287,6 +294,31 @@ impl TestCluster {
                 return Some(st);
             }
             std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    /// Restarts node `i` with its wall clock shifted by `offset` (a
+    /// libfaketime offset such as `+0.5s`); monotonic time is left alone.
+    pub async fn restart_with_clock_offset(&mut self, i: usize, offset: &str) {
+        self.nodes[i].env = vec![
+            ("LD_PRELOAD".into(), FAKETIME_LIB.into()),
+            ("FAKETIME".into(), offset.into()),
+            ("FAKETIME_DONT_FAKE_MONOTONIC".into(), "1".into()),
+        ];
+        self.nodes[i].spawn();
+    }
+
+    /// Waits up to `timeout` for node `i` to exit on its own.
+    pub fn wait_exit(&mut self, i: usize, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        let child = self.nodes[i].child.as_mut().expect("running");
+        while Instant::now() < deadline {
+            if let Ok(Some(st)) = child.try_wait() {
+                self.nodes[i].child = None;
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(100));
         }
         None
     }

@@ -102,6 +102,10 @@ pub struct StartArgs {
     /// How long to keep trying to join before giving up, e.g. 10s [default: 10s].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub join_timeout: Option<Duration>,
+    /// Keep MVCC versions this long before garbage-collecting shadowed
+    /// ones, e.g. 4h [default: 4h].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub gc_ttl: Option<Duration>,
     /// Test only: run with a known bug so fault-testing checkers can be
     /// shown to catch it.
     #[arg(long, value_name = "BUG", hide = true)]
@@ -276,6 +280,7 @@ async fn run(cli: Cli, logging: &cli::start::Logging) -> cli::Result<()> {
                 max_offset: a.max_offset,
                 join_timeout: a.join_timeout,
                 inject_bug: a.inject_bug,
+                gc_ttl: a.gc_ttl,
             })
             .await
         }

@@ -106,6 +106,7 @@ pub struct StartOpts {
     pub max_offset: Option<Duration>,
     pub join_timeout: Option<Duration>,
     pub inject_bug: Option<String>,
+    pub gc_ttl: Option<Duration>,
 }
 
 impl StartOpts {
@@ -121,6 +122,9 @@ impl StartOpts {
             cfg.max_offset = d;
         }
         cfg.inject_bug = self.inject_bug.clone();
+        if let Some(d) = self.gc_ttl {
+            cfg.gc_ttl = d;
+        }
         if let Some(d) = self.join_timeout {
             cfg.join_timeout = d;
         }
@@ -197,6 +201,7 @@ mod tests {
             max_offset: Some(Duration::from_millis(500)),
             join_timeout: None,
             inject_bug: None,
+            gc_ttl: None,
         };
         let cfg = opts.node_config();
         let default = NodeConfig::new(PathBuf::from("/x"), String::new(), String::new());

@@ -90,6 +90,8 @@ pub struct ReplicaShared {
     pub last_used_ms: AtomicU64,
     /// When (mono ms) this replica last became leader.
     pub leader_since_ms: AtomicU64,
+    /// When (mono ms) this node last proposed an MVCC GC of the range.
+    pub last_gc_ms: AtomicU64,
 }
 
 impl ReplicaShared {
@@ -108,6 +110,7 @@ impl ReplicaShared {
             lease_changed: tokio::sync::Notify::new(),
             last_used_ms: AtomicU64::new(0),
             leader_since_ms: AtomicU64::new(0),
+            last_gc_ms: AtomicU64::new(0),
         })
     }
 
@@ -327,6 +330,23 @@ impl Replica {
             }
             Some(raft_command::Cmd::Split(s)) => self.apply_split(s, batch, effects),
             Some(raft_command::Cmd::Batch(b)) => self.apply_write_batch(b, ts, &desc, batch),
+            Some(raft_command::Cmd::Gc(g)) => {
+                let threshold: Timestamp = g.threshold.unwrap_or_default().into();
+                match mvcc::gc(&view, batch, &desc.start_key, &desc.end_key, threshold) {
+                    Ok(stats) => {
+                        if stats.versions_deleted > 0 {
+                            tracing::debug!(
+                                "range {}: GC below {threshold} removed {} versions ({} bytes)",
+                                desc.range_id,
+                                stats.versions_deleted,
+                                stats.bytes_deleted
+                            );
+                        }
+                        KvResponse::default()
+                    }
+                    Err(e) => internal(format!("GC failed: {e}")),
+                }
+            }
             None => internal("empty command"),
         }
     }

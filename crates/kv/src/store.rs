@@ -65,6 +65,11 @@ pub struct StoreConfig {
     pub replication_factor: usize,
     /// How long a client write waits for its proposal to apply.
     pub proposal_timeout: Duration,
+    /// MVCC versions older than this (and shadowed by a newer one) are
+    /// garbage-collected: reads further in the past are not possible.
+    pub gc_ttl: Duration,
+    /// How often a leaseholder garbage-collects its range.
+    pub gc_interval: Duration,
 }
 
 impl StoreConfig {
@@ -76,6 +81,8 @@ impl StoreConfig {
             heartbeat_tick: 2,
             replication_factor: 3,
             proposal_timeout: Duration::from_secs(10),
+            gc_ttl: Duration::from_secs(4 * 3600),
+            gc_interval: Duration::from_secs(600),
         }
     }
 
@@ -763,6 +770,7 @@ impl Store {
             if let Err(e) = db.update_meta(&desc).await {
                 tracing::debug!("range {}: /meta check failed: {e}", desc.range_id);
             }
+            self.maybe_gc(&shared).await;
             // Lease placement: the preferred node among live voters.
             let mut eligible: Vec<u64> = voters
                 .iter()
@@ -793,6 +801,41 @@ impl Store {
                     });
                 }
             }
+        }
+    }
+
+    /// Proposes an MVCC GC of the range if its interval has passed. The
+    /// threshold (now - TTL) is fixed by the leaseholder, so every replica
+    /// removes exactly the same versions.
+    async fn maybe_gc(&self, shared: &Arc<ReplicaShared>) {
+        let now = self.ctx.mono_ms();
+        let last = shared.last_gc_ms.load(Ordering::Relaxed);
+        let interval = self.cfg.gc_interval.as_millis() as u64;
+        if last != 0 && now.saturating_sub(last) < interval {
+            return;
+        }
+        if last == 0 {
+            // First round after becoming leaseholder: start the interval.
+            shared.last_gc_ms.store(now.max(1), Ordering::Relaxed);
+            return;
+        }
+        shared.last_gc_ms.store(now, Ordering::Relaxed);
+        let now_ts = self.ctx.clock.now();
+        let ttl_ms = self.cfg.gc_ttl.as_millis() as u64;
+        if now_ts.wall <= ttl_ms {
+            return;
+        }
+        let threshold = Timestamp::new(now_ts.wall - ttl_ms, 0);
+        let resp = self
+            .propose(
+                shared.range_id,
+                raft_command::Cmd::Gc(proto::GcCommand {
+                    threshold: Some(threshold.into()),
+                }),
+            )
+            .await;
+        if let Some(e) = resp.error {
+            tracing::debug!("range {}: GC proposal failed: {e:?}", shared.range_id);
         }
     }
 

@@ -99,6 +99,10 @@ struct Cluster {
 }
 
 async fn cluster(n: u64) -> Cluster {
+    cluster_with(n, |_| {}).await
+}
+
+async fn cluster_with(n: u64, tune: impl Fn(&mut StoreConfig)) -> Cluster {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
@@ -113,6 +117,7 @@ async fn cluster(n: u64) -> Cluster {
         }
         let mut cfg = StoreConfig::new(id);
         cfg.tick = Duration::from_millis(20);
+        tune(&mut cfg);
         let store = Store::start(
             cfg,
             engine,
@@ -323,4 +328,42 @@ async fn write_batches_apply_all_or_nothing_and_refuse_to_span_ranges() {
         "{err:?}"
     );
     assert_eq!(db.get(b"z1").await.unwrap(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gc_removes_shadowed_versions_older_than_the_ttl_on_every_replica() {
+    let c = cluster_with(3, |cfg| {
+        cfg.gc_ttl = Duration::from_millis(500);
+        cfg.gc_interval = Duration::from_millis(300);
+    })
+    .await;
+    let db = c.dbs[&1].clone();
+    wait_for(
+        "3 voters",
+        Duration::from_secs(20),
+        async || matches!(db.ranges().await, Ok(r) if voters(&r[0]) == 3),
+    )
+    .await;
+    for i in 0..20u32 {
+        db.put(b"gc-key", format!("v{i}").as_bytes()).await.unwrap();
+    }
+    db.put(b"gc-gone", b"x").await.unwrap();
+    db.delete(b"gc-gone").await.unwrap();
+    let versions = |store: &Store, key: &[u8]| -> usize {
+        let [(lo, hi), _] =
+            tessera_storage::mvcc::engine_span(key, &tessera_common::keys::next_key(key));
+        store.engine().scan(&lo, &hi, false).unwrap().count()
+    };
+    let stores: Vec<Arc<Store>> = c.net.stores.read().values().cloned().collect();
+    for s in &stores {
+        assert_eq!(versions(s, b"gc-key"), 20);
+    }
+    wait_for("GC on every replica", Duration::from_secs(20), async || {
+        stores
+            .iter()
+            .all(|s| versions(s, b"gc-key") == 1 && versions(s, b"gc-gone") == 0)
+    })
+    .await;
+    assert_eq!(db.get(b"gc-key").await.unwrap(), Some(b"v19".to_vec()));
+    assert_eq!(db.get(b"gc-gone").await.unwrap(), None);
 }

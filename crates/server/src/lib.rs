@@ -58,6 +58,8 @@ pub struct NodeConfig {
     pub join_timeout: Duration,
     /// Raft tick.
     pub tick: Duration,
+    /// MVCC garbage collection TTL (default 4h).
+    pub gc_ttl: Duration,
     /// Fault injection for testing the chaos harness's checkers, never for
     /// production: `stale-follower-read` makes a node answer reads from
     /// its own replica, leaseholder or not (breaking linearizability).
@@ -85,6 +87,7 @@ impl NodeConfig {
             max_offset: Duration::from_millis(250),
             join_timeout: Duration::from_secs(10),
             tick: Duration::from_millis(100),
+            gc_ttl: Duration::from_secs(4 * 3600),
             inject_bug: None,
         }
     }

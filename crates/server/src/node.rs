@@ -114,6 +114,7 @@ impl Shared {
         self.book.set_self(self.own_descriptor(node_id));
         let mut scfg = StoreConfig::new(node_id);
         scfg.tick = self.cfg.tick;
+        scfg.gc_ttl = self.cfg.gc_ttl;
         let transport = Arc::new(RaftSender::new(
             tokio::runtime::Handle::current(),
             self.book.clone(),

@@ -50,8 +50,9 @@ pub struct ReplicaContext {
     pub node_id: u64,
     pub engine: Arc<dyn Engine>,
     pub clock: Clock,
-    /// Origin of the node's monotonic clock (leases).
-    pub epoch: Instant,
+    /// The node's monotonic clock in milliseconds (leases); injected so a
+    /// simulation owns time.
+    pub monotonic: MonotonicClock,
     pub lease_duration: Duration,
     /// Ticks between lease renewals of a busy leaseholder.
     pub renew_every_ticks: u64,
@@ -61,8 +62,17 @@ pub struct ReplicaContext {
 impl ReplicaContext {
     /// Monotonic milliseconds since the node started.
     pub fn mono_ms(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64
+        (self.monotonic)()
     }
+}
+
+/// A source of monotonic milliseconds.
+pub type MonotonicClock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// Monotonic milliseconds since this clock was made, from the OS.
+pub fn system_monotonic() -> MonotonicClock {
+    let epoch = Instant::now();
+    Arc::new(move || epoch.elapsed().as_millis() as u64)
 }
 
 /// The raft role of a replica as last reported by its group.

@@ -190,7 +190,7 @@ impl Store {
             node_id: cfg.node_id,
             engine: engine.clone(),
             clock: clock.clone(),
-            epoch: Instant::now(),
+            monotonic: crate::replica::system_monotonic(),
             lease_duration: cfg.lease_duration(),
             renew_every_ticks: cfg.heartbeat_tick as u64,
             registry: registry.clone(),

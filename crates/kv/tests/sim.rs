@@ -27,7 +27,7 @@ use tessera_common::proto::{
 use tessera_common::{Clock, PhysicalClock, Timestamp};
 use tessera_kv::replica::{descriptor_key, Replica, ReplicaContext, ReplicaShared};
 use tessera_raft::{Config, MultiRaft, StateRole};
-use tessera_storage::{mvcc, Engine, MemoryEngine, WriteBatch};
+use tessera_storage::{mvcc, Engine, WriteBatch};
 use tokio::sync::oneshot;
 
 const NODES: u64 = 3;
@@ -35,6 +35,96 @@ const RANGE: u64 = 1;
 const STEP_MS: u64 = 5;
 const TICK_MS: u64 = 100;
 const KEYS: [&[u8]; 3] = [b"k0", b"k1", b"k2"];
+
+/// An engine that loses writes like a machine crash does: synced writes
+/// are durable; unsynced ones (applied state, log truncation) survive a
+/// crash only as a prefix, in write order, the way a journal does.
+#[derive(Default)]
+struct CrashEngine {
+    inner: parking_lot::Mutex<CrashState>,
+}
+
+#[derive(Default)]
+struct CrashState {
+    durable: BTreeMap<Vec<u8>, Vec<u8>>,
+    unsynced: Vec<WriteBatch>,
+    /// `durable` with every unsynced batch applied: what reads see.
+    view: BTreeMap<Vec<u8>, Vec<u8>>,
+}
+
+fn apply(map: &mut BTreeMap<Vec<u8>, Vec<u8>>, batch: &WriteBatch) {
+    for (k, v) in batch.ops() {
+        match v {
+            Some(v) => map.insert(k.clone(), v.clone()),
+            None => map.remove(k),
+        };
+    }
+}
+
+impl CrashEngine {
+    /// Simulates a power loss: keeps the first `keep` unsynced batches.
+    fn crash(&self, keep: usize) {
+        let mut s = self.inner.lock();
+        let unsynced = std::mem::take(&mut s.unsynced);
+        for b in unsynced.iter().take(keep) {
+            apply(&mut s.durable, b);
+        }
+        s.view = s.durable.clone();
+    }
+
+    fn unsynced(&self) -> usize {
+        self.inner.lock().unsynced.len()
+    }
+}
+
+impl Engine for CrashEngine {
+    fn get(&self, key: &[u8]) -> tessera_storage::Result<Option<Vec<u8>>> {
+        Ok(self.inner.lock().view.get(key).cloned())
+    }
+    fn scan(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        reverse: bool,
+    ) -> tessera_storage::Result<tessera_storage::EngineIterator<'_>> {
+        if start >= end {
+            return Ok(Box::new(std::iter::empty()));
+        }
+        let s = self.inner.lock();
+        let mut items: Vec<_> = s
+            .view
+            .range::<[u8], _>((
+                std::ops::Bound::Included(start),
+                std::ops::Bound::Excluded(end),
+            ))
+            .map(|(k, v)| Ok((k.clone(), v.clone())))
+            .collect();
+        if reverse {
+            items.reverse();
+        }
+        Ok(Box::new(items.into_iter()))
+    }
+    fn write(&self, batch: WriteBatch, sync: bool) -> tessera_storage::Result<()> {
+        let mut s = self.inner.lock();
+        apply(&mut s.view, &batch);
+        s.unsynced.push(batch);
+        if sync {
+            let all = std::mem::take(&mut s.unsynced);
+            for b in &all {
+                apply(&mut s.durable, b);
+            }
+        }
+        Ok(())
+    }
+    fn sync(&self) -> tessera_storage::Result<()> {
+        let mut s = self.inner.lock();
+        let all = std::mem::take(&mut s.unsynced);
+        for b in &all {
+            apply(&mut s.durable, b);
+        }
+        Ok(())
+    }
+}
 
 struct SimClock(Arc<AtomicU64>);
 impl PhysicalClock for SimClock {
@@ -44,7 +134,7 @@ impl PhysicalClock for SimClock {
 }
 
 struct SimNode {
-    engine: Arc<MemoryEngine>,
+    engine: Arc<CrashEngine>,
     mr: Option<MultiRaft<Replica>>,
     shared: Arc<ReplicaShared>,
     clock: Clock,
@@ -123,7 +213,7 @@ impl Sim {
             writing: true,
         };
         for id in 1..=NODES {
-            let engine = Arc::new(MemoryEngine::new());
+            let engine = Arc::new(CrashEngine::default());
             let mut batch = WriteBatch::new();
             batch.put(descriptor_key(RANGE), descriptor().encode_to_vec());
             tessera_raft::GroupStorage::initialized(
@@ -293,9 +383,12 @@ impl Sim {
             if down > 0 {
                 return;
             }
-            // Crash: the process state is gone, the engine stays.
+            // Crash: the process state is gone, and so is a suffix of the
+            // writes that were not synced.
             let n = self.nodes.get_mut(&victim).unwrap();
             n.mr = None;
+            let keep = self.rng.random_range(0..=n.engine.unsynced());
+            n.engine.crash(keep);
             n.down_until = Some(now + self.rng.random_range(200..2_000));
             self.in_flight.retain(|m| m.2 != victim);
         } else {

@@ -16,6 +16,16 @@
 //! cache is always looked up in KV before 42P01 is raised, so a table
 //! created on another node is visible at once.
 //!
+//! A table descriptor carries its secondary indexes (name, id, columns,
+//! unique). CREATE INDEX writes the new descriptor first, so every
+//! statement that starts afterwards maintains the index, then backfills
+//! the existing rows (a conditional put per entry); a UNIQUE index whose
+//! backfill finds a duplicate is removed again and the statement fails
+//! with 23505. A write that bound its plan before the descriptor changed
+//! and commits during the backfill may miss its entry: CREATE INDEX is
+//! not yet safe against concurrent writes to the same table. DROP INDEX
+//! removes it from the descriptor, then deletes its entries.
+//!
 //! TRUNCATE gives the table a fresh table id (its rows live under the id),
 //! so it swaps all rows out atomically with one descriptor write; the old
 //! rows are deleted afterwards. DROP removes the descriptor first, then the
@@ -80,6 +90,33 @@ struct TableProto {
     seq_id: u64,
     #[prost(uint32, tag = "6")]
     next_column_id: u32,
+    #[prost(message, repeated, tag = "7")]
+    indexes: Vec<IndexProto>,
+    #[prost(uint64, tag = "8")]
+    next_index_id: u64,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct IndexProto {
+    #[prost(string, tag = "1")]
+    name: String,
+    #[prost(uint64, tag = "2")]
+    id: u64,
+    #[prost(uint32, repeated, tag = "3")]
+    columns: Vec<u32>,
+    #[prost(bool, tag = "4")]
+    unique: bool,
+}
+
+/// A secondary index of a table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexDesc {
+    pub name: String,
+    /// Its keys live under `/table/<table id>/<index id>`; ids from 2.
+    pub id: u64,
+    /// Positions (in the table's `columns`) of the indexed columns.
+    pub columns: Vec<usize>,
+    pub unique: bool,
 }
 
 /// A column of a table.
@@ -110,11 +147,82 @@ pub struct TableDesc {
     /// The sequence feeding SERIAL columns and the hidden rowid.
     pub seq_id: u64,
     pub next_column_id: u32,
+    /// Secondary indexes.
+    pub indexes: Vec<IndexDesc>,
+    /// The id the next secondary index gets (at least 2).
+    pub next_index_id: u64,
 }
 
 impl TableDesc {
     pub fn column_index(&self, name: &str) -> Option<usize> {
         self.columns.iter().position(|c| c.name == name)
+    }
+
+    /// A secondary index by name.
+    pub fn index(&self, name: &str) -> Option<&IndexDesc> {
+        self.indexes.iter().find(|i| i.name == name)
+    }
+
+    /// The statements that create this table and its indexes (SHOW CREATE
+    /// TABLE): types as PostgreSQL spells them, SERIAL columns as
+    /// `serial`/`bigserial`, the hidden rowid of a table without a primary
+    /// key left out.
+    pub fn create_statement(&self) -> String {
+        let q = quote_ident;
+        let mut lines = Vec::new();
+        for c in self.columns.iter().filter(|c| !c.hidden) {
+            let ty = match (&c.ty, c.serial) {
+                (DataType::Int2, true) => "smallserial".to_string(),
+                (DataType::Int4, true) => "serial".to_string(),
+                (DataType::Int8, true) => "bigserial".to_string(),
+                (ty, _) => crate::types::type_display(ty),
+            };
+            let ty = match &c.ty {
+                DataType::Varchar(Some(n)) | DataType::Char(Some(n)) => format!("{ty}({n})"),
+                DataType::Numeric(Some((p, s))) => format!("{ty}({p},{s})"),
+                _ => ty,
+            };
+            let mut l = format!("    {} {ty}", q(&c.name));
+            if !c.nullable && !c.serial {
+                l.push_str(" NOT NULL");
+            }
+            if let Some(d) = &c.default {
+                l.push_str(&format!(" DEFAULT {d}"));
+            }
+            lines.push(l);
+        }
+        if !self.primary_key.iter().any(|p| self.columns[*p].hidden) {
+            let cols: Vec<String> = self
+                .primary_key
+                .iter()
+                .map(|p| q(&self.columns[*p].name))
+                .collect();
+            lines.push(format!(
+                "    CONSTRAINT {} PRIMARY KEY ({})",
+                q(&self.pkey_name()),
+                cols.join(", ")
+            ));
+        }
+        let mut out = format!(
+            "CREATE TABLE {} (\n{}\n);",
+            q(&self.name),
+            lines.join(",\n")
+        );
+        for i in &self.indexes {
+            let cols: Vec<String> = i
+                .columns
+                .iter()
+                .map(|p| q(&self.columns[*p].name))
+                .collect();
+            out.push_str(&format!(
+                "\nCREATE {}INDEX {} ON {} ({});",
+                if i.unique { "UNIQUE " } else { "" },
+                q(&i.name),
+                q(&self.name),
+                cols.join(", ")
+            ));
+        }
+        out
     }
 
     /// The name of the primary key constraint, as PostgreSQL names it.
@@ -142,6 +250,17 @@ impl TableDesc {
             primary_key: self.primary_key.iter().map(|i| *i as u32).collect(),
             seq_id: self.seq_id,
             next_column_id: self.next_column_id,
+            indexes: self
+                .indexes
+                .iter()
+                .map(|i| IndexProto {
+                    name: i.name.clone(),
+                    id: i.id,
+                    columns: i.columns.iter().map(|c| *c as u32).collect(),
+                    unique: i.unique,
+                })
+                .collect(),
+            next_index_id: self.next_index_id,
         }
     }
 
@@ -176,7 +295,31 @@ impl TableDesc {
             primary_key: p.primary_key.into_iter().map(|i| i as usize).collect(),
             seq_id: p.seq_id,
             next_column_id: p.next_column_id,
+            indexes: p
+                .indexes
+                .into_iter()
+                .map(|i| IndexDesc {
+                    name: i.name,
+                    id: i.id,
+                    columns: i.columns.into_iter().map(|c| c as usize).collect(),
+                    unique: i.unique,
+                })
+                .collect(),
+            next_index_id: p.next_index_id.max(2),
         })
+    }
+}
+
+/// An identifier as SQL text: quoted unless it is a plain lower-case name.
+pub fn quote_ident(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && !s.starts_with(|c: char| c.is_ascii_digit());
+    if plain {
+        s.to_string()
+    } else {
+        format!("\"{}\"", s.replace('"', "\"\""))
     }
 }
 
@@ -425,6 +568,13 @@ mod tests {
             primary_key: vec![0],
             seq_id: 105,
             next_column_id: 3,
+            indexes: vec![IndexDesc {
+                name: "t_v_idx".into(),
+                id: 2,
+                columns: vec![1],
+                unique: true,
+            }],
+            next_index_id: 3,
         };
         assert_eq!(TableDesc::decode(&d.encode()).unwrap(), d);
         assert!(TableDesc::decode(b"\xff\xff").is_err());

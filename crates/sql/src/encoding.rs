@@ -14,6 +14,11 @@
 //!
 //! Values carry column ids, not positions, so columns can be added or
 //! dropped later without rewriting rows.
+//!
+//! Secondary index entries live next to the rows, under their own index id
+//! (2, 3, ...): `/table <table id> <index id> <indexed datums> [<pk datums>]`
+//! with the primary key datums as the value (layout and the UNIQUE case:
+//! `exec::index_entry`).
 
 use tessera_common::keys::TABLE_PREFIX;
 use tessera_storage::encoding::{self as enc, KeyDecoder};
@@ -181,9 +186,26 @@ pub fn pretty_key(key: &[u8]) -> String {
             Err(_) => return s,
         }
     }
+    push_pretty_datums(&mut d, &mut s);
+    s
+}
+
+/// Renders `key` relative to `prefix` (`/1000/'x'` for a row of the index
+/// whose prefix is given); `None` if the key is not under the prefix.
+pub fn pretty_relative(key: &[u8], prefix: &[u8]) -> Option<String> {
+    let rest = key.strip_prefix(prefix)?;
+    let mut s = String::new();
+    push_pretty_datums(&mut KeyDecoder::new(rest), &mut s);
+    if s.is_empty() {
+        s.push_str("/Min");
+    }
+    Some(s)
+}
+
+fn push_pretty_datums(d: &mut KeyDecoder<'_>, s: &mut String) {
     while !d.is_empty() {
         let before = d.clone();
-        match decode_key_datum(&mut d) {
+        match decode_key_datum(d) {
             Ok(Datum::Text(t)) => s.push_str(&format!("/'{t}'")),
             Ok(Datum::Null) => s.push_str("/NULL"),
             Ok(v) => s.push_str(&format!(
@@ -199,7 +221,6 @@ pub fn pretty_key(key: &[u8]) -> String {
             }
         }
     }
-    s
 }
 
 // ---------------------------------------------------------------------------

@@ -114,6 +114,7 @@ pub mod code {
     pub const INVALID_TEXT_REPRESENTATION: &str = "22P02";
     pub const NOT_NULL_VIOLATION: &str = "23502";
     pub const UNIQUE_VIOLATION: &str = "23505";
+    pub const CARDINALITY_VIOLATION: &str = "21000";
     pub const ACTIVE_SQL_TRANSACTION: &str = "25001";
     pub const NO_ACTIVE_SQL_TRANSACTION: &str = "25P01";
     pub const IN_FAILED_SQL_TRANSACTION: &str = "25P02";

@@ -3,8 +3,13 @@
 //! Operators are evaluated bottom-up and materialize their rows (results
 //! do not stream yet). Scans read only the key spans the planner chose:
 //! points are `get`s, spans and full scans are KV `scan`s, always through
-//! the transaction's write buffer. INSERT, UPDATE and DELETE only buffer
-//! writes; nothing reaches KV before the transaction commits.
+//! the transaction's write buffer; a scan through a secondary index reads
+//! its entries, then `get`s each row by the primary key the entry holds.
+//! INSERT, UPDATE and DELETE only buffer writes — the row and its index
+//! entries ([`index_entry`]) — nothing reaches KV before the transaction
+//! commits. An UPDATE rewrites an index entry only if it changed.
+//! `INSERT ... ON CONFLICT` reads each proposed row's key first: see the
+//! crate doc for its semantics.
 
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
@@ -12,13 +17,13 @@ use std::sync::Arc;
 
 use tessera_storage::encoding::prefix_successor;
 
-use crate::catalog::{Catalog, TableDesc};
+use crate::catalog::{Catalog, IndexDesc, TableDesc};
 use crate::encoding::{self, encode_key_datum, index_prefix, PRIMARY_INDEX_ID};
 use crate::error::{code, Result, SqlError};
 use crate::expr::{self, BinOp, EvalCtx, Expr};
 use crate::plan::{
     explain, AggCall, AggFunc, Binder, Bound, DeletePlan, InsertPlan, InsertSource, JoinKind,
-    KeyRange, Plan, Returning, UpdatePlan,
+    KeyRange, OnConflict, Plan, Returning, UpdatePlan,
 };
 use crate::txn::{ReadRow, Txn};
 use crate::types::{self, DataType, Datum, Decimal};
@@ -464,10 +469,36 @@ fn resolve_range(
     range: &KeyRange,
     ctx: &EvalCtx,
 ) -> Result<(Vec<Vec<u8>>, Vec<Span>)> {
-    let base = index_prefix(table.id, PRIMARY_INDEX_ID);
+    resolve_on(table, PRIMARY_INDEX_ID, &table.primary_key, range, ctx)
+}
+
+/// [`resolve_range`] over the index `index_id` on columns `cols`.
+fn resolve_on(
+    table: &TableDesc,
+    index_id: u64,
+    cols: &[usize],
+    range: &KeyRange,
+    ctx: &EvalCtx,
+) -> Result<(Vec<Vec<u8>>, Vec<Span>)> {
+    let base = index_prefix(table.id, index_id);
     let succ = |k: &[u8]| prefix_successor(k).expect("table keys are not all 0xff");
-    let ty = |k: usize| &table.columns[table.primary_key[k]].ty;
+    let ty = |k: usize| &table.columns[cols[k]].ty;
     match range {
+        KeyRange::Index { index_id, range } => {
+            let idx = table
+                .indexes
+                .iter()
+                .find(|i| i.id == *index_id)
+                .ok_or_else(|| SqlError::internal("index vanished from its table"))?;
+            let (points, mut spans) = resolve_on(table, idx.id, &idx.columns, range, ctx)?;
+            // Entries of a non-unique (or partly NULL) index carry the
+            // primary key after the indexed values: a point is a prefix.
+            spans.extend(points.into_iter().map(|p| {
+                let e = succ(&p);
+                (p, e)
+            }));
+            Ok((vec![], spans))
+        }
         KeyRange::Full => Ok((vec![], vec![(base.clone(), succ(&base))])),
         KeyRange::Points(points) => {
             let mut keys = Vec::new();
@@ -557,8 +588,26 @@ pub async fn scan(
             read.push(r);
         }
     }
-    for (s, e) in spans {
-        read.extend(txn.scan(&s, &e).await?);
+    if let KeyRange::Index { .. } = range {
+        // Index join: each entry's value is its row's primary key.
+        let primary = index_prefix(table.id, PRIMARY_INDEX_ID);
+        let mut seen = HashSet::new();
+        for (s, e) in spans {
+            for entry in txn.scan(&s, &e).await? {
+                let mut k = primary.clone();
+                k.extend_from_slice(&entry.value);
+                if !seen.insert(k.clone()) {
+                    continue;
+                }
+                if let Some(r) = txn.get(&k).await? {
+                    read.push(r);
+                }
+            }
+        }
+    } else {
+        for (s, e) in spans {
+            read.extend(txn.scan(&s, &e).await?);
+        }
     }
     let mut out = Vec::with_capacity(read.len());
     for rr in read {
@@ -594,6 +643,81 @@ fn not_null_check(table: &TableDesc, row: &[Datum]) -> Result<()> {
 fn row_key_of(table: &TableDesc, row: &[Datum]) -> Vec<u8> {
     let pk: Vec<Datum> = table.primary_key.iter().map(|p| row[*p].clone()).collect();
     encoding::row_key(table.id, &pk)
+}
+
+/// The entry of `row` in a secondary index: its key and value.
+///
+/// ```text
+/// key   = /table <table id> <index id> <indexed cols>... [<pk cols>...]
+/// value = <pk cols>...          (key-encoded: the row key's suffix)
+/// ```
+///
+/// A UNIQUE index leaves the primary key out of the key when no indexed
+/// value is NULL, so two rows with the same values collide on one key
+/// (the insert's "absent" condition catches it: 23505). Otherwise the
+/// primary key makes the key unique (NULLs never conflict).
+pub fn index_entry(table: &TableDesc, idx: &IndexDesc, row: &[Datum]) -> (Vec<u8>, Vec<u8>) {
+    let mut k = index_prefix(table.id, idx.id);
+    let mut any_null = false;
+    for c in &idx.columns {
+        any_null |= row[*c].is_null();
+        encode_key_datum(&mut k, &row[*c]);
+    }
+    let mut pk = Vec::new();
+    for c in &table.primary_key {
+        encode_key_datum(&mut pk, &row[*c]);
+    }
+    if !idx.unique || any_null {
+        k.extend_from_slice(&pk);
+    }
+    (k, pk)
+}
+
+/// Buffers a new row and its index entries.
+fn insert_row(txn: &mut Txn, table: &TableDesc, row: &[Datum], guarded: bool) -> Result<()> {
+    let key = row_key_of(table, row);
+    let value = encode_row(table, row);
+    if guarded {
+        txn.insert_absent_read(key, value)?;
+    } else {
+        txn.insert(key, value, &table.pkey_name())?;
+    }
+    for idx in &table.indexes {
+        let (k, v) = index_entry(table, idx, row);
+        txn.insert(k, v, &idx.name)?;
+    }
+    Ok(())
+}
+
+/// Buffers the change of a row read as `rr` (holding `old`) to `new`.
+fn update_row(txn: &mut Txn, table: &TableDesc, rr: &ReadRow, old: &Row, new: &Row) -> Result<()> {
+    let key = row_key_of(table, new);
+    let value = encode_row(table, new);
+    if key == rr.key {
+        txn.write_read_row(rr, Some(value));
+    } else {
+        txn.write_read_row(rr, None);
+        txn.insert(key, value, &table.pkey_name())?;
+    }
+    for idx in &table.indexes {
+        let before = index_entry(table, idx, old);
+        let after = index_entry(table, idx, new);
+        if before != after {
+            txn.delete_entry(before.0, &before.1, &idx.name)?;
+            txn.insert(after.0, after.1, &idx.name)?;
+        }
+    }
+    Ok(())
+}
+
+/// Buffers the deletion of a row read as `rr` (holding `row`).
+fn delete_row(txn: &mut Txn, table: &TableDesc, rr: &ReadRow, row: &Row) -> Result<()> {
+    txn.write_read_row(rr, None);
+    for idx in &table.indexes {
+        let (k, v) = index_entry(table, idx, row);
+        txn.delete_entry(k, &v, &idx.name)?;
+    }
+    Ok(())
 }
 
 fn returning_rows(
@@ -658,6 +782,9 @@ async fn insert(p: &InsertPlan, catalog: &Catalog, txn: &mut Txn, ctx: &EvalCtx)
         0
     };
     let mut written = Vec::new();
+    // Keys this statement inserted or updated (ON CONFLICT DO UPDATE may
+    // not touch a row twice).
+    let mut touched: HashSet<Vec<u8>> = HashSet::new();
     for r in source {
         let mut row = vec![Datum::Null; table.columns.len()];
         let mut given = vec![false; table.columns.len()];
@@ -680,9 +807,50 @@ async fn insert(p: &InsertPlan, catalog: &Catalog, txn: &mut Txn, ctx: &EvalCtx)
             }
         }
         not_null_check(table, &row)?;
+        let Some(oc) = &p.on_conflict else {
+            insert_row(txn, table, &row, false)?;
+            written.push(row);
+            continue;
+        };
         let key = row_key_of(table, &row);
-        txn.insert(key, encode_row(table, &row), &table.pkey_name())?;
-        written.push(row);
+        let existing = txn.get(&key).await?;
+        let Some(rr) = existing else {
+            // Absent now; if someone inserts it before we commit, the
+            // commit fails with 40001 and the statement is retried (and
+            // then sees the row).
+            insert_row(txn, table, &row, true)?;
+            touched.insert(key);
+            written.push(row);
+            continue;
+        };
+        let OnConflict::DoUpdate { sets, filter } = oc else {
+            continue;
+        };
+        if !touched.insert(key) {
+            return Err(SqlError::new(
+                code::CARDINALITY_VIOLATION,
+                "ON CONFLICT DO UPDATE command cannot affect row a second time",
+            )
+            .with_hint(
+                "Ensure that no rows proposed for insertion within the same command have duplicate constrained values.",
+            ));
+        }
+        let old = decode_row(table, &rr.value)?;
+        let mut both = old.clone();
+        both.extend(row.iter().cloned());
+        if let Some(f) = filter {
+            if !truthy(f, &both, ctx)? {
+                continue;
+            }
+        }
+        let mut new = old.clone();
+        for (c, e) in sets {
+            new[*c] = types::coerce_for_column(e.eval(&both, ctx)?, &table.columns[*c].ty)?;
+        }
+        not_null_check(table, &new)?;
+        update_row(txn, table, &rr, &old, &new)?;
+        touched.insert(row_key_of(table, &new));
+        written.push(new);
     }
     Ok(Output::Count {
         tag: "INSERT",
@@ -701,14 +869,7 @@ async fn update(p: &UpdatePlan, txn: &mut Txn, ctx: &EvalCtx) -> Result<Output> 
             new[*c] = types::coerce_for_column(e.eval(&old, ctx)?, &table.columns[*c].ty)?;
         }
         not_null_check(table, &new)?;
-        let key = row_key_of(table, &new);
-        let value = encode_row(table, &new);
-        if key == rr.key {
-            txn.write_read_row(&rr, Some(value));
-        } else {
-            txn.write_read_row(&rr, None);
-            txn.insert(key, value, &table.pkey_name())?;
-        }
+        update_row(txn, table, &rr, &old, &new)?;
         written.push(new);
     }
     Ok(Output::Count {
@@ -722,7 +883,7 @@ async fn delete(p: &DeletePlan, txn: &mut Txn, ctx: &EvalCtx) -> Result<Output> 
     let rows = scan(&p.table, &p.range, p.filter.as_ref(), txn, ctx).await?;
     let mut deleted = Vec::new();
     for (rr, row) in rows {
-        txn.write_read_row(&rr, None);
+        delete_row(txn, &p.table, &rr, &row)?;
         deleted.push(row);
     }
     Ok(Output::Count {
@@ -735,10 +896,15 @@ async fn delete(p: &DeletePlan, txn: &mut Txn, ctx: &EvalCtx) -> Result<Output> 
 /// Deletes every key under a table id, in bounded batches (after DROP or
 /// TRUNCATE made them unreachable, so partial progress is invisible).
 pub async fn purge_table_data(db: &tessera_kv::DB, table_id: u64) -> Result<()> {
-    let start = encoding::table_prefix(table_id);
-    let end = prefix_successor(&start).expect("table prefix is not all 0xff");
+    purge_prefix(db, &encoding::table_prefix(table_id)).await
+}
+
+/// Deletes every key under `start` (a table's or an index's prefix), in
+/// bounded batches.
+pub async fn purge_prefix(db: &tessera_kv::DB, start: &[u8]) -> Result<()> {
+    let end = prefix_successor(start).expect("table prefix is not all 0xff");
     loop {
-        let rows = db.scan(&start, &end, 1000, false).await?;
+        let rows = db.scan(start, &end, 1000, false).await?;
         if rows.is_empty() {
             return Ok(());
         }

@@ -5,17 +5,44 @@
 //! server      pgwire front end: startup, simple + extended protocol, values
 //! session     one connection: transaction state, SET/SHOW, DDL, dispatch
 //! plan        sqlparser AST -> bound tree (names, types, $n inference)
-//!             -> Plan; WHERE on the primary key -> point lookups / spans
-//! exec        runs plans and DML inside a txn (reads merge the write buffer)
+//!             -> Plan; WHERE on the primary key or on the leading column
+//!             of a secondary index -> point lookups / spans / index joins
+//! exec        runs plans and DML inside a txn (reads merge the write buffer);
+//!             maintains secondary indexes; INSERT ... ON CONFLICT
 //! txn         write buffer, committed as ONE kv write_batch with cputs
 //! expr        bound scalar expressions and their evaluation
-//! catalog     table descriptors in KV, cached per node, versioned
-//! encoding    rows <-> keys and values
+//! catalog     table descriptors (with their indexes) in KV, cached, versioned
+//! encoding    rows and index entries <-> keys and values
 //! types       SQL types, datums, exact decimals, dates and times
+//! admin       ALTER TABLE .. SPLIT AT, SHOW RANGES FROM TABLE / INDEX
+//! pgcompat    psql's \d, \dt, \di, \d name answered from the catalog
 //! ```
 //!
-//! The SQL layer uses only the `tessera_kv::DB` client API (get, scan,
-//! cput, write_batch, increment): it never sees ranges, leases or raft.
+//! The SQL layer uses the `tessera_kv::DB` client API (get, scan, cput,
+//! write_batch, increment), plus `split`, `ranges` and `leaseholder_of`
+//! for SPLIT AT and SHOW RANGES only: planning and execution never see
+//! ranges, leases or raft.
+//!
+//! # Statements beyond the basics
+//!
+//! - `CREATE [UNIQUE] INDEX [IF NOT EXISTS] [name] ON t (cols)` and `DROP
+//!   INDEX [IF EXISTS] name`: see [`catalog`] (backfill) and
+//!   [`exec::index_entry`] (layout). Index entries are written in the same
+//!   write batch as their row by INSERT, UPDATE and DELETE; a duplicate in
+//!   a UNIQUE index is 23505 (NULLs never conflict). The planner uses the
+//!   first index whose leading column the WHERE clause constrains (when
+//!   the primary key is not constrained) and EXPLAIN names it and its spans.
+//! - `INSERT ... ON CONFLICT [(pk cols) | ON CONSTRAINT t_pkey] DO NOTHING`
+//!   and `... DO UPDATE SET col = EXCLUDED.col [, ...] [WHERE ...]`: only
+//!   the primary key is an arbiter (a conflict in a UNIQUE secondary index
+//!   is still 23505). A row found is read (an update of it is a cput of
+//!   what was read); a row not found is inserted expecting it still absent
+//!   at commit — if another transaction inserted it meanwhile, the commit
+//!   fails with 40001 (and an implicit transaction retries, now seeing the
+//!   row) rather than 23505. DO UPDATE touching one row twice is 21000.
+//! - `ALTER TABLE t SPLIT AT VALUES (...)`, `SHOW RANGES FROM TABLE t`,
+//!   `SHOW RANGES FROM INDEX t@idx`: see [`admin`].
+//! - `SHOW CREATE TABLE t`: the CREATE TABLE and CREATE INDEX statements.
 //!
 //! # Public API
 //!
@@ -58,15 +85,21 @@
 //! - if the buffered writes fall in more than one range, the batch is
 //!   refused and the commit fails with **0A000** ("cross-range transactions
 //!   are not supported yet"); nothing is applied;
-//! - DDL (CREATE/DROP/TRUNCATE TABLE) is not transactional: it applies at
-//!   once, even inside BEGIN..COMMIT. Sequences (SERIAL, the hidden rowid)
+//! - a row and its secondary index entries are one batch too: if they fall
+//!   in different ranges (after a split between the table's rows and its
+//!   index), the write fails with 0A000 and applies nothing, until
+//!   distributed transactions exist;
+//! - DDL (CREATE/DROP/TRUNCATE TABLE, CREATE/DROP INDEX) is not
+//!   transactional: it applies at once, even inside BEGIN..COMMIT. Sequences (SERIAL, the hidden rowid)
 //!   are not transactional either, as in PostgreSQL.
 
+pub mod admin;
 pub mod catalog;
 pub mod encoding;
 pub mod error;
 pub mod exec;
 pub mod expr;
+pub mod pgcompat;
 pub mod plan;
 pub mod server;
 pub mod session;

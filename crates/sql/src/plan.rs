@@ -12,7 +12,11 @@
 //! [`KeyRange`] — all key columns equal to constants is a point lookup, an
 //! IN list on a one-column key is a set of points, equalities on a key
 //! prefix plus bounds on the next column are one span — instead of a full
-//! table scan. The whole predicate is still applied as a filter.
+//! table scan. When the primary key is not constrained, the same analysis
+//! runs over each secondary index's columns; the first index with a usable
+//! range becomes a [`KeyRange::Index`] (scan the index entries, then fetch
+//! each row by its primary key: an index join). The whole predicate is
+//! still applied as a filter, so the choice never changes results.
 //! [`explain`] prints the plan and the spans.
 
 use std::collections::HashMap;
@@ -80,6 +84,10 @@ pub enum KeyRange {
         lower: Option<(Expr, bool)>,
         upper: Option<(Expr, bool)>,
     },
+    /// Through a secondary index: `range` is over the index's columns (a
+    /// `Points` entry matches every row with those values); each entry
+    /// found leads to its row in the primary index (an index join).
+    Index { index_id: u64, range: Box<KeyRange> },
 }
 
 /// A relational operator tree. Each node produces rows of datums.
@@ -163,6 +171,19 @@ pub struct InsertPlan {
     pub targets: Vec<usize>,
     pub source: InsertSource,
     pub returning: Option<Returning>,
+    pub on_conflict: Option<OnConflict>,
+}
+
+/// `ON CONFLICT` on the primary key.
+#[derive(Debug, Clone)]
+pub enum OnConflict {
+    DoNothing,
+    /// Expressions over the existing row followed by the proposed row
+    /// (`EXCLUDED`): the table's columns, then the same columns again.
+    DoUpdate {
+        sets: Vec<(usize, Expr)>,
+        filter: Option<Expr>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -1069,9 +1090,6 @@ impl<'a> Binder<'a> {
         let ast::TableObject::TableName(name) = &i.table else {
             return Err(SqlError::unsupported("INSERT into a table function"));
         };
-        if i.on.is_some() {
-            return Err(SqlError::unsupported("ON CONFLICT is not supported yet"));
-        }
         let table = self.table(name)?;
         let targets: Vec<usize> = if i.columns.is_empty() {
             table
@@ -1155,12 +1173,122 @@ impl<'a> Binder<'a> {
             }
         };
         let returning = self.bind_returning(&i.returning, &table)?;
+        let on_conflict = match &i.on {
+            None => None,
+            Some(on) => Some(self.bind_on_conflict(on, &table, i.table_alias.as_ref())?),
+        };
         Ok(InsertPlan {
             table,
             targets,
             source,
             returning,
+            on_conflict,
         })
+    }
+
+    fn bind_on_conflict(
+        &mut self,
+        on: &ast::OnInsert,
+        table: &Arc<TableDesc>,
+        alias: Option<&ast::TableAliasWithoutColumns>,
+    ) -> Result<OnConflict> {
+        let ast::OnInsert::OnConflict(oc) = on else {
+            return Err(SqlError::unsupported("ON DUPLICATE KEY UPDATE"));
+        };
+        let no_match = || {
+            SqlError::new(
+                code::INVALID_COLUMN_REFERENCE,
+                "there is no unique or exclusion constraint matching the ON CONFLICT specification",
+            )
+        };
+        match &oc.conflict_target {
+            None => {
+                if matches!(oc.action, ast::OnConflictAction::DoUpdate(_)) {
+                    return Err(SqlError::syntax(
+                        "ON CONFLICT DO UPDATE requires inference specification or constraint name",
+                    ));
+                }
+            }
+            Some(ast::ConflictTarget::Columns { columns, predicate }) => {
+                if predicate.is_some() {
+                    return Err(no_match());
+                }
+                let mut cols = Vec::new();
+                for c in columns {
+                    let n = ident(c);
+                    let p = table.column_index(&n).ok_or_else(|| {
+                        SqlError::new(
+                            code::UNDEFINED_COLUMN,
+                            format!("column \"{n}\" does not exist"),
+                        )
+                    })?;
+                    cols.push(p);
+                }
+                cols.sort_unstable();
+                cols.dedup();
+                let mut pk = table.primary_key.clone();
+                pk.sort_unstable();
+                if cols != pk {
+                    return Err(no_match());
+                }
+            }
+            Some(ast::ConflictTarget::OnConstraint(n)) => {
+                if table_name(n)? != table.pkey_name() {
+                    return Err(SqlError::new(
+                        code::UNDEFINED_OBJECT,
+                        format!(
+                            "constraint \"{n}\" for table \"{}\" does not exist",
+                            table.name
+                        ),
+                    ));
+                }
+            }
+        }
+        let ast::OnConflictAction::DoUpdate(du) = &oc.action else {
+            return Ok(OnConflict::DoNothing);
+        };
+        let alias = alias.map(|a| ident(&a.alias)).unwrap_or(table.name.clone());
+        let mut scope = Scope::of_table(table, &alias);
+        scope.cols.extend(Scope::of_table(table, "excluded").cols);
+        let mut sets = Vec::new();
+        for a in &du.assignments {
+            let ast::AssignmentTarget::ColumnName(c) = &a.target else {
+                return Err(SqlError::unsupported("tuple assignments"));
+            };
+            let n =
+                c.0.last()
+                    .and_then(|p| p.as_ident())
+                    .map(ident)
+                    .ok_or_else(|| SqlError::syntax("bad column name"))?;
+            let p = table.column_index(&n).ok_or_else(|| {
+                SqlError::new(
+                    code::UNDEFINED_COLUMN,
+                    format!(
+                        "column \"{n}\" of relation \"{}\" does not exist",
+                        table.name
+                    ),
+                )
+            })?;
+            let col = &table.columns[p];
+            let e = if is_default_keyword(&a.value) {
+                match &col.default {
+                    Some(d) => self.bind_default(d, &col.ty)?,
+                    None => Expr::Literal(Datum::Null),
+                }
+            } else {
+                let mut t = self.bind_expr_no_agg(&a.value, &scope, "UPDATE")?;
+                self.unify_with(&mut t, &col.ty);
+                check_assignable(&t.ty, &col.ty, &col.name)?;
+                t.e
+            };
+            sets.push((p, e));
+        }
+        let filter = du
+            .selection
+            .as_ref()
+            .map(|w| self.bind_bool(w, &scope, "WHERE"))
+            .transpose()?;
+        Ok(OnConflict::DoUpdate { sets, filter })
     }
 
     fn bind_update(&mut self, u: &ast::Update) -> Result<UpdatePlan> {
@@ -2418,9 +2546,29 @@ fn key_compatible(col: &DataType, v: &Expr) -> bool {
     }
 }
 
-/// Picks the key range a scan of `table` needs to evaluate `filter`.
+/// Picks the key range a scan of `table` needs to evaluate `filter`: the
+/// primary key if the filter constrains it, else the first secondary index
+/// whose leading column it constrains, else a full scan.
 pub fn choose_range(table: &TableDesc, filter: &Expr) -> KeyRange {
-    let pk = &table.primary_key;
+    let r = choose_on(table, &table.primary_key, filter);
+    if r != KeyRange::Full {
+        return r;
+    }
+    for idx in &table.indexes {
+        let r = choose_on(table, &idx.columns, filter);
+        if r != KeyRange::Full {
+            return KeyRange::Index {
+                index_id: idx.id,
+                range: Box::new(r),
+            };
+        }
+    }
+    KeyRange::Full
+}
+
+/// The key range over the index on columns `pk` (positions) that `filter`
+/// needs.
+fn choose_on(table: &TableDesc, pk: &[usize], filter: &Expr) -> KeyRange {
     let n = pk.len();
     let mut eq: Vec<Option<Expr>> = vec![None; n];
     let mut lower: Vec<Option<(Expr, bool)>> = vec![None; n];
@@ -2515,10 +2663,21 @@ fn show_value(e: &Expr) -> String {
 /// The spans a key range covers, for humans: `/Table/104/1/42`,
 /// `[/Table/104/1/10 - /Table/104/1/20]`.
 pub fn describe_range(table: &TableDesc, range: &KeyRange) -> String {
-    let base = encoding::pretty_key(&encoding::index_prefix(
-        table.id,
-        encoding::PRIMARY_INDEX_ID,
-    ));
+    describe_on(table, encoding::PRIMARY_INDEX_ID, range)
+}
+
+/// The name of an index of `table` (`primary` for the rows).
+pub fn index_name(table: &TableDesc, index_id: u64) -> String {
+    table
+        .indexes
+        .iter()
+        .find(|i| i.id == index_id)
+        .map(|i| i.name.clone())
+        .unwrap_or_else(|| "primary".into())
+}
+
+fn describe_on(table: &TableDesc, index_id: u64, range: &KeyRange) -> String {
+    let base = encoding::pretty_key(&encoding::index_prefix(table.id, index_id));
     let key = |vals: &[Expr]| {
         let mut s = base.clone();
         for v in vals {
@@ -2529,6 +2688,7 @@ pub fn describe_range(table: &TableDesc, range: &KeyRange) -> String {
     };
     match range {
         KeyRange::Full => format!("FULL SCAN [{base} - {base}/Max)"),
+        KeyRange::Index { index_id, range } => describe_on(table, *index_id, range),
         KeyRange::Points(points) => points.iter().map(|p| key(p)).collect::<Vec<_>>().join(", "),
         KeyRange::Span {
             prefix,
@@ -2561,13 +2721,35 @@ fn explain_plan(plan: &Plan, depth: usize, out: &mut Vec<String>) {
             range,
             filter,
         } => {
-            let kind = match range {
+            let kind = |r: &KeyRange| match r {
                 KeyRange::Full => "full scan",
                 KeyRange::Points(_) => "point lookup",
-                KeyRange::Span { .. } => "span scan",
+                KeyRange::Span { .. } | KeyRange::Index { .. } => "span scan",
             };
-            out.push(format!("{pad}scan {}@primary ({kind})", table.name));
-            out.push(format!("{pad}  spans: {}", describe_range(table, range)));
+            if let KeyRange::Index { index_id, range: r } = range {
+                out.push(format!(
+                    "{pad}index join {}@primary (lookup of each row found)",
+                    table.name
+                ));
+                out.push(format!(
+                    "{pad}  scan {}@{} ({})",
+                    table.name,
+                    index_name(table, *index_id),
+                    match **r {
+                        // Entries carry the primary key after the value.
+                        KeyRange::Points(_) => "lookup by value",
+                        _ => kind(r),
+                    }
+                ));
+                out.push(format!("{pad}    spans: {}", describe_range(table, range)));
+            } else {
+                out.push(format!(
+                    "{pad}scan {}@primary ({})",
+                    table.name,
+                    kind(range)
+                ));
+                out.push(format!("{pad}  spans: {}", describe_range(table, range)));
+            }
             if filter.is_some() {
                 out.push(format!("{pad}  filter: yes"));
             }
@@ -2641,13 +2823,22 @@ fn explain_plan(plan: &Plan, depth: usize, out: &mut Vec<String>) {
 pub fn explain(b: &Bound) -> Vec<String> {
     let mut out = Vec::new();
     let scan_line = |out: &mut Vec<String>, table: &TableDesc, range: &KeyRange| {
-        out.push(format!("  scan {}@primary", table.name));
+        let idx = match range {
+            KeyRange::Index { index_id, .. } => index_name(table, *index_id),
+            _ => "primary".into(),
+        };
+        out.push(format!("  scan {}@{idx}", table.name));
         out.push(format!("    spans: {}", describe_range(table, range)));
     };
     match b {
         Bound::Query(q) => explain_plan(&q.plan, 0, &mut out),
         Bound::Insert(i) => {
             out.push(format!("insert into {}", i.table.name));
+            match &i.on_conflict {
+                Some(OnConflict::DoNothing) => out.push("  on conflict: do nothing".into()),
+                Some(OnConflict::DoUpdate { .. }) => out.push("  on conflict: do update".into()),
+                None => {}
+            }
             match &i.source {
                 InsertSource::Values(rows) => out.push(format!("  values ({} rows)", rows.len())),
                 InsertSource::Query(p) => explain_plan(p, 1, &mut out),
@@ -2692,6 +2883,8 @@ mod tests {
             primary_key: vec![0, 1],
             seq_id: 105,
             next_column_id: 4,
+            indexes: vec![],
+            next_index_id: 2,
         })
     }
 
@@ -2725,6 +2918,52 @@ mod tests {
             Bound::Delete(d) => d.range.clone(),
             _ => panic!("no scan"),
         }
+    }
+
+    #[test]
+    fn a_secondary_index_serves_predicates_on_its_leading_column() {
+        let mut t = (*table()).clone();
+        t.indexes.push(crate::catalog::IndexDesc {
+            name: "t_v_idx".into(),
+            id: 2,
+            columns: vec![2, 1],
+            unique: false,
+        });
+        let t = Arc::new(t);
+        let bind = |sql: &str| {
+            let stmts = sqlparser::parser::Parser::parse_sql(
+                &sqlparser::dialect::PostgreSqlDialect {},
+                sql,
+            )
+            .unwrap();
+            let mut tables = HashMap::new();
+            tables.insert("t".to_string(), t.clone());
+            Binder::new(&tables, vec![])
+                .bind_statement(&stmts[0])
+                .unwrap()
+        };
+        let b = bind("SELECT * FROM t WHERE v = 7");
+        match scan_range(&b) {
+            KeyRange::Index { index_id: 2, range } => assert!(
+                matches!(&*range, KeyRange::Span { prefix, lower: None, upper: None } if prefix.len() == 1),
+                "{range:?}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        let b = bind("DELETE FROM t WHERE v > 7 AND v <= 9");
+        assert!(matches!(
+            scan_range(&b),
+            KeyRange::Index { index_id: 2, range } if matches!(*range, KeyRange::Span { .. })
+        ));
+        // The primary key wins; a predicate on a non-leading column of the
+        // index does not use it.
+        let b = bind("SELECT * FROM t WHERE a = 1 AND v = 7");
+        assert!(matches!(scan_range(&b), KeyRange::Span { .. }));
+        let b = bind("SELECT * FROM t WHERE b = 'x'");
+        assert_eq!(scan_range(&b), KeyRange::Full);
+        let lines = explain(&bind("EXPLAIN SELECT * FROM t WHERE v = 7")).join("\n");
+        assert!(lines.contains("scan t@t_v_idx"), "{lines}");
+        assert!(lines.contains("/Table/104/2/7"), "{lines}");
     }
 
     #[test]

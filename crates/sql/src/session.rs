@@ -15,6 +15,7 @@ use sqlparser::ast::{self, Statement};
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
 
+use crate::admin::{self, AdminStmt};
 use crate::catalog::{Catalog, Column, TableDesc};
 use crate::error::{code, Result, SqlError};
 use crate::exec::{self, Output, Row};
@@ -54,6 +55,8 @@ pub struct Prepared {
     /// Declared by the client, then inferred.
     pub param_types: Vec<DataType>,
     pub columns: Vec<(String, DataType)>,
+    /// A statement sqlparser does not know (SPLIT AT, SHOW RANGES).
+    pub admin: Option<AdminStmt>,
 }
 
 enum TxnState {
@@ -113,6 +116,18 @@ impl Session {
     /// Runs a simple-protocol query string: every statement in order,
     /// stopping at the first error.
     pub async fn execute_sql(&mut self, sql: &str) -> Vec<Result<StmtResult>> {
+        if !matches!(self.txn, TxnState::Failed) {
+            match crate::pgcompat::answer(sql, &self.catalog, &self.database, &self.user).await {
+                Ok(Some(r)) => return vec![Ok(r)],
+                Ok(None) => {}
+                Err(e) => return vec![Err(e)],
+            }
+        }
+        match admin::parse(sql) {
+            Ok(Some(a)) => return vec![self.run_admin(&a, &[]).await],
+            Ok(None) => {}
+            Err(e) => return vec![Err(e)],
+        }
         let stmts = match parse(sql) {
             Ok(s) => s,
             Err(e) => return vec![Err(e)],
@@ -155,6 +170,29 @@ impl Session {
 
     /// Parses and binds one statement for the extended protocol.
     pub async fn prepare(&mut self, sql: &str, declared: &[Option<DataType>]) -> Result<Prepared> {
+        if let Some(a) = admin::parse(sql)? {
+            let declared: Vec<DataType> = declared
+                .iter()
+                .map(|t| t.clone().unwrap_or(DataType::Unknown))
+                .collect();
+            let param_types = match &a {
+                AdminStmt::SplitAt { query, .. } => {
+                    self.catalog.refresh().await?;
+                    let stmt = Statement::Query(query.clone());
+                    self.bind(&stmt, declared).await?.1
+                }
+                AdminStmt::ShowRanges { .. } => declared,
+            };
+            return Ok(Prepared {
+                sql: sql.to_string(),
+                stmt: None,
+                bound: None,
+                catalog_version: self.catalog.cached_version(),
+                param_types,
+                columns: a.columns(),
+                admin: Some(a),
+            });
+        }
         let mut stmts = parse(sql)?;
         if stmts.len() > 1 {
             return Err(SqlError::syntax(
@@ -178,6 +216,7 @@ impl Session {
                 (None, declared, vec![(name, DataType::Text)])
             }
             Some(Statement::ShowTables { .. }) => (None, declared, show_tables_columns()),
+            Some(Statement::ShowCreate { .. }) => (None, declared, show_create_columns()),
             _ => (None, declared, vec![]),
         };
         Ok(Prepared {
@@ -187,11 +226,15 @@ impl Session {
             catalog_version: version,
             param_types,
             columns,
+            admin: None,
         })
     }
 
     /// Runs a prepared statement with decoded parameter values.
     pub async fn execute_prepared(&mut self, p: &Prepared, params: &[Datum]) -> Result<StmtResult> {
+        if let Some(a) = &p.admin {
+            return self.run_admin(a, params).await;
+        }
         let Some(stmt) = &p.stmt else {
             return Ok(StmtResult::Empty);
         };
@@ -294,6 +337,26 @@ impl Session {
                     tag: "SHOW".into(),
                 })
             }
+            Statement::ShowCreate {
+                obj_type: ast::ShowCreateObject::Table,
+                obj_name,
+            } => {
+                self.catalog.refresh().await?;
+                let name = plan::table_name(obj_name)?;
+                let desc = self
+                    .catalog
+                    .table(&self.database, &name)
+                    .await?
+                    .ok_or_else(|| SqlError::undefined_table(&name))?;
+                Ok(StmtResult::Rows {
+                    columns: show_create_columns(),
+                    rows: vec![vec![
+                        Datum::Text(desc.name.clone()),
+                        Datum::Text(desc.create_statement()),
+                    ]],
+                    tag: "SHOW".into(),
+                })
+            }
             Statement::CreateTable(ct) => self.create_table(ct).await,
             Statement::Drop {
                 object_type: ast::ObjectType::Table,
@@ -302,6 +365,13 @@ impl Session {
                 ..
             } => self.drop_tables(names, *if_exists).await,
             Statement::Truncate(t) => self.truncate(t).await,
+            Statement::CreateIndex(ci) => self.create_index(ci).await,
+            Statement::Drop {
+                object_type: ast::ObjectType::Index,
+                if_exists,
+                names,
+                ..
+            } => self.drop_indexes(names, *if_exists).await,
             s if is_query_like(s) => self.run_dml(s, prebound, params).await,
             other => Err(SqlError::unsupported(format!(
                 "statement not supported yet: {}",
@@ -382,6 +452,151 @@ impl Session {
                 }
             }
         })
+    }
+
+    // -- SPLIT AT, SHOW RANGES ---------------------------------------------
+
+    async fn run_admin(&mut self, a: &AdminStmt, params: &[Datum]) -> Result<StmtResult> {
+        if let TxnState::Failed = self.txn {
+            return Err(SqlError::new(
+                code::IN_FAILED_SQL_TRANSACTION,
+                "current transaction is aborted, commands ignored until end of transaction block",
+            ));
+        }
+        let r = self.admin(a, params).await;
+        if r.is_err() {
+            if let TxnState::Open(_) = self.txn {
+                self.txn = TxnState::Failed;
+            }
+        }
+        r
+    }
+
+    async fn admin(&mut self, a: &AdminStmt, params: &[Datum]) -> Result<StmtResult> {
+        use crate::encoding::{
+            index_prefix, pretty_key, pretty_relative, row_key, table_prefix, PRIMARY_INDEX_ID,
+        };
+        self.catalog.refresh().await?;
+        let columns = a.columns();
+        let (AdminStmt::SplitAt { table, .. } | AdminStmt::ShowRanges { table, .. }) = a;
+        let desc = self
+            .catalog
+            .table(&self.database, table)
+            .await?
+            .ok_or_else(|| SqlError::undefined_table(table))?;
+        let kv = self.catalog.kv().clone();
+        let primary = index_prefix(desc.id, PRIMARY_INDEX_ID);
+        match a {
+            AdminStmt::SplitAt { query, .. } => {
+                let stmt = Statement::Query(query.clone());
+                let (bound, _) = self
+                    .bind(&stmt, vec![DataType::Unknown; params.len()])
+                    .await?;
+                let Bound::Query(q) = bound else {
+                    return Err(SqlError::internal("SPLIT AT data is not a query"));
+                };
+                let ctx = EvalCtx {
+                    params: params.to_vec(),
+                    now: types::now_micros(),
+                    database: self.database.clone(),
+                };
+                let txn = Txn::new(kv.clone());
+                let data = exec::run(&q.plan, &txn, &ctx).await?;
+                let mut rows = Vec::new();
+                for r in data {
+                    if r.len() > desc.primary_key.len() {
+                        return Err(SqlError::new(
+                            code::SYNTAX_ERROR,
+                            "too many columns in SPLIT AT data",
+                        ));
+                    }
+                    let pk = r
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, v)| {
+                            types::coerce_for_column(v, &desc.columns[desc.primary_key[i]].ty)
+                        })
+                        .collect::<Result<Vec<_>>>()?;
+                    let key = row_key(desc.id, &pk);
+                    kv.split(&key).await?;
+                    rows.push(vec![
+                        Datum::Text(pretty_key(&key)),
+                        Datum::Text(pretty_relative(&key, &primary).unwrap_or_default()),
+                    ]);
+                }
+                Ok(StmtResult::Rows {
+                    columns,
+                    rows,
+                    tag: "SELECT".into(),
+                })
+            }
+            AdminStmt::ShowRanges { index, .. } => {
+                let (span, rel) = match index {
+                    None => (table_prefix(desc.id), primary.clone()),
+                    Some(n) if n == "primary" || *n == desc.pkey_name() => {
+                        (primary.clone(), primary.clone())
+                    }
+                    Some(n) => match desc.index(n) {
+                        Some(i) => {
+                            let p = index_prefix(desc.id, i.id);
+                            (p.clone(), p)
+                        }
+                        None => {
+                            return Err(SqlError::new(
+                                code::UNDEFINED_OBJECT,
+                                format!("index \"{n}\" does not exist"),
+                            ))
+                        }
+                    },
+                };
+                let span_end = tessera_storage::encoding::prefix_successor(&span)
+                    .expect("table prefix is not all 0xff");
+                let show = |k: &[u8]| {
+                    if k <= span.as_slice() {
+                        "/Min".to_string()
+                    } else if k >= span_end.as_slice() {
+                        "/Max".to_string()
+                    } else {
+                        pretty_relative(k, &rel).unwrap_or_else(|| pretty_key(k))
+                    }
+                };
+                let mut rows = Vec::new();
+                for r in kv.ranges().await? {
+                    if r.end_key.as_slice() <= span.as_slice()
+                        || r.start_key.as_slice() >= span_end.as_slice()
+                    {
+                        continue;
+                    }
+                    let mut nodes: Vec<u64> = r.replicas.iter().map(|x| x.node_id).collect();
+                    nodes.sort_unstable();
+                    nodes.dedup();
+                    let replicas = format!(
+                        "{{{}}}",
+                        nodes
+                            .iter()
+                            .map(|n| n.to_string())
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    );
+                    let lease_holder = match kv.leaseholder_of(&r).await {
+                        Ok(n) if n != 0 => Datum::Int(n as i64),
+                        _ => Datum::Null,
+                    };
+                    rows.push(vec![
+                        Datum::Int(r.range_id as i64),
+                        Datum::Text(show(&r.start_key)),
+                        Datum::Text(show(&r.end_key)),
+                        Datum::Text(replicas),
+                        lease_holder,
+                    ]);
+                }
+                Ok(StmtResult::Rows {
+                    columns,
+                    rows,
+                    tag: "SHOW".into(),
+                })
+            }
+        }
     }
 
     // -- session variables --------------------------------------------------
@@ -588,6 +803,8 @@ impl Session {
             name: name.clone(),
             id,
             next_column_id: columns.len() as u32 + 1,
+            indexes: vec![],
+            next_index_id: 2,
             columns,
             primary_key: pk,
             seq_id: id,
@@ -620,6 +837,188 @@ impl Session {
             exec::purge_table_data(self.catalog.kv(), d.id).await?;
         }
         Ok(StmtResult::Command("DROP TABLE".into()))
+    }
+
+    /// CREATE [UNIQUE] INDEX: the descriptor first (so writers maintain the
+    /// index from then on), then a backfill of the existing rows. A UNIQUE
+    /// index that existing rows violate is removed again (23505).
+    async fn create_index(&mut self, ci: &ast::CreateIndex) -> Result<StmtResult> {
+        self.catalog.refresh().await?;
+        let tname = plan::table_name(&ci.table_name)?;
+        let desc = self
+            .catalog
+            .table(&self.database, &tname)
+            .await?
+            .ok_or_else(|| SqlError::undefined_table(&tname))?;
+        if ci.predicate.is_some() || !ci.include.is_empty() {
+            return Err(SqlError::unsupported(
+                "partial indexes and INCLUDE are not supported yet",
+            ));
+        }
+        let mut cols = Vec::new();
+        for c in &ci.columns {
+            let ast::Expr::Identifier(id) = &c.column.expr else {
+                return Err(SqlError::unsupported("expression indexes"));
+            };
+            let n = plan::ident(id);
+            let pos = desc
+                .column_index(&n)
+                .ok_or_else(|| SqlError::undefined_column(&n))?;
+            cols.push(pos);
+        }
+        let name = match &ci.name {
+            Some(n) => plan::table_name(n)?,
+            None => {
+                let mut n = desc.name.clone();
+                for c in &cols {
+                    n.push('_');
+                    n.push_str(&desc.columns[*c].name);
+                }
+                n.push_str(if ci.unique { "_key" } else { "_idx" });
+                n
+            }
+        };
+        if self.find_index(&name).await?.is_some() || name == desc.pkey_name() {
+            if ci.if_not_exists {
+                return Ok(StmtResult::Command("CREATE INDEX".into()));
+            }
+            return Err(SqlError::new(
+                code::DUPLICATE_TABLE,
+                format!("relation \"{name}\" already exists"),
+            ));
+        }
+        let idx = crate::catalog::IndexDesc {
+            name: name.clone(),
+            id: desc.next_index_id.max(2),
+            columns: cols,
+            unique: ci.unique,
+        };
+        let mut new = (*desc).clone();
+        new.next_index_id = idx.id + 1;
+        new.indexes.push(idx.clone());
+        self.catalog
+            .replace_table(&self.database, &desc, &new)
+            .await?;
+        if let Err(e) = self.backfill(&new, &idx).await {
+            // Take the index away again; its entries are garbage.
+            if let Some(cur) = self.catalog.table(&self.database, &tname).await? {
+                let mut back = (*cur).clone();
+                back.indexes.retain(|i| i.id != idx.id);
+                self.catalog
+                    .replace_table(&self.database, &cur, &back)
+                    .await?;
+            }
+            exec::purge_prefix(
+                self.catalog.kv(),
+                &crate::encoding::index_prefix(new.id, idx.id),
+            )
+            .await?;
+            return Err(e);
+        }
+        Ok(StmtResult::Command("CREATE INDEX".into()))
+    }
+
+    async fn backfill(&self, table: &TableDesc, idx: &crate::catalog::IndexDesc) -> Result<()> {
+        use tessera_common::proto::{batch_write, BatchWrite, CPutRequest};
+        use tessera_kv::db::Error as KvError;
+        let kv = self.catalog.kv();
+        let start = crate::encoding::index_prefix(table.id, crate::encoding::PRIMARY_INDEX_ID);
+        let end = tessera_storage::encoding::prefix_successor(&start)
+            .expect("table prefix is not all 0xff");
+        let mut lo = start.clone();
+        loop {
+            let rows = kv.scan(&lo, &end, 1000, false).await?;
+            let Some((last, _)) = rows.last() else {
+                return Ok(());
+            };
+            lo = tessera_common::keys::next_key(last);
+            let duplicate = || {
+                SqlError::new(
+                    code::UNIQUE_VIOLATION,
+                    format!("could not create unique index \"{}\"", idx.name),
+                )
+            };
+            let mut entries: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+            for (_, v) in &rows {
+                let row = exec::decode_row(table, v)?;
+                let (k, v) = exec::index_entry(table, idx, &row);
+                if let Some(prev) = entries.insert(k, v.clone()) {
+                    if prev != v {
+                        return Err(duplicate());
+                    }
+                }
+            }
+            // One batch per chunk when the entries share a range; entry by
+            // entry otherwise, or to tell a duplicate from an entry that a
+            // writer knowing the index wrote meanwhile.
+            let batch = entries
+                .iter()
+                .map(|(k, v)| BatchWrite {
+                    write: Some(batch_write::Write::Cput(CPutRequest {
+                        key: k.clone(),
+                        value: v.clone(),
+                        expected: None,
+                    })),
+                })
+                .collect();
+            match kv.write_batch(batch).await {
+                Ok(()) => continue,
+                Err(KvError::ConditionFailed { .. } | KvError::CrossRange(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+            for (k, v) in entries {
+                match kv.cput(&k, &v, None).await {
+                    Ok(()) => {}
+                    Err(KvError::ConditionFailed { actual: Some(a) }) if a == v => {}
+                    Err(KvError::ConditionFailed { .. }) => return Err(duplicate()),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+    }
+
+    /// The table holding the index called `name`.
+    async fn find_index(&self, name: &str) -> Result<Option<Arc<TableDesc>>> {
+        for t in self.catalog.table_names(&self.database).await? {
+            if let Some(d) = self.catalog.table(&self.database, &t).await? {
+                if d.index(name).is_some() {
+                    return Ok(Some(d));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    async fn drop_indexes(
+        &mut self,
+        names: &[ast::ObjectName],
+        if_exists: bool,
+    ) -> Result<StmtResult> {
+        self.catalog.refresh().await?;
+        for n in names {
+            let name = plan::table_name(n)?;
+            let Some(desc) = self.find_index(&name).await? else {
+                if if_exists {
+                    continue;
+                }
+                return Err(SqlError::new(
+                    code::UNDEFINED_OBJECT,
+                    format!("index \"{name}\" does not exist"),
+                ));
+            };
+            let idx = desc.index(&name).expect("found above").clone();
+            let mut new = (*desc).clone();
+            new.indexes.retain(|i| i.id != idx.id);
+            self.catalog
+                .replace_table(&self.database, &desc, &new)
+                .await?;
+            exec::purge_prefix(
+                self.catalog.kv(),
+                &crate::encoding::index_prefix(desc.id, idx.id),
+            )
+            .await?;
+        }
+        Ok(StmtResult::Command("DROP INDEX".into()))
     }
 
     async fn truncate(&mut self, t: &ast::Truncate) -> Result<StmtResult> {
@@ -662,5 +1061,12 @@ fn show_tables_columns() -> Vec<(String, DataType)> {
     vec![
         ("schema_name".into(), DataType::Text),
         ("table_name".into(), DataType::Text),
+    ]
+}
+
+fn show_create_columns() -> Vec<(String, DataType)> {
+    vec![
+        ("table_name".into(), DataType::Text),
+        ("create_statement".into(), DataType::Text),
     ]
 }

@@ -13,6 +13,9 @@
 //!   is a cput of the same value followed by a delete, in the same batch);
 //!   if another transaction changed it first, the commit fails with 40001
 //!   (serialization_failure, "restart transaction");
+//! - an INSERT ... ON CONFLICT of a key it read as absent expects it still
+//!   absent; if it exists at commit the commit fails with 40001, so the
+//!   statement is retried and takes its conflict branch;
 //! - nothing else is checked: rows only read (by SELECT) are not
 //!   validated, so write skew and phantoms are possible. This is
 //!   optimistic "read-your-writes, no lost updates", not SERIALIZABLE.
@@ -187,6 +190,31 @@ impl Txn {
         }
     }
 
+    /// Buffers an insert of a key this transaction read as absent (INSERT
+    /// ... ON CONFLICT): if it exists at commit, the commit fails with
+    /// 40001 (retryable: the retry sees the row), not 23505.
+    pub fn insert_absent_read(&mut self, key: Vec<u8>, value: Vec<u8>) -> Result<()> {
+        match self.writes.get_mut(&key) {
+            Some(p) if p.value.is_some() => Err(SqlError::internal(
+                "ON CONFLICT insert of a row this transaction holds",
+            )),
+            Some(p) => {
+                p.value = Some(value);
+                Ok(())
+            }
+            None => {
+                self.writes.insert(
+                    key,
+                    Pending {
+                        value: Some(value),
+                        cond: Cond::Read(None),
+                    },
+                );
+                Ok(())
+            }
+        }
+    }
+
     /// Buffers a new value (or a deletion, `None`) for a row read as `row`.
     pub fn write_read_row(&mut self, row: &ReadRow, value: Option<Vec<u8>>) {
         match self.writes.get_mut(&row.key) {
@@ -199,6 +227,19 @@ impl Txn {
                 self.writes.insert(row.key.clone(), Pending { value, cond });
             }
         }
+    }
+
+    /// Buffers the deletion of an index entry expected to hold `expected`
+    /// (the row's primary key). If this transaction already wrote another
+    /// row's entry at that key, two rows claimed one unique value: 23505.
+    pub fn delete_entry(&mut self, key: Vec<u8>, expected: &[u8], constraint: &str) -> Result<()> {
+        if let Some(Pending { value: Some(v), .. }) = self.writes.get(&key) {
+            if v.as_slice() != expected {
+                return Err(unique_violation(constraint));
+            }
+        }
+        self.delete_blind(key);
+        Ok(())
     }
 
     /// Buffers an unconditional delete (DROP/TRUNCATE cleanup).
@@ -265,6 +306,17 @@ impl Txn {
     /// After a failed condition: a key we inserted that now exists is a
     /// unique violation; otherwise a row we read changed under us.
     async fn explain_conflict(&self) -> SqlError {
+        // A row we read that changed is a conflict to retry, whatever else
+        // failed with it (an index entry of a row inserted concurrently).
+        for (k, p) in &self.writes {
+            if let Cond::Read(expected) = &p.cond {
+                if let Ok(actual) = self.db.get(k).await {
+                    if actual != *expected {
+                        return serialization_failure();
+                    }
+                }
+            }
+        }
         for (k, p) in &self.writes {
             if let (Cond::Absent { constraint }, Some(_)) = (&p.cond, &p.value) {
                 if let Ok(Some(_)) = self.db.get(k).await {
@@ -272,12 +324,16 @@ impl Txn {
                 }
             }
         }
-        SqlError::new(
-            code::SERIALIZATION_FAILURE,
-            "restart transaction: a row this transaction read was changed by another transaction",
-        )
-        .with_hint("retry the transaction")
+        serialization_failure()
     }
+}
+
+fn serialization_failure() -> SqlError {
+    SqlError::new(
+        code::SERIALIZATION_FAILURE,
+        "restart transaction: a row this transaction read was changed by another transaction",
+    )
+    .with_hint("retry the transaction")
 }
 
 pub fn unique_violation(constraint: &str) -> SqlError {

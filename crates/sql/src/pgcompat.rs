@@ -1,0 +1,537 @@
+//! psql's describe commands (`\d`, `\dt`, `\di`, `\d name`), answered
+//! from the catalog.
+//!
+//! psql 15 implements these with fixed queries over `pg_catalog` (captured
+//! with `psql -E`; they use subqueries, arrays, `regclass` casts and
+//! catalogs such as `pg_policy` that have no meaning here). Rather than a
+//! general `pg_catalog`, this module recognizes those queries by their
+//! shape and answers them with the columns psql reads, by position:
+//!
+//! - the relation list (`\d`, `\dt`, `\di`, with optional name patterns,
+//!   matched with the regular expression psql sends): tables, and the
+//!   indexes (`<table>_pkey` for the primary key, then the secondary ones);
+//! - `\d name`: the lookup of the relation (tables only), its flags, its
+//!   columns (type as `format_type` prints it, default, NOT NULL), its
+//!   indexes (`CREATE [UNIQUE] INDEX ... USING btree (...)`); the queries
+//!   for policies, statistics, publications and inheritance get no rows.
+//!
+//! pgbench's startup query (where `pgbench_accounts` is, whether it is
+//! partitioned) is answered the same way: found in `public`, not
+//! partitioned.
+//!
+//! A table's oid is its table id. Other `pg_catalog` queries are not
+//! recognized and fail as before (42P01). A general `pg_catalog` needs
+//! subqueries in the engine first.
+
+use crate::catalog::{quote_ident, Catalog, TableDesc, PUBLIC_SCHEMA};
+use crate::error::Result;
+use crate::session::StmtResult;
+use crate::types::{DataType, Datum};
+
+fn text(s: impl Into<String>) -> Datum {
+    Datum::Text(s.into())
+}
+
+fn cols(names: &[&str]) -> Vec<(String, DataType)> {
+    names
+        .iter()
+        .map(|n| (n.to_string(), DataType::Text))
+        .collect()
+}
+
+fn rows_result(columns: Vec<(String, DataType)>, rows: Vec<Vec<Datum>>) -> StmtResult {
+    StmtResult::Rows {
+        columns,
+        rows,
+        tag: "SELECT".into(),
+    }
+}
+
+/// The string literal following `after` in `sql`.
+fn literal_after<'a>(sql: &'a str, after: &str) -> Option<&'a str> {
+    let i = sql.find(after)? + after.len();
+    let rest = sql[i..].trim_start().strip_prefix('\'')?;
+    Some(&rest[..rest.find('\'')?])
+}
+
+/// The oid in `WHERE <col> = '<oid>'`.
+fn oid_after(sql: &str, after: &str) -> Option<u64> {
+    literal_after(sql, after)?.parse().ok()
+}
+
+/// The type as `format_type` prints it.
+pub fn format_type(ty: &DataType) -> String {
+    let base = crate::types::type_display(ty);
+    match ty {
+        DataType::Varchar(Some(n)) | DataType::Char(Some(n)) => format!("{base}({n})"),
+        DataType::Numeric(Some((p, s))) => format!("{base}({p},{s})"),
+        _ => base,
+    }
+}
+
+fn index_columns(t: &TableDesc, cols: &[usize]) -> String {
+    cols.iter()
+        .map(|c| quote_ident(&t.columns[*c].name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A table's indexes as psql lists them: (name, primary, unique, columns).
+fn indexes(t: &TableDesc) -> Vec<(String, bool, bool, String)> {
+    let mut out = Vec::new();
+    if !t.primary_key.iter().any(|p| t.columns[*p].hidden) {
+        out.push((t.pkey_name(), true, true, index_columns(t, &t.primary_key)));
+    }
+    let mut sec: Vec<_> = t
+        .indexes
+        .iter()
+        .map(|i| {
+            (
+                i.name.clone(),
+                false,
+                i.unique,
+                index_columns(t, &i.columns),
+            )
+        })
+        .collect();
+    sec.sort();
+    out.extend(sec);
+    out
+}
+
+async fn tables(catalog: &Catalog, db: &str) -> Result<Vec<std::sync::Arc<TableDesc>>> {
+    let mut out = Vec::new();
+    for n in catalog.table_names(db).await? {
+        if let Some(t) = catalog.table(db, &n).await? {
+            out.push(t);
+        }
+    }
+    Ok(out)
+}
+
+async fn table_by_oid(
+    catalog: &Catalog,
+    db: &str,
+    oid: u64,
+) -> Result<Option<std::sync::Arc<TableDesc>>> {
+    Ok(tables(catalog, db).await?.into_iter().find(|t| t.id == oid))
+}
+
+/// Answers `sql` if it is one of psql's describe queries.
+pub async fn answer(
+    sql: &str,
+    catalog: &Catalog,
+    db: &str,
+    user: &str,
+) -> Result<Option<StmtResult>> {
+    if !sql.contains("pg_catalog.") {
+        return Ok(None);
+    }
+    let s = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+    let name_re = literal_after(&s, "c.relname OPERATOR(pg_catalog.~)").map(Regex::new);
+    let nsp_re = literal_after(&s, "n.nspname OPERATOR(pg_catalog.~)").map(Regex::new);
+    let visible = |name: &str| {
+        name_re.as_ref().is_none_or(|r| r.is_match(name))
+            && nsp_re.as_ref().is_none_or(|r| r.is_match(PUBLIC_SCHEMA))
+    };
+
+    // \d, \dt, \di [pattern]: the list of relations.
+    if s.starts_with("SELECT n.nspname as \"Schema\", c.relname as \"Name\", CASE c.relkind")
+        && s.contains("FROM pg_catalog.pg_class c")
+    {
+        catalog.refresh().await?;
+        let kinds = s
+            .find("c.relkind IN (")
+            .map(|i| {
+                let r = &s[i + 14..];
+                r[..r.find(')').unwrap_or(0)].to_string()
+            })
+            .unwrap_or_default();
+        let with_table = s.contains("c2.relname as \"Table\"");
+        let mut out = Vec::new();
+        for t in tables(catalog, db).await? {
+            if kinds.contains("'r'") && visible(&t.name) {
+                let mut r = vec![
+                    text(PUBLIC_SCHEMA),
+                    text(&t.name),
+                    text("table"),
+                    text(user),
+                ];
+                if with_table {
+                    r.push(Datum::Null);
+                }
+                out.push(r);
+            }
+            if kinds.contains("'i'") {
+                for (name, ..) in indexes(&t) {
+                    if visible(&name) {
+                        let mut r =
+                            vec![text(PUBLIC_SCHEMA), text(name), text("index"), text(user)];
+                        if with_table {
+                            r.push(text(&t.name));
+                        }
+                        out.push(r);
+                    }
+                }
+            }
+        }
+        out.sort_by(|a, b| format!("{:?}", a[1]).cmp(&format!("{:?}", b[1])));
+        let mut names = vec!["Schema", "Name", "Type", "Owner"];
+        if with_table {
+            names.push("Table");
+        }
+        return Ok(Some(rows_result(cols(&names), out)));
+    }
+
+    // \d name: find the relation.
+    if s.starts_with("SELECT c.oid, n.nspname, c.relname FROM pg_catalog.pg_class c") {
+        catalog.refresh().await?;
+        let mut out = Vec::new();
+        for t in tables(catalog, db).await? {
+            if visible(&t.name) {
+                out.push(vec![
+                    Datum::Int(t.id as i64),
+                    text(PUBLIC_SCHEMA),
+                    text(&t.name),
+                ]);
+            }
+        }
+        let mut c = cols(&["oid", "nspname", "relname"]);
+        c[0].1 = DataType::Int8;
+        return Ok(Some(rows_result(c, out)));
+    }
+
+    // \d name: the relation's flags.
+    if s.starts_with("SELECT c.relchecks, c.relkind, c.relhasindex") {
+        let names = [
+            "relchecks",
+            "relkind",
+            "relhasindex",
+            "relhasrules",
+            "relhastriggers",
+            "relrowsecurity",
+            "relforcerowsecurity",
+            "relhasoids",
+            "relispartition",
+            "?column?",
+            "reltablespace",
+            "reloftype",
+            "relpersistence",
+            "relreplident",
+            "amname",
+        ];
+        let mut out = Vec::new();
+        if let Some(t) = match oid_after(&s, "WHERE c.oid =") {
+            Some(oid) => table_by_oid(catalog, db, oid).await?,
+            None => None,
+        } {
+            let f = || text("f");
+            out.push(vec![
+                text("0"),
+                text("r"),
+                text(if indexes(&t).is_empty() { "f" } else { "t" }),
+                f(),
+                f(),
+                f(),
+                f(),
+                f(),
+                f(),
+                text(""),
+                text("0"),
+                text(""),
+                text("p"),
+                text("d"),
+                text("heap"),
+            ]);
+        }
+        return Ok(Some(rows_result(cols(&names), out)));
+    }
+
+    // \d name: the columns.
+    if s.starts_with("SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod)")
+        && s.contains("FROM pg_catalog.pg_attribute a")
+    {
+        let names = [
+            "attname",
+            "format_type",
+            "pg_get_expr",
+            "attnotnull",
+            "attcollation",
+            "attidentity",
+            "attgenerated",
+        ];
+        let mut out = Vec::new();
+        if let Some(t) = match oid_after(&s, "WHERE a.attrelid =") {
+            Some(oid) => table_by_oid(catalog, db, oid).await?,
+            None => None,
+        } {
+            for c in t.columns.iter().filter(|c| !c.hidden) {
+                let default = if c.serial {
+                    text(format!("nextval('{}_{}_seq'::regclass)", t.name, c.name))
+                } else {
+                    c.default.clone().map(text).unwrap_or(Datum::Null)
+                };
+                out.push(vec![
+                    text(&c.name),
+                    text(format_type(&c.ty)),
+                    default,
+                    text(if c.nullable { "f" } else { "t" }),
+                    Datum::Null,
+                    text(""),
+                    text(""),
+                ]);
+            }
+        }
+        return Ok(Some(rows_result(cols(&names), out)));
+    }
+
+    // \d name: the indexes.
+    if s.starts_with("SELECT c2.relname, i.indisprimary, i.indisunique") {
+        let names = [
+            "relname",
+            "indisprimary",
+            "indisunique",
+            "indisclustered",
+            "indisvalid",
+            "pg_get_indexdef",
+            "pg_get_constraintdef",
+            "contype",
+            "condeferrable",
+            "condeferred",
+            "indisreplident",
+            "reltablespace",
+        ];
+        let mut out = Vec::new();
+        if let Some(t) = match oid_after(&s, "WHERE c.oid =") {
+            Some(oid) => table_by_oid(catalog, db, oid).await?,
+            None => None,
+        } {
+            let tf = |b: bool| text(if b { "t" } else { "f" });
+            for (name, primary, unique, columns) in indexes(&t) {
+                out.push(vec![
+                    text(&name),
+                    tf(primary),
+                    tf(unique),
+                    tf(false),
+                    tf(true),
+                    text(format!(
+                        "CREATE {}INDEX {} ON {}.{} USING btree ({columns})",
+                        if unique { "UNIQUE " } else { "" },
+                        quote_ident(&name),
+                        PUBLIC_SCHEMA,
+                        quote_ident(&t.name)
+                    )),
+                    if primary {
+                        text(format!("PRIMARY KEY ({columns})"))
+                    } else {
+                        Datum::Null
+                    },
+                    if primary { text("p") } else { Datum::Null },
+                    tf(false),
+                    tf(false),
+                    tf(false),
+                    text("0"),
+                ]);
+            }
+        }
+        return Ok(Some(rows_result(cols(&names), out)));
+    }
+
+    // pgbench's startup lookup of pgbench_accounts (its position in the
+    // search path, partitioning method, partition count).
+    if s.starts_with("select o.n, p.partstrat, pg_catalog.count(i.inhparent)") {
+        catalog.refresh().await?;
+        let mut out = Vec::new();
+        if let Some(name) = literal_after(&s, "where c.relname =") {
+            if catalog.table(db, name).await?.is_some() {
+                out.push(vec![Datum::Int(2), Datum::Null, Datum::Int(0)]);
+            }
+        }
+        let mut c = cols(&["n", "partstrat", "count"]);
+        c[0].1 = DataType::Int4;
+        c[2].1 = DataType::Int8;
+        return Ok(Some(rows_result(c, out)));
+    }
+
+    // \d name: policies, statistics, publications, inheritance: none.
+    let empty: &[(&str, usize)] = &[
+        ("FROM pg_catalog.pg_policy pol", 6),
+        ("FROM pg_catalog.pg_statistic_ext", 9),
+        ("FROM pg_catalog.pg_publication p", 3),
+        ("SELECT c.oid::pg_catalog.regclass FROM pg_catalog.pg_class c, pg_catalog.pg_inherits i", 1),
+        ("SELECT c.oid::pg_catalog.regclass, c.relkind, inhdetachpending", 4),
+    ];
+    for (marker, n) in empty {
+        if s.contains(marker) {
+            let names: Vec<String> = (1..=*n).map(|i| format!("column{i}")).collect();
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            return Ok(Some(rows_result(cols(&names), vec![])));
+        }
+    }
+    Ok(None)
+}
+
+// ---------------------------------------------------------------------------
+// The regular expressions psql sends for name patterns: `^(t.*)$`,
+// `^(a|b)$`. Supported: literals, `\` escapes, `.`, `*`, `+`, `?`,
+// `^`, `$`, groups and alternation.
+
+#[derive(Debug, Clone)]
+enum Node {
+    Char(char),
+    Any,
+    Start,
+    End,
+    Group(Vec<Vec<(Node, Rep)>>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Rep {
+    One,
+    Star,
+    Plus,
+    Opt,
+}
+
+/// A small backtracking regular expression (see above).
+pub struct Regex {
+    alts: Vec<Vec<(Node, Rep)>>,
+}
+
+impl Regex {
+    pub fn new(pattern: &str) -> Regex {
+        let chars: Vec<char> = pattern.chars().collect();
+        let mut pos = 0;
+        Regex {
+            alts: parse_alts(&chars, &mut pos),
+        }
+    }
+
+    /// Whether the expression matches somewhere in `s`.
+    pub fn is_match(&self, s: &str) -> bool {
+        let chars: Vec<char> = s.chars().collect();
+        (0..=chars.len()).any(|i| match_alts(&self.alts, &chars, i, &mut |_| true))
+    }
+}
+
+fn parse_alts(p: &[char], pos: &mut usize) -> Vec<Vec<(Node, Rep)>> {
+    let mut alts = vec![Vec::new()];
+    while *pos < p.len() {
+        let c = p[*pos];
+        *pos += 1;
+        let node = match c {
+            ')' => break,
+            '|' => {
+                alts.push(Vec::new());
+                continue;
+            }
+            '(' => Node::Group(parse_alts(p, pos)),
+            '.' => Node::Any,
+            '^' => Node::Start,
+            '$' => Node::End,
+            '\\' if *pos < p.len() => {
+                *pos += 1;
+                Node::Char(p[*pos - 1])
+            }
+            c => Node::Char(c),
+        };
+        let rep = match p.get(*pos) {
+            Some('*') => Rep::Star,
+            Some('+') => Rep::Plus,
+            Some('?') => Rep::Opt,
+            _ => Rep::One,
+        };
+        if rep != Rep::One {
+            *pos += 1;
+        }
+        alts.last_mut()
+            .expect("one alternative at least")
+            .push((node, rep));
+    }
+    alts
+}
+
+fn match_alts(
+    alts: &[Vec<(Node, Rep)>],
+    s: &[char],
+    i: usize,
+    k: &mut dyn FnMut(usize) -> bool,
+) -> bool {
+    alts.iter().any(|seq| match_seq(seq, s, i, k))
+}
+
+fn match_seq(seq: &[(Node, Rep)], s: &[char], i: usize, k: &mut dyn FnMut(usize) -> bool) -> bool {
+    let Some(((node, rep), rest)) = seq.split_first() else {
+        return k(i);
+    };
+    match rep {
+        Rep::One => match_node(node, s, i, &mut |j| match_seq(rest, s, j, k)),
+        Rep::Opt => {
+            match_node(node, s, i, &mut |j| match_seq(rest, s, j, k)) || match_seq(rest, s, i, k)
+        }
+        Rep::Star | Rep::Plus => {
+            // Greedy: collect every end reachable by repetition.
+            let mut ends = if *rep == Rep::Star { vec![i] } else { vec![] };
+            let mut frontier = vec![i];
+            while let Some(at) = frontier.pop() {
+                let mut next = Vec::new();
+                match_node(node, s, at, &mut |j| {
+                    if j != at && !ends.contains(&j) {
+                        next.push(j);
+                    }
+                    false
+                });
+                for j in next {
+                    ends.push(j);
+                    frontier.push(j);
+                }
+            }
+            ends.sort_unstable_by(|a, b| b.cmp(a));
+            ends.into_iter().any(|j| match_seq(rest, s, j, k))
+        }
+    }
+}
+
+fn match_node(node: &Node, s: &[char], i: usize, k: &mut dyn FnMut(usize) -> bool) -> bool {
+    match node {
+        Node::Char(c) => s.get(i) == Some(c) && k(i + 1),
+        Node::Any => i < s.len() && k(i + 1),
+        Node::Start => i == 0 && k(i),
+        Node::End => i == s.len() && k(i),
+        Node::Group(alts) => match_alts(alts, s, i, k),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn psql_patterns_match_like_postgres() {
+        let m = |p: &str, s: &str| Regex::new(p).is_match(s);
+        assert!(m("^(t)$", "t"));
+        assert!(!m("^(t)$", "tt"));
+        assert!(m("^(t.*)$", "tab"));
+        assert!(!m("^(t.*)$", "xt"));
+        assert!(m("^(a|bc)$", "bc"));
+        assert!(!m("^(a|bc)$", "abc"));
+        assert!(m("^pg_toast", "pg_toast_1"));
+        assert!(m("oa", "foab"));
+        assert!(m("^(t.?x+)$", "tx"));
+        assert!(m("^(t\\.x)$", "t.x"));
+        assert!(!m("^(t\\.x)$", "tax"));
+    }
+
+    #[test]
+    fn literals_and_oids_are_found_after_their_marker() {
+        let s = "WHERE c.oid = '16384' AND x";
+        assert_eq!(oid_after(s, "WHERE c.oid ="), Some(16384));
+        assert_eq!(
+            literal_after(
+                "c.relname OPERATOR(pg_catalog.~) '^(t)$' COLLATE",
+                "OPERATOR(pg_catalog.~)"
+            ),
+            Some("^(t)$")
+        );
+    }
+}

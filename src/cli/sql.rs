@@ -176,7 +176,7 @@ fn meta_to_sql(meta: &str) -> Result<Option<String>, String> {
     match (cmd, arg) {
         ("\\q", _) => Ok(None),
         ("\\d" | "\\dt", None) => Ok(Some("SHOW TABLES".into())),
-        ("\\d", Some(t)) => Ok(Some(format!("SELECT * FROM {t} LIMIT 0"))),
+        ("\\d", Some(t)) => Ok(Some(format!("SHOW CREATE TABLE {t}"))),
         ("\\?", _) => Err("\\q quit  \\d list tables  \\d NAME describe a table  \\? help".into()),
         _ => Err(format!("unknown command {cmd}; try \\?")),
     }
@@ -316,7 +316,7 @@ mod tests {
         assert_eq!(b.push_line("\\d"), vec![Input::Meta("\\d".into())]);
         assert_eq!(
             meta_to_sql("\\d t").unwrap(),
-            Some("SELECT * FROM t LIMIT 0".into())
+            Some("SHOW CREATE TABLE t".into())
         );
         assert_eq!(meta_to_sql("\\q").unwrap(), None);
         assert!(meta_to_sql("\\x").is_err());

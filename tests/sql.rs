@@ -60,3 +60,78 @@ async fn every_node_serves_sql_over_the_same_data() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains('2'));
 }
+
+fn psql(addr: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new("psql")
+        .arg(format!("postgres://root@{addr}/defaultdb"))
+        .args(["-X", "-v", "ON_ERROR_STOP=1"])
+        .args(args)
+        .output()
+        .expect("psql is installed (.ci/run installs postgresql-client)")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psql_describes_tables_and_runs_a_transaction() {
+    let c = TestCluster::start(3).await;
+    let addr = c.nodes[0].sql.clone();
+    let out = psql(
+        &addr,
+        &[
+            "-c",
+            "CREATE TABLE items (id INT PRIMARY KEY, name TEXT NOT NULL, qty INT DEFAULT 0)",
+            "-c",
+            "CREATE INDEX items_name_idx ON items (name)",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = psql(&addr, &["-c", "\\dt"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("items"),
+        "\\dt: {text}"
+    );
+    let out = psql(&addr, &["-c", "\\d items"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("qty") && text.contains("items_name_idx"),
+        "\\d items: {text}"
+    );
+    // A transaction through psql, seen from another node.
+    let out = psql(
+        &addr,
+        &[
+            "-c",
+            "BEGIN; INSERT INTO items VALUES (1, 'bolt', 5); UPDATE items SET qty = qty + 1 WHERE id = 1; COMMIT;",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = psql(
+        &c.nodes[2].sql,
+        &["-At", "-c", "SELECT qty FROM items WHERE name = 'bolt'"],
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "6");
+    // A rolled-back transaction leaves nothing.
+    let out = psql(
+        &addr,
+        &[
+            "-c",
+            "BEGIN; INSERT INTO items VALUES (2, 'nut'); ROLLBACK;",
+        ],
+    );
+    assert!(out.status.success());
+    let out = psql(&addr, &["-At", "-c", "SELECT count(*) FROM items"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1");
+    // Fewer values than columns: the rest take their defaults.
+    let out = psql(&addr, &["-c", "INSERT INTO items VALUES (3, 'washer')"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = psql(&addr, &["-At", "-c", "SELECT qty FROM items WHERE id = 3"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0");
+}

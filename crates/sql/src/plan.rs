@@ -1091,7 +1091,10 @@ impl<'a> Binder<'a> {
             return Err(SqlError::unsupported("INSERT into a table function"));
         };
         let table = self.table(name)?;
-        let targets: Vec<usize> = if i.columns.is_empty() {
+        // Without a column list, PostgreSQL fills the first N columns, N
+        // being the width of what is inserted; the rest get their defaults.
+        let implicit_columns = i.columns.is_empty();
+        let mut targets: Vec<usize> = if i.columns.is_empty() {
             table
                 .columns
                 .iter()
@@ -1129,6 +1132,14 @@ impl<'a> Binder<'a> {
             ast::SetExpr::Values(v) if src.order_by.is_none() && src.limit_clause.is_none() => {
                 let empty = Scope::default();
                 let mut rows = Vec::new();
+                if let Some(first) = v.rows.first() {
+                    if v.rows.iter().any(|r| r.content.len() != first.content.len()) {
+                        return Err(SqlError::syntax("VALUES lists must all be the same length"));
+                    }
+                    if implicit_columns && first.content.len() < targets.len() {
+                        targets.truncate(first.content.len());
+                    }
+                }
                 for r in &v.rows {
                     if r.content.len() > targets.len() {
                         return Err(SqlError::syntax(
@@ -1158,6 +1169,9 @@ impl<'a> Binder<'a> {
             }
             _ => {
                 let q = self.bind_query(src)?;
+                if implicit_columns && q.columns.len() < targets.len() {
+                    targets.truncate(q.columns.len());
+                }
                 if q.columns.len() != targets.len() {
                     return Err(SqlError::syntax(if q.columns.len() > targets.len() {
                         "INSERT has more expressions than target columns"

@@ -131,7 +131,11 @@ async fn psql_describes_tables_and_runs_a_transaction() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1");
     // Fewer values than columns: the rest take their defaults.
     let out = psql(&addr, &["-c", "INSERT INTO items VALUES (3, 'washer')"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = psql(&addr, &["-At", "-c", "SELECT qty FROM items WHERE id = 3"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0");
 }

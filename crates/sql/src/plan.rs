@@ -1133,7 +1133,10 @@ impl<'a> Binder<'a> {
                 let empty = Scope::default();
                 let mut rows = Vec::new();
                 if let Some(first) = v.rows.first() {
-                    if v.rows.iter().any(|r| r.content.len() != first.content.len()) {
+                    if v.rows
+                        .iter()
+                        .any(|r| r.content.len() != first.content.len())
+                    {
                         return Err(SqlError::syntax("VALUES lists must all be the same length"));
                     }
                     if implicit_columns && first.content.len() < targets.len() {

@@ -1086,6 +1086,50 @@ impl<'a> Binder<'a> {
         Ok(Some(Returning { exprs, columns }))
     }
 
+    /// Binds `SET col = expr, ...` (UPDATE, ON CONFLICT DO UPDATE) against
+    /// `table`, expressions resolved in `scope`.
+    fn bind_assignments(
+        &mut self,
+        assignments: &[ast::Assignment],
+        table: &TableDesc,
+        scope: &Scope,
+    ) -> Result<Vec<(usize, Expr)>> {
+        let mut sets = Vec::new();
+        for a in assignments {
+            let ast::AssignmentTarget::ColumnName(c) = &a.target else {
+                return Err(SqlError::unsupported("tuple assignments"));
+            };
+            let n =
+                c.0.last()
+                    .and_then(|p| p.as_ident())
+                    .map(ident)
+                    .ok_or_else(|| SqlError::syntax("bad column name"))?;
+            let p = table.column_index(&n).ok_or_else(|| {
+                SqlError::new(
+                    code::UNDEFINED_COLUMN,
+                    format!(
+                        "column \"{n}\" of relation \"{}\" does not exist",
+                        table.name
+                    ),
+                )
+            })?;
+            let col = &table.columns[p];
+            let e = if is_default_keyword(&a.value) {
+                match &col.default {
+                    Some(d) => self.bind_default(d, &col.ty)?,
+                    None => Expr::Literal(Datum::Null),
+                }
+            } else {
+                let mut t = self.bind_expr_no_agg(&a.value, scope, "UPDATE")?;
+                self.unify_with(&mut t, &col.ty);
+                check_assignable(&t.ty, &col.ty, &col.name)?;
+                t.e
+            };
+            sets.push((p, e));
+        }
+        Ok(sets)
+    }
+
     fn bind_insert(&mut self, i: &ast::Insert) -> Result<InsertPlan> {
         let ast::TableObject::TableName(name) = &i.table else {
             return Err(SqlError::unsupported("INSERT into a table function"));
@@ -1267,39 +1311,7 @@ impl<'a> Binder<'a> {
         let alias = alias.map(|a| ident(&a.alias)).unwrap_or(table.name.clone());
         let mut scope = Scope::of_table(table, &alias);
         scope.cols.extend(Scope::of_table(table, "excluded").cols);
-        let mut sets = Vec::new();
-        for a in &du.assignments {
-            let ast::AssignmentTarget::ColumnName(c) = &a.target else {
-                return Err(SqlError::unsupported("tuple assignments"));
-            };
-            let n =
-                c.0.last()
-                    .and_then(|p| p.as_ident())
-                    .map(ident)
-                    .ok_or_else(|| SqlError::syntax("bad column name"))?;
-            let p = table.column_index(&n).ok_or_else(|| {
-                SqlError::new(
-                    code::UNDEFINED_COLUMN,
-                    format!(
-                        "column \"{n}\" of relation \"{}\" does not exist",
-                        table.name
-                    ),
-                )
-            })?;
-            let col = &table.columns[p];
-            let e = if is_default_keyword(&a.value) {
-                match &col.default {
-                    Some(d) => self.bind_default(d, &col.ty)?,
-                    None => Expr::Literal(Datum::Null),
-                }
-            } else {
-                let mut t = self.bind_expr_no_agg(&a.value, &scope, "UPDATE")?;
-                self.unify_with(&mut t, &col.ty);
-                check_assignable(&t.ty, &col.ty, &col.name)?;
-                t.e
-            };
-            sets.push((p, e));
-        }
+        let sets = self.bind_assignments(&du.assignments, table, &scope)?;
         let filter = du
             .selection
             .as_ref()
@@ -1323,39 +1335,7 @@ impl<'a> Binder<'a> {
             .map(|a| ident(&a.name))
             .unwrap_or(table.name.clone());
         let scope = Scope::of_table(&table, &alias);
-        let mut sets = Vec::new();
-        for a in &u.assignments {
-            let ast::AssignmentTarget::ColumnName(c) = &a.target else {
-                return Err(SqlError::unsupported("tuple assignments"));
-            };
-            let n =
-                c.0.last()
-                    .and_then(|p| p.as_ident())
-                    .map(ident)
-                    .ok_or_else(|| SqlError::syntax("bad column name"))?;
-            let p = table.column_index(&n).ok_or_else(|| {
-                SqlError::new(
-                    code::UNDEFINED_COLUMN,
-                    format!(
-                        "column \"{n}\" of relation \"{}\" does not exist",
-                        table.name
-                    ),
-                )
-            })?;
-            let col = &table.columns[p];
-            let e = if is_default_keyword(&a.value) {
-                match &col.default {
-                    Some(d) => self.bind_default(d, &col.ty)?,
-                    None => Expr::Literal(Datum::Null),
-                }
-            } else {
-                let mut t = self.bind_expr_no_agg(&a.value, &scope, "UPDATE")?;
-                self.unify_with(&mut t, &col.ty);
-                check_assignable(&t.ty, &col.ty, &col.name)?;
-                t.e
-            };
-            sets.push((p, e));
-        }
+        let sets = self.bind_assignments(&u.assignments, &table, &scope)?;
         let filter = u
             .selection
             .as_ref()

@@ -454,3 +454,67 @@ fn a_follower_lagging_twice_gets_a_fresh_snapshot_each_time() {
         assert_eq!(sim.applied(lagger), sim.applied(leader), "round {round}");
     }
 }
+
+/// Counts writes and how many asked for an fsync.
+#[derive(Default)]
+struct CountingEngine {
+    inner: MemoryEngine,
+    synced: std::sync::atomic::AtomicUsize,
+}
+
+impl tessera_storage::Engine for CountingEngine {
+    fn get(&self, key: &[u8]) -> tessera_storage::Result<Option<Vec<u8>>> {
+        self.inner.get(key)
+    }
+    fn scan(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        reverse: bool,
+    ) -> tessera_storage::Result<tessera_storage::EngineIterator<'_>> {
+        self.inner.scan(start, end, reverse)
+    }
+    fn write(&self, batch: WriteBatch, sync: bool) -> tessera_storage::Result<()> {
+        if sync {
+            self.synced
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        self.inner.write(batch, sync)
+    }
+    fn sync(&self) -> tessera_storage::Result<()> {
+        self.synced
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+#[test]
+fn one_fsync_persists_the_new_entries_of_every_group() {
+    let engine = Arc::new(CountingEngine::default());
+    let mut mr = MultiRaft::new(Config::new(1), engine.clone());
+    let mut batch = WriteBatch::new();
+    for range in 1..=10 {
+        mr.create_group(range, vec![1], vec![], Recorder::default(), &mut batch)
+            .unwrap();
+    }
+    tessera_storage::Engine::write(engine.as_ref(), batch, true).unwrap();
+    for range in 1..=10 {
+        mr.with_group(range, |ctl, _| ctl.campaign());
+    }
+    mr.process_ready().unwrap();
+    mr.process_ready().unwrap();
+    for range in 1..=10 {
+        mr.propose(range, b"x".to_vec()).unwrap();
+    }
+    let before = engine.synced.load(std::sync::atomic::Ordering::SeqCst);
+    mr.process_ready().unwrap();
+    let fsyncs = engine.synced.load(std::sync::atomic::Ordering::SeqCst) - before;
+    assert_eq!(fsyncs, 1, "10 groups' appends should share one fsync");
+    mr.process_ready().unwrap();
+    for range in 1..=10 {
+        assert_eq!(
+            mr.state_machine(range).unwrap().applied,
+            vec![b"x".to_vec()]
+        );
+    }
+}

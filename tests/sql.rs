@@ -139,3 +139,41 @@ async fn psql_describes_tables_and_runs_a_transaction() {
     let out = psql(&addr, &["-At", "-c", "SELECT qty FROM items WHERE id = 3"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ten_megabyte_statement_is_served_and_others_keep_working() {
+    let c = TestCluster::start(3).await;
+    let client = sql(&c.nodes[0].sql).await;
+    client
+        .batch_execute("CREATE TABLE blobs (id INT PRIMARY KEY, body TEXT)")
+        .await
+        .unwrap();
+    let body = "x".repeat(10 * 1024 * 1024);
+    let stmt = format!("INSERT INTO blobs VALUES (1, '{body}')");
+    assert!(stmt.len() > 10_000_000);
+    client.batch_execute(&stmt).await.unwrap();
+    let other = sql(&c.nodes[1].sql).await;
+    let row = other
+        .query_one("SELECT length(body) FROM blobs WHERE id = 1", &[])
+        .await
+        .unwrap();
+    let len: i64 = row
+        .try_get(0)
+        .or_else(|_| row.try_get::<_, i32>(0).map(i64::from))
+        .unwrap();
+    assert_eq!(len, body.len() as i64);
+    // A 10 MB statement that is not valid SQL is a syntax error, not a crash.
+    let err = client
+        .simple_query(&format!("SELEC '{body}'"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code().map(|c| c.code()), Some("42601"));
+    assert_eq!(
+        client
+            .query_one("SELECT 1", &[])
+            .await
+            .unwrap()
+            .get::<_, i32>(0),
+        1
+    );
+}

@@ -525,14 +525,20 @@ impl DB {
                 backoff = (backoff * 2).min(Duration::from_millis(500));
                 continue;
             };
+            let op = build(&desc)?;
+            let is_read = matches!(op, kv_request::Op::Get(_) | kv_request::Op::Scan(_));
             let req = KvRequest {
                 range_id: desc.range_id,
                 timestamp: Some(self.clock.now().into()),
-                op: Some(build(&desc)?),
+                op: Some(op),
             };
             let resp = match self.dialer.send(target, req).await {
                 Ok(r) => r,
                 Err(e) => {
+                    // A write whose RPC failed may still have been applied
+                    // (a timeout, or a node that died after proposing): if
+                    // the operation ends in failure, its outcome is unknown.
+                    ambiguous |= !is_read;
                     last_err = format!("node {target}: {e}");
                     tried.push(target);
                     self.cache.lock().set_leaseholder(desc.range_id, 0);
@@ -588,7 +594,18 @@ impl DB {
                     backoff = (backoff * 2).min(Duration::from_millis(500));
                 }
                 kv_error::Kind::ConditionFailed(c) => {
-                    return Err(Error::ConditionFailed { actual: c.actual })
+                    if ambiguous {
+                        // An earlier attempt may have applied this very
+                        // write, which is why the condition no longer holds.
+                        return Err(Error::Unavailable {
+                            reason: format!(
+                                "{last_err}; a retry found the condition changed, so the \
+                                 first attempt may have applied"
+                            ),
+                            ambiguous: true,
+                        });
+                    }
+                    return Err(Error::ConditionFailed { actual: c.actual });
                 }
                 kv_error::Kind::BadRequest(m) => return Err(Error::BadRequest(m)),
                 kv_error::Kind::Internal(m) => return Err(Error::Internal(m)),

@@ -17,6 +17,8 @@ use tessera_storage::MemoryEngine;
 struct Net {
     stores: RwLock<HashMap<u64, Arc<Store>>>,
     down: RwLock<HashSet<u64>>,
+    /// The next write is applied but its reply is lost (as on a timeout).
+    lose_next_write_reply: std::sync::atomic::AtomicBool,
 }
 
 impl Net {
@@ -63,9 +65,25 @@ struct Dialer(Arc<Net>);
 impl NodeDialer for Dialer {
     fn send(&self, node_id: u64, req: KvRequest) -> DialFuture {
         let store = self.0.up(node_id);
+        let is_write = matches!(
+            req.op,
+            Some(tessera_common::proto::kv_request::Op::Cput(_))
+                | Some(tessera_common::proto::kv_request::Op::Put(_))
+        );
+        let lose = is_write
+            && self
+                .0
+                .lose_next_write_reply
+                .swap(false, std::sync::atomic::Ordering::SeqCst);
         Box::pin(async move {
             match store {
-                Some(s) => Ok(s.execute(req).await),
+                Some(s) => {
+                    let resp = s.execute(req).await;
+                    if lose {
+                        return Err("timed out".to_string());
+                    }
+                    Ok(resp)
+                }
                 None => Err(format!("node {node_id} is down")),
             }
         })
@@ -366,4 +384,38 @@ async fn gc_removes_shadowed_versions_older_than_the_ttl_on_every_replica() {
     .await;
     assert_eq!(db.get(b"gc-key").await.unwrap(), Some(b"v19".to_vec()));
     assert_eq!(db.get(b"gc-gone").await.unwrap(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_whose_reply_was_lost_is_never_reported_as_a_definite_failure() {
+    let c = cluster(3).await;
+    let db = c.dbs[&1].clone();
+    wait_for(
+        "3 voters",
+        Duration::from_secs(20),
+        async || matches!(db.ranges().await, Ok(r) if voters(&r[0]) == 3),
+    )
+    .await;
+    // A put is idempotent: the retry succeeds.
+    c.net
+        .lose_next_write_reply
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    db.put(b"amb-put", b"1").await.unwrap();
+    // A conditional put applied by the lost attempt fails its retry; that
+    // must surface as "outcome unknown", not as a failed condition.
+    c.net
+        .lose_next_write_reply
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let err = db.cput(b"amb-cput", b"v", None).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            tessera_kv::db::Error::Unavailable {
+                ambiguous: true,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(db.get(b"amb-cput").await.unwrap(), Some(b"v".to_vec()));
 }

@@ -1336,15 +1336,7 @@ impl<'a> Binder<'a> {
             .unwrap_or(table.name.clone());
         let scope = Scope::of_table(&table, &alias);
         let sets = self.bind_assignments(&u.assignments, &table, &scope)?;
-        let filter = u
-            .selection
-            .as_ref()
-            .map(|w| self.bind_bool(w, &scope, "WHERE"))
-            .transpose()?;
-        let range = filter
-            .as_ref()
-            .map(|f| choose_range(&table, f))
-            .unwrap_or(KeyRange::Full);
+        let (filter, range) = self.bind_row_filter(u.selection.as_ref(), &table, &scope)?;
         let returning = self.bind_returning(&u.returning, &table)?;
         Ok(UpdatePlan {
             table,
@@ -1353,6 +1345,24 @@ impl<'a> Binder<'a> {
             sets,
             returning,
         })
+    }
+
+    /// Binds the WHERE of an UPDATE or DELETE and picks the key range it
+    /// allows scanning.
+    fn bind_row_filter(
+        &mut self,
+        selection: Option<&ast::Expr>,
+        table: &TableDesc,
+        scope: &Scope,
+    ) -> Result<(Option<Expr>, KeyRange)> {
+        let filter = selection
+            .map(|w| self.bind_bool(w, scope, "WHERE"))
+            .transpose()?;
+        let range = filter
+            .as_ref()
+            .map(|f| choose_range(table, f))
+            .unwrap_or(KeyRange::Full);
+        Ok((filter, range))
     }
 
     fn bind_delete(&mut self, d: &ast::Delete) -> Result<DeletePlan> {
@@ -1371,15 +1381,7 @@ impl<'a> Binder<'a> {
             .map(|a| ident(&a.name))
             .unwrap_or(table.name.clone());
         let scope = Scope::of_table(&table, &alias);
-        let filter = d
-            .selection
-            .as_ref()
-            .map(|w| self.bind_bool(w, &scope, "WHERE"))
-            .transpose()?;
-        let range = filter
-            .as_ref()
-            .map(|f| choose_range(&table, f))
-            .unwrap_or(KeyRange::Full);
+        let (filter, range) = self.bind_row_filter(d.selection.as_ref(), &table, &scope)?;
         let returning = self.bind_returning(&d.returning, &table)?;
         Ok(DeletePlan {
             table,

@@ -745,33 +745,11 @@ impl<S: StateMachine> MultiRaft<S> {
                         }
                     }
                     EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => {
-                        let (cc, context): (ConfChangeV2, Vec<u8>) = if e.get_entry_type()
-                            == EntryType::EntryConfChange
-                        {
-                            let cc = ConfChange::parse_from_bytes(&e.data).map_err(|err| {
-                                tessera_storage::Error::Corruption(format!(
-                                    "range {range_id}: bad conf change: {err}"
-                                ))
-                            })?;
-                            let ctx = if e.context.is_empty() {
-                                cc.context.to_vec()
-                            } else {
-                                e.context.to_vec()
-                            };
-                            (cc.into_v2(), ctx)
-                        } else {
-                            let cc = ConfChangeV2::parse_from_bytes(&e.data).map_err(|err| {
-                                tessera_storage::Error::Corruption(format!(
-                                    "range {range_id}: bad conf change: {err}"
-                                ))
-                            })?;
-                            let ctx = if e.context.is_empty() {
-                                cc.context.to_vec()
-                            } else {
-                                e.context.to_vec()
-                            };
-                            (cc, ctx)
-                        };
+                        let (cc, context) = decode_conf_change(e).map_err(|err| {
+                            tessera_storage::Error::Corruption(format!(
+                                "range {range_id}: bad conf change: {err}"
+                            ))
+                        })?;
                         let cs = g.node.apply_conf_change(&cc).map_err(|err| {
                             tessera_storage::Error::Corruption(format!(
                                 "range {range_id}: cannot apply conf change: {err}"
@@ -890,6 +868,25 @@ impl<S: StateMachine> MultiRaft<S> {
             })
             .collect()
     }
+}
+
+/// A membership change entry as a `ConfChangeV2`, with the context its
+/// proposer attached (raft-rs keeps it on the entry; older entries on the
+/// change itself).
+fn decode_conf_change(
+    e: &raft::eraftpb::Entry,
+) -> Result<(ConfChangeV2, Vec<u8>), protobuf::ProtobufError> {
+    let cc = if e.get_entry_type() == EntryType::EntryConfChange {
+        ConfChange::parse_from_bytes(&e.data)?.into_v2()
+    } else {
+        ConfChangeV2::parse_from_bytes(&e.data)?
+    };
+    let context = if e.context.is_empty() {
+        cc.context.to_vec()
+    } else {
+        e.context.to_vec()
+    };
+    Ok((cc, context))
 }
 
 /// A snapshot of one group's raft status.

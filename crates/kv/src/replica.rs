@@ -102,6 +102,9 @@ pub struct ReplicaShared {
     pub leader_since_ms: AtomicU64,
     /// When (mono ms) this node last proposed an MVCC GC of the range.
     pub last_gc_ms: AtomicU64,
+    /// The descriptor generation this node has seen recorded in /meta (0:
+    /// not checked yet): /meta is read again only when it changes.
+    pub meta_generation: AtomicU64,
 }
 
 impl ReplicaShared {
@@ -121,6 +124,7 @@ impl ReplicaShared {
             last_used_ms: AtomicU64::new(0),
             leader_since_ms: AtomicU64::new(0),
             last_gc_ms: AtomicU64::new(0),
+            meta_generation: AtomicU64::new(0),
         })
     }
 

@@ -767,8 +767,15 @@ impl Store {
                 }
                 continue;
             }
-            if let Err(e) = db.update_meta(&desc).await {
-                tracing::debug!("range {}: /meta check failed: {e}", desc.range_id);
+            // Repairs /meta if whoever changed the range died before
+            // recording it; one read per descriptor change, not per round.
+            if desc.generation > shared.meta_generation.load(Ordering::Relaxed) {
+                match db.update_meta(&desc).await {
+                    Ok(()) => shared
+                        .meta_generation
+                        .store(desc.generation, Ordering::Relaxed),
+                    Err(e) => tracing::debug!("range {}: /meta check failed: {e}", desc.range_id),
+                }
             }
             self.maybe_gc(&shared).await;
             // Lease placement: the preferred node among live voters.

@@ -90,6 +90,8 @@ async fn ten_thousand_keys_over_ten_ranges_read_back_from_every_node() {
 struct Writers {
     acked: Arc<Mutex<Vec<String>>>,
     stop: Arc<AtomicBool>,
+    /// When each acknowledged write was sent (a write sent after a fault
+    /// and acknowledged shows the cluster serving again).
     last_ok: Arc<Mutex<Vec<Instant>>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -118,6 +120,7 @@ impl Writers {
                         }
                     }
                     let k = format!("{prefix}/{w}/{seq:06}");
+                    let invoked = Instant::now();
                     let res = tokio::time::timeout(
                         Duration::from_secs(5),
                         kv(client.as_mut().unwrap(), put(&k, "x")),
@@ -126,7 +129,7 @@ impl Writers {
                     match res {
                         Ok(Ok(_)) => {
                             acked.lock().push(k);
-                            last_ok.lock().push(Instant::now());
+                            last_ok.lock().push(invoked);
                             seq += 1;
                         }
                         _ => {
@@ -182,6 +185,17 @@ async fn killing_the_leaseholder_loses_no_acknowledged_write_and_it_catches_up()
     let writers = Writers::start(&c, 8, "w").await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let victim = c.leaseholder_of(b"w/").await.expect("a leaseholder for w/");
+    // Pin the lease on the victim (a lease that just moved stays put for a
+    // few seconds), so the kill hits the node actually serving the writes.
+    let mut admin = c.client((victim + 1) % 3).await;
+    kv(&mut admin, transfer("w/", c.node_id(victim)))
+        .await
+        .expect("lease transfer to the victim");
+    assert_eq!(
+        c.leaseholder_of(b"w/").await,
+        Some(victim),
+        "victim lost the lease"
+    );
     let before = writers.acked.lock().len();
     assert!(before > 0, "no writes before the kill\n{}", c.logs());
     let killed_at = Instant::now();

@@ -163,6 +163,16 @@ fn voters(d: &RangeDescriptor) -> usize {
     d.replicas.iter().filter(|r| r.r#type == 0).count()
 }
 
+/// Waits until range 1 has three voters (up-replication finished).
+async fn wait_for_three_voters(db: &DB) {
+    wait_for(
+        "3 voters",
+        Duration::from_secs(20),
+        async || matches!(db.ranges().await, Ok(r) if voters(&r[0]) == 3),
+    )
+    .await;
+}
+
 async fn wait_for(what: &str, timeout: Duration, mut f: impl AsyncFnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
@@ -232,12 +242,7 @@ async fn cluster_replicates_splits_and_serves_every_key_from_every_node() {
 async fn conditional_put_is_atomic_under_concurrency() {
     let c = cluster(3).await;
     let db1 = c.dbs[&1].clone();
-    wait_for(
-        "3 voters",
-        Duration::from_secs(20),
-        async || matches!(db1.ranges().await, Ok(r) if voters(&r[0]) == 3),
-    )
-    .await;
+    wait_for_three_voters(&db1).await;
     let mut tasks = Vec::new();
     for t in 0..8u64 {
         let db = c.dbs[&(1 + t % 3)].clone();
@@ -264,12 +269,7 @@ async fn conditional_put_is_atomic_under_concurrency() {
 async fn writes_continue_after_the_leaseholder_goes_down() {
     let c = cluster(3).await;
     let db1 = c.dbs[&1].clone();
-    wait_for(
-        "3 voters",
-        Duration::from_secs(20),
-        async || matches!(db1.ranges().await, Ok(r) if voters(&r[0]) == 3),
-    )
-    .await;
+    wait_for_three_voters(&db1).await;
     db1.put(b"k", b"before").await.unwrap();
     let leader = c
         .net
@@ -297,12 +297,7 @@ async fn write_batches_apply_all_or_nothing_and_refuse_to_span_ranges() {
     use tessera_common::proto::{batch_write::Write, BatchWrite, CPutRequest, PutRequest};
     let c = cluster(3).await;
     let db = c.dbs[&2].clone();
-    wait_for(
-        "3 voters",
-        Duration::from_secs(20),
-        async || matches!(db.ranges().await, Ok(r) if voters(&r[0]) == 3),
-    )
-    .await;
+    wait_for_three_voters(&db).await;
     let put = |k: &str, v: &str| BatchWrite {
         write: Some(Write::Put(PutRequest {
             key: k.as_bytes().to_vec(),
@@ -356,12 +351,7 @@ async fn gc_removes_shadowed_versions_older_than_the_ttl_on_every_replica() {
     })
     .await;
     let db = c.dbs[&1].clone();
-    wait_for(
-        "3 voters",
-        Duration::from_secs(20),
-        async || matches!(db.ranges().await, Ok(r) if voters(&r[0]) == 3),
-    )
-    .await;
+    wait_for_three_voters(&db).await;
     for i in 0..20u32 {
         db.put(b"gc-key", format!("v{i}").as_bytes()).await.unwrap();
     }
@@ -390,12 +380,7 @@ async fn gc_removes_shadowed_versions_older_than_the_ttl_on_every_replica() {
 async fn a_write_whose_reply_was_lost_is_never_reported_as_a_definite_failure() {
     let c = cluster(3).await;
     let db = c.dbs[&1].clone();
-    wait_for(
-        "3 voters",
-        Duration::from_secs(20),
-        async || matches!(db.ranges().await, Ok(r) if voters(&r[0]) == 3),
-    )
-    .await;
+    wait_for_three_voters(&db).await;
     // A put is idempotent: the retry succeeds.
     c.net
         .lose_next_write_reply

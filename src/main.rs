@@ -96,6 +96,10 @@ pub struct StartArgs {
     /// Address to serve SQL on (PostgreSQL wire protocol).
     #[arg(long, value_name = "HOST:PORT", value_parser = parse_host_port)]
     pub sql_addr: Option<String>,
+    /// SQL sessions served at once; more are refused with SQLSTATE 53300
+    /// ("sorry, too many clients already") [default: 200].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: Option<u32>,
     /// Maximum clock offset between nodes, e.g. 250ms [default: 250ms].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub max_offset: Option<Duration>,
@@ -277,6 +281,7 @@ async fn run(cli: Cli, logging: &cli::start::Logging) -> cli::Result<()> {
                 http_addr: a.http_addr,
                 join: a.join,
                 sql_addr: a.sql_addr,
+                max_connections: a.max_connections.map(|n| n as usize),
                 max_offset: a.max_offset,
                 join_timeout: a.join_timeout,
                 inject_bug: a.inject_bug,

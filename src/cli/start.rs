@@ -103,6 +103,7 @@ pub struct StartOpts {
     pub http_addr: String,
     pub join: Vec<String>,
     pub sql_addr: Option<String>,
+    pub max_connections: Option<usize>,
     pub max_offset: Option<Duration>,
     pub join_timeout: Option<Duration>,
     pub inject_bug: Option<String>,
@@ -118,6 +119,9 @@ impl StartOpts {
         );
         cfg.join = self.join.clone();
         cfg.sql_addr = self.sql_addr.clone();
+        if let Some(n) = self.max_connections {
+            cfg.sql_max_connections = n;
+        }
         if let Some(d) = self.max_offset {
             cfg.max_offset = d;
         }
@@ -198,6 +202,7 @@ mod tests {
             http_addr: "127.0.0.1:8080".into(),
             join: vec!["127.0.0.1:26258".into()],
             sql_addr: Some("127.0.0.1:5432".into()),
+            max_connections: None,
             max_offset: Some(Duration::from_millis(500)),
             join_timeout: None,
             inject_bug: None,

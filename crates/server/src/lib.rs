@@ -45,6 +45,9 @@ pub struct NodeConfig {
     pub http_addr: String,
     /// Recorded in the node descriptor for clients; SQL comes later.
     pub sql_addr: Option<String>,
+    /// SQL sessions served at once (`--max-connections`); more are
+    /// refused with SQLSTATE 53300.
+    pub sql_max_connections: usize,
     /// The gRPC address other nodes should use (host:port). Default: the
     /// bound `listen_addr`, which only works across machines if it names
     /// a reachable interface (not 0.0.0.0).
@@ -82,6 +85,7 @@ impl NodeConfig {
             listen_addr: listen_addr.into(),
             http_addr: http_addr.into(),
             sql_addr: None,
+            sql_max_connections: tessera_sql::server::DEFAULT_MAX_CONNECTIONS,
             advertise_addr: None,
             join: Vec::new(),
             max_offset: Duration::from_millis(250),

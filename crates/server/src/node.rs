@@ -148,12 +148,17 @@ impl Shared {
         *self.running.write() = Some(run.clone());
         if let Some(listener) = self.sql_listener.lock().take() {
             let db = run.db.clone();
+            let sql_cfg = tessera_sql::ServerConfig {
+                max_connections: self.cfg.sql_max_connections,
+            };
             tracing::info!(
                 "serving SQL on {}; connections from loopback are accepted without a password",
                 self.sql_addr.map(|a| a.to_string()).unwrap_or_default()
             );
             self.spawn(async move {
-                if let Err(e) = tessera_sql::serve(listener, db, std::future::pending()).await {
+                if let Err(e) =
+                    tessera_sql::serve_with(listener, db, sql_cfg, std::future::pending()).await
+                {
                     tracing::error!("SQL server failed: {e}");
                 }
             });

@@ -136,4 +136,7 @@ pub mod code {
     pub const INVALID_COLUMN_REFERENCE: &str = "42P10";
     pub const INVALID_CATALOG_NAME: &str = "3D000";
     pub const INTERNAL_ERROR: &str = "XX000";
+    pub const QUERY_CANCELED: &str = "57014";
+    pub const TOO_MANY_CONNECTIONS: &str = "53300";
+    pub const BAD_COPY_FILE_FORMAT: &str = "22P04";
 }

@@ -16,6 +16,9 @@
 //! types       SQL types, datums, exact decimals, dates and times
 //! admin       ALTER TABLE .. SPLIT AT, SHOW RANGES FROM TABLE / INDEX
 //! pgcompat    psql's \d, \dt, \di, \d name answered from the catalog
+//! copy        COPY ... FROM STDIN (text, CSV) in bounded write batches;
+//!             large INSERTs outside BEGIN split the same way
+//! json        JSON validation, JSONB normalization
 //! ```
 //!
 //! The SQL layer uses the `tessera_kv::DB` client API (get, scan, cput,
@@ -95,10 +98,12 @@
 
 pub mod admin;
 pub mod catalog;
+pub mod copy;
 pub mod encoding;
 pub mod error;
 pub mod exec;
 pub mod expr;
+pub mod json;
 pub mod pgcompat;
 pub mod plan;
 pub mod server;
@@ -107,7 +112,7 @@ pub mod txn;
 pub mod types;
 
 pub use error::SqlError;
-pub use server::serve;
+pub use server::{serve, serve_with, ServerConfig};
 
 /// The version reported to clients as `server_version`.
 pub const SERVER_VERSION: &str = "15.0 (Tessera)";

@@ -47,6 +47,22 @@ fn rows_result(columns: Vec<(String, DataType)>, rows: Vec<Vec<Datum>>) -> StmtR
     }
 }
 
+/// `SELECT pg_sleep(seconds)`: waits (an await point, so a cancel request
+/// interrupts it) and returns one NULL of type void, shown as text.
+pub async fn pg_sleep(sql: &str) -> Option<StmtResult> {
+    let s = sql.trim().trim_end_matches(';').trim().to_ascii_lowercase();
+    let arg = s
+        .strip_prefix("select")?
+        .trim_start()
+        .strip_prefix("pg_sleep(")?
+        .strip_suffix(')')?;
+    let secs: f64 = arg.trim().trim_matches('\'').parse().ok()?;
+    if secs.is_finite() && secs > 0.0 {
+        tokio::time::sleep(std::time::Duration::from_secs_f64(secs.min(1e6))).await;
+    }
+    Some(rows_result(cols(&["pg_sleep"]), vec![vec![Datum::Null]]))
+}
+
 /// The string literal following `after` in `sql`.
 fn literal_after<'a>(sql: &'a str, after: &str) -> Option<&'a str> {
     let i = sql.find(after)? + after.len();

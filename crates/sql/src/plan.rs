@@ -355,6 +355,9 @@ pub fn data_type(t: &ast::DataType) -> Result<(DataType, bool)> {
             A::Char(l) | A::Character(l) => DataType::Char(Some(len(l).unwrap_or(1))),
             A::Numeric(n) | A::Decimal(n) | A::Dec(n) => numeric(n),
             A::Bytea => DataType::Bytea,
+            A::Uuid => DataType::Uuid,
+            A::JSON => DataType::Json,
+            A::JSONB => DataType::Jsonb,
             A::Date => DataType::Date,
             A::Timestamp(_, tz) => match tz {
                 ast::TimezoneInfo::WithTimeZone | ast::TimezoneInfo::Tz => DataType::TimestampTz,

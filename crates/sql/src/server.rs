@@ -11,31 +11,52 @@
 //!
 //! Values go out in text format, or in binary where the client asks for it
 //! (all supported types have a binary form, NUMERIC included).
+//!
+//! Connections: at most [`ServerConfig::max_connections`] sessions per
+//! node; the next one gets FATAL 53300 ("sorry, too many clients already")
+//! after its startup message and is closed, while the others keep being
+//! served. A CancelRequest (on its own connection, with the process id and
+//! secret key the session received in BackendKeyData) interrupts the
+//! statement running on that session: it fails with 57014, and an explicit
+//! transaction it ran in is aborted (25P02 until ROLLBACK).
+//!
+//! Backpressure: a statement's rows are encoded into DataRow messages one
+//! at a time as the socket accepts them (the write buffer is flushed when
+//! it passes a few KB), and the next message of a client is read only when
+//! the previous one is answered. A client that stops reading therefore
+//! holds at most one statement's result (as the executor materialized it)
+//! plus a socket buffer of server memory, however much it pipelines.
+//!
+//! `COPY ... FROM STDIN` (text and CSV) is run by [`crate::copy`].
 
 use std::fmt::Debug;
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::{BufMut, Bytes, BytesMut};
-use futures::sink::Sink;
+use futures::sink::{Sink, SinkExt};
 use pgwire::api::auth::{
     finish_authentication, protocol_negotiation, save_startup_parameters_to_metadata,
     DefaultServerParameterProvider, StartupHandler,
 };
+use pgwire::api::cancel::{CancelHandler, DefaultCancelHandler};
+use pgwire::api::copy::CopyHandler;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{
-    DescribePortalResponse, DescribeStatementResponse, FieldFormat, FieldInfo, QueryResponse,
-    Response, Tag,
+    CopyResponse, DescribePortalResponse, DescribeStatementResponse, FieldFormat, FieldInfo,
+    QueryResponse, Response, Tag,
 };
 use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::store::PortalStore;
 use pgwire::api::{
-    ClientInfo, ClientPortalStore, PgWireServerHandlers, PidSecretKeyGenerator,
+    ClientInfo, ClientPortalStore, ConnectionManager, PgWireServerHandlers, PidSecretKeyGenerator,
     RandomPidSecretKeyGenerator, Type, METADATA_DATABASE, METADATA_USER,
 };
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
 use pgwire::messages::data::DataRow;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use tessera_kv::DB;
@@ -43,15 +64,48 @@ use tokio::net::TcpListener;
 use tokio::sync::Mutex;
 
 use crate::catalog::{Catalog, DEFAULT_DATABASE};
+use crate::copy::CopyIn;
 use crate::error::{code, SqlError};
 use crate::session::{Prepared, Session, StmtResult};
 use crate::types::{self, DataType, Datum, Decimal, MICROS_PER_DAY, PG_EPOCH_DAYS};
+
+/// Settings of the SQL server of one node.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Sessions served at once; the next one is refused with 53300.
+    pub max_connections: usize,
+}
+
+/// The default of `tessera start --max-connections`.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 200;
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+        }
+    }
+}
 
 /// State shared by every connection of one node.
 struct Shared {
     catalog: Arc<Catalog>,
     pids: RandomPidSecretKeyGenerator,
     bootstrapped: tokio::sync::OnceCell<()>,
+    config: ServerConfig,
+    /// Sessions past startup, counted by [`SessionSlot`]s.
+    sessions: Arc<AtomicUsize>,
+    /// Running statements by (process id, secret key), for CancelRequest.
+    cancels: Arc<ConnectionManager>,
+}
+
+/// One counted session; dropped with the connection.
+struct SessionSlot(Arc<AtomicUsize>);
+
+impl Drop for SessionSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Serves the PostgreSQL wire protocol on `listener` until `shutdown`
@@ -71,10 +125,23 @@ pub async fn serve(
     db: Arc<DB>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    serve_with(listener, db, ServerConfig::default(), shutdown).await
+}
+
+/// [`serve`] with explicit settings.
+pub async fn serve_with(
+    listener: TcpListener,
+    db: Arc<DB>,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
     let shared = Arc::new(Shared {
         catalog: Arc::new(Catalog::new(db)),
         pids: RandomPidSecretKeyGenerator::default(),
         bootstrapped: tokio::sync::OnceCell::new(),
+        config,
+        sessions: Arc::new(AtomicUsize::new(0)),
+        cancels: Arc::new(ConnectionManager::new()),
     });
     tokio::pin!(shutdown);
     loop {
@@ -131,6 +198,7 @@ impl ConnHandlers {
                 shared: shared.clone(),
                 session: session.clone(),
                 parser: Arc::new(StmtParser { session }),
+                copy: Mutex::new(None),
             }),
         }
     }
@@ -148,12 +216,22 @@ impl PgWireServerHandlers for ConnHandlers {
     fn startup_handler(&self) -> Arc<impl StartupHandler> {
         self.conn.clone()
     }
+
+    fn copy_handler(&self) -> Arc<impl CopyHandler> {
+        self.conn.clone()
+    }
+
+    fn cancel_handler(&self) -> Arc<impl CancelHandler> {
+        Arc::new(DefaultCancelHandler::new(self.conn.shared.cancels.clone()))
+    }
 }
 
 struct Conn {
     shared: Arc<Shared>,
     session: Arc<Mutex<Session>>,
     parser: Arc<StmtParser>,
+    /// The COPY FROM STDIN in progress, if any.
+    copy: Mutex<Option<CopyIn>>,
 }
 
 #[async_trait]
@@ -171,6 +249,15 @@ impl StartupHandler for Conn {
         let PgWireFrontendMessage::Startup(ref startup) = message else {
             return Ok(());
         };
+        let sessions = &self.shared.sessions;
+        let slot = SessionSlot(sessions.clone());
+        if sessions.fetch_add(1, Ordering::SeqCst) >= self.shared.config.max_connections {
+            return Err(fatal(
+                code::TOO_MANY_CONNECTIONS,
+                "sorry, too many clients already".into(),
+            ));
+        }
+        client.session_extensions().insert(slot);
         protocol_negotiation(client, startup).await?;
         save_startup_parameters_to_metadata(client, startup);
         if !client.socket_addr().ip().is_loopback() {
@@ -211,6 +298,9 @@ impl StartupHandler for Conn {
             s.user = user;
         }
         let (pid, secret) = self.shared.pids.generate(client);
+        let (handle, guard) = self.shared.cancels.register(pid, secret.clone());
+        client.session_extensions().insert(handle);
+        client.session_extensions().insert(guard);
         client.set_pid_and_secret_key(pid, secret);
         let mut params = DefaultServerParameterProvider::default();
         params.server_version = crate::SERVER_VERSION.into();
@@ -257,6 +347,10 @@ fn put_binary(buf: &mut BytesMut, d: &Datum, ty: &DataType) {
         (Datum::Float(f), DataType::Float4) => buf.put_f32(*f as f32),
         (Datum::Float(f), _) => buf.put_f64(*f),
         (Datum::Bool(b), _) => buf.put_u8(*b as u8),
+        (Datum::Text(s), DataType::Jsonb) => {
+            buf.put_u8(1); // jsonb binary format version
+            buf.put_slice(s.as_bytes())
+        }
         (Datum::Text(s), _) => buf.put_slice(s.as_bytes()),
         (Datum::Bytes(b), _) => buf.put_slice(b),
         (Datum::Date(d), _) => buf.put_i32(d - PG_EPOCH_DAYS),
@@ -371,6 +465,19 @@ fn decode_param(v: &Option<Bytes>, ty: &DataType, binary: bool) -> Result<Datum,
         }
         DataType::Bool => Datum::Bool(arr(1)?[0] != 0),
         DataType::Bytea => Datum::Bytes(b.to_vec()),
+        DataType::Uuid => {
+            arr(16)?;
+            Datum::Bytes(b.to_vec())
+        }
+        DataType::Json | DataType::Jsonb => {
+            let body = match (ty, b.split_first()) {
+                (DataType::Jsonb, Some((1, rest))) => rest,
+                (DataType::Jsonb, _) => return Err(bad()),
+                _ => &b[..],
+            };
+            let s = std::str::from_utf8(body).map_err(|_| bad())?.to_string();
+            types::cast(Datum::Text(s), ty)?
+        }
         DataType::Date => {
             Datum::Date(i32::from_be_bytes(arr(4)?.try_into().map_err(|_| bad())?) + PG_EPOCH_DAYS)
         }
@@ -395,17 +502,15 @@ fn rows_response(
     let fields = Arc::new(field_infos(columns, format));
     let types: Vec<DataType> = columns.iter().map(|(_, t)| t.clone()).collect();
     let formats: Vec<FieldFormat> = (0..columns.len()).map(|i| format.format_for(i)).collect();
-    let data: Vec<PgWireResult<DataRow>> = rows
-        .into_iter()
-        .map(|r| {
-            let mut buf = BytesMut::with_capacity(16 * r.len());
-            for (i, d) in r.iter().enumerate() {
-                put_value(&mut buf, d, &types[i], formats[i]);
-            }
-            Ok(DataRow::new(buf, r.len() as i16))
-        })
-        .collect();
-    let mut q = QueryResponse::new(fields, futures::stream::iter(data));
+    // Encoded lazily, as the socket takes them.
+    let data = futures::stream::iter(rows.into_iter().map(move |r| {
+        let mut buf = BytesMut::with_capacity(16 * r.len());
+        for (i, d) in r.iter().enumerate() {
+            put_value(&mut buf, d, &types[i], formats[i]);
+        }
+        Ok(DataRow::new(buf, r.len() as i16))
+    }));
+    let mut q = QueryResponse::new(fields, data);
     q.set_command_tag(tag);
     Response::Query(q)
 }
@@ -417,6 +522,28 @@ fn to_response(r: StmtResult, format: &Format) -> Response {
         StmtResult::Begin => Response::TransactionStart(Tag::new("BEGIN")),
         StmtResult::End(tag) => Response::TransactionEnd(Tag::new(&tag)),
         StmtResult::Empty => Response::EmptyQuery,
+        // Started by `Conn::start_copy`; never reaches here.
+        StmtResult::CopyIn(_) => Response::Execution(Tag::new("COPY")),
+    }
+}
+
+fn error_response(e: SqlError) -> Response {
+    let mut info = ErrorInfo::new("ERROR".into(), e.code.into(), e.message);
+    info.hint = e.hint;
+    Response::Error(Box::new(info))
+}
+
+impl Conn {
+    /// Keeps a COPY FROM STDIN for the CopyData to come; the response
+    /// tells the client to send it.
+    async fn start_copy(&self, c: CopyIn) -> Response {
+        let columns = c.columns();
+        *self.copy.lock().await = Some(c);
+        Response::CopyIn(CopyResponse::new(
+            0,
+            columns,
+            futures::stream::empty::<PgWireResult<CopyData>>(),
+        ))
     }
 }
 
@@ -430,17 +557,68 @@ impl SimpleQueryHandler for Conn {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let results = self.session.lock().await.execute_sql(query).await;
-        Ok(results
-            .into_iter()
-            .map(|r| match r {
+        let mut out = Vec::with_capacity(results.len());
+        for r in results {
+            out.push(match r {
+                Ok(StmtResult::CopyIn(c)) => self.start_copy(*c).await,
                 Ok(r) => to_response(r, &Format::UnifiedText),
-                Err(e) => {
-                    let mut info = ErrorInfo::new("ERROR".into(), e.code.into(), e.message);
-                    info.hint = e.hint;
-                    Response::Error(Box::new(info))
-                }
-            })
-            .collect())
+                Err(e) => error_response(e),
+            });
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl CopyHandler for Conn {
+    async fn on_copy_data<C>(&self, _client: &mut C, copy_data: CopyData) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        // Errors are kept until CopyDone: the client is still sending.
+        if let Some(c) = self.copy.lock().await.as_mut() {
+            c.data(&copy_data.data).await;
+        }
+        Ok(())
+    }
+
+    async fn on_copy_done<C>(&self, client: &mut C, _done: CopyDone) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let Some(c) = self.copy.lock().await.take() else {
+            return Err(user_error(SqlError::new(
+                code::PROTOCOL_VIOLATION,
+                "CopyDone without COPY in progress",
+            )));
+        };
+        let result = c.finish().await;
+        self.session.lock().await.copy_finished(result.is_ok());
+        let rows = result.map_err(user_error)?;
+        client
+            .send(PgWireBackendMessage::CommandComplete(
+                Tag::new("COPY").with_rows(rows as usize).into(),
+            ))
+            .await?;
+        Ok(())
+    }
+
+    async fn on_copy_fail<C>(&self, _client: &mut C, fail: CopyFail) -> PgWireError
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        self.copy.lock().await.take();
+        self.session.lock().await.copy_finished(false);
+        user_error(SqlError::new(
+            code::QUERY_CANCELED,
+            format!("COPY from stdin failed: {}", fail.message),
+        ))
     }
 }
 
@@ -564,7 +742,10 @@ impl ExtendedQueryHandler for Conn {
             .execute_prepared(&p, &params)
             .await
             .map_err(user_error)?;
-        Ok(to_response(r, &portal.result_column_format))
+        Ok(match r {
+            StmtResult::CopyIn(c) => self.start_copy(*c).await,
+            r => to_response(r, &portal.result_column_format),
+        })
     }
 }
 

@@ -7,6 +7,12 @@
 //! failure, since nothing of it has reached the client yet. Inside an
 //! explicit transaction, an error puts the session in the failed state
 //! (25P02 for every statement until ROLLBACK), as PostgreSQL does.
+//!
+//! A statement interrupted by a cancel request (its future dropped at an
+//! await point) aborts the explicit transaction it ran in: the next
+//! statement finds the transaction failed. An INSERT outside BEGIN that
+//! writes more than one batch of rows (or inserts from a query) is written
+//! in bounded batches, see [`crate::copy`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -42,6 +48,8 @@ pub enum StmtResult {
     /// COMMIT or ROLLBACK (the tag says which).
     End(String),
     Empty,
+    /// COPY FROM STDIN: the front end feeds it the client's CopyData.
+    CopyIn(Box<crate::copy::CopyIn>),
 }
 
 /// A statement parsed and bound once (extended protocol, Parse).
@@ -57,6 +65,8 @@ pub struct Prepared {
     pub columns: Vec<(String, DataType)>,
     /// A statement sqlparser does not know (SPLIT AT, SHOW RANGES).
     pub admin: Option<AdminStmt>,
+    /// COPY FROM STDIN.
+    pub copy: Option<crate::copy::CopyStmt>,
 }
 
 enum TxnState {
@@ -72,6 +82,9 @@ pub struct Session {
     pub user: String,
     txn: TxnState,
     vars: BTreeMap<String, String>,
+    /// A statement started and has not returned: if the next one finds
+    /// this set, the previous one was cancelled mid-way.
+    in_flight: bool,
 }
 
 /// Parses SQL text into statements (PostgreSQL dialect); 42601 on error.
@@ -105,7 +118,45 @@ impl Session {
             user,
             txn: TxnState::Idle,
             vars: BTreeMap::new(),
+            in_flight: false,
         }
+    }
+
+    /// Called when a statement starts: aborts the explicit transaction of
+    /// a statement that never returned (cancelled), whose writes may be
+    /// half-buffered.
+    fn start_statement(&mut self) {
+        if std::mem::replace(&mut self.in_flight, true) {
+            if let TxnState::Open(_) = self.txn {
+                self.txn = TxnState::Failed;
+            }
+        }
+    }
+
+    /// A COPY FROM STDIN ended; a failed one fails the explicit
+    /// transaction it ran in.
+    pub fn copy_finished(&mut self, ok: bool) {
+        if !ok {
+            if let TxnState::Open(_) = self.txn {
+                self.txn = TxnState::Failed;
+            }
+        }
+    }
+
+    /// Starts a COPY FROM STDIN (not in a failed transaction).
+    async fn start_copy(&mut self, stmt: &crate::copy::CopyStmt) -> Result<StmtResult> {
+        if let TxnState::Failed = self.txn {
+            return Err(SqlError::new(
+                code::IN_FAILED_SQL_TRANSACTION,
+                "current transaction is aborted, commands ignored until end of transaction block",
+            ));
+        }
+        let c =
+            crate::copy::CopyIn::start(self.catalog.clone(), &self.database, stmt.clone()).await;
+        if c.is_err() {
+            self.copy_finished(false);
+        }
+        Ok(StmtResult::CopyIn(Box::new(c?)))
     }
 
     /// Whether an explicit transaction is open (or failed).
@@ -116,6 +167,23 @@ impl Session {
     /// Runs a simple-protocol query string: every statement in order,
     /// stopping at the first error.
     pub async fn execute_sql(&mut self, sql: &str) -> Vec<Result<StmtResult>> {
+        self.start_statement();
+        let r = self.execute_sql_inner(sql).await;
+        self.in_flight = false;
+        r
+    }
+
+    async fn execute_sql_inner(&mut self, sql: &str) -> Vec<Result<StmtResult>> {
+        match crate::copy::parse(sql) {
+            Ok(Some(c)) => return vec![self.start_copy(&c).await],
+            Ok(None) => {}
+            Err(e) => return vec![Err(e)],
+        }
+        if !matches!(self.txn, TxnState::Failed) {
+            if let Some(r) = crate::pgcompat::pg_sleep(sql).await {
+                return vec![Ok(r)];
+            }
+        }
         if !matches!(self.txn, TxnState::Failed) {
             match crate::pgcompat::answer(sql, &self.catalog, &self.database, &self.user).await {
                 Ok(Some(r)) => return vec![Ok(r)],
@@ -170,6 +238,18 @@ impl Session {
 
     /// Parses and binds one statement for the extended protocol.
     pub async fn prepare(&mut self, sql: &str, declared: &[Option<DataType>]) -> Result<Prepared> {
+        if let Some(c) = crate::copy::parse(sql)? {
+            return Ok(Prepared {
+                sql: sql.to_string(),
+                stmt: None,
+                bound: None,
+                catalog_version: self.catalog.cached_version(),
+                param_types: vec![],
+                columns: vec![],
+                admin: None,
+                copy: Some(c),
+            });
+        }
         if let Some(a) = admin::parse(sql)? {
             let declared: Vec<DataType> = declared
                 .iter()
@@ -191,6 +271,7 @@ impl Session {
                 param_types,
                 columns: a.columns(),
                 admin: Some(a),
+                copy: None,
             });
         }
         let mut stmts = parse(sql)?;
@@ -227,11 +308,26 @@ impl Session {
             param_types,
             columns,
             admin: None,
+            copy: None,
         })
     }
 
     /// Runs a prepared statement with decoded parameter values.
     pub async fn execute_prepared(&mut self, p: &Prepared, params: &[Datum]) -> Result<StmtResult> {
+        self.start_statement();
+        let r = self.execute_prepared_inner(p, params).await;
+        self.in_flight = false;
+        r
+    }
+
+    async fn execute_prepared_inner(
+        &mut self,
+        p: &Prepared,
+        params: &[Datum],
+    ) -> Result<StmtResult> {
+        if let Some(c) = &p.copy {
+            return self.start_copy(c).await;
+        }
         if let Some(a) = &p.admin {
             return self.run_admin(a, params).await;
         }
@@ -408,6 +504,13 @@ impl Session {
         };
         let out = match &mut self.txn {
             TxnState::Open(txn) => exec::execute(bound, &self.catalog, txn, &ctx).await?,
+            _ if matches!(bound, Bound::Insert(i) if crate::copy::splittable(i)) => {
+                let Bound::Insert(i) = bound else {
+                    unreachable!("matched above")
+                };
+                let n = crate::copy::insert_in_batches(&self.catalog, i, &ctx).await?;
+                return Ok(StmtResult::Command(format!("INSERT 0 {n}")));
+            }
             _ => {
                 let mut attempt = 0;
                 loop {

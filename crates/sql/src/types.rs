@@ -15,9 +15,15 @@
 //! | BYTEA                         | `Bytes`          |
 //! | DATE                          | `Date(days since 1970-01-01)` |
 //! | TIMESTAMP, TIMESTAMPTZ        | `Timestamp(µs since 1970-01-01 UTC)` |
+//! | UUID                          | `Bytes` (16 bytes) |
+//! | JSON, JSONB                   | `Text` (JSON: as given; JSONB: normalized) |
 //!
 //! Text input and output follow PostgreSQL's formats (`t`/`f`, `\x` hex
-//! bytea, ISO dates, `+00` on TIMESTAMPTZ, which is always shown in UTC).
+//! bytea, ISO dates, `+00` on TIMESTAMPTZ, which is always shown in UTC;
+//! UUIDs as lowercase 8-4-4-4-12 hex; JSON input is validated, JSONB is
+//! stored as PostgreSQL prints it: see [`crate::json`]). A UUID or JSON
+//! value keeps its form only where its type is known (a column, a cast);
+//! `uuid_col::text` gives the bytes' `\x` form, as the datum is shared.
 
 use std::cmp::Ordering;
 use std::fmt::Write as _;
@@ -42,6 +48,9 @@ pub enum DataType {
     Date,
     Timestamp,
     TimestampTz,
+    Uuid,
+    Json,
+    Jsonb,
     /// The type of a bare NULL or an untyped parameter, before inference.
     Unknown,
 }
@@ -67,6 +76,9 @@ impl DataType {
             DataType::Date => "date".into(),
             DataType::Timestamp => "timestamp".into(),
             DataType::TimestampTz => "timestamptz".into(),
+            DataType::Uuid => "uuid".into(),
+            DataType::Json => "json".into(),
+            DataType::Jsonb => "jsonb".into(),
             DataType::Unknown => "unknown".into(),
         }
     }
@@ -100,6 +112,9 @@ impl DataType {
             "date" => DataType::Date,
             "timestamp" => DataType::Timestamp,
             "timestamptz" => DataType::TimestampTz,
+            "uuid" => DataType::Uuid,
+            "json" => DataType::Json,
+            "jsonb" => DataType::Jsonb,
             _ => return None,
         })
     }
@@ -141,6 +156,9 @@ impl DataType {
             DataType::Date => Type::DATE,
             DataType::Timestamp => Type::TIMESTAMP,
             DataType::TimestampTz => Type::TIMESTAMPTZ,
+            DataType::Uuid => Type::UUID,
+            DataType::Json => Type::JSON,
+            DataType::Jsonb => Type::JSONB,
         }
     }
 
@@ -162,6 +180,9 @@ impl DataType {
             Type::DATE => DataType::Date,
             Type::TIMESTAMP => DataType::Timestamp,
             Type::TIMESTAMPTZ => DataType::TimestampTz,
+            Type::UUID => DataType::Uuid,
+            Type::JSON => DataType::Json,
+            Type::JSONB => DataType::Jsonb,
             Type::UNKNOWN => DataType::Unknown,
             _ => return None,
         })
@@ -739,6 +760,7 @@ pub fn format_datum(d: &Datum, ty: &DataType) -> Option<String> {
         Datum::Float(f) => format_float(*f, ty),
         Datum::Decimal(d) => d.to_string(),
         Datum::Text(s) => s.clone(),
+        Datum::Bytes(b) if *ty == DataType::Uuid && b.len() == 16 => format_uuid(b),
         Datum::Bytes(b) => {
             let mut s = String::with_capacity(2 + b.len() * 2);
             s.push_str("\\x");
@@ -780,6 +802,45 @@ fn parse_bytea(s: &str) -> Option<Vec<u8>> {
     }
 }
 
+/// `a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11`.
+pub fn format_uuid(b: &[u8]) -> String {
+    let mut s = String::with_capacity(36);
+    for (i, x) in b.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            s.push('-');
+        }
+        let _ = write!(s, "{x:02x}");
+    }
+    s
+}
+
+/// PostgreSQL's UUID input: 32 hex digits, upper or lower case, with or
+/// without braces, a hyphen allowed after any group of four digits.
+pub fn parse_uuid(s: &str) -> Option<Vec<u8>> {
+    let t = s.trim();
+    let t = match t.strip_prefix('{') {
+        Some(r) => r.strip_suffix('}')?,
+        None => t,
+    };
+    let mut digits = Vec::with_capacity(32);
+    let mut since_hyphen = 0;
+    for (i, c) in t.chars().enumerate() {
+        if c == '-' {
+            if i == 0 || since_hyphen % 4 != 0 || since_hyphen == 0 {
+                return None;
+            }
+            since_hyphen = 0;
+            continue;
+        }
+        digits.push(c.to_digit(16)? as u8);
+        since_hyphen += 1;
+    }
+    if digits.len() != 32 || t.ends_with('-') {
+        return None;
+    }
+    Some(digits.chunks(2).map(|p| p[0] << 4 | p[1]).collect())
+}
+
 /// Parses the text form of a value of type `ty` (input functions).
 pub fn parse_datum(s: &str, ty: &DataType) -> Result<Datum> {
     let bad = || SqlError::invalid_text(&type_display(ty), s);
@@ -807,7 +868,19 @@ pub fn parse_datum(s: &str, ty: &DataType) -> Result<Datum> {
         DataType::Bytea => Datum::Bytes(parse_bytea(s).ok_or_else(bad)?),
         DataType::Date => Datum::Date(parse_date(s)?),
         DataType::Timestamp | DataType::TimestampTz => Datum::Timestamp(parse_timestamp(s)?),
+        DataType::Uuid => Datum::Bytes(parse_uuid(s).ok_or_else(bad)?),
+        DataType::Json => {
+            crate::json::validate(s).map_err(|e| json_error(ty, s, &e))?;
+            Datum::Text(s.to_string())
+        }
+        DataType::Jsonb => {
+            Datum::Text(crate::json::normalize(s).map_err(|e| json_error(ty, s, &e))?)
+        }
     })
+}
+
+fn json_error(ty: &DataType, s: &str, detail: &str) -> SqlError {
+    SqlError::invalid_text(&ty.sql_name(), s).with_hint(detail.to_string())
 }
 
 /// The name PostgreSQL uses in messages (`integer`, `bigint`, ...).
@@ -888,6 +961,7 @@ pub fn cast(d: Datum, ty: &DataType) -> Result<Datum> {
         (Datum::Bool(b), DataType::Bool) => Datum::Bool(b),
         (Datum::Bool(b), t) if t.is_integer() => Datum::Int(b as i64),
         (Datum::Bytes(b), DataType::Bytea) => Datum::Bytes(b),
+        (Datum::Bytes(b), DataType::Uuid) if b.len() == 16 => Datum::Bytes(b),
         (Datum::Date(d), DataType::Date) => Datum::Date(d),
         (Datum::Date(d), DataType::Timestamp | DataType::TimestampTz) => {
             Datum::Timestamp(d as i64 * MICROS_PER_DAY)

@@ -1,0 +1,361 @@
+//! JSON text: validation (the `json` type keeps its input as given) and
+//! normalization (the `jsonb` type stores what PostgreSQL would print).
+//!
+//! JSONB's printed form: `", "` between elements, `": "` after keys, object
+//! keys ordered shorter first and then bytewise, a repeated key keeping its
+//! last value, numbers as NUMERIC prints them (`1e2` is `100`), strings
+//! re-escaped (`\"`, `\\`, `\n`, ... and `\u00XX` for other control
+//! characters; everything else as UTF-8).
+
+use std::fmt::Write as _;
+
+use crate::types::Decimal;
+
+/// A parsed JSON value; numbers keep their text.
+#[derive(Debug, Clone, PartialEq)]
+enum Value {
+    Null,
+    Bool(bool),
+    Number(String),
+    String(String),
+    Array(Vec<Value>),
+    Object(Vec<(String, Value)>),
+}
+
+/// Nesting deeper than this is refused (the parser recurses).
+const MAX_DEPTH: usize = 1000;
+
+struct Parser<'a> {
+    s: &'a [u8],
+    at: usize,
+}
+
+type PResult<T> = std::result::Result<T, String>;
+
+impl<'a> Parser<'a> {
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.s.get(self.at) {
+            self.at += 1;
+        }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.s.get(self.at).copied()
+    }
+
+    fn expect(&mut self, word: &str) -> PResult<()> {
+        if self.s[self.at..].starts_with(word.as_bytes()) {
+            self.at += word.len();
+            Ok(())
+        } else {
+            Err(format!("Token at byte {} is invalid.", self.at))
+        }
+    }
+
+    fn value(&mut self, depth: usize) -> PResult<Value> {
+        if depth > MAX_DEPTH {
+            return Err("JSON nested too deeply".into());
+        }
+        self.ws();
+        match self.peek() {
+            None => Err("The input string ended unexpectedly.".into()),
+            Some(b'n') => self.expect("null").map(|_| Value::Null),
+            Some(b't') => self.expect("true").map(|_| Value::Bool(true)),
+            Some(b'f') => self.expect("false").map(|_| Value::Bool(false)),
+            Some(b'"') => self.string().map(Value::String),
+            Some(b'[') => {
+                self.at += 1;
+                let mut items = Vec::new();
+                self.ws();
+                if self.peek() == Some(b']') {
+                    self.at += 1;
+                    return Ok(Value::Array(items));
+                }
+                loop {
+                    items.push(self.value(depth + 1)?);
+                    self.ws();
+                    match self.peek() {
+                        Some(b',') => self.at += 1,
+                        Some(b']') => {
+                            self.at += 1;
+                            return Ok(Value::Array(items));
+                        }
+                        _ => return Err(format!("Expected \",\" or \"]\" at byte {}.", self.at)),
+                    }
+                }
+            }
+            Some(b'{') => {
+                self.at += 1;
+                let mut fields = Vec::new();
+                self.ws();
+                if self.peek() == Some(b'}') {
+                    self.at += 1;
+                    return Ok(Value::Object(fields));
+                }
+                loop {
+                    self.ws();
+                    if self.peek() != Some(b'"') {
+                        return Err(format!("Expected string at byte {}.", self.at));
+                    }
+                    let k = self.string()?;
+                    self.ws();
+                    if self.peek() != Some(b':') {
+                        return Err(format!("Expected \":\" at byte {}.", self.at));
+                    }
+                    self.at += 1;
+                    let v = self.value(depth + 1)?;
+                    fields.push((k, v));
+                    self.ws();
+                    match self.peek() {
+                        Some(b',') => self.at += 1,
+                        Some(b'}') => {
+                            self.at += 1;
+                            return Ok(Value::Object(fields));
+                        }
+                        _ => return Err(format!("Expected \",\" or \"}}\" at byte {}.", self.at)),
+                    }
+                }
+            }
+            Some(b'-' | b'0'..=b'9') => self.number().map(Value::Number),
+            Some(_) => Err(format!("Token at byte {} is invalid.", self.at)),
+        }
+    }
+
+    fn number(&mut self) -> PResult<String> {
+        let start = self.at;
+        let digits = |p: &mut Self| {
+            let from = p.at;
+            while let Some(b'0'..=b'9') = p.peek() {
+                p.at += 1;
+            }
+            p.at > from
+        };
+        if self.peek() == Some(b'-') {
+            self.at += 1;
+        }
+        let int_start = self.at;
+        if !digits(self) {
+            return Err(format!("Token at byte {start} is invalid."));
+        }
+        if self.s[int_start] == b'0' && self.at - int_start > 1 {
+            return Err(format!("Token at byte {start} is invalid."));
+        }
+        if self.peek() == Some(b'.') {
+            self.at += 1;
+            if !digits(self) {
+                return Err(format!("Token at byte {start} is invalid."));
+            }
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.at += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.at += 1;
+            }
+            if !digits(self) {
+                return Err(format!("Token at byte {start} is invalid."));
+            }
+        }
+        Ok(String::from_utf8_lossy(&self.s[start..self.at]).into_owned())
+    }
+
+    fn hex4(&mut self) -> PResult<u32> {
+        let h = self
+            .s
+            .get(self.at..self.at + 4)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u32::from_str_radix(h, 16).ok())
+            .ok_or_else(|| "\"\\u\" must be followed by four hexadecimal digits.".to_string())?;
+        self.at += 4;
+        Ok(h)
+    }
+
+    fn string(&mut self) -> PResult<String> {
+        self.at += 1; // opening quote
+        let mut out: Vec<u8> = Vec::new();
+        loop {
+            let Some(b) = self.peek() else {
+                return Err("The input string ended unexpectedly.".into());
+            };
+            self.at += 1;
+            match b {
+                b'"' => break,
+                b'\\' => {
+                    let Some(e) = self.peek() else {
+                        return Err("The input string ended unexpectedly.".into());
+                    };
+                    self.at += 1;
+                    match e {
+                        b'"' => out.push(b'"'),
+                        b'\\' => out.push(b'\\'),
+                        b'/' => out.push(b'/'),
+                        b'b' => out.push(8),
+                        b'f' => out.push(12),
+                        b'n' => out.push(b'\n'),
+                        b'r' => out.push(b'\r'),
+                        b't' => out.push(b'\t'),
+                        b'u' => {
+                            let mut c = self.hex4()?;
+                            if (0xD800..0xDC00).contains(&c) {
+                                self.expect("\\u").map_err(|_| {
+                                    "Unicode low surrogate must follow a high surrogate."
+                                })?;
+                                let lo = self.hex4()?;
+                                if !(0xDC00..0xE000).contains(&lo) {
+                                    return Err(
+                                        "Unicode low surrogate must follow a high surrogate."
+                                            .into(),
+                                    );
+                                }
+                                c = 0x10000 + ((c - 0xD800) << 10) + (lo - 0xDC00);
+                            }
+                            if c == 0 {
+                                return Err("\\u0000 cannot be converted to text.".into());
+                            }
+                            let ch = char::from_u32(c)
+                                .ok_or_else(|| "invalid Unicode escape value".to_string())?;
+                            let mut buf = [0u8; 4];
+                            out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+                        }
+                        _ => {
+                            return Err(format!("Escape sequence \"\\{}\" is invalid.", e as char))
+                        }
+                    }
+                }
+                0..=0x1f => return Err(format!("Character with value 0x{b:02x} must be escaped.")),
+                _ => out.push(b),
+            }
+        }
+        String::from_utf8(out).map_err(|_| "invalid UTF-8 in string".into())
+    }
+}
+
+fn parse(s: &str) -> PResult<Value> {
+    let mut p = Parser {
+        s: s.as_bytes(),
+        at: 0,
+    };
+    let v = p.value(0)?;
+    p.ws();
+    if p.at != p.s.len() {
+        return Err(format!(
+            "Expected end of input, but found more at byte {}.",
+            p.at
+        ));
+    }
+    Ok(v)
+}
+
+/// Checks that `s` is one JSON value; the error says where it is not.
+pub fn validate(s: &str) -> std::result::Result<(), String> {
+    parse(s).map(|_| ())
+}
+
+/// The JSONB form of the JSON text `s`.
+pub fn normalize(s: &str) -> std::result::Result<String, String> {
+    let mut out = String::with_capacity(s.len());
+    write_value(&mut out, &parse(s)?);
+    Ok(out)
+}
+
+fn write_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+fn write_value(out: &mut String, v: &Value) {
+    match v {
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) => match Decimal::parse(n) {
+            Some(d) => out.push_str(&d.to_string()),
+            None => out.push_str(n),
+        },
+        Value::String(s) => write_string(out, s),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, x) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                write_value(out, x);
+            }
+            out.push(']');
+        }
+        Value::Object(fields) => {
+            // Last one wins for a repeated key; then PostgreSQL's key order.
+            let mut kept: Vec<&(String, Value)> = Vec::with_capacity(fields.len());
+            for f in fields.iter().rev() {
+                if !kept.iter().any(|k| k.0 == f.0) {
+                    kept.push(f);
+                }
+            }
+            kept.sort_by(|a, b| {
+                a.0.len()
+                    .cmp(&b.0.len())
+                    .then_with(|| a.0.as_bytes().cmp(b.0.as_bytes()))
+            });
+            out.push('{');
+            for (i, (k, x)) in kept.iter().map(|f| (&f.0, &f.1)).enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                write_string(out, k);
+                out.push_str(": ");
+                write_value(out, x);
+            }
+            out.push('}');
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jsonb_prints_as_postgresql_does() {
+        for (input, want) in [
+            (
+                r#"{"b":1,"a":[1,2,{"x":null}]}"#,
+                r#"{"a": [1, 2, {"x": null}], "b": 1}"#,
+            ),
+            (
+                r#"{"aa":1,"b":2,"a":3,"a":4}"#,
+                r#"{"a": 4, "b": 2, "aa": 1}"#,
+            ),
+            (" [ true , false ] ", "[true, false]"),
+            ("1e2", "100"),
+            ("-0.50", "-0.50"),
+            (r#""a\u00e9\n\"""#, r#""aé\n\"""#),
+            (r#""\ud83d\ude00""#, "\"😀\""),
+            ("{}", "{}"),
+        ] {
+            assert_eq!(normalize(input).unwrap(), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn invalid_json_is_refused() {
+        for bad in [
+            "", "{", "[1,]", "{\"a\"}", "01", "1.", "tru", "\"a", "[1] x", "{1: 2}", "\"\t\"",
+        ] {
+            assert!(validate(bad).is_err(), "{bad:?}");
+        }
+        assert!(validate(r#" {"a": [1, 2.5e-3, "x", null, true]} "#).is_ok());
+    }
+}

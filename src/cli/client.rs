@@ -106,6 +106,13 @@ pub fn describe_kv_error(err: &KvError) -> String {
                 format!("unavailable: {reason}")
             }
         }
+        Some(Kind::TxnAborted(a)) => a.reason.clone(),
+        Some(Kind::WriteIntent(w)) => format!(
+            "{} key(s) locked by other transactions; try again",
+            w.intents.len()
+        ),
+        Some(Kind::WriteTooOld(_)) => "write too old; try again".into(),
+        Some(Kind::Uncertainty(_)) => "read within uncertainty interval; try again".into(),
     }
 }
 

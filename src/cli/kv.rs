@@ -54,6 +54,7 @@ pub async fn get(host: &str, key: &str) -> Result<()> {
         host,
         Op::Get(GetRequest {
             key: key.as_bytes().to_vec(),
+            ..Default::default()
         }),
     )
     .await?;
@@ -119,6 +120,7 @@ pub async fn scan(host: &str, start: &str, end: &str, limit: u32) -> Result<()> 
             end: end.clone(),
             limit: left,
             reverse: false,
+            ..Default::default()
         };
         let resp = kv(&mut c, host, Op::Scan(req)).await?;
         let mut text = String::new();

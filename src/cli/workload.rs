@@ -133,7 +133,10 @@ pub async fn run_kv(w: KvWorkload) -> Result<()> {
                 }
                 let key = format!("wl/{}", rng.random_range(0..w.keys)).into_bytes();
                 let op = if rng.random_range(0..100) < w.read_percent {
-                    Op::Get(GetRequest { key })
+                    Op::Get(GetRequest {
+                        key,
+                        ..Default::default()
+                    })
                 } else {
                     let value: Vec<u8> = (&mut rng)
                         .sample_iter(Alphanumeric)

@@ -411,6 +411,7 @@ pub fn put(key: &str, value: &str) -> kv_request::Op {
 pub fn get(key: &str) -> kv_request::Op {
     kv_request::Op::Get(tessera_common::proto::GetRequest {
         key: key.as_bytes().to_vec(),
+        ..Default::default()
     })
 }
 

@@ -22,7 +22,7 @@ use tessera_common::keys;
 use tessera_common::proto::{
     self, kv_error, kv_request, KvRequest, KvResponse, RangeDescriptor, ReplicaType,
 };
-use tessera_common::Clock;
+use tessera_common::{Clock, Timestamp};
 
 /// Errors of the client API.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,9 +40,22 @@ pub enum Error {
         ambiguous: bool,
     },
     Internal(String),
-    /// The writes of an atomic batch fall in more than one range (atomic
-    /// cross-range writes need distributed transactions).
+    /// The writes of an atomic batch fall in more than one range (use a
+    /// transaction for atomic writes across ranges).
     CrossRange(String),
+    /// Intents of other transactions are in the way (handled inside the
+    /// client: it pushes or waits, then retries).
+    WriteIntent(Vec<proto::IntentInfo>),
+    /// A write could not happen at the requested timestamp (a one-phase
+    /// commit or a refresh found a newer write at `ts`).
+    WriteTooOld(Timestamp),
+    /// A read met a value in its uncertainty window, written at `ts`.
+    Uncertainty(Timestamp),
+    /// The transaction must be retried from the start (SQLSTATE 40001);
+    /// the message names why.
+    Retry(String),
+    /// The transaction was chosen to break a deadlock (SQLSTATE 40P01).
+    Deadlock(String),
 }
 
 impl std::fmt::Display for Error {
@@ -64,6 +77,16 @@ impl std::fmt::Display for Error {
             }
             Error::Internal(m) => write!(f, "internal error: {m}"),
             Error::CrossRange(m) => write!(f, "writes span several ranges: {m}"),
+            Error::WriteIntent(i) => write!(f, "conflicting intents on {} key(s)", i.len()),
+            Error::WriteTooOld(ts) => write!(f, "write too old: a newer write exists at {ts}"),
+            Error::Uncertainty(ts) => {
+                write!(
+                    f,
+                    "read within uncertainty interval: a write exists at {ts}"
+                )
+            }
+            Error::Retry(m) => write!(f, "restart transaction: {m}"),
+            Error::Deadlock(m) => write!(f, "deadlock detected: {m}"),
         }
     }
 }
@@ -155,9 +178,12 @@ pub struct DB {
     clock: Clock,
     /// How long an operation keeps retrying.
     pub deadline: Duration,
+    /// `--linearizable`: commits wait out the clock uncertainty.
+    commit_wait: std::sync::atomic::AtomicBool,
 }
 
-enum Route {
+#[derive(Clone, Copy)]
+pub(crate) enum Route {
     /// The range containing the key.
     Key,
     /// The range containing the keys just below the key (reverse scans).
@@ -171,11 +197,35 @@ impl DB {
             cache: Mutex::new(RangeCache::default()),
             clock,
             deadline: Duration::from_secs(20),
+            commit_wait: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// Makes every transaction commit wait until its timestamp is behind
+    /// every node's clock (external consistency, at a latency cost).
+    pub fn set_commit_wait(&self, on: bool) {
+        self.commit_wait
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn commit_wait(&self) -> bool {
+        self.commit_wait.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The descriptor of the range holding `key` (from the cache if known).
+    pub async fn range_for(&self, key: &[u8]) -> Result<RangeDescriptor> {
+        Ok(self.lookup(key).await?.desc)
+    }
+
     pub async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        let op = kv_request::Op::Get(proto::GetRequest { key: key.to_vec() });
+        let op = kv_request::Op::Get(proto::GetRequest {
+            key: key.to_vec(),
+            ..Default::default()
+        });
         Ok(self.send(key, Route::Key, op).await?.1.value)
     }
 
@@ -258,6 +308,7 @@ impl DB {
                         end: e,
                         limit: remaining as u32,
                         reverse,
+                        ..Default::default()
                     }))
                 })
                 .await?;
@@ -380,6 +431,7 @@ impl DB {
     pub async fn leaseholder_of(&self, desc: &RangeDescriptor) -> Result<u64> {
         let op = kv_request::Op::Get(proto::GetRequest {
             key: desc.start_key.clone(),
+            ..Default::default()
         });
         let (d, _) = self.send(&desc.start_key, Route::Key, op).await?;
         Ok(self.cached_leaseholder(d.range_id))
@@ -448,9 +500,40 @@ impl DB {
         self.send_with(key, route, |_| Ok(op.clone())).await
     }
 
+    /// [`DB::send_raw`] for operations outside transactions: intents in
+    /// the way are waited for (their transactions pushed), then the
+    /// operation is retried.
+    async fn send_with(
+        &self,
+        key: &[u8],
+        route: Route,
+        build: impl Fn(&RangeDescriptor) -> Result<kv_request::Op>,
+    ) -> Result<(RangeDescriptor, KvResponse)> {
+        loop {
+            match self.send_raw(key, route, &build).await {
+                Err(Error::WriteIntent(intents)) => {
+                    for i in &intents {
+                        self.wait_for_intent(i, None).await?;
+                    }
+                }
+                r => return r,
+            }
+        }
+    }
+
+    /// [`DB::send_raw`] of one fixed operation to the range holding `key`.
+    pub(crate) async fn send_op(
+        &self,
+        key: &[u8],
+        op: kv_request::Op,
+    ) -> Result<(RangeDescriptor, KvResponse)> {
+        let build = move |_: &RangeDescriptor| Ok(op.clone());
+        self.send_raw(key, Route::Key, &build).await
+    }
+
     /// Sends an operation (built for the range found) to the leaseholder of
     /// the range holding `key`, retrying through routing errors.
-    async fn send_with(
+    pub(crate) async fn send_raw(
         &self,
         key: &[u8],
         route: Route,
@@ -608,6 +691,14 @@ impl DB {
                     return Err(Error::ConditionFailed { actual: c.actual });
                 }
                 kv_error::Kind::BadRequest(m) => return Err(Error::BadRequest(m)),
+                kv_error::Kind::WriteIntent(w) => return Err(Error::WriteIntent(w.intents)),
+                kv_error::Kind::TxnAborted(a) => return Err(Error::Retry(a.reason)),
+                kv_error::Kind::WriteTooOld(w) => {
+                    return Err(Error::WriteTooOld(w.ts.unwrap_or_default().into()))
+                }
+                kv_error::Kind::Uncertainty(u) => {
+                    return Err(Error::Uncertainty(u.ts.unwrap_or_default().into()))
+                }
                 kv_error::Kind::Internal(m) => return Err(Error::Internal(m)),
                 kv_error::Kind::Unavailable(u) => {
                     ambiguous |= u.ambiguous;

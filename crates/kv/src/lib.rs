@@ -3,11 +3,13 @@
 //! [`Store`](store::Store) that serves requests, and the [`DB`](db::DB)
 //! client that routes operations to leaseholders.
 
+pub mod concurrency;
 pub mod db;
 pub mod lease;
 pub mod overlay;
 pub mod replica;
 pub mod store;
+pub mod txn;
 
 pub use db::{NodeDialer, DB};
 pub use store::{Liveness, RaftTransport, Store, StoreConfig};

@@ -28,8 +28,12 @@ use tessera_storage::mvcc::{self, MvccError};
 use tessera_storage::{Engine, WriteBatch};
 use tokio::sync::oneshot;
 
+use crate::concurrency::Concurrency;
 use crate::lease::LeaseState;
 use crate::overlay::{Overlay, PendingWrites};
+
+mod txn_eval;
+pub use txn_eval::{aborted, read_record, write_intent_error};
 
 /// A step of a membership change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,6 +109,10 @@ pub struct ReplicaShared {
     /// The descriptor generation this node has seen recorded in /meta (0:
     /// not checked yet): /meta is read again only when it changes.
     pub meta_generation: AtomicU64,
+    /// Timestamp cache, write latches and intent wake-ups (leaseholder).
+    pub conc: Concurrency,
+    /// The raft term whose lease set the timestamp cache's low-water mark.
+    pub tscache_term: AtomicU64,
 }
 
 impl ReplicaShared {
@@ -125,6 +133,8 @@ impl ReplicaShared {
             leader_since_ms: AtomicU64::new(0),
             last_gc_ms: AtomicU64::new(0),
             meta_generation: AtomicU64::new(0),
+            conc: Concurrency::default(),
+            tscache_term: AtomicU64::new(0),
         })
     }
 
@@ -229,6 +239,8 @@ pub struct Replica {
     /// Ranges created by splits applied this round, registered once written.
     created: Vec<Arc<ReplicaShared>>,
     destroyed: bool,
+    /// The timestamp of the command being applied.
+    apply_ts: Timestamp,
 }
 
 impl Replica {
@@ -242,6 +254,7 @@ impl Replica {
             ticks_since_renewal: 0,
             created: Vec::new(),
             destroyed: false,
+            apply_ts: Timestamp::ZERO,
         }
     }
 
@@ -283,12 +296,15 @@ impl Replica {
         key: &[u8],
         mut ts: Timestamp,
         value: Option<Vec<u8>>,
-    ) -> Result<Timestamp, String> {
+    ) -> Result<Timestamp, Box<KvResponse>> {
         loop {
             match mvcc::put(view, batch, key, ts, value.clone(), None) {
                 Ok(()) => return Ok(ts),
                 Err(MvccError::WriteTooOld { existing, .. }) => ts = existing.next(),
-                Err(e) => return Err(format!("write failed: {e}")),
+                Err(MvccError::WriteIntent { intents }) => {
+                    return Err(Box::new(write_intent_error(intents)))
+                }
+                Err(e) => return Err(Box::new(internal(format!("write failed: {e}")))),
             }
         }
     }
@@ -305,14 +321,15 @@ impl Replica {
         };
         let ts: Timestamp = cmd.timestamp.unwrap_or_default().into();
         self.ctx.clock.forward_to(ts);
+        self.apply_ts = ts;
         let desc = self.shared.descriptor();
         let view = self.overlay();
-        let written = |r: Result<Timestamp, String>| match r {
+        let written = |r: Result<Timestamp, Box<KvResponse>>| match r {
             Ok(ts) => KvResponse {
                 timestamp: Some(ts.into()),
                 ..Default::default()
             },
-            Err(e) => internal(e),
+            Err(e) => *e,
         };
         match cmd.cmd {
             Some(raft_command::Cmd::Put(p)) => {
@@ -344,6 +361,9 @@ impl Replica {
             }
             Some(raft_command::Cmd::Split(s)) => self.apply_split(s, batch, effects),
             Some(raft_command::Cmd::Batch(b)) => self.apply_write_batch(b, ts, &desc, batch),
+            Some(raft_command::Cmd::TxnWrite(w)) => self.apply_txn_write(w, &desc, batch),
+            Some(raft_command::Cmd::TxnRecord(r)) => self.apply_txn_record(r, &desc, batch),
+            Some(raft_command::Cmd::ResolveIntents(r)) => self.apply_resolve(r, &desc, batch),
             Some(raft_command::Cmd::Gc(g)) => {
                 let threshold: Timestamp = g.threshold.unwrap_or_default().into();
                 match mvcc::gc(&view, batch, &desc.start_key, &desc.end_key, threshold) {
@@ -413,7 +433,7 @@ impl Replica {
             let from = staged.len();
             match self.write_version(&view, &mut staged, &key, ts, value) {
                 Ok(written) => max_ts = max_ts.max(written),
-                Err(e) => return internal(e),
+                Err(e) => return *e,
             }
             staging.lock().record(&staged, from);
         }
@@ -530,6 +550,7 @@ impl StateMachine for Replica {
             }
         }
         self.shared.lease_changed.notify_waiters();
+        self.shared.conc.intents_changed.notify_waiters();
     }
 
     fn build_snapshot(&self) -> Result<Vec<u8>, String> {
@@ -608,6 +629,15 @@ impl StateMachine for Replica {
             .lease
             .lock()
             .grant(term, requested_ms, index, self.ctx.lease_duration);
+        // A new lease: no read of a previous leaseholder can be above this
+        // clock reading (see the concurrency module).
+        if self.shared.tscache_term.swap(term, Ordering::AcqRel) != term {
+            self.shared
+                .conc
+                .tscache
+                .lock()
+                .set_low_water(self.ctx.clock.now());
+        }
         self.shared.lease_changed.notify_waiters();
     }
 

@@ -39,6 +39,9 @@ use crate::replica::{
     ReplicaShared,
 };
 
+mod txn_ops;
+pub use txn_ops::point_end;
+
 /// Lease placement leaves a lease where it is for this long after it moved.
 const LEASE_MIN_HOLD_MS: u64 = 3_000;
 
@@ -101,7 +104,7 @@ enum RaftMsg {
     Raft(RaftBatch),
     Propose {
         range_id: u64,
-        cmd: RaftCommand,
+        cmd: Box<RaftCommand>,
         reply: oneshot::Sender<KvResponse>,
     },
     ChangeReplicas {
@@ -344,15 +347,27 @@ impl Store {
                 if !contains(&desc, &g.key) {
                     return key_mismatch(vec![desc]);
                 }
-                if let Err(resp) = self.ensure_lease(&shared).await {
-                    return resp;
-                }
-                let ts = self.ctx.clock.now();
-                match mvcc::get(self.ctx.engine.as_ref(), &g.key, ts, None) {
+                let fixed = g.read_ts.map(Timestamp::from);
+                let plan = match self
+                    .prepare_read(&shared, &g.key, None, g.txn.as_ref(), fixed)
+                    .await
+                {
+                    Ok(p) => p,
+                    Err(resp) => return resp,
+                };
+                match mvcc::get(
+                    self.ctx.engine.as_ref(),
+                    &g.key,
+                    plan.read_ts,
+                    plan.txn.as_ref(),
+                ) {
                     Ok(value) => KvResponse {
                         value,
                         ..Default::default()
                     },
+                    Err(mvcc::MvccError::WriteIntent { intents }) => {
+                        crate::replica::write_intent_error(intents)
+                    }
                     Err(e) => internal(format!("read failed: {e}")),
                 }
             }
@@ -360,18 +375,22 @@ impl Store {
                 if s.start < desc.start_key || s.end > desc.end_key || s.start > s.end {
                     return key_mismatch(vec![desc]);
                 }
-                if let Err(resp) = self.ensure_lease(&shared).await {
-                    return resp;
-                }
-                let ts = self.ctx.clock.now();
+                let fixed = s.read_ts.map(Timestamp::from);
+                let plan = match self
+                    .prepare_read(&shared, &s.start, Some(&s.end), s.txn.as_ref(), fixed)
+                    .await
+                {
+                    Ok(p) => p,
+                    Err(resp) => return resp,
+                };
                 match mvcc::scan(
                     self.ctx.engine.as_ref(),
                     &s.start,
                     &s.end,
-                    ts,
+                    plan.read_ts,
                     s.limit as usize,
                     s.reverse,
-                    None,
+                    plan.txn.as_ref(),
                 ) {
                     Ok(r) => KvResponse {
                         rows: r
@@ -382,20 +401,38 @@ impl Store {
                         resume_key: r.resume_key,
                         ..Default::default()
                     },
+                    Err(mvcc::MvccError::WriteIntent { intents }) => {
+                        crate::replica::write_intent_error(intents)
+                    }
                     Err(e) => internal(format!("scan failed: {e}")),
                 }
             }
             kv_request::Op::Put(p) => {
-                self.write(&shared, &desc, p.key.clone(), raft_command::Cmd::Put(p))
-                    .await
+                self.write(
+                    &shared,
+                    &desc,
+                    vec![p.key.clone()],
+                    raft_command::Cmd::Put(p),
+                )
+                .await
             }
             kv_request::Op::Delete(d) => {
-                self.write(&shared, &desc, d.key.clone(), raft_command::Cmd::Delete(d))
-                    .await
+                self.write(
+                    &shared,
+                    &desc,
+                    vec![d.key.clone()],
+                    raft_command::Cmd::Delete(d),
+                )
+                .await
             }
             kv_request::Op::Cput(c) => {
-                self.write(&shared, &desc, c.key.clone(), raft_command::Cmd::Cput(c))
-                    .await
+                self.write(
+                    &shared,
+                    &desc,
+                    vec![c.key.clone()],
+                    raft_command::Cmd::Cput(c),
+                )
+                .await
             }
             kv_request::Op::Batch(b) => {
                 let Some(first) = b.writes.first().and_then(batch_write_key) else {
@@ -410,10 +447,45 @@ impl Store {
                     let _ = outside;
                     return key_mismatch(vec![desc]);
                 }
-                let first = first.to_vec();
-                self.write(&shared, &desc, first, raft_command::Cmd::Batch(b))
+                let _ = first;
+                let keys = b
+                    .writes
+                    .iter()
+                    .filter_map(batch_write_key)
+                    .map(<[u8]>::to_vec)
+                    .collect();
+                self.write(&shared, &desc, keys, raft_command::Cmd::Batch(b))
                     .await
             }
+            kv_request::Op::TxnWrite(w) => self.txn_write(&shared, &desc, w).await,
+            kv_request::Op::HeartbeatTxn(h) => {
+                let anchor = h.txn.as_ref().map(|t| t.anchor.clone()).unwrap_or_default();
+                let cmd = proto::TxnRecordCommand {
+                    op: Some(proto::txn_record_command::Op::Heartbeat(h)),
+                    txn: None,
+                };
+                self.txn_record(&shared, &desc, &anchor, cmd).await
+            }
+            kv_request::Op::PushTxn(p) => {
+                let anchor = p.pushee_anchor.clone();
+                let cmd = proto::TxnRecordCommand {
+                    op: Some(proto::txn_record_command::Op::Push(p)),
+                    txn: None,
+                };
+                self.txn_record(&shared, &desc, &anchor, cmd).await
+            }
+            kv_request::Op::RecoverTxn(r) => {
+                let anchor = r.anchor.clone();
+                let cmd = proto::TxnRecordCommand {
+                    op: Some(proto::txn_record_command::Op::Recover(r)),
+                    txn: None,
+                };
+                self.txn_record(&shared, &desc, &anchor, cmd).await
+            }
+            kv_request::Op::QueryIntent(q) => self.query_intent(&shared, &desc, q).await,
+            kv_request::Op::ResolveIntents(r) => self.resolve_intents(&shared, &desc, r).await,
+            kv_request::Op::WaitIntent(w) => self.wait_intent(&shared, &desc, w).await,
+            kv_request::Op::Refresh(r) => self.refresh(&shared, &desc, r).await,
             kv_request::Op::Split(s) => self.admin_split(&shared, s.split_key).await,
             kv_request::Op::TransferLease(t) => {
                 self.admin_transfer_lease(&shared, t.target_node).await
@@ -456,35 +528,48 @@ impl Store {
         &self,
         shared: &Arc<ReplicaShared>,
         desc: &RangeDescriptor,
-        key: Vec<u8>,
+        keys: Vec<Vec<u8>>,
         cmd: raft_command::Cmd,
     ) -> KvResponse {
-        if !contains(desc, &key) {
+        if keys.iter().any(|k| !contains(desc, k)) {
             return key_mismatch(vec![desc.clone()]);
         }
         if !shared.is_leader() {
             return not_leaseholder(shared);
         }
-        self.propose(shared.range_id, cmd).await
+        self.propose_latched(shared, keys, cmd).await
     }
 
     async fn propose(&self, range_id: u64, cmd: raft_command::Cmd) -> KvResponse {
-        let (reply, rx) = oneshot::channel();
+        self.propose_tracked(range_id, cmd).await.0
+    }
+
+    /// Proposes `cmd`; on a timeout also returns the channel that will
+    /// still say when raft decided it.
+    async fn propose_tracked(
+        &self,
+        range_id: u64,
+        cmd: raft_command::Cmd,
+    ) -> (KvResponse, Option<oneshot::Receiver<KvResponse>>) {
+        let (reply, mut rx) = oneshot::channel();
         let msg = RaftMsg::Propose {
             range_id,
-            cmd: RaftCommand {
+            cmd: Box::new(RaftCommand {
                 timestamp: None,
                 cmd: Some(cmd),
-            },
+            }),
             reply,
         };
         if self.tx.send(msg).is_err() {
-            return unavailable("node is shutting down", false);
+            return (unavailable("node is shutting down", false), None);
         }
-        match tokio::time::timeout(self.cfg.proposal_timeout, rx).await {
-            Ok(Ok(resp)) => resp,
-            Ok(Err(_)) => unavailable("node is shutting down", true),
-            Err(_) => unavailable("write timed out; it may or may not have applied", true),
+        match tokio::time::timeout(self.cfg.proposal_timeout, &mut rx).await {
+            Ok(Ok(resp)) => (resp, None),
+            Ok(Err(_)) => (unavailable("node is shutting down", true), None),
+            Err(_) => (
+                unavailable("write timed out; it may or may not have applied", true),
+                Some(rx),
+            ),
         }
     }
 

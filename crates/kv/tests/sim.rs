@@ -495,7 +495,7 @@ impl Sim {
 
     fn data(&self, id: u64) -> Vec<(Vec<u8>, Vec<u8>)> {
         let n = &self.nodes[&id];
-        let [(lo, hi), (ilo, ihi)] = mvcc::engine_span(b"k", b"l");
+        let [(lo, hi), (ilo, ihi), _] = mvcc::engine_span(b"k", b"l");
         let mut out: Vec<_> = n
             .engine
             .scan(&lo, &hi, false)

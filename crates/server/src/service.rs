@@ -60,6 +60,15 @@ pub(crate) fn db_error(e: db::Error) -> KvResponse {
         db::Error::CrossRange(m) => kv_error::Kind::BadRequest(format!(
             "writes span several ranges ({m}); atomic cross-range writes need transactions"
         )),
+        db::Error::Retry(m) => kv_error::Kind::TxnAborted(proto::TxnAborted {
+            reason: format!("restart transaction: {m}"),
+        }),
+        db::Error::Deadlock(m) => kv_error::Kind::TxnAborted(proto::TxnAborted {
+            reason: format!("deadlock detected: {m}"),
+        }),
+        e @ (db::Error::WriteIntent(_) | db::Error::WriteTooOld(_) | db::Error::Uncertainty(_)) => {
+            kv_error::Kind::Internal(e.to_string())
+        }
     })
 }
 
@@ -285,6 +294,8 @@ impl AdminService {
                         ..Default::default()
                     })
             }
+            // Transaction internals travel between nodes only.
+            _ => return bad_request("not a client operation"),
         };
         let mut resp = result.unwrap_or_else(db_error);
         resp.timestamp = Some(self.shared.clock.now().into());

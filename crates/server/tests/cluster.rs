@@ -57,7 +57,10 @@ fn put(key: &[u8], value: &[u8]) -> KvRequest {
 
 fn get(key: &[u8]) -> KvRequest {
     KvRequest {
-        op: Some(kv_request::Op::Get(GetRequest { key: key.to_vec() })),
+        op: Some(kv_request::Op::Get(GetRequest {
+            key: key.to_vec(),
+            ..Default::default()
+        })),
         ..Default::default()
     }
 }

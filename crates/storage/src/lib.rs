@@ -27,3 +27,5 @@ pub const LOCAL_PREFIX: u8 = 0x00;
 pub const MVCC_PREFIX: u8 = 0x01;
 /// First byte of intent (lock table) keys.
 pub const LOCK_PREFIX: u8 = 0x02;
+/// First byte of transaction record keys.
+pub const TXN_RECORD_PREFIX: u8 = 0x03;

@@ -30,7 +30,7 @@ use tessera_common::Timestamp;
 
 use crate::encoding::{self, prefix_successor, DecodeError};
 use crate::engine::{Engine, EngineIterator, WriteBatch};
-use crate::{LOCK_PREFIX, MVCC_PREFIX};
+use crate::{LOCK_PREFIX, MVCC_PREFIX, TXN_RECORD_PREFIX};
 
 /// Length of the encoded timestamp suffix of a version key.
 const TS_LEN: usize = 12;
@@ -38,8 +38,10 @@ const TS_LEN: usize = 12;
 const TAG_TOMBSTONE: u8 = 0;
 /// Version value tag: a value follows.
 const TAG_VALUE: u8 = 1;
-/// Format byte of encoded intents.
+/// Format byte of encoded intents (without an anchor key).
 const INTENT_FORMAT: u8 = 1;
+/// Format byte of encoded intents carrying their record's anchor key.
+const INTENT_FORMAT_ANCHORED: u8 = 2;
 /// Length of an encoded intent before its tagged value.
 const INTENT_HEADER_LEN: usize = 1 + 16 + TS_LEN;
 /// After skipping this many versions of one key, a scan re-positions its
@@ -48,12 +50,15 @@ const INTENT_HEADER_LEN: usize = 1 + 16 + TS_LEN;
 const SEEK_AFTER: usize = if cfg!(test) { 3 } else { 32 };
 
 /// The transaction a read or write belongs to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct TxnMeta {
     /// The transaction's unique id.
     pub id: [u8; 16],
     /// Its provisional write timestamp: where its intents are written.
     pub timestamp: Timestamp,
+    /// The key anchoring its transaction record (empty: none). Stored in
+    /// each intent, so whoever meets the intent can find the record.
+    pub anchor: Vec<u8>,
 }
 
 /// A provisional write of a transaction: the lock-table entry of `key`.
@@ -257,18 +262,22 @@ fn is_tombstone(raw: &[u8]) -> MvccResult<bool> {
 }
 
 fn encode_intent_value(txn: &TxnMeta, value: Option<&[u8]>) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(INTENT_HEADER_LEN + 1 + value.map_or(0, <[u8]>::len));
-    buf.push(INTENT_FORMAT);
+    let mut buf =
+        Vec::with_capacity(INTENT_HEADER_LEN + 5 + txn.anchor.len() + value.map_or(0, <[u8]>::len));
+    buf.push(INTENT_FORMAT_ANCHORED);
     buf.extend_from_slice(&txn.id);
     buf.extend_from_slice(&txn.timestamp.wall.to_be_bytes());
     buf.extend_from_slice(&txn.timestamp.logical.to_be_bytes());
+    buf.extend_from_slice(&(txn.anchor.len() as u32).to_be_bytes());
+    buf.extend_from_slice(&txn.anchor);
     encode_value(&mut buf, value);
     buf
 }
 
 fn decode_intent_value(key: Vec<u8>, raw: &[u8]) -> MvccResult<Intent> {
-    if raw.len() < INTENT_HEADER_LEN || raw[0] != INTENT_FORMAT {
-        return Err(corrupt(format!("bad intent for key {key:x?}")));
+    let bad = || corrupt(format!("bad intent for key {key:x?}"));
+    if raw.len() < INTENT_HEADER_LEN || !matches!(raw[0], INTENT_FORMAT | INTENT_FORMAT_ANCHORED) {
+        return Err(bad());
     }
     let mut id = [0u8; 16];
     id.copy_from_slice(&raw[1..17]);
@@ -276,12 +285,21 @@ fn decode_intent_value(key: Vec<u8>, raw: &[u8]) -> MvccResult<Intent> {
     wall.copy_from_slice(&raw[17..25]);
     let mut logical = [0u8; 4];
     logical.copy_from_slice(&raw[25..29]);
-    let value = decode_value(&raw[INTENT_HEADER_LEN..])?;
+    let mut rest = &raw[INTENT_HEADER_LEN..];
+    let mut anchor = Vec::new();
+    if raw[0] == INTENT_FORMAT_ANCHORED {
+        let len = rest.get(..4).ok_or_else(bad)?;
+        let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+        anchor = rest.get(4..4 + len).ok_or_else(bad)?.to_vec();
+        rest = &rest[4 + len..];
+    }
+    let value = decode_value(rest)?;
     Ok(Intent {
         key,
         txn: TxnMeta {
             id,
             timestamp: Timestamp::new(u64::from_be_bytes(wall), u32::from_be_bytes(logical)),
+            anchor,
         },
         value,
     })
@@ -291,11 +309,11 @@ fn decode_intent(engine_key: &[u8], raw: &[u8]) -> MvccResult<Intent> {
     decode_intent_value(decode_intent_key(engine_key)?, raw)
 }
 
-/// Engine key bounds covering every version and every intent of the user
-/// keys in `[start, end)` (empty `end`: unbounded): `[versions, intents]`,
-/// each `(lo, hi)` half-open. Use them to copy a range into a snapshot or to
-/// clear it.
-pub fn engine_span(start: &[u8], end: &[u8]) -> [(Vec<u8>, Vec<u8>); 2] {
+/// Engine key bounds covering every version, every intent and every
+/// transaction record anchored at the user keys in `[start, end)` (empty
+/// `end`: unbounded): `[versions, intents, records]`, each `(lo, hi)`
+/// half-open. Use them to copy a range into a snapshot or to clear it.
+pub fn engine_span(start: &[u8], end: &[u8]) -> [(Vec<u8>, Vec<u8>); 3] {
     let bound = |prefix: u8, key: &[u8]| {
         let mut k = vec![prefix];
         encoding::encode_bytes(&mut k, key);
@@ -311,7 +329,45 @@ pub fn engine_span(start: &[u8], end: &[u8]) -> [(Vec<u8>, Vec<u8>); 2] {
     [
         (bound(MVCC_PREFIX, start), hi(MVCC_PREFIX)),
         (bound(LOCK_PREFIX, start), hi(LOCK_PREFIX)),
+        (bound(TXN_RECORD_PREFIX, start), hi(TXN_RECORD_PREFIX)),
     ]
+}
+
+/// The engine key of the record of transaction `id` anchored at `anchor`:
+/// it sorts with the anchor key, so it lives on (and moves with) the range
+/// holding that key.
+pub fn txn_record_key(anchor: &[u8], id: &[u8; 16]) -> Vec<u8> {
+    let mut k = vec![TXN_RECORD_PREFIX];
+    encoding::encode_bytes(&mut k, anchor);
+    k.extend_from_slice(id);
+    k
+}
+
+/// The newest committed version of a user key in `[start, end)` whose
+/// timestamp is in `(above, upto]`, if any: a read at `above` with an
+/// uncertainty limit of `upto` cannot tell whether such a write happened
+/// before it. Also used to check that reads are still valid at a later
+/// timestamp (a refresh).
+pub fn newest_in_window(
+    engine: &dyn Engine,
+    start: &[u8],
+    end: &[u8],
+    above: Timestamp,
+    upto: Timestamp,
+) -> MvccResult<Option<(Vec<u8>, Timestamp)>> {
+    if upto <= above || (!end.is_empty() && start >= end) {
+        return Ok(None);
+    }
+    let [(lo, hi), _, _] = engine_span(start, end);
+    let mut found: Option<(Vec<u8>, Timestamp)> = None;
+    for item in engine.scan(&lo, &hi, false)? {
+        let (k, _) = item?;
+        let (ek, ts) = split_version_key(&k)?;
+        if ts > above && ts <= upto && found.as_ref().is_none_or(|(_, f)| ts > *f) {
+            found = Some((decode_user_key(ek)?, ts));
+        }
+    }
+    Ok(found)
 }
 
 // ---------------------------------------------------------------------------
@@ -345,7 +401,7 @@ pub fn scan_intents(
     end: &[u8],
     limit: usize,
 ) -> MvccResult<Vec<Intent>> {
-    let [_, (lo, hi)] = engine_span(start, end);
+    let [_, (lo, hi), _] = engine_span(start, end);
     let mut out = Vec::new();
     for item in engine.scan(&lo, &hi, false)? {
         let (k, v) = item?;
@@ -578,7 +634,7 @@ pub fn scan(
     if !end.is_empty() && start >= end {
         return Ok(out);
     }
-    let [(vlo, vhi), (ilo, ihi)] = engine_span(start, end);
+    let [(vlo, vhi), (ilo, ihi), _] = engine_span(start, end);
     // Intents before versions, as in `get`.
     let mut intents = Cursor::open(engine, ilo, ihi, reverse)?;
     let mut versions = Cursor::open(engine, vlo, vhi, reverse)?;
@@ -787,7 +843,7 @@ pub fn gc(
     if !end.is_empty() && start >= end {
         return Ok(stats);
     }
-    let [(lo, hi), _] = engine_span(start, end);
+    let [(lo, hi), _, _] = engine_span(start, end);
     let mut current: Option<Vec<u8>> = None;
     // Whether the current key's newest version <= threshold was passed.
     let mut passed_visible = false;
@@ -855,6 +911,7 @@ mod tests {
         TxnMeta {
             id: [id; 16],
             timestamp: ts(wall),
+            anchor: b"anchor".to_vec(),
         }
     }
 
@@ -1266,6 +1323,39 @@ mod tests {
     }
 
     #[test]
+    fn versions_in_an_uncertainty_window_are_found() {
+        let e = MemoryEngine::new();
+        write(&e, "a", 10, Some("a10"));
+        write(&e, "b", 20, Some("b20"));
+        write(&e, "b", 30, None);
+        write(&e, "c", 40, Some("c40"));
+        let w = |lo, hi| newest_in_window(&e, b"a", b"c", ts(lo), ts(hi)).unwrap();
+        assert_eq!(w(10, 19), None, "window (10, 19] holds nothing");
+        assert_eq!(w(10, 20), Some((b"b".to_vec(), ts(20))));
+        // Tombstones are writes too; the newest in the window wins.
+        assert_eq!(w(5, 35), Some((b"b".to_vec(), ts(30))));
+        // `end` is exclusive: c at 40 is outside [a, c).
+        assert_eq!(w(30, 99), None);
+    }
+
+    #[test]
+    fn intents_carry_their_record_anchor_and_records_sort_with_it() {
+        let e = MemoryEngine::new();
+        let mut b = WriteBatch::new();
+        let meta = txn(7, 10);
+        put(&e, &mut b, b"k", ts(10), val("v"), Some(&meta)).unwrap();
+        e.write(b, false).unwrap();
+        let intent = get_intent(&e, b"k").unwrap().unwrap();
+        assert_eq!(intent.txn, meta);
+        assert_eq!(intent.txn.anchor, b"anchor".to_vec());
+        let [_, _, (lo, hi)] = engine_span(b"a", b"b");
+        let rec = txn_record_key(b"anchor", &meta.id);
+        assert!(rec >= lo && rec < hi, "a record lives in its anchor's span");
+        let [_, _, (lo, hi)] = engine_span(b"b", b"");
+        assert!(!(rec >= lo && rec < hi));
+    }
+
+    #[test]
     fn engine_span_covers_exactly_the_user_span() {
         let e = MemoryEngine::new();
         for k in ["a", "b", "b\x00", "c"] {
@@ -1421,6 +1511,7 @@ mod tests {
             let meta = TxnMeta {
                 id: [*id; 16],
                 timestamp: *t,
+                anchor: k.clone(),
             };
             b.put(
                 encode_intent_key(k),
@@ -1524,7 +1615,11 @@ mod tests {
         ) {
             let e = MemoryEngine::new();
             let m = load(&e, &h);
-            let reader = (reader > 0).then_some(TxnMeta { id: [reader; 16], timestamp: read_ts });
+            let reader = (reader > 0).then_some(TxnMeta {
+                id: [reader; 16],
+                timestamp: read_ts,
+                anchor: Vec::new(),
+            });
             for reverse in [false, true] {
                 check_scan(&e, &m, b"", b"", read_ts, reverse, reader.as_ref())?;
                 check_scan(&e, &m, &start, &end, read_ts, reverse, reader.as_ref())?;

@@ -1,0 +1,390 @@
+//! Applying transactional commands: intents (and one-phase commits),
+//! transaction record changes, and intent resolution. Like every command,
+//! each is evaluated at its log position from the replica's state and the
+//! command's timestamp only, so every replica computes the same result.
+//!
+//! Record life cycle (key: [`mvcc::txn_record_key`], on the anchor's range):
+//!
+//! ```text
+//!   (none) --heartbeat--> PENDING --end(STAGING)--> STAGING --+--> COMMITTED
+//!     |                     |                          |      |
+//!     +--push (expired)-----+--push (expired/victim)---|------+--> ABORTED
+//!                                                      +--recover
+//! ```
+//!
+//! A record never leaves COMMITTED or ABORTED, and a pusher can abort only a
+//! transaction whose coordinator stopped heartbeating (or, for deadlocks, a
+//! chosen victim that is not STAGING). A STAGING record is decided by
+//! recovery: committed if every in-flight write is found, else aborted after
+//! making sure the missing writes can never land at the staged timestamp.
+
+use prost::Message as _;
+use tessera_common::proto::{
+    self, kv_error, txn_record_command, KvResponse, TxnRecord, TxnStatus, TxnWriteRequest,
+};
+use tessera_common::Timestamp;
+use tessera_storage::mvcc::{self, TxnMeta};
+use tessera_storage::{Engine, WriteBatch};
+
+use super::{contains, internal, key_mismatch, kv_err, Replica};
+use crate::overlay::{Overlay, PendingWrites};
+use crate::txn::{txn_id, TXN_EXPIRY};
+
+/// The error reply for conflicting intents.
+pub fn write_intent_error(intents: Vec<mvcc::Intent>) -> KvResponse {
+    kv_err(kv_error::Kind::WriteIntent(proto::WriteIntentError {
+        intents: intents
+            .into_iter()
+            .map(|i| proto::IntentInfo {
+                key: i.key,
+                txn_id: i.txn.id.to_vec(),
+                anchor: i.txn.anchor,
+                timestamp: Some(i.txn.timestamp.into()),
+            })
+            .collect(),
+    }))
+}
+
+pub fn aborted(reason: impl Into<String>) -> KvResponse {
+    kv_err(kv_error::Kind::TxnAborted(proto::TxnAborted {
+        reason: reason.into(),
+    }))
+}
+
+pub fn read_record(
+    engine: &dyn Engine,
+    anchor: &[u8],
+    id: &[u8; 16],
+) -> Result<Option<TxnRecord>, String> {
+    match engine.get(&mvcc::txn_record_key(anchor, id)) {
+        Ok(Some(raw)) => TxnRecord::decode(raw.as_slice())
+            .map(Some)
+            .map_err(|e| format!("corrupt transaction record: {e}")),
+        Ok(None) => Ok(None),
+        Err(e) => Err(format!("reading transaction record: {e}")),
+    }
+}
+
+fn write_record(batch: &mut WriteBatch, rec: &TxnRecord) {
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&rec.id[..16.min(rec.id.len())]);
+    batch.put(mvcc::txn_record_key(&rec.anchor, &id), rec.encode_to_vec());
+}
+
+fn status(rec: &TxnRecord) -> TxnStatus {
+    TxnStatus::try_from(rec.status).unwrap_or(TxnStatus::Pending)
+}
+
+fn ts_of(t: &Option<proto::Timestamp>) -> Timestamp {
+    (*t).unwrap_or_default().into()
+}
+
+fn expired(heartbeat: Timestamp, now: Timestamp) -> bool {
+    heartbeat.wall + (TXN_EXPIRY.as_millis() as u64) < now.wall
+}
+
+fn with_record(rec: TxnRecord) -> KvResponse {
+    KvResponse {
+        record: Some(rec),
+        ..Default::default()
+    }
+}
+
+impl Replica {
+    /// Writes the intents of a transaction (or commits them in one phase),
+    /// all at one timestamp, and updates its record if `end` is set. All or
+    /// nothing: a conflict leaves no trace.
+    pub(super) fn apply_txn_write(
+        &mut self,
+        req: TxnWriteRequest,
+        desc: &proto::RangeDescriptor,
+        batch: &mut WriteBatch,
+    ) -> KvResponse {
+        use proto::batch_write::Write;
+        let Some(meta) = req.txn.clone() else {
+            return internal("transactional write without a transaction");
+        };
+        let Some(id) = txn_id(&meta.id) else {
+            return internal("bad transaction id");
+        };
+        let view = self.overlay();
+        let mut ts = ts_of(&meta.write_ts);
+        let mut writes = Vec::with_capacity(req.writes.len());
+        let mut conflicts = Vec::new();
+        for w in req.writes {
+            let (key, value, expected) = match w.write {
+                Some(Write::Put(p)) => (p.key, Some(p.value), None),
+                Some(Write::Delete(d)) => (d.key, None, None),
+                Some(Write::Cput(c)) => (c.key, Some(c.value), Some(c.expected)),
+                None => return internal("empty write in batch"),
+            };
+            if !contains(desc, &key) {
+                return key_mismatch(vec![desc.clone()]);
+            }
+            match mvcc::get_intent(&view, &key) {
+                Ok(Some(i)) if i.txn.id != id => {
+                    conflicts.push(i);
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => return internal(format!("read failed: {e}")),
+            }
+            let newest = match mvcc::get_version(&view, &key, Timestamp::MAX) {
+                Ok(v) => v,
+                Err(e) => return internal(format!("read failed: {e}")),
+            };
+            if let Some(expected) = expected {
+                let current = newest.as_ref().and_then(|(_, v)| v.clone());
+                if current != expected {
+                    return kv_err(kv_error::Kind::ConditionFailed(proto::ConditionFailed {
+                        actual: current,
+                    }));
+                }
+            }
+            if let Some((existing, _)) = newest {
+                if existing >= ts {
+                    if req.one_phase && !req.allow_push {
+                        return kv_err(kv_error::Kind::WriteTooOld(proto::WriteTooOld {
+                            ts: Some(existing.into()),
+                        }));
+                    }
+                    ts = existing.next();
+                }
+            }
+            writes.push((key, value));
+        }
+        if !conflicts.is_empty() {
+            return write_intent_error(conflicts);
+        }
+        let mut staged = WriteBatch::new();
+        let txn = TxnMeta {
+            id,
+            timestamp: ts,
+            anchor: meta.anchor.clone(),
+        };
+        // Each write goes over the staged earlier ones (a key written twice
+        // keeps the last value).
+        let staging = std::sync::Arc::new(parking_lot::Mutex::new(PendingWrites::default()));
+        let staged_view = Overlay {
+            engine: std::sync::Arc::new(view.clone()),
+            pending: staging.clone(),
+        };
+        for (key, value) in writes {
+            let from = staged.len();
+            let r = if req.one_phase {
+                mvcc::put(&staged_view, &mut staged, &key, ts, value, None)
+            } else {
+                mvcc::put(&staged_view, &mut staged, &key, ts, value, Some(&txn))
+            };
+            if let Err(e) = r {
+                return internal(format!("write failed: {e}"));
+            }
+            staging.lock().record(&staged, from);
+        }
+        let mut resp = KvResponse {
+            timestamp: Some(ts.into()),
+            ..Default::default()
+        };
+        if let Some(end) = req.end {
+            let mut rec = match read_record(&view, &meta.anchor, &id) {
+                Ok(r) => r,
+                Err(e) => return internal(e),
+            };
+            if let Some(r) = &rec {
+                match status(r) {
+                    TxnStatus::Aborted => {
+                        return aborted("transaction aborted by a conflicting transaction")
+                    }
+                    TxnStatus::Committed => {
+                        return if end.status == TxnStatus::Committed as i32 {
+                            with_record(r.clone())
+                        } else {
+                            internal("transaction already committed")
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            let commit_ts = ts_of(&end.commit_ts).max(ts);
+            let mut status_now = end.status;
+            // Writes pushed above the staged timestamp: not implicitly
+            // committed; the coordinator refreshes and commits explicitly.
+            if end.status == TxnStatus::Staging as i32 && ts > ts_of(&end.commit_ts) {
+                status_now = TxnStatus::Pending as i32;
+            }
+            let r = rec.get_or_insert_with(|| TxnRecord {
+                id: meta.id.clone(),
+                anchor: meta.anchor.clone(),
+                priority: meta.priority,
+                ..Default::default()
+            });
+            r.status = status_now;
+            r.timestamp = Some(commit_ts.into());
+            r.in_flight = end.in_flight;
+            r.heartbeat = Some(self.apply_ts.into());
+            write_record(&mut staged, r);
+            resp.record = rec;
+        }
+        batch.extend(staged);
+        resp
+    }
+
+    /// Applies a change to a transaction record on this range.
+    pub(super) fn apply_txn_record(
+        &mut self,
+        cmd: proto::TxnRecordCommand,
+        desc: &proto::RangeDescriptor,
+        batch: &mut WriteBatch,
+    ) -> KvResponse {
+        use txn_record_command::Op;
+        let now = self.apply_ts;
+        let view = self.overlay();
+        let (id, anchor) = match &cmd.op {
+            Some(Op::Heartbeat(h)) => {
+                let m = h.txn.clone().unwrap_or_default();
+                (m.id, m.anchor)
+            }
+            Some(Op::Push(p)) => (p.pushee_id.clone(), p.pushee_anchor.clone()),
+            Some(Op::Recover(r)) => (r.id.clone(), r.anchor.clone()),
+            Some(Op::End(_)) => {
+                let m = cmd.txn.clone().unwrap_or_default();
+                (m.id, m.anchor)
+            }
+            None => return internal("empty record command"),
+        };
+        let Some(id_arr) = txn_id(&id) else {
+            return internal("bad transaction id");
+        };
+        if !contains(desc, &anchor) {
+            return key_mismatch(vec![desc.clone()]);
+        }
+        let rec = match read_record(&view, &anchor, &id_arr) {
+            Ok(r) => r,
+            Err(e) => return internal(e),
+        };
+        let fresh = |status: TxnStatus, ts: Timestamp, priority: i32| TxnRecord {
+            id: id.clone(),
+            anchor: anchor.clone(),
+            status: status as i32,
+            timestamp: Some(ts.into()),
+            heartbeat: Some(now.into()),
+            priority,
+            ..Default::default()
+        };
+        match cmd.op.expect("checked above") {
+            Op::Heartbeat(h) => {
+                let meta = h.txn.unwrap_or_default();
+                let mut r = match rec {
+                    Some(r) if matches!(status(&r), TxnStatus::Committed | TxnStatus::Aborted) => {
+                        return with_record(r)
+                    }
+                    Some(r) => r,
+                    None => fresh(TxnStatus::Pending, ts_of(&meta.write_ts), meta.priority),
+                };
+                r.heartbeat = Some(now.into());
+                // A coordinator that waits on another transaction has a
+                // write missing: it is not implicitly committed, and must
+                // stay abortable (deadlocks).
+                if !h.waiting_for.is_empty() && status(&r) == TxnStatus::Staging {
+                    r.status = TxnStatus::Pending as i32;
+                }
+                r.waiting_for = h.waiting_for;
+                r.waiting_for_anchor = h.waiting_for_anchor;
+                write_record(batch, &r);
+                with_record(r)
+            }
+            Op::Push(p) => {
+                let pushee_ts = ts_of(&p.pushee_ts);
+                match rec {
+                    None => {
+                        if p.abort || expired(pushee_ts, now) {
+                            let r = fresh(TxnStatus::Aborted, pushee_ts, 0);
+                            write_record(batch, &r);
+                            with_record(r)
+                        } else {
+                            // Not started heartbeating yet: alive as far as
+                            // anyone can tell.
+                            let mut r = fresh(TxnStatus::Pending, pushee_ts, 0);
+                            r.heartbeat = Some(pushee_ts.into());
+                            with_record(r)
+                        }
+                    }
+                    Some(mut r) => {
+                        let hb = ts_of(&r.heartbeat);
+                        if status(&r) == TxnStatus::Pending && (p.abort || expired(hb, now)) {
+                            r.status = TxnStatus::Aborted as i32;
+                            write_record(batch, &r);
+                        }
+                        with_record(r)
+                    }
+                }
+            }
+            Op::Recover(rv) => match rec {
+                Some(mut r)
+                    if status(&r) == TxnStatus::Staging
+                        && ts_of(&r.timestamp) == ts_of(&rv.staging_ts) =>
+                {
+                    r.status = if rv.commit {
+                        TxnStatus::Committed
+                    } else {
+                        TxnStatus::Aborted
+                    } as i32;
+                    write_record(batch, &r);
+                    with_record(r)
+                }
+                Some(r) => with_record(r),
+                None => internal("recovering a transaction without a record"),
+            },
+            Op::End(end) => {
+                let meta = cmd.txn.unwrap_or_default();
+                let mut r = match rec {
+                    Some(r) if status(&r) == TxnStatus::Aborted => {
+                        return if end.status == TxnStatus::Aborted as i32 {
+                            with_record(r)
+                        } else {
+                            aborted("transaction aborted by a conflicting transaction")
+                        }
+                    }
+                    Some(r) if status(&r) == TxnStatus::Committed => {
+                        return if end.status == TxnStatus::Committed as i32 {
+                            with_record(r)
+                        } else {
+                            internal("transaction already committed")
+                        }
+                    }
+                    Some(r) => r,
+                    None => fresh(TxnStatus::Pending, ts_of(&meta.write_ts), meta.priority),
+                };
+                r.status = end.status;
+                r.timestamp = end.commit_ts;
+                r.in_flight = end.in_flight;
+                r.heartbeat = Some(now.into());
+                write_record(batch, &r);
+                with_record(r)
+            }
+        }
+    }
+
+    /// Commits or aborts the intents of one transaction on this range.
+    pub(super) fn apply_resolve(
+        &mut self,
+        req: proto::ResolveIntentsRequest,
+        desc: &proto::RangeDescriptor,
+        batch: &mut WriteBatch,
+    ) -> KvResponse {
+        let Some(id) = txn_id(&req.txn_id) else {
+            return internal("bad transaction id");
+        };
+        let commit_ts = req.commit.then(|| ts_of(&req.commit_ts));
+        let view = self.overlay();
+        for key in req.keys {
+            if !contains(desc, &key) {
+                continue;
+            }
+            if let Err(e) = mvcc::resolve_intent(&view, batch, &key, id, commit_ts) {
+                return internal(format!("resolving intent: {e}"));
+            }
+        }
+        KvResponse::default()
+    }
+}

@@ -1,0 +1,337 @@
+//! The leaseholder's side of transactions: reads at a transaction's
+//! timestamp (own intents visible, conflicts and uncertainty reported),
+//! placing writes above the timestamp cache, and the requests that push,
+//! recover, refresh, resolve and wait.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tessera_common::proto::{self, kv_error, raft_command, KvResponse, TxnMeta as ProtoMeta};
+use tessera_common::Timestamp;
+use tessera_storage::mvcc::{self, TxnMeta};
+
+use super::{batch_write_key, not_leaseholder, Store};
+use crate::replica::{contains, internal, key_mismatch, kv_err, write_intent_error, ReplicaShared};
+use crate::txn::txn_id;
+
+fn ts_of(t: &Option<proto::Timestamp>) -> Timestamp {
+    (*t).unwrap_or_default().into()
+}
+
+/// The storage-level identity of a transaction reading or writing.
+fn storage_meta(m: &ProtoMeta) -> Option<TxnMeta> {
+    Some(TxnMeta {
+        id: txn_id(&m.id)?,
+        timestamp: ts_of(&m.write_ts),
+        anchor: m.anchor.clone(),
+    })
+}
+
+/// Where a read happens and what it must not miss.
+pub(super) struct ReadPlan {
+    pub read_ts: Timestamp,
+    pub txn: Option<TxnMeta>,
+}
+
+impl Store {
+    /// Prepares a read of `[start, end)` (`end == None`: the key `start`)
+    /// under the lease: records it in the timestamp cache, waits for writes
+    /// in flight on it, and reports other transactions' intents at or below
+    /// its uncertainty limit and values inside its uncertainty window.
+    pub(super) async fn prepare_read(
+        &self,
+        shared: &Arc<ReplicaShared>,
+        start: &[u8],
+        end: Option<&[u8]>,
+        txn: Option<&ProtoMeta>,
+        fixed_ts: Option<Timestamp>,
+    ) -> Result<ReadPlan, KvResponse> {
+        self.ensure_lease(shared).await?;
+        let (read_ts, limit, meta) = match txn {
+            Some(m) => {
+                let read_ts = ts_of(&m.read_ts);
+                let limit = ts_of(&m.uncertainty_limit).max(read_ts);
+                (read_ts, limit, storage_meta(m))
+            }
+            None => {
+                let ts = fixed_ts.unwrap_or_else(|| self.ctx.clock.now());
+                (ts, ts, None)
+            }
+        };
+        {
+            let reader = meta.as_ref().map(|m| m.id);
+            let mut tsc = shared.conc.tscache.lock();
+            match end {
+                None => tsc.record_point(start, read_ts, reader),
+                Some(end) => tsc.record_span(start, end, read_ts, reader),
+            }
+        }
+        shared.conc.wait_for_writes(start, end).await;
+        let engine = self.ctx.engine.as_ref();
+        let intents = match end {
+            None => mvcc::get_intent(engine, start).map(|i| i.into_iter().collect::<Vec<_>>()),
+            Some(end) => mvcc::scan_intents(engine, start, end, 0),
+        };
+        let intents = match intents {
+            Ok(v) => v,
+            Err(e) => return Err(internal(format!("read failed: {e}"))),
+        };
+        let own = meta.as_ref().map(|m| m.id);
+        let conflicts: Vec<_> = intents
+            .into_iter()
+            .filter(|i| Some(i.txn.id) != own && i.txn.timestamp <= limit)
+            .collect();
+        if !conflicts.is_empty() {
+            return Err(write_intent_error(conflicts));
+        }
+        if limit > read_ts {
+            let end_key = match end {
+                Some(e) => e.to_vec(),
+                None => point_end(start),
+            };
+            match mvcc::newest_in_window(engine, start, &end_key, read_ts, limit) {
+                Ok(Some((_, ts))) => {
+                    return Err(kv_err(kv_error::Kind::Uncertainty(
+                        proto::ReadWithinUncertainty {
+                            ts: Some(ts.into()),
+                        },
+                    )))
+                }
+                Ok(None) => {}
+                Err(e) => return Err(internal(format!("read failed: {e}"))),
+            }
+        }
+        Ok(ReadPlan { read_ts, txn: meta })
+    }
+
+    /// Proposes a command that writes `keys`, holding their latches until
+    /// it is applied (or definitely dropped).
+    pub(super) async fn propose_latched(
+        &self,
+        shared: &Arc<ReplicaShared>,
+        keys: Vec<Vec<u8>>,
+        cmd: raft_command::Cmd,
+    ) -> KvResponse {
+        let latch = shared.conc.latches.lock().acquire(keys);
+        let (resp, pending) = self.propose_tracked(shared.range_id, cmd).await;
+        match pending {
+            None => {
+                shared.conc.latches.lock().release(latch);
+                shared.conc.latch_released.notify_waiters();
+            }
+            Some(rx) => {
+                // Timed out: the write may still apply. Keep its latch until
+                // raft decides, so no read misses it.
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    let _ = rx.await;
+                    shared.conc.latches.lock().release(latch);
+                    shared.conc.latch_released.notify_waiters();
+                });
+            }
+        }
+        resp
+    }
+
+    /// Intents (or a one-phase commit) of a transaction on this range,
+    /// placed above every earlier read of their keys.
+    pub(super) async fn txn_write(
+        &self,
+        shared: &Arc<ReplicaShared>,
+        desc: &proto::RangeDescriptor,
+        mut req: proto::TxnWriteRequest,
+    ) -> KvResponse {
+        let keys: Vec<Vec<u8>> = req
+            .writes
+            .iter()
+            .filter_map(batch_write_key)
+            .map(<[u8]>::to_vec)
+            .collect();
+        if keys.iter().any(|k| !contains(desc, k)) {
+            return key_mismatch(vec![desc.clone()]);
+        }
+        let Some(meta) = req.txn.as_mut() else {
+            return internal("transactional write without a transaction");
+        };
+        if req.end.is_some() && !contains(desc, &meta.anchor) {
+            return key_mismatch(vec![desc.clone()]);
+        }
+        if !shared.is_leader() {
+            return not_leaseholder(shared);
+        }
+        if let Err(resp) = self.ensure_lease(shared).await {
+            return resp;
+        }
+        let asked = ts_of(&meta.write_ts);
+        let mut ts = asked;
+        {
+            let writer = txn_id(&meta.id);
+            let tsc = shared.conc.tscache.lock();
+            for k in &keys {
+                ts = tsc.max_read(k).place(ts, writer);
+            }
+        }
+        if ts > asked && req.one_phase && !req.allow_push {
+            return kv_err(kv_error::Kind::WriteTooOld(proto::WriteTooOld {
+                ts: Some(ts.into()),
+            }));
+        }
+        meta.write_ts = Some(ts.into());
+        self.propose_latched(shared, keys, raft_command::Cmd::TxnWrite(req))
+            .await
+    }
+
+    /// A change to a transaction record anchored on this range.
+    pub(super) async fn txn_record(
+        &self,
+        shared: &Arc<ReplicaShared>,
+        desc: &proto::RangeDescriptor,
+        anchor: &[u8],
+        cmd: proto::TxnRecordCommand,
+    ) -> KvResponse {
+        if !contains(desc, anchor) {
+            return key_mismatch(vec![desc.clone()]);
+        }
+        if !shared.is_leader() {
+            return not_leaseholder(shared);
+        }
+        self.propose(shared.range_id, raft_command::Cmd::TxnRecord(cmd))
+            .await
+    }
+
+    pub(super) async fn resolve_intents(
+        &self,
+        shared: &Arc<ReplicaShared>,
+        desc: &proto::RangeDescriptor,
+        req: proto::ResolveIntentsRequest,
+    ) -> KvResponse {
+        if req.keys.iter().any(|k| !contains(desc, k)) {
+            return key_mismatch(vec![desc.clone()]);
+        }
+        if !shared.is_leader() {
+            return not_leaseholder(shared);
+        }
+        let keys = req.keys.clone();
+        self.propose_latched(shared, keys, raft_command::Cmd::ResolveIntents(req))
+            .await
+    }
+
+    /// Is the intent there? With `prevent`, a missing intent can never be
+    /// written at or below `max_ts` afterwards (the timestamp cache pushes
+    /// it above).
+    pub(super) async fn query_intent(
+        &self,
+        shared: &Arc<ReplicaShared>,
+        desc: &proto::RangeDescriptor,
+        q: proto::QueryIntentRequest,
+    ) -> KvResponse {
+        if !contains(desc, &q.key) {
+            return key_mismatch(vec![desc.clone()]);
+        }
+        if let Err(resp) = self.ensure_lease(shared).await {
+            return resp;
+        }
+        let max_ts = ts_of(&q.max_ts);
+        if q.prevent {
+            shared
+                .conc
+                .tscache
+                .lock()
+                .record_point(&q.key, max_ts, None);
+        }
+        shared.conc.wait_for_writes(&q.key, None).await;
+        let found = match mvcc::get_intent(self.ctx.engine.as_ref(), &q.key) {
+            Ok(Some(i)) => i.txn.id.as_slice() == q.txn_id.as_slice() && i.txn.timestamp <= max_ts,
+            Ok(None) => false,
+            Err(e) => return internal(format!("read failed: {e}")),
+        };
+        KvResponse {
+            found,
+            ..Default::default()
+        }
+    }
+
+    /// Waits until `key` holds no intent of the transaction, or the timeout.
+    pub(super) async fn wait_intent(
+        &self,
+        shared: &Arc<ReplicaShared>,
+        desc: &proto::RangeDescriptor,
+        w: proto::WaitIntentRequest,
+    ) -> KvResponse {
+        if !contains(desc, &w.key) {
+            return key_mismatch(vec![desc.clone()]);
+        }
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_millis(u64::from(w.timeout_ms.min(5_000)));
+        loop {
+            let changed = shared.conc.intents_changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let held = match mvcc::get_intent(self.ctx.engine.as_ref(), &w.key) {
+                Ok(Some(i)) => i.txn.id.as_slice() == w.txn_id.as_slice(),
+                Ok(None) => false,
+                Err(e) => return internal(format!("read failed: {e}")),
+            };
+            if !held {
+                return KvResponse {
+                    found: false,
+                    ..Default::default()
+                };
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                return KvResponse {
+                    found: true,
+                    ..Default::default()
+                };
+            }
+        }
+    }
+
+    /// Validates reads of `[start, end)` made at `from` for a commit at `to`.
+    pub(super) async fn refresh(
+        &self,
+        shared: &Arc<ReplicaShared>,
+        desc: &proto::RangeDescriptor,
+        r: proto::RefreshRequest,
+    ) -> KvResponse {
+        if r.start < desc.start_key || (r.end > desc.end_key && !desc.end_key.is_empty()) {
+            return key_mismatch(vec![desc.clone()]);
+        }
+        if let Err(resp) = self.ensure_lease(shared).await {
+            return resp;
+        }
+        let (from, to) = (ts_of(&r.from), ts_of(&r.to));
+        shared
+            .conc
+            .tscache
+            .lock()
+            .record_span(&r.start, &r.end, to, txn_id(&r.txn_id));
+        shared.conc.wait_for_writes(&r.start, Some(&r.end)).await;
+        let engine = self.ctx.engine.as_ref();
+        match mvcc::scan_intents(engine, &r.start, &r.end, 0) {
+            Ok(intents) => {
+                if let Some(i) = intents
+                    .into_iter()
+                    .find(|i| i.txn.id.as_slice() != r.txn_id.as_slice() && i.txn.timestamp <= to)
+                {
+                    return write_intent_error(vec![i]);
+                }
+            }
+            Err(e) => return internal(format!("read failed: {e}")),
+        }
+        match mvcc::newest_in_window(engine, &r.start, &r.end, from, to) {
+            Ok(Some((_, ts))) => kv_err(kv_error::Kind::WriteTooOld(proto::WriteTooOld {
+                ts: Some(ts.into()),
+            })),
+            Ok(None) => KvResponse::default(),
+            Err(e) => internal(format!("read failed: {e}")),
+        }
+    }
+}
+
+/// The exclusive end of the span holding only `key`.
+pub fn point_end(key: &[u8]) -> Vec<u8> {
+    let mut e = key.to_vec();
+    e.push(0);
+    e
+}

@@ -1,0 +1,349 @@
+//! Distributed transactions on an in-process three-node cluster: atomic
+//! commits across ranges, serializability under concurrent transfers,
+//! write skew refused, coordinator failures that block nobody, deadlocks
+//! broken.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use tessera_common::proto::{
+    batch_write::Write, kv_request, BatchWrite, KvRequest, PutRequest, RangeDescriptor,
+};
+use tessera_kv::db::{DialFuture, Error};
+use tessera_kv::txn::{Isolation, Txn};
+use tessera_kv::{NodeDialer, DB};
+
+fn put(key: &[u8], value: &[u8]) -> BatchWrite {
+    BatchWrite {
+        write: Some(Write::Put(PutRequest {
+            key: key.to_vec(),
+            value: value.to_vec(),
+        })),
+    }
+}
+
+async fn ready_cluster(splits: &[&[u8]]) -> Cluster {
+    let c = cluster(3).await;
+    let db = c.dbs[&1].clone();
+    wait_for_three_voters(&db).await;
+    for s in splits {
+        db.split(s).await.unwrap();
+    }
+    c
+}
+
+/// A transfer of `amount` from `from` to `to`, retried on retry errors.
+async fn transfer(db: &Arc<DB>, from: &[u8], to: &[u8], amount: i64) -> u32 {
+    let mut retries = 0;
+    loop {
+        let mut t = Txn::begin(db.clone(), Isolation::Serializable);
+        let r = async {
+            let a = balance(t.get(from).await?);
+            let b = balance(t.get(to).await?);
+            t.commit(vec![
+                put(from, (a - amount).to_string().as_bytes()),
+                put(to, (b + amount).to_string().as_bytes()),
+            ])
+            .await
+        }
+        .await;
+        match r {
+            Ok(_) => return retries,
+            Err(Error::Retry(_)) | Err(Error::Deadlock(_)) => {
+                t.rollback().await;
+                retries += 1;
+            }
+            Err(e) => panic!("transfer failed: {e}"),
+        }
+    }
+}
+
+fn balance(v: Option<Vec<u8>>) -> i64 {
+    v.map(|v| String::from_utf8(v).unwrap().parse().unwrap())
+        .unwrap_or(0)
+}
+
+fn account(i: usize) -> Vec<u8> {
+    format!("acct/{i:02}").into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_commits_atomically_across_ranges() {
+    let c = ready_cluster(&[b"m"]).await;
+    let db = c.dbs[&1].clone();
+    let mut t = Txn::begin(db.clone(), Isolation::Serializable);
+    assert_eq!(t.get(b"a").await.unwrap(), None);
+    t.commit(vec![put(b"a", b"1"), put(b"z", b"2")])
+        .await
+        .unwrap();
+    for db in c.dbs.values() {
+        assert_eq!(db.get(b"a").await.unwrap(), Some(b"1".to_vec()));
+        assert_eq!(db.get(b"z").await.unwrap(), Some(b"2".to_vec()));
+    }
+    // A rolled-back transaction leaves nothing.
+    let mut t = Txn::begin(db.clone(), Isolation::Serializable);
+    t.get(b"a").await.unwrap();
+    t.rollback().await;
+    assert_eq!(db.get(b"a").await.unwrap(), Some(b"1".to_vec()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_transfers_across_ranges_keep_the_total() {
+    let c = ready_cluster(&[b"acct/03", b"acct/06"]).await;
+    let db = c.dbs[&1].clone();
+    const N: usize = 8;
+    let mut init = Txn::begin(db.clone(), Isolation::Serializable);
+    init.commit((0..N).map(|i| put(&account(i), b"100")).collect())
+        .await
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for w in 0..4u64 {
+        let db = c.dbs[&(w % 3 + 1)].clone();
+        workers.push(tokio::spawn(async move {
+            let mut retries = 0;
+            for i in 0..15usize {
+                let from = account((i * 3 + w as usize) % N);
+                let to = account((i * 5 + 1 + w as usize * 2) % N);
+                if from != to {
+                    retries += transfer(&db, &from, &to, 7).await;
+                }
+            }
+            retries
+        }));
+    }
+    let reader = {
+        let db = c.dbs[&2].clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut reads = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let mut t = Txn::begin(db.clone(), Isolation::Serializable);
+                match t.scan(b"acct/", b"acct0", 0, false).await {
+                    Ok(rows) => {
+                        let total: i64 = rows.iter().map(|(_, v)| balance(Some(v.clone()))).sum();
+                        assert_eq!(total, 100 * N as i64, "a snapshot saw a partial transfer");
+                        reads += 1;
+                    }
+                    Err(Error::Retry(_)) => {}
+                    Err(e) => panic!("read-all failed: {e}"),
+                }
+            }
+            reads
+        })
+    };
+    let mut retries = 0;
+    for w in workers {
+        retries += w.await.unwrap();
+    }
+    stop.store(true, Ordering::Relaxed);
+    let reads = reader.await.unwrap();
+    let rows = db.scan(b"acct/", b"acct0", 0, false).await.unwrap();
+    let total: i64 = rows.iter().map(|(_, v)| balance(Some(v.clone()))).sum();
+    assert_eq!(rows.len(), N);
+    assert_eq!(total, 100 * N as i64);
+    eprintln!("60 transfers ({retries} retries), {reads} consistent read-alls");
+    assert!(reads > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_skew_is_refused() {
+    let c = ready_cluster(&[b"y"]).await;
+    let db = c.dbs[&1].clone();
+    db.put(b"x", b"1").await.unwrap();
+    db.put(b"y", b"1").await.unwrap();
+    // Both read x and y (on-call doctors); each takes one off call.
+    let mut t1 = Txn::begin(db.clone(), Isolation::Serializable);
+    let mut t2 = Txn::begin(c.dbs[&2].clone(), Isolation::Serializable);
+    for t in [&mut t1, &mut t2] {
+        assert_eq!(t.get(b"x").await.unwrap(), Some(b"1".to_vec()));
+        assert_eq!(t.get(b"y").await.unwrap(), Some(b"1".to_vec()));
+    }
+    let r1 = t1.commit(vec![put(b"x", b"0")]).await;
+    let r2 = t2.commit(vec![put(b"y", b"0")]).await;
+    assert!(r1.is_ok(), "{r1:?}");
+    match r2 {
+        Err(Error::Retry(m)) => assert!(m.contains("serialization"), "{m}"),
+        other => panic!("write skew allowed: {other:?}"),
+    }
+    assert_eq!(db.get(b"y").await.unwrap(), Some(b"1".to_vec()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_update_is_refused() {
+    let c = ready_cluster(&[]).await;
+    let db = c.dbs[&1].clone();
+    db.put(b"counter", b"0").await.unwrap();
+    let mut t1 = Txn::begin(db.clone(), Isolation::Serializable);
+    let mut t2 = Txn::begin(c.dbs[&3].clone(), Isolation::Serializable);
+    let v1 = balance(t1.get(b"counter").await.unwrap());
+    let v2 = balance(t2.get(b"counter").await.unwrap());
+    t1.commit(vec![put(b"counter", (v1 + 1).to_string().as_bytes())])
+        .await
+        .unwrap();
+    let r2 = t2
+        .commit(vec![put(b"counter", (v2 + 1).to_string().as_bytes())])
+        .await;
+    assert!(matches!(r2, Err(Error::Retry(_))), "{r2:?}");
+    assert_eq!(db.get(b"counter").await.unwrap(), Some(b"1".to_vec()));
+}
+
+/// A client whose node "dies" after `allowed` transactional writes: every
+/// later request fails, like a coordinator killed mid-commit.
+struct DyingDialer {
+    inner: Dialer,
+    allowed: AtomicUsize,
+    dead: AtomicBool,
+}
+
+impl NodeDialer for DyingDialer {
+    fn send(&self, node_id: u64, req: KvRequest) -> DialFuture {
+        if matches!(req.op, Some(kv_request::Op::TxnWrite(_)))
+            && self
+                .allowed
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_err()
+        {
+            self.dead.store(true, Ordering::SeqCst);
+        }
+        if self.dead.load(Ordering::SeqCst) {
+            return Box::pin(async { Err("coordinator is dead".to_string()) });
+        }
+        self.inner.send(node_id, req)
+    }
+    fn first_range(&self) -> Option<(RangeDescriptor, u64)> {
+        self.inner.first_range()
+    }
+    fn known_nodes(&self) -> Vec<u64> {
+        self.inner.known_nodes()
+    }
+}
+
+async fn coordinator_dies_after(allowed: usize) -> (Cluster, Duration) {
+    let c = ready_cluster(&[b"m"]).await;
+    let db = c.dbs[&1].clone();
+    db.put(b"a", b"old").await.unwrap();
+    db.put(b"z", b"old").await.unwrap();
+    let dying = Arc::new(DB::new(
+        Arc::new(DyingDialer {
+            inner: Dialer(c.net.clone()),
+            allowed: AtomicUsize::new(allowed),
+            dead: AtomicBool::new(false),
+        }),
+        db.clock().clone(),
+    ));
+    // Warm its range cache so the commit's requests go out in order.
+    dying.get(b"a").await.unwrap();
+    dying.get(b"z").await.unwrap();
+    let doomed = dying.clone();
+    tokio::spawn(async move {
+        let mut t = Txn::begin(doomed, Isolation::Serializable);
+        let _ = t.commit(vec![put(b"a", b"new"), put(b"z", b"new")]).await;
+    });
+    // Let it write what it can, then die.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Another transaction writes the same keys: it must get through.
+    let started = Instant::now();
+    let mut t = Txn::begin(c.dbs[&2].clone(), Isolation::Serializable);
+    let a = t.get(b"a").await.unwrap();
+    let z = t.get(b"z").await.unwrap();
+    assert_eq!(a, z, "the dead transaction is visible in part: {a:?} {z:?}");
+    t.commit(vec![put(b"a", b"after"), put(b"z", b"after")])
+        .await
+        .unwrap();
+    (c, started.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_coordinator_with_all_writes_in_place_is_committed_by_others() {
+    // Both intents and the STAGING record are written; the coordinator dies
+    // before saying COMMITTED.
+    let (c, waited) = coordinator_dies_after(2).await;
+    assert!(waited < Duration::from_secs(6), "blocked for {waited:?}");
+    assert_eq!(c.dbs[&3].get(b"a").await.unwrap(), Some(b"after".to_vec()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_coordinator_with_a_write_missing_is_aborted_by_others() {
+    // Only the anchor's intent and STAGING record are written.
+    let (c, waited) = coordinator_dies_after(1).await;
+    assert!(waited < Duration::from_secs(6), "blocked for {waited:?}");
+    assert_eq!(c.dbs[&3].get(b"z").await.unwrap(), Some(b"after".to_vec()));
+}
+
+/// Delays transactional writes to keys with a prefix, to interleave two
+/// commits into a deadlock.
+struct SlowDialer {
+    inner: Dialer,
+    slow_prefix: Vec<u8>,
+}
+
+impl NodeDialer for SlowDialer {
+    fn send(&self, node_id: u64, req: KvRequest) -> DialFuture {
+        let slow = match &req.op {
+            Some(kv_request::Op::TxnWrite(w)) => w.writes.iter().any(|w| match &w.write {
+                Some(Write::Put(p)) => p.key.starts_with(&self.slow_prefix),
+                _ => false,
+            }),
+            _ => false,
+        };
+        let fut = self.inner.send(node_id, req);
+        Box::pin(async move {
+            if slow {
+                tokio::time::sleep(Duration::from_millis(400)).await;
+            }
+            fut.await
+        })
+    }
+    fn first_range(&self) -> Option<(RangeDescriptor, u64)> {
+        self.inner.first_range()
+    }
+    fn known_nodes(&self) -> Vec<u64> {
+        self.inner.known_nodes()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deadlock_aborts_exactly_one_transaction() {
+    let c = ready_cluster(&[b"m"]).await;
+    let clock = c.dbs[&1].clock().clone();
+    let slow_db = |prefix: &[u8]| {
+        Arc::new(DB::new(
+            Arc::new(SlowDialer {
+                inner: Dialer(c.net.clone()),
+                slow_prefix: prefix.to_vec(),
+            }),
+            clock.clone(),
+        ))
+    };
+    // T1 gets "a" at once and "z" late; T2 gets "z" at once and "a" late.
+    let (db1, db2) = (slow_db(b"z"), slow_db(b"a"));
+    let run = |db: Arc<DB>, v: &'static [u8]| {
+        tokio::spawn(async move {
+            let mut t = Txn::begin(db, Isolation::Serializable);
+            let r = t.commit(vec![put(b"a", v), put(b"z", v)]).await;
+            if r.is_err() {
+                t.rollback().await;
+            }
+            r
+        })
+    };
+    let started = Instant::now();
+    let (h1, h2) = (run(db1, b"1"), run(db2, b"2"));
+    let (r1, r2) = (h1.await.unwrap(), h2.await.unwrap());
+    let deadlocks = [&r1, &r2]
+        .iter()
+        .filter(|r| matches!(r, Err(Error::Deadlock(_))))
+        .count();
+    assert_eq!(deadlocks, 1, "{r1:?} {r2:?}");
+    assert!(r1.is_ok() || r2.is_ok(), "{r1:?} {r2:?}");
+    let winner: &[u8] = if r1.is_ok() { b"1" } else { b"2" };
+    let db = &c.dbs[&3];
+    assert_eq!(db.get(b"a").await.unwrap(), Some(winner.to_vec()));
+    assert_eq!(db.get(b"z").await.unwrap(), Some(winner.to_vec()));
+    assert!(started.elapsed() < Duration::from_secs(10));
+}

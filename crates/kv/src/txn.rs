@@ -366,10 +366,12 @@ impl Txn {
             return Err(Error::BadRequest("transaction already finished".into()));
         }
         self.finished = true;
-        let mut by_key: BTreeMap<Vec<u8>, BatchWrite> = BTreeMap::new();
+        // Several writes of one key stay in order (a conditional put then
+        // a delete is a conditional delete); the range applies them in turn.
+        let mut by_key: BTreeMap<Vec<u8>, Vec<BatchWrite>> = BTreeMap::new();
         for w in writes {
             if let Some(k) = crate::store::batch_write_key(&w) {
-                by_key.insert(k.to_vec(), w);
+                by_key.entry(k.to_vec()).or_default().push(w);
             }
         }
         if by_key.is_empty() || self.fixed {
@@ -448,23 +450,29 @@ impl Txn {
         self.db.clone().resolve_in_background(self.id, keys, None);
     }
 
-    async fn commit_writes(&mut self, writes: BTreeMap<Vec<u8>, BatchWrite>) -> Result<Timestamp> {
+    async fn commit_writes(
+        &mut self,
+        writes: BTreeMap<Vec<u8>, Vec<BatchWrite>>,
+    ) -> Result<Timestamp> {
         let groups = self.db.group_by_range(writes.keys()).await?;
         if groups.len() == 1 {
-            return self.commit_one_phase(writes.into_values().collect()).await;
+            return self
+                .commit_one_phase(writes.into_values().flatten().collect())
+                .await;
         }
         self.anchor = writes.keys().next().cloned().expect("not empty");
         let mut commit_ts = self.read_ts;
         // Per range: the writes still to send.
         let mut todo: Vec<Vec<BatchWrite>> = groups
             .into_iter()
-            .map(|keys| keys.iter().map(|k| writes[k].clone()).collect())
+            .map(|keys| keys.iter().flat_map(|k| writes[k].clone()).collect())
             .collect();
-        let in_flight: Vec<Vec<u8>> = todo[1..]
+        let mut in_flight: Vec<Vec<u8>> = todo[1..]
             .iter()
             .flatten()
             .filter_map(|w| crate::store::batch_write_key(w).map(<[u8]>::to_vec))
             .collect();
+        in_flight.dedup();
         self.intents = writes.keys().cloned().collect();
         self.start_heartbeat();
         // Round 1: everything at once.
@@ -601,15 +609,11 @@ impl Txn {
                 Err(Error::CrossRange(_)) => {
                     // A split between grouping and sending: commit as a
                     // distributed transaction instead.
-                    let map = writes
-                        .iter()
-                        .map(|w| {
-                            (
-                                crate::store::batch_write_key(w).expect("keyed").to_vec(),
-                                w.clone(),
-                            )
-                        })
-                        .collect();
+                    let mut map: BTreeMap<Vec<u8>, Vec<BatchWrite>> = BTreeMap::new();
+                    for w in &writes {
+                        let k = crate::store::batch_write_key(w).expect("keyed").to_vec();
+                        map.entry(k).or_default().push(w.clone());
+                    }
                     return Box::pin(self.commit_writes(map)).await;
                 }
                 Err(e) => return Err(e),

@@ -94,6 +94,15 @@ impl From<tessera_kv::db::Error> for SqlError {
                 },
                 format!("cluster unavailable: {reason}"),
             ),
+            E::Retry(m) => SqlError::new(
+                code::SERIALIZATION_FAILURE,
+                format!("restart transaction: {m}"),
+            )
+            .with_hint("retry the transaction"),
+            E::Deadlock(m) => {
+                SqlError::new(code::DEADLOCK_DETECTED, format!("deadlock detected: {m}"))
+                    .with_hint("retry the transaction")
+            }
             other => SqlError::internal(other.to_string()),
         }
     }
@@ -120,6 +129,7 @@ pub mod code {
     pub const IN_FAILED_SQL_TRANSACTION: &str = "25P02";
     pub const INVALID_AUTHORIZATION: &str = "28000";
     pub const SERIALIZATION_FAILURE: &str = "40001";
+    pub const DEADLOCK_DETECTED: &str = "40P01";
     pub const STATEMENT_COMPLETION_UNKNOWN: &str = "40003";
     pub const SYNTAX_ERROR: &str = "42601";
     pub const UNDEFINED_COLUMN: &str = "42703";
@@ -136,6 +146,12 @@ pub mod code {
     pub const INVALID_COLUMN_REFERENCE: &str = "42P10";
     pub const INVALID_CATALOG_NAME: &str = "3D000";
     pub const INTERNAL_ERROR: &str = "XX000";
+    pub const PROGRAM_LIMIT_EXCEEDED: &str = "54000";
+    pub const WRONG_OBJECT_TYPE: &str = "42809";
+    pub const DUPLICATE_OBJECT: &str = "42710";
+    pub const DUPLICATE_ALIAS: &str = "42712";
+    pub const INVALID_OBJECT_DEFINITION: &str = "42P17";
+    pub const READ_ONLY_SQL_TRANSACTION: &str = "25006";
     pub const QUERY_CANCELED: &str = "57014";
     pub const TOO_MANY_CONNECTIONS: &str = "53300";
     pub const BAD_COPY_FILE_FORMAT: &str = "22P04";

@@ -1,9 +1,12 @@
-//! SQL transactions over the KV store: buffered writes, applied at commit
-//! as one atomic `write_batch`, with optimistic checks.
+//! SQL transactions over KV transactions ([`tessera_kv::txn::Txn`]):
+//! reads at the transaction's snapshot, writes buffered and committed
+//! atomically across any number of ranges, SERIALIZABLE by default.
 //!
 //! A [`Txn`] keeps every write in a sorted buffer. Reads merge the buffer
 //! over what KV returns, so a transaction sees its own writes. Each
-//! buffered write remembers what it assumed:
+//! buffered write remembers what it assumed (checked at commit against the
+//! latest committed value, which gives the PostgreSQL error a user
+//! expects rather than a generic serialization failure):
 //!
 //! - an INSERT assumes the key is absent: at commit it is a conditional
 //!   put expecting absence; if the key exists then, the commit fails with
@@ -16,13 +19,9 @@
 //! - an INSERT ... ON CONFLICT of a key it read as absent expects it still
 //!   absent; if it exists at commit the commit fails with 40001, so the
 //!   statement is retried and takes its conflict branch;
-//! - nothing else is checked: rows only read (by SELECT) are not
-//!   validated, so write skew and phantoms are possible. This is
-//!   optimistic "read-your-writes, no lost updates", not SERIALIZABLE.
-//!
-//! The whole buffer is one `write_batch`, atomic within one range. If the
-//! keys span ranges the batch is refused (`CrossRange`): the commit fails
-//! with 0A000 and nothing is applied, never half.
+//! - everything read (rows and scanned spans, including empty ones) is
+//!   validated by the KV transaction when its commit timestamp moves: a
+//!   change means 40001, so write skew and phantoms are refused too.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -31,6 +30,7 @@ use tessera_common::proto::{
     batch_write::Write, BatchWrite, CPutRequest, DeleteRequest, PutRequest,
 };
 use tessera_kv::db::Error as KvError;
+use tessera_kv::txn::{Isolation, Txn as KvTxn};
 use tessera_kv::DB;
 
 use crate::error::{code, Result, SqlError};
@@ -73,6 +73,7 @@ pub struct ReadRow {
 /// A transaction's write buffer and its view of KV.
 pub struct Txn {
     db: Arc<DB>,
+    kv: tokio::sync::Mutex<KvTxn>,
     writes: BTreeMap<Vec<u8>, Pending>,
 }
 
@@ -83,9 +84,25 @@ fn range_ok(k: &[u8], start: &[u8], end: &[u8]) -> bool {
 impl Txn {
     pub fn new(db: Arc<DB>) -> Self {
         Txn {
+            kv: tokio::sync::Mutex::new(KvTxn::begin(db.clone(), Isolation::Serializable)),
             db,
             writes: BTreeMap::new(),
         }
+    }
+
+    /// A read-only transaction over the snapshot at `ts` (AS OF SYSTEM
+    /// TIME).
+    pub fn at(db: Arc<DB>, ts: tessera_common::Timestamp) -> Self {
+        Txn {
+            kv: tokio::sync::Mutex::new(KvTxn::at(db.clone(), ts)),
+            db,
+            writes: BTreeMap::new(),
+        }
+    }
+
+    /// The KV transaction (isolation level, statement snapshots).
+    pub fn kv(&mut self) -> &mut KvTxn {
+        self.kv.get_mut()
     }
 
     /// Number of buffered writes.
@@ -106,7 +123,7 @@ impl Txn {
                 origin: Origin::Buffer,
             }));
         }
-        Ok(self.db.get(key).await?.map(|v| ReadRow {
+        Ok(self.kv.lock().await.get(key).await?.map(|v| ReadRow {
             key: key.to_vec(),
             origin: Origin::Kv(v.clone()),
             value: v,
@@ -118,7 +135,7 @@ impl Txn {
         if start >= end {
             return Ok(vec![]);
         }
-        let kv = self.db.scan(start, end, 0, false).await?;
+        let kv = self.kv.lock().await.scan(start, end, 0, false).await?;
         let mut out = Vec::with_capacity(kv.len());
         let mut buffered = self
             .writes
@@ -293,11 +310,9 @@ impl Txn {
     /// Applies every buffered write atomically, or none.
     pub async fn commit(self) -> Result<()> {
         let batch = self.batch();
-        if batch.is_empty() {
-            return Ok(());
-        }
-        match self.db.write_batch(batch).await {
-            Ok(()) => Ok(()),
+        let r = self.kv.lock().await.commit(batch).await;
+        match r {
+            Ok(_) => Ok(()),
             Err(KvError::ConditionFailed { .. }) => Err(self.explain_conflict().await),
             Err(e) => Err(e.into()),
         }

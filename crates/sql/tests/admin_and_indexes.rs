@@ -386,8 +386,8 @@ async fn secondary_indexes_are_backfilled_maintained_used_and_unique() {
     assert_eq!(flat(&b, "SELECT id FROM p WHERE email = 'n@x'").await, "12");
     assert_eq!(flat(&b, "SELECT id FROM p WHERE email = 'a@x'").await, "");
 
-    // A row and its index entry in different ranges: refused (0A000) and
-    // nothing applied, until distributed transactions exist.
+    // A row and its index entry in different ranges: one distributed
+    // transaction writes both, and uniqueness holds across the ranges.
     let catalog = tessera_sql::catalog::Catalog::new(c.dbs[&1].clone());
     let desc = catalog.table("defaultdb", "p").await.unwrap().unwrap();
     let idx = desc.index("p_email_key").unwrap();
@@ -395,11 +395,15 @@ async fn secondary_indexes_are_backfilled_maintained_used_and_unique() {
         .split(&tessera_sql::encoding::index_prefix(desc.id, idx.id))
         .await
         .unwrap();
+    a.batch_execute("INSERT INTO p VALUES (20, 'w@x', 'x', 1)")
+        .await
+        .unwrap();
+    assert_eq!(flat(&b, "SELECT id FROM p WHERE email = 'w@x'").await, "20");
     assert_eq!(
-        sqlstate(&a, "INSERT INTO p VALUES (20, 'w@x', 'x', 1)").await,
-        "0A000"
+        sqlstate(&a, "INSERT INTO p VALUES (21, 'w@x', 'x', 1)").await,
+        "23505"
     );
-    assert_eq!(flat(&a, "SELECT count(*) FROM p WHERE id = 20").await, "0");
+    assert_eq!(flat(&a, "SELECT count(*) FROM p WHERE id = 21").await, "0");
     let r = rows(&a, "SHOW RANGES FROM INDEX p@p_email_key").await;
     assert_eq!(r.len(), 1, "{r:?}");
     assert_eq!(r[0][1].as_deref(), Some("/Min"));

@@ -109,7 +109,10 @@ impl Replica {
         };
         let view = self.overlay();
         let mut ts = ts_of(&meta.write_ts);
-        let mut writes = Vec::with_capacity(req.writes.len());
+        // Key -> final value; conditions are checked write by write against
+        // the committed state.
+        let mut writes: std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>> =
+            std::collections::BTreeMap::new();
         let mut conflicts = Vec::new();
         for w in req.writes {
             let (key, value, expected) = match w.write {
@@ -151,7 +154,7 @@ impl Replica {
                     ts = existing.next();
                 }
             }
-            writes.push((key, value));
+            writes.insert(key, value);
         }
         if !conflicts.is_empty() {
             return write_intent_error(conflicts);

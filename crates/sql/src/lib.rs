@@ -16,6 +16,7 @@
 //! types       SQL types, datums, exact decimals, dates and times
 //! admin       ALTER TABLE .. SPLIT AT, SHOW RANGES FROM TABLE / INDEX
 //! pgcompat    psql's \d, \dt, \di, \d name answered from the catalog
+//! alter       ALTER TABLE .. ADD PRIMARY KEY (re-keys); VACUUM etc. accepted
 //! copy        COPY ... FROM STDIN (text, CSV) in bounded write batches;
 //!             large INSERTs outside BEGIN split the same way
 //! json        JSON validation, JSONB normalization
@@ -97,6 +98,7 @@
 //!   are not transactional either, as in PostgreSQL.
 
 pub mod admin;
+pub mod alter;
 pub mod catalog;
 pub mod copy;
 pub mod encoding;

@@ -183,6 +183,9 @@ impl Session {
             if let Some(r) = crate::pgcompat::pg_sleep(sql).await {
                 return vec![Ok(r)];
             }
+            if let Some(r) = crate::alter::maintenance(sql) {
+                return vec![Ok(r)];
+            }
         }
         if !matches!(self.txn, TxnState::Failed) {
             match crate::pgcompat::answer(sql, &self.catalog, &self.database, &self.user).await {
@@ -461,6 +464,9 @@ impl Session {
                 ..
             } => self.drop_tables(names, *if_exists).await,
             Statement::Truncate(t) => self.truncate(t).await,
+            Statement::AlterTable(at) => {
+                crate::alter::alter_table(&self.catalog, &self.database, at).await
+            }
             Statement::CreateIndex(ci) => self.create_index(ci).await,
             Statement::Drop {
                 object_type: ast::ObjectType::Index,

@@ -502,6 +502,7 @@ impl Store {
         if resp.timestamp.is_none() {
             resp.timestamp = Some(self.ctx.clock.now().into());
         }
+        resp.node_id = self.ctx.node_id;
         resp
     }
 

@@ -98,6 +98,11 @@ pub struct Txn {
     /// Fixed-timestamp (historical) read-only transaction.
     fixed: bool,
     reads: Vec<ReadSpan>,
+    /// Per node: its clock when this transaction first read there.
+    observed: BTreeMap<u64, Timestamp>,
+    /// Whether the snapshot was taken (at the first read, as PostgreSQL
+    /// takes it at the first statement, not at BEGIN).
+    started: bool,
     anchor: Vec<u8>,
     /// Keys with intents written, per attempt (for rollback).
     intents: Vec<Vec<u8>>,
@@ -127,6 +132,8 @@ impl Txn {
             uncertainty_limit: now.add_duration(max_offset),
             fixed: false,
             reads: Vec::new(),
+            observed: BTreeMap::new(),
+            started: false,
             anchor: Vec::new(),
             intents: Vec::new(),
             shared: Arc::new(Mutex::new(Shared {
@@ -146,6 +153,7 @@ impl Txn {
         t.read_ts = ts;
         t.uncertainty_limit = ts;
         t.fixed = true;
+        t.started = true;
         t
     }
 
@@ -168,6 +176,25 @@ impl Txn {
             self.read_ts = now;
             self.uncertainty_limit = now.add_duration(self.db.clock().max_offset());
             self.reads.clear();
+            self.observed.clear();
+        }
+    }
+
+    /// Takes the snapshot at the first read.
+    fn start(&mut self) {
+        if !self.started {
+            self.started = true;
+            let now = self.db.clock().now();
+            self.read_ts = now;
+            self.uncertainty_limit = now.add_duration(self.db.clock().max_offset());
+        }
+    }
+
+    fn observe(&mut self, resp: &proto::KvResponse) {
+        if resp.node_id != 0 {
+            if let Some(ts) = resp.timestamp {
+                self.observed.entry(resp.node_id).or_insert(ts.into());
+            }
         }
     }
 
@@ -179,6 +206,14 @@ impl Txn {
             read_ts: Some(self.read_ts.into()),
             uncertainty_limit: Some(self.uncertainty_limit.into()),
             priority: self.priority,
+            observed: self
+                .observed
+                .iter()
+                .map(|(n, ts)| proto::ObservedTimestamp {
+                    node_id: *n,
+                    ts: Some((*ts).into()),
+                })
+                .collect(),
         }
     }
 
@@ -192,6 +227,7 @@ impl Txn {
 
     /// The value of `key` in this transaction's snapshot.
     pub async fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.start();
         loop {
             let (txn, read_ts) = self.read_op_meta();
             let op = kv_request::Op::Get(proto::GetRequest {
@@ -201,6 +237,7 @@ impl Txn {
             });
             match self.db.send_op(key, op.clone()).await {
                 Ok((_, resp)) => {
+                    self.observe(&resp);
                     self.reads.push(ReadSpan {
                         start: key.to_vec(),
                         end: point_end(key),
@@ -221,6 +258,7 @@ impl Txn {
         limit: usize,
         reverse: bool,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.start();
         let mut out = Vec::new();
         let (mut lo, mut hi) = (start.to_vec(), end.to_vec());
         while lo < hi {
@@ -248,6 +286,7 @@ impl Txn {
                     continue;
                 }
             };
+            self.observe(&resp);
             let n = resp.rows.len();
             out.extend(resp.rows.into_iter().map(|kv| (kv.key, kv.value)));
             let done = limit != 0 && out.len() >= limit;
@@ -382,6 +421,7 @@ impl Txn {
             }
             return Ok(self.read_ts);
         }
+        self.start();
         let res = self.commit_writes(by_key).await;
         let res = match res {
             Ok(ts) => {

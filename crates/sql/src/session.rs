@@ -29,9 +29,10 @@ use crate::expr::EvalCtx;
 use crate::plan::{self, Binder, Bound};
 use crate::txn::Txn;
 use crate::types::{self, DataType, Datum};
+use tessera_kv::txn::Isolation;
 
 /// How often an implicit transaction is retried after a serialization failure.
-pub const IMPLICIT_RETRIES: usize = 5;
+pub const IMPLICIT_RETRIES: usize = 10;
 
 /// What one statement returned.
 #[derive(Debug)]
@@ -85,6 +86,27 @@ pub struct Session {
     /// A statement started and has not returned: if the next one finds
     /// this set, the previous one was cancelled mid-way.
     in_flight: bool,
+}
+
+/// The isolation level a BEGIN / SET TRANSACTION asks for. READ
+/// UNCOMMITTED is READ COMMITTED (as in PostgreSQL); REPEATABLE READ and
+/// SNAPSHOT get SERIALIZABLE, which allows nothing they forbid.
+fn requested_isolation(modes: &[ast::TransactionMode]) -> Option<Isolation> {
+    modes.iter().rev().find_map(|m| match m {
+        ast::TransactionMode::IsolationLevel(l) => Some(match l {
+            ast::TransactionIsolationLevel::ReadUncommitted
+            | ast::TransactionIsolationLevel::ReadCommitted => Isolation::ReadCommitted,
+            _ => Isolation::Serializable,
+        }),
+        _ => None,
+    })
+}
+
+fn isolation_name(i: Isolation) -> &'static str {
+    match i {
+        Isolation::Serializable => "serializable",
+        Isolation::ReadCommitted => "read committed",
+    }
 }
 
 /// Parses SQL text into statements (PostgreSQL dialect); 42601 on error.
@@ -392,7 +414,10 @@ impl Session {
         match stmt {
             Statement::StartTransaction { .. } => {
                 if let TxnState::Idle = self.txn {
-                    self.txn = TxnState::Open(Txn::new(self.catalog.kv().clone()));
+                    let mut txn = Txn::new(self.catalog.kv().clone());
+                    let level = requested_isolation(modes).unwrap_or(self.default_isolation());
+                    txn.kv().set_isolation(level);
+                    self.txn = TxnState::Open(txn);
                 }
                 Ok(StmtResult::Begin)
             }
@@ -509,7 +534,11 @@ impl Session {
             database: self.database.clone(),
         };
         let out = match &mut self.txn {
-            TxnState::Open(txn) => exec::execute(bound, &self.catalog, txn, &ctx).await?,
+            TxnState::Open(txn) => {
+                // READ COMMITTED: every statement sees what committed before it.
+                txn.kv().new_statement();
+                exec::execute(bound, &self.catalog, txn, &ctx).await?
+            }
             _ if matches!(bound, Bound::Insert(i) if crate::copy::splittable(i)) => {
                 let Bound::Insert(i) = bound else {
                     unreachable!("matched above")
@@ -521,11 +550,17 @@ impl Session {
                 let mut attempt = 0;
                 loop {
                     let mut txn = Txn::new(self.catalog.kv().clone());
-                    let out = exec::execute(bound, &self.catalog, &mut txn, &ctx).await?;
-                    match txn.commit().await {
-                        Ok(()) => break out,
+                    // Nothing was sent to the client yet: a retry error
+                    // while reading or committing restarts the statement.
+                    let r = match exec::execute(bound, &self.catalog, &mut txn, &ctx).await {
+                        Ok(out) => txn.commit().await.map(|()| out),
+                        Err(e) => Err(e),
+                    };
+                    match r {
+                        Ok(out) => break out,
                         Err(e)
-                            if e.code == code::SERIALIZATION_FAILURE
+                            if (e.code == code::SERIALIZATION_FAILURE
+                                || e.code == code::DEADLOCK_DETECTED)
                                 && attempt < IMPLICIT_RETRIES =>
                         {
                             attempt += 1;
@@ -746,9 +781,20 @@ impl Session {
                 };
                 self.vars.insert("timezone".into(), v);
             }
+            ast::Set::SetTransaction { modes, session, .. } => {
+                if let Some(level) = requested_isolation(modes) {
+                    if *session {
+                        self.vars.insert(
+                            "default_transaction_isolation".into(),
+                            isolation_name(level).into(),
+                        );
+                    } else if let TxnState::Open(txn) = &mut self.txn {
+                        txn.kv().set_isolation(level);
+                    }
+                }
+            }
             ast::Set::SetNames { .. }
             | ast::Set::SetNamesDefault {}
-            | ast::Set::SetTransaction { .. }
             | ast::Set::SetSessionParam(_) => {}
             other => {
                 return Err(SqlError::unsupported(format!(
@@ -759,6 +805,19 @@ impl Session {
         Ok(StmtResult::Command("SET".into()))
     }
 
+    /// The session's default isolation (`default_transaction_isolation`).
+    fn default_isolation(&self) -> Isolation {
+        match self
+            .vars
+            .get("default_transaction_isolation")
+            .map(|v| v.to_ascii_lowercase())
+            .as_deref()
+        {
+            Some("read committed") | Some("read uncommitted") => Isolation::ReadCommitted,
+            _ => Isolation::Serializable,
+        }
+    }
+
     fn show(&self, name: &str) -> Result<String> {
         if let Some(v) = self.vars.get(name) {
             return Ok(v.clone());
@@ -766,7 +825,11 @@ impl Session {
         Ok(match name {
             "server_version" => crate::SERVER_VERSION.into(),
             "server_version_num" => "150000".into(),
-            "transaction_isolation" | "default_transaction_isolation" => "serializable".into(),
+            "transaction_isolation" => match &self.txn {
+                TxnState::Open(txn) => isolation_name(txn.isolation()).into(),
+                _ => isolation_name(self.default_isolation()).into(),
+            },
+            "default_transaction_isolation" => "serializable".into(),
             "client_encoding" | "server_encoding" => "UTF8".into(),
             "datestyle" => "ISO, MDY".into(),
             "timezone" => "UTC".into(),

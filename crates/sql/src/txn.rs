@@ -105,6 +105,13 @@ impl Txn {
         self.kv.get_mut()
     }
 
+    pub fn isolation(&self) -> Isolation {
+        self.kv
+            .try_lock()
+            .map(|k| k.isolation())
+            .unwrap_or(Isolation::Serializable)
+    }
+
     /// Number of buffered writes.
     pub fn len(&self) -> usize {
         self.writes.len()

@@ -50,7 +50,14 @@ impl Store {
         let (read_ts, limit, meta) = match txn {
             Some(m) => {
                 let read_ts = ts_of(&m.read_ts);
-                let limit = ts_of(&m.uncertainty_limit).max(read_ts);
+                let mut limit = ts_of(&m.uncertainty_limit).max(read_ts);
+                // Everything applied here before the transaction's first
+                // read here is at or below that reading of this node's
+                // clock (applying a command advances the clock to its
+                // timestamp); anything later began after the transaction.
+                if let Some(o) = m.observed.iter().find(|o| o.node_id == self.ctx.node_id) {
+                    limit = limit.min(ts_of(&o.ts).max(read_ts));
+                }
                 (read_ts, limit, storage_meta(m))
             }
             None => {
@@ -170,6 +177,12 @@ impl Store {
             for k in &keys {
                 ts = tsc.max_read(k).place(ts, writer);
             }
+        }
+        if ts > asked {
+            // Pushed writes go to the present: then they are above the
+            // clock reading of any transaction that read here before, and
+            // do not look uncertain to it.
+            ts = ts.max(self.ctx.clock.now());
         }
         if ts > asked && req.one_phase && !req.allow_push {
             return kv_err(kv_error::Kind::WriteTooOld(proto::WriteTooOld {

@@ -163,7 +163,10 @@ pub async fn connect(addr: std::net::SocketAddr) -> Client {
 pub async fn rows(c: &Client, sql: &str) -> Vec<Vec<Option<String>>> {
     c.simple_query(sql)
         .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .unwrap_or_else(|e| match e.as_db_error() {
+            Some(d) => panic!("{sql}: {} {}", d.code().code(), d.message()),
+            None => panic!("{sql}: {e}"),
+        })
         .into_iter()
         .filter_map(|m| match m {
             SimpleQueryMessage::Row(r) => Some(

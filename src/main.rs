@@ -100,6 +100,11 @@ pub struct StartArgs {
     /// ("sorry, too many clients already") [default: 200].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: Option<u32>,
+    /// Reach the node at PEER through VIA instead (a proxy, tunnel or port
+    /// forward): PEER is the address that node advertises (or a --join
+    /// address). Comma-separated or repeated.
+    #[arg(long, value_name = "PEER=VIA", value_delimiter = ',', value_parser = cli::parse_dial_override)]
+    pub dial_override: Vec<(String, String)>,
     /// Maximum clock offset between nodes, e.g. 250ms [default: 250ms].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub max_offset: Option<Duration>,
@@ -282,6 +287,7 @@ async fn run(cli: Cli, logging: &cli::start::Logging) -> cli::Result<()> {
                 join: a.join,
                 sql_addr: a.sql_addr,
                 max_connections: a.max_connections.map(|n| n as usize),
+                dial_overrides: a.dial_override.into_iter().collect(),
                 max_offset: a.max_offset,
                 join_timeout: a.join_timeout,
                 inject_bug: a.inject_bug,
@@ -407,6 +413,7 @@ mod tests {
             "--sql-addr=127.0.0.1:5432",
             "--max-offset=500ms",
             "--join-timeout=2m",
+            "--dial-override=127.0.0.1:26258=127.0.0.1:36258,127.0.0.1:26259=127.0.0.1:36259",
         ])
         .unwrap();
         let Command::Start(a) = cli.command else {
@@ -422,6 +429,13 @@ mod tests {
         assert_eq!(a.sql_addr.as_deref(), Some("127.0.0.1:5432"));
         assert_eq!(a.max_offset, Some(Duration::from_millis(500)));
         assert_eq!(a.join_timeout, Some(Duration::from_secs(120)));
+        assert_eq!(
+            a.dial_override,
+            [
+                ("127.0.0.1:26258".to_string(), "127.0.0.1:36258".to_string()),
+                ("127.0.0.1:26259".to_string(), "127.0.0.1:36259".to_string())
+            ]
+        );
     }
 
     #[test]

@@ -104,6 +104,14 @@ pub fn parse_host_port(s: &str) -> std::result::Result<String, String> {
     Ok(s.to_string())
 }
 
+/// Parses `PEER=VIA`, two HOST:PORT addresses (`--dial-override`).
+pub fn parse_dial_override(s: &str) -> std::result::Result<(String, String), String> {
+    let (peer, via) = s
+        .split_once('=')
+        .ok_or_else(|| format!("invalid dial override '{s}': expected PEER=VIA"))?;
+    Ok((parse_host_port(peer)?, parse_host_port(via)?))
+}
+
 /// Renders bytes as text for line-oriented output: valid UTF-8 as is, except
 /// that backslash, tab, newline, carriage return and other control
 /// characters are escaped (`\\`, `\t`, `\n`, `\r`, `\xNN`), as are bytes
@@ -139,6 +147,17 @@ mod tests {
     fn errors_are_one_line() {
         assert_eq!(CliError::new("a\nb\r\n\n  c ").to_string(), "a; b; c");
         assert_eq!(one_line("plain"), "plain");
+    }
+
+    #[test]
+    fn dial_overrides_parse_as_two_addresses() {
+        assert_eq!(
+            parse_dial_override("10.0.0.2:26257=127.0.0.1:40001"),
+            Ok(("10.0.0.2:26257".into(), "127.0.0.1:40001".into()))
+        );
+        assert!(parse_dial_override("10.0.0.2:26257").is_err());
+        assert!(parse_dial_override("10.0.0.2:26257=nope").is_err());
+        assert!(parse_dial_override("=127.0.0.1:1").is_err());
     }
 
     #[test]

@@ -104,6 +104,7 @@ pub struct StartOpts {
     pub join: Vec<String>,
     pub sql_addr: Option<String>,
     pub max_connections: Option<usize>,
+    pub dial_overrides: std::collections::HashMap<String, String>,
     pub max_offset: Option<Duration>,
     pub join_timeout: Option<Duration>,
     pub inject_bug: Option<String>,
@@ -122,6 +123,7 @@ impl StartOpts {
         if let Some(n) = self.max_connections {
             cfg.sql_max_connections = n;
         }
+        cfg.dial_overrides = self.dial_overrides.clone();
         if let Some(d) = self.max_offset {
             cfg.max_offset = d;
         }
@@ -203,6 +205,7 @@ mod tests {
             join: vec!["127.0.0.1:26258".into()],
             sql_addr: Some("127.0.0.1:5432".into()),
             max_connections: None,
+            dial_overrides: Default::default(),
             max_offset: Some(Duration::from_millis(500)),
             join_timeout: None,
             inject_bug: None,

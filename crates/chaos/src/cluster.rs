@@ -1,8 +1,10 @@
 //! A cluster of real `tessera` processes on 127.0.0.1 that the nemesis
 //! controls: start (free ports, stores in a temporary folder, logs in the
-//! run folder), init, kill -9, SIGSTOP/SIGCONT, restart; and the gRPC
-//! client helpers the workload uses.
+//! run folder), init, kill -9, SIGSTOP/SIGCONT, restart (also under
+//! libfaketime with a shifted wall clock), partitions through the proxies
+//! of [`crate::net`]; and the gRPC client helpers the workload uses.
 
+use std::collections::BTreeSet;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -11,6 +13,8 @@ use std::time::{Duration, Instant};
 use tessera_common::proto::admin_client::AdminClient;
 use tessera_common::proto::{NodeStatusRequest, RangeInfo, RangesRequest};
 use tonic::transport::Channel;
+
+use crate::net::Net;
 
 /// A free TCP port on 127.0.0.1 (bound then released).
 pub fn free_port() -> std::io::Result<u16> {
@@ -21,13 +25,22 @@ pub fn free_port() -> std::io::Result<u16> {
 /// `tessera-chaos --inject-bug`).
 pub const INJECT_BUG_ENV: &str = "TESSERA_CHAOS_INJECT_BUG";
 
+/// libfaketime (Debian package `faketime`), for the clock nemesis.
+pub const FAKETIME_LIB: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
 /// One `tessera start` process.
 pub struct Node {
     /// 1-based index (n1, n2, ...).
     pub index: usize,
     /// Inter-node and client RPC address.
     pub addr: String,
+    /// SQL (PostgreSQL wire protocol) address.
+    pub sql: String,
     http: String,
+    /// `--dial-override` values (through the partition proxies).
+    overrides: Vec<String>,
+    /// Wall clock offset (a libfaketime `FAKETIME` value), if shifted.
+    pub clock: Option<String>,
     store: PathBuf,
     log: PathBuf,
     join: Vec<String>,
@@ -47,9 +60,18 @@ impl Node {
         cmd.arg("start")
             .arg(format!("--store={}", self.store.display()))
             .arg(format!("--listen-addr={}", self.addr))
-            .arg(format!("--http-addr={}", self.http));
+            .arg(format!("--http-addr={}", self.http))
+            .arg(format!("--sql-addr={}", self.sql));
         if !self.join.is_empty() {
             cmd.arg(format!("--join={}", self.join.join(",")));
+        }
+        if !self.overrides.is_empty() {
+            cmd.arg(format!("--dial-override={}", self.overrides.join(",")));
+        }
+        if let Some(offset) = &self.clock {
+            cmd.env("LD_PRELOAD", FAKETIME_LIB)
+                .env("FAKETIME", offset)
+                .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
         }
         if let Ok(bug) = std::env::var(INJECT_BUG_ENV) {
             cmd.arg(format!("--inject-bug={bug}"));
@@ -86,12 +108,21 @@ pub struct Cluster {
     pub nodes: Vec<Node>,
     /// Node id of each process (assigned by the cluster at join).
     pub ids: Vec<u64>,
+    /// The partition proxies, when nodes talk through them.
+    pub net: Option<Net>,
 }
 
 impl Cluster {
     /// Starts `n` nodes that join each other, logs into `log_dir`, inits
     /// the cluster and waits until every range has `min(n, 3)` voters.
-    pub async fn start(bin: &Path, n: usize, log_dir: &Path) -> Result<Cluster, String> {
+    /// With `proxied`, nodes reach each other only through the partition
+    /// proxies (see [`crate::net`]).
+    pub async fn start(
+        bin: &Path,
+        n: usize,
+        log_dir: &Path,
+        proxied: bool,
+    ) -> Result<Cluster, String> {
         let stores = tempfile::Builder::new()
             .prefix("tessera-chaos-")
             .tempdir()
@@ -103,11 +134,22 @@ impl Cluster {
                 free_port().map_err(|e| e.to_string())?
             ));
         }
+        let net = if proxied {
+            Some(Net::start(&addrs).await?)
+        } else {
+            None
+        };
         let mut nodes = Vec::new();
         for (i, addr) in addrs.iter().enumerate() {
             nodes.push(Node {
                 index: i + 1,
                 addr: addr.clone(),
+                sql: format!("127.0.0.1:{}", free_port().map_err(|e| e.to_string())?),
+                overrides: net
+                    .as_ref()
+                    .map(|net| net.overrides(i, &addrs))
+                    .unwrap_or_default(),
+                clock: None,
                 http: format!("127.0.0.1:{}", free_port().map_err(|e| e.to_string())?),
                 store: stores.path().join(format!("n{}", i + 1)),
                 log: log_dir.join(format!("n{}.log", i + 1)),
@@ -121,6 +163,7 @@ impl Cluster {
             _stores: stores,
             nodes,
             ids: vec![0; n],
+            net,
         };
         for i in 0..n {
             c.nodes[i].spawn(bin)?;
@@ -274,9 +317,39 @@ impl Cluster {
         Ok(())
     }
 
-    /// Resumes paused nodes and restarts killed ones.
+    /// Kills node `i` and starts it again with its wall clock shifted by
+    /// `offset` (libfaketime syntax, e.g. `+0.1s`; `None`: the true clock).
+    pub async fn restart_with_clock(
+        &mut self,
+        i: usize,
+        offset: Option<String>,
+    ) -> Result<(), String> {
+        self.kill(i);
+        self.nodes[i].clock = offset;
+        self.restart(i).await
+    }
+
+    /// Blocks the ordered node pairs in `cut` (0-based), unblocking the
+    /// rest; an error if nodes do not talk through proxies.
+    pub fn partition(&self, cut: &BTreeSet<(usize, usize)>) -> Result<(), String> {
+        let net = self
+            .net
+            .as_ref()
+            .ok_or("the cluster was started without proxies")?;
+        net.set_cut(cut);
+        Ok(())
+    }
+
+    /// Ends partitions, resumes paused nodes, restarts killed ones and
+    /// puts every clock back.
     pub async fn heal(&mut self) -> Result<(), String> {
+        if let Some(net) = &self.net {
+            net.heal();
+        }
         for i in 0..self.nodes.len() {
+            if self.nodes[i].clock.is_some() {
+                self.restart_with_clock(i, None).await?;
+            }
             self.resume(i)?;
             self.restart(i).await?;
         }
@@ -300,6 +373,11 @@ impl Cluster {
     /// The node addresses, n1 first.
     pub fn addrs(&self) -> Vec<String> {
         self.nodes.iter().map(|n| n.addr.clone()).collect()
+    }
+
+    /// The nodes' SQL addresses, n1 first.
+    pub fn sql_addrs(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.sql.clone()).collect()
     }
 }
 

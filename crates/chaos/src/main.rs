@@ -8,16 +8,10 @@ use std::time::Duration;
 
 use clap::Parser;
 use tessera_chaos::history::read_history;
-use tessera_chaos::linear::{self, Verdict};
+use tessera_chaos::linear;
 use tessera_chaos::nemesis::Kind;
-use tessera_chaos::run::{self, Config};
-
-/// The workloads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-enum Workload {
-    /// Per-key read / write / compare-and-set, checked for linearizability.
-    Register,
-}
+use tessera_chaos::run::{self, Config, Workload};
+use tessera_chaos::txn::read_txns;
 
 /// Run a Jepsen-style workload against a cluster of real `tessera`
 /// processes under faults, and check the history.
@@ -39,7 +33,7 @@ struct Args {
     /// Concurrent clients.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=200))]
     clients: u32,
-    /// Registers (keys).
+    /// Registers, bank accounts or lists (keys).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
     keys: u32,
     /// Client operation timeout; a timed-out write has an unknown outcome.
@@ -64,7 +58,7 @@ struct Args {
     /// must then FAIL, showing the checker catches it.
     #[arg(long, value_name = "BUG")]
     inject_bug: Option<String>,
-    /// Only check a saved history.jsonl (no cluster).
+    /// Only check a saved history.jsonl of --workload (no cluster).
     #[arg(long, value_name = "FILE")]
     check: Option<PathBuf>,
 }
@@ -105,31 +99,33 @@ fn default_bin() -> PathBuf {
     PathBuf::from("target/debug/tessera")
 }
 
-fn check_only(path: &Path, limit: usize) -> ExitCode {
-    let ops = match read_history(path) {
-        Ok(ops) => ops,
+fn check_only(path: &Path, workload: Workload, keys: usize, limit: usize) -> ExitCode {
+    let checked = if workload.is_register() {
+        read_history(path).map(|ops| run::check_ops(&ops, limit))
+    } else {
+        read_txns(path).map(|txns| run::check_txns(workload, &txns, keys))
+    };
+    let checked = match checked {
+        Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
         }
     };
-    let reports = linear::check(&ops, limit);
-    let mut pass = true;
-    for r in &reports {
-        match &r.verdict {
-            Verdict::Linearizable => println!("{}: {} ops: linearizable", r.key, r.ops),
-            Verdict::Violation(e) | Verdict::Unknown(e) => {
-                pass = false;
-                println!("{}: {} ops: {e}", r.key, r.ops);
-            }
-        }
-    }
+    print!("{}", checked.text);
+    let pass = checked.problems.is_empty();
+    let (n, ok, fail, info) = checked.counts;
     println!(
-        "check {} ops={} linearizable={}/{} {}",
+        "check {} {} ops={n} (ok {ok}, fail {fail}, info {info}) {} anomalies={}{} {}",
+        workload.name(),
         path.display(),
-        ops.len(),
-        reports.iter().filter(|r| r.verdict.is_ok()).count(),
-        reports.len(),
+        checked.stats,
+        checked.anomalies,
+        if pass {
+            String::new()
+        } else {
+            format!(" [{}]", checked.problems.join("; "))
+        },
         if pass { "PASS" } else { "FAIL" }
     );
     if pass {
@@ -142,9 +138,8 @@ fn check_only(path: &Path, limit: usize) -> ExitCode {
 fn main() -> ExitCode {
     let args = Args::parse();
     if let Some(path) = &args.check {
-        return check_only(path, args.limit);
+        return check_only(path, args.workload, args.keys as usize, args.limit);
     }
-    let Workload::Register = args.workload;
     if let Some(bug) = &args.inject_bug {
         // Read by the cluster when it spawns nodes. Set before any thread
         // starts, so no one reads the environment concurrently.
@@ -157,11 +152,13 @@ fn main() -> ExitCode {
             .map(|d| d.as_secs())
             .unwrap_or(0);
         PathBuf::from(format!(
-            "target/chaos/{t}-register-{}-{seed}",
+            "target/chaos/{t}-{}-{}-{seed}",
+            args.workload.name(),
             args.nemesis.name()
         ))
     });
     let cfg = Config {
+        workload: args.workload,
         bin: args.bin.clone().unwrap_or_else(default_bin),
         out,
         nemesis: args.nemesis,
@@ -203,7 +200,8 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             println!(
-                "register nemesis={} out={} [setup failed: {e}] FAIL",
+                "{} nemesis={} out={} [setup failed: {e}] FAIL",
+                cfg.workload.name(),
                 cfg.nemesis.name(),
                 cfg.out.display()
             );

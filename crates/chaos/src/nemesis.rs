@@ -1,22 +1,29 @@
 //! The nemesis: faults injected into the running cluster, each followed by
-//! a recovery window. `kill` = kill -9 one node, restart it a few seconds
-//! later; `pause` = SIGSTOP one node for 3-6 s, then SIGCONT; `split` =
-//! split ranges at random keys and move leases to random nodes; `all` = a
-//! random mix. At most one node is down or paused at a time, so a majority
-//! stays available. Every action is logged with the run's clock.
+//! a recovery window (3-6 s without faults). `kill` = kill -9 one node,
+//! restart it 2-4 s later; `pause` = SIGSTOP one node for 3-6 s, then
+//! SIGCONT; `partition` = cut the network between nodes for 3-8 s (halves,
+//! one node isolated, majority ring or bridge; see [`crate::net`]);
+//! `clock` = restart one node with its wall clock 40-120 ms ahead or behind
+//! (libfaketime; below the default 250 ms max offset) for 4-8 s, then
+//! restart it with the true clock; `shuffle` = a range split and two lease
+//! transfers to random nodes; `all` = a random mix. At most one fault at a
+//! time, so a majority stays available outside partitions. Every action is
+//! logged with the run's clock.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use tessera_common::proto::{kv_error, kv_request, KvRequest, SplitRequest, TransferLeaseRequest};
 use tokio::sync::Mutex as AsyncMutex;
 
 use crate::cluster::{connect, Cluster};
 use crate::history::secs;
-use crate::workload::{register_key, Recorder};
+use crate::net::{cut, Shape};
+use crate::workload::Recorder;
 
 /// Which faults to inject.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -27,10 +34,26 @@ pub enum Kind {
     Kill,
     /// SIGSTOP / SIGCONT.
     Pause,
+    /// Network partitions between nodes.
+    Partition,
+    /// Wall clock skew below the max offset.
+    Clock,
     /// Range splits and lease transfers.
-    Split,
+    #[value(alias = "split")]
+    Shuffle,
     /// A random mix of the above.
     All,
+}
+
+/// Where the shuffle nemesis splits.
+#[derive(Clone, Debug, Default)]
+pub struct Splits {
+    /// Raw keys (the KV register workload).
+    pub keys: Vec<String>,
+    /// `ALTER TABLE ... SPLIT AT` statements (the SQL workloads).
+    pub statements: Vec<String>,
+    /// SQL addresses to run the statements on.
+    pub sql_addrs: Vec<String>,
 }
 
 impl Kind {
@@ -40,7 +63,9 @@ impl Kind {
             Kind::None => "none",
             Kind::Kill => "kill",
             Kind::Pause => "pause",
-            Kind::Split => "split",
+            Kind::Partition => "partition",
+            Kind::Clock => "clock",
+            Kind::Shuffle => "shuffle",
             Kind::All => "all",
         }
     }
@@ -91,7 +116,7 @@ fn ms(rng: &mut StdRng, lo: u64, hi: u64) -> Duration {
 pub async fn run(
     kind: Kind,
     seed: u64,
-    keys: usize,
+    splits: Splits,
     cluster: Arc<AsyncMutex<Cluster>>,
     rec: Arc<Recorder>,
     log: Arc<Log>,
@@ -104,7 +129,7 @@ pub async fn run(
     let n = cluster.lock().await.nodes.len();
     loop {
         // Healthy window.
-        let quiet = if kind == Kind::Split {
+        let quiet = if kind == Kind::Shuffle {
             ms(&mut rng, 1000, 3000)
         } else {
             ms(&mut rng, 3000, 6000)
@@ -113,7 +138,13 @@ pub async fn run(
             return;
         }
         let action = match kind {
-            Kind::All => [Kind::Kill, Kind::Pause, Kind::Split][rng.random_range(0..3)],
+            Kind::All => [
+                Kind::Kill,
+                Kind::Pause,
+                Kind::Partition,
+                Kind::Clock,
+                Kind::Shuffle,
+            ][rng.random_range(0..5)],
             k => k,
         };
         let i = rng.random_range(0..n);
@@ -132,46 +163,50 @@ pub async fn run(
                 let r = cluster.lock().await.resume(i);
                 log.add(&rec, format!("resume n{}: {}", i + 1, result(&r)));
             }
-            Kind::Split => {
-                let (addr, ids) = {
-                    let c = cluster.lock().await;
-                    (c.nodes[i].addr.clone(), c.ids.clone())
-                };
-                let at = format!(
-                    "{}{}",
-                    register_key(rng.random_range(0..keys)),
-                    ["", "/", "0"][rng.random_range(0..3)]
-                );
-                let r = admin(
-                    &addr,
-                    kv_request::Op::Split(SplitRequest {
-                        split_key: at.clone().into_bytes(),
-                    }),
-                )
-                .await;
-                log.add(
-                    &rec,
-                    format!("split at {at:?} via n{}: {}", i + 1, result(&r)),
-                );
-                let key = register_key(rng.random_range(0..keys));
-                let target = ids[rng.random_range(0..ids.len())];
-                let r = admin(
-                    &addr,
-                    kv_request::Op::TransferLease(TransferLeaseRequest {
-                        target_node: target,
-                        key: key.clone().into_bytes(),
-                    }),
-                )
-                .await;
+            Kind::Partition => {
+                let shape = Shape::ALL[rng.random_range(0..Shape::ALL.len())];
+                let mut perm: Vec<usize> = (0..n).collect();
+                perm.shuffle(&mut rng);
+                let c = cut(shape, &perm);
+                let r = cluster.lock().await.partition(&c);
                 log.add(
                     &rec,
                     format!(
-                        "transfer lease of {key:?} to node id {target} via n{}: {}",
-                        i + 1,
+                        "partition {} {}: {}",
+                        shape.name(),
+                        describe_cut(n, &c),
                         result(&r)
                     ),
                 );
+                sleep_unless(&stop, ms(&mut rng, 3000, 8000)).await;
+                let r = cluster.lock().await.partition(&Default::default());
+                log.add(&rec, format!("heal partition: {}", result(&r)));
             }
+            Kind::Clock => {
+                let off = rng.random_range(40..=120);
+                let sign = if rng.random_range(0..2) == 0 {
+                    '+'
+                } else {
+                    '-'
+                };
+                let offset = format!("{sign}0.{off:03}s");
+                let r = cluster
+                    .lock()
+                    .await
+                    .restart_with_clock(i, Some(offset.clone()))
+                    .await;
+                log.add(
+                    &rec,
+                    format!("restart n{} with clock {offset}: {}", i + 1, result(&r)),
+                );
+                sleep_unless(&stop, ms(&mut rng, 4000, 8000)).await;
+                let r = cluster.lock().await.restart_with_clock(i, None).await;
+                log.add(
+                    &rec,
+                    format!("restart n{} with the true clock: {}", i + 1, result(&r)),
+                );
+            }
+            Kind::Shuffle => shuffle(&mut rng, i, &splits, &cluster, &rec, &log).await,
             Kind::None | Kind::All => {}
         }
         let crashed = cluster.lock().await.crashed();
@@ -179,6 +214,103 @@ pub async fn run(
             log.add(&rec, format!("CRASH: {c}"));
         }
     }
+}
+
+/// One split (a statement or a raw key) and two lease transfers of random
+/// ranges to random nodes.
+async fn shuffle(
+    rng: &mut StdRng,
+    i: usize,
+    splits: &Splits,
+    cluster: &AsyncMutex<Cluster>,
+    rec: &Recorder,
+    log: &Log,
+) {
+    let (addr, ids) = {
+        let c = cluster.lock().await;
+        (c.nodes[i].addr.clone(), c.ids.clone())
+    };
+    if !splits.statements.is_empty() && !splits.sql_addrs.is_empty() {
+        let stmt = &splits.statements[rng.random_range(0..splits.statements.len())];
+        let r = sql_exec(&splits.sql_addrs[i % splits.sql_addrs.len()], stmt).await;
+        log.add(rec, format!("{stmt} via n{}: {}", i + 1, result(&r)));
+    } else if !splits.keys.is_empty() {
+        let at = format!(
+            "{}{}",
+            splits.keys[rng.random_range(0..splits.keys.len())],
+            ["", "/", "0"][rng.random_range(0..3)]
+        );
+        let r = admin(
+            &addr,
+            kv_request::Op::Split(SplitRequest {
+                split_key: at.clone().into_bytes(),
+            }),
+        )
+        .await;
+        log.add(
+            rec,
+            format!("split at {at:?} via n{}: {}", i + 1, result(&r)),
+        );
+    }
+    let ranges = cluster.lock().await.ranges(i).await;
+    let ranges = match ranges {
+        Ok(r) if !r.is_empty() => r,
+        Ok(_) => return,
+        Err(e) => {
+            log.add(rec, format!("list ranges via n{}: error: {e}", i + 1));
+            return;
+        }
+    };
+    for _ in 0..2 {
+        let Some(d) = ranges[rng.random_range(0..ranges.len())].descriptor.clone() else {
+            continue;
+        };
+        let target = ids[rng.random_range(0..ids.len())];
+        let r = admin(
+            &addr,
+            kv_request::Op::TransferLease(TransferLeaseRequest {
+                target_node: target,
+                key: d.start_key.clone(),
+            }),
+        )
+        .await;
+        log.add(
+            rec,
+            format!(
+                "transfer lease of range {} to node id {target} via n{}: {}",
+                d.range_id,
+                i + 1,
+                result(&r)
+            ),
+        );
+    }
+}
+
+/// Runs one statement on the node at `addr`.
+async fn sql_exec(addr: &str, stmt: &str) -> Result<(), String> {
+    let c = crate::sqlwork::connect(addr, Duration::from_secs(2)).await?;
+    tokio::time::timeout(Duration::from_secs(10), c.batch_execute(stmt))
+        .await
+        .map_err(|_| "timed out".to_string())?
+        .map_err(|e| match e.as_db_error() {
+            Some(db) => format!("{}: {}", db.code().code(), db.message()),
+            None => e.to_string(),
+        })
+}
+
+/// `{n1 n2} | {n3}`-style: for each node, the nodes it cannot reach.
+fn describe_cut(n: usize, cut: &std::collections::BTreeSet<(usize, usize)>) -> String {
+    let mut parts = Vec::new();
+    for a in 0..n {
+        let cant: Vec<String> = (0..n)
+            .filter(|b| cut.contains(&(a, *b)))
+            .map(|b| format!("n{}", b + 1))
+            .collect();
+        if !cant.is_empty() {
+            parts.push(format!("n{}-x-{{{}}}", a + 1, cant.join(" ")));
+        }
+    }
+    parts.join(" ")
 }
 
 fn result(r: &Result<(), String>) -> String {

@@ -3,10 +3,11 @@
 //! folder:
 //!
 //! ```text
-//! <out>/history.jsonl   one operation per line (see `history`)
+//! <out>/history.jsonl   one operation (register, register-kv) or one
+//!                       transaction (bank, set, append) per line
 //! <out>/nemesis.log     the faults, on the history's clock
 //! <out>/n1.log ...      each node's log
-//! <out>/verdict.txt     the checker's verdict per key, with explanations
+//! <out>/verdict.txt     the checker's verdict, with explanations
 //! <out>/summary.txt     the one-line summary (also printed)
 //! ```
 
@@ -20,12 +21,71 @@ use tokio::sync::Mutex as AsyncMutex;
 use crate::cluster::Cluster;
 use crate::history::{write_history, Op, Outcome};
 use crate::linear::{self, Verdict};
-use crate::nemesis::{self, Kind};
+use crate::nemesis::{self, Kind, Splits};
+use crate::sqlwork::{self, Ids};
+use crate::txn::{summarize, write_txns, Txn};
 use crate::workload::{self, ClientConfig, Recorder};
+use crate::{bank, elle, set};
+
+/// The workloads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Workload {
+    /// Per-key read / write / compare-and-set over SQL, checked for
+    /// linearizability.
+    Register,
+    /// The same over the KV API.
+    RegisterKv,
+    /// Transfers and read-alls: exact totals and serializability.
+    Bank,
+    /// Unique inserts: none lost, none invented.
+    Set,
+    /// Elle's list-append: G0, G1a, G1b, G1c, G-single, G2.
+    Append,
+}
+
+impl Workload {
+    /// Every workload.
+    pub const ALL: [Workload; 5] = [
+        Workload::Register,
+        Workload::RegisterKv,
+        Workload::Bank,
+        Workload::Set,
+        Workload::Append,
+    ];
+
+    /// The name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::Register => "register",
+            Workload::RegisterKv => "register-kv",
+            Workload::Bank => "bank",
+            Workload::Set => "set",
+            Workload::Append => "append",
+        }
+    }
+
+    /// The SQL workload, if it is one.
+    pub fn sql(self) -> Option<sqlwork::Kind> {
+        match self {
+            Workload::Register => Some(sqlwork::Kind::Register),
+            Workload::RegisterKv => None,
+            Workload::Bank => Some(sqlwork::Kind::Bank),
+            Workload::Set => Some(sqlwork::Kind::Set),
+            Workload::Append => Some(sqlwork::Kind::Append),
+        }
+    }
+
+    /// Whether the history is of register operations (else transactions).
+    pub fn is_register(self) -> bool {
+        matches!(self, Workload::Register | Workload::RegisterKv)
+    }
+}
 
 /// Settings of a run.
 #[derive(Clone, Debug)]
 pub struct Config {
+    /// The workload.
+    pub workload: Workload,
     /// The `tessera` binary.
     pub bin: PathBuf,
     /// Run folder.
@@ -38,7 +98,7 @@ pub struct Config {
     pub nodes: usize,
     /// Concurrent clients.
     pub clients: usize,
-    /// Registers.
+    /// Registers, accounts or lists.
     pub keys: usize,
     /// Client operation timeout.
     pub op_timeout: Duration,
@@ -59,81 +119,25 @@ pub struct RunResult {
     pub summary: String,
 }
 
-/// Counts of outcomes.
-fn counts(ops: &[Op]) -> (usize, usize, usize) {
-    let n = |o| ops.iter().filter(|op| op.outcome == o).count();
-    (n(Outcome::Ok), n(Outcome::Fail), n(Outcome::Info))
+/// The checker's verdict on a history.
+#[derive(Debug, Default)]
+pub struct Checked {
+    /// Details, one finding per line.
+    pub text: String,
+    /// What is wrong (empty: nothing).
+    pub problems: Vec<String>,
+    /// A few numbers for the summary line.
+    pub stats: String,
+    /// Operations or transactions, and how many were ok / fail / info.
+    pub counts: (usize, usize, usize, usize),
+    /// Anomalies found (for the results table).
+    pub anomalies: usize,
 }
 
-/// Runs the workload; errors are setup failures (no verdict).
-pub async fn run(cfg: &Config) -> Result<RunResult, String> {
-    std::fs::create_dir_all(&cfg.out).map_err(|e| format!("{}: {e}", cfg.out.display()))?;
-    let cluster = Cluster::start(&cfg.bin, cfg.nodes, &cfg.out).await?;
-    let addrs = cluster.addrs();
-    let cluster = Arc::new(AsyncMutex::new(cluster));
-    let rec = Arc::new(Recorder::new());
-    let log = Arc::new(nemesis::Log::default());
-    let stop = Arc::new(AtomicBool::new(false));
-
-    let ccfg = ClientConfig {
-        keys: cfg.keys,
-        op_timeout: cfg.op_timeout,
-        think: cfg.think,
-    };
-    let mut clients = Vec::new();
-    for c in 0..cfg.clients {
-        clients.push(tokio::spawn(workload::run_client(
-            cfg.seed.wrapping_mul(1000).wrapping_add(c as u64),
-            addrs.clone(),
-            ccfg.clone(),
-            rec.clone(),
-            stop.clone(),
-        )));
-    }
-    let nem = tokio::spawn(nemesis::run(
-        cfg.nemesis,
-        cfg.seed,
-        cfg.keys,
-        cluster.clone(),
-        rec.clone(),
-        log.clone(),
-        stop.clone(),
-    ));
-    tokio::time::sleep(cfg.time).await;
-    stop.store(true, Ordering::Relaxed);
-    for c in clients {
-        let _ = c.await;
-    }
-    let _ = nem.await;
-
-    // Heal, let the cluster settle, then read every register.
-    let mut crashes = cluster.lock().await.crashed();
-    let healed = cluster.lock().await.heal().await;
-    let settled = match &healed {
-        Ok(()) => {
-            cluster
-                .lock()
-                .await
-                .wait_replicated(cfg.nodes.min(3), Duration::from_secs(30))
-                .await
-        }
-        Err(e) => Err(e.clone()),
-    };
-    let unread = workload::final_reads(&addrs, cfg.keys, &rec, Duration::from_secs(30)).await;
-    crashes.extend(cluster.lock().await.crashed());
-    for line in log.lines() {
-        if let Some(c) = line.split("CRASH: ").nth(1) {
-            crashes.push(c.to_string());
-        }
-    }
-    drop(cluster); // stops the processes
-
-    let ops = rec.ops();
-    write_history(&cfg.out.join("history.jsonl"), &ops).map_err(|e| e.to_string())?;
-    write_lines(&cfg.out.join("nemesis.log"), &log.lines())?;
-
-    let reports = linear::check(&ops, cfg.limit);
-    let mut verdict = String::new();
+/// Checks a register history (linearizability per key).
+pub fn check_ops(ops: &[Op], limit: usize) -> Checked {
+    let mut c = Checked::default();
+    let reports = linear::check(ops, limit);
     let mut bad = Vec::new();
     let mut unknown = Vec::new();
     for r in &reports {
@@ -148,48 +152,245 @@ pub async fn run(cfg: &Config) -> Result<RunResult, String> {
                 format!("unknown: {e}")
             }
         };
-        verdict.push_str(&format!(
+        c.text.push_str(&format!(
             "{}: {} ops, {} configurations: {v}\n",
             r.key, r.ops, r.explored
         ));
     }
-    let mut problems = Vec::new();
     if !bad.is_empty() {
-        problems.push(format!("not linearizable: {}", bad.join(", ")));
+        c.problems
+            .push(format!("not linearizable: {}", bad.join(", ")));
     }
     if !unknown.is_empty() {
-        problems.push(format!("checker gave up: {}", unknown.join(", ")));
+        c.problems
+            .push(format!("checker gave up: {}", unknown.join(", ")));
     }
+    c.anomalies = bad.len();
+    let n = |o| ops.iter().filter(|op| op.outcome == o).count();
+    c.counts = (
+        ops.len(),
+        n(Outcome::Ok),
+        n(Outcome::Fail),
+        n(Outcome::Info),
+    );
+    c.stats = format!(
+        "linearizable={}/{}",
+        reports.iter().filter(|r| r.verdict.is_ok()).count(),
+        reports.len()
+    );
+    c
+}
+
+/// Checks a transactional history with `workload`'s checker.
+pub fn check_txns(workload: Workload, txns: &[Txn], keys: usize) -> Checked {
+    let mut c = Checked::default();
+    let anomalies = match workload {
+        Workload::Bank => {
+            let r = bank::check(txns, keys as u64, sqlwork::BALANCE * keys as i64);
+            c.stats = format!("read-alls={} edges={}", r.reads, r.edges);
+            r.anomalies
+        }
+        Workload::Set => {
+            let r = set::check(txns);
+            c.stats = format!(
+                "acked={} recovered={} final={}",
+                r.acked, r.recovered, r.final_size
+            );
+            r.anomalies
+        }
+        Workload::Append => {
+            let r = elle::check(txns);
+            c.stats = format!("keys={} edges={}", r.keys, r.edges);
+            r.anomalies
+        }
+        Workload::Register | Workload::RegisterKv => Vec::new(),
+    };
+    for a in &anomalies {
+        c.text.push_str(&format!("{}: {}\n", a.name, a.explanation));
+    }
+    if !anomalies.is_empty() {
+        c.problems
+            .push(format!("anomalies: {}", summarize(&anomalies)));
+    } else {
+        c.text.push_str("no anomalies\n");
+    }
+    c.anomalies = anomalies.len();
+    let n = |o| txns.iter().filter(|t| t.outcome == o).count();
+    c.counts = (
+        txns.len(),
+        n(Outcome::Ok),
+        n(Outcome::Fail),
+        n(Outcome::Info),
+    );
+    // Why transactions failed, most common first: shows e.g. how many
+    // were cross-range (0A000) or retries (40001).
+    let mut why: std::collections::BTreeMap<String, usize> = Default::default();
+    for t in txns.iter().filter(|t| t.outcome != Outcome::Ok) {
+        let e = t.error.clone().unwrap_or_default();
+        let code = e.split(':').next().unwrap_or("").to_string();
+        *why.entry(code).or_default() += 1;
+    }
+    let mut why: Vec<(String, usize)> = why.into_iter().collect();
+    why.sort_by_key(|w| std::cmp::Reverse(w.1));
+    for (e, n) in why.iter().take(8) {
+        c.text.push_str(&format!("not ok: {n} x {e}\n"));
+    }
+    c
+}
+
+/// Runs the workload; errors are setup failures (no verdict).
+pub async fn run(cfg: &Config) -> Result<RunResult, String> {
+    std::fs::create_dir_all(&cfg.out).map_err(|e| format!("{}: {e}", cfg.out.display()))?;
+    let proxied = matches!(cfg.nemesis, Kind::Partition | Kind::All);
+    let cluster = Cluster::start(&cfg.bin, cfg.nodes, &cfg.out, proxied).await?;
+    let addrs = cluster.addrs();
+    let sql_addrs = cluster.sql_addrs();
+    let cluster = Arc::new(AsyncMutex::new(cluster));
+    let rec = Arc::new(Recorder::new());
+    let log = Arc::new(nemesis::Log::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let ids = Arc::new(Ids::default());
+
+    let mut splits = Splits::default();
+    let mut clients = Vec::new();
+    match cfg.workload.sql() {
+        None => {
+            splits.keys = (0..cfg.keys).map(workload::register_key).collect();
+            let ccfg = ClientConfig {
+                keys: cfg.keys,
+                op_timeout: cfg.op_timeout,
+                think: cfg.think,
+            };
+            for c in 0..cfg.clients {
+                clients.push(tokio::spawn(workload::run_client(
+                    cfg.seed.wrapping_mul(1000).wrapping_add(c as u64),
+                    addrs.clone(),
+                    ccfg.clone(),
+                    rec.clone(),
+                    stop.clone(),
+                )));
+            }
+        }
+        Some(kind) => {
+            sqlwork::setup(
+                &sql_addrs,
+                &sqlwork::schema(kind, cfg.keys),
+                Duration::from_secs(60),
+            )
+            .await?;
+            splits.statements = sqlwork::split_statements(kind, cfg.keys);
+            splits.sql_addrs = sql_addrs.clone();
+            let scfg = sqlwork::Config {
+                kind,
+                keys: cfg.keys,
+                op_timeout: cfg.op_timeout,
+                think: cfg.think,
+            };
+            for c in 0..cfg.clients {
+                clients.push(tokio::spawn(sqlwork::run_client(
+                    cfg.seed.wrapping_mul(1000).wrapping_add(c as u64),
+                    sql_addrs.clone(),
+                    scfg.clone(),
+                    rec.clone(),
+                    ids.clone(),
+                    stop.clone(),
+                )));
+            }
+        }
+    }
+    let nem = tokio::spawn(nemesis::run(
+        cfg.nemesis,
+        cfg.seed,
+        splits,
+        cluster.clone(),
+        rec.clone(),
+        log.clone(),
+        stop.clone(),
+    ));
+    tokio::time::sleep(cfg.time).await;
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        let _ = c.await;
+    }
+    let _ = nem.await;
+
+    // Heal, let the cluster settle, then read everything.
+    let mut crashes = cluster.lock().await.crashed();
+    let healed = cluster.lock().await.heal().await;
+    let settled = match &healed {
+        Ok(()) => {
+            cluster
+                .lock()
+                .await
+                .wait_replicated(cfg.nodes.min(3), Duration::from_secs(30))
+                .await
+        }
+        Err(e) => Err(e.clone()),
+    };
+    let unread = match cfg.workload.sql() {
+        None => workload::final_reads(&addrs, cfg.keys, &rec, Duration::from_secs(30)).await,
+        Some(kind) => {
+            sqlwork::final_reads(&sql_addrs, kind, cfg.keys, &rec, Duration::from_secs(60))
+                .await
+                .err()
+                .into_iter()
+                .collect()
+        }
+    };
+    crashes.extend(cluster.lock().await.crashed());
+    for line in log.lines() {
+        if let Some(c) = line.split("CRASH: ").nth(1) {
+            crashes.push(c.to_string());
+        }
+    }
+    drop(cluster); // stops the processes
+
+    write_lines(&cfg.out.join("nemesis.log"), &log.lines())?;
+    let history = cfg.out.join("history.jsonl");
+    let mut checked = if cfg.workload.is_register() {
+        let ops = rec.ops();
+        write_history(&history, &ops).map_err(|e| e.to_string())?;
+        check_ops(&ops, cfg.limit)
+    } else {
+        let txns = rec.txns();
+        write_txns(&history, &txns).map_err(|e| e.to_string())?;
+        check_txns(cfg.workload, &txns, cfg.keys)
+    };
     if !crashes.is_empty() {
-        problems.push(format!("crashed: {}", crashes.join("; ")));
+        checked
+            .problems
+            .push(format!("crashed: {}", crashes.join("; ")));
     }
     if let Err(e) = &settled {
-        problems.push(format!("did not recover: {e}"));
+        checked.problems.push(format!("did not recover: {e}"));
     }
     if !unread.is_empty() {
-        problems.push(format!("final reads failed: {}", unread.join(", ")));
+        checked
+            .problems
+            .push(format!("final reads failed: {}", unread.join(", ")));
     }
-    for p in &problems {
+    let mut verdict = checked.text.clone();
+    for p in &checked.problems {
         verdict.push_str(&format!("problem: {p}\n"));
     }
-    let pass = problems.is_empty();
-    let (ok, fail, info) = counts(&ops);
+    let pass = checked.problems.is_empty();
+    let (n, ok, fail, info) = checked.counts;
     let summary = format!(
-        "register nemesis={} nodes={} clients={} keys={} time={}s seed={} ops={} (ok {ok}, fail {fail}, info {info}) linearizable={}/{} out={}{} {}",
+        "{} nemesis={} nodes={} clients={} keys={} time={}s seed={} ops={n} (ok {ok}, fail {fail}, info {info}) {} anomalies={} out={}{} {}",
+        cfg.workload.name(),
         cfg.nemesis.name(),
         cfg.nodes,
         cfg.clients,
         cfg.keys,
         cfg.time.as_secs(),
         cfg.seed,
-        ops.len(),
-        reports.iter().filter(|r| r.verdict.is_ok()).count(),
-        reports.len(),
+        checked.stats,
+        checked.anomalies,
         cfg.out.display(),
-        if problems.is_empty() {
+        if pass {
             String::new()
         } else {
-            format!(" [{}]", problems.join("; "))
+            format!(" [{}]", checked.problems.join("; "))
         },
         if pass { "PASS" } else { "FAIL" }
     );

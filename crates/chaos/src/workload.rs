@@ -1,4 +1,4 @@
-//! The register workload: concurrent clients doing read / write /
+//! The register workload over the KV API (`register-kv`): concurrent clients doing read / write /
 //! compare-and-set on a few keys through `Admin.ClientKv` (range 0: the
 //! receiving node routes), each operation sent to a random node, every
 //! invocation and completion recorded.
@@ -22,6 +22,7 @@ use tonic::transport::Channel;
 
 use crate::cluster::connect;
 use crate::history::{Call, Op, Outcome, Value};
+use crate::txn::Txn;
 
 /// Values written are drawn from `0..VALUES` (few values: cas succeeds often).
 pub const VALUES: u64 = 5;
@@ -35,6 +36,7 @@ pub fn register_key(k: usize) -> String {
 pub struct Recorder {
     start: Instant,
     ops: Mutex<Vec<Op>>,
+    txns: Mutex<Vec<Txn>>,
     next_process: AtomicU64,
 }
 
@@ -44,6 +46,7 @@ impl Recorder {
         Recorder {
             start: Instant::now(),
             ops: Mutex::new(Vec::new()),
+            txns: Mutex::new(Vec::new()),
             next_process: AtomicU64::new(0),
         }
     }
@@ -58,7 +61,8 @@ impl Recorder {
         self.next_process.fetch_add(1, Ordering::Relaxed)
     }
 
-    fn push(&self, mut op: Op) {
+    /// Records a completed register operation.
+    pub fn push(&self, mut op: Op) {
         let mut ops = self.ops.lock().unwrap_or_else(|e| e.into_inner());
         op.index = ops.len();
         ops.push(op);
@@ -67,6 +71,18 @@ impl Recorder {
     /// The operations so far, in completion order.
     pub fn ops(&self) -> Vec<Op> {
         self.ops.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Records a completed transaction.
+    pub fn push_txn(&self, mut t: Txn) {
+        let mut txns = self.txns.lock().unwrap_or_else(|e| e.into_inner());
+        t.index = txns.len();
+        txns.push(t);
+    }
+
+    /// The transactions so far, in completion order.
+    pub fn txns(&self) -> Vec<Txn> {
+        self.txns.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 
@@ -159,8 +175,11 @@ pub async fn invoke(
     timeout: Duration,
 ) -> Op {
     let op = match call {
+        // A plain (non-transactional, latest) read; other fields default.
+        #[allow(clippy::needless_update)]
         Call::Read => kv_request::Op::Get(GetRequest {
             key: key.as_bytes().to_vec(),
+            ..Default::default()
         }),
         Call::Write { value } => kv_request::Op::Put(PutRequest {
             key: key.as_bytes().to_vec(),

@@ -1,5 +1,8 @@
-//! Short chaos runs of the register workload against the real `tessera`
-//! binary: one with the kill nemesis, one with pause; each must PASS.
+//! Short chaos runs of the register workloads against the real `tessera`
+//! binary: over the KV API with the kill and pause nemeses, over SQL with
+//! network partitions (nodes reach each other only through the harness's
+//! proxies, via `tessera start --dial-override`); each must PASS. The
+//! whole workload x nemesis matrix runs from `scripts/chaos`.
 //!
 //! The `tessera` binary is taken from next to `tessera-chaos` in the target
 //! folder (`cargo test --workspace` builds it); if it is missing, it is
@@ -34,15 +37,15 @@ fn tessera_bin() -> PathBuf {
     bin
 }
 
-fn run(nemesis: &str, seconds: u32) {
+fn run(workload: &str, nemesis: &str, seconds: u32) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let bin = tessera_bin();
     let dir = tempfile::Builder::new()
-        .prefix(&format!("chaos-register-{nemesis}-"))
+        .prefix(&format!("chaos-{workload}-{nemesis}-"))
         .tempdir()
         .expect("tempdir");
     let out = Command::new(env!("CARGO_BIN_EXE_tessera-chaos"))
-        .args(["--workload", "register", "--nemesis", nemesis])
+        .args(["--workload", workload, "--nemesis", nemesis])
         .arg(format!("--time={seconds}s"))
         .args(["--nodes", "3", "--clients", "10", "--keys", "5"])
         .arg(format!("--bin={}", bin.display()))
@@ -68,12 +71,17 @@ fn run(nemesis: &str, seconds: u32) {
 
 #[test]
 fn register_under_kill_is_linearizable() {
-    run("kill", 12);
+    run("register-kv", "kill", 12);
 }
 
 #[test]
 fn register_under_pause_is_linearizable() {
-    run("pause", 12);
+    run("register-kv", "pause", 12);
+}
+
+#[test]
+fn sql_register_under_partitions_is_linearizable() {
+    run("register", "partition", 15);
 }
 
 /// The checker must not be a rubber stamp: nodes that answer reads from
@@ -87,7 +95,13 @@ fn injected_stale_follower_reads_are_caught() {
         .tempdir()
         .expect("tempdir");
     let out = Command::new(env!("CARGO_BIN_EXE_tessera-chaos"))
-        .args(["--workload", "register", "--nemesis", "none", "--time=8s"])
+        .args([
+            "--workload",
+            "register-kv",
+            "--nemesis",
+            "none",
+            "--time=8s",
+        ])
         .args(["--inject-bug", "stale-follower-read"])
         .arg(format!("--bin={}", bin.display()))
         .arg(format!("--out={}", dir.path().display()))

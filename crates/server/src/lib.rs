@@ -54,6 +54,11 @@ pub struct NodeConfig {
     pub advertise_addr: Option<String>,
     /// Addresses (host:port) of other nodes of the cluster.
     pub join: Vec<String>,
+    /// Dial overrides: when this node connects to another node at the key
+    /// address (as that node advertises itself, or as given in `join`), it
+    /// connects to the value address instead (a proxy, tunnel or port
+    /// forward in between). Empty: connect to addresses as they are.
+    pub dial_overrides: std::collections::HashMap<String, String>,
     /// Largest tolerated clock offset between nodes.
     pub max_offset: Duration,
     /// How long a node without a store identity keeps trying `join`
@@ -88,6 +93,7 @@ impl NodeConfig {
             sql_max_connections: tessera_sql::server::DEFAULT_MAX_CONNECTIONS,
             advertise_addr: None,
             join: Vec::new(),
+            dial_overrides: Default::default(),
             max_offset: Duration::from_millis(250),
             join_timeout: Duration::from_secs(10),
             tick: Duration::from_millis(100),

@@ -285,7 +285,7 @@ impl Shared {
                     sql_address: self.cfg.sql_addr.clone().unwrap_or_default(),
                     http_address: self.http_addr.to_string(),
                 };
-                match try_join(addr, req).await {
+                match try_join(self.pool.dial_addr(addr), req).await {
                     JoinAttempt::Unreachable(e) => {
                         if !unreachable.contains_key(addr) {
                             tracing::warn!("cannot reach --join address {addr}: {e}; retrying");
@@ -528,7 +528,7 @@ impl Node {
             clock: Clock::system(cfg.max_offset),
             engine,
             book,
-            pool: Arc::new(Pool::default()),
+            pool: Arc::new(Pool::new(cfg.dial_overrides.clone())),
             running: RwLock::new(None),
             init_lock: tokio::sync::Mutex::new(()),
             fatal: fatal_tx,

@@ -76,13 +76,28 @@ pub(crate) fn internal_client(channel: Channel) -> InternalClient<Channel> {
 }
 
 /// One channel per address, created on first use; tonic reconnects a
-/// channel by itself after a failure.
+/// channel by itself after a failure. An address with a dial override
+/// (`NodeConfig::dial_overrides`) is reached through its override.
 #[derive(Default)]
 pub(crate) struct Pool {
     channels: Mutex<HashMap<String, Channel>>,
+    overrides: HashMap<String, String>,
 }
 
 impl Pool {
+    /// A pool that dials `overrides[addr]` instead of `addr` where set.
+    pub(crate) fn new(overrides: HashMap<String, String>) -> Self {
+        Pool {
+            channels: Mutex::new(HashMap::new()),
+            overrides,
+        }
+    }
+
+    /// The address actually dialed to reach `addr`.
+    pub(crate) fn dial_addr<'a>(&'a self, addr: &'a str) -> &'a str {
+        self.overrides.get(addr).map(String::as_str).unwrap_or(addr)
+    }
+
     /// A client for the `Internal` service of the node at `addr`. Must be
     /// called inside the tokio runtime.
     pub(crate) fn internal(&self, addr: &str) -> Result<InternalClient<Channel>, String> {
@@ -90,7 +105,7 @@ impl Pool {
         let channel = match channels.get(addr) {
             Some(c) => c.clone(),
             None => {
-                let c = endpoint(addr)?.connect_lazy();
+                let c = endpoint(self.dial_addr(addr))?.connect_lazy();
                 channels.insert(addr.to_string(), c.clone());
                 c
             }
@@ -312,6 +327,20 @@ pub(crate) fn best_first_range(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dial_overrides_redirect_only_their_address() {
+        let pool = Pool::new(HashMap::from([(
+            "10.0.0.2:26257".to_string(),
+            "127.0.0.1:40001".to_string(),
+        )]));
+        assert_eq!(pool.dial_addr("10.0.0.2:26257"), "127.0.0.1:40001");
+        assert_eq!(pool.dial_addr("10.0.0.3:26257"), "10.0.0.3:26257");
+        assert_eq!(
+            Pool::default().dial_addr("10.0.0.2:26257"),
+            "10.0.0.2:26257"
+        );
+    }
 
     fn desc(generation: u64) -> RangeDescriptor {
         RangeDescriptor {

@@ -1,7 +1,5 @@
 //! Regression tests for the anomalies the chaos runs found, each reduced to
-//! two interleaved SQL sessions against one real `tessera` node. Tests of
-//! bugs not fixed yet are `#[ignore]`d with the reason; `cargo test -p
-//! tessera-chaos --test anomalies -- --ignored` runs them.
+//! two interleaved SQL sessions against one real `tessera` node.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -45,10 +43,10 @@ async fn int(c: &Client, q: &str) -> i64 {
 /// account and both committed, so one transfer's money vanished and every
 /// later read-all saw a wrong total. A transaction that SELECTs a row and
 /// then UPDATEs it with a value computed from the SELECT must fail with
-/// 40001 if another transaction changed the row in between; the commit
-/// check compares against what the UPDATE read, not what the SELECT read.
+/// 40001 if another transaction changed the row in between (before
+/// serializable transactions, the commit check compared against what the
+/// UPDATE read, not what the SELECT read).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known bug: lost update after SELECT then UPDATE (fixed by the transaction work in crates/kv and crates/sql/src/txn.rs)"]
 async fn update_of_a_row_changed_since_select_is_rejected() {
     let (_cluster, _logs, a, b) = two_sessions(
         "CREATE TABLE acct (id INT PRIMARY KEY, bal BIGINT NOT NULL);
@@ -83,7 +81,6 @@ async fn update_of_a_row_changed_since_select_is_rejected() {
 /// not (G-single), and committed. Under SERIALIZABLE, reads within one
 /// transaction see one snapshot (or the transaction does not commit).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known bug: reads in a transaction do not share a snapshot (fixed by the transaction work in crates/kv and crates/sql/src/txn.rs)"]
 async fn reads_in_a_transaction_see_one_snapshot() {
     let (_cluster, _logs, a, b) = two_sessions(
         "CREATE TABLE kv (k INT PRIMARY KEY, v BIGINT NOT NULL);

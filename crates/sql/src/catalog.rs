@@ -4,6 +4,8 @@
 //! ```text
 //! /system/sql/db/<name>                          -> "" (the database exists)
 //! /system/sql/table/<db>/<schema>/<name>         -> TableDescriptor (protobuf)
+//! /system/sql/view/<db>/<schema>/<name>          -> ViewDescriptor (protobuf)
+//! /system/sql/role/<name>                        -> "" (CREATE USER / ROLE)
 //! /system/sql/desc-id                            -> u64 counter: table ids
 //! /system/sql/seq/<sequence id>                  -> u64 counter: SERIAL and rowid values
 //! /system/sql/version                            -> u64 counter: bumped by every DDL
@@ -31,6 +33,15 @@
 //! rows are deleted afterwards. DROP removes the descriptor first, then the
 //! rows. DDL is not transactional: it applies at once, even inside
 //! BEGIN..COMMIT.
+//!
+//! A view is its defining query as SQL text plus its column names; it is
+//! bound again wherever it is used (so it reads the tables as they are
+//! then). Tables and views share one namespace: each create checks the
+//! other kind first.
+//!
+//! Roles (CREATE USER / CREATE ROLE) are only recorded, so that creating
+//! one twice fails and DROP USER finds it; there are no privileges and
+//! every connection may use any user name.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -49,6 +60,8 @@ const DESC_ID_KEY: &[u8] = b"\x02sql/desc-id";
 const DB_PREFIX: &[u8] = b"\x02sql/db/";
 const TABLE_DESC_PREFIX: &[u8] = b"\x02sql/table/";
 const SEQ_PREFIX: &[u8] = b"\x02sql/seq/";
+const VIEW_DESC_PREFIX: &[u8] = b"\x02sql/view/";
+const ROLE_PREFIX: &[u8] = b"\x02sql/role/";
 
 /// User table ids start here (lower ids are reserved for system tables).
 const FIRST_TABLE_ID: u64 = 100;
@@ -106,6 +119,47 @@ struct IndexProto {
     columns: Vec<u32>,
     #[prost(bool, tag = "4")]
     unique: bool,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct ViewProto {
+    #[prost(string, tag = "1")]
+    name: String,
+    #[prost(string, tag = "2")]
+    query: String,
+    #[prost(string, repeated, tag = "3")]
+    columns: Vec<String>,
+}
+
+/// A view: a named query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ViewDesc {
+    pub name: String,
+    /// The defining query, as SQL text.
+    pub query: String,
+    /// Output column names (from the query or the view's column list).
+    pub columns: Vec<String>,
+}
+
+impl ViewDesc {
+    pub fn encode(&self) -> Vec<u8> {
+        ViewProto {
+            name: self.name.clone(),
+            query: self.query.clone(),
+            columns: self.columns.clone(),
+        }
+        .encode_to_vec()
+    }
+
+    pub fn decode(buf: &[u8]) -> Result<ViewDesc> {
+        let p = ViewProto::decode(buf)
+            .map_err(|e| SqlError::internal(format!("corrupt view descriptor: {e}")))?;
+        Ok(ViewDesc {
+            name: p.name,
+            query: p.query,
+            columns: p.columns,
+        })
+    }
 }
 
 /// A secondary index of a table.
@@ -331,6 +385,18 @@ fn table_desc_key(db: &str, name: &str) -> Vec<u8> {
         .finish()
 }
 
+fn view_desc_key(db: &str, name: &str) -> Vec<u8> {
+    KeyEncoder::with_prefix(VIEW_DESC_PREFIX)
+        .str(db)
+        .str(PUBLIC_SCHEMA)
+        .str(name)
+        .finish()
+}
+
+fn role_key(name: &str) -> Vec<u8> {
+    KeyEncoder::with_prefix(ROLE_PREFIX).str(name).finish()
+}
+
 fn seq_key(seq_id: u64) -> Vec<u8> {
     KeyEncoder::with_prefix(SEQ_PREFIX).u64(seq_id).finish()
 }
@@ -345,6 +411,8 @@ fn db_key(name: &str) -> Vec<u8> {
 struct Cache {
     version: u64,
     tables: HashMap<(String, String), Arc<TableDesc>>,
+    /// Views by (database, name); `None` remembers that there is none.
+    views: HashMap<(String, String), Option<Arc<ViewDesc>>>,
 }
 
 /// The catalog of one node: KV-backed, cached, invalidated by version.
@@ -395,6 +463,7 @@ impl Catalog {
         let mut c = self.cache.lock();
         if c.version != v {
             c.tables.clear();
+            c.views.clear();
             c.version = v;
         }
         Ok(v)
@@ -441,12 +510,19 @@ impl Catalog {
         let v = self.db.increment(VERSION_KEY).await?;
         let mut c = self.cache.lock();
         c.tables.clear();
+        c.views.clear();
         c.version = v;
         Ok(())
     }
 
     /// Stores a new table; 42P07 if the name is taken.
     pub async fn create_table(&self, db: &str, desc: &TableDesc) -> Result<()> {
+        if self.db.get(&view_desc_key(db, &desc.name)).await?.is_some() {
+            return Err(SqlError::new(
+                code::DUPLICATE_TABLE,
+                format!("relation \"{}\" already exists", desc.name),
+            ));
+        }
         match self
             .db
             .cput(&table_desc_key(db, &desc.name), &desc.encode(), None)
@@ -513,6 +589,84 @@ impl Catalog {
         }
         self.db.delete(&key).await?;
         self.bump_version().await
+    }
+
+    /// A view by name: from the cache, else from KV (absence is cached
+    /// too, until the next DDL).
+    pub async fn view(&self, db: &str, name: &str) -> Result<Option<Arc<ViewDesc>>> {
+        let key = (db.to_string(), name.to_string());
+        if let Some(v) = self.cache.lock().views.get(&key) {
+            return Ok(v.clone());
+        }
+        let v = match self.db.get(&view_desc_key(db, name)).await? {
+            Some(raw) => Some(Arc::new(ViewDesc::decode(&raw)?)),
+            None => None,
+        };
+        self.cache.lock().views.insert(key, v.clone());
+        Ok(v)
+    }
+
+    /// Stores a view; 42P07 if a table or (unless `replace`) a view has
+    /// the name.
+    pub async fn create_view(&self, db: &str, desc: &ViewDesc, replace: bool) -> Result<()> {
+        let exists = || {
+            SqlError::new(
+                code::DUPLICATE_TABLE,
+                format!("relation \"{}\" already exists", desc.name),
+            )
+        };
+        if self
+            .db
+            .get(&table_desc_key(db, &desc.name))
+            .await?
+            .is_some()
+        {
+            return Err(exists());
+        }
+        let key = view_desc_key(db, &desc.name);
+        if replace {
+            self.db.put(&key, &desc.encode()).await?;
+        } else {
+            match self.db.cput(&key, &desc.encode(), None).await {
+                Ok(()) => {}
+                Err(KvError::ConditionFailed { .. }) => return Err(exists()),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.bump_version().await
+    }
+
+    /// Removes a view; false if there was none.
+    pub async fn drop_view(&self, db: &str, name: &str) -> Result<bool> {
+        let key = view_desc_key(db, name);
+        if self.db.get(&key).await?.is_none() {
+            return Ok(false);
+        }
+        self.db.delete(&key).await?;
+        self.bump_version().await?;
+        Ok(true)
+    }
+
+    /// Records a role; 42710 if it exists.
+    pub async fn create_role(&self, name: &str) -> Result<()> {
+        match self.db.cput(&role_key(name), b"", None).await {
+            Ok(()) => Ok(()),
+            Err(KvError::ConditionFailed { .. }) => Err(SqlError::new(
+                code::DUPLICATE_OBJECT,
+                format!("role \"{name}\" already exists"),
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Removes a role; false if there was none.
+    pub async fn drop_role(&self, name: &str) -> Result<bool> {
+        let key = role_key(name);
+        if self.db.get(&key).await?.is_none() {
+            return Ok(false);
+        }
+        self.db.delete(&key).await?;
+        Ok(true)
     }
 
     /// Reserves `n` consecutive values of a sequence; returns the first.

@@ -20,10 +20,10 @@ use tessera_storage::encoding::prefix_successor;
 use crate::catalog::{Catalog, IndexDesc, TableDesc};
 use crate::encoding::{self, encode_key_datum, index_prefix, PRIMARY_INDEX_ID};
 use crate::error::{code, Result, SqlError};
-use crate::expr::{self, BinOp, EvalCtx, Expr};
+use crate::expr::{self, BinOp, EvalCtx, Expr, SubqueryPlan};
 use crate::plan::{
     explain, AggCall, AggFunc, Binder, Bound, DeletePlan, InsertPlan, InsertSource, JoinKind,
-    KeyRange, OnConflict, Plan, Returning, UpdatePlan,
+    KeyRange, OnConflict, Plan, Returning, SetOpKind, UpdatePlan,
 };
 use crate::txn::{ReadRow, Txn};
 use crate::types::{self, DataType, Datum, Decimal};
@@ -50,21 +50,33 @@ pub enum Output {
 
 /// Runs one bound statement.
 pub async fn execute(b: &Bound, catalog: &Catalog, txn: &mut Txn, ctx: &EvalCtx) -> Result<Output> {
-    match b {
-        Bound::Query(q) => Ok(Output::Rows {
-            columns: q.columns.clone(),
-            rows: run(&q.plan, txn, ctx).await?,
-        }),
-        Bound::Insert(i) => insert(i, catalog, txn, ctx).await,
-        Bound::Update(u) => update(u, txn, ctx).await,
-        Bound::Delete(d) => delete(d, txn, ctx).await,
-        Bound::Explain(inner) => Ok(Output::Rows {
+    if let Bound::Explain(inner) = b {
+        return Ok(Output::Rows {
             columns: vec![("QUERY PLAN".into(), DataType::Text)],
             rows: explain(inner)
                 .into_iter()
                 .map(|l| vec![Datum::Text(l)])
                 .collect(),
+        });
+    }
+    // Every scan of the statement (subqueries included) is read before
+    // anything is written: the statement sees one snapshot of its tables.
+    let mut scans = Vec::new();
+    collect_bound(b, &mut scans);
+    let env = prefetch(scans, txn, ctx).await?;
+    let ctx = &EvalCtx {
+        env: Some(Arc::new(env)),
+        ..ctx.clone()
+    };
+    match b {
+        Bound::Query(q) => Ok(Output::Rows {
+            columns: q.columns.clone(),
+            rows: run_sync(&q.plan, ctx)?,
         }),
+        Bound::Insert(i) => insert(i, catalog, txn, ctx).await,
+        Bound::Update(u) => update(u, txn, ctx).await,
+        Bound::Delete(d) => delete(d, txn, ctx).await,
+        Bound::Explain(_) => unreachable!("handled above"),
     }
 }
 
@@ -72,150 +84,516 @@ fn truthy(e: &Expr, row: &[Datum], ctx: &EvalCtx) -> Result<bool> {
     Ok(e.eval(row, ctx)?.truth()? == Some(true))
 }
 
-/// Runs a plan to completion.
-pub fn run<'a>(
-    plan: &'a Plan,
-    txn: &'a Txn,
-    ctx: &'a EvalCtx,
-) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<Row>>> + Send + 'a>> {
-    Box::pin(async move {
-        Ok(match plan {
-            Plan::Scan {
-                table,
-                range,
-                filter,
-            } => scan(table, range, filter.as_ref(), txn, ctx)
-                .await?
-                .into_iter()
-                .map(|(_, r)| r)
-                .collect(),
-            Plan::Values { rows } => rows
-                .iter()
-                .map(|r| r.iter().map(|e| e.eval(&[], ctx)).collect())
-                .collect::<Result<_>>()?,
-            Plan::Filter { input, predicate } => {
-                let mut out = Vec::new();
-                for r in run(input, txn, ctx).await? {
-                    if truthy(predicate, &r, ctx)? {
-                        out.push(r);
-                    }
-                }
-                out
+/// Runs a plan to completion (reads its scans, then evaluates it).
+pub async fn run(plan: &Plan, txn: &Txn, ctx: &EvalCtx) -> Result<Vec<Row>> {
+    let mut scans = Vec::new();
+    collect_plan(plan, &mut scans);
+    let env = prefetch(scans, txn, ctx).await?;
+    let ctx = EvalCtx {
+        env: Some(Arc::new(env)),
+        ..ctx.clone()
+    };
+    run_sync(plan, &ctx)
+}
+
+// ---------------------------------------------------------------------------
+// The statement's reads
+
+/// The rows every scan of a statement read, keyed by the address of its
+/// [`Plan::Scan`] node (plans do not move while a statement runs), and the
+/// results of subqueries already run, keyed by plan and outer values.
+///
+/// Reading everything first keeps evaluation synchronous, so expressions
+/// can run subqueries (once per outer row if they are correlated) without
+/// going back to KV.
+pub struct Env {
+    scans: HashMap<usize, Arc<Vec<Row>>>,
+    memo: parking_lot::Mutex<HashMap<MemoKey, Arc<Vec<Row>>>>,
+}
+
+/// A subquery plan's address and the key of its outer values.
+type MemoKey = (usize, Vec<u8>);
+
+impl std::fmt::Debug for Env {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Env({} scans)", self.scans.len())
+    }
+}
+
+/// Subquery results remembered per statement (beyond this, correlated
+/// subqueries are simply re-run).
+const MEMO_LIMIT: usize = 100_000;
+
+type ScanRef = (usize, Arc<TableDesc>, KeyRange);
+
+fn plan_key(p: &Plan) -> usize {
+    p as *const Plan as usize
+}
+
+fn collect_expr(e: &Expr, out: &mut Vec<ScanRef>) {
+    e.walk(&mut |x| {
+        if let Expr::Subquery { plan, .. } = x {
+            collect_plan(&plan.plan, out)
+        }
+    });
+}
+
+fn collect_exprs<'e>(es: impl IntoIterator<Item = &'e Expr>, out: &mut Vec<ScanRef>) {
+    es.into_iter().for_each(|e| collect_expr(e, out))
+}
+
+/// The scans of a plan, subqueries in its expressions included.
+fn collect_plan(plan: &Plan, out: &mut Vec<ScanRef>) {
+    match plan {
+        Plan::Scan {
+            table,
+            range,
+            filter,
+        } => {
+            out.push((plan_key(plan), table.clone(), range.clone()));
+            collect_exprs(filter, out);
+        }
+        Plan::Values { rows } => collect_exprs(rows.iter().flatten(), out),
+        Plan::Series { args } => collect_exprs(args, out),
+        Plan::Filter { input, predicate } => {
+            collect_plan(input, out);
+            collect_expr(predicate, out);
+        }
+        Plan::Project { input, exprs } => {
+            collect_plan(input, out);
+            collect_exprs(exprs, out);
+        }
+        Plan::ProjectSet { input, exprs, srfs } => {
+            collect_plan(input, out);
+            collect_exprs(exprs, out);
+            collect_exprs(srfs.iter().flat_map(|(_, a)| a), out);
+        }
+        Plan::Join {
+            left,
+            right,
+            left_keys,
+            right_keys,
+            on,
+            ..
+        } => {
+            collect_plan(left, out);
+            collect_plan(right, out);
+            collect_exprs(left_keys.iter().chain(right_keys).chain(on), out);
+        }
+        Plan::Aggregate {
+            input,
+            groups,
+            aggs,
+        } => {
+            collect_plan(input, out);
+            collect_exprs(groups, out);
+            collect_exprs(
+                aggs.iter()
+                    .flat_map(|a| a.arg.iter().chain(a.filter.iter())),
+                out,
+            );
+        }
+        Plan::Sort { input, keys } => {
+            collect_plan(input, out);
+            collect_exprs(keys.iter().map(|k| &k.expr), out);
+        }
+        Plan::Distinct { input } => collect_plan(input, out),
+        Plan::DistinctOn { input, keys } => {
+            collect_plan(input, out);
+            collect_exprs(keys, out);
+        }
+        Plan::Limit {
+            input,
+            limit,
+            offset,
+        } => {
+            collect_plan(input, out);
+            collect_exprs(limit.iter().chain(offset), out);
+        }
+        Plan::SetOp { left, right, .. } => {
+            collect_plan(left, out);
+            collect_plan(right, out);
+        }
+    }
+}
+
+fn collect_returning(r: &Option<Returning>, out: &mut Vec<ScanRef>) {
+    if let Some(r) = r {
+        collect_exprs(&r.exprs, out)
+    }
+}
+
+/// The scans of a statement (the rows DML changes are read separately).
+fn collect_bound(b: &Bound, out: &mut Vec<ScanRef>) {
+    match b {
+        Bound::Query(q) => collect_plan(&q.plan, out),
+        Bound::Insert(i) => {
+            match &i.source {
+                InsertSource::Values(rows) => collect_exprs(rows.iter().flatten().flatten(), out),
+                InsertSource::Query(p) => collect_plan(p, out),
             }
-            Plan::Project { input, exprs } => run(input, txn, ctx)
-                .await?
-                .iter()
-                .map(|r| exprs.iter().map(|e| e.eval(r, ctx)).collect())
-                .collect::<Result<_>>()?,
-            Plan::Join {
-                left,
-                right,
-                kind,
-                left_keys,
-                right_keys,
-                on,
-                right_width,
-            } => {
-                let l = run(left, txn, ctx).await?;
-                let r = run(right, txn, ctx).await?;
-                join(
-                    &l,
-                    &r,
-                    *kind,
-                    left_keys,
-                    right_keys,
-                    on.as_ref(),
-                    *right_width,
-                    ctx,
-                )?
+            if let Some(OnConflict::DoUpdate { sets, filter }) = &i.on_conflict {
+                collect_exprs(sets.iter().map(|(_, e)| e).chain(filter), out);
             }
-            Plan::Aggregate {
-                input,
-                groups,
-                aggs,
-            } => aggregate(run(input, txn, ctx).await?, groups, aggs, ctx)?,
-            Plan::Sort { input, keys } => {
-                let rows = run(input, txn, ctx).await?;
-                let mut keyed: Vec<(Vec<Datum>, Row)> = rows
-                    .into_iter()
-                    .map(|r| {
-                        let k = keys
-                            .iter()
-                            .map(|k| k.expr.eval(&r, ctx))
-                            .collect::<Result<Vec<_>>>()?;
-                        Ok((k, r))
-                    })
-                    .collect::<Result<_>>()?;
-                keyed.sort_by(|(a, _), (b, _)| {
-                    for (i, k) in keys.iter().enumerate() {
-                        let (x, y) = (&a[i], &b[i]);
-                        let o = match (x.is_null(), y.is_null()) {
-                            (true, true) => Ordering::Equal,
-                            (true, false) => {
-                                if k.nulls_first {
-                                    Ordering::Less
-                                } else {
-                                    Ordering::Greater
-                                }
-                            }
-                            (false, true) => {
-                                if k.nulls_first {
-                                    Ordering::Greater
-                                } else {
-                                    Ordering::Less
-                                }
-                            }
-                            _ => {
-                                let o = x.sort_cmp(y);
-                                if k.desc {
-                                    o.reverse()
-                                } else {
-                                    o
-                                }
-                            }
-                        };
-                        if o != Ordering::Equal {
-                            return o;
+            collect_returning(&i.returning, out);
+        }
+        Bound::Update(u) => {
+            collect_exprs(u.sets.iter().map(|(_, e)| e).chain(&u.filter), out);
+            if let Some(from) = &u.from {
+                collect_plan(from, out);
+            }
+            collect_returning(&u.returning, out);
+        }
+        Bound::Delete(d) => {
+            collect_exprs(&d.filter, out);
+            collect_returning(&d.returning, out);
+        }
+        Bound::Explain(_) => {}
+    }
+}
+
+async fn prefetch(scans: Vec<ScanRef>, txn: &Txn, ctx: &EvalCtx) -> Result<Env> {
+    let mut out = HashMap::new();
+    for (key, table, range) in scans {
+        if out.contains_key(&key) {
+            continue;
+        }
+        let rows: Vec<Row> = scan(&table, &range, None, txn, ctx)
+            .await?
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect();
+        out.insert(key, Arc::new(rows));
+    }
+    Ok(Env {
+        scans: out,
+        memo: parking_lot::Mutex::new(HashMap::new()),
+    })
+}
+
+/// The rows of a subquery for the outer values `outer` (remembered, so an
+/// uncorrelated subquery runs once per statement).
+pub fn subquery_rows(
+    sub: &SubqueryPlan,
+    outer: Vec<Datum>,
+    ctx: &EvalCtx,
+) -> Result<Arc<Vec<Row>>> {
+    let env = ctx
+        .env
+        .as_ref()
+        .ok_or_else(|| SqlError::internal("subquery evaluated outside a statement"))?;
+    let key = (sub as *const SubqueryPlan as usize, hash_key(&outer));
+    if let Some(r) = env.memo.lock().get(&key) {
+        return Ok(r.clone());
+    }
+    let inner = EvalCtx {
+        outer,
+        ..ctx.clone()
+    };
+    let rows = Arc::new(run_sync(&sub.plan, &inner)?);
+    let mut memo = env.memo.lock();
+    if memo.len() < MEMO_LIMIT {
+        memo.insert(key, rows.clone());
+    }
+    Ok(rows)
+}
+
+/// Evaluates a plan whose scans were read into `ctx.env`.
+pub fn run_sync(plan: &Plan, ctx: &EvalCtx) -> Result<Vec<Row>> {
+    Ok(match plan {
+        Plan::Scan { filter, .. } => {
+            let rows = ctx
+                .env
+                .as_ref()
+                .and_then(|env| env.scans.get(&plan_key(plan)))
+                .ok_or_else(|| SqlError::internal("scan was not read before execution"))?;
+            match filter {
+                None => rows.as_ref().clone(),
+                Some(f) => {
+                    let mut out = Vec::new();
+                    for r in rows.iter() {
+                        if truthy(f, r, ctx)? {
+                            out.push(r.clone());
                         }
                     }
-                    Ordering::Equal
-                });
-                keyed.into_iter().map(|(_, r)| r).collect()
+                    out
+                }
             }
-            Plan::Distinct { input } => {
-                let mut seen = HashSet::new();
-                run(input, txn, ctx)
-                    .await?
-                    .into_iter()
-                    .filter(|r| seen.insert(hash_key(r)))
-                    .collect()
+        }
+        Plan::Values { rows } => rows
+            .iter()
+            .map(|r| r.iter().map(|e| e.eval(&[], ctx)).collect())
+            .collect::<Result<_>>()?,
+        Plan::Series { args } => {
+            let vals: Vec<Datum> = args
+                .iter()
+                .map(|a| a.eval(&[], ctx))
+                .collect::<Result<_>>()?;
+            series(&vals)?.into_iter().map(|v| vec![v]).collect()
+        }
+        Plan::Filter { input, predicate } => {
+            let mut out = Vec::new();
+            for r in run_sync(input, ctx)? {
+                if truthy(predicate, &r, ctx)? {
+                    out.push(r);
+                }
             }
-            Plan::Limit {
-                input,
-                limit,
-                offset,
-            } => {
-                let count = |e: &Option<Expr>, what: &str| -> Result<Option<usize>> {
-                    match e.as_ref().map(|e| e.eval(&[], ctx)).transpose()? {
-                        None | Some(Datum::Null) => Ok(None),
-                        Some(Datum::Int(n)) if n >= 0 => Ok(Some(n as usize)),
-                        Some(_) => Err(SqlError::new(
-                            "2201W",
-                            format!("{what} must not be negative"),
-                        )),
+            out
+        }
+        Plan::Project { input, exprs } => run_sync(input, ctx)?
+            .iter()
+            .map(|r| exprs.iter().map(|e| e.eval(r, ctx)).collect())
+            .collect::<Result<_>>()?,
+        Plan::ProjectSet { input, exprs, srfs } => {
+            let mut out = Vec::new();
+            for r in run_sync(input, ctx)? {
+                let base: Row = exprs
+                    .iter()
+                    .map(|e| e.eval(&r, ctx))
+                    .collect::<Result<_>>()?;
+                let mut sets = Vec::new();
+                for (_, args) in srfs {
+                    let vals: Vec<Datum> = args
+                        .iter()
+                        .map(|a| a.eval(&r, ctx))
+                        .collect::<Result<_>>()?;
+                    sets.push(series(&vals)?);
+                }
+                // Several set-returning functions run in lockstep; the
+                // shorter ones are padded with NULLs.
+                let n = sets.iter().map(Vec::len).max().unwrap_or(0);
+                for i in 0..n {
+                    let mut row = base.clone();
+                    for ((pos, _), set) in srfs.iter().zip(&sets) {
+                        row[*pos] = set.get(i).cloned().unwrap_or(Datum::Null);
                     }
-                };
-                let limit = count(limit, "LIMIT")?;
-                let offset = count(offset, "OFFSET")?.unwrap_or(0);
-                run(input, txn, ctx)
-                    .await?
-                    .into_iter()
-                    .skip(offset)
-                    .take(limit.unwrap_or(usize::MAX))
-                    .collect()
+                    out.push(row);
+                }
             }
-        })
+            out
+        }
+        Plan::Join {
+            left,
+            right,
+            kind,
+            left_keys,
+            right_keys,
+            on,
+            left_width,
+            right_width,
+        } => {
+            let l = run_sync(left, ctx)?;
+            let r = run_sync(right, ctx)?;
+            join(
+                &l,
+                &r,
+                *kind,
+                (left_keys, right_keys),
+                on.as_ref(),
+                (*left_width, *right_width),
+                ctx,
+            )?
+        }
+        Plan::Aggregate {
+            input,
+            groups,
+            aggs,
+        } => aggregate(run_sync(input, ctx)?, groups, aggs, ctx)?,
+        Plan::Sort { input, keys } => {
+            let rows = run_sync(input, ctx)?;
+            let mut keyed: Vec<(Vec<Datum>, Row)> = rows
+                .into_iter()
+                .map(|r| {
+                    let k = keys
+                        .iter()
+                        .map(|k| k.expr.eval(&r, ctx))
+                        .collect::<Result<Vec<_>>>()?;
+                    Ok((k, r))
+                })
+                .collect::<Result<_>>()?;
+            keyed.sort_by(|(a, _), (b, _)| {
+                for (i, k) in keys.iter().enumerate() {
+                    let (x, y) = (&a[i], &b[i]);
+                    let o = match (x.is_null(), y.is_null()) {
+                        (true, true) => Ordering::Equal,
+                        (true, false) => {
+                            if k.nulls_first {
+                                Ordering::Less
+                            } else {
+                                Ordering::Greater
+                            }
+                        }
+                        (false, true) => {
+                            if k.nulls_first {
+                                Ordering::Greater
+                            } else {
+                                Ordering::Less
+                            }
+                        }
+                        _ => {
+                            let o = x.sort_cmp(y);
+                            if k.desc {
+                                o.reverse()
+                            } else {
+                                o
+                            }
+                        }
+                    };
+                    if o != Ordering::Equal {
+                        return o;
+                    }
+                }
+                Ordering::Equal
+            });
+            keyed.into_iter().map(|(_, r)| r).collect()
+        }
+        Plan::Distinct { input } => {
+            let mut seen = HashSet::new();
+            run_sync(input, ctx)?
+                .into_iter()
+                .filter(|r| seen.insert(hash_key(r)))
+                .collect()
+        }
+        Plan::DistinctOn { input, keys } => {
+            let mut seen = HashSet::new();
+            let mut out = Vec::new();
+            for r in run_sync(input, ctx)? {
+                let k: Row = keys
+                    .iter()
+                    .map(|e| e.eval(&r, ctx))
+                    .collect::<Result<_>>()?;
+                if seen.insert(hash_key(&k)) {
+                    out.push(r);
+                }
+            }
+            out
+        }
+        Plan::Limit {
+            input,
+            limit,
+            offset,
+        } => {
+            let count = |e: &Option<Expr>, what: &str| -> Result<Option<usize>> {
+                match e.as_ref().map(|e| e.eval(&[], ctx)).transpose()? {
+                    None | Some(Datum::Null) => Ok(None),
+                    Some(Datum::Int(n)) if n >= 0 => Ok(Some(n as usize)),
+                    Some(_) => Err(SqlError::new(
+                        "2201W",
+                        format!("{what} must not be negative"),
+                    )),
+                }
+            };
+            let limit = count(limit, "LIMIT")?;
+            let offset = count(offset, "OFFSET")?.unwrap_or(0);
+            run_sync(input, ctx)?
+                .into_iter()
+                .skip(offset)
+                .take(limit.unwrap_or(usize::MAX))
+                .collect()
+        }
+        Plan::SetOp {
+            op,
+            all,
+            left,
+            right,
+        } => set_op(*op, *all, run_sync(left, ctx)?, run_sync(right, ctx)?),
     })
+}
+
+/// UNION, INTERSECT, EXCEPT; rows are compared as DISTINCT does (NULLs
+/// equal). With ALL, duplicates count: INTERSECT ALL keeps min(m, n)
+/// copies, EXCEPT ALL keeps max(m - n, 0).
+fn set_op(op: SetOpKind, all: bool, left: Vec<Row>, right: Vec<Row>) -> Vec<Row> {
+    match op {
+        SetOpKind::Union => {
+            let rows = left.into_iter().chain(right);
+            if all {
+                rows.collect()
+            } else {
+                let mut seen = HashSet::new();
+                rows.filter(|r| seen.insert(hash_key(r))).collect()
+            }
+        }
+        SetOpKind::Intersect | SetOpKind::Except => {
+            let mut counts: HashMap<Vec<u8>, usize> = HashMap::new();
+            for r in &right {
+                *counts.entry(hash_key(r)).or_default() += 1;
+            }
+            let mut emitted = HashSet::new();
+            let mut out = Vec::new();
+            for r in left {
+                let k = hash_key(&r);
+                let n = counts.get(&k).copied().unwrap_or(0);
+                let keep = match (op, all) {
+                    (SetOpKind::Intersect, true) => {
+                        if n > 0 {
+                            counts.insert(k, n - 1);
+                            true
+                        } else {
+                            false
+                        }
+                    }
+                    (SetOpKind::Except, true) => {
+                        if n > 0 {
+                            counts.insert(k, n - 1);
+                            false
+                        } else {
+                            true
+                        }
+                    }
+                    (SetOpKind::Intersect, false) => n > 0 && emitted.insert(k),
+                    (_, false) => n == 0 && emitted.insert(k),
+                    (SetOpKind::Union, _) => unreachable!("handled above"),
+                };
+                if keep {
+                    out.push(r);
+                }
+            }
+            out
+        }
+    }
+}
+
+/// The values of `generate_series(start, stop [, step])`: integers or
+/// numerics; NULL arguments give no rows; a zero step is an error.
+pub fn series(args: &[Datum]) -> Result<Vec<Datum>> {
+    if args.iter().any(Datum::is_null) {
+        return Ok(vec![]);
+    }
+    let step = args.get(2).cloned().unwrap_or(Datum::Int(1));
+    let zero = expr::binary(BinOp::Eq, step.clone(), Datum::Int(0))?;
+    if zero == Datum::Bool(true) {
+        return Err(SqlError::new(
+            code::INVALID_PARAMETER_VALUE,
+            "step size cannot equal zero",
+        ));
+    }
+    let up = expr::binary(BinOp::Gt, step.clone(), Datum::Int(0))? == Datum::Bool(true);
+    let (mut cur, stop) = (args[0].clone(), args[1].clone());
+    let mut out = Vec::new();
+    loop {
+        let more = expr::binary(
+            if up { BinOp::LtEq } else { BinOp::GtEq },
+            cur.clone(),
+            stop.clone(),
+        )?;
+        if more != Datum::Bool(true) {
+            break;
+        }
+        if out.len() >= 100_000_000 {
+            return Err(SqlError::new(
+                code::PROGRAM_LIMIT_EXCEEDED,
+                "generate_series produces too many rows",
+            ));
+        }
+        out.push(cur.clone());
+        match expr::binary(BinOp::Add, cur, step.clone()) {
+            Ok(next) => cur = next,
+            // Past the type's range: the series ends.
+            Err(_) => break,
+        }
+    }
+    Ok(out)
 }
 
 /// A hashing key for rows: equal SQL values give equal keys, and integer
@@ -231,19 +609,21 @@ fn hash_key(values: &[Datum]) -> Vec<u8> {
     k
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Joins two row sets. With keys, a hash join (built on the right side);
+/// otherwise a nested loop. `on` is checked on each joined row. LEFT and
+/// FULL pad unmatched left rows with NULLs, RIGHT and FULL unmatched
+/// right rows.
 fn join(
     left: &[Row],
     right: &[Row],
     kind: JoinKind,
-    left_keys: &[Expr],
-    right_keys: &[Expr],
+    (left_keys, right_keys): (&[Expr], &[Expr]),
     on: Option<&Expr>,
-    right_width: usize,
+    (left_width, right_width): (usize, usize),
     ctx: &EvalCtx,
 ) -> Result<Vec<Row>> {
     let mut out = Vec::new();
-    let nulls = vec![Datum::Null; right_width];
+    let mut right_matched = vec![false; right.len()];
     let emit = |l: &Row, r: &Row, out: &mut Vec<Row>| -> Result<bool> {
         let mut joined = l.clone();
         joined.extend(r.iter().cloned());
@@ -257,49 +637,58 @@ fn join(
             Ok(false)
         }
     };
-    if left_keys.is_empty() {
-        for l in left {
-            let mut matched = false;
-            for r in right {
-                matched |= emit(l, r, &mut out)?;
+    let pad_left = matches!(kind, JoinKind::Left | JoinKind::Full);
+    let mut table: Option<HashMap<Vec<u8>, Vec<usize>>> = None;
+    if !left_keys.is_empty() {
+        let mut t: HashMap<Vec<u8>, Vec<usize>> = HashMap::new();
+        for (i, r) in right.iter().enumerate() {
+            let k: Vec<Datum> = right_keys
+                .iter()
+                .map(|e| e.eval(r, ctx))
+                .collect::<Result<_>>()?;
+            if k.iter().any(Datum::is_null) {
+                continue;
             }
-            if !matched && kind == JoinKind::Left {
-                let mut joined = l.clone();
-                joined.extend(nulls.iter().cloned());
-                out.push(joined);
-            }
+            t.entry(hash_key(&k)).or_default().push(i);
         }
-        return Ok(out);
+        table = Some(t);
     }
-    // Hash join: build on the right side.
-    let mut table: HashMap<Vec<u8>, Vec<usize>> = HashMap::new();
-    for (i, r) in right.iter().enumerate() {
-        let k: Vec<Datum> = right_keys
-            .iter()
-            .map(|e| e.eval(r, ctx))
-            .collect::<Result<_>>()?;
-        if k.iter().any(Datum::is_null) {
-            continue;
-        }
-        table.entry(hash_key(&k)).or_default().push(i);
-    }
+    let all: Vec<usize> = (0..right.len()).collect();
     for l in left {
-        let k: Vec<Datum> = left_keys
-            .iter()
-            .map(|e| e.eval(l, ctx))
-            .collect::<Result<_>>()?;
         let mut matched = false;
-        if !k.iter().any(Datum::is_null) {
-            if let Some(rows) = table.get(&hash_key(&k)) {
-                for &i in rows {
-                    matched |= emit(l, &right[i], &mut out)?;
+        let candidates: &[usize] = match &table {
+            None => &all,
+            Some(t) => {
+                let k: Vec<Datum> = left_keys
+                    .iter()
+                    .map(|e| e.eval(l, ctx))
+                    .collect::<Result<_>>()?;
+                if k.iter().any(Datum::is_null) {
+                    &[]
+                } else {
+                    t.get(&hash_key(&k)).map(Vec::as_slice).unwrap_or(&[])
                 }
             }
+        };
+        for &i in candidates {
+            if emit(l, &right[i], &mut out)? {
+                matched = true;
+                right_matched[i] = true;
+            }
         }
-        if !matched && kind == JoinKind::Left {
+        if !matched && pad_left {
             let mut joined = l.clone();
-            joined.extend(nulls.iter().cloned());
+            joined.extend(std::iter::repeat_n(Datum::Null, right_width));
             out.push(joined);
+        }
+    }
+    if matches!(kind, JoinKind::Right | JoinKind::Full) {
+        for (r, m) in right.iter().zip(right_matched) {
+            if !m {
+                let mut joined = vec![Datum::Null; left_width];
+                joined.extend(r.iter().cloned());
+                out.push(joined);
+            }
         }
     }
     Ok(out)
@@ -315,6 +704,7 @@ enum Acc {
     Avg(Option<Datum>, i64),
     Min(Option<Datum>),
     Max(Option<Datum>),
+    Array(Vec<Datum>),
 }
 
 fn widen(v: Datum, arg_ty: &DataType) -> Result<Datum> {
@@ -334,6 +724,7 @@ fn aggregate(rows: Vec<Row>, groups: &[Expr], aggs: &[AggCall], ctx: &EvalCtx) -
                 AggFunc::Avg => Acc::Avg(None, 0),
                 AggFunc::Min => Acc::Min(None),
                 AggFunc::Max => Acc::Max(None),
+                AggFunc::ArrayAgg => Acc::Array(Vec::new()),
             })
             .collect()
     };
@@ -355,10 +746,22 @@ fn aggregate(rows: Vec<Row>, groups: &[Expr], aggs: &[AggCall], ctx: &EvalCtx) -
         };
         let (_, accs, seen) = &mut states[idx];
         for (i, a) in aggs.iter().enumerate() {
+            if let Some(f) = &a.filter {
+                if !truthy(f, r, ctx)? {
+                    continue;
+                }
+            }
             let v = match &a.arg {
                 Some(e) => e.eval(r, ctx)?,
                 None => Datum::Bool(true),
             };
+            if let Acc::Array(items) = &mut accs[i] {
+                // array_agg keeps NULLs.
+                if !a.distinct || seen[i].insert(hash_key(std::slice::from_ref(&v))) {
+                    items.push(v);
+                }
+                continue;
+            }
             if v.is_null() {
                 continue;
             }
@@ -397,6 +800,7 @@ fn aggregate(rows: Vec<Row>, groups: &[Expr], aggs: &[AggCall], ctx: &EvalCtx) -
                         *m = Some(v)
                     }
                 }
+                Acc::Array(_) => unreachable!("handled above"),
             }
         }
     }
@@ -418,11 +822,37 @@ fn aggregate(rows: Vec<Row>, groups: &[Expr], aggs: &[AggCall], ctx: &EvalCtx) -
                     Acc::Avg(None, _) => Datum::Null,
                     Acc::Avg(Some(s), n) => expr::binary(BinOp::Div, s, Datum::Int(n))?,
                     Acc::Min(m) | Acc::Max(m) => m.unwrap_or(Datum::Null),
+                    Acc::Array(items) if items.is_empty() => Datum::Null,
+                    Acc::Array(items) => Datum::Text(array_text(&items, &a.arg_ty)),
                 });
             }
             Ok(g)
         })
         .collect()
+}
+
+/// PostgreSQL's text form of a one-dimensional array: `{1,NULL,"a b"}`.
+/// (Arrays are not a column type yet; `array_agg` returns this text.)
+pub fn array_text(items: &[Datum], ty: &DataType) -> String {
+    let parts: Vec<String> = items
+        .iter()
+        .map(|d| match types::format_datum(d, ty) {
+            None => "NULL".to_string(),
+            Some(s) => {
+                let plain = !s.is_empty()
+                    && !s.eq_ignore_ascii_case("null")
+                    && !s
+                        .chars()
+                        .any(|c| c.is_whitespace() || "{},\\\"".contains(c));
+                if plain {
+                    s
+                } else {
+                    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+                }
+            }
+        })
+        .collect();
+    format!("{{{}}}", parts.join(","))
 }
 
 // ---------------------------------------------------------------------------
@@ -710,6 +1140,23 @@ fn update_row(txn: &mut Txn, table: &TableDesc, rr: &ReadRow, old: &Row, new: &R
     Ok(())
 }
 
+/// A new primary key must be free when the row moves to it: checked at
+/// once, row by row, as PostgreSQL checks a non-deferrable unique
+/// constraint (so `SET k = k + 1` over consecutive keys fails with 23505).
+async fn check_moved_key(txn: &Txn, table: &TableDesc, rr: &ReadRow, new: &Row) -> Result<()> {
+    let key = row_key_of(table, new);
+    if key != rr.key && txn.get(&key).await?.is_some() {
+        return Err(SqlError::new(
+            code::UNIQUE_VIOLATION,
+            format!(
+                "duplicate key value violates unique constraint \"{}\"",
+                table.pkey_name()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Buffers the deletion of a row read as `rr` (holding `row`).
 fn delete_row(txn: &mut Txn, table: &TableDesc, rr: &ReadRow, row: &Row) -> Result<()> {
     txn.write_read_row(rr, None);
@@ -744,8 +1191,7 @@ async fn insert(p: &InsertPlan, catalog: &Catalog, txn: &mut Txn, ctx: &EvalCtx)
                     .collect::<Result<_>>()
             })
             .collect::<Result<_>>()?,
-        InsertSource::Query(plan) => run(plan, txn, ctx)
-            .await?
+        InsertSource::Query(plan) => run_sync(plan, ctx)?
             .into_iter()
             .map(|r| r.into_iter().map(Some).collect())
             .collect(),
@@ -848,6 +1294,7 @@ async fn insert(p: &InsertPlan, catalog: &Catalog, txn: &mut Txn, ctx: &EvalCtx)
             new[*c] = types::coerce_for_column(e.eval(&both, ctx)?, &table.columns[*c].ty)?;
         }
         not_null_check(table, &new)?;
+        check_moved_key(txn, table, &rr, &new).await?;
         update_row(txn, table, &rr, &old, &new)?;
         touched.insert(row_key_of(table, &new));
         written.push(new);
@@ -861,14 +1308,51 @@ async fn insert(p: &InsertPlan, catalog: &Catalog, txn: &mut Txn, ctx: &EvalCtx)
 
 async fn update(p: &UpdatePlan, txn: &mut Txn, ctx: &EvalCtx) -> Result<Output> {
     let table = &p.table;
-    let rows = scan(table, &p.range, p.filter.as_ref(), txn, ctx).await?;
     let mut written = Vec::new();
-    for (rr, old) in rows {
+    let Some(from) = &p.from else {
+        let rows = scan(table, &p.range, p.filter.as_ref(), txn, ctx).await?;
+        for (rr, old) in rows {
+            let mut new = old.clone();
+            for (c, e) in &p.sets {
+                new[*c] = types::coerce_for_column(e.eval(&old, ctx)?, &table.columns[*c].ty)?;
+            }
+            not_null_check(table, &new)?;
+            check_moved_key(txn, table, &rr, &new).await?;
+            update_row(txn, table, &rr, &old, &new)?;
+            written.push(new);
+        }
+        return Ok(Output::Count {
+            tag: "UPDATE",
+            count: written.len(),
+            returning: returning_rows(&p.returning, &written, ctx)?,
+        });
+    };
+    // UPDATE ... FROM: the filter and the new values see the target row
+    // followed by a row of FROM; each target row is updated at most once,
+    // with the first FROM row that matches it.
+    let sources = run_sync(from, ctx)?;
+    let targets = scan(table, &p.range, None, txn, ctx).await?;
+    for (rr, old) in targets {
+        let mut hit = None;
+        for s in &sources {
+            let mut both = old.clone();
+            both.extend(s.iter().cloned());
+            let ok = match &p.filter {
+                Some(f) => truthy(f, &both, ctx)?,
+                None => true,
+            };
+            if ok {
+                hit = Some(both);
+                break;
+            }
+        }
+        let Some(both) = hit else { continue };
         let mut new = old.clone();
         for (c, e) in &p.sets {
-            new[*c] = types::coerce_for_column(e.eval(&old, ctx)?, &table.columns[*c].ty)?;
+            new[*c] = types::coerce_for_column(e.eval(&both, ctx)?, &table.columns[*c].ty)?;
         }
         not_null_check(table, &new)?;
+        check_moved_key(txn, table, &rr, &new).await?;
         update_row(txn, table, &rr, &old, &new)?;
         written.push(new);
     }
@@ -911,5 +1395,100 @@ pub async fn purge_prefix(db: &tessera_kv::DB, start: &[u8]) -> Result<()> {
         for (k, _) in rows {
             db.delete(&k).await?;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ints(v: &[i64]) -> Vec<Row> {
+        v.iter().map(|i| vec![Datum::Int(*i)]).collect()
+    }
+
+    #[test]
+    fn set_operations_count_duplicates_only_with_all() {
+        let l = ints(&[1, 1, 2, 3]);
+        let r = ints(&[1, 3, 3, 4]);
+        assert_eq!(
+            set_op(SetOpKind::Union, false, l.clone(), r.clone()),
+            ints(&[1, 2, 3, 4])
+        );
+        assert_eq!(
+            set_op(SetOpKind::Union, true, l.clone(), r.clone()).len(),
+            8
+        );
+        assert_eq!(
+            set_op(SetOpKind::Intersect, false, l.clone(), r.clone()),
+            ints(&[1, 3])
+        );
+        assert_eq!(
+            set_op(SetOpKind::Intersect, true, l.clone(), r.clone()),
+            ints(&[1, 3])
+        );
+        assert_eq!(
+            set_op(SetOpKind::Except, false, l.clone(), r.clone()),
+            ints(&[2])
+        );
+        assert_eq!(set_op(SetOpKind::Except, true, l, r), ints(&[1, 2]));
+        // NULLs are equal to each other here.
+        let n = vec![vec![Datum::Null]];
+        assert_eq!(
+            set_op(SetOpKind::Union, false, n.clone(), n.clone()).len(),
+            1
+        );
+        assert!(set_op(SetOpKind::Except, false, n.clone(), n).is_empty());
+    }
+
+    #[test]
+    fn series_steps_both_ways_and_rejects_a_zero_step() {
+        let s = |a: &[Datum]| series(a).unwrap();
+        assert_eq!(
+            s(&[Datum::Int(1), Datum::Int(3)]),
+            vec![Datum::Int(1), Datum::Int(2), Datum::Int(3)]
+        );
+        assert_eq!(
+            s(&[Datum::Int(5), Datum::Int(1), Datum::Int(-2)]),
+            vec![Datum::Int(5), Datum::Int(3), Datum::Int(1)]
+        );
+        assert!(s(&[Datum::Int(1), Datum::Int(0)]).is_empty());
+        assert!(s(&[Datum::Null, Datum::Int(3)]).is_empty());
+        assert_eq!(
+            series(&[Datum::Int(1), Datum::Int(2), Datum::Int(0)])
+                .unwrap_err()
+                .code,
+            "22023"
+        );
+        // Stops at the end of the type's range instead of overflowing.
+        assert_eq!(
+            s(&[Datum::Int(i64::MAX - 1), Datum::Int(i64::MAX)]).len(),
+            2
+        );
+    }
+
+    #[test]
+    fn outer_joins_pad_the_unmatched_side() {
+        let ctx = EvalCtx::default();
+        let l = ints(&[1, 2]);
+        let r = ints(&[2, 3]);
+        let keys = (&[Expr::Column(0)][..], &[Expr::Column(0)][..]);
+        let full = join(&l, &r, JoinKind::Full, keys, None, (1, 1), &ctx).unwrap();
+        assert_eq!(
+            full,
+            vec![
+                vec![Datum::Int(1), Datum::Null],
+                vec![Datum::Int(2), Datum::Int(2)],
+                vec![Datum::Null, Datum::Int(3)],
+            ]
+        );
+        let right = join(&l, &r, JoinKind::Right, keys, None, (1, 1), &ctx).unwrap();
+        assert_eq!(right.len(), 2);
+        assert_eq!(
+            array_text(
+                &[Datum::Int(1), Datum::Null, Datum::Text("a b".into())],
+                &DataType::Text
+            ),
+            "{1,NULL,\"a b\"}"
+        );
     }
 }

@@ -7,6 +7,7 @@
 //! propagates; `AND`/`OR` follow Kleene logic).
 
 use std::cmp::Ordering;
+use std::sync::Arc;
 
 use crate::error::{code, Result, SqlError};
 use crate::types::{self, DataType, Datum, Decimal, MICROS_PER_DAY};
@@ -86,6 +87,40 @@ pub enum Func {
     Version,
     CurrentDatabase,
     CurrentSchema,
+    /// `round(x)` and `round(x, digits)`.
+    Round,
+    /// `booleq(a, b)` and `boolne(a, b)`.
+    BoolEq,
+    BoolNe,
+}
+
+/// What a subquery expression computes from the subquery's rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubqueryKind {
+    /// `(SELECT ...)`: column `n` of the only row (NULL without rows;
+    /// 21000 with more than one). Tuple assignments read other columns.
+    Scalar(usize),
+    /// `EXISTS (SELECT ...)`.
+    Exists,
+    /// `lhs [NOT] IN (SELECT ...)`.
+    In { negated: bool },
+    /// `lhs op ANY/ALL (SELECT ...)`.
+    Quantified { op: BinOp, all: bool },
+}
+
+/// The plan of a subquery, shared by the copies of its expression.
+/// Equality is identity: two subqueries are the same only if they are one.
+#[derive(Debug)]
+pub struct SubqueryPlan {
+    pub plan: crate::plan::Plan,
+    /// Output columns of the subquery.
+    pub width: usize,
+}
+
+impl PartialEq for SubqueryPlan {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self, other)
+    }
 }
 
 /// A bound expression over an input row.
@@ -114,6 +149,18 @@ pub enum Expr {
     },
     Cast(Box<Expr>, DataType),
     Func(Func, Vec<Expr>),
+    /// A value of the enclosing query's row, passed into a correlated
+    /// subquery: the subquery expression's `args[i]`.
+    OuterRef(usize),
+    /// A subquery. `args` are evaluated over the outer row and become the
+    /// subquery's [`Expr::OuterRef`]s; `lhs` is the left operand of IN,
+    /// ANY and ALL.
+    Subquery {
+        kind: SubqueryKind,
+        lhs: Option<Box<Expr>>,
+        plan: Arc<SubqueryPlan>,
+        args: Vec<Expr>,
+    },
 }
 
 /// What evaluation needs besides the row.
@@ -123,6 +170,11 @@ pub struct EvalCtx {
     /// The statement's timestamp (now()), µs since the epoch.
     pub now: i64,
     pub database: String,
+    /// The values a correlated subquery receives from its outer row.
+    pub outer: Vec<Datum>,
+    /// The rows the statement's scans read, for running subqueries
+    /// (set by the executor).
+    pub env: Option<Arc<crate::exec::Env>>,
 }
 
 impl Expr {
@@ -156,7 +208,17 @@ impl Expr {
     pub fn walk(&self, f: &mut impl FnMut(&Expr)) {
         f(self);
         match self {
-            Expr::Literal(_) | Expr::Column(_) | Expr::Param(_) | Expr::AggRef(_) => {}
+            Expr::Literal(_)
+            | Expr::Column(_)
+            | Expr::Param(_)
+            | Expr::AggRef(_)
+            | Expr::OuterRef(_) => {}
+            Expr::Subquery { lhs, args, .. } => {
+                if let Some(l) = lhs {
+                    l.walk(f);
+                }
+                args.iter().for_each(|x| x.walk(f));
+            }
             Expr::Neg(e)
             | Expr::Not(e)
             | Expr::IsNull(e, _)
@@ -228,6 +290,20 @@ impl Expr {
                     .map(|x| transform_dyn(x, f))
                     .collect::<Result<_>>()?,
             ),
+            Expr::Subquery {
+                kind,
+                lhs,
+                plan,
+                args,
+            } => Expr::Subquery {
+                kind,
+                lhs: lhs.map(|l| bx(l, f)).transpose()?,
+                plan,
+                args: args
+                    .into_iter()
+                    .map(|x| transform_dyn(x, f))
+                    .collect::<Result<_>>()?,
+            },
             leaf => leaf,
         };
         f(e)
@@ -333,8 +409,81 @@ impl Expr {
             }
             Expr::Cast(e, ty) => types::cast(e.eval(row, ctx)?, ty)?,
             Expr::Func(f, args) => eval_func(*f, args, row, ctx)?,
+            Expr::OuterRef(i) => {
+                ctx.outer.get(*i).cloned().ok_or_else(|| {
+                    SqlError::internal(format!("outer reference {i} out of range"))
+                })?
+            }
+            Expr::Subquery {
+                kind,
+                lhs,
+                plan,
+                args,
+            } => eval_subquery(*kind, lhs.as_deref(), plan, args, row, ctx)?,
         })
     }
+}
+
+/// Runs a subquery for one outer row and reduces its rows as `kind` says.
+fn eval_subquery(
+    kind: SubqueryKind,
+    lhs: Option<&Expr>,
+    plan: &Arc<SubqueryPlan>,
+    args: &[Expr],
+    row: &[Datum],
+    ctx: &EvalCtx,
+) -> Result<Datum> {
+    let outer: Vec<Datum> = args
+        .iter()
+        .map(|a| a.eval(row, ctx))
+        .collect::<Result<_>>()?;
+    let left = lhs.map(|l| l.eval(row, ctx)).transpose()?;
+    let rows = crate::exec::subquery_rows(plan, outer, ctx)?;
+    Ok(match kind {
+        SubqueryKind::Scalar(col) => match rows.len() {
+            0 => Datum::Null,
+            1 => rows[0].get(col).cloned().unwrap_or(Datum::Null),
+            _ => {
+                return Err(SqlError::new(
+                    code::CARDINALITY_VIOLATION,
+                    "more than one row returned by a subquery used as an expression",
+                ))
+            }
+        },
+        SubqueryKind::Exists => Datum::Bool(!rows.is_empty()),
+        SubqueryKind::In { negated } => {
+            let v = left.unwrap_or(Datum::Null);
+            let r = quantified(BinOp::Eq, false, &v, &rows)?;
+            match r {
+                Datum::Bool(b) => Datum::Bool(b != negated),
+                other => other,
+            }
+        }
+        SubqueryKind::Quantified { op, all } => {
+            quantified(op, all, &left.unwrap_or(Datum::Null), &rows)?
+        }
+    })
+}
+
+/// `v op ANY (rows)` (or ALL) with SQL's NULL rules: ANY is true if some
+/// comparison is true, else NULL if some was NULL, else false; ALL is
+/// false if some comparison is false, else NULL if some was NULL, else
+/// true. Over no rows ANY is false and ALL is true, whatever `v` is.
+fn quantified(op: BinOp, all: bool, v: &Datum, rows: &[Vec<Datum>]) -> Result<Datum> {
+    let mut saw_null = false;
+    for r in rows {
+        let x = r.first().cloned().unwrap_or(Datum::Null);
+        match binary(op, v.clone(), x)? {
+            Datum::Bool(b) if b != all => return Ok(Datum::Bool(b)),
+            Datum::Bool(_) => {}
+            _ => saw_null = true,
+        }
+    }
+    Ok(if saw_null {
+        Datum::Null
+    } else {
+        Datum::Bool(all)
+    })
 }
 
 fn transform_dyn(e: Expr, f: &mut dyn FnMut(Expr) -> Result<Expr>) -> Result<Expr> {
@@ -562,6 +711,38 @@ fn eval_func(f: Func, args: &[Expr], row: &[Datum], ctx: &EvalCtx) -> Result<Dat
                 ))
             }
         },
+        Func::BoolEq | Func::BoolNe => match (arg(0)?, arg(1)?) {
+            (Datum::Bool(a), Datum::Bool(b)) => Datum::Bool((a == b) == (f == Func::BoolEq)),
+            _ => Datum::Null,
+        },
+        Func::Round => {
+            let digits = match args.len() {
+                1 => 0,
+                _ => match arg(1)? {
+                    Datum::Null => return Ok(Datum::Null),
+                    Datum::Int(n) => n,
+                    other => {
+                        return Err(SqlError::mismatch(format!(
+                            "round digits must be an integer, not {}",
+                            other.kind_name()
+                        )))
+                    }
+                },
+            };
+            match arg(0)? {
+                Datum::Null => Datum::Null,
+                Datum::Int(i) => Datum::Decimal(round_decimal(Decimal::from_i64(i), digits)?),
+                Datum::Decimal(d) => Datum::Decimal(round_decimal(d, digits)?),
+                // round(double precision) rounds half to even, as C's rint().
+                Datum::Float(x) => Datum::Float(x.round_ties_even()),
+                other => {
+                    return Err(SqlError::new(
+                        code::UNDEFINED_FUNCTION,
+                        format!("function round({}) does not exist", other.kind_name()),
+                    ))
+                }
+            }
+        }
         Func::Abs => match arg(0)? {
             Datum::Null => Datum::Null,
             Datum::Int(i) => Datum::Int(i.checked_abs().ok_or_else(int_overflow)?),
@@ -577,6 +758,26 @@ fn eval_func(f: Func, args: &[Expr], row: &[Datum], ctx: &EvalCtx) -> Result<Dat
                 ))
             }
         },
+    })
+}
+
+/// `round(numeric, digits)`: half away from zero; negative digits round
+/// to tens, hundreds, ... and the result keeps `max(digits, 0)` decimals.
+pub fn round_decimal(d: Decimal, digits: i64) -> Result<Decimal> {
+    if digits >= 0 {
+        // round_to pads with zeros too: round(42, 1) is 42.0.
+        return d.round_to(digits.min(100) as u32);
+    }
+    let shift = (-digits).min(38) as u32;
+    let whole = d.round_to(0)?;
+    let p = 10i128.pow(shift);
+    let m = whole.mantissa;
+    let q = m / p;
+    let r = m % p;
+    let q = if r.abs() * 2 >= p { q + m.signum() } else { q };
+    Ok(Decimal {
+        mantissa: q.checked_mul(p).ok_or_else(int_overflow)?,
+        scale: 0,
     })
 }
 
@@ -672,6 +873,59 @@ mod tests {
         assert!(like("hello", "_ello"));
         assert!(!like("hello", "h_o"));
         assert!(like("50%", "50\\%"));
+    }
+
+    #[test]
+    fn any_all_and_in_follow_null_rules() {
+        let rows = |v: &[Datum]| v.iter().map(|d| vec![d.clone()]).collect::<Vec<_>>();
+        let one_null = rows(&[Datum::Int(1), Datum::Null]);
+        // 1 = ANY {1, NULL} is true; 2 = ANY {1, NULL} is unknown.
+        assert_eq!(
+            quantified(BinOp::Eq, false, &Datum::Int(1), &one_null).unwrap(),
+            Datum::Bool(true)
+        );
+        assert_eq!(
+            quantified(BinOp::Eq, false, &Datum::Int(2), &one_null).unwrap(),
+            Datum::Null
+        );
+        // 0 < ALL {1, NULL} is unknown; 5 < ALL {1, NULL} is false.
+        assert_eq!(
+            quantified(BinOp::Lt, true, &Datum::Int(0), &one_null).unwrap(),
+            Datum::Null
+        );
+        assert_eq!(
+            quantified(BinOp::Lt, true, &Datum::Int(5), &one_null).unwrap(),
+            Datum::Bool(false)
+        );
+        // Over no rows: ANY is false and ALL is true, even for NULL.
+        assert_eq!(
+            quantified(BinOp::Eq, false, &Datum::Null, &[]).unwrap(),
+            Datum::Bool(false)
+        );
+        assert_eq!(
+            quantified(BinOp::Eq, true, &Datum::Null, &[]).unwrap(),
+            Datum::Bool(true)
+        );
+    }
+
+    #[test]
+    fn round_is_half_away_from_zero_with_digits() {
+        let d = |s: &str| Decimal::parse(s).unwrap();
+        let r = |s: &str, n: i64| round_decimal(d(s), n).unwrap().to_string();
+        assert_eq!(r("2.5", 0), "3");
+        assert_eq!(r("-2.5", 0), "-3");
+        assert_eq!(r("1.165", 2), "1.17");
+        assert_eq!(r("42", 1), "42.0");
+        assert_eq!(r("1.1987", -1), "0");
+        assert_eq!(r("1250", -2), "1300");
+        assert_eq!(
+            eval(&Expr::Func(
+                Func::Round,
+                vec![Expr::Literal(Datum::Float(-0.1))]
+            ))
+            .unwrap(),
+            Datum::Float(-0.0)
+        );
     }
 
     #[test]

@@ -20,6 +20,7 @@
 //! copy        COPY ... FROM STDIN (text, CSV) in bounded write batches;
 //!             large INSERTs outside BEGIN split the same way
 //! json        JSON validation, JSONB normalization
+//! objects     views (CREATE/DROP VIEW), roles, read-only transactions
 //! ```
 //!
 //! The SQL layer uses the `tessera_kv::DB` client API (get, scan, cput,
@@ -106,6 +107,7 @@ pub mod error;
 pub mod exec;
 pub mod expr;
 pub mod json;
+pub mod objects;
 pub mod pgcompat;
 pub mod plan;
 pub mod server;

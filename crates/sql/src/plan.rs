@@ -24,10 +24,10 @@ use std::sync::Arc;
 
 use sqlparser::ast;
 
-use crate::catalog::TableDesc;
+use crate::catalog::{TableDesc, ViewDesc};
 use crate::encoding;
 use crate::error::{code, Result, SqlError};
-use crate::expr::{BinOp, Expr, Func};
+use crate::expr::{BinOp, Expr, Func, SubqueryKind, SubqueryPlan};
 use crate::types::{self, DataType, Datum, Decimal};
 
 /// An expression with its type.
@@ -46,6 +46,7 @@ pub enum AggFunc {
     Avg,
     Min,
     Max,
+    ArrayAgg,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -53,6 +54,8 @@ pub struct AggCall {
     pub func: AggFunc,
     pub arg: Option<Expr>,
     pub distinct: bool,
+    /// `FILTER (WHERE ...)`: rows it rejects are not aggregated.
+    pub filter: Option<Expr>,
     /// The argument's type.
     pub arg_ty: DataType,
 }
@@ -61,6 +64,16 @@ pub struct AggCall {
 pub enum JoinKind {
     Inner,
     Left,
+    Right,
+    Full,
+}
+
+/// UNION, INTERSECT, EXCEPT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetOpKind {
+    Union,
+    Intersect,
+    Except,
 }
 
 #[derive(Debug, Clone)]
@@ -103,6 +116,10 @@ pub enum Plan {
     Values {
         rows: Vec<Vec<Expr>>,
     },
+    /// `generate_series(start, stop [, step])` in FROM: one column.
+    Series {
+        args: Vec<Expr>,
+    },
     Filter {
         input: Box<Plan>,
         predicate: Expr,
@@ -110,6 +127,14 @@ pub enum Plan {
     Project {
         input: Box<Plan>,
         exprs: Vec<Expr>,
+    },
+    /// A projection with set-returning functions in the select list: each
+    /// input row yields as many rows as its longest series; `srfs` are
+    /// (output position, generate_series arguments over the input row).
+    ProjectSet {
+        input: Box<Plan>,
+        exprs: Vec<Expr>,
+        srfs: Vec<(usize, Vec<Expr>)>,
     },
     /// Output: left columns then right columns. With `left_keys`, a hash
     /// join on those equalities; `on` is checked on the joined row.
@@ -120,6 +145,7 @@ pub enum Plan {
         left_keys: Vec<Expr>,
         right_keys: Vec<Expr>,
         on: Option<Expr>,
+        left_width: usize,
         right_width: usize,
     },
     /// Output: the group values, then the aggregates.
@@ -135,6 +161,18 @@ pub enum Plan {
     /// Removes duplicate rows.
     Distinct {
         input: Box<Plan>,
+    },
+    /// `DISTINCT ON (keys)`: the first row of each key (input sorted).
+    DistinctOn {
+        input: Box<Plan>,
+        keys: Vec<Expr>,
+    },
+    /// UNION / INTERSECT / EXCEPT [ALL] of two inputs of equal width.
+    SetOp {
+        op: SetOpKind,
+        all: bool,
+        left: Box<Plan>,
+        right: Box<Plan>,
     },
     Limit {
         input: Box<Plan>,
@@ -154,7 +192,7 @@ pub struct BoundQuery {
 pub enum InsertSource {
     /// Rows of expressions over nothing; `None` is DEFAULT.
     Values(Vec<Vec<Option<Expr>>>),
-    Query(Plan),
+    Query(Box<Plan>),
 }
 
 #[derive(Debug, Clone)]
@@ -191,9 +229,13 @@ pub struct UpdatePlan {
     pub table: Arc<TableDesc>,
     pub range: KeyRange,
     pub filter: Option<Expr>,
-    /// (column position, new value over the old row)
+    /// (column position, new value over the old row, followed by the
+    /// FROM row when there is one)
     pub sets: Vec<(usize, Expr)>,
     pub returning: Option<Returning>,
+    /// `UPDATE ... FROM`: the joined FROM items; `filter` then applies to
+    /// the target row followed by a FROM row.
+    pub from: Option<Box<Plan>>,
 }
 
 #[derive(Debug, Clone)]
@@ -259,46 +301,13 @@ pub fn table_name(n: &ast::ObjectName) -> Result<String> {
     }
 }
 
-/// The table names a statement reads or writes, so their descriptors can
-/// be fetched before binding.
+/// The relation names (tables or views) a statement reads or writes, so
+/// their descriptors can be fetched before binding. Names of CTEs are
+/// included too (they may also name a table; the binder prefers the CTE).
 pub fn referenced_tables(stmt: &ast::Statement) -> Vec<String> {
     let mut out = Vec::new();
-    fn factor(f: &ast::TableFactor, out: &mut Vec<String>) {
-        match f {
-            ast::TableFactor::Table { name, .. } => {
-                if let Ok(n) = table_name(name) {
-                    out.push(n)
-                }
-            }
-            ast::TableFactor::Derived { subquery, .. } => query(subquery, out),
-            ast::TableFactor::NestedJoin {
-                table_with_joins, ..
-            } => twj(table_with_joins, out),
-            _ => {}
-        }
-    }
-    fn twj(t: &ast::TableWithJoins, out: &mut Vec<String>) {
-        factor(&t.relation, out);
-        for j in &t.joins {
-            factor(&j.relation, out);
-        }
-    }
-    fn setexpr(s: &ast::SetExpr, out: &mut Vec<String>) {
-        match s {
-            ast::SetExpr::Select(sel) => sel.from.iter().for_each(|t| twj(t, out)),
-            ast::SetExpr::Query(q) => query(q, out),
-            ast::SetExpr::SetOperation { left, right, .. } => {
-                setexpr(left, out);
-                setexpr(right, out);
-            }
-            _ => {}
-        }
-    }
-    fn query(q: &ast::Query, out: &mut Vec<String>) {
-        setexpr(&q.body, out)
-    }
     match stmt {
-        ast::Statement::Query(q) => query(q, &mut out),
+        ast::Statement::Query(q) => query_tables(q, &mut out),
         ast::Statement::Insert(i) => {
             if let ast::TableObject::TableName(n) = &i.table {
                 if let Ok(n) = table_name(n) {
@@ -306,15 +315,42 @@ pub fn referenced_tables(stmt: &ast::Statement) -> Vec<String> {
                 }
             }
             if let Some(src) = &i.source {
-                query(src, &mut out)
+                query_tables(src, &mut out)
+            }
+            if let Some(ast::OnInsert::OnConflict(oc)) = &i.on {
+                if let ast::OnConflictAction::DoUpdate(du) = &oc.action {
+                    for a in &du.assignments {
+                        expr_tables(&a.value, &mut out);
+                    }
+                    if let Some(w) = &du.selection {
+                        expr_tables(w, &mut out);
+                    }
+                }
             }
         }
-        ast::Statement::Update(u) => twj(&u.table, &mut out),
+        ast::Statement::Update(u) => {
+            twj_tables(&u.table, &mut out);
+            if let Some(
+                ast::UpdateTableFromKind::AfterSet(f) | ast::UpdateTableFromKind::BeforeSet(f),
+            ) = &u.from
+            {
+                f.iter().for_each(|t| twj_tables(t, &mut out));
+            }
+            for a in &u.assignments {
+                expr_tables(&a.value, &mut out);
+            }
+            if let Some(w) = &u.selection {
+                expr_tables(w, &mut out);
+            }
+        }
         ast::Statement::Delete(d) => {
             let from = match &d.from {
                 ast::FromTable::WithFromKeyword(f) | ast::FromTable::WithoutKeyword(f) => f,
             };
-            from.iter().for_each(|t| twj(t, &mut out));
+            from.iter().for_each(|t| twj_tables(t, &mut out));
+            if let Some(w) = &d.selection {
+                expr_tables(w, &mut out);
+            }
         }
         ast::Statement::Explain { statement, .. } => out = referenced_tables(statement),
         _ => {}
@@ -322,6 +358,167 @@ pub fn referenced_tables(stmt: &ast::Statement) -> Vec<String> {
     out.sort();
     out.dedup();
     out
+}
+
+/// The relation names a query reads (see [`referenced_tables`]).
+pub fn query_tables(q: &ast::Query, out: &mut Vec<String>) {
+    if let Some(w) = &q.with {
+        for c in &w.cte_tables {
+            query_tables(&c.query, out);
+        }
+    }
+    setexpr_tables(&q.body, out);
+    if let Some(ob) = &q.order_by {
+        if let ast::OrderByKind::Expressions(list) = &ob.kind {
+            list.iter().for_each(|o| expr_tables(&o.expr, out));
+        }
+    }
+    if let Some(ast::LimitClause::LimitOffset { limit, offset, .. }) = &q.limit_clause {
+        limit.iter().for_each(|e| expr_tables(e, out));
+        offset.iter().for_each(|o| expr_tables(&o.value, out));
+    }
+}
+
+fn setexpr_tables(s: &ast::SetExpr, out: &mut Vec<String>) {
+    match s {
+        ast::SetExpr::Select(sel) => {
+            sel.from.iter().for_each(|t| twj_tables(t, out));
+            for item in &sel.projection {
+                match item {
+                    ast::SelectItem::UnnamedExpr(e)
+                    | ast::SelectItem::ExprWithAlias { expr: e, .. } => expr_tables(e, out),
+                    _ => {}
+                }
+            }
+            sel.selection.iter().for_each(|e| expr_tables(e, out));
+            sel.having.iter().for_each(|e| expr_tables(e, out));
+            if let ast::GroupByExpr::Expressions(list, _) = &sel.group_by {
+                list.iter().for_each(|e| expr_tables(e, out));
+            }
+        }
+        ast::SetExpr::Query(q) => query_tables(q, out),
+        ast::SetExpr::SetOperation { left, right, .. } => {
+            setexpr_tables(left, out);
+            setexpr_tables(right, out);
+        }
+        ast::SetExpr::Values(v) => v
+            .rows
+            .iter()
+            .for_each(|r| r.content.iter().for_each(|e| expr_tables(e, out))),
+        _ => {}
+    }
+}
+
+fn factor_tables(f: &ast::TableFactor, out: &mut Vec<String>) {
+    match f {
+        ast::TableFactor::Table { name, args, .. } => {
+            if let Some(a) = args {
+                for arg in &a.args {
+                    if let ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) = arg {
+                        expr_tables(e, out)
+                    }
+                }
+            } else if let Ok(n) = table_name(name) {
+                out.push(n)
+            }
+        }
+        ast::TableFactor::Derived { subquery, .. } => query_tables(subquery, out),
+        ast::TableFactor::NestedJoin {
+            table_with_joins, ..
+        } => twj_tables(table_with_joins, out),
+        _ => {}
+    }
+}
+
+fn twj_tables(t: &ast::TableWithJoins, out: &mut Vec<String>) {
+    factor_tables(&t.relation, out);
+    for j in &t.joins {
+        factor_tables(&j.relation, out);
+        if let ast::JoinOperator::Join(c)
+        | ast::JoinOperator::Inner(c)
+        | ast::JoinOperator::Left(c)
+        | ast::JoinOperator::LeftOuter(c)
+        | ast::JoinOperator::Right(c)
+        | ast::JoinOperator::RightOuter(c)
+        | ast::JoinOperator::FullOuter(c) = &j.join_operator
+        {
+            if let ast::JoinConstraint::On(e) = c {
+                expr_tables(e, out)
+            }
+        }
+    }
+}
+
+/// The relations read by subqueries inside an expression.
+fn expr_tables(e: &ast::Expr, out: &mut Vec<String>) {
+    use ast::Expr as A;
+    match e {
+        A::Subquery(q) | A::Exists { subquery: q, .. } => query_tables(q, out),
+        A::In { expr, target, .. } => {
+            expr_tables(expr, out);
+            match target {
+                ast::InTarget::List(list) => list.iter().for_each(|x| expr_tables(x, out)),
+                ast::InTarget::Subquery(q) => query_tables(q, out),
+                _ => {}
+            }
+        }
+        A::BinaryOp { left, right, .. }
+        | A::AnyOp { left, right, .. }
+        | A::AllOp { left, right, .. }
+        | A::IsDistinctFrom(left, right)
+        | A::IsNotDistinctFrom(left, right) => {
+            expr_tables(left, out);
+            expr_tables(right, out);
+        }
+        A::UnaryOp { expr, .. }
+        | A::Nested(expr)
+        | A::Cast { expr, .. }
+        | A::IsNull(expr)
+        | A::IsNotNull(expr)
+        | A::IsTrue(expr)
+        | A::IsNotTrue(expr)
+        | A::IsFalse(expr)
+        | A::IsNotFalse(expr)
+        | A::IsUnknown(expr)
+        | A::IsNotUnknown(expr) => expr_tables(expr, out),
+        A::Between {
+            expr, low, high, ..
+        } => {
+            expr_tables(expr, out);
+            expr_tables(low, out);
+            expr_tables(high, out);
+        }
+        A::Like { expr, pattern, .. } | A::ILike { expr, pattern, .. } => {
+            expr_tables(expr, out);
+            expr_tables(pattern, out);
+        }
+        A::Tuple(list) => list.iter().for_each(|x| expr_tables(x, out)),
+        A::Case {
+            operand,
+            conditions,
+            else_result,
+            ..
+        } => {
+            operand.iter().for_each(|x| expr_tables(x, out));
+            for c in conditions {
+                expr_tables(&c.condition, out);
+                expr_tables(&c.result, out);
+            }
+            else_result.iter().for_each(|x| expr_tables(x, out));
+        }
+        A::Function(f) => match &f.args {
+            ast::FunctionArguments::List(l) => {
+                for a in &l.args {
+                    if let ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(x)) = a {
+                        expr_tables(x, out)
+                    }
+                }
+            }
+            ast::FunctionArguments::Subquery(q) => query_tables(q, out),
+            ast::FunctionArguments::None => {}
+        },
+        _ => {}
+    }
 }
 
 /// Converts a type name of the AST; SERIAL types return `(type, true)`.
@@ -457,24 +654,116 @@ impl Scope {
     }
 }
 
+/// A bound subquery: its plan, output columns and outer values.
+type BoundSubquery = (Arc<SubqueryPlan>, Vec<(String, DataType)>, Vec<Expr>);
+
+/// A query enclosing the subquery being bound: its scope, and the values
+/// the subquery takes from it (`args`, read inside as [`Expr::OuterRef`]).
+struct OuterFrame {
+    scope: Scope,
+    args: Vec<Expr>,
+}
+
 /// Binds statements against fetched descriptors.
 pub struct Binder<'a> {
     tables: &'a HashMap<String, Arc<TableDesc>>,
+    views: HashMap<String, Arc<ViewDesc>>,
     /// Parameter types: declared by the client or inferred (Unknown: not yet).
     pub params: Vec<DataType>,
     /// Aggregates found while binding a select list (None: not allowed here).
     aggs: Option<Vec<AggCall>>,
     agg_context: &'static str,
+    /// Queries enclosing the one being bound, outermost first.
+    outer: Vec<OuterFrame>,
+    /// CTEs in scope, in definition order (later ones shadow earlier ones).
+    ctes: Vec<(String, ast::Cte)>,
+    /// Views being expanded (a view that reaches itself is an error).
+    expanding: Vec<String>,
 }
 
 impl<'a> Binder<'a> {
     pub fn new(tables: &'a HashMap<String, Arc<TableDesc>>, params: Vec<DataType>) -> Self {
         Binder {
             tables,
+            views: HashMap::new(),
             params,
             aggs: None,
             agg_context: "WHERE",
+            outer: Vec::new(),
+            ctes: Vec::new(),
+            expanding: Vec::new(),
         }
+    }
+
+    /// Views the statement may reference (expanded where they are used).
+    pub fn with_views(mut self, views: HashMap<String, Arc<ViewDesc>>) -> Self {
+        self.views = views;
+        self
+    }
+
+    /// Resolves a column name: in `scope`, else in the enclosing queries
+    /// (innermost first), which makes it an outer reference threaded
+    /// through every subquery level in between.
+    fn resolve_name(
+        &mut self,
+        scope: &Scope,
+        table: Option<&str>,
+        name: &str,
+    ) -> Result<(Expr, DataType)> {
+        let local = match scope.resolve(table, name) {
+            Ok((i, ty)) => return Ok((Expr::Column(i), ty)),
+            Err(e) => e,
+        };
+        if local.code != code::UNDEFINED_COLUMN && local.code != code::UNDEFINED_TABLE {
+            return Err(local);
+        }
+        let n = self.outer.len();
+        for level in (0..n).rev() {
+            match self.outer[level].scope.resolve(table, name) {
+                Ok((i, ty)) => {
+                    let mut e = Expr::Column(i);
+                    for frame in &mut self.outer[level..] {
+                        let k = match frame.args.iter().position(|a| *a == e) {
+                            Some(k) => k,
+                            None => {
+                                frame.args.push(e);
+                                frame.args.len() - 1
+                            }
+                        };
+                        e = Expr::OuterRef(k);
+                    }
+                    return Ok((e, ty));
+                }
+                Err(e) if e.code == code::UNDEFINED_COLUMN || e.code == code::UNDEFINED_TABLE => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Err(local)
+    }
+
+    /// Binds a subquery of an expression over `scope`: returns its plan,
+    /// output columns and the outer values it needs.
+    fn bind_subquery(&mut self, q: &ast::Query, scope: &Scope) -> Result<BoundSubquery> {
+        let saved_aggs = self.aggs.take();
+        let saved_ctx = self.agg_context;
+        self.outer.push(OuterFrame {
+            scope: scope.clone(),
+            args: Vec::new(),
+        });
+        let r = self.bind_query(q);
+        let frame = self.outer.pop().expect("pushed above");
+        self.aggs = saved_aggs;
+        self.agg_context = saved_ctx;
+        let bq = r?;
+        let width = bq.columns.len();
+        Ok((
+            Arc::new(SubqueryPlan {
+                plan: bq.plan,
+                width,
+            }),
+            bq.columns,
+            frame.args,
+        ))
     }
 
     /// Parameter types after binding; unresolved ones become TEXT.
@@ -493,10 +782,17 @@ impl<'a> Binder<'a> {
 
     fn table(&self, n: &ast::ObjectName) -> Result<Arc<TableDesc>> {
         let name = table_name(n)?;
-        self.tables
-            .get(&name)
-            .cloned()
-            .ok_or_else(|| SqlError::undefined_table(&name))
+        if let Some(t) = self.tables.get(&name) {
+            return Ok(t.clone());
+        }
+        if self.views.contains_key(&name) {
+            return Err(SqlError::new(
+                code::WRONG_OBJECT_TYPE,
+                format!("cannot change view \"{name}\""),
+            )
+            .with_hint("Views are read-only."));
+        }
+        Err(SqlError::undefined_table(&name))
     }
 
     /// Binds a statement the executor runs (queries, DML, EXPLAIN of them).
@@ -526,51 +822,176 @@ impl<'a> Binder<'a> {
     // -- queries ------------------------------------------------------------
 
     pub fn bind_query(&mut self, q: &ast::Query) -> Result<BoundQuery> {
-        if q.with.is_some() {
-            return Err(SqlError::unsupported("WITH is not supported yet"));
+        let before = self.ctes.len();
+        if let Some(with) = &q.with {
+            if with.recursive {
+                return Err(SqlError::unsupported("WITH RECURSIVE is not supported yet"));
+            }
+            for cte in &with.cte_tables {
+                let name = ident(&cte.alias.name);
+                if self.ctes[before..].iter().any(|(n, _)| *n == name) {
+                    self.ctes.truncate(before);
+                    return Err(SqlError::new(
+                        code::DUPLICATE_ALIAS,
+                        format!("WITH query name \"{name}\" specified more than once"),
+                    ));
+                }
+                self.ctes.push((name, cte.clone()));
+            }
         }
-        let select = match q.body.as_ref() {
-            ast::SetExpr::Select(s) => s,
-            ast::SetExpr::Values(v) => return self.bind_values_query(v, q),
-            ast::SetExpr::Query(inner) if q.order_by.is_none() && q.limit_clause.is_none() => {
-                return self.bind_query(inner)
-            }
-            other => {
-                return Err(SqlError::unsupported(format!(
-                    "query form not supported yet: {}",
-                    first_words(&other.to_string())
-                )))
-            }
+        let r = match q.body.as_ref() {
+            ast::SetExpr::Select(s) => self.bind_select(s, Some(q)),
+            other => self
+                .bind_set_expr(other)
+                .and_then(|bq| self.order_outputs(q, bq)),
         };
-        // FROM
-        let (mut plan, scope) = if select.from.is_empty() {
-            (Plan::Values { rows: vec![vec![]] }, Scope::default())
-        } else {
-            let mut acc: Option<(Plan, Scope)> = None;
-            for t in &select.from {
-                let (p, s) = self.bind_table_with_joins(t)?;
-                acc = Some(match acc {
-                    None => (p, s),
-                    Some((lp, mut ls)) => {
-                        let right_width = s.cols.len();
-                        ls.cols.extend(s.cols);
-                        (
-                            Plan::Join {
-                                left: Box::new(lp),
-                                right: Box::new(p),
-                                kind: JoinKind::Inner,
-                                left_keys: vec![],
-                                right_keys: vec![],
-                                on: None,
-                                right_width,
-                            },
-                            ls,
-                        )
+        self.ctes.truncate(before);
+        r
+    }
+
+    /// A query body without its ORDER BY and LIMIT.
+    fn bind_set_expr(&mut self, body: &ast::SetExpr) -> Result<BoundQuery> {
+        match body {
+            ast::SetExpr::Select(s) => self.bind_select(s, None),
+            ast::SetExpr::Values(v) => self.bind_values(v),
+            ast::SetExpr::Query(q) => self.bind_query(q),
+            ast::SetExpr::SetOperation {
+                op,
+                set_quantifier,
+                left,
+                right,
+            } => {
+                let kind = match op {
+                    ast::SetOperator::Union => SetOpKind::Union,
+                    ast::SetOperator::Intersect => SetOpKind::Intersect,
+                    ast::SetOperator::Except | ast::SetOperator::Minus => SetOpKind::Except,
+                };
+                let all = match set_quantifier {
+                    ast::SetQuantifier::All => true,
+                    ast::SetQuantifier::Distinct | ast::SetQuantifier::None => false,
+                    other => return Err(SqlError::unsupported(format!("{op} {other}"))),
+                };
+                let l = self.bind_set_expr(left)?;
+                let r = self.bind_set_expr(right)?;
+                let name = op.to_string().to_uppercase();
+                if l.columns.len() != r.columns.len() {
+                    return Err(SqlError::syntax(format!(
+                        "each {name} query must have the same number of columns"
+                    )));
+                }
+                let mut columns = Vec::new();
+                let mut lcast = Vec::new();
+                let mut rcast = Vec::new();
+                for (i, ((ln, lt), (_, rt))) in l.columns.iter().zip(&r.columns).enumerate() {
+                    let ty = common_type(lt, rt).ok_or_else(|| {
+                        SqlError::mismatch(format!(
+                            "{name} types {} and {} cannot be matched",
+                            types::type_display(lt),
+                            types::type_display(rt)
+                        ))
+                    })?;
+                    let cast = |from: &DataType| {
+                        if *from == ty {
+                            Expr::Column(i)
+                        } else {
+                            Expr::Cast(Box::new(Expr::Column(i)), ty.clone())
+                        }
+                    };
+                    lcast.push(cast(lt));
+                    rcast.push(cast(rt));
+                    columns.push((ln.clone(), ty));
+                }
+                let wrap = |plan: Plan, exprs: Vec<Expr>| {
+                    if exprs.iter().enumerate().all(|(i, e)| *e == Expr::Column(i)) {
+                        plan
+                    } else {
+                        Plan::Project {
+                            input: Box::new(plan),
+                            exprs,
+                        }
                     }
+                };
+                Ok(BoundQuery {
+                    plan: Plan::SetOp {
+                        op: kind,
+                        all,
+                        left: Box::new(wrap(l.plan, lcast)),
+                        right: Box::new(wrap(r.plan, rcast)),
+                    },
+                    columns,
+                })
+            }
+            other => Err(SqlError::unsupported(format!(
+                "query form not supported yet: {}",
+                first_words(&other.to_string())
+            ))),
+        }
+    }
+
+    /// ORDER BY and LIMIT of a query whose body is not a plain SELECT
+    /// (set operations, VALUES, a parenthesized query): keys are output
+    /// positions or expressions over the output columns.
+    fn order_outputs(&mut self, q: &ast::Query, bq: BoundQuery) -> Result<BoundQuery> {
+        let mut plan = bq.plan;
+        if let Some(ob) = &q.order_by {
+            let ast::OrderByKind::Expressions(list) = &ob.kind else {
+                return Err(SqlError::unsupported("ORDER BY ALL"));
+            };
+            let scope = Scope {
+                cols: bq
+                    .columns
+                    .iter()
+                    .map(|(n, ty)| ScopeCol {
+                        table: None,
+                        name: n.clone(),
+                        ty: ty.clone(),
+                        hidden: false,
+                    })
+                    .collect(),
+            };
+            let mut keys = Vec::new();
+            for o in list {
+                let desc = matches!(o.options.sort, Some(ast::OrderBySort::Desc));
+                let nulls_first = o.options.nulls_first.unwrap_or(desc);
+                let expr = match &o.expr {
+                    ast::Expr::Value(v) if matches!(v.value, ast::Value::Number(..)) => {
+                        let n: usize =
+                            v.value.to_string().parse().map_err(|_| {
+                                SqlError::syntax("non-integer constant in ORDER BY")
+                            })?;
+                        if n == 0 || n > bq.columns.len() {
+                            return Err(SqlError::new(
+                                code::INVALID_COLUMN_REFERENCE,
+                                format!("ORDER BY position {n} is not in select list"),
+                            ));
+                        }
+                        Expr::Column(n - 1)
+                    }
+                    e => self.bind_expr_no_agg(e, &scope, "ORDER BY")?.e,
+                };
+                keys.push(SortKey {
+                    expr,
+                    desc,
+                    nulls_first,
                 });
             }
-            acc.expect("FROM is not empty")
-        };
+            plan = Plan::Sort {
+                input: Box::new(plan),
+                keys,
+            };
+        }
+        let plan = self.bind_limit(q, plan)?;
+        Ok(BoundQuery {
+            plan,
+            columns: bq.columns,
+        })
+    }
+
+    /// One SELECT; `q` carries its ORDER BY and LIMIT (None inside a set
+    /// operation).
+    fn bind_select(&mut self, select: &ast::Select, q: Option<&ast::Query>) -> Result<BoundQuery> {
+        // FROM
+        let (mut plan, scope) = self.bind_from(&select.from)?;
         // WHERE
         if let Some(w) = &select.selection {
             let pred = self.bind_bool(w, &scope, "WHERE")?;
@@ -589,7 +1010,31 @@ impl<'a> Binder<'a> {
         self.aggs = Some(Vec::new());
         self.agg_context = "";
         let mut items: Vec<(String, Typed)> = Vec::new();
+        // Set-returning functions of the select list: (position, arguments).
+        let mut srfs: Vec<(usize, Vec<Expr>)> = Vec::new();
         for item in &select.projection {
+            if let ast::SelectItem::UnnamedExpr(e)
+            | ast::SelectItem::ExprWithAlias { expr: e, .. } = item
+            {
+                if let ast::Expr::Function(f) = e {
+                    if function_name(f) == "generate_series" {
+                        let (args, ty) = self.bind_series_args(f, &scope)?;
+                        srfs.push((items.len(), args));
+                        let name = match item {
+                            ast::SelectItem::ExprWithAlias { alias, .. } => ident(alias),
+                            _ => "generate_series".into(),
+                        };
+                        items.push((
+                            name,
+                            Typed {
+                                e: Expr::Literal(Datum::Null),
+                                ty,
+                            },
+                        ));
+                        continue;
+                    }
+                }
+            }
             match item {
                 ast::SelectItem::UnnamedExpr(e) => {
                     let t = self.bind_expr(e, &scope)?;
@@ -652,7 +1097,7 @@ impl<'a> Binder<'a> {
             .transpose()?;
         // ORDER BY: output position, output alias, or an expression.
         let mut order: Vec<(OrderTarget, bool, bool)> = Vec::new();
-        if let Some(ob) = &q.order_by {
+        if let Some(ob) = q.and_then(|q| q.order_by.as_ref()) {
             let ast::OrderByKind::Expressions(list) = &ob.kind else {
                 return Err(SqlError::unsupported("ORDER BY ALL"));
             };
@@ -748,20 +1193,54 @@ impl<'a> Binder<'a> {
                 nulls_first,
             });
         }
-        let width = exprs.len();
-        plan = Plan::Project {
-            input: Box::new(plan),
-            exprs,
-        };
-        match &select.distinct {
-            None | Some(ast::Distinct::All) => {}
-            Some(ast::Distinct::Distinct) => {
-                plan = Plan::Distinct {
-                    input: Box::new(plan),
-                }
+        // DISTINCT ON keys become extra (hidden) output columns.
+        let mut distinct_on = Vec::new();
+        if let Some(ast::Distinct::On(list)) = &select.distinct {
+            for e in list {
+                let e = match e {
+                    ast::Expr::Value(v) if matches!(v.value, ast::Value::Number(..)) => {
+                        let n: usize = v.value.to_string().parse().unwrap_or(0);
+                        if n == 0 || n > visible {
+                            return Err(SqlError::new(
+                                code::INVALID_COLUMN_REFERENCE,
+                                format!("SELECT DISTINCT ON position {n} is not in select list"),
+                            ));
+                        }
+                        distinct_on.push(Expr::Column(n - 1));
+                        continue;
+                    }
+                    e => fix(self.bind_expr(e, &scope)?.e)?,
+                };
+                let pos = match exprs.iter().position(|x| *x == e) {
+                    Some(p) => p,
+                    None => {
+                        exprs.push(e);
+                        exprs.len() - 1
+                    }
+                };
+                distinct_on.push(Expr::Column(pos));
             }
-            Some(ast::Distinct::On(_)) => {
-                return Err(SqlError::unsupported("DISTINCT ON is not supported yet"))
+        }
+        let width = exprs.len();
+        plan = if srfs.is_empty() {
+            Plan::Project {
+                input: Box::new(plan),
+                exprs,
+            }
+        } else {
+            let srfs = srfs
+                .into_iter()
+                .map(|(p, args)| Ok((p, args.into_iter().map(&fix).collect::<Result<_>>()?)))
+                .collect::<Result<_>>()?;
+            Plan::ProjectSet {
+                input: Box::new(plan),
+                exprs,
+                srfs,
+            }
+        };
+        if let Some(ast::Distinct::Distinct) = &select.distinct {
+            plan = Plan::Distinct {
+                input: Box::new(plan),
             }
         }
         if !keys.is_empty() {
@@ -770,7 +1249,15 @@ impl<'a> Binder<'a> {
                 keys,
             };
         }
-        plan = self.bind_limit(q, plan)?;
+        if !distinct_on.is_empty() {
+            plan = Plan::DistinctOn {
+                input: Box::new(plan),
+                keys: distinct_on,
+            };
+        }
+        if let Some(q) = q {
+            plan = self.bind_limit(q, plan)?;
+        }
         if width > visible {
             plan = Plan::Project {
                 input: Box::new(plan),
@@ -832,6 +1319,13 @@ impl<'a> Binder<'a> {
             }
             let mut t = self.bind_expr_no_agg(e, &empty, what)?;
             self.unify_with(&mut t, &DataType::Int8);
+            if t.ty.is_numeric() && !t.ty.is_integer() {
+                // Numbers are cast to bigint (rounding), as PostgreSQL does.
+                t = Self::fold(Typed {
+                    e: Expr::Cast(Box::new(t.e), DataType::Int8),
+                    ty: DataType::Int8,
+                })?;
+            }
             if !t.ty.is_integer() {
                 return Err(SqlError::mismatch(format!(
                     "argument of {what} must be type bigint, not type {}",
@@ -855,9 +1349,9 @@ impl<'a> Binder<'a> {
         })
     }
 
-    fn bind_values_query(&mut self, v: &ast::Values, q: &ast::Query) -> Result<BoundQuery> {
+    fn bind_values(&mut self, v: &ast::Values) -> Result<BoundQuery> {
         let empty = Scope::default();
-        let mut rows = Vec::new();
+        let mut cells: Vec<Vec<Typed>> = Vec::new();
         let mut types: Vec<DataType> = Vec::new();
         for r in &v.rows {
             let mut row = Vec::new();
@@ -865,23 +1359,51 @@ impl<'a> Binder<'a> {
                 let t = self.bind_expr_no_agg(e, &empty, "VALUES")?;
                 if types.len() <= i {
                     types.push(t.ty.clone());
-                } else if types[i] == DataType::Unknown {
-                    types[i] = t.ty.clone();
+                } else if let Some(c) = common_type(&types[i], &t.ty) {
+                    types[i] = c;
+                } else {
+                    return Err(SqlError::mismatch(format!(
+                        "VALUES types {} and {} cannot be matched",
+                        types::type_display(&types[i]),
+                        types::type_display(&t.ty)
+                    )));
                 }
-                row.push(t.e);
+                row.push(t);
             }
-            if !rows.is_empty() && row.len() != types.len() {
+            if !cells.is_empty() && row.len() != types.len() {
                 return Err(SqlError::syntax("VALUES lists must all be the same length"));
             }
-            rows.push(row);
+            cells.push(row);
+        }
+        let mut rows = Vec::new();
+        for row in cells {
+            let mut out = Vec::new();
+            for (i, mut t) in row.into_iter().enumerate() {
+                self.unify_with(&mut t, &types[i]);
+                let e = if t.ty != types[i] && types[i] != DataType::Unknown {
+                    Expr::Cast(Box::new(t.e), types[i].clone())
+                } else {
+                    t.e
+                };
+                out.push(
+                    Self::fold(Typed {
+                        e,
+                        ty: types[i].clone(),
+                    })?
+                    .e,
+                );
+            }
+            rows.push(out);
         }
         let columns = types
             .iter()
             .enumerate()
             .map(|(i, t)| (format!("column{}", i + 1), resolve_unknown(t)))
             .collect();
-        let plan = self.bind_limit(q, Plan::Values { rows })?;
-        Ok(BoundQuery { plan, columns })
+        Ok(BoundQuery {
+            plan: Plan::Values { rows },
+            columns,
+        })
     }
 
     fn bind_table_factor(&mut self, f: &ast::TableFactor) -> Result<(Plan, Scope)> {
@@ -889,10 +1411,49 @@ impl<'a> Binder<'a> {
             ast::TableFactor::Table {
                 name, alias, args, ..
             } => {
-                if args.is_some() {
-                    return Err(SqlError::unsupported(format!(
-                        "table function {name} is not supported yet"
-                    )));
+                if let Some(args) = args {
+                    return self.bind_table_function(name, args, alias.as_ref());
+                }
+                let rel = table_name(name)?;
+                if name.0.len() == 1 {
+                    if let Some(pos) = self.ctes.iter().rposition(|(n, _)| *n == rel) {
+                        let cte = self.ctes[pos].1.clone();
+                        // A CTE sees only the CTEs defined before it.
+                        let hidden = self.ctes.split_off(pos);
+                        let r = self.bind_query(&cte.query);
+                        self.ctes.extend(hidden);
+                        let q = r?;
+                        let names = rename_columns(&q.columns, &cte.alias.columns)?;
+                        return derived(q, names, &rel, alias.as_ref());
+                    }
+                }
+                if let Some(view) = self.views.get(&rel).cloned() {
+                    if self.expanding.contains(&rel) {
+                        return Err(SqlError::new(
+                            code::INVALID_OBJECT_DEFINITION,
+                            format!("infinite recursion detected in rules for relation \"{rel}\""),
+                        ));
+                    }
+                    let query = parse_query(&view.query)?;
+                    // A view is bound on its own: no outer columns or CTEs.
+                    let outer = std::mem::take(&mut self.outer);
+                    let ctes = std::mem::take(&mut self.ctes);
+                    let aggs = self.aggs.take();
+                    self.expanding.push(rel.clone());
+                    let r = self.bind_query(&query);
+                    self.expanding.pop();
+                    self.outer = outer;
+                    self.ctes = ctes;
+                    self.aggs = aggs;
+                    let q = r?;
+                    let names = view.columns.clone();
+                    if names.len() != q.columns.len() {
+                        return Err(SqlError::new(
+                            code::INVALID_OBJECT_DEFINITION,
+                            format!("view \"{rel}\" changed shape; recreate it"),
+                        ));
+                    }
+                    return derived(q, names, &rel, alias.as_ref());
                 }
                 let t = self.table(name)?;
                 let alias_name = match alias {
@@ -940,11 +1501,159 @@ impl<'a> Binder<'a> {
                 };
                 Ok((q.plan, scope))
             }
+            ast::TableFactor::Function {
+                name, args, alias, ..
+            } => {
+                let args = ast::TableFunctionArgs {
+                    args: args.clone(),
+                    settings: None,
+                };
+                self.bind_table_function(name, &args, alias.as_ref())
+            }
             ast::TableFactor::NestedJoin {
                 table_with_joins, ..
             } => self.bind_table_with_joins(table_with_joins),
             other => Err(SqlError::unsupported(format!("FROM item {other}"))),
         }
+    }
+
+    /// The FROM list: its items cross-joined (no FROM: one empty row).
+    fn bind_from(&mut self, from: &[ast::TableWithJoins]) -> Result<(Plan, Scope)> {
+        if from.is_empty() {
+            return Ok((Plan::Values { rows: vec![vec![]] }, Scope::default()));
+        }
+        let mut acc: Option<(Plan, Scope)> = None;
+        for t in from {
+            let (p, s) = self.bind_table_with_joins(t)?;
+            acc = Some(match acc {
+                None => (p, s),
+                Some((lp, mut ls)) => {
+                    let left_width = ls.cols.len();
+                    let right_width = s.cols.len();
+                    ls.cols.extend(s.cols);
+                    (
+                        Plan::Join {
+                            left: Box::new(lp),
+                            right: Box::new(p),
+                            kind: JoinKind::Inner,
+                            left_keys: vec![],
+                            right_keys: vec![],
+                            on: None,
+                            left_width,
+                            right_width,
+                        },
+                        ls,
+                    )
+                }
+            });
+        }
+        Ok(acc.expect("FROM is not empty"))
+    }
+
+    /// A function in FROM: `generate_series(start, stop [, step])`.
+    fn bind_table_function(
+        &mut self,
+        name: &ast::ObjectName,
+        args: &ast::TableFunctionArgs,
+        alias: Option<&ast::TableAlias>,
+    ) -> Result<(Plan, Scope)> {
+        let fname = table_name(name)?;
+        if fname != "generate_series" {
+            return Err(SqlError::new(
+                code::UNDEFINED_FUNCTION,
+                format!("function {fname} does not exist"),
+            ));
+        }
+        let list = ast::FunctionArgumentList {
+            duplicate_treatment: None,
+            args: args.args.clone(),
+            clauses: vec![],
+        };
+        let (args, ty) = self.bind_series_list(&list, &Scope::default())?;
+        let alias_name = alias.map(|a| ident(&a.name)).unwrap_or(fname.clone());
+        let col = alias
+            .and_then(|a| a.columns.first())
+            .map(|c| ident(&c.name))
+            .unwrap_or(if alias.is_some() {
+                alias_name.clone()
+            } else {
+                fname
+            });
+        Ok((
+            Plan::Series { args },
+            Scope {
+                cols: vec![ScopeCol {
+                    table: Some(alias_name),
+                    name: col,
+                    ty,
+                    hidden: false,
+                }],
+            },
+        ))
+    }
+
+    /// The arguments of generate_series and the type of its values.
+    fn bind_series_args(
+        &mut self,
+        f: &ast::Function,
+        scope: &Scope,
+    ) -> Result<(Vec<Expr>, DataType)> {
+        let ast::FunctionArguments::List(list) = &f.args else {
+            return Err(no_function("generate_series", &DataType::Unknown));
+        };
+        self.bind_series_list(list, scope)
+    }
+
+    fn bind_series_list(
+        &mut self,
+        list: &ast::FunctionArgumentList,
+        scope: &Scope,
+    ) -> Result<(Vec<Expr>, DataType)> {
+        let mut bound = Vec::new();
+        for a in &list.args {
+            let ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) = a else {
+                return Err(SqlError::unsupported(format!("argument {a}")));
+            };
+            bound.push(self.bind_expr_no_agg(e, scope, "FROM")?);
+        }
+        if bound.len() < 2 || bound.len() > 3 {
+            let sig: Vec<String> = bound.iter().map(|b| types::type_display(&b.ty)).collect();
+            return Err(SqlError::new(
+                code::UNDEFINED_FUNCTION,
+                format!(
+                    "function generate_series({}) does not exist",
+                    sig.join(", ")
+                ),
+            ));
+        }
+        let mut ty = DataType::Int4;
+        for b in &bound {
+            ty = match common_type(&ty, &b.ty) {
+                Some(t) if t.is_integer() || matches!(t, DataType::Numeric(_)) => t,
+                _ => {
+                    let sig: Vec<String> =
+                        bound.iter().map(|b| types::type_display(&b.ty)).collect();
+                    return Err(SqlError::new(
+                        code::UNDEFINED_FUNCTION,
+                        format!(
+                            "function generate_series({}) does not exist",
+                            sig.join(", ")
+                        ),
+                    ));
+                }
+            };
+        }
+        let mut args = Vec::new();
+        for mut b in bound {
+            self.unify_with(&mut b, &ty);
+            let e = if b.ty != ty {
+                Expr::Cast(Box::new(b.e), ty.clone())
+            } else {
+                b.e
+            };
+            args.push(Self::fold(Typed { e, ty: ty.clone() })?.e);
+        }
+        Ok((args, ty))
     }
 
     fn bind_table_with_joins(&mut self, t: &ast::TableWithJoins) -> Result<(Plan, Scope)> {
@@ -958,15 +1667,12 @@ impl<'a> Binder<'a> {
                 ast::JoinOperator::Left(c) | ast::JoinOperator::LeftOuter(c) => {
                     (JoinKind::Left, Some(c))
                 }
-                ast::JoinOperator::CrossJoin(_) => (JoinKind::Inner, None),
-                other => {
-                    return Err(SqlError::unsupported(
-                        format!("join type not supported yet: {other:?}")
-                            .chars()
-                            .take(80)
-                            .collect::<String>(),
-                    ))
+                ast::JoinOperator::Right(c) | ast::JoinOperator::RightOuter(c) => {
+                    (JoinKind::Right, Some(c))
                 }
+                ast::JoinOperator::FullOuter(c) => (JoinKind::Full, Some(c)),
+                ast::JoinOperator::CrossJoin(_) => (JoinKind::Inner, None),
+                _ => return Err(SqlError::unsupported("this join type is not supported")),
             };
             let left_width = scope.cols.len();
             let right_width = rscope.cols.len();
@@ -1043,6 +1749,7 @@ impl<'a> Binder<'a> {
                 left_keys,
                 right_keys,
                 on: and_all(rest),
+                left_width,
                 right_width,
             };
             scope = joined;
@@ -1089,25 +1796,23 @@ impl<'a> Binder<'a> {
         Ok(Some(Returning { exprs, columns }))
     }
 
-    /// Binds `SET col = expr, ...` (UPDATE, ON CONFLICT DO UPDATE) against
-    /// `table`, expressions resolved in `scope`.
+    /// Binds `SET col = expr, ...` and `SET (a, b) = (expr, expr)` or
+    /// `= (SELECT ...)` (UPDATE, ON CONFLICT DO UPDATE) against `table`,
+    /// expressions resolved in `scope`.
     fn bind_assignments(
         &mut self,
         assignments: &[ast::Assignment],
         table: &TableDesc,
         scope: &Scope,
     ) -> Result<Vec<(usize, Expr)>> {
-        let mut sets = Vec::new();
-        for a in assignments {
-            let ast::AssignmentTarget::ColumnName(c) = &a.target else {
-                return Err(SqlError::unsupported("tuple assignments"));
-            };
+        let mut sets: Vec<(usize, Expr)> = Vec::new();
+        let column = |c: &ast::ObjectName| -> Result<usize> {
             let n =
                 c.0.last()
                     .and_then(|p| p.as_ident())
                     .map(ident)
                     .ok_or_else(|| SqlError::syntax("bad column name"))?;
-            let p = table.column_index(&n).ok_or_else(|| {
+            table.column_index(&n).ok_or_else(|| {
                 SqlError::new(
                     code::UNDEFINED_COLUMN,
                     format!(
@@ -1115,22 +1820,92 @@ impl<'a> Binder<'a> {
                         table.name
                     ),
                 )
-            })?;
-            let col = &table.columns[p];
-            let e = if is_default_keyword(&a.value) {
-                match &col.default {
-                    Some(d) => self.bind_default(d, &col.ty)?,
-                    None => Expr::Literal(Datum::Null),
+            })
+        };
+        for a in assignments {
+            let targets: Vec<usize> = match &a.target {
+                ast::AssignmentTarget::ColumnName(c) => vec![column(c)?],
+                ast::AssignmentTarget::Tuple(cols) => {
+                    cols.iter().map(&column).collect::<Result<_>>()?
                 }
-            } else {
-                let mut t = self.bind_expr_no_agg(&a.value, scope, "UPDATE")?;
-                self.unify_with(&mut t, &col.ty);
-                check_assignable(&t.ty, &col.ty, &col.name)?;
-                t.e
             };
-            sets.push((p, e));
+            for p in &targets {
+                if sets.iter().any(|(q, _)| q == p)
+                    || targets.iter().filter(|q| *q == p).count() > 1
+                {
+                    return Err(SqlError::syntax(format!(
+                        "multiple assignments to same column \"{}\"",
+                        table.columns[*p].name
+                    )));
+                }
+            }
+            let ast::AssignmentTarget::Tuple(_) = &a.target else {
+                let e = self.bind_assignment(&a.value, table, targets[0], scope)?;
+                sets.push((targets[0], e));
+                continue;
+            };
+            match &a.value {
+                ast::Expr::Tuple(values) => {
+                    if values.len() != targets.len() {
+                        return Err(SqlError::syntax(
+                            "number of columns does not match number of values",
+                        ));
+                    }
+                    for (p, v) in targets.iter().zip(values) {
+                        let e = self.bind_assignment(v, table, *p, scope)?;
+                        sets.push((*p, e));
+                    }
+                }
+                ast::Expr::Subquery(q) => {
+                    let (plan, cols, args) = self.bind_subquery(q, scope)?;
+                    if cols.len() != targets.len() {
+                        return Err(SqlError::syntax(
+                            "number of columns does not match number of values",
+                        ));
+                    }
+                    for (i, p) in targets.iter().enumerate() {
+                        let col = &table.columns[*p];
+                        check_assignable(&cols[i].1, &col.ty, &col.name)?;
+                        sets.push((
+                            *p,
+                            Expr::Subquery {
+                                kind: SubqueryKind::Scalar(i),
+                                lhs: None,
+                                plan: plan.clone(),
+                                args: args.clone(),
+                            },
+                        ));
+                    }
+                }
+                _ => {
+                    return Err(SqlError::syntax(
+                        "source for a multiple-column UPDATE item must be a sub-SELECT or ROW() expression",
+                    ))
+                }
+            }
         }
         Ok(sets)
+    }
+
+    /// The new value of column `p` (DEFAULT is its default).
+    fn bind_assignment(
+        &mut self,
+        value: &ast::Expr,
+        table: &TableDesc,
+        p: usize,
+        scope: &Scope,
+    ) -> Result<Expr> {
+        let col = &table.columns[p];
+        if is_default_keyword(value) {
+            return match &col.default {
+                Some(d) => self.bind_default(d, &col.ty),
+                None => Ok(Expr::Literal(Datum::Null)),
+            };
+        }
+        let mut t = self.bind_expr_no_agg(value, scope, "UPDATE")?;
+        self.unify_with(&mut t, &col.ty);
+        check_assignable(&t.ty, &col.ty, &col.name)?;
+        Ok(t.e)
     }
 
     fn bind_insert(&mut self, i: &ast::Insert) -> Result<InsertPlan> {
@@ -1233,7 +2008,7 @@ impl<'a> Binder<'a> {
                     let col = &table.columns[targets[k]];
                     check_assignable(ty, &col.ty, &col.name)?;
                 }
-                InsertSource::Query(q.plan)
+                InsertSource::Query(Box::new(q.plan))
             }
         };
         let returning = self.bind_returning(&i.returning, &table)?;
@@ -1324,20 +2099,48 @@ impl<'a> Binder<'a> {
     }
 
     fn bind_update(&mut self, u: &ast::Update) -> Result<UpdatePlan> {
-        if u.from.is_some() || !u.table.joins.is_empty() {
-            return Err(SqlError::unsupported(
-                "UPDATE ... FROM is not supported yet",
-            ));
+        if !u.table.joins.is_empty() {
+            return Err(SqlError::unsupported("UPDATE of a join"));
         }
         let ast::TableFactor::Table { name, alias, .. } = &u.table.relation else {
             return Err(SqlError::unsupported("UPDATE of this relation"));
         };
+        let rel = table_name(name)?;
+        if self.views.contains_key(&rel) {
+            return Err(SqlError::new(
+                code::WRONG_OBJECT_TYPE,
+                format!("cannot update view \"{rel}\""),
+            ));
+        }
         let table = self.table(name)?;
         let alias = alias
             .as_ref()
             .map(|a| ident(&a.name))
             .unwrap_or(table.name.clone());
-        let scope = Scope::of_table(&table, &alias);
+        let mut scope = Scope::of_table(&table, &alias);
+        let from_items = match &u.from {
+            Some(
+                ast::UpdateTableFromKind::AfterSet(f) | ast::UpdateTableFromKind::BeforeSet(f),
+            ) => f.as_slice(),
+            None => &[],
+        };
+        let from = if from_items.is_empty() {
+            None
+        } else {
+            let (plan, fscope) = self.bind_from(from_items)?;
+            if fscope
+                .cols
+                .iter()
+                .any(|c| c.table.as_deref() == Some(alias.as_str()))
+            {
+                return Err(SqlError::new(
+                    code::DUPLICATE_ALIAS,
+                    format!("table name \"{alias}\" specified more than once"),
+                ));
+            }
+            scope.cols.extend(fscope.cols);
+            Some(Box::new(finalize_ranges(plan)))
+        };
         let sets = self.bind_assignments(&u.assignments, &table, &scope)?;
         let (filter, range) = self.bind_row_filter(u.selection.as_ref(), &table, &scope)?;
         let returning = self.bind_returning(&u.returning, &table)?;
@@ -1347,6 +2150,7 @@ impl<'a> Binder<'a> {
             filter,
             sets,
             returning,
+            from,
         })
     }
 
@@ -1474,11 +2278,8 @@ impl<'a> Binder<'a> {
         use ast::Expr as A;
         let t = match e {
             A::Identifier(i) => {
-                let (c, ty) = scope.resolve(None, &ident(i))?;
-                Typed {
-                    e: Expr::Column(c),
-                    ty,
-                }
+                let (e, ty) = self.resolve_name(scope, None, &ident(i))?;
+                Typed { e, ty }
             }
             A::CompoundIdentifier(parts) => {
                 let names: Vec<String> = parts.iter().map(ident).collect();
@@ -1487,11 +2288,8 @@ impl<'a> Binder<'a> {
                     [_, t, c] | [_, _, t, c] => (t.clone(), c.clone()),
                     _ => return Err(SqlError::syntax(format!("improper qualified name: {e}"))),
                 };
-                let (c, ty) = scope.resolve(Some(&t), &c)?;
-                Typed {
-                    e: Expr::Column(c),
-                    ty,
-                }
+                let (e, ty) = self.resolve_name(scope, Some(&t), &c)?;
+                Typed { e, ty }
             }
             A::Value(v) => self.bind_value(&v.value)?,
             A::Nested(inner) => self.bind_expr(inner, scope)?,
@@ -1747,8 +2545,74 @@ impl<'a> Binder<'a> {
                 }
             }
             A::Function(f) => self.bind_function(f, scope)?,
-            A::Subquery(_) | A::Exists { .. } => {
-                return Err(SqlError::unsupported("subqueries are not supported yet"))
+            A::Subquery(q) => {
+                let (plan, cols, args) = self.bind_subquery(q, scope)?;
+                if cols.len() != 1 {
+                    return Err(SqlError::syntax("subquery must return only one column"));
+                }
+                Typed {
+                    e: Expr::Subquery {
+                        kind: SubqueryKind::Scalar(0),
+                        lhs: None,
+                        plan,
+                        args,
+                    },
+                    ty: cols[0].1.clone(),
+                }
+            }
+            A::Exists { subquery, negated } => {
+                let (plan, _, args) = self.bind_subquery(subquery, scope)?;
+                let e = Expr::Subquery {
+                    kind: SubqueryKind::Exists,
+                    lhs: None,
+                    plan,
+                    args,
+                };
+                Typed {
+                    e: if *negated { Expr::Not(Box::new(e)) } else { e },
+                    ty: DataType::Bool,
+                }
+            }
+            A::In {
+                expr,
+                target: ast::InTarget::Subquery(q),
+                negated,
+                ..
+            } => self.bind_quantified(expr, q, scope, SubqueryKind::In { negated: *negated })?,
+            A::AnyOp {
+                left,
+                compare_op,
+                right,
+                ..
+            }
+            | A::AllOp {
+                left,
+                compare_op,
+                right,
+            } => {
+                let ast::Expr::Subquery(q) = right.as_ref() else {
+                    return Err(SqlError::unsupported("ANY/ALL over an array"));
+                };
+                let op = match compare_op {
+                    ast::BinaryOperator::Eq => BinOp::Eq,
+                    ast::BinaryOperator::NotEq => BinOp::NotEq,
+                    ast::BinaryOperator::Lt => BinOp::Lt,
+                    ast::BinaryOperator::LtEq => BinOp::LtEq,
+                    ast::BinaryOperator::Gt => BinOp::Gt,
+                    ast::BinaryOperator::GtEq => BinOp::GtEq,
+                    other => return Err(SqlError::unsupported(format!("operator {other} ANY"))),
+                };
+                let all = matches!(e, A::AllOp { .. });
+                self.bind_quantified(left, q, scope, SubqueryKind::Quantified { op, all })?
+            }
+            A::IsUnknown(x) | A::IsNotUnknown(x) => {
+                let mut t = self.bind_expr(x, scope)?;
+                self.unify_with(&mut t, &DataType::Bool);
+                expect_bool(&t, "IS UNKNOWN")?;
+                Typed {
+                    e: Expr::IsNull(Box::new(Self::fold(t)?.e), matches!(e, A::IsNotUnknown(_))),
+                    ty: DataType::Bool,
+                }
             }
             other => {
                 return Err(SqlError::unsupported(format!(
@@ -1758,6 +2622,33 @@ impl<'a> Binder<'a> {
             }
         };
         Ok(t)
+    }
+
+    /// `lhs IN (subquery)`, `lhs op ANY/ALL (subquery)`.
+    fn bind_quantified(
+        &mut self,
+        lhs: &ast::Expr,
+        q: &ast::Query,
+        scope: &Scope,
+        kind: SubqueryKind,
+    ) -> Result<Typed> {
+        let mut l = self.bind_expr(lhs, scope)?;
+        let (plan, cols, args) = self.bind_subquery(q, scope)?;
+        if cols.len() != 1 {
+            return Err(SqlError::syntax("subquery has too many columns"));
+        }
+        let ty = cols[0].1.clone();
+        self.unify_with(&mut l, &ty);
+        check_comparable(&l.ty, &ty, BinOp::Eq)?;
+        Ok(Typed {
+            e: Expr::Subquery {
+                kind,
+                lhs: Some(Box::new(Self::fold(l)?.e)),
+                plan,
+                args,
+            },
+            ty: DataType::Bool,
+        })
     }
 
     fn bind_value(&mut self, v: &ast::Value) -> Result<Typed> {
@@ -1911,8 +2802,14 @@ impl<'a> Binder<'a> {
             "avg" => Some(AggFunc::Avg),
             "min" => Some(AggFunc::Min),
             "max" => Some(AggFunc::Max),
+            "array_agg" => Some(AggFunc::ArrayAgg),
             _ => None,
         };
+        if agg.is_none() && f.filter.is_some() {
+            return Err(SqlError::syntax(format!(
+                "FILTER specified, but {name} is not an aggregate function"
+            )));
+        }
         if let Some(func) = agg {
             if self.aggs.is_none() {
                 return Err(SqlError::new(
@@ -1935,6 +2832,11 @@ impl<'a> Binder<'a> {
                 let t = self.bind_expr_no_agg(&args[0], scope, "aggregate function calls")?;
                 (Some(t.e), t.ty)
             };
+            let filter = f
+                .filter
+                .as_ref()
+                .map(|w| self.bind_bool(w, scope, "FILTER"))
+                .transpose()?;
             let ty = match func {
                 AggFunc::CountStar | AggFunc::Count => DataType::Int8,
                 AggFunc::Sum => match &arg_ty {
@@ -1951,12 +2853,15 @@ impl<'a> Binder<'a> {
                     t => return Err(no_function(name, t)),
                 },
                 AggFunc::Min | AggFunc::Max => arg_ty.clone(),
+                // Arrays are not a type yet: the text form of the array.
+                AggFunc::ArrayAgg => DataType::Text,
             };
             let aggs = self.aggs.as_mut().expect("checked above");
             let call = AggCall {
                 func,
                 arg,
                 distinct,
+                filter,
                 arg_ty,
             };
             let idx = match aggs.iter().position(|a| *a == call) {
@@ -1999,6 +2904,56 @@ impl<'a> Binder<'a> {
                     "upper" => (Func::Upper, DataType::Text),
                     _ => (Func::Length, DataType::Int4),
                 }
+            }
+            "round" => {
+                if bound.is_empty() || bound.len() > 2 {
+                    return Err(no_function(name, &DataType::Unknown));
+                }
+                self.unify_with(&mut bound[0], &DataType::Numeric(None));
+                if bound.len() == 2 {
+                    self.unify_with(&mut bound[1], &DataType::Int4);
+                    if !bound[1].ty.is_integer()
+                        || !(bound[0].ty.is_integer()
+                            || matches!(bound[0].ty, DataType::Numeric(_)))
+                    {
+                        let sig = format!(
+                            "{}, {}",
+                            types::type_display(&bound[0].ty),
+                            types::type_display(&bound[1].ty)
+                        );
+                        return Err(SqlError::new(
+                            code::UNDEFINED_FUNCTION,
+                            format!("function round({sig}) does not exist"),
+                        ));
+                    }
+                    (Func::Round, DataType::Numeric(None))
+                } else if bound[0].ty.is_float() {
+                    (Func::Round, DataType::Float8)
+                } else if bound[0].ty.is_integer() || matches!(bound[0].ty, DataType::Numeric(_)) {
+                    (Func::Round, DataType::Numeric(None))
+                } else {
+                    return Err(no_function(name, &bound[0].ty));
+                }
+            }
+            "booleq" | "boolne" => {
+                arity(2)?;
+                for b in bound.iter_mut() {
+                    self.unify_with(b, &DataType::Bool);
+                }
+                if bound.iter().any(|b| b.ty != DataType::Bool) {
+                    let sig: Vec<String> =
+                        bound.iter().map(|b| types::type_display(&b.ty)).collect();
+                    return Err(SqlError::new(
+                        code::UNDEFINED_FUNCTION,
+                        format!("function {name}({}) does not exist", sig.join(", ")),
+                    ));
+                }
+                let f = if name == "booleq" {
+                    Func::BoolEq
+                } else {
+                    Func::BoolNe
+                };
+                (f, DataType::Bool)
             }
             "abs" => {
                 arity(1)?;
@@ -2068,6 +3023,83 @@ impl<'a> Binder<'a> {
             e: Expr::Func(func, args),
             ty,
         })
+    }
+}
+
+/// The lower-cased name of a function call.
+fn function_name(f: &ast::Function) -> String {
+    f.name
+        .0
+        .last()
+        .and_then(|p| p.as_ident())
+        .map(ident)
+        .unwrap_or_default()
+}
+
+/// Output names after a column alias list (`name(a, b)`): 42P10 with more
+/// aliases than columns.
+fn rename_columns(
+    columns: &[(String, DataType)],
+    aliases: &[ast::TableAliasColumnDef],
+) -> Result<Vec<String>> {
+    if aliases.len() > columns.len() {
+        return Err(SqlError::new(
+            code::INVALID_COLUMN_REFERENCE,
+            format!(
+                "table has {} columns available but {} columns specified",
+                columns.len(),
+                aliases.len()
+            ),
+        ));
+    }
+    Ok(columns
+        .iter()
+        .enumerate()
+        .map(|(i, (n, _))| aliases.get(i).map(|a| ident(&a.name)).unwrap_or(n.clone()))
+        .collect())
+}
+
+/// A bound query used as a FROM item named `rel` (a CTE or a view).
+fn derived(
+    q: BoundQuery,
+    names: Vec<String>,
+    rel: &str,
+    alias: Option<&ast::TableAlias>,
+) -> Result<(Plan, Scope)> {
+    let names = match alias {
+        Some(a) => {
+            let named: Vec<(String, DataType)> = names
+                .into_iter()
+                .zip(q.columns.iter().map(|(_, t)| t.clone()))
+                .collect();
+            rename_columns(&named, &a.columns)?
+        }
+        None => names,
+    };
+    let table = alias.map(|a| ident(&a.name)).unwrap_or(rel.to_string());
+    let scope = Scope {
+        cols: names
+            .into_iter()
+            .zip(&q.columns)
+            .map(|(name, (_, ty))| ScopeCol {
+                table: Some(table.clone()),
+                name,
+                ty: ty.clone(),
+                hidden: false,
+            })
+            .collect(),
+    };
+    Ok((q.plan, scope))
+}
+
+/// Parses one query (view definitions are stored as SQL text).
+pub fn parse_query(sql: &str) -> Result<ast::Query> {
+    let dialect = sqlparser::dialect::PostgreSqlDialect {};
+    let mut stmts = sqlparser::parser::Parser::parse_sql(&dialect, sql)
+        .map_err(|e| SqlError::syntax(e.to_string()))?;
+    match (stmts.pop(), stmts.is_empty()) {
+        (Some(ast::Statement::Query(q)), true) => Ok(*q),
+        _ => Err(SqlError::syntax("a view must be defined by one query")),
     }
 }
 
@@ -2171,6 +3203,50 @@ fn arith_type(op: BinOp, a: &DataType, b: &DataType) -> Result<DataType> {
         (T::Date, T::Date) if op == BinOp::Sub => T::Int4,
         _ => return Err(err()),
     })
+}
+
+/// The type two branches of a UNION (or rows of VALUES) resolve to, as
+/// PostgreSQL's rules pick it: an untyped side takes the other's type;
+/// numbers widen (smallint < integer < bigint < numeric < real < double);
+/// strings become text. None: the types cannot be matched.
+fn common_type(a: &DataType, b: &DataType) -> Option<DataType> {
+    use DataType as T;
+    if a == b {
+        return Some(a.clone());
+    }
+    if *a == T::Unknown {
+        return Some(b.clone());
+    }
+    if *b == T::Unknown {
+        return Some(a.clone());
+    }
+    if a.is_numeric() && b.is_numeric() {
+        let rank = |t: &T| match t {
+            T::Int2 => 0,
+            T::Int4 => 1,
+            T::Int8 => 2,
+            T::Numeric(_) => 3,
+            T::Float4 => 4,
+            _ => 5,
+        };
+        let t = if rank(a) >= rank(b) { a } else { b };
+        return Some(match t {
+            T::Numeric(_) => T::Numeric(None),
+            other => other.clone(),
+        });
+    }
+    if a.is_string() && b.is_string() {
+        return Some(T::Text);
+    }
+    if family(a) == family(b) && family(a) == 5 {
+        // date < timestamp < timestamptz
+        return Some(if *a == T::TimestampTz || *b == T::TimestampTz {
+            T::TimestampTz
+        } else {
+            T::Timestamp
+        });
+    }
+    None
 }
 
 /// Whether a value of type `from` may be stored in a column of type `to`.
@@ -2313,6 +3389,23 @@ fn map_to_groups(e: Expr, groups: &[Expr], ngroups: usize, scope: &Scope) -> Res
                 .map(|a| map_to_groups(a, groups, ngroups, scope))
                 .collect::<Result<_>>()?,
         )),
+        Expr::OuterRef(_) => Ok(e),
+        Expr::Subquery {
+            kind,
+            lhs,
+            plan,
+            args,
+        } => Ok(Expr::Subquery {
+            kind,
+            lhs: lhs
+                .map(|l| map_to_groups(*l, groups, ngroups, scope).map(Box::new))
+                .transpose()?,
+            plan,
+            args: args
+                .into_iter()
+                .map(|a| map_to_groups(a, groups, ngroups, scope))
+                .collect::<Result<_>>()?,
+        }),
     }
 }
 
@@ -2405,6 +3498,7 @@ fn finalize_ranges(plan: Plan) -> Plan {
             left_keys,
             right_keys,
             on,
+            left_width,
             right_width,
         } => Plan::Join {
             left: Box::new(finalize_ranges(*left)),
@@ -2413,19 +3507,10 @@ fn finalize_ranges(plan: Plan) -> Plan {
             left_keys,
             right_keys,
             on,
+            left_width,
             right_width,
         },
         other => other,
-    }
-}
-
-fn width(plan: &Plan) -> Option<usize> {
-    match plan {
-        Plan::Scan { table, .. } => Some(table.columns.len()),
-        Plan::Join {
-            left, right_width, ..
-        } => Some(width(left)? + right_width),
-        _ => None,
     }
 }
 
@@ -2457,22 +3542,10 @@ fn try_push(plan: Plan, c: Expr) -> (Plan, Option<Expr>) {
             left_keys,
             right_keys,
             on,
+            left_width,
             right_width,
         } => {
-            let Some(lw) = width(&left) else {
-                return (
-                    Plan::Join {
-                        left,
-                        right,
-                        kind,
-                        left_keys,
-                        right_keys,
-                        on,
-                        right_width,
-                    },
-                    Some(c),
-                );
-            };
+            let lw = left_width;
             let mut uses_left = false;
             let mut uses_right = false;
             c.visit_columns(&mut |i| {
@@ -2489,9 +3562,12 @@ fn try_push(plan: Plan, c: Expr) -> (Plan, Option<Expr>) {
                 left_keys: left_keys.clone(),
                 right_keys: right_keys.clone(),
                 on: on.clone(),
+                left_width,
                 right_width,
             };
-            if uses_left && !uses_right {
+            // A WHERE conjunct may move below a join only to a side whose
+            // rows the join does not pad with NULLs.
+            if uses_left && !uses_right && matches!(kind, JoinKind::Inner | JoinKind::Left) {
                 let (l, back) = try_push(*left, c);
                 (rebuild(l, *right), back)
             } else if uses_right && !uses_left && kind == JoinKind::Inner {
@@ -2780,6 +3856,8 @@ fn explain_plan(plan: &Plan, depth: usize, out: &mut Vec<String>) {
             let k = match kind {
                 JoinKind::Inner => "inner",
                 JoinKind::Left => "left",
+                JoinKind::Right => "right",
+                JoinKind::Full => "full",
             };
             out.push(format!("{pad}{algo} join ({k})"));
             explain_plan(left, depth + 1, out);
@@ -2804,6 +3882,34 @@ fn explain_plan(plan: &Plan, depth: usize, out: &mut Vec<String>) {
         Plan::Distinct { input } => {
             out.push(format!("{pad}distinct"));
             explain_plan(input, depth + 1, out);
+        }
+        Plan::DistinctOn { input, keys } => {
+            out.push(format!("{pad}distinct on ({} keys)", keys.len()));
+            explain_plan(input, depth + 1, out);
+        }
+        Plan::Series { .. } => out.push(format!("{pad}generate_series")),
+        Plan::ProjectSet { input, exprs, srfs } => {
+            out.push(format!(
+                "{pad}project set ({} columns, {} set-returning)",
+                exprs.len(),
+                srfs.len()
+            ));
+            explain_plan(input, depth + 1, out);
+        }
+        Plan::SetOp {
+            op,
+            all,
+            left,
+            right,
+        } => {
+            let name = match op {
+                SetOpKind::Union => "union",
+                SetOpKind::Intersect => "intersect",
+                SetOpKind::Except => "except",
+            };
+            out.push(format!("{pad}{name}{}", if *all { " all" } else { "" }));
+            explain_plan(left, depth + 1, out);
+            explain_plan(right, depth + 1, out);
         }
         Plan::Limit {
             input,
@@ -2849,6 +3955,10 @@ pub fn explain(b: &Bound) -> Vec<String> {
         Bound::Update(u) => {
             out.push(format!("update {}", u.table.name));
             scan_line(&mut out, &u.table, &u.range);
+            if let Some(from) = &u.from {
+                out.push("  from:".into());
+                explain_plan(from, 2, &mut out);
+            }
         }
         Bound::Delete(d) => {
             out.push(format!("delete from {}", d.table.name));
@@ -2906,12 +4016,14 @@ mod tests {
                 Plan::Scan { range, .. } => Some(range.clone()),
                 Plan::Filter { input, .. }
                 | Plan::Project { input, .. }
+                | Plan::ProjectSet { input, .. }
                 | Plan::Aggregate { input, .. }
                 | Plan::Sort { input, .. }
                 | Plan::Distinct { input }
+                | Plan::DistinctOn { input, .. }
                 | Plan::Limit { input, .. } => find(input),
-                Plan::Join { left, .. } => find(left),
-                Plan::Values { .. } => None,
+                Plan::Join { left, .. } | Plan::SetOp { left, .. } => find(left),
+                Plan::Values { .. } | Plan::Series { .. } => None,
             }
         }
         match b {

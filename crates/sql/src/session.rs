@@ -240,23 +240,15 @@ impl Session {
         out
     }
 
-    async fn fetch_tables(&self, stmt: &Statement) -> Result<HashMap<String, Arc<TableDesc>>> {
-        let mut tables = HashMap::new();
-        for name in plan::referenced_tables(stmt) {
-            if let Some(t) = self.catalog.table(&self.database, &name).await? {
-                tables.insert(name, t);
-            }
-        }
-        Ok(tables)
-    }
-
     async fn bind(
         &self,
         stmt: &Statement,
         params: Vec<DataType>,
     ) -> Result<(Bound, Vec<DataType>)> {
-        let tables = self.fetch_tables(stmt).await?;
-        let mut b = Binder::new(&tables, params);
+        let names = plan::referenced_tables(stmt);
+        let rels = crate::objects::fetch_relations(&self.catalog, &self.database, names).await?;
+        let tables = rels.tables;
+        let mut b = Binder::new(&tables, params).with_views(rels.views);
         let bound = b.bind_statement(stmt)?;
         Ok((bound, b.param_types()))
     }
@@ -411,16 +403,50 @@ impl Session {
         prebound: Option<(&Bound, u64)>,
         params: &[Datum],
     ) -> Result<StmtResult> {
+        if !matches!(self.txn, TxnState::Idle)
+            && self
+                .vars
+                .get(crate::objects::READ_ONLY_VAR)
+                .map(String::as_str)
+                == Some("on")
+        {
+            crate::objects::check_read_only(stmt)?;
+        }
         match stmt {
-            Statement::StartTransaction { .. } => {
+            Statement::StartTransaction { modes, .. } => {
                 if let TxnState::Idle = self.txn {
                     let mut txn = Txn::new(self.catalog.kv().clone());
                     let level = requested_isolation(modes).unwrap_or(self.default_isolation());
                     txn.kv().set_isolation(level);
                     self.txn = TxnState::Open(txn);
+                    let ro = crate::objects::is_read_only(modes);
+                    self.vars.insert(
+                        crate::objects::READ_ONLY_VAR.into(),
+                        if ro { "on" } else { "off" }.into(),
+                    );
                 }
                 Ok(StmtResult::Begin)
             }
+            Statement::CreateView(cv) => {
+                crate::objects::create_view(&self.catalog, &self.database, cv).await?;
+                Ok(StmtResult::Command("CREATE VIEW".into()))
+            }
+            Statement::Drop {
+                object_type: ast::ObjectType::View,
+                if_exists,
+                names,
+                ..
+            } => {
+                crate::objects::drop_views(&self.catalog, &self.database, names, *if_exists)
+                    .await?;
+                Ok(StmtResult::Command("DROP VIEW".into()))
+            }
+            Statement::CreateRole(_)
+            | Statement::CreateUser(_)
+            | Statement::Drop {
+                object_type: ast::ObjectType::Role | ast::ObjectType::User,
+                ..
+            } => crate::objects::role_statement(&self.catalog, stmt).await,
             Statement::Commit { .. } => {
                 match std::mem::replace(&mut self.txn, TxnState::Idle) {
                     TxnState::Open(txn) => txn.commit().await?,
@@ -532,6 +558,7 @@ impl Session {
             params: params.to_vec(),
             now: types::now_micros(),
             database: self.database.clone(),
+            ..Default::default()
         };
         let out = match &mut self.txn {
             TxnState::Open(txn) => {
@@ -643,6 +670,7 @@ impl Session {
                     params: params.to_vec(),
                     now: types::now_micros(),
                     database: self.database.clone(),
+                    ..Default::default()
                 };
                 let txn = Txn::new(kv.clone());
                 let data = exec::run(&q.plan, &txn, &ctx).await?;

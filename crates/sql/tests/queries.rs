@@ -1,0 +1,379 @@
+//! Query features end to end over `tokio-postgres`: subqueries (scalar,
+//! IN, EXISTS, ANY/ALL, correlated), CTEs, set operations, views, outer
+//! joins, generate_series, UPDATE ... FROM and tuple assignments, roles
+//! and read-only transactions, and the functions they need.
+
+mod common;
+
+use common::*;
+
+async fn setup(c: &tokio_postgres::Client) {
+    c.batch_execute(
+        "CREATE TABLE t1 (a INT PRIMARY KEY, b INT);
+         CREATE TABLE t2 (x INT, y INT);
+         INSERT INTO t1 VALUES (1, 10), (2, 20), (3, NULL);
+         INSERT INTO t2 VALUES (1, 100), (1, 101), (2, 200), (NULL, 300);",
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subqueries_follow_postgres_null_and_cardinality_rules() {
+    let c = cluster().await;
+    let s = connect(c.addrs[0]).await;
+    setup(&s).await;
+    // Scalar: one row, no row (NULL), more rows (21000), more columns (42601).
+    assert_eq!(flat(&s, "SELECT (SELECT max(y) FROM t2)").await, "300");
+    assert_eq!(
+        flat(&s, "SELECT (SELECT y FROM t2 WHERE x = 9)").await,
+        "NULL"
+    );
+    assert_eq!(sqlstate(&s, "SELECT (SELECT y FROM t2)").await, "21000");
+    assert_eq!(sqlstate(&s, "SELECT (SELECT x, y FROM t2)").await, "42601");
+    // IN / NOT IN: a NULL in the subquery makes a miss unknown.
+    assert_eq!(
+        flat(
+            &s,
+            "SELECT a FROM t1 WHERE a IN (SELECT x FROM t2) ORDER BY a"
+        )
+        .await,
+        "1;2"
+    );
+    assert_eq!(
+        flat(&s, "SELECT a FROM t1 WHERE a NOT IN (SELECT x FROM t2)").await,
+        ""
+    );
+    assert_eq!(
+        flat(
+            &s,
+            "SELECT a FROM t1 WHERE a NOT IN (SELECT x FROM t2 WHERE x IS NOT NULL)"
+        )
+        .await,
+        "3"
+    );
+    assert_eq!(
+        flat(
+            &s,
+            "SELECT 3 IN (SELECT x FROM t2), NULL IN (SELECT 1 WHERE false)"
+        )
+        .await,
+        "NULL|f"
+    );
+    // EXISTS / NOT EXISTS, correlated.
+    assert_eq!(
+        flat(
+            &s,
+            "SELECT a FROM t1 WHERE EXISTS (SELECT 1 FROM t2 WHERE t2.x = t1.a) ORDER BY a"
+        )
+        .await,
+        "1;2"
+    );
+    assert_eq!(
+        flat(
+            &s,
+            "SELECT a FROM t1 WHERE NOT EXISTS (SELECT 1 FROM t2 WHERE t2.x = t1.a)"
+        )
+        .await,
+        "3"
+    );
+    // Correlated scalar subquery in the select list and ORDER BY.
+    assert_eq!(
+        flat(
+            &s,
+            "SELECT a, (SELECT count(*) FROM t2 WHERE t2.x = t1.a) AS n FROM t1 ORDER BY n DESC, a"
+        )
+        .await,
+        "1|2;2|1;3|0"
+    );
+    // Two levels: the innermost query reads the outermost row.
+    assert_eq!(
+        flat(
+            &s,
+            "SELECT a FROM t1 WHERE EXISTS (SELECT 1 FROM t2 WHERE t2.x = t1.a \
+             AND t2.y IN (SELECT y FROM t2 AS t3 WHERE t3.y > t1.b * 10)) ORDER BY a"
+        )
+        .await,
+        "1"
+    );
+    // ANY / ALL.
+    assert_eq!(
+        flat(
+            &s,
+            "SELECT a FROM t1 WHERE b > ALL (SELECT 15 UNION SELECT 5)"
+        )
+        .await,
+        "2"
+    );
+    assert_eq!(
+        flat(
+            &s,
+            "SELECT a FROM t1 WHERE b = ANY (SELECT y / 10 FROM t2) ORDER BY a"
+        )
+        .await,
+        "1;2"
+    );
+    // Aggregated outer query: the subquery reads a grouped column.
+    assert_eq!(
+        flat(
+            &s,
+            "SELECT x, (SELECT b FROM t1 WHERE a = x) FROM t2 WHERE x IS NOT NULL GROUP BY x ORDER BY x"
+        )
+        .await,
+        "1|10;2|20"
+    );
+    // In DML: WHERE and SET.
+    s.batch_execute(
+        "UPDATE t1 SET b = (SELECT sum(y) FROM t2 WHERE t2.x = t1.a) WHERE a IN (SELECT x FROM t2)",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        flat(&s, "SELECT a, b FROM t1 ORDER BY a").await,
+        "1|201;2|200;3|NULL"
+    );
+    s.batch_execute("DELETE FROM t1 WHERE NOT EXISTS (SELECT 1 FROM t2 WHERE x = a)")
+        .await
+        .unwrap();
+    assert_eq!(flat(&s, "SELECT a FROM t1 ORDER BY a").await, "1;2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctes_set_operations_and_views() {
+    let c = cluster().await;
+    let s = connect(c.addrs[0]).await;
+    setup(&s).await;
+    assert_eq!(
+        flat(
+            &s,
+            "WITH big AS (SELECT x, y FROM t2 WHERE y > 100), n(c) AS (SELECT count(*) FROM big) \
+             SELECT c, (SELECT min(y) FROM big) FROM n"
+        )
+        .await,
+        "3|101"
+    );
+    // A CTE shadows a table of the same name.
+    assert_eq!(
+        flat(&s, "WITH t1 AS (SELECT 7 AS a) SELECT a FROM t1").await,
+        "7"
+    );
+    assert_eq!(
+        flat(&s, "SELECT a FROM t1 UNION SELECT x FROM t2 ORDER BY 1").await,
+        "1;2;3;NULL"
+    );
+    assert_eq!(
+        flat(
+            &s,
+            "SELECT x FROM t2 UNION ALL SELECT a FROM t1 ORDER BY 1 LIMIT 3"
+        )
+        .await,
+        "1;1;1"
+    );
+    assert_eq!(
+        flat(&s, "SELECT x FROM t2 INTERSECT SELECT a FROM t1 ORDER BY x").await,
+        "1;2"
+    );
+    assert_eq!(
+        flat(
+            &s,
+            "SELECT x FROM t2 INTERSECT ALL SELECT 1 UNION ALL SELECT 1"
+        )
+        .await,
+        "1;1"
+    );
+    assert_eq!(
+        flat(&s, "SELECT a FROM t1 EXCEPT SELECT x FROM t2").await,
+        "3"
+    );
+    assert_eq!(
+        flat(&s, "SELECT x FROM t2 EXCEPT ALL SELECT 1 ORDER BY 1").await,
+        "1;2;NULL"
+    );
+    // Types unify across branches; widths must match.
+    assert_eq!(
+        flat(&s, "SELECT 1 UNION SELECT 2.5 ORDER BY 1").await,
+        "1;2.5"
+    );
+    assert_eq!(sqlstate(&s, "SELECT 1 UNION SELECT 1, 2").await, "42601");
+    assert_eq!(
+        sqlstate(&s, "SELECT 1 UNION SELECT 'a'::text").await,
+        "42804"
+    );
+
+    // Views: stored, expanded where used, read-only, dropped.
+    s.batch_execute("CREATE VIEW v1 (k, total) AS SELECT x, sum(y) FROM t2 GROUP BY x")
+        .await
+        .unwrap();
+    assert_eq!(
+        flat(&s, "SELECT k, total FROM v1 WHERE k IS NOT NULL ORDER BY k").await,
+        "1|201;2|200"
+    );
+    let other = connect(c.addrs[1]).await;
+    assert_eq!(
+        flat(
+            &other,
+            "SELECT v.total FROM v1 AS v JOIN t1 ON t1.a = v.k WHERE a = 2"
+        )
+        .await,
+        "200"
+    );
+    assert_eq!(sqlstate(&s, "CREATE VIEW v1 AS SELECT 1").await, "42P07");
+    assert_eq!(sqlstate(&s, "CREATE VIEW t1 AS SELECT 1").await, "42P07");
+    assert_eq!(
+        sqlstate(&s, "CREATE VIEW bad AS SELECT nope FROM t1").await,
+        "42703"
+    );
+    assert_eq!(sqlstate(&s, "INSERT INTO v1 VALUES (1, 2)").await, "42809");
+    s.batch_execute("CREATE OR REPLACE VIEW v1 AS SELECT 1 AS one")
+        .await
+        .unwrap();
+    assert_eq!(flat(&s, "SELECT * FROM v1").await, "1");
+    assert_eq!(sqlstate(&s, "DROP VIEW t1").await, "42809");
+    s.batch_execute("DROP VIEW v1").await.unwrap();
+    assert_eq!(sqlstate(&s, "SELECT * FROM v1").await, "42P01");
+    assert_eq!(sqlstate(&s, "DROP VIEW v1").await, "42P01");
+    s.batch_execute("DROP VIEW IF EXISTS v1").await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outer_joins_series_and_functions() {
+    let c = cluster().await;
+    let s = connect(c.addrs[0]).await;
+    setup(&s).await;
+    assert_eq!(
+        flat(&s, "SELECT a, x FROM t1 RIGHT JOIN t2 ON a = x ORDER BY y").await,
+        "1|1;1|1;2|2;NULL|NULL"
+    );
+    assert_eq!(
+        flat(
+            &s,
+            "SELECT a, x FROM t1 FULL OUTER JOIN t2 ON a = x ORDER BY a, y"
+        )
+        .await,
+        "1|1;1|1;2|2;3|NULL;NULL|NULL"
+    );
+    assert_eq!(
+        flat(&s, "SELECT count(*) FROM t1 CROSS JOIN t2").await,
+        "12"
+    );
+    // WHERE on the padded side of a RIGHT JOIN filters after the join.
+    assert_eq!(
+        flat(
+            &s,
+            "SELECT x FROM t1 RIGHT JOIN t2 ON a = x WHERE a IS NULL"
+        )
+        .await,
+        "NULL"
+    );
+    assert_eq!(
+        flat(
+            &s,
+            "SELECT * FROM generate_series(1, 10, 4) AS g(v) ORDER BY v DESC"
+        )
+        .await,
+        "9;5;1"
+    );
+    assert_eq!(flat(&s, "SELECT generate_series(3, 1, -1)").await, "3;2;1");
+    assert_eq!(
+        flat(&s, "SELECT count(*) FROM generate_series(1, 0)").await,
+        "0"
+    );
+    assert_eq!(
+        sqlstate(&s, "SELECT * FROM generate_series(1, 5, 0)").await,
+        "22023"
+    );
+    assert_eq!(
+        flat(
+            &s,
+            "SELECT round(2.5), round(-2.5), round(1.2345, 2), round(1234, -2), round(2.5::float8)"
+        )
+        .await,
+        "3|-3|1.23|1200|2"
+    );
+    assert_eq!(
+        flat(
+            &s,
+            "SELECT booleq(true, true), boolne(true, true), NULL IS UNKNOWN"
+        )
+        .await,
+        "t|f|t"
+    );
+    assert_eq!(sqlstate(&s, "SELECT 1 IS UNKNOWN").await, "42804");
+    assert_eq!(
+        flat(&s, "SELECT DISTINCT ON (x) x, y FROM t2 ORDER BY x, y DESC").await,
+        "1|101;2|200;NULL|300"
+    );
+    assert_eq!(
+        flat(
+            &s,
+            "SELECT array_agg(y) FILTER (WHERE y < 300) FROM t2 WHERE x = 1"
+        )
+        .await,
+        "{100,101}"
+    );
+    assert_eq!(
+        flat(&s, "SELECT a FROM t1 ORDER BY a LIMIT 1.5 * 2 OFFSET '1'").await,
+        "2;3"
+    );
+    assert_eq!(flat(&s, "SELECT 1 / 0 FROM t1 WHERE false").await, "");
+    assert_eq!(sqlstate(&s, "SELECT 1 / 0").await, "22012");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_from_and_tuple_assignments() {
+    let c = cluster().await;
+    let s = connect(c.addrs[0]).await;
+    setup(&s).await;
+    s.batch_execute("UPDATE t1 SET b = t2.y FROM t2 WHERE t2.x = t1.a AND t2.y < 200")
+        .await
+        .unwrap();
+    assert_eq!(
+        flat(&s, "SELECT a, b FROM t1 ORDER BY a").await,
+        "1|100;2|20;3|NULL"
+    );
+    s.batch_execute("UPDATE t1 SET (a, b) = (a + 10, a) WHERE a = 3")
+        .await
+        .unwrap();
+    s.batch_execute("UPDATE t1 SET (b) = (SELECT max(y) FROM t2 WHERE x = t1.a) WHERE a < 3")
+        .await
+        .unwrap();
+    assert_eq!(
+        flat(&s, "SELECT a, b FROM t1 ORDER BY a").await,
+        "1|101;2|200;13|3"
+    );
+    s.batch_execute("UPDATE t1 SET (a, b) = (SELECT 20, 21) WHERE a = 13")
+        .await
+        .unwrap();
+    assert_eq!(flat(&s, "SELECT b FROM t1 WHERE a = 20").await, "21");
+    assert_eq!(sqlstate(&s, "UPDATE t1 SET (a, b) = (1)").await, "42601");
+    assert_eq!(
+        sqlstate(&s, "UPDATE t1 SET (a, b) = (SELECT 1)").await,
+        "42601"
+    );
+    assert_eq!(sqlstate(&s, "UPDATE t1 SET b = 1, b = 2").await, "42601");
+    assert_eq!(
+        sqlstate(&s, "UPDATE t1 SET b = (SELECT y FROM t2)").await,
+        "21000"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roles_are_recorded_and_read_only_transactions_refuse_writes() {
+    let c = cluster().await;
+    let s = connect(c.addrs[0]).await;
+    setup(&s).await;
+    s.batch_execute("CREATE USER alice").await.unwrap();
+    assert_eq!(sqlstate(&s, "CREATE USER alice").await, "42710");
+    s.batch_execute("DROP USER alice").await.unwrap();
+    assert_eq!(sqlstate(&s, "DROP USER alice").await, "42704");
+    s.batch_execute("START TRANSACTION READ ONLY")
+        .await
+        .unwrap();
+    assert_eq!(flat(&s, "SELECT count(*) FROM t1").await, "3");
+    assert_eq!(sqlstate(&s, "INSERT INTO t1 VALUES (9, 9)").await, "25006");
+    s.batch_execute("ROLLBACK").await.unwrap();
+    s.batch_execute("BEGIN; INSERT INTO t1 VALUES (9, 9); COMMIT")
+        .await
+        .unwrap();
+    assert_eq!(flat(&s, "SELECT count(*) FROM t1").await, "4");
+}

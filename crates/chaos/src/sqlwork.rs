@@ -648,9 +648,9 @@ pub async fn final_reads(
     let mut last = String::new();
     let mut pending: Vec<u64> = (0..keys as u64).collect();
     while Instant::now() < deadline {
-        let addr = &addrs[node % addrs.len()];
+        let at = node % addrs.len();
         node += 1;
-        let c = match connect(addr, Duration::from_secs(3)).await {
+        let c = match connect(&addrs[at], Duration::from_secs(3)).await {
             Ok(c) => c,
             Err(e) => {
                 last = e;
@@ -662,7 +662,7 @@ pub async fn final_reads(
         match kind {
             Kind::Register => {
                 while let Some(&k) = pending.first() {
-                    let op = register_call(&c, rec, process, node - 1, k, Call::Read, t).await;
+                    let op = register_call(&c, rec, process, at, k, Call::Read, t).await;
                     let ok = op.outcome == Outcome::Ok;
                     last = op.error.clone().unwrap_or_default();
                     rec.push(op);
@@ -677,15 +677,8 @@ pub async fn final_reads(
             }
             Kind::Append => {
                 while let Some(&k) = pending.first() {
-                    let tx = run_txn(
-                        &c,
-                        rec,
-                        process,
-                        node - 1,
-                        vec![Mop::Read { k, list: None }],
-                        t,
-                    )
-                    .await;
+                    let tx =
+                        run_txn(&c, rec, process, at, vec![Mop::Read { k, list: None }], t).await;
                     let ok = tx.outcome == Outcome::Ok;
                     last = tx.error.clone().unwrap_or_default();
                     rec.push_txn(tx);
@@ -710,7 +703,7 @@ pub async fn final_reads(
                 } else {
                     vec![Mop::ReadSet { set: None }]
                 };
-                let tx = run_txn(&c, rec, process, node - 1, mops, t).await;
+                let tx = run_txn(&c, rec, process, at, mops, t).await;
                 let ok = tx.outcome == Outcome::Ok;
                 last = tx.error.clone().unwrap_or_default();
                 rec.push_txn(tx);

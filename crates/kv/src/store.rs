@@ -552,18 +552,9 @@ impl Store {
         range_id: u64,
         cmd: raft_command::Cmd,
     ) -> (KvResponse, Option<oneshot::Receiver<KvResponse>>) {
-        let (reply, mut rx) = oneshot::channel();
-        let msg = RaftMsg::Propose {
-            range_id,
-            cmd: Box::new(RaftCommand {
-                timestamp: None,
-                cmd: Some(cmd),
-            }),
-            reply,
-        };
-        if self.tx.send(msg).is_err() {
+        let Some(mut rx) = self.submit(range_id, cmd) else {
             return (unavailable("node is shutting down", false), None);
-        }
+        };
         match tokio::time::timeout(self.cfg.proposal_timeout, &mut rx).await {
             Ok(Ok(resp)) => (resp, None),
             Ok(Err(_)) => (unavailable("node is shutting down", true), None),
@@ -572,6 +563,27 @@ impl Store {
                 Some(rx),
             ),
         }
+    }
+
+    /// Hands a command to the raft thread; the receiver says what became
+    /// of it (answered when applied, or dropped if raft dropped it).
+    /// `None`: the node is shutting down.
+    fn submit(
+        &self,
+        range_id: u64,
+        cmd: raft_command::Cmd,
+    ) -> Option<oneshot::Receiver<KvResponse>> {
+        let (reply, rx) = oneshot::channel();
+        let msg = RaftMsg::Propose {
+            range_id,
+            cmd: Box::new(RaftCommand {
+                timestamp: None,
+                cmd: Some(cmd),
+            }),
+            reply,
+        };
+        self.tx.send(msg).ok()?;
+        Some(rx)
     }
 
     async fn admin_split(&self, shared: &Arc<ReplicaShared>, split_key: Vec<u8>) -> KvResponse {

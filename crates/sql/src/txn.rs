@@ -73,7 +73,7 @@ pub struct ReadRow {
 /// A transaction's write buffer and its view of KV.
 pub struct Txn {
     db: Arc<DB>,
-    kv: tokio::sync::Mutex<KvTxn>,
+    kv: tokio::sync::Mutex<Box<KvTxn>>,
     writes: BTreeMap<Vec<u8>, Pending>,
 }
 
@@ -84,7 +84,10 @@ fn range_ok(k: &[u8], start: &[u8], end: &[u8]) -> bool {
 impl Txn {
     pub fn new(db: Arc<DB>) -> Self {
         Txn {
-            kv: tokio::sync::Mutex::new(KvTxn::begin(db.clone(), Isolation::Serializable)),
+            kv: tokio::sync::Mutex::new(Box::new(KvTxn::begin(
+                db.clone(),
+                Isolation::Serializable,
+            ))),
             db,
             writes: BTreeMap::new(),
         }
@@ -94,7 +97,7 @@ impl Txn {
     /// TIME).
     pub fn at(db: Arc<DB>, ts: tessera_common::Timestamp) -> Self {
         Txn {
-            kv: tokio::sync::Mutex::new(KvTxn::at(db.clone(), ts)),
+            kv: tokio::sync::Mutex::new(Box::new(KvTxn::at(db.clone(), ts))),
             db,
             writes: BTreeMap::new(),
         }

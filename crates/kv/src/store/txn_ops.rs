@@ -120,24 +120,33 @@ impl Store {
         cmd: raft_command::Cmd,
     ) -> KvResponse {
         let latch = shared.conc.latches.lock().acquire(keys);
-        let (resp, pending) = self.propose_tracked(shared.range_id, cmd).await;
-        match pending {
-            None => {
+        let release = {
+            let shared = shared.clone();
+            move || {
                 shared.conc.latches.lock().release(latch);
                 shared.conc.latch_released.notify_waiters();
             }
-            Some(rx) => {
-                // Timed out: the write may still apply. Keep its latch until
-                // raft decides, so no read misses it.
-                let shared = shared.clone();
-                tokio::spawn(async move {
-                    let _ = rx.await;
-                    shared.conc.latches.lock().release(latch);
-                    shared.conc.latch_released.notify_waiters();
-                });
+        };
+        let Some(rx) = self.submit(shared.range_id, cmd) else {
+            release();
+            return crate::replica::unavailable("node is shutting down", false);
+        };
+        // The latch is released when raft decides, not when this request
+        // ends: a client that gives up (dropping this future) must not
+        // free a write that may still apply.
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let r = rx.await;
+            release();
+            let _ = done_tx.send(r);
+        });
+        match tokio::time::timeout(self.cfg.proposal_timeout, done_rx).await {
+            Ok(Ok(Ok(resp))) => resp,
+            Ok(_) => crate::replica::unavailable("node is shutting down", true),
+            Err(_) => {
+                crate::replica::unavailable("write timed out; it may or may not have applied", true)
             }
         }
-        resp
     }
 
     /// Intents (or a one-phase commit) of a transaction on this range,

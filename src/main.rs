@@ -115,6 +115,12 @@ pub struct StartArgs {
     /// ones, e.g. 4h [default: 4h].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub gc_ttl: Option<Duration>,
+    /// Make every commit wait out the clock uncertainty (--max-offset)
+    /// before it is acknowledged: external consistency (a transaction that
+    /// starts after another one's commit returned is ordered after it, even
+    /// on unrelated keys), at the cost of that wait on every write.
+    #[arg(long)]
+    pub linearizable: bool,
     /// Test only: run with a known bug so fault-testing checkers can be
     /// shown to catch it.
     #[arg(long, value_name = "BUG", hide = true)]
@@ -292,6 +298,7 @@ async fn run(cli: Cli, logging: &cli::start::Logging) -> cli::Result<()> {
                 join_timeout: a.join_timeout,
                 inject_bug: a.inject_bug,
                 gc_ttl: a.gc_ttl,
+                linearizable: a.linearizable,
             })
             .await
         }

@@ -109,6 +109,7 @@ pub struct StartOpts {
     pub join_timeout: Option<Duration>,
     pub inject_bug: Option<String>,
     pub gc_ttl: Option<Duration>,
+    pub linearizable: bool,
 }
 
 impl StartOpts {
@@ -131,6 +132,7 @@ impl StartOpts {
         if let Some(d) = self.gc_ttl {
             cfg.gc_ttl = d;
         }
+        cfg.linearizable = self.linearizable;
         if let Some(d) = self.join_timeout {
             cfg.join_timeout = d;
         }
@@ -174,6 +176,9 @@ fn banner(opts: &StartOpts, node: &Node, max_offset: Duration) -> String {
     s.push_str(&format!("  http:        http://{}\n", node.http_addr()));
     s.push_str(&format!("  store:       {}\n", opts.store.display()));
     s.push_str(&format!("  max offset:  {}\n", format_duration(max_offset)));
+    if opts.linearizable {
+        s.push_str("  commits:     linearizable (each commit waits out the max offset)\n");
+    }
     match node.node_id() {
         Some(id) => s.push_str(&format!("  node id:     {id}\n")),
         None if opts.join.is_empty() => s.push_str(&format!(
@@ -210,6 +215,7 @@ mod tests {
             join_timeout: None,
             inject_bug: None,
             gc_ttl: None,
+            linearizable: false,
         };
         let cfg = opts.node_config();
         let default = NodeConfig::new(PathBuf::from("/x"), String::new(), String::new());

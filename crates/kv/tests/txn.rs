@@ -347,3 +347,24 @@ async fn a_deadlock_aborts_exactly_one_transaction() {
     assert_eq!(db.get(b"z").await.unwrap(), Some(winner.to_vec()));
     assert!(started.elapsed() < Duration::from_secs(10));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn linearizable_commits_wait_out_the_clock_uncertainty() {
+    let c = ready_cluster(&[b"m"]).await;
+    let db = c.dbs[&1].clone();
+    let max_offset = db.clock().max_offset();
+    db.set_commit_wait(true);
+    for keys in [[b"a", b"b"], [b"a", b"z"]] {
+        let started = Instant::now();
+        let mut t = Txn::begin(db.clone(), Isolation::Serializable);
+        let ts = t
+            .commit(vec![put(keys[0], b"1"), put(keys[1], b"1")])
+            .await
+            .unwrap();
+        // Acknowledged only once the commit timestamp is behind every
+        // clock in the cluster.
+        assert!(db.clock().physical_now() > ts.wall + max_offset.as_millis() as u64);
+        assert!(started.elapsed() >= max_offset);
+    }
+    db.set_commit_wait(false);
+}

@@ -68,6 +68,9 @@ pub struct NodeConfig {
     pub tick: Duration,
     /// MVCC garbage collection TTL (default 4h).
     pub gc_ttl: Duration,
+    /// Commits wait out the clock uncertainty before they are acknowledged
+    /// (external consistency across unrelated keys).
+    pub linearizable: bool,
     /// Fault injection for testing the chaos harness's checkers, never for
     /// production: `stale-follower-read` makes a node answer reads from
     /// its own replica, leaseholder or not (breaking linearizability).
@@ -98,6 +101,7 @@ impl NodeConfig {
             join_timeout: Duration::from_secs(10),
             tick: Duration::from_millis(100),
             gc_ttl: Duration::from_secs(4 * 3600),
+            linearizable: false,
             inject_bug: None,
         }
     }

@@ -138,6 +138,7 @@ impl Shared {
         dialer.stale_follower_reads = self.cfg.inject_bug.as_deref() == Some("stale-follower-read");
         let dialer = Arc::new(dialer);
         let db = Arc::new(DB::new(dialer, self.clock.clone()));
+        db.set_commit_wait(self.cfg.linearizable);
         store.set_db(db.clone());
         let run = Arc::new(Running {
             cluster_id: ident.cluster_id.clone(),

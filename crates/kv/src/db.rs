@@ -694,7 +694,18 @@ impl DB {
                 kv_error::Kind::WriteIntent(w) => return Err(Error::WriteIntent(w.intents)),
                 kv_error::Kind::TxnAborted(a) => return Err(Error::Retry(a.reason)),
                 kv_error::Kind::WriteTooOld(w) => {
-                    return Err(Error::WriteTooOld(w.ts.unwrap_or_default().into()))
+                    if ambiguous {
+                        // An earlier attempt of this very commit may have
+                        // applied: its own write is what is "newer" now.
+                        return Err(Error::Unavailable {
+                            reason: format!(
+                                "{last_err}; a retry found a newer write, which may be the \
+                                 first attempt's"
+                            ),
+                            ambiguous: true,
+                        });
+                    }
+                    return Err(Error::WriteTooOld(w.ts.unwrap_or_default().into()));
                 }
                 kv_error::Kind::Uncertainty(u) => {
                     return Err(Error::Uncertainty(u.ts.unwrap_or_default().into()))

@@ -368,3 +368,29 @@ async fn linearizable_commits_wait_out_the_clock_uncertainty() {
     }
     db.set_commit_wait(false);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_whose_reply_was_lost_is_reported_as_unknown_not_as_a_retry() {
+    // Found by the chaos harness (append under kill): the retry of a
+    // one-phase commit that had applied met its own write, was told
+    // "write too old", and the client was told to retry: the append then
+    // happened twice.
+    let c = ready_cluster(&[]).await;
+    let db = c.dbs[&1].clone();
+    db.put(b"list", b"1").await.unwrap();
+    let mut t = Txn::begin(db.clone(), Isolation::Serializable);
+    let v = t.get(b"list").await.unwrap().unwrap();
+    let mut appended = v.clone();
+    appended.extend_from_slice(b",2");
+    // The reply is lost, and another client appends before the retry.
+    *c.net.after_lost_reply.lock() = Some((b"list".to_vec(), b"1,2,3".to_vec()));
+    c.net.lose_next_write_reply.store(true, Ordering::SeqCst);
+    let r = t.commit(vec![put(b"list", &appended)]).await;
+    match r {
+        Err(Error::Unavailable {
+            ambiguous: true, ..
+        }) => {}
+        other => panic!("an applied commit was reported as {other:?}"),
+    }
+    assert_eq!(db.get(b"list").await.unwrap(), Some(b"1,2,3".to_vec()));
+}

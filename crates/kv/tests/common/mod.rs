@@ -19,6 +19,9 @@ pub struct Net {
     pub down: RwLock<HashSet<u64>>,
     /// The next write is applied but its reply is lost (as on a timeout).
     pub lose_next_write_reply: std::sync::atomic::AtomicBool,
+    /// A write (key, value) another client makes right after the reply
+    /// is lost, before the loser retries.
+    pub after_lost_reply: parking_lot::Mutex<Option<(Vec<u8>, Vec<u8>)>>,
 }
 
 impl Net {
@@ -69,17 +72,34 @@ impl NodeDialer for Dialer {
             req.op,
             Some(tessera_common::proto::kv_request::Op::Cput(_))
                 | Some(tessera_common::proto::kv_request::Op::Put(_))
+                | Some(tessera_common::proto::kv_request::Op::TxnWrite(_))
         );
         let lose = is_write
             && self
                 .0
                 .lose_next_write_reply
                 .swap(false, std::sync::atomic::Ordering::SeqCst);
+        let then = if lose {
+            self.0.after_lost_reply.lock().take()
+        } else {
+            None
+        };
+        let range_id = req.range_id;
         Box::pin(async move {
             match store {
                 Some(s) => {
                     let resp = s.execute(req).await;
                     if lose {
+                        if let Some((key, value)) = then {
+                            let put = KvRequest {
+                                range_id,
+                                op: Some(tessera_common::proto::kv_request::Op::Put(
+                                    tessera_common::proto::PutRequest { key, value },
+                                )),
+                                ..Default::default()
+                            };
+                            s.execute(put).await;
+                        }
                         return Err("timed out".to_string());
                     }
                     Ok(resp)

@@ -2274,7 +2274,49 @@ impl<'a> Binder<'a> {
         Ok(t)
     }
 
+    /// Binds an expression. The recursive cases that nest deeply (AND/OR
+    /// chains, parentheses) go through small functions, so a deeply
+    /// nested predicate does not exhaust the stack of a debug build.
     fn bind_expr(&mut self, e: &ast::Expr, scope: &Scope) -> Result<Typed> {
+        match e {
+            ast::Expr::Nested(inner) => self.bind_expr(inner, scope),
+            ast::Expr::BinaryOp { left, op, right } => self.bind_binary_op(left, op, right, scope),
+            other => self.bind_expr_other(other, scope),
+        }
+    }
+
+    #[inline(never)]
+    fn bind_binary_op(
+        &mut self,
+        left: &ast::Expr,
+        op: &ast::BinaryOperator,
+        right: &ast::Expr,
+        scope: &Scope,
+    ) -> Result<Typed> {
+        let op = match op {
+            ast::BinaryOperator::Plus => BinOp::Add,
+            ast::BinaryOperator::Minus => BinOp::Sub,
+            ast::BinaryOperator::Multiply => BinOp::Mul,
+            ast::BinaryOperator::Divide => BinOp::Div,
+            ast::BinaryOperator::Modulo => BinOp::Mod,
+            ast::BinaryOperator::StringConcat => BinOp::Concat,
+            ast::BinaryOperator::Eq => BinOp::Eq,
+            ast::BinaryOperator::NotEq => BinOp::NotEq,
+            ast::BinaryOperator::Lt => BinOp::Lt,
+            ast::BinaryOperator::LtEq => BinOp::LtEq,
+            ast::BinaryOperator::Gt => BinOp::Gt,
+            ast::BinaryOperator::GtEq => BinOp::GtEq,
+            ast::BinaryOperator::And => BinOp::And,
+            ast::BinaryOperator::Or => BinOp::Or,
+            other => return Err(SqlError::unsupported(format!("operator {other}"))),
+        };
+        let l = self.bind_expr(left, scope)?;
+        let r = self.bind_expr(right, scope)?;
+        self.bind_binary(op, l, r)
+    }
+
+    #[inline(never)]
+    fn bind_expr_other(&mut self, e: &ast::Expr, scope: &Scope) -> Result<Typed> {
         use ast::Expr as A;
         let t = match e {
             A::Identifier(i) => {
@@ -2292,7 +2334,6 @@ impl<'a> Binder<'a> {
                 Typed { e, ty }
             }
             A::Value(v) => self.bind_value(&v.value)?,
-            A::Nested(inner) => self.bind_expr(inner, scope)?,
             A::UnaryOp { op, expr } => {
                 let mut t = self.bind_expr(expr, scope)?;
                 match op {
@@ -2335,27 +2376,8 @@ impl<'a> Binder<'a> {
                     other => return Err(SqlError::unsupported(format!("operator {other}"))),
                 }
             }
-            A::BinaryOp { left, op, right } => {
-                let op = match op {
-                    ast::BinaryOperator::Plus => BinOp::Add,
-                    ast::BinaryOperator::Minus => BinOp::Sub,
-                    ast::BinaryOperator::Multiply => BinOp::Mul,
-                    ast::BinaryOperator::Divide => BinOp::Div,
-                    ast::BinaryOperator::Modulo => BinOp::Mod,
-                    ast::BinaryOperator::StringConcat => BinOp::Concat,
-                    ast::BinaryOperator::Eq => BinOp::Eq,
-                    ast::BinaryOperator::NotEq => BinOp::NotEq,
-                    ast::BinaryOperator::Lt => BinOp::Lt,
-                    ast::BinaryOperator::LtEq => BinOp::LtEq,
-                    ast::BinaryOperator::Gt => BinOp::Gt,
-                    ast::BinaryOperator::GtEq => BinOp::GtEq,
-                    ast::BinaryOperator::And => BinOp::And,
-                    ast::BinaryOperator::Or => BinOp::Or,
-                    other => return Err(SqlError::unsupported(format!("operator {other}"))),
-                };
-                let l = self.bind_expr(left, scope)?;
-                let r = self.bind_expr(right, scope)?;
-                self.bind_binary(op, l, r)?
+            A::Nested(_) | A::BinaryOp { .. } => {
+                return Err(SqlError::internal("bound by bind_expr"))
             }
             A::IsNull(x) | A::IsNotNull(x) => {
                 let t = self.bind_expr(x, scope)?;

@@ -1386,14 +1386,33 @@ pub async fn purge_table_data(db: &tessera_kv::DB, table_id: u64) -> Result<()> 
 /// Deletes every key under `start` (a table's or an index's prefix), in
 /// bounded batches.
 pub async fn purge_prefix(db: &tessera_kv::DB, start: &[u8]) -> Result<()> {
+    use tessera_common::proto::{batch_write::Write, BatchWrite, DeleteRequest};
     let end = prefix_successor(start).expect("table prefix is not all 0xff");
+    // Continue after the last key deleted (rescanning from the start would
+    // step over every tombstone left so far), one raft command per chunk.
+    let mut lo = start.to_vec();
     loop {
-        let rows = db.scan(start, &end, 1000, false).await?;
-        if rows.is_empty() {
+        let rows = db.scan(&lo, &end, 1000, false).await?;
+        let Some((last, _)) = rows.last() else {
             return Ok(());
-        }
-        for (k, _) in rows {
-            db.delete(&k).await?;
+        };
+        lo = tessera_common::keys::next_key(last);
+        let keys: Vec<Vec<u8>> = rows.into_iter().map(|(k, _)| k).collect();
+        let batch = keys
+            .iter()
+            .map(|k| BatchWrite {
+                write: Some(Write::Delete(DeleteRequest { key: k.clone() })),
+            })
+            .collect();
+        match db.write_batch(batch).await {
+            Ok(()) => {}
+            // The chunk straddles ranges: key by key.
+            Err(tessera_kv::db::Error::CrossRange(_)) => {
+                for k in keys {
+                    db.delete(&k).await?;
+                }
+            }
+            Err(e) => return Err(e.into()),
         }
     }
 }

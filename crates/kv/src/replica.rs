@@ -208,6 +208,11 @@ pub fn key_mismatch(descs: Vec<RangeDescriptor>) -> KvResponse {
 }
 
 /// Whether `key` lies in the descriptor's span.
+/// A wire timestamp, zero if absent.
+pub fn ts_of(t: &Option<proto::Timestamp>) -> Timestamp {
+    (*t).unwrap_or_default().into()
+}
+
 pub fn contains(desc: &RangeDescriptor, key: &[u8]) -> bool {
     desc.start_key.as_slice() <= key && key < desc.end_key.as_slice()
 }

@@ -46,6 +46,7 @@ use tessera_common::proto::{self, kv_request, BatchWrite, IntentInfo, TxnRecord,
 use tessera_common::Timestamp;
 
 use crate::db::{Error, Result, Route, DB};
+use crate::replica::contains;
 use crate::store::point_end;
 
 /// How often a coordinator proves it is alive.
@@ -369,16 +370,7 @@ impl Txn {
                     }))
                 };
                 match self.db.send_raw(&lo, Route::Key, &build).await {
-                    Ok((desc, _)) => {
-                        lo = desc.end_key.clone().min(span.end.clone()).max(
-                            // An unbounded last range ends the span.
-                            if desc.end_key.is_empty() {
-                                span.end.clone()
-                            } else {
-                                desc.end_key.clone()
-                            },
-                        )
-                    }
+                    Ok((desc, _)) => lo = desc.end_key.clone().min(span.end.clone()),
                     Err(Error::WriteTooOld(ts)) => {
                         return Err(Error::Retry(format!(
                             "serialization failure: a value read was written again at {ts}"
@@ -621,10 +613,7 @@ impl Txn {
                 end: None,
             };
             let build = |desc: &proto::RangeDescriptor| -> Result<kv_request::Op> {
-                if keys.iter().all(|k| {
-                    desc.start_key.as_slice() <= k.as_slice()
-                        && (desc.end_key.is_empty() || k.as_slice() < desc.end_key.as_slice())
-                }) {
+                if keys.iter().all(|k| contains(desc, k)) {
                     Ok(kv_request::Op::TxnWrite(req.clone()))
                 } else {
                     Err(Error::CrossRange("the range split".into()))
@@ -832,11 +821,7 @@ impl DB {
                         keys: req
                             .keys
                             .iter()
-                            .filter(|k| {
-                                desc.start_key.as_slice() <= k.as_slice()
-                                    && (desc.end_key.is_empty()
-                                        || k.as_slice() < desc.end_key.as_slice())
-                            })
+                            .filter(|k| contains(desc, k))
                             .cloned()
                             .collect(),
                         ..req.clone()
@@ -847,7 +832,7 @@ impl DB {
             let (desc, _) = self.send_raw(&first, Route::Key, &build).await?;
             let rest: Vec<Vec<u8>> = group
                 .into_iter()
-                .filter(|k| !desc.end_key.is_empty() && k.as_slice() >= desc.end_key.as_slice())
+                .filter(|k| k.as_slice() >= desc.end_key.as_slice())
                 .collect();
             if !rest.is_empty() {
                 Box::pin(self.resolve_intents(id, rest, commit_ts)).await?;

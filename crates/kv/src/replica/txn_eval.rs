@@ -26,7 +26,7 @@ use tessera_common::Timestamp;
 use tessera_storage::mvcc::{self, TxnMeta};
 use tessera_storage::{Engine, WriteBatch};
 
-use super::{contains, internal, key_mismatch, kv_err, Replica};
+use super::{contains, internal, key_mismatch, kv_err, ts_of, Replica};
 use crate::overlay::{Overlay, PendingWrites};
 use crate::txn::{txn_id, TXN_EXPIRY};
 
@@ -73,10 +73,6 @@ fn write_record(batch: &mut WriteBatch, rec: &TxnRecord) {
 
 fn status(rec: &TxnRecord) -> TxnStatus {
     TxnStatus::try_from(rec.status).unwrap_or(TxnStatus::Pending)
-}
-
-fn ts_of(t: &Option<proto::Timestamp>) -> Timestamp {
-    (*t).unwrap_or_default().into()
 }
 
 fn expired(heartbeat: Timestamp, now: Timestamp) -> bool {

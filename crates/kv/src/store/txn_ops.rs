@@ -11,12 +11,10 @@ use tessera_common::Timestamp;
 use tessera_storage::mvcc::{self, TxnMeta};
 
 use super::{batch_write_key, not_leaseholder, Store};
-use crate::replica::{contains, internal, key_mismatch, kv_err, write_intent_error, ReplicaShared};
+use crate::replica::{
+    contains, internal, key_mismatch, kv_err, ts_of, write_intent_error, ReplicaShared,
+};
 use crate::txn::txn_id;
-
-fn ts_of(t: &Option<proto::Timestamp>) -> Timestamp {
-    (*t).unwrap_or_default().into()
-}
 
 /// The storage-level identity of a transaction reading or writing.
 fn storage_meta(m: &ProtoMeta) -> Option<TxnMeta> {

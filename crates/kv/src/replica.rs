@@ -419,6 +419,7 @@ impl Replica {
                 Some(Write::Put(p)) => (p.key, Some(p.value), None),
                 Some(Write::Delete(d)) => (d.key, None, None),
                 Some(Write::Cput(c)) => (c.key, Some(c.value), Some(c.expected)),
+                Some(Write::Lock(_)) => return internal("a lock outside a transaction"),
                 None => return internal("empty write in batch"),
             };
             if !contains(desc, &key) {

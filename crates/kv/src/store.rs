@@ -959,6 +959,7 @@ pub fn batch_write_key(w: &proto::BatchWrite) -> Option<&[u8]> {
         Write::Put(p) => Some(&p.key),
         Write::Delete(d) => Some(&d.key),
         Write::Cput(c) => Some(&c.key),
+        Write::Lock(l) => Some(&l.key),
     }
 }
 

@@ -328,6 +328,118 @@ impl Txn {
         Ok(out)
     }
 
+    /// Locks `keys` for this transaction (SELECT ... FOR UPDATE, the rows
+    /// an UPDATE or DELETE is about to change) and returns their values,
+    /// in the order given. Nobody else can write a locked key until this
+    /// transaction ends; plain readers are not blocked.
+    ///
+    /// A lock reads the latest committed value: if a key changed after the
+    /// read timestamp, the transaction first moves its read timestamp
+    /// there, which needs everything read so far to be unchanged (a
+    /// refresh; if that fails: a retry error). Under READ COMMITTED the
+    /// move always succeeds: the statement sees the latest row, as in
+    /// PostgreSQL.
+    pub async fn lock(&mut self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
+        if self.fixed {
+            return Err(Error::BadRequest(
+                "a historical (AS OF SYSTEM TIME) transaction cannot lock rows".into(),
+            ));
+        }
+        if self.finished {
+            return Err(Error::BadRequest("transaction already finished".into()));
+        }
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.start();
+        if self.anchor.is_empty() {
+            // The record exists before the first lock does: whoever meets
+            // a lock finds a live transaction, not an abandoned one.
+            self.anchor = keys[0].clone();
+            let meta = self.meta(self.read_ts);
+            self.db.heartbeat(&meta, None).await?;
+            self.start_heartbeat();
+        }
+        let mut sorted = keys.to_vec();
+        sorted.sort();
+        sorted.dedup();
+        let mut values = std::collections::HashMap::new();
+        let mut todo = sorted;
+        while !todo.is_empty() {
+            let groups = self.db.group_by_range(todo.iter()).await?;
+            let mut split = Vec::new();
+            for group in groups {
+                match self.lock_in_range(&group).await {
+                    Ok(rows) => {
+                        values.extend(rows.into_iter().map(|kv| (kv.key, kv.value)));
+                        for k in &group {
+                            self.reads.push(ReadSpan {
+                                start: k.clone(),
+                                end: point_end(k),
+                            });
+                        }
+                        self.intents.extend(group);
+                    }
+                    // The range split meanwhile: group again.
+                    Err(Error::CrossRange(_)) => split.extend(group),
+                    Err(e) => return Err(e),
+                }
+            }
+            todo = split;
+        }
+        Ok(keys.iter().map(|k| values.get(k).cloned()).collect())
+    }
+
+    /// Locks keys of one range: waits out other transactions' intents and
+    /// moves the read timestamp above newer versions.
+    async fn lock_in_range(&mut self, keys: &[Vec<u8>]) -> Result<Vec<proto::KeyValue>> {
+        let writes: Vec<BatchWrite> = keys
+            .iter()
+            .map(|k| BatchWrite {
+                write: Some(proto::batch_write::Write::Lock(proto::LockRequest {
+                    key: k.clone(),
+                })),
+            })
+            .collect();
+        loop {
+            let req = proto::TxnWriteRequest {
+                txn: Some(self.meta(self.read_ts)),
+                writes: writes.clone(),
+                one_phase: false,
+                allow_push: true,
+                end: None,
+            };
+            let build = |desc: &proto::RangeDescriptor| -> Result<kv_request::Op> {
+                if keys.iter().all(|k| contains(desc, k)) {
+                    Ok(kv_request::Op::TxnWrite(req.clone()))
+                } else {
+                    Err(Error::CrossRange("the range split".into()))
+                }
+            };
+            match self.db.send_raw(&keys[0], Route::Key, &build).await {
+                Ok((_, resp)) => {
+                    self.shared.lock().waiting_for = None;
+                    self.observe(&resp);
+                    return Ok(resp.rows);
+                }
+                Err(Error::WriteIntent(intents)) => {
+                    for i in &intents {
+                        self.wait_as_writer(i).await?;
+                    }
+                }
+                Err(Error::WriteTooOld(ts)) => {
+                    let to = ts.max(self.read_ts);
+                    self.refresh(to).await.map_err(|e| match e {
+                        Error::Retry(m) => Error::Retry(format!("write too old; {m}")),
+                        e => e,
+                    })?;
+                    self.read_ts = to;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// A read failed: wait out conflicts, or move above an uncertain value.
     async fn on_read_error(&mut self, e: Error) -> Result<()> {
         match e {
@@ -411,6 +523,9 @@ impl Txn {
                     "a historical (AS OF SYSTEM TIME) transaction cannot write".into(),
                 ));
             }
+            // Read-only: its reads stand at the read timestamp; locks, if
+            // any, are released.
+            self.abort_written().await;
             return Ok(self.read_ts);
         }
         self.start();
@@ -486,13 +601,23 @@ impl Txn {
         &mut self,
         writes: BTreeMap<Vec<u8>, Vec<BatchWrite>>,
     ) -> Result<Timestamp> {
-        let groups = self.db.group_by_range(writes.keys()).await?;
-        if groups.len() == 1 {
+        let mut groups = self.db.group_by_range(writes.keys()).await?;
+        if groups.len() == 1 && self.intents.is_empty() {
             return self
                 .commit_one_phase(writes.into_values().flatten().collect())
                 .await;
         }
-        self.anchor = writes.keys().next().cloned().expect("not empty");
+        if self.anchor.is_empty() {
+            self.anchor = writes.keys().next().cloned().expect("not empty");
+        } else {
+            // Locks placed the record already: its range's writes go first,
+            // with the record (no writes there: the record alone).
+            let anchor_range = self.db.range_for(&self.anchor).await?;
+            match groups.iter().position(|g| contains(&anchor_range, &g[0])) {
+                Some(i) => groups.swap(0, i),
+                None => groups.insert(0, Vec::new()),
+            }
+        }
         let mut commit_ts = self.read_ts;
         // Per range: the writes still to send.
         let mut todo: Vec<Vec<BatchWrite>> = groups
@@ -504,9 +629,12 @@ impl Txn {
             .flatten()
             .filter_map(|w| crate::store::batch_write_key(w).map(<[u8]>::to_vec))
             .collect();
+        in_flight.sort();
         in_flight.dedup();
-        self.intents = writes.keys().cloned().collect();
-        self.start_heartbeat();
+        self.intents.extend(writes.keys().cloned());
+        if self.heartbeat.is_none() {
+            self.start_heartbeat();
+        }
         // Round 1: everything at once.
         let mut pushed = false;
         let mut staged = true;

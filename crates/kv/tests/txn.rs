@@ -394,3 +394,121 @@ async fn a_commit_whose_reply_was_lost_is_reported_as_unknown_not_as_a_retry() {
     }
     assert_eq!(db.get(b"list").await.unwrap(), Some(b"1,2,3".to_vec()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_blocks_writers_until_its_transaction_ends_but_not_readers() {
+    let c = ready_cluster(&[b"m"]).await;
+    let db = c.dbs[&1].clone();
+    db.put(b"a", b"1").await.unwrap();
+    db.put(b"z", b"1").await.unwrap();
+    let mut holder = Txn::begin(db.clone(), Isolation::Serializable);
+    let values = holder.lock(&[b"z".to_vec(), b"a".to_vec()]).await.unwrap();
+    assert_eq!(values, vec![Some(b"1".to_vec()), Some(b"1".to_vec())]);
+
+    // A plain reader, transactional or not, is not blocked.
+    let reader = c.dbs[&2].clone();
+    let read = tokio::time::timeout(Duration::from_secs(2), reader.get(b"a")).await;
+    assert_eq!(
+        read.expect("a reader waited on a lock").unwrap(),
+        Some(b"1".to_vec())
+    );
+    let mut t = Txn::begin(reader.clone(), Isolation::Serializable);
+    let read = tokio::time::timeout(Duration::from_secs(2), t.get(b"z")).await;
+    assert_eq!(
+        read.expect("a reader waited on a lock").unwrap(),
+        Some(b"1".to_vec())
+    );
+    t.rollback().await;
+
+    // A writer waits for the holder (which keeps heartbeating).
+    let writer = tokio::spawn({
+        let db = c.dbs[&3].clone();
+        async move {
+            let mut t = Txn::begin(db, Isolation::Serializable);
+            let v = t.lock(&[b"a".to_vec()]).await.unwrap()[0].clone();
+            let n = balance(v) + 10;
+            t.commit(vec![put(b"a", n.to_string().as_bytes())])
+                .await
+                .unwrap();
+            Instant::now()
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    assert!(!writer.is_finished(), "a writer went through a held lock");
+    holder
+        .commit(vec![put(b"a", b"5"), put(b"z", b"5")])
+        .await
+        .unwrap();
+    let released = Instant::now();
+    let done = tokio::time::timeout(Duration::from_secs(5), writer)
+        .await
+        .expect("the writer was not woken when the lock went")
+        .unwrap();
+    assert!(done.duration_since(released) < Duration::from_secs(2));
+    // The writer read the holder's value under its lock: no lost update.
+    assert_eq!(db.get(b"a").await.unwrap(), Some(b"15".to_vec()));
+    assert_eq!(db.get(b"z").await.unwrap(), Some(b"5".to_vec()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_reads_the_latest_value_and_refreshes_or_restarts() {
+    let c = ready_cluster(&[b"m"]).await;
+    let db = c.dbs[&1].clone();
+    db.put(b"a", b"1").await.unwrap();
+    db.put(b"z", b"1").await.unwrap();
+
+    // The locked key changed after the snapshot; nothing else read changed:
+    // the transaction moves up and sees the new value.
+    let mut t = Txn::begin(db.clone(), Isolation::Serializable);
+    assert_eq!(t.get(b"z").await.unwrap(), Some(b"1".to_vec()));
+    c.dbs[&2].put(b"a", b"2").await.unwrap();
+    assert_eq!(
+        t.lock(&[b"a".to_vec()]).await.unwrap(),
+        vec![Some(b"2".to_vec())]
+    );
+    t.commit(vec![put(b"a", b"3")]).await.unwrap();
+    assert_eq!(db.get(b"a").await.unwrap(), Some(b"3".to_vec()));
+
+    // Something read earlier changed too: the move is refused.
+    let mut t = Txn::begin(db.clone(), Isolation::Serializable);
+    assert_eq!(t.get(b"z").await.unwrap(), Some(b"1".to_vec()));
+    c.dbs[&2].put(b"z", b"2").await.unwrap();
+    c.dbs[&2].put(b"a", b"4").await.unwrap();
+    let r = t.lock(&[b"a".to_vec()]).await;
+    assert!(
+        matches!(&r, Err(Error::Retry(m)) if m.contains("write too old")),
+        "{r:?}"
+    );
+    t.rollback().await;
+
+    // A lock taken and released writes nothing: a reader's snapshot of the
+    // key stays valid (no new version appears).
+    let mut reader = Txn::begin(db.clone(), Isolation::Serializable);
+    let before = reader.get(b"a").await.unwrap();
+    let mut locker = Txn::begin(c.dbs[&3].clone(), Isolation::Serializable);
+    locker.lock(&[b"a".to_vec()]).await.unwrap();
+    locker.commit(vec![]).await.unwrap();
+    reader.commit(vec![put(b"z", b"x")]).await.unwrap();
+    assert_eq!(db.get(b"a").await.unwrap(), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn locks_of_a_dead_coordinator_are_released_after_its_heartbeats_stop() {
+    let c = ready_cluster(&[b"m"]).await;
+    let db = c.dbs[&1].clone();
+    db.put(b"a", b"1").await.unwrap();
+    db.put(b"z", b"1").await.unwrap();
+    let mut dead = Txn::begin(db.clone(), Isolation::Serializable);
+    dead.lock(&[b"a".to_vec(), b"z".to_vec()]).await.unwrap();
+    // The coordinator vanishes: no rollback; dropping it stops heartbeats.
+    drop(dead);
+    let started = Instant::now();
+    let mut t = Txn::begin(c.dbs[&2].clone(), Isolation::Serializable);
+    t.lock(&[b"a".to_vec(), b"z".to_vec()]).await.unwrap();
+    t.commit(vec![put(b"a", b"2"), put(b"z", b"2")])
+        .await
+        .unwrap();
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_secs(6), "blocked for {waited:?}");
+    assert_eq!(db.get(b"z").await.unwrap(), Some(b"2".to_vec()));
+}

@@ -23,7 +23,7 @@ use crate::error::{code, Result, SqlError};
 use crate::expr::{self, BinOp, EvalCtx, Expr, SubqueryPlan};
 use crate::plan::{
     explain, AggCall, AggFunc, Binder, Bound, DeletePlan, InsertPlan, InsertSource, JoinKind,
-    KeyRange, OnConflict, Plan, Returning, SetOpKind, UpdatePlan,
+    KeyRange, OnConflict, Plan, Returning, RowLock, SetOpKind, UpdatePlan,
 };
 use crate::txn::{ReadRow, Txn};
 use crate::types::{self, DataType, Datum, Decimal};
@@ -63,7 +63,11 @@ pub async fn execute(b: &Bound, catalog: &Catalog, txn: &mut Txn, ctx: &EvalCtx)
     // anything is written: the statement sees one snapshot of its tables.
     let mut scans = Vec::new();
     collect_bound(b, &mut scans);
-    let env = prefetch(scans, txn, ctx).await?;
+    let lock = match b {
+        Bound::Query(q) => q.lock.as_ref(),
+        _ => None,
+    };
+    let env = prefetch(scans, txn, ctx, lock).await?;
     let ctx = &EvalCtx {
         env: Some(Arc::new(env)),
         ..ctx.clone()
@@ -88,7 +92,7 @@ fn truthy(e: &Expr, row: &[Datum], ctx: &EvalCtx) -> Result<bool> {
 pub async fn run(plan: &Plan, txn: &Txn, ctx: &EvalCtx) -> Result<Vec<Row>> {
     let mut scans = Vec::new();
     collect_plan(plan, &mut scans);
-    let env = prefetch(scans, txn, ctx).await?;
+    let env = prefetch(scans, txn, ctx, None).await?;
     let ctx = EvalCtx {
         env: Some(Arc::new(env)),
         ..ctx.clone()
@@ -124,7 +128,9 @@ impl std::fmt::Debug for Env {
 /// subqueries are simply re-run).
 const MEMO_LIMIT: usize = 100_000;
 
-type ScanRef = (usize, Arc<TableDesc>, KeyRange);
+/// A scan of a statement: its plan node's address, table, key range and
+/// filter.
+type ScanRef = (usize, Arc<TableDesc>, KeyRange, Option<Expr>);
 
 fn plan_key(p: &Plan) -> usize {
     p as *const Plan as usize
@@ -150,7 +156,7 @@ fn collect_plan(plan: &Plan, out: &mut Vec<ScanRef>) {
             range,
             filter,
         } => {
-            out.push((plan_key(plan), table.clone(), range.clone()));
+            out.push((plan_key(plan), table.clone(), range.clone(), filter.clone()));
             collect_exprs(filter, out);
         }
         Plan::Values { rows } => collect_exprs(rows.iter().flatten(), out),
@@ -252,13 +258,32 @@ fn collect_bound(b: &Bound, out: &mut Vec<ScanRef>) {
     }
 }
 
-async fn prefetch(scans: Vec<ScanRef>, txn: &Txn, ctx: &EvalCtx) -> Result<Env> {
+/// Reads every scan of a statement; with `lock` (SELECT ... FOR UPDATE),
+/// the rows of the tables it names are read under locks.
+async fn prefetch(
+    scans: Vec<ScanRef>,
+    txn: &Txn,
+    ctx: &EvalCtx,
+    lock: Option<&RowLock>,
+) -> Result<Env> {
     let mut out = HashMap::new();
-    for (key, table, range) in scans {
+    for (key, table, range, filter) in scans {
         if out.contains_key(&key) {
             continue;
         }
-        let rows: Vec<Row> = scan(&table, &range, None, txn, ctx)
+        let locking = lock.is_some_and(|l| l.of.is_empty() || l.of.contains(&table.name));
+        let (mode, filter) = if locking {
+            // Lock only the rows that pass the scan's own filter (when it
+            // can be evaluated before the statement's subqueries).
+            let mut has_subquery = false;
+            if let Some(f) = &filter {
+                f.walk(&mut |x| has_subquery |= matches!(x, Expr::Subquery { .. }));
+            }
+            (ReadMode::Locking, filter.filter(|_| !has_subquery))
+        } else {
+            (ReadMode::Plain, None)
+        };
+        let rows: Vec<Row> = scan(&table, &range, filter.as_ref(), txn, ctx, mode)
             .await?
             .into_iter()
             .map(|(_, r)| r)
@@ -1002,6 +1027,18 @@ fn resolve_on(
     }
 }
 
+/// How a scan reads its rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadMode {
+    /// At the transaction's snapshot.
+    Plain,
+    /// Under row locks, the latest rows (the rows an UPDATE or DELETE
+    /// changes, SELECT ... FOR UPDATE). Point lookups lock before reading;
+    /// rows found by a scan are locked after it, re-read and filtered
+    /// again.
+    Locking,
+}
+
 /// Reads the rows of `table` in `range` that pass `filter`, through the
 /// transaction's buffer, with what was read (for conditional writes).
 pub async fn scan(
@@ -1010,14 +1047,20 @@ pub async fn scan(
     filter: Option<&Expr>,
     txn: &Txn,
     ctx: &EvalCtx,
+    mode: ReadMode,
 ) -> Result<Vec<(ReadRow, Row)>> {
     let (points, spans) = resolve_range(table, range, ctx)?;
     let mut read = Vec::new();
-    for k in points {
-        if let Some(r) = txn.get(&k).await? {
-            read.push(r);
+    if mode == ReadMode::Locking {
+        read.extend(txn.get_locked(&points).await?.into_iter().flatten());
+    } else {
+        for k in points {
+            if let Some(r) = txn.get(&k).await? {
+                read.push(r);
+            }
         }
     }
+    let locked_points = read.len();
     if let KeyRange::Index { .. } = range {
         // Index join: each entry's value is its row's primary key.
         let primary = index_prefix(table.id, PRIMARY_INDEX_ID);
@@ -1040,16 +1083,53 @@ pub async fn scan(
         }
     }
     let mut out = Vec::with_capacity(read.len());
-    for rr in read {
+    let mut to_lock = Vec::new();
+    for (i, rr) in read.into_iter().enumerate() {
         let row = decode_row(table, &rr.value)?;
         if let Some(f) = filter {
             if !truthy(f, &row, ctx)? {
                 continue;
             }
         }
+        if mode == ReadMode::Locking && i >= locked_points {
+            to_lock.push(out.len());
+        }
         out.push((rr, row));
     }
-    Ok(out)
+    if to_lock.is_empty() {
+        return Ok(out);
+    }
+    // Rows found by scanning: lock them and take their latest versions
+    // (a row changed or deleted since the snapshot is filtered again).
+    let keys: Vec<Vec<u8>> = to_lock.iter().map(|&i| out[i].0.key.clone()).collect();
+    let latest = txn.get_locked(&keys).await?;
+    let mut gone = HashSet::new();
+    for (&i, now) in to_lock.iter().zip(latest) {
+        match now {
+            Some(rr) if rr.value == out[i].0.value => {}
+            Some(rr) => {
+                let row = decode_row(table, &rr.value)?;
+                let keep = match filter {
+                    Some(f) => truthy(f, &row, ctx)?,
+                    None => true,
+                };
+                if keep {
+                    out[i] = (rr, row);
+                } else {
+                    gone.insert(i);
+                }
+            }
+            None => {
+                gone.insert(i);
+            }
+        }
+    }
+    Ok(out
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| !gone.contains(i))
+        .map(|(_, r)| r)
+        .collect())
 }
 
 // ---------------------------------------------------------------------------
@@ -1259,11 +1339,14 @@ async fn insert(p: &InsertPlan, catalog: &Catalog, txn: &mut Txn, ctx: &EvalCtx)
             continue;
         };
         let key = row_key_of(table, &row);
-        let existing = txn.get(&key).await?;
+        // Locked, present or absent: a concurrent upsert of the same key
+        // waits for this transaction, then sees its row.
+        let existing = txn
+            .get_locked(std::slice::from_ref(&key))
+            .await?
+            .pop()
+            .flatten();
         let Some(rr) = existing else {
-            // Absent now; if someone inserts it before we commit, the
-            // commit fails with 40001 and the statement is retried (and
-            // then sees the row).
             insert_row(txn, table, &row, true)?;
             touched.insert(key);
             written.push(row);
@@ -1310,7 +1393,15 @@ async fn update(p: &UpdatePlan, txn: &mut Txn, ctx: &EvalCtx) -> Result<Output> 
     let table = &p.table;
     let mut written = Vec::new();
     let Some(from) = &p.from else {
-        let rows = scan(table, &p.range, p.filter.as_ref(), txn, ctx).await?;
+        let rows = scan(
+            table,
+            &p.range,
+            p.filter.as_ref(),
+            txn,
+            ctx,
+            ReadMode::Locking,
+        )
+        .await?;
         for (rr, old) in rows {
             let mut new = old.clone();
             for (c, e) in &p.sets {
@@ -1331,7 +1422,7 @@ async fn update(p: &UpdatePlan, txn: &mut Txn, ctx: &EvalCtx) -> Result<Output> 
     // followed by a row of FROM; each target row is updated at most once,
     // with the first FROM row that matches it.
     let sources = run_sync(from, ctx)?;
-    let targets = scan(table, &p.range, None, txn, ctx).await?;
+    let targets = scan(table, &p.range, None, txn, ctx, ReadMode::Plain).await?;
     for (rr, old) in targets {
         let mut hit = None;
         for s in &sources {
@@ -1364,7 +1455,15 @@ async fn update(p: &UpdatePlan, txn: &mut Txn, ctx: &EvalCtx) -> Result<Output> 
 }
 
 async fn delete(p: &DeletePlan, txn: &mut Txn, ctx: &EvalCtx) -> Result<Output> {
-    let rows = scan(&p.table, &p.range, p.filter.as_ref(), txn, ctx).await?;
+    let rows = scan(
+        &p.table,
+        &p.range,
+        p.filter.as_ref(),
+        txn,
+        ctx,
+        ReadMode::Locking,
+    )
+    .await?;
     let mut deleted = Vec::new();
     for (rr, row) in rows {
         delete_row(txn, &p.table, &rr, &row)?;

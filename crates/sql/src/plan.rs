@@ -186,6 +186,41 @@ pub enum Plan {
 pub struct BoundQuery {
     pub plan: Plan,
     pub columns: Vec<(String, DataType)>,
+    /// `FOR UPDATE` / `FOR SHARE`: lock the rows read.
+    pub lock: Option<RowLock>,
+}
+
+/// Which rows a `SELECT ... FOR UPDATE | FOR SHARE` locks: those read from
+/// the tables named after `OF` (empty: from every table it reads). Both
+/// strengths take the same exclusive lock.
+#[derive(Debug, Clone)]
+pub struct RowLock {
+    pub of: Vec<String>,
+}
+
+/// The row locks a query's `FOR UPDATE | FOR SHARE` clauses ask for.
+fn row_lock(q: &ast::Query) -> Result<Option<RowLock>> {
+    if q.locks.is_empty() {
+        return Ok(None);
+    }
+    let mut of = Vec::new();
+    for l in &q.locks {
+        if let Some(nb) = &l.nonblock {
+            return Err(SqlError::unsupported(format!(
+                "{} is not supported",
+                match nb {
+                    ast::NonBlock::Nowait => "NOWAIT",
+                    ast::NonBlock::SkipLocked => "SKIP LOCKED",
+                }
+            )));
+        }
+        match &l.of {
+            Some(name) => of.push(table_name(name)?),
+            // One clause without OF covers every table.
+            None => return Ok(Some(RowLock { of: Vec::new() })),
+        }
+    }
+    Ok(Some(RowLock { of }))
 }
 
 #[derive(Debug, Clone)]
@@ -798,7 +833,12 @@ impl<'a> Binder<'a> {
     /// Binds a statement the executor runs (queries, DML, EXPLAIN of them).
     pub fn bind_statement(&mut self, stmt: &ast::Statement) -> Result<Bound> {
         match stmt {
-            ast::Statement::Query(q) => Ok(Bound::Query(self.bind_query(q)?)),
+            ast::Statement::Query(q) => {
+                let lock = row_lock(q)?;
+                let mut bq = self.bind_query(q)?;
+                bq.lock = lock;
+                Ok(Bound::Query(bq))
+            }
             ast::Statement::Insert(i) => Ok(Bound::Insert(self.bind_insert(i)?)),
             ast::Statement::Update(u) => Ok(Bound::Update(self.bind_update(u)?)),
             ast::Statement::Delete(d) => Ok(Bound::Delete(self.bind_delete(d)?)),
@@ -912,6 +952,7 @@ impl<'a> Binder<'a> {
                     }
                 };
                 Ok(BoundQuery {
+                    lock: None,
                     plan: Plan::SetOp {
                         op: kind,
                         all,
@@ -984,6 +1025,7 @@ impl<'a> Binder<'a> {
         Ok(BoundQuery {
             plan,
             columns: bq.columns,
+            lock: None,
         })
     }
 
@@ -1264,7 +1306,11 @@ impl<'a> Binder<'a> {
                 exprs: (0..visible).map(Expr::Column).collect(),
             };
         }
-        Ok(BoundQuery { plan, columns })
+        Ok(BoundQuery {
+            plan,
+            columns,
+            lock: None,
+        })
     }
 
     fn bind_group_item(
@@ -1403,6 +1449,7 @@ impl<'a> Binder<'a> {
         Ok(BoundQuery {
             plan: Plan::Values { rows },
             columns,
+            lock: None,
         })
     }
 

@@ -140,6 +140,37 @@ impl Txn {
         }))
     }
 
+    /// Reads `keys` under row locks (the rows an UPDATE or DELETE changes,
+    /// SELECT ... FOR UPDATE), through the buffer: each result is the
+    /// latest committed row (or this transaction's own write), and nobody
+    /// else can change it before this transaction ends. Keys this
+    /// transaction wrote already need no lock.
+    pub async fn get_locked(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<ReadRow>>> {
+        let to_lock: Vec<Vec<u8>> = keys
+            .iter()
+            .filter(|k| !self.writes.contains_key(*k))
+            .cloned()
+            .collect();
+        let values = self.kv.lock().await.lock(&to_lock).await?;
+        let locked: std::collections::HashMap<Vec<u8>, Option<Vec<u8>>> =
+            to_lock.into_iter().zip(values).collect();
+        Ok(keys
+            .iter()
+            .map(|k| match self.writes.get(k) {
+                Some(p) => p.value.as_ref().map(|v| ReadRow {
+                    key: k.clone(),
+                    value: v.clone(),
+                    origin: Origin::Buffer,
+                }),
+                None => locked.get(k).cloned().flatten().map(|v| ReadRow {
+                    key: k.clone(),
+                    origin: Origin::Kv(v.clone()),
+                    value: v,
+                }),
+            })
+            .collect())
+    }
+
     /// Reads `[start, end)` in key order, through the buffer.
     pub async fn scan(&self, start: &[u8], end: &[u8]) -> Result<Vec<ReadRow>> {
         if start >= end {

@@ -5,6 +5,11 @@
 //! under READ COMMITTED the ones PostgreSQL allows appear (fuzzy reads,
 //! read skew, write skew, phantoms) and the ones it forbids do not (dirty
 //! writes, dirty reads).
+//!
+//! As in PostgreSQL, an UPDATE of a row another open transaction changed
+//! waits for it (row locks); then under SERIALIZABLE it fails with 40001 if
+//! the transaction read anything that changed meanwhile, and under READ
+//! COMMITTED it updates the latest version of the row.
 
 mod common;
 
@@ -41,6 +46,33 @@ async fn exec(c: &Client, sql: &str) {
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
 
+/// Runs `waiting` on `waiter` while `other` runs `releasing` after a pause:
+/// `waiting` must not finish before `releasing` has (it waits on a row
+/// lock). Returns its outcome: "ok" or its SQLSTATE.
+async fn waits_for(waiter: &Client, waiting: &str, other: &Client, releasing: &str) -> String {
+    let blocked = async {
+        let r = waiter.batch_execute(waiting).await;
+        (r, std::time::Instant::now())
+    };
+    let release = async {
+        tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+        exec(other, releasing).await;
+        std::time::Instant::now()
+    };
+    let ((r, finished), released) = tokio::join!(blocked, release);
+    assert!(
+        finished >= released,
+        "{waiting} did not wait for {releasing} to finish"
+    );
+    match r {
+        Ok(()) => "ok".into(),
+        Err(e) => e
+            .code()
+            .map(|c| c.code().to_string())
+            .unwrap_or_else(|| format!("no SQLSTATE: {e}")),
+    }
+}
+
 /// The SQLSTATE of a statement expected to fail.
 async fn fails(c: &Client, sql: &str) -> String {
     sqlstate(c, sql).await
@@ -59,12 +91,13 @@ async fn serializable_prevents_every_anomaly() {
     exec(&t1, "BEGIN").await;
     exec(&t2, "BEGIN").await;
     exec(&t1, "UPDATE test SET value = 11 WHERE id = 1").await;
-    exec(&t2, "UPDATE test SET value = 12 WHERE id = 1").await;
-    exec(&t1, "UPDATE test SET value = 21 WHERE id = 2").await;
+    // T2 waits for T1's row; T2 read nothing, so it then goes on after T1.
+    let t2_update = "UPDATE test SET value = 12 WHERE id = 1";
+    let t1_rest = "UPDATE test SET value = 21 WHERE id = 2; COMMIT";
+    assert_eq!(waits_for(&t2, t2_update, &t1, t1_rest).await, "ok", "G0");
     exec(&t2, "UPDATE test SET value = 22 WHERE id = 2").await;
-    exec(&t1, "COMMIT").await;
-    assert_eq!(fails(&t2, "COMMIT").await, "40001");
-    assert_eq!(table(&t1).await, "1|11;2|21", "G0");
+    exec(&t2, "COMMIT").await;
+    assert_eq!(table(&t1).await, "1|12;2|22", "G0");
 
     // G1a, aborted read: nobody sees a write that is rolled back.
     let (t1, t2) = setup(&c, "SERIALIZABLE").await;
@@ -94,9 +127,14 @@ async fn serializable_prevents_every_anomaly() {
     assert_eq!(flat(&t1, "SELECT value FROM test WHERE id = 1").await, "10");
     assert_eq!(flat(&t2, "SELECT value FROM test WHERE id = 1").await, "10");
     exec(&t1, "UPDATE test SET value = 11 WHERE id = 1").await;
-    exec(&t2, "UPDATE test SET value = 11 WHERE id = 1").await;
-    exec(&t1, "COMMIT").await;
-    assert_eq!(fails(&t2, "COMMIT").await, "40001", "P4");
+    let t2_update = "UPDATE test SET value = 11 WHERE id = 1";
+    assert_eq!(
+        waits_for(&t2, t2_update, &t1, "COMMIT").await,
+        "40001",
+        "P4"
+    );
+    exec(&t2, "ROLLBACK").await;
+    assert_eq!(table(&t1).await, "1|11;2|20", "P4");
 
     // P2, fuzzy read: a repeated read sees the same value.
     let (t1, t2) = setup(&c, "SERIALIZABLE").await;
@@ -126,8 +164,12 @@ async fn serializable_prevents_every_anomaly() {
         "20",
         "G-single"
     );
-    exec(&t1, "UPDATE test SET value = 0 WHERE id = 2").await;
-    assert_eq!(fails(&t1, "COMMIT").await, "40001", "G-single");
+    assert_eq!(
+        fails(&t1, "UPDATE test SET value = 0 WHERE id = 2").await,
+        "40001",
+        "G-single"
+    );
+    exec(&t1, "ROLLBACK").await;
 
     // G2-item, write skew: each reads both rows and updates a different one.
     let (t1, t2) = setup(&c, "SERIALIZABLE").await;
@@ -250,6 +292,19 @@ async fn read_committed_shows_exactly_what_postgres_allows() {
     exec(&t2, "COMMIT").await;
     assert_eq!(table(&t1).await, "1|11;2|21", "G2-item");
 
+    // P4, lost update: not lost. The second increment waits for the first
+    // and then updates the row as committed by it (PostgreSQL re-reads it).
+    let (t1, t2) = setup(&c, "READ COMMITTED").await;
+    exec(&t1, "BEGIN").await;
+    exec(&t2, "BEGIN").await;
+    assert_eq!(flat(&t1, "SELECT value FROM test WHERE id = 1").await, "10");
+    assert_eq!(flat(&t2, "SELECT value FROM test WHERE id = 1").await, "10");
+    exec(&t1, "UPDATE test SET value = value + 1 WHERE id = 1").await;
+    let t2_update = "UPDATE test SET value = value + 1 WHERE id = 1";
+    assert_eq!(waits_for(&t2, t2_update, &t1, "COMMIT").await, "ok", "P4");
+    exec(&t2, "COMMIT").await;
+    assert_eq!(table(&t1).await, "1|12;2|20", "P4");
+
     // P3, phantom: allowed.
     let (t1, t2) = setup(&c, "READ COMMITTED").await;
     exec(&t1, "BEGIN").await;
@@ -261,4 +316,70 @@ async fn read_committed_shows_exactly_what_postgres_allows() {
         "P3"
     );
     exec(&t1, "COMMIT").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn select_for_update_and_for_share_lock_the_rows_they_return() {
+    let c = cluster().await;
+
+    // FOR UPDATE: writers wait, readers do not; the waiting increment
+    // applies to the locking transaction's result.
+    let (t1, t2) = setup(&c, "SERIALIZABLE").await;
+    exec(&t1, "BEGIN").await;
+    assert_eq!(
+        flat(&t1, "SELECT value FROM test WHERE id = 1 FOR UPDATE").await,
+        "10"
+    );
+    assert_eq!(flat(&t2, "SELECT value FROM test WHERE id = 1").await, "10");
+    let add = "UPDATE test SET value = value + 5 WHERE id = 1";
+    let finish = "UPDATE test SET value = 100 WHERE id = 1; COMMIT";
+    assert_eq!(waits_for(&t2, add, &t1, finish).await, "ok");
+    assert_eq!(table(&t1).await, "1|105;2|20");
+
+    // FOR SHARE locks too.
+    let (t1, t2) = setup(&c, "SERIALIZABLE").await;
+    exec(&t1, "BEGIN").await;
+    assert_eq!(
+        flat(&t1, "SELECT value FROM test WHERE id = 2 FOR SHARE").await,
+        "20"
+    );
+    let delete = "DELETE FROM test WHERE id = 2";
+    assert_eq!(waits_for(&t2, delete, &t1, "COMMIT").await, "ok");
+    assert_eq!(table(&t1).await, "1|10");
+
+    // Only the rows returned are locked: a scan's other rows stay free.
+    let (t1, t2) = setup(&c, "SERIALIZABLE").await;
+    exec(&t1, "BEGIN").await;
+    assert_eq!(
+        flat(&t1, "SELECT id FROM test WHERE value > 15 FOR UPDATE").await,
+        "2"
+    );
+    let started = std::time::Instant::now();
+    exec(&t2, "UPDATE test SET value = 11 WHERE id = 1").await;
+    assert!(started.elapsed() < std::time::Duration::from_millis(1500));
+    let update = "UPDATE test SET value = 21 WHERE id = 2";
+    assert_eq!(waits_for(&t2, update, &t1, "COMMIT").await, "ok");
+    assert_eq!(table(&t1).await, "1|11;2|21");
+
+    // FOR UPDATE OF another table locks nothing here; a locked row
+    // is released by ROLLBACK as well.
+    let (t1, t2) = setup(&c, "SERIALIZABLE").await;
+    exec(&t1, "CREATE TABLE other (id INT PRIMARY KEY)").await;
+    exec(&t1, "BEGIN").await;
+    flat(&t1, "SELECT test.id FROM test, other FOR UPDATE OF other").await;
+    exec(&t2, "UPDATE test SET value = 12 WHERE id = 1").await;
+    assert_eq!(
+        flat(&t1, "SELECT id FROM test WHERE id = 2 FOR UPDATE").await,
+        "2"
+    );
+    let update = "UPDATE test SET value = 22 WHERE id = 2";
+    assert_eq!(waits_for(&t2, update, &t1, "ROLLBACK").await, "ok");
+    assert_eq!(table(&t1).await, "1|12;2|22");
+
+    // Not supported: say so.
+    assert_eq!(
+        fails(&t1, "SELECT * FROM test FOR UPDATE NOWAIT").await,
+        "0A000"
+    );
+    exec(&t1, "DROP TABLE other").await;
 }

@@ -235,17 +235,43 @@ async fn conflicting_transactions_fail_with_serialization_or_unique_errors() {
         .await
         .unwrap();
 
-    // Both read row 1 and write it: the second commit must not lose the first.
+    // Both update row 1: the second waits for the first (a row lock) and
+    // then changes the row the first committed; nothing is lost.
     a.batch_execute("BEGIN; UPDATE acct SET bal = bal - 10 WHERE id = 1")
         .await
         .unwrap();
-    b.batch_execute("BEGIN; UPDATE acct SET bal = bal - 20 WHERE id = 1")
+    let (second, ()) = tokio::join!(
+        b.batch_execute("BEGIN; UPDATE acct SET bal = bal - 20 WHERE id = 1"),
+        async {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            a.batch_execute("COMMIT").await.unwrap();
+        }
+    );
+    second.unwrap();
+    b.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(flat(&a, "SELECT bal FROM acct WHERE id = 1").await, "70");
+
+    // Both read row 1 first: the second cannot be ordered after the first,
+    // so it fails (40001) instead of updating a row it saw before.
+    a.batch_execute(
+        "BEGIN; SELECT bal FROM acct WHERE id = 1; UPDATE acct SET bal = 0 WHERE id = 1",
+    )
+    .await
+    .unwrap();
+    b.batch_execute("BEGIN; SELECT bal FROM acct WHERE id = 1")
         .await
         .unwrap();
-    a.batch_execute("COMMIT").await.unwrap();
-    assert_eq!(sqlstate(&b, "COMMIT").await, "40001");
+    let (second, ()) = tokio::join!(
+        b.batch_execute("UPDATE acct SET bal = 1 WHERE id = 1"),
+        async {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            a.batch_execute("COMMIT").await.unwrap();
+        }
+    );
+    let code = second.unwrap_err().code().map(|c| c.code().to_string());
+    assert_eq!(code.as_deref(), Some("40001"));
     b.batch_execute("ROLLBACK").await.unwrap();
-    assert_eq!(flat(&a, "SELECT bal FROM acct WHERE id = 1").await, "90");
+    assert_eq!(flat(&a, "SELECT bal FROM acct WHERE id = 1").await, "0");
 
     // Two inserts of the same key: the second commit is a unique violation.
     a.batch_execute("BEGIN; INSERT INTO acct VALUES (3, 1)")

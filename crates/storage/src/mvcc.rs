@@ -42,6 +42,8 @@ const TAG_VALUE: u8 = 1;
 const INTENT_FORMAT: u8 = 1;
 /// Format byte of encoded intents carrying their record's anchor key.
 const INTENT_FORMAT_ANCHORED: u8 = 2;
+/// Format byte of an anchored lock-only intent (no value).
+const INTENT_FORMAT_LOCK: u8 = 3;
 /// Length of an encoded intent before its tagged value.
 const INTENT_HEADER_LEN: usize = 1 + 16 + TS_LEN;
 /// After skipping this many versions of one key, a scan re-positions its
@@ -70,6 +72,10 @@ pub struct Intent {
     pub txn: TxnMeta,
     /// The value it will commit; `None` is a deletion.
     pub value: Option<Vec<u8>>,
+    /// A lock only (SELECT ... FOR UPDATE, or a row about to be updated):
+    /// it writes nothing, readers see through it, writers of other
+    /// transactions wait for it, and resolving it only removes it.
+    pub lock_only: bool,
 }
 
 /// MVCC errors. `WriteIntent` and `WriteTooOld` are conflicts the caller
@@ -261,10 +267,14 @@ fn is_tombstone(raw: &[u8]) -> MvccResult<bool> {
     }
 }
 
-fn encode_intent_value(txn: &TxnMeta, value: Option<&[u8]>) -> Vec<u8> {
+fn encode_intent_value(txn: &TxnMeta, value: Option<&[u8]>, lock_only: bool) -> Vec<u8> {
     let mut buf =
         Vec::with_capacity(INTENT_HEADER_LEN + 5 + txn.anchor.len() + value.map_or(0, <[u8]>::len));
-    buf.push(INTENT_FORMAT_ANCHORED);
+    buf.push(if lock_only {
+        INTENT_FORMAT_LOCK
+    } else {
+        INTENT_FORMAT_ANCHORED
+    });
     buf.extend_from_slice(&txn.id);
     buf.extend_from_slice(&txn.timestamp.wall.to_be_bytes());
     buf.extend_from_slice(&txn.timestamp.logical.to_be_bytes());
@@ -276,7 +286,12 @@ fn encode_intent_value(txn: &TxnMeta, value: Option<&[u8]>) -> Vec<u8> {
 
 fn decode_intent_value(key: Vec<u8>, raw: &[u8]) -> MvccResult<Intent> {
     let bad = || corrupt(format!("bad intent for key {key:x?}"));
-    if raw.len() < INTENT_HEADER_LEN || !matches!(raw[0], INTENT_FORMAT | INTENT_FORMAT_ANCHORED) {
+    if raw.len() < INTENT_HEADER_LEN
+        || !matches!(
+            raw[0],
+            INTENT_FORMAT | INTENT_FORMAT_ANCHORED | INTENT_FORMAT_LOCK
+        )
+    {
         return Err(bad());
     }
     let mut id = [0u8; 16];
@@ -287,7 +302,7 @@ fn decode_intent_value(key: Vec<u8>, raw: &[u8]) -> MvccResult<Intent> {
     logical.copy_from_slice(&raw[25..29]);
     let mut rest = &raw[INTENT_HEADER_LEN..];
     let mut anchor = Vec::new();
-    if raw[0] == INTENT_FORMAT_ANCHORED {
+    if raw[0] != INTENT_FORMAT {
         let len = rest.get(..4).ok_or_else(bad)?;
         let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
         anchor = rest.get(4..4 + len).ok_or_else(bad)?.to_vec();
@@ -302,6 +317,7 @@ fn decode_intent_value(key: Vec<u8>, raw: &[u8]) -> MvccResult<Intent> {
             anchor,
         },
         value,
+        lock_only: raw[0] == INTENT_FORMAT_LOCK,
     })
 }
 
@@ -454,7 +470,7 @@ pub fn get(
 ) -> MvccResult<Option<Vec<u8>>> {
     // Intent before versions: should a resolution commit between the two
     // reads, we see the intent (and report it) rather than miss the value.
-    if let Some(intent) = read_intent(engine, None, key)? {
+    if let Some(intent) = read_intent(engine, None, key)?.filter(|i| !i.lock_only) {
         if txn.is_some_and(|t| t.id == intent.txn.id) {
             return Ok(intent.value);
         }
@@ -667,7 +683,9 @@ pub fn scan(
         if has_intent {
             if let Some((k, v)) = intents.next()? {
                 let intent = decode_intent(&k, &v)?;
-                if txn.is_some_and(|t| t.id == intent.txn.id) {
+                if intent.lock_only {
+                    // Readers see through locks.
+                } else if txn.is_some_and(|t| t.id == intent.txn.id) {
                     from_intent = Some(intent.value);
                 } else if intent.txn.timestamp <= read_ts {
                     conflict = Some(intent);
@@ -793,9 +811,30 @@ pub fn put(
         }
         Some(t) => batch.put(
             encode_intent_key(key),
-            encode_intent_value(t, value.as_deref()),
+            encode_intent_value(t, value.as_deref(), false),
         ),
     }
+    Ok(())
+}
+
+/// Locks `key` for transaction `txn` with a lock-only intent (see
+/// [`Intent::lock_only`]), unless the transaction already holds an intent
+/// there. Another transaction's intent is [`MvccError::WriteIntent`].
+pub fn lock(
+    engine: &dyn Engine,
+    batch: &mut WriteBatch,
+    key: &[u8],
+    txn: &TxnMeta,
+) -> MvccResult<()> {
+    if let Some(intent) = read_intent(engine, Some(batch), key)? {
+        if intent.txn.id != txn.id {
+            return Err(MvccError::WriteIntent {
+                intents: vec![intent],
+            });
+        }
+        return Ok(());
+    }
+    batch.put(encode_intent_key(key), encode_intent_value(txn, None, true));
     Ok(())
 }
 
@@ -816,7 +855,7 @@ pub fn resolve_intent(
     if intent.txn.id != txn_id {
         return Ok(false);
     }
-    if let Some(ts) = commit_ts {
+    if let Some(ts) = commit_ts.filter(|_| !intent.lock_only) {
         let mut v = Vec::new();
         encode_value(&mut v, intent.value.as_deref());
         batch.put(encode_version_key(key, ts), v);
@@ -1205,6 +1244,53 @@ mod tests {
     }
 
     #[test]
+    fn a_lock_blocks_writers_not_readers_and_commits_to_nothing() {
+        let e = MemoryEngine::new();
+        write(&e, "k", 10, Some("old"));
+        let t = txn(1, 20);
+        let mut b = WriteBatch::new();
+        lock(&e, &mut b, b"k", &t).unwrap();
+        e.write(b, false).unwrap();
+        let held = get_intent(&e, b"k").unwrap().expect("lock");
+        assert!(held.lock_only);
+        // Readers (its own transaction included) see the committed value.
+        assert_eq!(read(&e, "k", 30), Some("old".into()));
+        assert_eq!(get(&e, b"k", ts(30), Some(&t)).unwrap(), val("old"));
+        let rows = scan(&e, b"a", b"z", ts(30), 0, false, None).unwrap();
+        assert_eq!(rows.rows.len(), 1);
+        // Other writers and lockers conflict.
+        let other = txn(2, 25);
+        let mut b = WriteBatch::new();
+        assert!(matches!(
+            put(&e, &mut b, b"k", other.timestamp, val("x"), Some(&other)),
+            Err(MvccError::WriteIntent { .. })
+        ));
+        assert!(matches!(
+            lock(&e, &mut b, b"k", &other),
+            Err(MvccError::WriteIntent { .. })
+        ));
+        // Locking again is a no-op; writing turns the lock into an intent.
+        let mut b = WriteBatch::new();
+        lock(&e, &mut b, b"k", &t).unwrap();
+        assert!(b.is_empty());
+        write_intent(&e, "k", &t, Some("new"));
+        assert!(!get_intent(&e, b"k").unwrap().unwrap().lock_only);
+        assert!(resolve(&e, "k", &t, Some(40)));
+        assert_eq!(read(&e, "k", 40), Some("new".into()));
+        // A lock resolved as committed leaves no version behind.
+        let t3 = txn(3, 50);
+        let mut b = WriteBatch::new();
+        lock(&e, &mut b, b"k", &t3).unwrap();
+        e.write(b, false).unwrap();
+        assert!(resolve(&e, "k", &t3, Some(60)));
+        assert_eq!(get_intent(&e, b"k").unwrap(), None);
+        assert_eq!(
+            get_version(&e, b"k", Timestamp::MAX).unwrap(),
+            Some((ts(40), val("new")))
+        );
+    }
+
+    #[test]
     fn resolve_without_matching_intent_does_nothing() {
         let e = MemoryEngine::new();
         let t1 = txn(1, 20);
@@ -1515,12 +1601,13 @@ mod tests {
             };
             b.put(
                 encode_intent_key(k),
-                encode_intent_value(&meta, v.as_deref()),
+                encode_intent_value(&meta, v.as_deref(), false),
             );
             model.entry(k.clone()).or_default().1 = Some(Intent {
                 key: k.clone(),
                 txn: meta,
                 value: v.clone(),
+                lock_only: false,
             });
         }
         e.write(b, false).unwrap();

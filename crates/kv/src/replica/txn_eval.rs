@@ -79,6 +79,17 @@ fn expired(heartbeat: Timestamp, now: Timestamp) -> bool {
     heartbeat.wall + (TXN_EXPIRY.as_millis() as u64) < now.wall
 }
 
+/// What locking a key finds.
+enum LockOutcome {
+    /// The value the transaction reads under the lock.
+    Value(Option<Vec<u8>>),
+    /// Another transaction's intent is in the way.
+    Conflict(mvcc::Intent),
+    /// The reply refusing the batch: a version newer than the read
+    /// timestamp (the transaction must move above it first), or an error.
+    Refused(Box<KvResponse>),
+}
+
 fn with_record(rec: TxnRecord) -> KvResponse {
     KvResponse {
         record: Some(rec),
@@ -110,11 +121,31 @@ impl Replica {
         let mut writes: std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>> =
             std::collections::BTreeMap::new();
         let mut conflicts = Vec::new();
+        // Keys to lock, and the values the transaction reads under the locks.
+        let mut locks = Vec::new();
+        let mut locked_rows = Vec::new();
+        let read_ts = ts_of(&meta.read_ts);
         for w in req.writes {
             let (key, value, expected) = match w.write {
                 Some(Write::Put(p)) => (p.key, Some(p.value), None),
                 Some(Write::Delete(d)) => (d.key, None, None),
                 Some(Write::Cput(c)) => (c.key, Some(c.value), Some(c.expected)),
+                Some(Write::Lock(l)) => {
+                    match self.evaluate_lock(&view, desc, &l.key, id, read_ts) {
+                        LockOutcome::Value(value) => {
+                            if let Some(value) = value {
+                                locked_rows.push(proto::KeyValue {
+                                    key: l.key.clone(),
+                                    value,
+                                });
+                            }
+                            locks.push(l.key);
+                        }
+                        LockOutcome::Conflict(intent) => conflicts.push(intent),
+                        LockOutcome::Refused(resp) => return *resp,
+                    }
+                    continue;
+                }
                 None => return internal("empty write in batch"),
             };
             if !contains(desc, &key) {
@@ -180,8 +211,20 @@ impl Replica {
             }
             staging.lock().record(&staged, from);
         }
+        if req.one_phase && !locks.is_empty() {
+            return internal("a one-phase commit cannot take locks");
+        }
+        // A key also written in this batch already holds the intent.
+        for key in locks {
+            let from = staged.len();
+            if let Err(e) = mvcc::lock(&staged_view, &mut staged, &key, &txn) {
+                return internal(format!("lock failed: {e}"));
+            }
+            staging.lock().record(&staged, from);
+        }
         let mut resp = KvResponse {
             timestamp: Some(ts.into()),
+            rows: locked_rows,
             ..Default::default()
         };
         if let Some(end) = req.end {
@@ -226,6 +269,37 @@ impl Replica {
         }
         batch.extend(staged);
         resp
+    }
+
+    /// A lock of `key` for transaction `id` reading at `read_ts`.
+    fn evaluate_lock(
+        &self,
+        view: &dyn Engine,
+        desc: &proto::RangeDescriptor,
+        key: &[u8],
+        id: [u8; 16],
+        read_ts: Timestamp,
+    ) -> LockOutcome {
+        if !contains(desc, key) {
+            return LockOutcome::Refused(Box::new(key_mismatch(vec![desc.clone()])));
+        }
+        match mvcc::get_intent(view, key) {
+            Ok(Some(i)) if i.txn.id != id => return LockOutcome::Conflict(i),
+            Ok(Some(i)) if !i.lock_only => return LockOutcome::Value(i.value),
+            Ok(_) => {}
+            Err(e) => return LockOutcome::Refused(Box::new(internal(format!("read failed: {e}")))),
+        }
+        LockOutcome::Refused(Box::new(
+            match mvcc::get_version(view, key, Timestamp::MAX) {
+                Ok(Some((existing, _))) if existing > read_ts => {
+                    kv_err(kv_error::Kind::WriteTooOld(proto::WriteTooOld {
+                        ts: Some(existing.into()),
+                    }))
+                }
+                Ok(v) => return LockOutcome::Value(v.and_then(|(_, v)| v)),
+                Err(e) => internal(format!("read failed: {e}")),
+            },
+        ))
     }
 
     /// Applies a change to a transaction record on this range.

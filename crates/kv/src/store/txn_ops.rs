@@ -84,7 +84,7 @@ impl Store {
         let own = meta.as_ref().map(|m| m.id);
         let conflicts: Vec<_> = intents
             .into_iter()
-            .filter(|i| Some(i.txn.id) != own && i.txn.timestamp <= limit)
+            .filter(|i| !i.lock_only && Some(i.txn.id) != own && i.txn.timestamp <= limit)
             .collect();
         if !conflicts.is_empty() {
             return Err(write_intent_error(conflicts));
@@ -180,7 +180,14 @@ impl Store {
         let mut ts = asked;
         {
             let writer = txn_id(&meta.id);
-            let tsc = shared.conc.tscache.lock();
+            let mut tsc = shared.conc.tscache.lock();
+            // A lock reads its key at the transaction's read timestamp.
+            let read_ts = ts_of(&meta.read_ts);
+            for w in &req.writes {
+                if let Some(proto::batch_write::Write::Lock(l)) = &w.write {
+                    tsc.record_point(&l.key, read_ts, writer);
+                }
+            }
             for k in &keys {
                 ts = tsc.max_read(k).place(ts, writer);
             }
@@ -261,7 +268,12 @@ impl Store {
         }
         shared.conc.wait_for_writes(&q.key, None).await;
         let found = match mvcc::get_intent(self.ctx.engine.as_ref(), &q.key) {
-            Ok(Some(i)) => i.txn.id.as_slice() == q.txn_id.as_slice() && i.txn.timestamp <= max_ts,
+            // A lock is not the write: the write may still be on its way.
+            Ok(Some(i)) => {
+                !i.lock_only
+                    && i.txn.id.as_slice() == q.txn_id.as_slice()
+                    && i.txn.timestamp <= max_ts
+            }
             Ok(None) => false,
             Err(e) => return internal(format!("read failed: {e}")),
         };
@@ -330,10 +342,11 @@ impl Store {
         let engine = self.ctx.engine.as_ref();
         match mvcc::scan_intents(engine, &r.start, &r.end, 0) {
             Ok(intents) => {
-                if let Some(i) = intents
-                    .into_iter()
-                    .find(|i| i.txn.id.as_slice() != r.txn_id.as_slice() && i.txn.timestamp <= to)
-                {
+                if let Some(i) = intents.into_iter().find(|i| {
+                    !i.lock_only
+                        && i.txn.id.as_slice() != r.txn_id.as_slice()
+                        && i.txn.timestamp <= to
+                }) {
                     return write_intent_error(vec![i]);
                 }
             }

@@ -511,11 +511,7 @@ impl DB {
     ) -> Result<(RangeDescriptor, KvResponse)> {
         loop {
             match self.send_raw(key, route, &build).await {
-                Err(Error::WriteIntent(intents)) => {
-                    for i in &intents {
-                        self.wait_for_intent(i, None).await?;
-                    }
-                }
+                Err(Error::WriteIntent(intents)) => self.wait_for_intents(&intents).await?,
                 r => return r,
             }
         }

@@ -58,6 +58,12 @@ pub const TXN_EXPIRY: Duration = Duration::from_secs(2);
 const PUSH_INTERVAL_MS: u32 = 250;
 /// Longest waits-for chain followed when looking for a deadlock.
 const MAX_CHAIN: usize = 16;
+/// Most keys written, locked or resolved by one raft command. A larger
+/// transaction writes its intents in batches first and then commits
+/// explicitly (no in-flight list), so no command or record grows with it.
+pub const MAX_BATCH_KEYS: usize = 2000;
+/// Most bytes of values in one batch of intents.
+const MAX_BATCH_BYTES: usize = 4 << 20;
 
 /// A transaction id from its wire form.
 pub fn txn_id(b: &[u8]) -> Option<[u8; 16]> {
@@ -368,7 +374,8 @@ impl Txn {
         while !todo.is_empty() {
             let groups = self.db.group_by_range(todo.iter()).await?;
             let mut split = Vec::new();
-            for group in groups {
+            for group in groups.iter().flat_map(|g| g.chunks(MAX_BATCH_KEYS)) {
+                let group = group.to_vec();
                 match self.lock_in_range(&group).await {
                     Ok(rows) => {
                         values.extend(rows.into_iter().map(|kv| (kv.key, kv.value)));
@@ -443,12 +450,7 @@ impl Txn {
     /// A read failed: wait out conflicts, or move above an uncertain value.
     async fn on_read_error(&mut self, e: Error) -> Result<()> {
         match e {
-            Error::WriteIntent(intents) => {
-                for i in &intents {
-                    self.db.wait_for_intent(i, None).await?;
-                }
-                Ok(())
-            }
+            Error::WriteIntent(intents) => self.db.wait_for_intents(&intents).await,
             Error::Uncertainty(ts) if !self.fixed => {
                 // Read again above the uncertain value, if everything read
                 // so far is still the same there.
@@ -601,6 +603,10 @@ impl Txn {
         &mut self,
         writes: BTreeMap<Vec<u8>, Vec<BatchWrite>>,
     ) -> Result<Timestamp> {
+        let bytes: usize = writes.values().flatten().map(write_size).sum();
+        if writes.len() > MAX_BATCH_KEYS || bytes > MAX_BATCH_BYTES {
+            return self.commit_large(writes).await;
+        }
         let mut groups = self.db.group_by_range(writes.keys()).await?;
         if groups.len() == 1 && self.intents.is_empty() {
             return self
@@ -722,6 +728,104 @@ impl Txn {
         Ok(commit_ts)
     }
 
+    /// A transaction too large for one command per range: its intents go
+    /// out in bounded batches, range by range; once all are in place the
+    /// record is marked COMMITTED (two rounds of latency, like a classic
+    /// two-phase commit, instead of a STAGING record listing every key).
+    async fn commit_large(
+        &mut self,
+        writes: BTreeMap<Vec<u8>, Vec<BatchWrite>>,
+    ) -> Result<Timestamp> {
+        if self.anchor.is_empty() {
+            self.anchor = writes.keys().next().cloned().expect("not empty");
+            let meta = self.meta(self.read_ts);
+            self.db.heartbeat(&meta, None).await?;
+        }
+        if self.heartbeat.is_none() {
+            self.start_heartbeat();
+        }
+        self.intents.extend(writes.keys().cloned());
+        let mut commit_ts = self.read_ts;
+        let mut todo: Vec<Vec<u8>> = writes.keys().cloned().collect();
+        while !todo.is_empty() {
+            let mut split = Vec::new();
+            for group in self.db.group_by_range(todo.iter()).await? {
+                let mut batches: Vec<Vec<Vec<u8>>> = vec![Vec::new()];
+                let mut batch_bytes = 0;
+                for k in group {
+                    let size: usize = writes[&k].iter().map(write_size).sum();
+                    let last = batches.last_mut().expect("one batch");
+                    if !last.is_empty()
+                        && (last.len() >= MAX_BATCH_KEYS || batch_bytes + size > MAX_BATCH_BYTES)
+                    {
+                        batches.push(Vec::new());
+                        batch_bytes = 0;
+                    }
+                    batch_bytes += size;
+                    batches.last_mut().expect("one batch").push(k);
+                }
+                for keys in batches {
+                    let batch: Vec<BatchWrite> =
+                        keys.iter().flat_map(|k| writes[k].clone()).collect();
+                    match self.write_intents(&keys, batch, commit_ts).await {
+                        Ok(ts) => commit_ts = commit_ts.max(ts),
+                        Err(Error::CrossRange(_)) => split.extend(keys),
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            todo = split;
+        }
+        if commit_ts > self.read_ts {
+            self.refresh(commit_ts).await?;
+        }
+        let meta = self.meta(commit_ts);
+        self.db.finish_record(meta, commit_ts).await?;
+        let keys = std::mem::take(&mut self.intents);
+        self.db
+            .clone()
+            .resolve_in_background(self.id, keys, Some(commit_ts));
+        Ok(commit_ts)
+    }
+
+    /// Writes intents of `keys` (all in one range) at `ts` or above,
+    /// waiting out other transactions' intents. Returns where they landed.
+    async fn write_intents(
+        &mut self,
+        keys: &[Vec<u8>],
+        writes: Vec<BatchWrite>,
+        ts: Timestamp,
+    ) -> Result<Timestamp> {
+        loop {
+            let req = proto::TxnWriteRequest {
+                txn: Some(self.meta(ts)),
+                writes: writes.clone(),
+                one_phase: false,
+                allow_push: true,
+                end: None,
+            };
+            let build = |desc: &proto::RangeDescriptor| -> Result<kv_request::Op> {
+                if keys.iter().all(|k| contains(desc, k)) {
+                    Ok(kv_request::Op::TxnWrite(req.clone()))
+                } else {
+                    Err(Error::CrossRange("the range split".into()))
+                }
+            };
+            match self.db.send_raw(&keys[0], Route::Key, &build).await {
+                Ok((_, resp)) => {
+                    self.shared.lock().waiting_for = None;
+                    return Ok(resp.timestamp.unwrap_or_default().into());
+                }
+                Err(Error::WriteIntent(intents)) => {
+                    for i in &intents {
+                        self.wait_as_writer(i).await?;
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// All writes in one range: one raft command, no record.
     async fn commit_one_phase(&mut self, writes: Vec<BatchWrite>) -> Result<Timestamp> {
         let mut write_ts = self.read_ts;
@@ -758,11 +862,7 @@ impl Txn {
                     self.read_ts = to;
                     write_ts = to;
                 }
-                Err(Error::WriteIntent(intents)) => {
-                    for i in &intents {
-                        self.db.wait_for_intent(i, None).await?;
-                    }
-                }
+                Err(Error::WriteIntent(intents)) => self.db.wait_for_intents(&intents).await?,
                 Err(Error::CrossRange(_)) => {
                     // A split between grouping and sending: commit as a
                     // distributed transaction instead.
@@ -855,6 +955,20 @@ pub struct Pusher {
     pub priority: i32,
 }
 
+/// The bytes a write carries.
+fn write_size(w: &BatchWrite) -> usize {
+    use proto::batch_write::Write;
+    match &w.write {
+        Some(Write::Put(p)) => p.key.len() + p.value.len(),
+        Some(Write::Cput(c)) => {
+            c.key.len() + c.value.len() + c.expected.as_ref().map_or(0, Vec::len)
+        }
+        Some(Write::Delete(d)) => d.key.len(),
+        Some(Write::Lock(l)) => l.key.len(),
+        None => 0,
+    }
+}
+
 fn is_final(rec: &TxnRecord) -> bool {
     rec.status == TxnStatus::Committed as i32 || rec.status == TxnStatus::Aborted as i32
 }
@@ -935,7 +1049,9 @@ impl DB {
     ) -> Result<()> {
         keys.sort();
         keys.dedup();
-        for group in self.group_by_range(keys.iter()).await? {
+        let groups = self.group_by_range(keys.iter()).await?;
+        for group in groups.iter().flat_map(|g| g.chunks(MAX_BATCH_KEYS)) {
+            let group = group.to_vec();
             let req = proto::ResolveIntentsRequest {
                 txn_id: id.to_vec(),
                 keys: group.clone(),
@@ -1010,6 +1126,34 @@ impl DB {
             commit: all_found,
         });
         self.send_op(&rec.anchor, op.clone()).await.map(|_| ())
+    }
+
+    /// Waits until the `intents` a read met are gone. One push per
+    /// transaction: the intents of a finished one are resolved together
+    /// (a scan over a large committed transaction's writes must not
+    /// resolve them one by one); a live one is waited for.
+    pub async fn wait_for_intents(&self, intents: &[IntentInfo]) -> Result<()> {
+        let mut by_txn: BTreeMap<&[u8], Vec<&IntentInfo>> = BTreeMap::new();
+        for i in intents {
+            by_txn.entry(&i.txn_id).or_default().push(i);
+        }
+        for group in by_txn.values() {
+            let first = group[0];
+            if group.len() > 1 {
+                let ts: Timestamp = first.timestamp.unwrap_or_default().into();
+                let rec = self.push(&first.txn_id, &first.anchor, ts, false).await?;
+                if is_final(&rec) {
+                    let commit = (rec.status == TxnStatus::Committed as i32)
+                        .then(|| Timestamp::from(rec.timestamp.unwrap_or_default()));
+                    let keys = group.iter().map(|i| i.key.clone()).collect();
+                    let id = txn_id(&first.txn_id).unwrap_or_default();
+                    self.resolve_intents(id, keys, commit).await?;
+                    continue;
+                }
+            }
+            self.wait_for_intent(first, None).await?;
+        }
+        Ok(())
     }
 
     /// Waits until `intent` is gone: resolves it if its transaction is

@@ -512,3 +512,33 @@ async fn locks_of_a_dead_coordinator_are_released_after_its_heartbeats_stop() {
     assert!(waited < Duration::from_secs(6), "blocked for {waited:?}");
     assert_eq!(db.get(b"z").await.unwrap(), Some(b"2".to_vec()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_larger_than_one_command_commits_all_or_nothing() {
+    use tessera_common::proto::CPutRequest;
+    let c = ready_cluster(&[b"k/2500"]).await;
+    let db = c.dbs[&1].clone();
+    let n = 2 * tessera_kv::txn::MAX_BATCH_KEYS + 500;
+    let key = |i: usize| format!("k/{i:04}").into_bytes();
+    let mut t = Txn::begin(db.clone(), Isolation::Serializable);
+    let writes: Vec<BatchWrite> = (0..n).map(|i| put(&key(i), b"v")).collect();
+    t.commit(writes).await.unwrap();
+    let all = db.scan(b"k/", b"k/~", 0, false).await.unwrap();
+    assert_eq!(all.len(), n);
+
+    // The last write's condition fails: nothing of the batch is left.
+    let mut t = Txn::begin(c.dbs[&2].clone(), Isolation::Serializable);
+    let mut writes: Vec<BatchWrite> = (0..n).map(|i| put(&key(i), b"w")).collect();
+    writes.push(BatchWrite {
+        write: Some(Write::Cput(CPutRequest {
+            key: key(n - 1),
+            value: b"w".to_vec(),
+            expected: Some(b"not this".to_vec()),
+        })),
+    });
+    let r = t.commit(writes).await;
+    assert!(matches!(r, Err(Error::ConditionFailed { .. })), "{r:?}");
+    let all = db.scan(b"k/", b"k/~", 0, false).await.unwrap();
+    assert_eq!(all.len(), n);
+    assert!(all.iter().all(|(_, v)| v == b"v"), "a failed transaction left writes");
+}

@@ -30,11 +30,16 @@ use super::{contains, internal, key_mismatch, kv_err, ts_of, Replica};
 use crate::overlay::{Overlay, PendingWrites};
 use crate::txn::{txn_id, TXN_EXPIRY};
 
+/// Most intents one conflict reply lists (the client deals with these and
+/// retries; the reply stays small however many there are).
+const MAX_REPORTED_INTENTS: usize = 1000;
+
 /// The error reply for conflicting intents.
 pub fn write_intent_error(intents: Vec<mvcc::Intent>) -> KvResponse {
     kv_err(kv_error::Kind::WriteIntent(proto::WriteIntentError {
         intents: intents
             .into_iter()
+            .take(MAX_REPORTED_INTENTS)
             .map(|i| proto::IntentInfo {
                 key: i.key,
                 txn_id: i.txn.id.to_vec(),

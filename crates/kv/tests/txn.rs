@@ -540,5 +540,8 @@ async fn a_transaction_larger_than_one_command_commits_all_or_nothing() {
     assert!(matches!(r, Err(Error::ConditionFailed { .. })), "{r:?}");
     let all = db.scan(b"k/", b"k/~", 0, false).await.unwrap();
     assert_eq!(all.len(), n);
-    assert!(all.iter().all(|(_, v)| v == b"v"), "a failed transaction left writes");
+    assert!(
+        all.iter().all(|(_, v)| v == b"v"),
+        "a failed transaction left writes"
+    );
 }

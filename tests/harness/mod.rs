@@ -1,8 +1,12 @@
 //! A cluster of real `tessera` processes on 127.0.0.1 for tests: start,
-//! init, kill -9, SIGSTOP/SIGCONT, SIGTERM, restart; and a gRPC client to
-//! drive them.
+//! init, kill -9, SIGSTOP/SIGCONT, SIGTERM, restart (also with a skewed
+//! clock); and a gRPC client to drive them. [`sql`] has SQL client helpers,
+//! [`bank`] the bank workload.
 
 #![allow(dead_code)]
+
+pub mod bank;
+pub mod sql;
 
 use std::net::TcpListener;
 use std::path::PathBuf;

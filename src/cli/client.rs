@@ -113,6 +113,11 @@ pub fn describe_kv_error(err: &KvError) -> String {
         ),
         Some(Kind::WriteTooOld(_)) => "write too old; try again".into(),
         Some(Kind::Uncertainty(_)) => "read within uncertainty interval; try again".into(),
+        Some(Kind::BelowGcThreshold(b)) => format!(
+            "read timestamp {} is below the GC threshold {}",
+            tessera_common::Timestamp::from(b.ts.unwrap_or_default()),
+            tessera_common::Timestamp::from(b.threshold.unwrap_or_default())
+        ),
     }
 }
 

@@ -56,6 +56,12 @@ pub enum Error {
     Retry(String),
     /// The transaction was chosen to break a deadlock (SQLSTATE 40P01).
     Deadlock(String),
+    /// A read at `ts` is below the GC threshold: what it would see may
+    /// have been garbage-collected.
+    BelowGcThreshold {
+        ts: Timestamp,
+        threshold: Timestamp,
+    },
 }
 
 impl std::fmt::Display for Error {
@@ -87,6 +93,11 @@ impl std::fmt::Display for Error {
             }
             Error::Retry(m) => write!(f, "restart transaction: {m}"),
             Error::Deadlock(m) => write!(f, "deadlock detected: {m}"),
+            Error::BelowGcThreshold { ts, threshold } => write!(
+                f,
+                "timestamp {ts} is below the GC threshold {threshold}: the versions it \
+                 would read may have been garbage-collected"
+            ),
         }
     }
 }
@@ -702,6 +713,12 @@ impl DB {
                         });
                     }
                     return Err(Error::WriteTooOld(w.ts.unwrap_or_default().into()));
+                }
+                kv_error::Kind::BelowGcThreshold(b) => {
+                    return Err(Error::BelowGcThreshold {
+                        ts: b.ts.unwrap_or_default().into(),
+                        threshold: b.threshold.unwrap_or_default().into(),
+                    })
                 }
                 kv_error::Kind::Uncertainty(u) => {
                     return Err(Error::Uncertainty(u.ts.unwrap_or_default().into()))

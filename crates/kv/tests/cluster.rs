@@ -179,6 +179,7 @@ async fn gc_removes_shadowed_versions_older_than_the_ttl_on_every_replica() {
     .await;
     let db = c.dbs[&1].clone();
     wait_for_three_voters(&db).await;
+    let before = db.clock().now();
     for i in 0..20u32 {
         db.put(b"gc-key", format!("v{i}").as_bytes()).await.unwrap();
     }
@@ -201,6 +202,19 @@ async fn gc_removes_shadowed_versions_older_than_the_ttl_on_every_replica() {
     .await;
     assert_eq!(db.get(b"gc-key").await.unwrap(), Some(b"v19".to_vec()));
     assert_eq!(db.get(b"gc-gone").await.unwrap(), None);
+    // A historical read below the GC threshold is refused, not answered
+    // from what GC left.
+    let mut old = tessera_kv::txn::Txn::at(db.clone(), before);
+    let err = old.get(b"gc-key").await.unwrap_err();
+    assert!(
+        matches!(err, tessera_kv::db::Error::BelowGcThreshold { .. }),
+        "{err:?}"
+    );
+    // One inside the window reads the versions as of its timestamp.
+    let recent = db.clock().now();
+    db.put(b"gc-key", b"newer").await.unwrap();
+    let mut at = tessera_kv::txn::Txn::at(db.clone(), recent);
+    assert_eq!(at.get(b"gc-key").await.unwrap(), Some(b"v19".to_vec()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

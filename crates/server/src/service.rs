@@ -66,6 +66,12 @@ pub(crate) fn db_error(e: db::Error) -> KvResponse {
         db::Error::Deadlock(m) => kv_error::Kind::TxnAborted(proto::TxnAborted {
             reason: format!("deadlock detected: {m}"),
         }),
+        db::Error::BelowGcThreshold { ts, threshold } => {
+            kv_error::Kind::BelowGcThreshold(proto::BelowGcThreshold {
+                threshold: Some(threshold.into()),
+                ts: Some(ts.into()),
+            })
+        }
         e @ (db::Error::WriteIntent(_) | db::Error::WriteTooOld(_) | db::Error::Uncertainty(_)) => {
             kv_error::Kind::Internal(e.to_string())
         }

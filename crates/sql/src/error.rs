@@ -103,6 +103,10 @@ impl From<tessera_kv::db::Error> for SqlError {
                 SqlError::new(code::DEADLOCK_DETECTED, format!("deadlock detected: {m}"))
                     .with_hint("retry the transaction")
             }
+            E::BelowGcThreshold { .. } => {
+                SqlError::new(code::INVALID_PARAMETER_VALUE, e.to_string())
+                    .with_hint("read at a time within the GC window (--gc-ttl, 4h by default)")
+            }
             other => SqlError::internal(other.to_string()),
         }
     }

@@ -100,6 +100,7 @@
 
 pub mod admin;
 pub mod alter;
+pub mod aost;
 pub mod catalog;
 pub mod copy;
 pub mod encoding;

@@ -168,6 +168,7 @@ pub async fn serve_with(
 }
 
 fn user_error(e: SqlError) -> PgWireError {
+    tracing::debug!(code = e.code, "sql: statement failed: {}", e.message);
     let mut info = ErrorInfo::new("ERROR".into(), e.code.into(), e.message);
     info.hint = e.hint;
     PgWireError::UserError(Box::new(info))
@@ -528,6 +529,7 @@ fn to_response(r: StmtResult, format: &Format) -> Response {
 }
 
 fn error_response(e: SqlError) -> Response {
+    tracing::debug!(code = e.code, "sql: statement failed: {}", e.message);
     let mut info = ErrorInfo::new("ERROR".into(), e.code.into(), e.message);
     info.hint = e.hint;
     Response::Error(Box::new(info))

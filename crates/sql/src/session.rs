@@ -68,6 +68,8 @@ pub struct Prepared {
     pub admin: Option<AdminStmt>,
     /// COPY FROM STDIN.
     pub copy: Option<crate::copy::CopyStmt>,
+    /// `AS OF SYSTEM TIME` (resolved at each execution).
+    pub as_of: Option<crate::aost::AsOf>,
 }
 
 enum TxnState {
@@ -86,6 +88,11 @@ pub struct Session {
     /// A statement started and has not returned: if the next one finds
     /// this set, the previous one was cancelled mid-way.
     in_flight: bool,
+    /// The running statement's `AS OF SYSTEM TIME`.
+    as_of: Option<tessera_common::Timestamp>,
+    /// The open transaction reads at this fixed time (`BEGIN AS OF SYSTEM
+    /// TIME`).
+    txn_as_of: Option<tessera_common::Timestamp>,
 }
 
 /// The isolation level a BEGIN / SET TRANSACTION asks for. READ
@@ -141,6 +148,8 @@ impl Session {
             txn: TxnState::Idle,
             vars: BTreeMap::new(),
             in_flight: false,
+            as_of: None,
+            txn_as_of: None,
         }
     }
 
@@ -221,6 +230,23 @@ impl Session {
             Ok(None) => {}
             Err(e) => return vec![Err(e)],
         }
+        match crate::aost::extract(sql) {
+            Ok(Some((rest, as_of))) => {
+                let r = match parse(&rest) {
+                    Ok(mut stmts) if stmts.len() == 1 => {
+                        let stmt = stmts.pop().expect("one statement");
+                        self.run_as_of(&stmt, &as_of, None, &[]).await
+                    }
+                    Ok(_) => Err(SqlError::syntax(
+                        "AS OF SYSTEM TIME: send the statement on its own, not with others",
+                    )),
+                    Err(e) => Err(e),
+                };
+                return vec![r];
+            }
+            Ok(None) => {}
+            Err(e) => return vec![Err(e)],
+        }
         let stmts = match parse(sql) {
             Ok(s) => s,
             Err(e) => return vec![Err(e)],
@@ -265,6 +291,7 @@ impl Session {
                 columns: vec![],
                 admin: None,
                 copy: Some(c),
+                as_of: None,
             });
         }
         if let Some(a) = admin::parse(sql)? {
@@ -289,9 +316,14 @@ impl Session {
                 columns: a.columns(),
                 admin: Some(a),
                 copy: None,
+                as_of: None,
             });
         }
-        let mut stmts = parse(sql)?;
+        let (text, as_of) = match crate::aost::extract(sql)? {
+            Some((rest, as_of)) => (rest, Some(as_of)),
+            None => (sql.to_string(), None),
+        };
+        let mut stmts = parse(&text)?;
         if stmts.len() > 1 {
             return Err(SqlError::syntax(
                 "cannot insert multiple commands into a prepared statement",
@@ -326,6 +358,7 @@ impl Session {
             columns,
             admin: None,
             copy: None,
+            as_of,
         })
     }
 
@@ -365,8 +398,65 @@ impl Session {
             Some(b) if self.catalog.cached_version() == p.catalog_version => Some(b),
             _ => None,
         };
-        self.run_statement(stmt, prebound.map(|b| (b, p.catalog_version)), params)
-            .await
+        let prebound = prebound.map(|b| (b, p.catalog_version));
+        match &p.as_of {
+            Some(as_of) => self.run_as_of(stmt, as_of, prebound, params).await,
+            None => self.run_statement(stmt, prebound, params).await,
+        }
+    }
+
+    /// Runs a statement that carried `AS OF SYSTEM TIME`: a SELECT reads
+    /// at that time; a BEGIN opens a read-only transaction there.
+    async fn run_as_of(
+        &mut self,
+        stmt: &Statement,
+        as_of: &crate::aost::AsOf,
+        prebound: Option<(&Bound, u64)>,
+        params: &[Datum],
+    ) -> Result<StmtResult> {
+        if let TxnState::Failed = self.txn {
+            return self.run_statement(stmt, prebound, params).await;
+        }
+        let ts = as_of.resolve(self.catalog.kv().clock().now())?;
+        match stmt {
+            Statement::StartTransaction { .. } => {
+                if !matches!(self.txn, TxnState::Idle) {
+                    return Err(SqlError::new(
+                        code::ACTIVE_SQL_TRANSACTION,
+                        "AS OF SYSTEM TIME: a transaction is already in progress",
+                    ));
+                }
+                self.txn = TxnState::Open(Txn::at(self.catalog.kv().clone(), ts));
+                self.txn_as_of = Some(ts);
+                self.vars
+                    .insert(crate::objects::READ_ONLY_VAR.into(), "on".into());
+                Ok(StmtResult::Begin)
+            }
+            Statement::Query(q) if !q.locks.is_empty() => Err(SqlError::new(
+                code::FEATURE_NOT_SUPPORTED,
+                "AS OF SYSTEM TIME cannot lock rows (FOR UPDATE / FOR SHARE)",
+            )),
+            Statement::Query(_) => {
+                if matches!(self.txn, TxnState::Open(_)) && self.txn_as_of != Some(ts) {
+                    let e = SqlError::new(
+                        code::FEATURE_NOT_SUPPORTED,
+                        "AS OF SYSTEM TIME inside a transaction must name the transaction's \
+                         own time",
+                    )
+                    .with_hint("put AS OF SYSTEM TIME on the BEGIN");
+                    self.txn = TxnState::Failed;
+                    return Err(e);
+                }
+                self.as_of = Some(ts);
+                let r = self.run_statement(stmt, prebound, params).await;
+                self.as_of = None;
+                r
+            }
+            _ => Err(SqlError::new(
+                code::FEATURE_NOT_SUPPORTED,
+                "AS OF SYSTEM TIME is only allowed on SELECT and BEGIN",
+            )),
+        }
     }
 
     /// Executes one statement with the transaction rules above.
@@ -419,6 +509,7 @@ impl Session {
                     let level = requested_isolation(modes).unwrap_or(self.default_isolation());
                     txn.kv().set_isolation(level);
                     self.txn = TxnState::Open(txn);
+                    self.txn_as_of = None;
                     let ro = crate::objects::is_read_only(modes);
                     self.vars.insert(
                         crate::objects::READ_ONLY_VAR.into(),
@@ -565,6 +656,11 @@ impl Session {
                 // READ COMMITTED: every statement sees what committed before it.
                 txn.kv().new_statement();
                 exec::execute(bound, &self.catalog, txn, &ctx).await?
+            }
+            _ if self.as_of.is_some() => {
+                let ts = self.as_of.expect("checked");
+                let mut txn = Txn::at(self.catalog.kv().clone(), ts);
+                exec::execute(bound, &self.catalog, &mut txn, &ctx).await?
             }
             _ if matches!(bound, Bound::Insert(i) if crate::copy::splittable(i)) => {
                 let Bound::Insert(i) = bound else {

@@ -383,3 +383,66 @@ async fn select_for_update_and_for_share_lock_the_rows_they_return() {
     );
     exec(&t1, "DROP TABLE other").await;
 }
+
+/// `AS OF SYSTEM TIME`: a SELECT or a whole read-only transaction reads a
+/// consistent snapshot in the past, across ranges and nodes, as a relative
+/// interval, a timestamp or an HLC decimal; future times, writes and
+/// locks are refused; prepared statements resolve a relative time at
+/// every execution.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn as_of_system_time_reads_a_past_snapshot() {
+    let c = cluster().await;
+    let (t1, t2) = setup(&c, "SERIALIZABLE").await;
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    // A timestamp between the two states, as the server's clock reads it.
+    let before = rows(&t1, "SELECT now()::TIMESTAMP::TEXT").await[0][0]
+        .clone()
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    // Both rows change in one transaction (they are in different ranges).
+    exec(&t2, "UPDATE test SET value = value + 100").await;
+    assert_eq!(table(&t1).await, "1|110;2|120");
+
+    // A relative time, from another node.
+    let past = "SELECT id, value FROM test AS OF SYSTEM TIME '-1s' ORDER BY id";
+    assert_eq!(flat(&t2, past).await, "1|10;2|20");
+    // An absolute one, and the clause before WHERE.
+    let q = format!("SELECT value FROM test AS OF SYSTEM TIME '{before}' WHERE id = 2");
+    assert_eq!(flat(&t1, &q).await, "20");
+    // A transaction at a fixed time: every statement sees that snapshot
+    // and nothing can be written.
+    exec(&t1, &format!("BEGIN AS OF SYSTEM TIME '{before}'")).await;
+    assert_eq!(flat(&t1, "SELECT sum(value) FROM test").await, "30");
+    assert_eq!(fails(&t1, "UPDATE test SET value = 0").await, "25006");
+    exec(&t1, "ROLLBACK").await;
+    // Prepared: the interval is resolved at every execution.
+    let stmt = t1
+        .prepare("SELECT value FROM test AS OF SYSTEM TIME '-1s' WHERE id = $1")
+        .await
+        .unwrap();
+    let v: i32 = t1.query_one(&stmt, &[&1i32]).await.unwrap().get(0);
+    assert_eq!(v, 10);
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let v: i32 = t1.query_one(&stmt, &[&1i32]).await.unwrap().get(0);
+    assert_eq!(v, 110);
+
+    // Refused: the future, positive intervals, nonsense, writes, locks.
+    let future = "SELECT * FROM test AS OF SYSTEM TIME '2999-01-01'";
+    assert_eq!(fails(&t1, future).await, "22023");
+    assert_eq!(
+        fails(&t1, "SELECT * FROM test AS OF SYSTEM TIME '10s'").await,
+        "22023"
+    );
+    assert_eq!(
+        fails(&t1, "SELECT * FROM test AS OF SYSTEM TIME 'soon'").await,
+        "22007"
+    );
+    let update = "UPDATE test SET value = 1 AS OF SYSTEM TIME '-1s'";
+    assert_eq!(fails(&t1, update).await, "0A000");
+    let lock = "SELECT * FROM test AS OF SYSTEM TIME '-1s' FOR UPDATE";
+    assert_eq!(fails(&t1, lock).await, "0A000");
+    // Older than the GC window (4 h by default).
+    let old = "SELECT * FROM test AS OF SYSTEM TIME '-5h'";
+    assert_eq!(fails(&t1, old).await, "22023");
+    assert_eq!(table(&t1).await, "1|110;2|120");
+}

@@ -63,6 +63,9 @@ impl Store {
                 (ts, ts, None)
             }
         };
+        if let Some(refusal) = self.check_gc_window(read_ts) {
+            return Err(refusal);
+        }
         {
             let reader = meta.as_ref().map(|m| m.id);
             let mut tsc = shared.conc.tscache.lock();
@@ -317,6 +320,27 @@ impl Store {
                 };
             }
         }
+    }
+
+    /// Refuses a read at `ts` that versions removed by MVCC GC could
+    /// affect. GC proposes `now - gc_ttl` as its threshold from whichever
+    /// node holds the lease; another node's clock may be up to the max
+    /// offset ahead, so reads must stay that much above this node's
+    /// `now - gc_ttl` (at most half the TTL, so that a TTL shorter than the
+    /// offset, as in tests, still leaves a window). Every node must run
+    /// with the same `--gc-ttl`.
+    fn check_gc_window(&self, ts: Timestamp) -> Option<KvResponse> {
+        let now = self.ctx.clock.now();
+        let ttl = self.cfg.gc_ttl;
+        let window = ttl.saturating_sub(self.ctx.clock.max_offset().min(ttl / 2));
+        let window = window.as_millis() as u64;
+        let threshold = Timestamp::new(now.wall.saturating_sub(window), 0);
+        (ts < threshold).then(|| {
+            kv_err(kv_error::Kind::BelowGcThreshold(proto::BelowGcThreshold {
+                threshold: Some(threshold.into()),
+                ts: Some(ts.into()),
+            }))
+        })
     }
 
     /// Validates reads of `[start, end)` made at `from` for a commit at `to`.

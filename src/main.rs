@@ -211,7 +211,7 @@ pub struct DemoArgs {
     /// Number of nodes.
     #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=16))]
     pub nodes: u32,
-    /// Do not open the SQL shell (there is none yet: the demo always serves until Ctrl-C).
+    /// Serve until interrupted instead of opening a SQL shell.
     #[arg(long)]
     pub no_shell: bool,
     /// SQL port of the first node (the others get the next ports).

@@ -7,7 +7,10 @@
 //! - TPC-B on one branch with 16 clients (every transaction updates the
 //!   same branch row) with zero failed transactions, and the TPC-B
 //!   invariant afterwards: the branch, teller and account balances each sum
-//!   to the sum of the history's deltas.
+//!   to the sum of the history's deltas;
+//! - a read-then-update script on that one branch in explicit transactions
+//!   with 8 clients: serialization failures happen (40001) and pgbench's
+//!   retries (`--max-tries=10`) get every transaction through.
 //!
 //! `PGBENCH_SECS` sets the length of each run (default 20).
 
@@ -173,4 +176,47 @@ async fn sixteen_clients_on_one_branch_finish_without_failures() {
     pgbench(&addr, &["-i", "-s", "1"]).await;
     let client = sql(&c.nodes[0].sql).await;
     run_keeping_the_invariant(&addr, &client, &["-c", "16", "-M", "prepared"]).await;
+
+    // Read, then write what was read, in explicit transactions: under
+    // SERIALIZABLE a concurrent update in between fails the transaction
+    // with 40001, and pgbench retries it (`--max-tries`). Every transaction
+    // must get through within its tries: a retried transaction must not
+    // lose the same race every time.
+    let script = std::env::temp_dir().join(format!("read-then-update-{}.sql", std::process::id()));
+    std::fs::write(
+        &script,
+        "\\set bid random(1, :scale)\n\\set delta random(-5000, 5000)\nBEGIN;\n\
+         SELECT bbalance FROM pgbench_branches WHERE bid = :bid;\n\
+         UPDATE pgbench_branches SET bbalance = bbalance + :delta WHERE bid = :bid;\n\
+         INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) \
+         VALUES (1, :bid, 1, :delta, CURRENT_TIMESTAMP);\nEND;\n",
+    )
+    .unwrap();
+    let script = script.to_str().unwrap().to_string();
+    let before = scalar(&client, "SELECT sum(bbalance) FROM pgbench_branches").await;
+    client
+        .batch_execute("TRUNCATE pgbench_history")
+        .await
+        .unwrap();
+    let report = run_without_failures(
+        &addr,
+        &["-c", "8", "-M", "prepared", "--max-tries=10", "-f", &script],
+    )
+    .await;
+    let _ = std::fs::remove_file(&script);
+    assert!(
+        count(&report, "number of transactions retried") > 0,
+        "no transaction met a serialization failure: {report}"
+    );
+    let after = scalar(&client, "SELECT sum(bbalance) FROM pgbench_branches").await;
+    let history = scalar(
+        &client,
+        "SELECT coalesce(sum(delta), 0) FROM pgbench_history",
+    )
+    .await;
+    assert_eq!(
+        after - before,
+        history,
+        "balances moved by other than the deltas"
+    );
 }

@@ -118,11 +118,28 @@ pub struct Txn {
     finished: bool,
 }
 
+/// A transaction dropped before it finished (ROLLBACK, a failed statement,
+/// a closed connection) is aborted in the background, so its intents and
+/// row locks are released now rather than when others find its record
+/// expired.
 impl Drop for Txn {
     fn drop(&mut self) {
         if let Some(h) = self.heartbeat.take() {
             h.abort();
         }
+        if self.finished || self.intents.is_empty() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let end = self.abort_request();
+        let (db, anchor, id) = (self.db.clone(), self.anchor.clone(), self.id);
+        let keys = std::mem::take(&mut self.intents);
+        runtime.spawn(async move {
+            let _ = db.send_op(&anchor, kv_request::Op::TxnWrite(end)).await;
+            db.resolve_in_background(id, keys, None);
+        });
     }
 }
 
@@ -564,6 +581,16 @@ impl Txn {
         }
     }
 
+    /// Stops heartbeating and forgets the transaction without releasing
+    /// its intents, as a crashed coordinator would (fault injection and
+    /// tests): others abort it once its record expires.
+    pub fn abandon(mut self) {
+        if let Some(h) = self.heartbeat.take() {
+            h.abort();
+        }
+        self.finished = true;
+    }
+
     /// Abandons the transaction: its intents (if any) are removed.
     pub async fn rollback(&mut self) {
         if std::mem::replace(&mut self.finished, true) {
@@ -572,14 +599,9 @@ impl Txn {
         self.abort_written().await;
     }
 
-    async fn abort_written(&mut self) {
-        if let Some(h) = self.heartbeat.take() {
-            h.abort();
-        }
-        if self.intents.is_empty() {
-            return;
-        }
-        let end = proto::TxnWriteRequest {
+    /// The request that marks the record ABORTED.
+    fn abort_request(&self) -> proto::TxnWriteRequest {
+        proto::TxnWriteRequest {
             txn: Some(self.meta(self.read_ts)),
             writes: Vec::new(),
             one_phase: false,
@@ -589,7 +611,17 @@ impl Txn {
                 commit_ts: Some(self.read_ts.into()),
                 in_flight: Vec::new(),
             }),
-        };
+        }
+    }
+
+    async fn abort_written(&mut self) {
+        if let Some(h) = self.heartbeat.take() {
+            h.abort();
+        }
+        if self.intents.is_empty() {
+            return;
+        }
+        let end = self.abort_request();
         let anchor = self.anchor.clone();
         let _ = self
             .db
@@ -938,7 +970,17 @@ impl Txn {
             anchor: self.anchor.clone(),
             priority: self.priority,
         };
+        let started = Instant::now();
         let r = self.db.wait_for_intent(intent, Some(&pusher)).await;
+        if started.elapsed() > Duration::from_millis(100) {
+            tracing::debug!(
+                "txn {} waited {:?} as a writer on {} at {}: {r:?}",
+                short(&self.id),
+                started.elapsed(),
+                short(&intent.txn_id),
+                tessera_common::keys::pretty(&intent.key)
+            );
+        }
         if self.shared.lock().aborted {
             return Err(Error::Retry(
                 "transaction aborted by a conflicting transaction".into(),
@@ -1151,7 +1193,17 @@ impl DB {
                     continue;
                 }
             }
-            self.wait_for_intent(first, None).await?;
+            let started = Instant::now();
+            let r = self.wait_for_intent(first, None).await;
+            if started.elapsed() > Duration::from_millis(100) {
+                tracing::debug!(
+                    "a read waited {:?} on {} at {}: {r:?}",
+                    started.elapsed(),
+                    short(&first.txn_id),
+                    tessera_common::keys::pretty(&first.key)
+                );
+            }
+            r?;
         }
         Ok(())
     }

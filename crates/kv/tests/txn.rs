@@ -14,7 +14,7 @@ use tessera_common::proto::{
     batch_write::Write, kv_request, BatchWrite, KvRequest, PutRequest, RangeDescriptor,
 };
 use tessera_kv::db::{DialFuture, Error};
-use tessera_kv::txn::{Isolation, Txn};
+use tessera_kv::txn::{Isolation, Txn, TXN_EXPIRY};
 use tessera_kv::{NodeDialer, DB};
 
 fn put(key: &[u8], value: &[u8]) -> BatchWrite {
@@ -500,8 +500,8 @@ async fn locks_of_a_dead_coordinator_are_released_after_its_heartbeats_stop() {
     db.put(b"z", b"1").await.unwrap();
     let mut dead = Txn::begin(db.clone(), Isolation::Serializable);
     dead.lock(&[b"a".to_vec(), b"z".to_vec()]).await.unwrap();
-    // The coordinator vanishes: no rollback; dropping it stops heartbeats.
-    drop(dead);
+    // The coordinator vanishes: no rollback, no more heartbeats.
+    dead.abandon();
     let started = Instant::now();
     let mut t = Txn::begin(c.dbs[&2].clone(), Isolation::Serializable);
     t.lock(&[b"a".to_vec(), b"z".to_vec()]).await.unwrap();
@@ -511,6 +511,26 @@ async fn locks_of_a_dead_coordinator_are_released_after_its_heartbeats_stop() {
     let waited = started.elapsed();
     assert!(waited < Duration::from_secs(6), "blocked for {waited:?}");
     assert_eq!(db.get(b"z").await.unwrap(), Some(b"2".to_vec()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_transaction_releases_its_locks_at_once() {
+    let c = ready_cluster(&[b"m"]).await;
+    let db = c.dbs[&1].clone();
+    let mut gone = Txn::begin(db.clone(), Isolation::Serializable);
+    gone.lock(&[b"a".to_vec(), b"z".to_vec()]).await.unwrap();
+    // A failed statement or a closed connection drops the transaction
+    // without a rollback: it is aborted in the background, so writers of
+    // its keys do not wait for its record to expire.
+    drop(gone);
+    let started = Instant::now();
+    let mut t = Txn::begin(c.dbs[&2].clone(), Isolation::Serializable);
+    t.lock(&[b"a".to_vec(), b"z".to_vec()]).await.unwrap();
+    t.commit(vec![put(b"a", b"2"), put(b"z", b"2")])
+        .await
+        .unwrap();
+    let waited = started.elapsed();
+    assert!(waited < TXN_EXPIRY / 2, "blocked for {waited:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

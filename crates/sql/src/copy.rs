@@ -28,9 +28,6 @@
 //! (22P02 bad value, 22P04 bad line shape, 23505 duplicate key, 23502
 //! NULL in a NOT NULL column) is reported when the client ends the copy,
 //! with the line number; the rest of the data is then ignored.
-//!
-//! [`insert_in_batches`] applies the same batching to `INSERT` statements
-//! run outside an explicit transaction.
 
 use std::sync::Arc;
 
@@ -856,54 +853,6 @@ pub async fn insert_batch(
     let mut txn = Txn::new(catalog.kv().clone());
     exec::execute(&plan, catalog, &mut txn, &ctx).await?;
     txn.commit().await
-}
-
-/// Whether an INSERT outside an explicit transaction is split into write
-/// batches: a plain insert (no RETURNING, no ON CONFLICT) of more rows
-/// than one batch, or from a query.
-pub fn splittable(p: &InsertPlan) -> bool {
-    p.returning.is_none()
-        && p.on_conflict.is_none()
-        && match &p.source {
-            InsertSource::Values(rows) => rows.len() > BATCH_ROWS,
-            InsertSource::Query(_) => true,
-        }
-}
-
-/// Runs a [`splittable`] INSERT as batches of at most [`BATCH_ROWS`] rows,
-/// each its own transaction; the source query is read first, in one
-/// transaction. Returns the number of rows inserted. Not atomic: a failed
-/// batch leaves the earlier ones written.
-pub async fn insert_in_batches(catalog: &Catalog, p: &InsertPlan, ctx: &EvalCtx) -> Result<u64> {
-    let source: Vec<Vec<Option<Expr>>> = match &p.source {
-        InsertSource::Values(rows) => rows.clone(),
-        InsertSource::Query(plan) => {
-            let txn = Txn::new(catalog.kv().clone());
-            exec::run(plan, &txn, ctx)
-                .await?
-                .into_iter()
-                .map(|r| r.into_iter().map(|d| Some(Expr::Literal(d))).collect())
-                .collect()
-        }
-    };
-    let mut done = 0u64;
-    let mut it = source.into_iter().peekable();
-    while it.peek().is_some() {
-        let chunk: Vec<Vec<Option<Expr>>> = it.by_ref().take(BATCH_ROWS).collect();
-        let n = chunk.len() as u64;
-        let plan = Bound::Insert(InsertPlan {
-            table: p.table.clone(),
-            targets: p.targets.clone(),
-            source: InsertSource::Values(chunk),
-            returning: None,
-            on_conflict: None,
-        });
-        let mut txn = Txn::new(catalog.kv().clone());
-        exec::execute(&plan, catalog, &mut txn, ctx).await?;
-        txn.commit().await?;
-        done += n;
-    }
-    Ok(done)
 }
 
 #[cfg(test)]

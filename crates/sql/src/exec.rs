@@ -1051,7 +1051,7 @@ pub async fn scan(
 ) -> Result<Vec<(ReadRow, Row)>> {
     let (points, spans) = resolve_range(table, range, ctx)?;
     let mut read = Vec::new();
-    if mode == ReadMode::Locking {
+    if mode == ReadMode::Locking || (txn.locks_point_reads() && !points.is_empty()) {
         read.extend(txn.get_locked(&points).await?.into_iter().flatten());
     } else {
         for k in points {

@@ -10,9 +10,9 @@
 //!
 //! A statement interrupted by a cancel request (its future dropped at an
 //! await point) aborts the explicit transaction it ran in: the next
-//! statement finds the transaction failed. An INSERT outside BEGIN that
-//! writes more than one batch of rows (or inserts from a query) is written
-//! in bounded batches, see [`crate::copy`].
+//! statement finds the transaction failed. A statement of any size is
+//! atomic: a KV transaction too large for one raft command writes its
+//! intents in bounded batches and then commits.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -93,6 +93,10 @@ pub struct Session {
     /// The open transaction reads at this fixed time (`BEGIN AS OF SYSTEM
     /// TIME`).
     txn_as_of: Option<tessera_common::Timestamp>,
+    /// The last explicit transaction failed with a serialization failure or
+    /// deadlock and none has committed since: the next one locks the rows
+    /// it reads by primary key ([`Txn::lock_point_reads`]).
+    after_retry_error: bool,
 }
 
 /// The isolation level a BEGIN / SET TRANSACTION asks for. READ
@@ -150,6 +154,7 @@ impl Session {
             in_flight: false,
             as_of: None,
             txn_as_of: None,
+            after_retry_error: false,
         }
     }
 
@@ -478,10 +483,16 @@ impl Session {
                 )),
             };
         }
+        let explicit = matches!(self.txn, TxnState::Open(_));
         let r = self.dispatch(stmt, prebound, params).await;
-        if r.is_err() {
+        if let Err(e) = &r {
             if let TxnState::Open(_) = self.txn {
                 self.txn = TxnState::Failed;
+            }
+            if explicit
+                && (e.code == code::SERIALIZATION_FAILURE || e.code == code::DEADLOCK_DETECTED)
+            {
+                self.after_retry_error = true;
             }
         }
         r
@@ -508,6 +519,9 @@ impl Session {
                     let mut txn = Txn::new(self.catalog.kv().clone());
                     let level = requested_isolation(modes).unwrap_or(self.default_isolation());
                     txn.kv().set_isolation(level);
+                    if self.after_retry_error {
+                        txn.lock_point_reads();
+                    }
                     self.txn = TxnState::Open(txn);
                     self.txn_as_of = None;
                     let ro = crate::objects::is_read_only(modes);
@@ -540,7 +554,10 @@ impl Session {
             } => crate::objects::role_statement(&self.catalog, stmt).await,
             Statement::Commit { .. } => {
                 match std::mem::replace(&mut self.txn, TxnState::Idle) {
-                    TxnState::Open(txn) => txn.commit().await?,
+                    TxnState::Open(txn) => {
+                        txn.commit().await?;
+                        self.after_retry_error = false;
+                    }
                     TxnState::Idle | TxnState::Failed => {}
                 }
                 Ok(StmtResult::End("COMMIT".into()))
@@ -661,13 +678,6 @@ impl Session {
                 let ts = self.as_of.expect("checked");
                 let mut txn = Txn::at(self.catalog.kv().clone(), ts);
                 exec::execute(bound, &self.catalog, &mut txn, &ctx).await?
-            }
-            _ if matches!(bound, Bound::Insert(i) if crate::copy::splittable(i)) => {
-                let Bound::Insert(i) = bound else {
-                    unreachable!("matched above")
-                };
-                let n = crate::copy::insert_in_batches(&self.catalog, i, &ctx).await?;
-                return Ok(StmtResult::Command(format!("INSERT 0 {n}")));
             }
             _ => {
                 let mut attempt = 0;

@@ -75,6 +75,8 @@ pub struct Txn {
     db: Arc<DB>,
     kv: tokio::sync::Mutex<Box<KvTxn>>,
     writes: BTreeMap<Vec<u8>, Pending>,
+    /// Point reads take row locks (see [`Txn::lock_point_reads`]).
+    lock_point_reads: bool,
 }
 
 fn range_ok(k: &[u8], start: &[u8], end: &[u8]) -> bool {
@@ -90,6 +92,7 @@ impl Txn {
             ))),
             db,
             writes: BTreeMap::new(),
+            lock_point_reads: false,
         }
     }
 
@@ -100,7 +103,21 @@ impl Txn {
             kv: tokio::sync::Mutex::new(Box::new(KvTxn::at(db.clone(), ts))),
             db,
             writes: BTreeMap::new(),
+            lock_point_reads: false,
         }
+    }
+
+    /// Makes every primary-key point read lock its row, as `SELECT ... FOR
+    /// UPDATE` would. A session turns this on for the transaction that
+    /// follows a serialization failure: a read-then-write transaction
+    /// retried by its client then holds what it read, so it cannot lose the
+    /// same race again and again (no starvation under contention).
+    pub fn lock_point_reads(&mut self) {
+        self.lock_point_reads = true;
+    }
+
+    pub fn locks_point_reads(&self) -> bool {
+        self.lock_point_reads
     }
 
     /// The KV transaction (isolation level, statement snapshots).

@@ -377,3 +377,28 @@ async fn roles_are_recorded_and_read_only_transactions_refuse_writes() {
         .unwrap();
     assert_eq!(flat(&s, "SELECT count(*) FROM t1").await, "4");
 }
+
+/// An INSERT too large for one raft command is still one transaction: a
+/// row that fails near its end leaves none of the others written, and a
+/// successful one is seen whole, index entries included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_insert_is_all_or_nothing() {
+    let c = cluster().await;
+    let t = connect(c.addrs[0]).await;
+    t.batch_execute(
+        "CREATE TABLE big (id INT PRIMARY KEY, v INT); CREATE INDEX big_v ON big (v); \
+         INSERT INTO big VALUES (4500, 0)",
+    )
+    .await
+    .unwrap();
+    let failing = "INSERT INTO big SELECT g, g FROM generate_series(1, 5000) AS g";
+    assert_eq!(sqlstate(&t, failing).await, "23505");
+    assert_eq!(flat(&t, "SELECT count(*) FROM big").await, "1");
+    t.batch_execute("DELETE FROM big").await.unwrap();
+    t.batch_execute(failing).await.unwrap();
+    assert_eq!(flat(&t, "SELECT count(*) FROM big").await, "5000");
+    assert_eq!(
+        flat(&t, "SELECT count(*) FROM big WHERE v BETWEEN 1 AND 5000").await,
+        "5000"
+    );
+}

@@ -14,20 +14,18 @@
 //! `FREEZE` is accepted and ignored (there is no vacuum to spare). Binary
 //! format and `COPY ... TO` are not supported (0A000).
 //!
-//! Rows are parsed as CopyData messages arrive and written in batches of
-//! at most [`BATCH_ROWS`] rows or about [`BATCH_BYTES`] of input, each its
-//! own transaction (one KV write batch with the rows and their secondary
-//! index entries, conditional on the keys being absent): a large COPY never
-//! becomes one huge raft command, and the connection reads the next
-//! message only after a full batch is written, so a fast client is slowed
-//! to the write rate instead of filling memory.
-//!
-//! Consequently COPY FROM is **not atomic**: batches already written stay
-//! when a later row fails, and inside BEGIN..COMMIT the rows are written
-//! at once (a ROLLBACK does not remove them), as DDL here. The first error
-//! (22P02 bad value, 22P04 bad line shape, 23505 duplicate key, 23502
-//! NULL in a NOT NULL column) is reported when the client ends the copy,
-//! with the line number; the rest of the data is then ignored.
+//! Rows are parsed as CopyData messages arrive and added, in batches of
+//! at most [`BATCH_ROWS`] rows or about [`BATCH_BYTES`] of input, to one
+//! transaction (rows and their secondary index entries, each insert
+//! conditional on its key being absent): the open transaction inside
+//! BEGIN..COMMIT, otherwise one of the COPY's own that commits when the
+//! data ends. COPY is atomic, as in PostgreSQL: a bad row anywhere leaves
+//! nothing written, and a ROLLBACK removes what a COPY inside the block
+//! added. The transaction's writes are held by the node until the commit,
+//! which sends them in bounded raft commands. The first error (22P02 bad
+//! value, 22P04 bad line shape, 23505 duplicate key, 23502 NULL in a NOT
+//! NULL column) is reported when the client ends the copy, with the line
+//! number; the rest of the data is then ignored.
 
 use std::sync::Arc;
 
@@ -422,6 +420,11 @@ pub struct CopyIn {
     error: Option<SqlError>,
     /// `\.` seen: the rest is ignored.
     ended: bool,
+    /// Where the rows go.
+    txn: Txn,
+    /// `txn` is the session's open transaction (returned to it at the
+    /// end), not the COPY's own (committed at the end).
+    lent: bool,
 }
 
 impl std::fmt::Debug for CopyIn {
@@ -434,8 +437,14 @@ impl std::fmt::Debug for CopyIn {
 }
 
 impl CopyIn {
-    /// Resolves the statement's table and columns.
-    pub async fn start(catalog: Arc<Catalog>, database: &str, stmt: CopyStmt) -> Result<CopyIn> {
+    /// Resolves the statement's table and columns. The rows go into
+    /// `txn`, the session's open transaction, if given.
+    pub async fn start(
+        catalog: Arc<Catalog>,
+        database: &str,
+        stmt: CopyStmt,
+        txn: Option<Txn>,
+    ) -> Result<CopyIn> {
         catalog.refresh().await?;
         let table = catalog
             .table(database, &stmt.table)
@@ -471,7 +480,6 @@ impl CopyIn {
             t
         };
         Ok(CopyIn {
-            catalog,
             table,
             targets,
             stmt,
@@ -482,6 +490,12 @@ impl CopyIn {
             rows: 0,
             error: None,
             ended: false,
+            lent: txn.is_some(),
+            txn: match txn {
+                Some(t) => t,
+                None => Txn::new(catalog.kv().clone()),
+            },
+            catalog,
         })
     }
 
@@ -502,8 +516,10 @@ impl CopyIn {
         }
     }
 
-    /// Ends the copy: the last line, the last batch; the row count.
-    pub async fn finish(mut self) -> Result<u64> {
+    /// Ends the copy: the last line, the last batch, the commit of the
+    /// COPY's own transaction. Returns the row count, and the session's
+    /// transaction if it was lent (to be failed if the copy failed).
+    pub async fn finish(mut self) -> (Result<u64>, Option<Txn>) {
         if self.error.is_none() && !self.ended {
             if let Err(e) = self.consume(true).await {
                 self.fail(e);
@@ -514,10 +530,19 @@ impl CopyIn {
                 self.fail(e);
             }
         }
-        match self.error {
-            Some(e) => Err(e),
-            None => Ok(self.rows),
+        if let Some(e) = self.error {
+            return (Err(e), self.lent.then_some(self.txn));
         }
+        if self.lent {
+            return (Ok(self.rows), Some(self.txn));
+        }
+        let rows = self.rows;
+        (self.txn.commit().await.map(|()| rows), None)
+    }
+
+    /// The session's transaction, if it was lent (the copy was abandoned).
+    pub fn into_lent_txn(self) -> Option<Txn> {
+        self.lent.then_some(self.txn)
     }
 
     fn fail(&mut self, e: SqlError) {
@@ -678,7 +703,12 @@ impl CopyIn {
         let rows = std::mem::take(&mut self.pending);
         self.pending_bytes = 0;
         let n = rows.len() as u64;
-        insert_batch(&self.catalog, &self.table, &self.targets, rows)
+        let plan = insert_plan(&self.table, &self.targets, rows);
+        let ctx = EvalCtx {
+            now: types::now_micros(),
+            ..EvalCtx::default()
+        };
+        exec::execute(&plan, &self.catalog, &mut self.txn, &ctx)
             .await
             .map_err(|mut e| {
                 e.message = format!(
@@ -835,7 +865,19 @@ pub async fn insert_batch(
     targets: &[usize],
     rows: Vec<Vec<Datum>>,
 ) -> Result<()> {
-    let plan = Bound::Insert(InsertPlan {
+    let plan = insert_plan(table, targets, rows);
+    let ctx = EvalCtx {
+        now: types::now_micros(),
+        ..EvalCtx::default()
+    };
+    let mut txn = Txn::new(catalog.kv().clone());
+    exec::execute(&plan, catalog, &mut txn, &ctx).await?;
+    txn.commit().await
+}
+
+/// The INSERT of `rows` (values for the `targets` columns) into `table`.
+fn insert_plan(table: &Arc<TableDesc>, targets: &[usize], rows: Vec<Vec<Datum>>) -> Bound {
+    Bound::Insert(InsertPlan {
         table: table.clone(),
         targets: targets.to_vec(),
         source: InsertSource::Values(
@@ -845,14 +887,7 @@ pub async fn insert_batch(
         ),
         returning: None,
         on_conflict: None,
-    });
-    let ctx = EvalCtx {
-        now: types::now_micros(),
-        ..EvalCtx::default()
-    };
-    let mut txn = Txn::new(catalog.kv().clone());
-    exec::execute(&plan, catalog, &mut txn, &ctx).await?;
-    txn.commit().await
+    })
 }
 
 #[cfg(test)]

@@ -598,8 +598,11 @@ impl CopyHandler for Conn {
                 "CopyDone without COPY in progress",
             )));
         };
-        let result = c.finish().await;
-        self.session.lock().await.copy_finished(result.is_ok());
+        let (result, lent) = c.finish().await;
+        self.session
+            .lock()
+            .await
+            .copy_finished(result.is_ok(), lent);
         let rows = result.map_err(user_error)?;
         client
             .send(PgWireBackendMessage::CommandComplete(
@@ -615,8 +618,13 @@ impl CopyHandler for Conn {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        self.copy.lock().await.take();
-        self.session.lock().await.copy_finished(false);
+        let lent = self
+            .copy
+            .lock()
+            .await
+            .take()
+            .and_then(CopyIn::into_lent_txn);
+        self.session.lock().await.copy_finished(false, lent);
         user_error(SqlError::new(
             code::QUERY_CANCELED,
             format!("COPY from stdin failed: {}", fail.message),

@@ -169,17 +169,21 @@ impl Session {
         }
     }
 
-    /// A COPY FROM STDIN ended; a failed one fails the explicit
-    /// transaction it ran in.
-    pub fn copy_finished(&mut self, ok: bool) {
-        if !ok {
-            if let TxnState::Open(_) = self.txn {
-                self.txn = TxnState::Failed;
-            }
+    /// A COPY FROM STDIN ended: the explicit transaction it was lent
+    /// (if any) comes back, failed if the copy failed.
+    pub fn copy_finished(&mut self, ok: bool, lent: Option<Txn>) {
+        if let Some(txn) = lent {
+            self.txn = if ok {
+                TxnState::Open(txn)
+            } else {
+                TxnState::Failed
+            };
         }
     }
 
-    /// Starts a COPY FROM STDIN (not in a failed transaction).
+    /// Starts a COPY FROM STDIN (not in a failed transaction). Inside
+    /// BEGIN the open transaction is lent to the copy (the session counts
+    /// as failed until it comes back).
     async fn start_copy(&mut self, stmt: &crate::copy::CopyStmt) -> Result<StmtResult> {
         if let TxnState::Failed = self.txn {
             return Err(SqlError::new(
@@ -187,11 +191,27 @@ impl Session {
                 "current transaction is aborted, commands ignored until end of transaction block",
             ));
         }
-        let c =
-            crate::copy::CopyIn::start(self.catalog.clone(), &self.database, stmt.clone()).await;
-        if c.is_err() {
-            self.copy_finished(false);
+        let read_only = self
+            .vars
+            .get(crate::objects::READ_ONLY_VAR)
+            .is_some_and(|v| v == "on");
+        if read_only && matches!(self.txn, TxnState::Open(_)) {
+            self.txn = TxnState::Failed;
+            return Err(SqlError::new(
+                code::READ_ONLY_SQL_TRANSACTION,
+                "cannot execute COPY FROM in a read-only transaction",
+            ));
         }
+        let lent = match std::mem::replace(&mut self.txn, TxnState::Failed) {
+            TxnState::Open(txn) => Some(txn),
+            other => {
+                self.txn = other;
+                None
+            }
+        };
+        let c =
+            crate::copy::CopyIn::start(self.catalog.clone(), &self.database, stmt.clone(), lent)
+                .await;
         Ok(StmtResult::CopyIn(Box::new(c?)))
     }
 

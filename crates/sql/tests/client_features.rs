@@ -257,7 +257,33 @@ async fn copy_from_stdin_loads_rows_and_maintains_indexes() {
         Err("42P01".into())
     );
     assert_eq!(flat(&a, "SELECT count(*) FROM acc").await, "5002");
-    // A large INSERT ... SELECT outside BEGIN is written in batches.
+    // COPY is atomic: a bad row after thousands of good ones leaves none.
+    let mut text: String = (10_001..=14_000)
+        .map(|i| format!("{i}\t1\t0\tx\n"))
+        .collect();
+    text.push_str("14001\tbad\t0\tx\n");
+    assert_eq!(
+        copy_in(c.addrs[0], "COPY acc FROM STDIN", &[&text]).await,
+        Err("22P02".into())
+    );
+    assert_eq!(flat(&a, "SELECT count(*) FROM acc").await, "5002");
+    // Inside BEGIN the rows belong to the transaction: seen by it, undone
+    // by ROLLBACK, kept by COMMIT.
+    for (end, count) in [("ROLLBACK", "5002"), ("COMMIT", "5004")] {
+        let t = connect(c.addrs[1]).await;
+        t.batch_execute("BEGIN").await.unwrap();
+        let sink = t.copy_in("COPY acc FROM STDIN").await.unwrap();
+        futures::pin_mut!(sink);
+        sink.send(Bytes::from("8001\t1\t0\tx\n8002\t1\t0\tx\n"))
+            .await
+            .unwrap();
+        assert_eq!(sink.finish().await.unwrap(), 2);
+        assert_eq!(flat(&t, "SELECT count(*) FROM acc").await, "5004");
+        assert_eq!(flat(&a, "SELECT count(*) FROM acc").await, "5002");
+        t.batch_execute(end).await.unwrap();
+        assert_eq!(flat(&a, "SELECT count(*) FROM acc").await, count);
+    }
+    // A large INSERT ... SELECT outside BEGIN is one transaction too.
     a.batch_execute("CREATE TABLE acc2 (aid INT PRIMARY KEY, bid INT)")
         .await
         .unwrap();
@@ -265,11 +291,11 @@ async fn copy_from_stdin_loads_rows_and_maintains_indexes() {
         a.execute("INSERT INTO acc2 SELECT aid, bid FROM acc", &[])
             .await
             .unwrap(),
-        5002
+        5004
     );
     assert_eq!(
         flat(&a, "SELECT count(*), sum(aid) FROM acc2").await,
-        "5002|12514503"
+        "5004|12530506"
     );
 }
 

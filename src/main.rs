@@ -217,6 +217,10 @@ pub struct DemoArgs {
     /// SQL port of the first node (the others get the next ports).
     #[arg(long, value_name = "PORT")]
     pub sql_port: Option<u16>,
+    /// Every commit waits out the max offset before it is acknowledged (as
+    /// `tessera start --linearizable`).
+    #[arg(long)]
+    pub linearizable: bool,
 }
 
 /// clap's error message folded into one line: the message lines before the
@@ -350,6 +354,7 @@ async fn run(cli: Cli, logging: &cli::start::Logging) -> cli::Result<()> {
                     nodes: a.nodes as usize,
                     no_shell: a.no_shell,
                     sql_port: a.sql_port,
+                    linearizable: a.linearizable,
                 },
                 logging,
             )

@@ -28,6 +28,8 @@ pub struct DemoOpts {
     pub no_shell: bool,
     /// SQL port of node 1; node i gets `sql_port + i - 1`.
     pub sql_port: Option<u16>,
+    /// Commit-wait on every node (`tessera start --linearizable`).
+    pub linearizable: bool,
 }
 
 /// The configuration of node `i` (0-based) of the demo cluster: ports
@@ -45,6 +47,7 @@ pub fn node_config(
         "127.0.0.1:0",
     );
     cfg.join = first.map(|f| vec![f.to_string()]).unwrap_or_default();
+    cfg.linearizable = opts.linearizable;
     cfg.sql_addr = Some(match opts.sql_port {
         Some(p) => format!("127.0.0.1:{}", p as usize + i),
         None => "127.0.0.1:0".to_string(),
@@ -271,6 +274,7 @@ mod tests {
             nodes: 3,
             no_shell: true,
             sql_port: Some(5432),
+            linearizable: false,
         };
         let root = std::path::Path::new("/tmp/demo");
         let c1 = node_config(&opts, root, 0, None);

@@ -107,6 +107,16 @@ struct TableProto {
     indexes: Vec<IndexProto>,
     #[prost(uint64, tag = "8")]
     next_index_id: u64,
+    #[prost(message, repeated, tag = "9")]
+    checks: Vec<CheckProto>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct CheckProto {
+    #[prost(string, tag = "1")]
+    name: String,
+    #[prost(string, tag = "2")]
+    expr: String,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -205,6 +215,16 @@ pub struct TableDesc {
     pub indexes: Vec<IndexDesc>,
     /// The id the next secondary index gets (at least 2).
     pub next_index_id: u64,
+    /// CHECK constraints: every row written must not make one false.
+    pub checks: Vec<CheckDesc>,
+}
+
+/// A CHECK constraint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckDesc {
+    pub name: String,
+    /// A boolean expression over the table's columns, as SQL text.
+    pub expr: String,
 }
 
 impl TableDesc {
@@ -244,6 +264,9 @@ impl TableDesc {
                 l.push_str(&format!(" DEFAULT {d}"));
             }
             lines.push(l);
+        }
+        for c in &self.checks {
+            lines.push(format!("    CONSTRAINT {} CHECK ({})", q(&c.name), c.expr));
         }
         if !self.primary_key.iter().any(|p| self.columns[*p].hidden) {
             let cols: Vec<String> = self
@@ -315,6 +338,14 @@ impl TableDesc {
                 })
                 .collect(),
             next_index_id: self.next_index_id,
+            checks: self
+                .checks
+                .iter()
+                .map(|c| CheckProto {
+                    name: c.name.clone(),
+                    expr: c.expr.clone(),
+                })
+                .collect(),
         }
     }
 
@@ -360,6 +391,14 @@ impl TableDesc {
                 })
                 .collect(),
             next_index_id: p.next_index_id.max(2),
+            checks: p
+                .checks
+                .into_iter()
+                .map(|c| CheckDesc {
+                    name: c.name,
+                    expr: c.expr,
+                })
+                .collect(),
         })
     }
 }
@@ -729,6 +768,10 @@ mod tests {
                 unique: true,
             }],
             next_index_id: 3,
+            checks: vec![CheckDesc {
+                name: "t_v_check".into(),
+                expr: "v > 0".into(),
+            }],
         };
         assert_eq!(TableDesc::decode(&d.encode()).unwrap(), d);
         assert!(TableDesc::decode(b"\xff\xff").is_err());

@@ -1135,6 +1135,41 @@ pub async fn scan(
 // ---------------------------------------------------------------------------
 // DML
 
+/// The table's CHECK constraints, bound over its columns (once per
+/// statement).
+pub fn bind_checks(table: &TableDesc) -> Result<Vec<(String, Expr)>> {
+    let no_tables = HashMap::new();
+    let mut b = crate::plan::Binder::new(&no_tables, vec![]);
+    table
+        .checks
+        .iter()
+        .map(|c| Ok((c.name.clone(), b.bind_check(table, &c.expr)?)))
+        .collect()
+}
+
+/// NOT NULL and CHECK constraints of a row about to be written (a CHECK
+/// fails only when false: NULL passes, as in PostgreSQL).
+fn row_check(
+    table: &TableDesc,
+    checks: &[(String, Expr)],
+    row: &[Datum],
+    ctx: &EvalCtx,
+) -> Result<()> {
+    not_null_check(table, row)?;
+    for (name, e) in checks {
+        if let Datum::Bool(false) = e.eval(row, ctx)? {
+            return Err(SqlError::new(
+                code::CHECK_VIOLATION,
+                format!(
+                    "new row for relation \"{}\" violates check constraint \"{name}\"",
+                    table.name
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn not_null_check(table: &TableDesc, row: &[Datum]) -> Result<()> {
     for (c, v) in table.columns.iter().zip(row) {
         if !c.nullable && v.is_null() {
@@ -1262,6 +1297,7 @@ fn returning_rows(
 
 async fn insert(p: &InsertPlan, catalog: &Catalog, txn: &mut Txn, ctx: &EvalCtx) -> Result<Output> {
     let table = &p.table;
+    let checks = bind_checks(table)?;
     let source: Vec<Vec<Option<Datum>>> = match &p.source {
         InsertSource::Values(rows) => rows
             .iter()
@@ -1332,7 +1368,7 @@ async fn insert(p: &InsertPlan, catalog: &Catalog, txn: &mut Txn, ctx: &EvalCtx)
                 row[i] = types::coerce_for_column(d.eval(&[], ctx)?, &c.ty)?;
             }
         }
-        not_null_check(table, &row)?;
+        row_check(table, &checks, &row, ctx)?;
         let Some(oc) = &p.on_conflict else {
             insert_row(txn, table, &row, false)?;
             written.push(row);
@@ -1376,7 +1412,7 @@ async fn insert(p: &InsertPlan, catalog: &Catalog, txn: &mut Txn, ctx: &EvalCtx)
         for (c, e) in sets {
             new[*c] = types::coerce_for_column(e.eval(&both, ctx)?, &table.columns[*c].ty)?;
         }
-        not_null_check(table, &new)?;
+        row_check(table, &checks, &new, ctx)?;
         check_moved_key(txn, table, &rr, &new).await?;
         update_row(txn, table, &rr, &old, &new)?;
         touched.insert(row_key_of(table, &new));
@@ -1391,6 +1427,7 @@ async fn insert(p: &InsertPlan, catalog: &Catalog, txn: &mut Txn, ctx: &EvalCtx)
 
 async fn update(p: &UpdatePlan, txn: &mut Txn, ctx: &EvalCtx) -> Result<Output> {
     let table = &p.table;
+    let checks = bind_checks(table)?;
     let mut written = Vec::new();
     let Some(from) = &p.from else {
         let rows = scan(
@@ -1407,7 +1444,7 @@ async fn update(p: &UpdatePlan, txn: &mut Txn, ctx: &EvalCtx) -> Result<Output> 
             for (c, e) in &p.sets {
                 new[*c] = types::coerce_for_column(e.eval(&old, ctx)?, &table.columns[*c].ty)?;
             }
-            not_null_check(table, &new)?;
+            row_check(table, &checks, &new, ctx)?;
             check_moved_key(txn, table, &rr, &new).await?;
             update_row(txn, table, &rr, &old, &new)?;
             written.push(new);
@@ -1442,7 +1479,7 @@ async fn update(p: &UpdatePlan, txn: &mut Txn, ctx: &EvalCtx) -> Result<Output> 
         for (c, e) in &p.sets {
             new[*c] = types::coerce_for_column(e.eval(&both, ctx)?, &table.columns[*c].ty)?;
         }
-        not_null_check(table, &new)?;
+        row_check(table, &checks, &new, ctx)?;
         check_moved_key(txn, table, &rr, &new).await?;
         update_row(txn, table, &rr, &old, &new)?;
         written.push(new);

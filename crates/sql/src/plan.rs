@@ -2246,6 +2246,22 @@ impl<'a> Binder<'a> {
     }
 
     /// Binds a column's DEFAULT expression (stored as SQL text).
+    /// A CHECK constraint of `table`: a boolean expression over its
+    /// columns (no subqueries, no aggregates).
+    pub fn bind_check(&mut self, table: &TableDesc, sql: &str) -> Result<Expr> {
+        let e = parse_expr(sql)?;
+        let scope = Scope::of_table(table, &table.name);
+        let bound = self.bind_bool(&e, &scope, "CHECK")?;
+        let mut subquery = false;
+        bound.walk(&mut |x| subquery |= matches!(x, Expr::Subquery { .. }));
+        if subquery {
+            return Err(SqlError::unsupported(
+                "cannot use subquery in check constraint",
+            ));
+        }
+        Ok(bound)
+    }
+
     pub fn bind_default(&mut self, sql: &str, ty: &DataType) -> Result<Expr> {
         let e = parse_expr(sql)?;
         let mut t = self.bind_expr_no_agg(&e, &Scope::default(), "DEFAULT")?;
@@ -4066,6 +4082,7 @@ mod tests {
             next_column_id: 4,
             indexes: vec![],
             next_index_id: 2,
+            checks: vec![],
         })
     }
 

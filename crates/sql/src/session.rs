@@ -1031,6 +1031,10 @@ impl Session {
             )
         };
         let no_tables = HashMap::new();
+        // (given name, SQL, column it was declared on)
+        let mut checks: Vec<(Option<String>, String, Option<String>)> = Vec::new();
+        // (given name, column positions)
+        let mut uniques: Vec<(Option<String>, Vec<usize>)> = Vec::new();
         for (i, cd) in ct.columns.iter().enumerate() {
             let cname = plan::ident(&cd.name);
             if columns.iter().any(|c| c.name == cname) {
@@ -1065,6 +1069,14 @@ impl Session {
                         }
                         pk = Some(vec![i]);
                     }
+                    ast::ColumnOption::Unique(u) => {
+                        let given = u.name.as_ref().or(opt.name.as_ref()).map(plan::ident);
+                        uniques.push((given, vec![i]));
+                    }
+                    ast::ColumnOption::Check(c) => {
+                        let given = c.name.as_ref().or(opt.name.as_ref()).map(plan::ident);
+                        checks.push((given, c.expr.to_string(), Some(col.name.clone())));
+                    }
                     other => {
                         return Err(SqlError::unsupported(format!(
                             "column constraint not supported yet: {other}"
@@ -1096,6 +1108,26 @@ impl Session {
                     }
                     pk = Some(cols);
                 }
+                ast::TableConstraint::Unique(u) => {
+                    let mut cols = Vec::new();
+                    for ic in &u.columns {
+                        let ast::Expr::Identifier(id) = &ic.column.expr else {
+                            return Err(SqlError::unsupported("expressions in UNIQUE"));
+                        };
+                        let n = plan::ident(id);
+                        let pos = columns.iter().position(|c| c.name == n).ok_or_else(|| {
+                            SqlError::new(
+                                code::UNDEFINED_COLUMN,
+                                format!("column \"{n}\" named in key does not exist"),
+                            )
+                        })?;
+                        cols.push(pos);
+                    }
+                    uniques.push((u.name.as_ref().map(plan::ident), cols));
+                }
+                ast::TableConstraint::Check(c) => {
+                    checks.push((c.name.as_ref().map(plan::ident), c.expr.to_string(), None));
+                }
                 other => {
                     return Err(SqlError::unsupported(format!(
                         "table constraint not supported yet: {other}"
@@ -1125,7 +1157,7 @@ impl Session {
             }
         };
         let id = self.catalog.allocate_id().await?;
-        let desc = TableDesc {
+        let mut desc = TableDesc {
             name: name.clone(),
             id,
             next_column_id: columns.len() as u32 + 1,
@@ -1134,7 +1166,56 @@ impl Session {
             columns,
             primary_key: pk,
             seq_id: id,
+            checks: vec![],
         };
+        // Constraint names as PostgreSQL makes them: t_col_check, t_check,
+        // t_col_key, numbered when taken.
+        let mut taken: Vec<String> = vec![desc.pkey_name()];
+        let fresh = |base: String, taken: &mut Vec<String>| {
+            let mut n = base.clone();
+            let mut k = 0;
+            while taken.contains(&n) {
+                k += 1;
+                n = format!("{base}{k}");
+            }
+            taken.push(n.clone());
+            n
+        };
+        for (given, cols) in uniques {
+            let names: Vec<&str> = cols
+                .iter()
+                .map(|c| desc.columns[*c].name.as_str())
+                .collect();
+            let iname = match given {
+                Some(g) => g,
+                None => fresh(format!("{name}_{}_key", names.join("_")), &mut taken),
+            };
+            if desc.indexes.iter().any(|i| i.columns == cols) || cols == desc.primary_key {
+                continue; // already unique
+            }
+            desc.indexes.push(crate::catalog::IndexDesc {
+                name: iname,
+                id: desc.next_index_id,
+                columns: cols,
+                unique: true,
+            });
+            desc.next_index_id += 1;
+        }
+        for (given, sql, column) in checks {
+            let cname = match given {
+                Some(g) => g,
+                None => match column {
+                    Some(c) => fresh(format!("{name}_{c}_check"), &mut taken),
+                    None => fresh(format!("{name}_check"), &mut taken),
+                },
+            };
+            // Validate now: it must be a boolean over the columns.
+            Binder::new(&no_tables, vec![]).bind_check(&desc, &sql)?;
+            desc.checks.push(crate::catalog::CheckDesc {
+                name: cname,
+                expr: sql,
+            });
+        }
         match self.catalog.create_table(&self.database, &desc).await {
             Err(e) if e.code == code::DUPLICATE_TABLE && ct.if_not_exists => {}
             other => other?,

@@ -402,3 +402,89 @@ async fn a_large_insert_is_all_or_nothing() {
         "5000"
     );
 }
+
+/// CHECK and UNIQUE constraints, inline and table-level, named as
+/// PostgreSQL names them; a violation fails with 23514 / 23505 and writes
+/// nothing; NULL passes a CHECK and is distinct in a UNIQUE column.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_and_unique_constraints() {
+    let c = cluster().await;
+    let t = connect(c.addrs[0]).await;
+    t.batch_execute(
+        "CREATE TABLE products (id INT PRIMARY KEY, code TEXT UNIQUE, \
+         price NUMERIC CHECK (price > 0), discounted NUMERIC, \
+         CONSTRAINT sane CHECK (discounted <= price), UNIQUE (price, discounted))",
+    )
+    .await
+    .unwrap();
+    t.batch_execute(
+        "INSERT INTO products VALUES (1, 'a', 10, 5), (2, NULL, 20, NULL), (3, NULL, 30, 1)",
+    )
+    .await
+    .unwrap();
+    let fails = |sql: &'static str| {
+        let t = &t;
+        async move { sqlstate(t, sql).await }
+    };
+    assert_eq!(
+        fails("INSERT INTO products VALUES (4, 'b', -1, NULL)").await,
+        "23514"
+    );
+    assert_eq!(
+        fails("INSERT INTO products VALUES (4, 'b', 5, 6)").await,
+        "23514"
+    );
+    assert_eq!(
+        fails("UPDATE products SET price = 0 WHERE id = 1").await,
+        "23514"
+    );
+    assert_eq!(fails("UPDATE products SET discounted = 100").await, "23514");
+    assert_eq!(
+        fails("INSERT INTO products VALUES (4, 'a', 1, 1)").await,
+        "23505"
+    );
+    assert_eq!(
+        fails("INSERT INTO products VALUES (4, 'c', 10, 5)").await,
+        "23505"
+    );
+    assert_eq!(
+        fails("INSERT INTO products VALUES (4, 'd', 1, 1) ON CONFLICT (id) DO NOTHING; \
+               INSERT INTO products VALUES (1, 'e', 1, 1) ON CONFLICT (id) DO UPDATE SET price = -5")
+        .await,
+        "23514"
+    );
+    assert_eq!(flat(&t, "SELECT count(*) FROM products").await, "4");
+    assert_eq!(
+        flat(
+            &t,
+            "SELECT id, price FROM products WHERE id IN (1, 4) ORDER BY id"
+        )
+        .await,
+        "1|10;4|1"
+    );
+    // The error names the constraint.
+    let e = t
+        .simple_query("INSERT INTO products VALUES (9, 'z', 5, 6)")
+        .await
+        .unwrap_err();
+    let msg = e.as_db_error().unwrap().message().to_string();
+    assert!(msg.contains("\"sane\""), "{msg}");
+    let e = t
+        .simple_query("INSERT INTO products VALUES (9, 'z', -5, NULL)")
+        .await
+        .unwrap_err();
+    let msg = e.as_db_error().unwrap().message().to_string();
+    assert!(msg.contains("products_price_check"), "{msg}");
+    let ddl = flat(&t, "SHOW CREATE TABLE products").await;
+    assert!(ddl.contains("CONSTRAINT sane CHECK"), "{ddl}");
+    assert!(ddl.contains("products_code_key"), "{ddl}");
+    // A CHECK must be a boolean over the table's columns.
+    assert_eq!(
+        fails("CREATE TABLE bad (a INT CHECK (a + 1))").await,
+        "42804"
+    );
+    assert_eq!(
+        fails("CREATE TABLE bad (a INT CHECK (b > 0))").await,
+        "42703"
+    );
+}

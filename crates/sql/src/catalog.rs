@@ -109,6 +109,32 @@ struct TableProto {
     next_index_id: u64,
     #[prost(message, repeated, tag = "9")]
     checks: Vec<CheckProto>,
+    #[prost(message, repeated, tag = "10")]
+    fks: Vec<FkProto>,
+    #[prost(message, repeated, tag = "11")]
+    inbound: Vec<InboundProto>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct FkProto {
+    #[prost(string, tag = "1")]
+    name: String,
+    #[prost(uint32, repeated, tag = "2")]
+    columns: Vec<u32>,
+    #[prost(string, tag = "3")]
+    parent: String,
+    #[prost(uint32, repeated, tag = "4")]
+    parent_columns: Vec<u32>,
+    #[prost(bool, tag = "5")]
+    cascade_delete: bool,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct InboundProto {
+    #[prost(string, tag = "1")]
+    child: String,
+    #[prost(string, tag = "2")]
+    name: String,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -217,6 +243,33 @@ pub struct TableDesc {
     pub next_index_id: u64,
     /// CHECK constraints: every row written must not make one false.
     pub checks: Vec<CheckDesc>,
+    /// Foreign keys of this table (see [`crate::fk`]).
+    pub fks: Vec<ForeignKeyDesc>,
+    /// Foreign keys of other tables (or this one) that reference it.
+    pub inbound: Vec<InboundFk>,
+}
+
+/// A FOREIGN KEY constraint of a table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ForeignKeyDesc {
+    pub name: String,
+    /// Positions of the referencing columns in this table.
+    pub columns: Vec<usize>,
+    /// The referenced table (same database).
+    pub parent: String,
+    /// Positions of the referenced columns in the parent (its primary key
+    /// or the columns of a unique index).
+    pub parent_columns: Vec<usize>,
+    /// ON DELETE CASCADE (otherwise RESTRICT / NO ACTION).
+    pub cascade_delete: bool,
+}
+
+/// A foreign key referencing a table: the child table and the
+/// constraint's name there.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InboundFk {
+    pub child: String,
+    pub name: String,
 }
 
 /// A CHECK constraint.
@@ -267,6 +320,24 @@ impl TableDesc {
         }
         for c in &self.checks {
             lines.push(format!("    CONSTRAINT {} CHECK ({})", q(&c.name), c.expr));
+        }
+        for f in &self.fks {
+            let cols: Vec<String> = f
+                .columns
+                .iter()
+                .map(|p| q(&self.columns[*p].name))
+                .collect();
+            lines.push(format!(
+                "    CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {}{}",
+                q(&f.name),
+                cols.join(", "),
+                q(&f.parent),
+                if f.cascade_delete {
+                    " ON DELETE CASCADE"
+                } else {
+                    ""
+                }
+            ));
         }
         if !self.primary_key.iter().any(|p| self.columns[*p].hidden) {
             let cols: Vec<String> = self
@@ -346,6 +417,25 @@ impl TableDesc {
                     expr: c.expr.clone(),
                 })
                 .collect(),
+            fks: self
+                .fks
+                .iter()
+                .map(|f| FkProto {
+                    name: f.name.clone(),
+                    columns: f.columns.iter().map(|c| *c as u32).collect(),
+                    parent: f.parent.clone(),
+                    parent_columns: f.parent_columns.iter().map(|c| *c as u32).collect(),
+                    cascade_delete: f.cascade_delete,
+                })
+                .collect(),
+            inbound: self
+                .inbound
+                .iter()
+                .map(|i| InboundProto {
+                    child: i.child.clone(),
+                    name: i.name.clone(),
+                })
+                .collect(),
         }
     }
 
@@ -397,6 +487,25 @@ impl TableDesc {
                 .map(|c| CheckDesc {
                     name: c.name,
                     expr: c.expr,
+                })
+                .collect(),
+            fks: p
+                .fks
+                .into_iter()
+                .map(|f| ForeignKeyDesc {
+                    name: f.name,
+                    columns: f.columns.into_iter().map(|c| c as usize).collect(),
+                    parent: f.parent,
+                    parent_columns: f.parent_columns.into_iter().map(|c| c as usize).collect(),
+                    cascade_delete: f.cascade_delete,
+                })
+                .collect(),
+            inbound: p
+                .inbound
+                .into_iter()
+                .map(|i| InboundFk {
+                    child: i.child,
+                    name: i.name,
                 })
                 .collect(),
         })
@@ -771,6 +880,17 @@ mod tests {
             checks: vec![CheckDesc {
                 name: "t_v_check".into(),
                 expr: "v > 0".into(),
+            }],
+            fks: vec![ForeignKeyDesc {
+                name: "t_v_fkey".into(),
+                columns: vec![1],
+                parent: "p".into(),
+                parent_columns: vec![0],
+                cascade_delete: true,
+            }],
+            inbound: vec![InboundFk {
+                child: "c".into(),
+                name: "c_t_fkey".into(),
             }],
         };
         assert_eq!(TableDesc::decode(&d.encode()).unwrap(), d);

@@ -14,6 +14,8 @@ pub struct SqlError {
     pub code: &'static str,
     pub message: String,
     pub hint: Option<String>,
+    /// PostgreSQL's DETAIL line (e.g. the key of a constraint violation).
+    pub detail: Option<String>,
 }
 
 pub type Result<T> = std::result::Result<T, SqlError>;
@@ -24,7 +26,13 @@ impl SqlError {
             code,
             message: message.into(),
             hint: None,
+            detail: None,
         }
+    }
+
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
     }
 
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {

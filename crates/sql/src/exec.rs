@@ -78,8 +78,8 @@ pub async fn execute(b: &Bound, catalog: &Catalog, txn: &mut Txn, ctx: &EvalCtx)
             rows: run_sync(&q.plan, ctx)?,
         }),
         Bound::Insert(i) => insert(i, catalog, txn, ctx).await,
-        Bound::Update(u) => update(u, txn, ctx).await,
-        Bound::Delete(d) => delete(d, txn, ctx).await,
+        Bound::Update(u) => update(u, catalog, txn, ctx).await,
+        Bound::Delete(d) => delete(d, catalog, txn, ctx).await,
         Bound::Explain(_) => unreachable!("handled above"),
     }
 }
@@ -1272,8 +1272,9 @@ async fn check_moved_key(txn: &Txn, table: &TableDesc, rr: &ReadRow, new: &Row) 
     Ok(())
 }
 
-/// Buffers the deletion of a row read as `rr` (holding `row`).
-fn delete_row(txn: &mut Txn, table: &TableDesc, rr: &ReadRow, row: &Row) -> Result<()> {
+/// Buffers the deletion of a row read as `rr` (holding `row`) and of its
+/// index entries (foreign keys are the caller's business).
+pub fn delete_row_entries(txn: &mut Txn, table: &TableDesc, rr: &ReadRow, row: &Row) -> Result<()> {
     txn.write_read_row(rr, None);
     for idx in &table.indexes {
         let (k, v) = index_entry(table, idx, row);
@@ -1369,6 +1370,7 @@ async fn insert(p: &InsertPlan, catalog: &Catalog, txn: &mut Txn, ctx: &EvalCtx)
             }
         }
         row_check(table, &checks, &row, ctx)?;
+        crate::fk::check_parents(catalog, txn, &ctx.database, table, &row, None).await?;
         let Some(oc) = &p.on_conflict else {
             insert_row(txn, table, &row, false)?;
             written.push(row);
@@ -1414,6 +1416,8 @@ async fn insert(p: &InsertPlan, catalog: &Catalog, txn: &mut Txn, ctx: &EvalCtx)
         }
         row_check(table, &checks, &new, ctx)?;
         check_moved_key(txn, table, &rr, &new).await?;
+        crate::fk::check_parents(catalog, txn, &ctx.database, table, &new, Some(&old)).await?;
+        crate::fk::on_parent_change(catalog, txn, &ctx.database, table, &old, Some(&new)).await?;
         update_row(txn, table, &rr, &old, &new)?;
         touched.insert(row_key_of(table, &new));
         written.push(new);
@@ -1425,7 +1429,7 @@ async fn insert(p: &InsertPlan, catalog: &Catalog, txn: &mut Txn, ctx: &EvalCtx)
     })
 }
 
-async fn update(p: &UpdatePlan, txn: &mut Txn, ctx: &EvalCtx) -> Result<Output> {
+async fn update(p: &UpdatePlan, catalog: &Catalog, txn: &mut Txn, ctx: &EvalCtx) -> Result<Output> {
     let table = &p.table;
     let checks = bind_checks(table)?;
     let mut written = Vec::new();
@@ -1446,6 +1450,9 @@ async fn update(p: &UpdatePlan, txn: &mut Txn, ctx: &EvalCtx) -> Result<Output> 
             }
             row_check(table, &checks, &new, ctx)?;
             check_moved_key(txn, table, &rr, &new).await?;
+            crate::fk::check_parents(catalog, txn, &ctx.database, table, &new, Some(&old)).await?;
+            crate::fk::on_parent_change(catalog, txn, &ctx.database, table, &old, Some(&new))
+                .await?;
             update_row(txn, table, &rr, &old, &new)?;
             written.push(new);
         }
@@ -1481,6 +1488,8 @@ async fn update(p: &UpdatePlan, txn: &mut Txn, ctx: &EvalCtx) -> Result<Output> 
         }
         row_check(table, &checks, &new, ctx)?;
         check_moved_key(txn, table, &rr, &new).await?;
+        crate::fk::check_parents(catalog, txn, &ctx.database, table, &new, Some(&old)).await?;
+        crate::fk::on_parent_change(catalog, txn, &ctx.database, table, &old, Some(&new)).await?;
         update_row(txn, table, &rr, &old, &new)?;
         written.push(new);
     }
@@ -1491,7 +1500,7 @@ async fn update(p: &UpdatePlan, txn: &mut Txn, ctx: &EvalCtx) -> Result<Output> 
     })
 }
 
-async fn delete(p: &DeletePlan, txn: &mut Txn, ctx: &EvalCtx) -> Result<Output> {
+async fn delete(p: &DeletePlan, catalog: &Catalog, txn: &mut Txn, ctx: &EvalCtx) -> Result<Output> {
     let rows = scan(
         &p.table,
         &p.range,
@@ -1503,7 +1512,8 @@ async fn delete(p: &DeletePlan, txn: &mut Txn, ctx: &EvalCtx) -> Result<Output> 
     .await?;
     let mut deleted = Vec::new();
     for (rr, row) in rows {
-        delete_row(txn, &p.table, &rr, &row)?;
+        crate::fk::on_parent_change(catalog, txn, &ctx.database, &p.table, &row, None).await?;
+        delete_row_entries(txn, &p.table, &rr, &row)?;
         deleted.push(row);
     }
     Ok(Output::Count {

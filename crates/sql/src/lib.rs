@@ -107,6 +107,7 @@ pub mod encoding;
 pub mod error;
 pub mod exec;
 pub mod expr;
+pub mod fk;
 pub mod json;
 pub mod objects;
 pub mod pgcompat;

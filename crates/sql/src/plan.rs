@@ -4083,6 +4083,8 @@ mod tests {
             indexes: vec![],
             next_index_id: 2,
             checks: vec![],
+            fks: vec![],
+            inbound: vec![],
         })
     }
 

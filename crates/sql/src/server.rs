@@ -171,6 +171,7 @@ fn user_error(e: SqlError) -> PgWireError {
     tracing::debug!(code = e.code, "sql: statement failed: {}", e.message);
     let mut info = ErrorInfo::new("ERROR".into(), e.code.into(), e.message);
     info.hint = e.hint;
+    info.detail = e.detail;
     PgWireError::UserError(Box::new(info))
 }
 
@@ -532,6 +533,7 @@ fn error_response(e: SqlError) -> Response {
     tracing::debug!(code = e.code, "sql: statement failed: {}", e.message);
     let mut info = ErrorInfo::new("ERROR".into(), e.code.into(), e.message);
     info.hint = e.hint;
+    info.detail = e.detail;
     Response::Error(Box::new(info))
 }
 

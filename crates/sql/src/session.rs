@@ -1035,6 +1035,8 @@ impl Session {
         let mut checks: Vec<(Option<String>, String, Option<String>)> = Vec::new();
         // (given name, column positions)
         let mut uniques: Vec<(Option<String>, Vec<usize>)> = Vec::new();
+        // (the constraint, its referencing column positions)
+        let mut fks: Vec<(ast::ForeignKeyConstraint, Vec<usize>)> = Vec::new();
         for (i, cd) in ct.columns.iter().enumerate() {
             let cname = plan::ident(&cd.name);
             if columns.iter().any(|c| c.name == cname) {
@@ -1076,6 +1078,13 @@ impl Session {
                     ast::ColumnOption::Check(c) => {
                         let given = c.name.as_ref().or(opt.name.as_ref()).map(plan::ident);
                         checks.push((given, c.expr.to_string(), Some(col.name.clone())));
+                    }
+                    ast::ColumnOption::ForeignKey(f) => {
+                        let mut f = f.clone();
+                        if f.name.is_none() {
+                            f.name = opt.name.clone();
+                        }
+                        fks.push((f, vec![i]));
                     }
                     other => {
                         return Err(SqlError::unsupported(format!(
@@ -1128,6 +1137,20 @@ impl Session {
                 ast::TableConstraint::Check(c) => {
                     checks.push((c.name.as_ref().map(plan::ident), c.expr.to_string(), None));
                 }
+                ast::TableConstraint::ForeignKey(f) => {
+                    let mut cols = Vec::new();
+                    for id in &f.columns {
+                        let n = plan::ident(id);
+                        let pos = columns.iter().position(|c| c.name == n).ok_or_else(|| {
+                            SqlError::new(
+                                code::UNDEFINED_COLUMN,
+                                format!("column \"{n}\" referenced in foreign key constraint does not exist"),
+                            )
+                        })?;
+                        cols.push(pos);
+                    }
+                    fks.push((f.clone(), cols));
+                }
                 other => {
                     return Err(SqlError::unsupported(format!(
                         "table constraint not supported yet: {other}"
@@ -1167,6 +1190,8 @@ impl Session {
             primary_key: pk,
             seq_id: id,
             checks: vec![],
+            fks: vec![],
+            inbound: vec![],
         };
         // Constraint names as PostgreSQL makes them: t_col_check, t_check,
         // t_col_key, numbered when taken.
@@ -1216,11 +1241,208 @@ impl Session {
                 expr: sql,
             });
         }
+        let mut parents: Vec<(Arc<TableDesc>, String)> = Vec::new();
+        for (f, cols) in fks {
+            let (fk, parent) = self.foreign_key(&desc, &f, cols, &mut taken).await?;
+            // The children of a parent row are found through an index led
+            // by the referencing columns: create one if there is none.
+            if crate::fk::lookup_prefix(&desc, &fk.columns, &[]).is_none() {
+                let names: Vec<&str> = fk
+                    .columns
+                    .iter()
+                    .map(|c| desc.columns[*c].name.as_str())
+                    .collect();
+                let iname = fresh(format!("{name}_{}_idx", names.join("_")), &mut taken);
+                desc.indexes.push(crate::catalog::IndexDesc {
+                    name: iname,
+                    id: desc.next_index_id,
+                    columns: fk.columns.clone(),
+                    unique: false,
+                });
+                desc.next_index_id += 1;
+            }
+            match parent {
+                None => desc.inbound.push(crate::catalog::InboundFk {
+                    child: name.clone(),
+                    name: fk.name.clone(),
+                }),
+                Some(p) => parents.push((p, fk.name.clone())),
+            }
+            desc.fks.push(fk);
+        }
         match self.catalog.create_table(&self.database, &desc).await {
-            Err(e) if e.code == code::DUPLICATE_TABLE && ct.if_not_exists => {}
+            Err(e) if e.code == code::DUPLICATE_TABLE && ct.if_not_exists => {
+                return Ok(StmtResult::Command("CREATE TABLE".into()))
+            }
             other => other?,
         }
+        for (parent, fk_name) in parents {
+            self.link_parent(&parent.name, Some((name.clone(), fk_name)), None)
+                .await?;
+        }
         Ok(StmtResult::Command("CREATE TABLE".into()))
+    }
+
+    /// Resolves a FOREIGN KEY of the table being created: the parent (None
+    /// when the table references itself), its referenced columns (its
+    /// primary key unless named; they must be the primary key or a unique
+    /// index), the actions and the constraint's name.
+    async fn foreign_key(
+        &self,
+        desc: &TableDesc,
+        f: &ast::ForeignKeyConstraint,
+        columns: Vec<usize>,
+        taken: &mut Vec<String>,
+    ) -> Result<(crate::catalog::ForeignKeyDesc, Option<Arc<TableDesc>>)> {
+        let pname = plan::table_name(&f.foreign_table)?;
+        let parent = if pname == desc.name {
+            None
+        } else {
+            Some(
+                self.catalog
+                    .table(&self.database, &pname)
+                    .await?
+                    .ok_or_else(|| SqlError::undefined_table(&pname))?,
+            )
+        };
+        let p: &TableDesc = parent.as_deref().unwrap_or(desc);
+        let parent_columns: Vec<usize> = if f.referred_columns.is_empty() {
+            p.primary_key.clone()
+        } else {
+            let mut v = Vec::new();
+            for id in &f.referred_columns {
+                let n = plan::ident(id);
+                v.push(p.column_index(&n).ok_or_else(|| {
+                    SqlError::new(
+                        code::UNDEFINED_COLUMN,
+                        format!(
+                            "column \"{n}\" referenced in foreign key constraint does not exist"
+                        ),
+                    )
+                })?);
+            }
+            v
+        };
+        let unique = parent_columns == p.primary_key
+            || p.indexes
+                .iter()
+                .any(|i| i.unique && i.columns == parent_columns);
+        if !unique || p.columns[p.primary_key[0]].hidden && parent_columns == p.primary_key {
+            return Err(SqlError::new(
+                code::INVALID_FOREIGN_KEY,
+                format!(
+                    "there is no unique constraint matching given keys for referenced table \"{}\"",
+                    p.name
+                ),
+            ));
+        }
+        if parent_columns.len() != columns.len() {
+            return Err(SqlError::new(
+                code::INVALID_FOREIGN_KEY,
+                "number of referencing and referenced columns for foreign key disagree",
+            ));
+        }
+        for (c, pc) in columns.iter().zip(&parent_columns) {
+            let (a, b) = (&desc.columns[*c].ty, &p.columns[*pc].ty);
+            let family = |t: &DataType| match t {
+                DataType::Int2 | DataType::Int4 | DataType::Int8 => "int".to_string(),
+                DataType::Text | DataType::Varchar(_) | DataType::Char(_) => "text".to_string(),
+                other => types::type_display(other),
+            };
+            if family(a) != family(b) {
+                return Err(SqlError::mismatch(format!(
+                    "foreign key constraint cannot be implemented: key columns \"{}\" and \"{}\" are of incompatible types: {} and {}",
+                    desc.columns[*c].name,
+                    p.columns[*pc].name,
+                    types::type_display(a),
+                    types::type_display(b)
+                )));
+            }
+        }
+        let cascade_delete = match f.on_delete {
+            None | Some(ast::ReferentialAction::NoAction | ast::ReferentialAction::Restrict) => {
+                false
+            }
+            Some(ast::ReferentialAction::Cascade) => true,
+            Some(other) => {
+                return Err(SqlError::unsupported(format!(
+                    "ON DELETE {other} is not supported yet (RESTRICT, NO ACTION and CASCADE are)"
+                )))
+            }
+        };
+        if let Some(a) = f.on_update {
+            if !matches!(
+                a,
+                ast::ReferentialAction::NoAction | ast::ReferentialAction::Restrict
+            ) {
+                return Err(SqlError::unsupported(format!(
+                    "ON UPDATE {a} is not supported yet (RESTRICT and NO ACTION are)"
+                )));
+            }
+        }
+        let names: Vec<&str> = columns
+            .iter()
+            .map(|c| desc.columns[*c].name.as_str())
+            .collect();
+        let name = match &f.name {
+            Some(n) => plan::ident(n),
+            None => {
+                let base = format!("{}_{}_fkey", desc.name, names.join("_"));
+                let mut n = base.clone();
+                let mut k = 0;
+                while taken.contains(&n) {
+                    k += 1;
+                    n = format!("{base}{k}");
+                }
+                n
+            }
+        };
+        taken.push(name.clone());
+        Ok((
+            crate::catalog::ForeignKeyDesc {
+                name,
+                columns,
+                parent: pname,
+                parent_columns,
+                cascade_delete,
+            },
+            parent,
+        ))
+    }
+
+    /// Adds (`add`) or removes (`remove`: the child table) inbound
+    /// foreign keys on the parent table's descriptor.
+    async fn link_parent(
+        &self,
+        parent: &str,
+        add: Option<(String, String)>,
+        remove: Option<&str>,
+    ) -> Result<()> {
+        for _ in 0..10 {
+            let Some(old) = self.catalog.table(&self.database, parent).await? else {
+                return Ok(());
+            };
+            let mut new = (*old).clone();
+            if let Some(child) = remove {
+                new.inbound.retain(|i| i.child != child);
+            }
+            if let Some((child, name)) = &add {
+                new.inbound.push(crate::catalog::InboundFk {
+                    child: child.clone(),
+                    name: name.clone(),
+                });
+            }
+            match self.catalog.replace_table(&self.database, &old, &new).await {
+                Err(e) if e.code == code::SERIALIZATION_FAILURE => {
+                    self.catalog.refresh().await?;
+                }
+                other => return other,
+            }
+        }
+        Err(SqlError::new(
+            code::SERIALIZATION_FAILURE,
+            format!("restart transaction: table \"{parent}\" kept changing"),
+        ))
     }
 
     async fn drop_tables(
@@ -1239,9 +1461,30 @@ impl Session {
                 None => return Err(SqlError::undefined_table(&name)),
             }
         }
+        let dropped: Vec<String> = descs.iter().map(|d| d.name.clone()).collect();
+        for d in &descs {
+            if let Some(i) = d.inbound.iter().find(|i| !dropped.contains(&i.child)) {
+                return Err(SqlError::new(
+                    code::DEPENDENT_OBJECTS_STILL_EXIST,
+                    format!(
+                        "cannot drop table {} because other objects depend on it",
+                        d.name
+                    ),
+                )
+                .with_detail(format!(
+                    "constraint {} on table {} depends on table {}",
+                    i.name, i.child, d.name
+                )));
+            }
+        }
         for d in descs {
             self.catalog.drop_table(&self.database, &d).await?;
             exec::purge_table_data(self.catalog.kv(), d.id).await?;
+            for f in &d.fks {
+                if !dropped.contains(&f.parent) {
+                    self.link_parent(&f.parent, None, Some(&d.name)).await?;
+                }
+            }
         }
         Ok(StmtResult::Command("DROP TABLE".into()))
     }
@@ -1437,6 +1680,20 @@ impl Session {
                 Some(d) => descs.push(d),
                 None if t.if_exists => {}
                 None => return Err(SqlError::undefined_table(&name)),
+            }
+        }
+        let names: Vec<&str> = descs.iter().map(|d| d.name.as_str()).collect();
+        for d in &descs {
+            if let Some(i) = d
+                .inbound
+                .iter()
+                .find(|i| !names.contains(&i.child.as_str()))
+            {
+                return Err(SqlError::unsupported(
+                    "cannot truncate a table referenced in a foreign key constraint",
+                )
+                .with_detail(format!("Table \"{}\" references \"{}\".", i.child, d.name))
+                .with_hint(format!("Truncate table \"{}\" at the same time.", i.child)));
             }
         }
         for d in descs {

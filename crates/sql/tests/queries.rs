@@ -488,3 +488,106 @@ async fn check_and_unique_constraints() {
         "42703"
     );
 }
+
+/// Foreign keys: a child row needs its parent (23503 with PostgreSQL's
+/// message and DETAIL), a referenced parent cannot go (RESTRICT) unless ON
+/// DELETE CASCADE takes its children along; NULL references nothing; DROP
+/// and TRUNCATE of a referenced table are refused; the check holds across
+/// ranges and inside transactions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreign_keys_keep_references_valid() {
+    let c = cluster().await;
+    let t = connect(c.addrs[0]).await;
+    t.batch_execute(
+        "CREATE TABLE customers (id INT PRIMARY KEY, email TEXT UNIQUE); \
+         CREATE TABLE orders (id INT PRIMARY KEY, customer INT REFERENCES customers, \
+             email TEXT, FOREIGN KEY (email) REFERENCES customers (email)); \
+         CREATE TABLE lines (order_id INT REFERENCES orders ON DELETE CASCADE, n INT, \
+             PRIMARY KEY (order_id, n)); \
+         INSERT INTO customers VALUES (1, 'a@x'), (2, 'b@x'); \
+         INSERT INTO orders VALUES (10, 1, 'a@x'), (11, NULL, NULL); \
+         INSERT INTO lines VALUES (10, 1), (10, 2), (11, 1)",
+    )
+    .await
+    .unwrap();
+    let fails = |sql: &'static str| {
+        let t = &t;
+        async move { sqlstate(t, sql).await }
+    };
+    let e = t
+        .simple_query("INSERT INTO orders VALUES (12, 3, NULL)")
+        .await
+        .unwrap_err();
+    let db = e.as_db_error().unwrap();
+    assert_eq!(db.code().code(), "23503");
+    assert_eq!(
+        db.message(),
+        "insert or update on table \"orders\" violates foreign key constraint \"orders_customer_fkey\""
+    );
+    assert_eq!(
+        db.detail(),
+        Some("Key (customer)=(3) is not present in table \"customers\".")
+    );
+    assert_eq!(
+        fails("INSERT INTO orders VALUES (12, 1, 'c@x')").await,
+        "23503"
+    );
+    assert_eq!(
+        fails("UPDATE orders SET customer = 5 WHERE id = 10").await,
+        "23503"
+    );
+    assert_eq!(fails("DELETE FROM customers WHERE id = 1").await, "23503");
+    assert_eq!(
+        fails("UPDATE customers SET id = 7 WHERE id = 1").await,
+        "23503"
+    );
+    assert_eq!(
+        fails("UPDATE customers SET email = 'z' WHERE id = 1").await,
+        "23503"
+    );
+    // Unreferenced parents change freely; a child may move to another parent.
+    t.batch_execute(
+        "DELETE FROM customers WHERE id = 2; UPDATE orders SET customer = 1 WHERE id = 11",
+    )
+    .await
+    .unwrap();
+    // Parent and child in one transaction, on different ranges.
+    let cat = tessera_sql::catalog::Catalog::new(c.dbs[&1].clone());
+    let orders = cat.table("defaultdb", "orders").await.unwrap().unwrap();
+    let at = tessera_sql::encoding::row_key(orders.id, &[tessera_sql::types::Datum::Int(11)]);
+    let _ = c.dbs[&1].split(&at).await;
+    t.batch_execute(
+        "BEGIN; INSERT INTO customers VALUES (3, 'c@x'); INSERT INTO orders VALUES (13, 3, 'c@x'); COMMIT",
+    )
+    .await
+    .unwrap();
+    // CASCADE: deleting an order deletes its lines, and only its lines.
+    t.batch_execute("DELETE FROM orders WHERE id = 10")
+        .await
+        .unwrap();
+    assert_eq!(flat(&t, "SELECT order_id, n FROM lines").await, "11|1");
+    assert_eq!(fails("DELETE FROM customers").await, "23503");
+    assert_eq!(fails("DROP TABLE customers").await, "2BP01");
+    assert_eq!(fails("TRUNCATE customers").await, "0A000");
+    assert_eq!(
+        fails("CREATE TABLE bad (x INT REFERENCES customers (email))").await,
+        "42804"
+    );
+    assert_eq!(
+        fails("CREATE TABLE bad (x TEXT REFERENCES orders (email))").await,
+        "42830"
+    );
+    assert_eq!(
+        fails("CREATE TABLE bad (x INT REFERENCES nope)").await,
+        "42P01"
+    );
+    let ddl = flat(&t, "SHOW CREATE TABLE lines").await;
+    assert!(
+        ddl.contains("FOREIGN KEY (order_id) REFERENCES orders ON DELETE CASCADE"),
+        "{ddl}"
+    );
+    // Dropping the children first frees the parents.
+    t.batch_execute("DROP TABLE lines; DROP TABLE orders; DROP TABLE customers")
+        .await
+        .unwrap();
+}

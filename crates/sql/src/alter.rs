@@ -1,6 +1,16 @@
-//! `ALTER TABLE t ADD [CONSTRAINT name] PRIMARY KEY (cols)` and the
-//! maintenance statements clients send that have nothing to do here
+//! ALTER TABLE — `ADD [CONSTRAINT name] PRIMARY KEY (cols)`, `ADD
+//! [COLUMN]`, `DROP [COLUMN]`, `RENAME [COLUMN] a TO b`, `RENAME TO` — and
+//! the maintenance statements clients send that have nothing to do here
 //! (`VACUUM`, `ANALYZE`, `CHECKPOINT`: accepted, no effect).
+//!
+//! Rows store their values by column id, so adding a column leaves
+//! existing rows as they are (they read NULL there) unless it has a
+//! DEFAULT, which is then written into every existing row in batches. A
+//! dropped column is kept in the descriptor as a hidden, nameless
+//! placeholder (as PostgreSQL keeps `attisdropped` columns), so the
+//! positions other parts of the descriptor refer to do not move; indexes
+//! and CHECK constraints on it go with it. These, like all DDL here, are
+//! not transactional: run them when the table is quiet.
 //!
 //! A table created without a primary key is keyed by a hidden `rowid`.
 //! Adding a primary key re-keys it: every row is copied under a new table
@@ -42,7 +52,7 @@ pub fn maintenance(sql: &str) -> Option<StmtResult> {
     }
 }
 
-/// Runs an ALTER TABLE (only ADD PRIMARY KEY so far).
+/// Runs an ALTER TABLE.
 pub async fn alter_table(
     catalog: &Arc<Catalog>,
     database: &str,
@@ -86,10 +96,339 @@ pub async fn alter_table(
             add_primary_key(catalog, database, &desc, cols).await?;
             Ok(StmtResult::Command("ALTER TABLE".into()))
         }
+        ast::AlterTableOperation::AddColumn {
+            if_not_exists,
+            column_def,
+            ..
+        } => {
+            add_column(catalog, database, &desc, column_def, *if_not_exists).await?;
+            Ok(StmtResult::Command("ALTER TABLE".into()))
+        }
+        ast::AlterTableOperation::DropColumn {
+            column_names,
+            if_exists,
+            ..
+        } => {
+            for c in column_names {
+                let desc = catalog
+                    .table(database, &name)
+                    .await?
+                    .ok_or_else(|| SqlError::undefined_table(&name))?;
+                drop_column(catalog, database, &desc, &plan::ident(c), *if_exists).await?;
+                catalog.refresh().await?;
+            }
+            Ok(StmtResult::Command("ALTER TABLE".into()))
+        }
+        ast::AlterTableOperation::RenameColumn {
+            old_column_name,
+            new_column_name,
+        } => {
+            let (old, new) = (plan::ident(old_column_name), plan::ident(new_column_name));
+            rename_column(catalog, database, &desc, &old, &new).await?;
+            Ok(StmtResult::Command("ALTER TABLE".into()))
+        }
+        ast::AlterTableOperation::RenameTable { table_name } => {
+            let (ast::RenameTableNameKind::To(n) | ast::RenameTableNameKind::As(n)) = table_name;
+            rename_table(catalog, database, &desc, &plan::table_name(n)?).await?;
+            Ok(StmtResult::Command("ALTER TABLE".into()))
+        }
         other => Err(SqlError::unsupported(format!(
             "ALTER TABLE operation not supported yet: {other}"
         ))),
     }
+}
+
+fn undefined_column(table: &str, column: &str) -> SqlError {
+    SqlError::new(
+        code::UNDEFINED_COLUMN,
+        format!("column \"{column}\" of relation \"{table}\" does not exist"),
+    )
+}
+
+/// The position of a visible column by name.
+fn visible_column(desc: &TableDesc, name: &str) -> Option<usize> {
+    desc.column_index(name).filter(|p| !desc.columns[*p].hidden)
+}
+
+async fn add_column(
+    catalog: &Arc<Catalog>,
+    database: &str,
+    desc: &Arc<TableDesc>,
+    def: &ast::ColumnDef,
+    if_not_exists: bool,
+) -> Result<()> {
+    let cname = plan::ident(&def.name);
+    if desc.column_index(&cname).is_some() {
+        if if_not_exists {
+            return Ok(());
+        }
+        return Err(SqlError::new(
+            code::DUPLICATE_COLUMN,
+            format!(
+                "column \"{cname}\" of relation \"{}\" already exists",
+                desc.name
+            ),
+        ));
+    }
+    let (ty, serial) = plan::data_type(&def.data_type)?;
+    if serial {
+        return Err(SqlError::unsupported(
+            "adding a SERIAL column to an existing table is not supported yet",
+        ));
+    }
+    let mut new = (**desc).clone();
+    let mut col = crate::catalog::Column {
+        id: new.next_column_id,
+        name: cname.clone(),
+        ty,
+        nullable: true,
+        default: None,
+        hidden: false,
+        serial: false,
+    };
+    let mut checks = Vec::new();
+    for opt in &def.options {
+        match &opt.option {
+            ast::ColumnOption::Null => col.nullable = true,
+            ast::ColumnOption::NotNull => col.nullable = false,
+            ast::ColumnOption::Default(e) => col.default = Some(e.to_string()),
+            ast::ColumnOption::Check(c) => {
+                let given = c.name.as_ref().or(opt.name.as_ref()).map(plan::ident);
+                checks.push((
+                    given.unwrap_or_else(|| format!("{}_{cname}_check", desc.name)),
+                    c.expr.to_string(),
+                ));
+            }
+            other => {
+                return Err(SqlError::unsupported(format!(
+                    "ALTER TABLE ADD COLUMN with {other} is not supported yet"
+                )))
+            }
+        }
+    }
+    let no_tables = std::collections::HashMap::new();
+    let default = match &col.default {
+        Some(d) => Some(plan::Binder::new(&no_tables, vec![]).bind_default(d, &col.ty)?),
+        None => None,
+    };
+    new.next_column_id += 1;
+    new.columns.push(col.clone());
+    for (name, expr) in checks {
+        plan::Binder::new(&no_tables, vec![]).bind_check(&new, &expr)?;
+        new.checks.push(crate::catalog::CheckDesc { name, expr });
+    }
+    // Existing rows: a NOT NULL column needs a default to fill them.
+    let pos = new.columns.len() - 1;
+    let has_rows = !catalog
+        .kv()
+        .scan(&row_prefix(desc), &row_end(desc), 1, false)
+        .await?
+        .is_empty();
+    let fills = default.is_some() || !new.checks.is_empty();
+    if has_rows && !col.nullable && default.is_none() {
+        return Err(SqlError::new(
+            code::NOT_NULL_VIOLATION,
+            format!(
+                "column \"{cname}\" of relation \"{}\" contains null values",
+                desc.name
+            ),
+        ));
+    }
+    catalog.replace_table(database, desc, &new).await?;
+    if has_rows && fills {
+        let new = Arc::new(new);
+        if let Err(e) = fill_column(catalog, &new, pos, default.as_ref()).await {
+            // Undo: the table as it was (rows already filled keep a value
+            // under a column id nothing refers to any more).
+            catalog.refresh().await?;
+            if let Some(now) = catalog.table(database, &desc.name).await? {
+                let mut back = (**desc).clone();
+                back.next_column_id = new.next_column_id;
+                let _ = catalog.replace_table(database, &now, &back).await;
+            }
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+fn row_prefix(desc: &TableDesc) -> Vec<u8> {
+    crate::encoding::index_prefix(desc.id, crate::encoding::PRIMARY_INDEX_ID)
+}
+
+fn row_end(desc: &TableDesc) -> Vec<u8> {
+    tessera_storage::encoding::prefix_successor(&row_prefix(desc)).expect("a table prefix")
+}
+
+/// Writes the default of the new column at `pos` into every existing row
+/// (in batches), checking the table's CHECK constraints.
+async fn fill_column(
+    catalog: &Catalog,
+    desc: &Arc<TableDesc>,
+    pos: usize,
+    default: Option<&crate::expr::Expr>,
+) -> Result<()> {
+    let kv = catalog.kv();
+    let ctx = crate::expr::EvalCtx {
+        now: crate::types::now_micros(),
+        ..Default::default()
+    };
+    let checks = exec::bind_checks(desc)?;
+    let end = row_end(desc);
+    let mut lo = row_prefix(desc);
+    loop {
+        let chunk = kv.scan(&lo, &end, copy::BATCH_ROWS, false).await?;
+        let Some((last, _)) = chunk.last() else {
+            return Ok(());
+        };
+        lo = tessera_common::keys::next_key(last);
+        let mut txn = crate::txn::Txn::new(kv.clone());
+        for (k, v) in chunk {
+            let mut row = exec::decode_row(desc, &v)?;
+            if let Some(d) = default {
+                row[pos] =
+                    crate::types::coerce_for_column(d.eval(&[], &ctx)?, &desc.columns[pos].ty)?;
+            }
+            for (name, e) in &checks {
+                if let crate::types::Datum::Bool(false) = e.eval(&row, &ctx)? {
+                    return Err(SqlError::new(
+                        code::CHECK_VIOLATION,
+                        format!(
+                            "check constraint \"{name}\" of relation \"{}\" is violated by some row",
+                            desc.name
+                        ),
+                    ));
+                }
+            }
+            let rr = crate::txn::ReadRow {
+                key: k,
+                origin: crate::txn::Origin::Kv(v.clone()),
+                value: v,
+            };
+            txn.write_read_row(&rr, Some(exec::encode_row(desc, &row)));
+        }
+        txn.commit().await?;
+    }
+}
+
+async fn drop_column(
+    catalog: &Arc<Catalog>,
+    database: &str,
+    desc: &Arc<TableDesc>,
+    cname: &str,
+    if_exists: bool,
+) -> Result<()> {
+    let Some(pos) = visible_column(desc, cname) else {
+        if if_exists {
+            return Ok(());
+        }
+        return Err(undefined_column(&desc.name, cname));
+    };
+    if desc.primary_key.contains(&pos) {
+        return Err(SqlError::unsupported(format!(
+            "cannot drop column \"{cname}\": it is part of the primary key of \"{}\"",
+            desc.name
+        )));
+    }
+    if desc.fks.iter().any(|f| f.columns.contains(&pos))
+        || !desc.inbound.is_empty() && {
+            let mut used = false;
+            for i in &desc.inbound {
+                if let Some(child) = catalog.table(database, &i.child).await? {
+                    used |= child
+                        .fks
+                        .iter()
+                        .any(|f| f.name == i.name && f.parent_columns.contains(&pos));
+                }
+            }
+            used
+        }
+    {
+        return Err(SqlError::new(
+            code::DEPENDENT_OBJECTS_STILL_EXIST,
+            format!(
+                "cannot drop column {cname} of table {} because a foreign key depends on it",
+                desc.name
+            ),
+        ));
+    }
+    let mut new = (**desc).clone();
+    {
+        let c = &mut new.columns[pos];
+        c.name = format!("........dropped.{}", c.id);
+        c.hidden = true;
+        c.nullable = true;
+        c.default = None;
+    }
+    // Indexes on the column go; so do CHECKs that mention it.
+    let (gone, kept): (Vec<_>, Vec<_>) = new
+        .indexes
+        .drain(..)
+        .partition(|i| i.columns.contains(&pos));
+    new.indexes = kept;
+    let no_tables = std::collections::HashMap::new();
+    let probe = new.clone();
+    new.checks.retain(|c| {
+        plan::Binder::new(&no_tables, vec![])
+            .bind_check(&probe, &c.expr)
+            .is_ok()
+    });
+    catalog.replace_table(database, desc, &new).await?;
+    for i in gone {
+        exec::purge_prefix(catalog.kv(), &crate::encoding::index_prefix(desc.id, i.id)).await?;
+    }
+    Ok(())
+}
+
+async fn rename_column(
+    catalog: &Arc<Catalog>,
+    database: &str,
+    desc: &Arc<TableDesc>,
+    old: &str,
+    new_name: &str,
+) -> Result<()> {
+    let pos = visible_column(desc, old).ok_or_else(|| undefined_column(&desc.name, old))?;
+    if desc.column_index(new_name).is_some() {
+        return Err(SqlError::new(
+            code::DUPLICATE_COLUMN,
+            format!(
+                "column \"{new_name}\" of relation \"{}\" already exists",
+                desc.name
+            ),
+        ));
+    }
+    let mut new = (**desc).clone();
+    new.columns[pos].name = new_name.to_string();
+    let no_tables = std::collections::HashMap::new();
+    if let Some(c) = new.checks.iter().find(|c| {
+        plan::Binder::new(&no_tables, vec![])
+            .bind_check(&new, &c.expr)
+            .is_err()
+    }) {
+        return Err(SqlError::unsupported(format!(
+            "cannot rename column \"{old}\": CHECK constraint \"{}\" refers to it",
+            c.name
+        )));
+    }
+    catalog.replace_table(database, desc, &new).await
+}
+
+async fn rename_table(
+    catalog: &Arc<Catalog>,
+    database: &str,
+    desc: &Arc<TableDesc>,
+    new_name: &str,
+) -> Result<()> {
+    if !desc.fks.is_empty() || !desc.inbound.is_empty() {
+        return Err(SqlError::unsupported(format!(
+            "renaming table \"{}\", which has foreign keys, is not supported yet",
+            desc.name
+        )));
+    }
+    let mut new = (**desc).clone();
+    new.name = new_name.to_string();
+    catalog.create_table(database, &new).await?;
+    catalog.drop_table(database, desc).await
 }
 
 async fn add_primary_key(

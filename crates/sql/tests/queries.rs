@@ -591,3 +591,95 @@ async fn foreign_keys_keep_references_valid() {
         .await
         .unwrap();
 }
+
+/// ALTER TABLE ADD / DROP / RENAME COLUMN and RENAME TO, on a table with
+/// rows and a secondary index.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alter_table_adds_drops_and_renames() {
+    let c = cluster().await;
+    let t = connect(c.addrs[0]).await;
+    let other = connect(c.addrs[1]).await;
+    t.batch_execute(
+        "CREATE TABLE items (id INT PRIMARY KEY, name TEXT, qty INT); \
+         CREATE INDEX items_qty ON items (qty); \
+         INSERT INTO items VALUES (1, 'a', 10), (2, 'b', 20)",
+    )
+    .await
+    .unwrap();
+    // A column with a default fills existing rows; one without reads NULL.
+    t.batch_execute("ALTER TABLE items ADD COLUMN price INT NOT NULL DEFAULT 5")
+        .await
+        .unwrap();
+    t.batch_execute("ALTER TABLE items ADD note TEXT")
+        .await
+        .unwrap();
+    assert_eq!(
+        flat(&other, "SELECT * FROM items ORDER BY id").await,
+        "1|a|10|5|NULL;2|b|20|5|NULL"
+    );
+    other
+        .batch_execute("INSERT INTO items (id, name, qty) VALUES (3, 'c', 30)")
+        .await
+        .unwrap();
+    assert_eq!(flat(&t, "SELECT price FROM items WHERE id = 3").await, "5");
+    assert_eq!(
+        sqlstate(&t, "ALTER TABLE items ADD COLUMN name TEXT").await,
+        "42701"
+    );
+    assert_eq!(
+        sqlstate(&t, "ALTER TABLE items ADD COLUMN must INT NOT NULL").await,
+        "23502"
+    );
+    assert_eq!(
+        sqlstate(
+            &t,
+            "ALTER TABLE items ADD COLUMN c INT DEFAULT 0 CHECK (c > 0)"
+        )
+        .await,
+        "23514"
+    );
+    assert_eq!(flat(&t, "SELECT count(*) FROM items").await, "3");
+    // Dropping a column drops its index; the name can be used again.
+    t.batch_execute("ALTER TABLE items DROP COLUMN qty")
+        .await
+        .unwrap();
+    assert_eq!(
+        flat(&other, "SELECT * FROM items ORDER BY id").await,
+        "1|a|5|NULL;2|b|5|NULL;3|c|5|NULL"
+    );
+    assert!(!flat(&t, "SHOW CREATE TABLE items")
+        .await
+        .contains("items_qty"));
+    t.batch_execute(
+        "ALTER TABLE items ADD COLUMN qty INT; INSERT INTO items VALUES (4, 'd', 6, NULL, 40)",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        flat(&t, "SELECT qty FROM items ORDER BY id").await,
+        "NULL;NULL;NULL;40"
+    );
+    assert_eq!(
+        sqlstate(&t, "ALTER TABLE items DROP COLUMN nope").await,
+        "42703"
+    );
+    t.batch_execute("ALTER TABLE items DROP COLUMN IF EXISTS nope")
+        .await
+        .unwrap();
+    assert_eq!(
+        sqlstate(&t, "ALTER TABLE items DROP COLUMN id").await,
+        "0A000"
+    );
+    // Renames.
+    t.batch_execute(
+        "ALTER TABLE items RENAME COLUMN name TO title; ALTER TABLE items RENAME TO goods",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        flat(&other, "SELECT title FROM goods WHERE id = 2").await,
+        "b"
+    );
+    assert_eq!(sqlstate(&other, "SELECT * FROM items").await, "42P01");
+    assert_eq!(sqlstate(&t, "SELECT name FROM goods").await, "42703");
+}

@@ -604,6 +604,40 @@ impl Catalog {
         Ok(self.db.get(&db_key(name)).await?.is_some())
     }
 
+    /// CREATE DATABASE (42P04 if it exists).
+    pub async fn create_database(&self, name: &str) -> Result<()> {
+        match self.db.cput(&db_key(name), b"", None).await {
+            Ok(()) => self.bump_version().await,
+            Err(KvError::ConditionFailed { .. }) => Err(SqlError::new(
+                code::DUPLICATE_DATABASE,
+                format!("database \"{name}\" already exists"),
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Removes a database's record and its views; the caller drops its
+    /// tables first.
+    pub async fn drop_database(&self, name: &str) -> Result<()> {
+        let start = KeyEncoder::with_prefix(VIEW_DESC_PREFIX).str(name).finish();
+        let end = prefix_successor(&start).expect("prefix is not all 0xff");
+        for (k, _) in self.db.scan(&start, &end, 0, false).await? {
+            self.db.delete(&k).await?;
+        }
+        self.db.delete(&db_key(name)).await?;
+        self.bump_version().await
+    }
+
+    /// Names of all databases, sorted.
+    pub async fn database_names(&self) -> Result<Vec<String>> {
+        let end = prefix_successor(DB_PREFIX).expect("prefix is not all 0xff");
+        let rows = self.db.scan(DB_PREFIX, &end, 0, false).await?;
+        Ok(rows
+            .into_iter()
+            .map(|(k, _)| String::from_utf8_lossy(&k[DB_PREFIX.len()..]).into_owned())
+            .collect())
+    }
+
     /// Reads the catalog version; drops the cache if it moved. Called at
     /// the start of every statement.
     pub async fn refresh(&self) -> Result<u64> {

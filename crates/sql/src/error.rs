@@ -161,6 +161,10 @@ pub mod code {
     pub const INVALID_TABLE_DEFINITION: &str = "42P16";
     pub const INVALID_COLUMN_REFERENCE: &str = "42P10";
     pub const INVALID_CATALOG_NAME: &str = "3D000";
+    pub const DUPLICATE_DATABASE: &str = "42P04";
+    pub const DUPLICATE_SCHEMA: &str = "42P06";
+    pub const INVALID_SCHEMA_NAME: &str = "3F000";
+    pub const OBJECT_IN_USE: &str = "55006";
     pub const INTERNAL_ERROR: &str = "XX000";
     pub const PROGRAM_LIMIT_EXCEEDED: &str = "54000";
     pub const WRONG_OBJECT_TYPE: &str = "42809";

@@ -635,6 +635,69 @@ impl Session {
                     tag: "SHOW".into(),
                 })
             }
+            Statement::CreateDatabase {
+                db_name,
+                if_not_exists,
+                ..
+            } => {
+                let name = plan::table_name(db_name)?;
+                match self.catalog.create_database(&name).await {
+                    Err(e) if e.code == code::DUPLICATE_DATABASE && *if_not_exists => {}
+                    other => other?,
+                }
+                Ok(StmtResult::Command("CREATE DATABASE".into()))
+            }
+            Statement::Drop {
+                object_type: ast::ObjectType::Database,
+                if_exists,
+                names,
+                ..
+            } => {
+                for n in names {
+                    self.drop_database(&plan::table_name(n)?, *if_exists)
+                        .await?;
+                }
+                Ok(StmtResult::Command("DROP DATABASE".into()))
+            }
+            Statement::CreateSchema {
+                schema_name,
+                if_not_exists,
+                ..
+            } => {
+                let name = schema_name.to_string().trim_matches('"').to_string();
+                if name == crate::catalog::PUBLIC_SCHEMA {
+                    if *if_not_exists {
+                        return Ok(StmtResult::Command("CREATE SCHEMA".into()));
+                    }
+                    return Err(SqlError::new(
+                        code::DUPLICATE_SCHEMA,
+                        "schema \"public\" already exists",
+                    ));
+                }
+                Err(SqlError::unsupported(format!(
+                    "cannot create schema \"{name}\": only the public schema exists (use a database instead)"
+                )))
+            }
+            Statement::Drop {
+                object_type: ast::ObjectType::Schema,
+                if_exists,
+                names,
+                ..
+            } => {
+                for n in names {
+                    let name = plan::table_name(n)?;
+                    if name == crate::catalog::PUBLIC_SCHEMA {
+                        return Err(SqlError::unsupported("the public schema cannot be dropped"));
+                    }
+                    if !*if_exists {
+                        return Err(SqlError::new(
+                            code::INVALID_SCHEMA_NAME,
+                            format!("schema \"{name}\" does not exist"),
+                        ));
+                    }
+                }
+                Ok(StmtResult::Command("DROP SCHEMA".into()))
+            }
             Statement::CreateTable(ct) => self.create_table(ct).await,
             Statement::Drop {
                 object_type: ast::ObjectType::Table,
@@ -1443,6 +1506,34 @@ impl Session {
             code::SERIALIZATION_FAILURE,
             format!("restart transaction: table \"{parent}\" kept changing"),
         ))
+    }
+
+    /// DROP DATABASE: its tables (rows and descriptors), views and record.
+    /// Not the database this session is connected to (55006).
+    async fn drop_database(&mut self, name: &str, if_exists: bool) -> Result<()> {
+        if name == self.database {
+            return Err(SqlError::new(
+                code::OBJECT_IN_USE,
+                "cannot drop the currently open database",
+            ));
+        }
+        if !self.catalog.database_exists(name).await? {
+            if if_exists {
+                return Ok(());
+            }
+            return Err(SqlError::new(
+                code::INVALID_CATALOG_NAME,
+                format!("database \"{name}\" does not exist"),
+            ));
+        }
+        self.catalog.refresh().await?;
+        for t in self.catalog.table_names(name).await? {
+            if let Some(d) = self.catalog.table(name, &t).await? {
+                self.catalog.drop_table(name, &d).await?;
+                exec::purge_table_data(self.catalog.kv(), d.id).await?;
+            }
+        }
+        self.catalog.drop_database(name).await
     }
 
     async fn drop_tables(

@@ -683,3 +683,51 @@ async fn alter_table_adds_drops_and_renames() {
     assert_eq!(sqlstate(&other, "SELECT * FROM items").await, "42P01");
     assert_eq!(sqlstate(&t, "SELECT name FROM goods").await, "42703");
 }
+
+/// CREATE / DROP DATABASE: each database has its own tables; a dropped one
+/// cannot be connected to; only the public schema exists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn databases_are_created_and_dropped() {
+    let c = cluster().await;
+    let t = connect(c.addrs[0]).await;
+    let to = |db: &'static str| {
+        let addr = c.addrs[1];
+        async move {
+            tokio_postgres::connect(
+                &format!(
+                    "host={} port={} user=root dbname={db}",
+                    addr.ip(),
+                    addr.port()
+                ),
+                tokio_postgres::NoTls,
+            )
+            .await
+        }
+    };
+    t.batch_execute("CREATE DATABASE shop; CREATE DATABASE IF NOT EXISTS shop")
+        .await
+        .unwrap();
+    assert_eq!(sqlstate(&t, "CREATE DATABASE shop").await, "42P04");
+    let (shop, conn) = to("shop").await.unwrap();
+    tokio::spawn(conn);
+    shop.batch_execute("CREATE TABLE t (id INT PRIMARY KEY); INSERT INTO t VALUES (1)")
+        .await
+        .unwrap();
+    t.batch_execute("CREATE TABLE t (id INT PRIMARY KEY); INSERT INTO t VALUES (2), (3)")
+        .await
+        .unwrap();
+    assert_eq!(flat(&shop, "SELECT id FROM t").await, "1");
+    assert_eq!(flat(&t, "SELECT count(*) FROM t").await, "2");
+    assert_eq!(sqlstate(&shop, "DROP DATABASE shop").await, "55006");
+    t.batch_execute("DROP DATABASE shop; DROP DATABASE IF EXISTS shop")
+        .await
+        .unwrap();
+    assert_eq!(sqlstate(&t, "DROP DATABASE shop").await, "3D000");
+    let err = to("shop").await.err().expect("the database is gone");
+    assert_eq!(err.code().map(|c| c.code()), Some("3D000"), "{err}");
+    assert_eq!(flat(&t, "SELECT count(*) FROM t").await, "2");
+    t.batch_execute("CREATE SCHEMA IF NOT EXISTS public")
+        .await
+        .unwrap();
+    assert_eq!(sqlstate(&t, "CREATE SCHEMA app").await, "0A000");
+}

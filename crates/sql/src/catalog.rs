@@ -592,12 +592,16 @@ impl Catalog {
         &self.db
     }
 
-    /// Creates `defaultdb` if it does not exist yet (idempotent).
+    /// Creates `defaultdb` and `postgres` (the database PostgreSQL tools
+    /// connect to by default) if they do not exist yet (idempotent).
     pub async fn bootstrap(&self) -> Result<()> {
-        match self.db.cput(&db_key(DEFAULT_DATABASE), b"", None).await {
-            Ok(()) | Err(KvError::ConditionFailed { .. }) => Ok(()),
-            Err(e) => Err(e.into()),
+        for name in [DEFAULT_DATABASE, "postgres"] {
+            match self.db.cput(&db_key(name), b"", None).await {
+                Ok(()) | Err(KvError::ConditionFailed { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
+        Ok(())
     }
 
     pub async fn database_exists(&self, name: &str) -> Result<bool> {

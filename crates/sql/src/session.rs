@@ -97,6 +97,9 @@ pub struct Session {
     /// deadlock and none has committed since: the next one locks the rows
     /// it reads by primary key ([`Txn::lock_point_reads`]).
     after_retry_error: bool,
+    /// Tables created inside the open explicit transaction: dropped again
+    /// if it does not commit.
+    created_in_txn: Vec<String>,
 }
 
 /// The isolation level a BEGIN / SET TRANSACTION asks for. READ
@@ -155,6 +158,7 @@ impl Session {
             as_of: None,
             txn_as_of: None,
             after_retry_error: false,
+            created_in_txn: Vec::new(),
         }
     }
 
@@ -495,6 +499,7 @@ impl Session {
             return match stmt {
                 Statement::Rollback { .. } | Statement::Commit { .. } => {
                     self.txn = TxnState::Idle;
+                    self.undo_created_tables().await?;
                     Ok(StmtResult::End("ROLLBACK".into()))
                 }
                 _ => Err(SqlError::new(
@@ -575,8 +580,12 @@ impl Session {
             Statement::Commit { .. } => {
                 match std::mem::replace(&mut self.txn, TxnState::Idle) {
                     TxnState::Open(txn) => {
-                        txn.commit().await?;
+                        if let Err(e) = txn.commit().await {
+                            self.undo_created_tables().await?;
+                            return Err(e);
+                        }
                         self.after_retry_error = false;
+                        self.created_in_txn.clear();
                     }
                     TxnState::Idle | TxnState::Failed => {}
                 }
@@ -586,6 +595,7 @@ impl Session {
                 savepoint: None, ..
             } => {
                 self.txn = TxnState::Idle;
+                self.undo_created_tables().await?;
                 Ok(StmtResult::End("ROLLBACK".into()))
             }
             Statement::Set(set) => self.set(set),
@@ -698,7 +708,16 @@ impl Session {
                 }
                 Ok(StmtResult::Command("DROP SCHEMA".into()))
             }
-            Statement::CreateTable(ct) => self.create_table(ct).await,
+            Statement::CreateTable(ct) => {
+                let name = plan::table_name(&ct.name)?;
+                self.catalog.refresh().await?;
+                let existed = self.catalog.table(&self.database, &name).await?.is_some();
+                let r = self.create_table(ct).await?;
+                if matches!(self.txn, TxnState::Open(_)) && !existed {
+                    self.created_in_txn.push(name);
+                }
+                Ok(r)
+            }
             Statement::Drop {
                 object_type: ast::ObjectType::Table,
                 if_exists,
@@ -1506,6 +1525,22 @@ impl Session {
             code::SERIALIZATION_FAILURE,
             format!("restart transaction: table \"{parent}\" kept changing"),
         ))
+    }
+
+    /// A transaction that created tables ended without committing: the
+    /// tables go again (other sessions could see them meanwhile: DDL is
+    /// not isolated, but it is undone).
+    async fn undo_created_tables(&mut self) -> Result<()> {
+        let names = std::mem::take(&mut self.created_in_txn);
+        if names.is_empty() {
+            return Ok(());
+        }
+        self.catalog.refresh().await?;
+        let names: Vec<ast::ObjectName> = names
+            .iter()
+            .map(|n| ast::ObjectName::from(vec![ast::Ident::new(n)]))
+            .collect();
+        self.drop_tables(&names, true).await.map(|_| ())
     }
 
     /// DROP DATABASE: its tables (rows and descriptors), views and record.

@@ -731,3 +731,33 @@ async fn databases_are_created_and_dropped() {
         .unwrap();
     assert_eq!(sqlstate(&t, "CREATE SCHEMA app").await, "0A000");
 }
+
+/// A table created inside a transaction that does not commit (ROLLBACK,
+/// or a failed transaction) is dropped again; one that commits stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_table_is_undone_by_rollback() {
+    let c = cluster().await;
+    let t = connect(c.addrs[0]).await;
+    t.batch_execute(
+        "BEGIN; CREATE TABLE tx (i INT PRIMARY KEY); INSERT INTO tx VALUES (1); ROLLBACK",
+    )
+    .await
+    .unwrap();
+    assert_eq!(sqlstate(&t, "SELECT * FROM tx").await, "42P01");
+    t.batch_execute("BEGIN; CREATE TABLE tx (i INT PRIMARY KEY); INSERT INTO tx VALUES (1)")
+        .await
+        .unwrap();
+    assert_eq!(sqlstate(&t, "INSERT INTO tx VALUES (1)").await, "23505");
+    t.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(sqlstate(&t, "SELECT * FROM tx").await, "42P01");
+    t.batch_execute("CREATE TABLE keep (i INT PRIMARY KEY); BEGIN; CREATE TABLE IF NOT EXISTS keep (i INT PRIMARY KEY); ROLLBACK")
+        .await
+        .unwrap();
+    t.batch_execute(
+        "BEGIN; CREATE TABLE tx (i INT PRIMARY KEY); INSERT INTO tx VALUES (2); COMMIT",
+    )
+    .await
+    .unwrap();
+    assert_eq!(flat(&t, "SELECT i FROM tx").await, "2");
+    assert_eq!(flat(&t, "SELECT count(*) FROM keep").await, "0");
+}

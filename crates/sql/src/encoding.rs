@@ -33,9 +33,12 @@ const TAG_NULL: u8 = 0x00;
 const TAG_BOOL: u8 = 0x10;
 const TAG_INT: u8 = 0x20;
 const TAG_FLOAT: u8 = 0x30;
+const TAG_DEC_NEG_INF: u8 = 0x3f;
 const TAG_DEC_NEG: u8 = 0x40;
 const TAG_DEC_ZERO: u8 = 0x41;
 const TAG_DEC_POS: u8 = 0x42;
+const TAG_DEC_INF: u8 = 0x43;
+const TAG_DEC_NAN: u8 = 0x44;
 const TAG_TEXT: u8 = 0x50;
 const TAG_BYTES: u8 = 0x60;
 const TAG_DATE: u8 = 0x70;
@@ -73,6 +76,11 @@ pub fn encode_key_datum(buf: &mut Vec<u8>, d: &Datum) {
             let f = if *f == 0.0 { 0.0 } else { *f };
             enc::encode_f64(buf, f);
         }
+        Datum::Decimal(d) if d.is_special() => buf.push(match d.mantissa {
+            0 => TAG_DEC_NAN,
+            m if m < 0 => TAG_DEC_NEG_INF,
+            _ => TAG_DEC_INF,
+        }),
         Datum::Decimal(d) => {
             let (neg, exp, digits) = d.sci();
             if digits.is_empty() {
@@ -119,6 +127,9 @@ pub fn decode_key_datum(d: &mut KeyDecoder<'_>) -> Result<Datum> {
         TAG_INT => Datum::Int(d.i64().map_err(corrupt)?),
         TAG_FLOAT => Datum::Float(d.f64().map_err(corrupt)?),
         TAG_DEC_ZERO => Datum::Decimal(Decimal::from_i64(0)),
+        TAG_DEC_NAN => Datum::Decimal(Decimal::NAN),
+        TAG_DEC_INF => Datum::Decimal(Decimal::INFINITY),
+        TAG_DEC_NEG_INF => Datum::Decimal(Decimal::NEG_INFINITY),
         TAG_DEC_POS | TAG_DEC_NEG => {
             let neg = tag == TAG_DEC_NEG;
             let (exp, digits) = if neg {

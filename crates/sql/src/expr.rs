@@ -747,10 +747,8 @@ fn eval_func(f: Func, args: &[Expr], row: &[Datum], ctx: &EvalCtx) -> Result<Dat
             Datum::Null => Datum::Null,
             Datum::Int(i) => Datum::Int(i.checked_abs().ok_or_else(int_overflow)?),
             Datum::Float(x) => Datum::Float(x.abs()),
-            Datum::Decimal(d) => Datum::Decimal(Decimal {
-                mantissa: d.mantissa.abs(),
-                scale: d.scale,
-            }),
+            Datum::Decimal(d) if d.mantissa < 0 => Datum::Decimal(d.neg()),
+            Datum::Decimal(d) => Datum::Decimal(d),
             other => {
                 return Err(SqlError::new(
                     code::UNDEFINED_FUNCTION,
@@ -764,6 +762,9 @@ fn eval_func(f: Func, args: &[Expr], row: &[Datum], ctx: &EvalCtx) -> Result<Dat
 /// `round(numeric, digits)`: half away from zero; negative digits round
 /// to tens, hundreds, ... and the result keeps `max(digits, 0)` decimals.
 pub fn round_decimal(d: Decimal, digits: i64) -> Result<Decimal> {
+    if d.is_special() {
+        return Ok(d);
+    }
     if digits >= 0 {
         // round_to pads with zeros too: round(42, 1) is 42.0.
         return d.round_to(digits.min(100) as u32);

@@ -364,6 +364,18 @@ fn put_binary(buf: &mut BytesMut, d: &Datum, ty: &DataType) {
 
 /// PostgreSQL's binary NUMERIC: base-10000 digits around the point.
 fn put_numeric(buf: &mut BytesMut, d: &Decimal) {
+    if d.is_special() {
+        // No digits; the sign word says which (NaN, +Inf, -Inf).
+        buf.put_i16(0);
+        buf.put_i16(0);
+        buf.put_u16(match d.mantissa {
+            0 => 0xC000,
+            m if m < 0 => 0xF000,
+            _ => 0xD000,
+        });
+        buf.put_u16(0);
+        return;
+    }
     let digits = d.mantissa.unsigned_abs().to_string();
     let scale = d.scale as usize;
     let (int, frac) = if digits.len() > scale {
@@ -409,8 +421,11 @@ fn get_numeric(b: &[u8]) -> Option<Decimal> {
     let weight = rd(2)? as i64;
     let sign = rd(4)? as u16;
     let dscale = rd(6)? as u16;
-    if sign == 0xC000 {
-        return None; // NaN
+    match sign {
+        0xC000 => return Some(Decimal::NAN),
+        0xD000 => return Some(Decimal::INFINITY),
+        0xF000 => return Some(Decimal::NEG_INFINITY),
+        _ => {}
     }
     let mut s = String::new();
     for i in 0..n {

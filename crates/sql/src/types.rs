@@ -287,7 +287,10 @@ fn float_cmp(a: f64, b: f64) -> Ordering {
 // Decimal
 
 /// An exact decimal: `mantissa / 10^scale`. 38 significant digits; an
-/// operation that would need more fails with SQLSTATE 22003.
+/// operation that would need more fails with SQLSTATE 22003. As in
+/// PostgreSQL, NUMERIC also holds `NaN`, `Infinity` and `-Infinity`
+/// ([`Decimal::NAN`], ...: the scale [`SPECIAL`] marks them); NaN equals
+/// itself and sorts above every other value.
 #[derive(Debug, Clone, Copy)]
 pub struct Decimal {
     pub mantissa: i128,
@@ -295,6 +298,9 @@ pub struct Decimal {
 }
 
 const MAX_SCALE: u32 = 30;
+/// The scale of the special values (the mantissa says which: 0 NaN, 1
+/// Infinity, -1 -Infinity).
+pub const SPECIAL: u32 = u32::MAX;
 
 fn pow10(n: u32) -> Option<i128> {
     10i128.checked_pow(n)
@@ -305,6 +311,41 @@ fn overflow() -> SqlError {
 }
 
 impl Decimal {
+    pub const NAN: Decimal = Decimal {
+        mantissa: 0,
+        scale: SPECIAL,
+    };
+    pub const INFINITY: Decimal = Decimal {
+        mantissa: 1,
+        scale: SPECIAL,
+    };
+    pub const NEG_INFINITY: Decimal = Decimal {
+        mantissa: -1,
+        scale: SPECIAL,
+    };
+
+    /// NaN, Infinity or -Infinity.
+    pub fn is_special(&self) -> bool {
+        self.scale == SPECIAL
+    }
+
+    pub fn is_nan(&self) -> bool {
+        self.is_special() && self.mantissa == 0
+    }
+
+    /// -1, 0 or 1 (NaN: 0).
+    fn sign(&self) -> i128 {
+        self.mantissa.signum()
+    }
+
+    fn infinity(sign: i128) -> Decimal {
+        if sign < 0 {
+            Decimal::NEG_INFINITY
+        } else {
+            Decimal::INFINITY
+        }
+    }
+
     pub fn from_i64(v: i64) -> Decimal {
         Decimal {
             mantissa: v as i128,
@@ -312,9 +353,17 @@ impl Decimal {
         }
     }
 
-    /// Parses `-12.340`, `1e3`, `.5`.
+    /// Parses `-12.340`, `1e3`, `.5`, and (any case) `NaN`, `Infinity`,
+    /// `inf`, with a sign.
     pub fn parse(s: &str) -> Option<Decimal> {
         let s = s.trim();
+        let lower = s.to_ascii_lowercase();
+        match lower.as_str() {
+            "nan" => return Some(Decimal::NAN),
+            "infinity" | "+infinity" | "inf" | "+inf" => return Some(Decimal::INFINITY),
+            "-infinity" | "-inf" => return Some(Decimal::NEG_INFINITY),
+            _ => {}
+        }
         let (num, exp) = match s.find(['e', 'E']) {
             Some(i) => (&s[..i], s[i + 1..].parse::<i32>().ok()?),
             None => (s, 0),
@@ -353,20 +402,32 @@ impl Decimal {
     }
 
     pub fn from_f64(v: f64) -> Result<Decimal> {
-        if !v.is_finite() {
-            return Err(SqlError::unsupported(
-                "NaN and infinity are not numeric values here",
-            ));
+        if v.is_nan() {
+            return Ok(Decimal::NAN);
+        }
+        if v.is_infinite() {
+            return Ok(Decimal::infinity(if v < 0.0 { -1 } else { 1 }));
         }
         Decimal::parse(&format!("{v}")).ok_or_else(overflow)
     }
 
     pub fn to_f64(&self) -> f64 {
-        self.mantissa as f64 / 10f64.powi(self.scale as i32)
+        if self.is_special() {
+            return match self.mantissa {
+                0 => f64::NAN,
+                m if m < 0 => f64::NEG_INFINITY,
+                _ => f64::INFINITY,
+            };
+        }
+        // Through the text form: exact to the nearest double.
+        self.to_string().parse().unwrap_or(f64::NAN)
     }
 
     /// Rounds half away from zero to `scale` digits after the point.
     pub fn round_to(&self, scale: u32) -> Result<Decimal> {
+        if self.is_special() {
+            return Ok(*self);
+        }
         if scale >= self.scale {
             let f = pow10(scale - self.scale).ok_or_else(overflow)?;
             return Ok(Decimal {
@@ -390,6 +451,9 @@ impl Decimal {
 
     /// Removes trailing fractional zeros.
     pub fn normalize(&self) -> Decimal {
+        if self.is_special() {
+            return *self;
+        }
         let mut d = *self;
         while d.scale > 0 && d.mantissa % 10 == 0 {
             d.mantissa /= 10;
@@ -403,7 +467,22 @@ impl Decimal {
         Ok((a.round_to(s)?.mantissa, b.round_to(s)?.mantissa, s))
     }
 
+    /// The result of `+` when either side is special.
+    fn special_add(&self, o: &Decimal) -> Decimal {
+        if self.is_nan() || o.is_nan() {
+            return Decimal::NAN;
+        }
+        match (self.is_special(), o.is_special()) {
+            (true, true) if self.sign() != o.sign() => Decimal::NAN,
+            (true, _) => *self,
+            _ => *o,
+        }
+    }
+
     pub fn add(&self, o: &Decimal) -> Result<Decimal> {
+        if self.is_special() || o.is_special() {
+            return Ok(self.special_add(o));
+        }
         let (a, b, s) = Self::align(self, o)?;
         Ok(Decimal {
             mantissa: a.checked_add(b).ok_or_else(overflow)?,
@@ -412,6 +491,9 @@ impl Decimal {
     }
 
     pub fn sub(&self, o: &Decimal) -> Result<Decimal> {
+        if self.is_special() || o.is_special() {
+            return Ok(self.special_add(&o.neg()));
+        }
         let (a, b, s) = Self::align(self, o)?;
         Ok(Decimal {
             mantissa: a.checked_sub(b).ok_or_else(overflow)?,
@@ -420,6 +502,12 @@ impl Decimal {
     }
 
     pub fn mul(&self, o: &Decimal) -> Result<Decimal> {
+        if self.is_special() || o.is_special() {
+            if self.is_nan() || o.is_nan() || self.sign() == 0 || o.sign() == 0 {
+                return Ok(Decimal::NAN);
+            }
+            return Ok(Decimal::infinity(self.sign() * o.sign()));
+        }
         let d = Decimal {
             mantissa: self.mantissa.checked_mul(o.mantissa).ok_or_else(overflow)?,
             scale: self.scale + o.scale,
@@ -434,8 +522,17 @@ impl Decimal {
     /// Division with PostgreSQL-like result scale (at least 16 digits),
     /// rounded half away from zero.
     pub fn div(&self, o: &Decimal) -> Result<Decimal> {
+        if self.is_nan() || o.is_nan() {
+            return Ok(Decimal::NAN);
+        }
         if o.mantissa == 0 {
             return Err(SqlError::new(code::DIVISION_BY_ZERO, "division by zero"));
+        }
+        match (self.is_special(), o.is_special()) {
+            (true, true) => return Ok(Decimal::NAN),
+            (true, false) => return Ok(Decimal::infinity(self.sign() * o.sign())),
+            (false, true) => return Ok(Decimal::from_i64(0)),
+            (false, false) => {}
         }
         let mut t = self.scale.max(o.scale).clamp(16, MAX_SCALE);
         loop {
@@ -470,8 +567,17 @@ impl Decimal {
     }
 
     pub fn rem(&self, o: &Decimal) -> Result<Decimal> {
+        if self.is_nan() || o.is_nan() {
+            return Ok(Decimal::NAN);
+        }
         if o.mantissa == 0 {
             return Err(SqlError::new(code::DIVISION_BY_ZERO, "division by zero"));
+        }
+        if self.is_special() {
+            return Ok(Decimal::NAN);
+        }
+        if o.is_special() {
+            return Ok(*self);
         }
         let (a, b, s) = Self::align(self, o)?;
         Ok(Decimal {
@@ -481,6 +587,12 @@ impl Decimal {
     }
 
     pub fn neg(&self) -> Decimal {
+        if self.is_special() {
+            return Decimal {
+                mantissa: -self.mantissa,
+                scale: SPECIAL,
+            };
+        }
         Decimal {
             mantissa: -self.mantissa,
             scale: self.scale,
@@ -489,6 +601,17 @@ impl Decimal {
 
     /// Fits the value into NUMERIC(precision, scale), rounding the scale.
     pub fn fit(&self, precision: u32, scale: u32) -> Result<Decimal> {
+        if self.is_special() {
+            if self.is_nan() {
+                return Ok(*self);
+            }
+            return Err(
+                SqlError::new(code::NUMERIC_VALUE_OUT_OF_RANGE, "numeric field overflow")
+                    .with_detail(format!(
+                "A field with precision {precision}, scale {scale} cannot hold an infinite value."
+            )),
+            );
+        }
         let d = self.round_to(scale)?;
         let digits = d.mantissa.unsigned_abs().to_string().len() as u32;
         if d.mantissa != 0 && digits > precision {
@@ -527,6 +650,16 @@ impl PartialOrd for Decimal {
 }
 impl Ord for Decimal {
     fn cmp(&self, other: &Self) -> Ordering {
+        if self.is_special() || other.is_special() {
+            // -Infinity < finite < Infinity < NaN.
+            let rank = |d: &Decimal| match (d.is_special(), d.mantissa) {
+                (false, _) => 1,
+                (true, m) if m < 0 => 0,
+                (true, 0) => 3,
+                (true, _) => 2,
+            };
+            return rank(self).cmp(&rank(other));
+        }
         match Decimal::align(self, other) {
             Ok((a, b, _)) => a.cmp(&b),
             Err(_) => self.to_f64().total_cmp(&other.to_f64()),
@@ -536,6 +669,13 @@ impl Ord for Decimal {
 
 impl std::fmt::Display for Decimal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.is_special() {
+            return f.write_str(match self.mantissa {
+                0 => "NaN",
+                m if m < 0 => "-Infinity",
+                _ => "Infinity",
+            });
+        }
         let neg = self.mantissa < 0;
         let digits = self.mantissa.unsigned_abs().to_string();
         let s = self.scale as usize;
@@ -946,6 +1086,12 @@ pub fn cast(d: Datum, ty: &DataType) -> Result<Datum> {
         (Datum::Float(f), DataType::Float8) => Datum::Float(f),
         (Datum::Float(f), DataType::Numeric(_)) => Datum::Decimal(Decimal::from_f64(f)?),
         (Datum::Decimal(d), t) if t.is_integer() => {
+            if d.is_special() {
+                return Err(SqlError::new(
+                    code::FEATURE_NOT_SUPPORTED,
+                    format!("cannot convert {d} to {}", type_display(t)),
+                ));
+            }
             let r = d.round_to(0)?;
             let v = i64::try_from(r.mantissa).map_err(|_| {
                 SqlError::new(
@@ -978,8 +1124,10 @@ pub fn cast(d: Datum, ty: &DataType) -> Result<Datum> {
             ))
         }
     };
-    // CHAR(n) values are blank-padded, so they compare equal to stored ones.
+    // CHAR(n) values are blank-padded, so they compare equal to stored
+    // ones; NUMERIC(p, s) rounds to its scale and checks its precision.
     Ok(match (out, ty) {
+        (Datum::Decimal(d), DataType::Numeric(Some((p, s)))) => Datum::Decimal(d.fit(*p, *s)?),
         (Datum::Text(mut s), DataType::Char(Some(n))) => {
             let len = s.chars().count();
             if len < *n as usize {

@@ -761,3 +761,46 @@ async fn create_table_is_undone_by_rollback() {
     assert_eq!(flat(&t, "SELECT i FROM tx").await, "2");
     assert_eq!(flat(&t, "SELECT count(*) FROM keep").await, "0");
 }
+
+/// NUMERIC holds NaN, Infinity and -Infinity as PostgreSQL does: input in
+/// any case, arithmetic, ordering (NaN above all), an indexed column.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn numeric_special_values() {
+    let c = cluster().await;
+    let t = connect(c.addrs[0]).await;
+    assert_eq!(
+        flat(
+            &t,
+            "SELECT ' +inFInity'::numeric, '-inf'::numeric, 'NaN'::numeric"
+        )
+        .await,
+        "Infinity|-Infinity|NaN"
+    );
+    assert_eq!(
+        flat(
+            &t,
+            "SELECT 'inf'::numeric + 1, 'inf'::numeric - 'inf'::numeric, \
+             'inf'::numeric * -2, 1 / 'inf'::numeric, 'nan'::numeric = 'nan'::numeric"
+        )
+        .await,
+        "Infinity|NaN|-Infinity|0|t"
+    );
+    t.batch_execute(
+        "CREATE TABLE n (id INT PRIMARY KEY, v NUMERIC); CREATE INDEX n_v ON n (v); \
+         INSERT INTO n VALUES (1, 'nan'), (2, 'inf'), (3, '-inf'), (4, 2.5), (5, -7)",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        flat(&t, "SELECT v FROM n ORDER BY v").await,
+        "-Infinity;-7;2.5;Infinity;NaN"
+    );
+    assert_eq!(
+        flat(&t, "SELECT id FROM n WHERE v > 100 ORDER BY id").await,
+        "1;2"
+    );
+    assert_eq!(flat(&t, "SELECT id FROM n WHERE v = 'Infinity'").await, "2");
+    assert_eq!(sqlstate(&t, "SELECT 'inf'::numeric::int").await, "0A000");
+    assert_eq!(sqlstate(&t, "SELECT 'inf'::numeric(5, 2)").await, "22003");
+    assert_eq!(sqlstate(&t, "SELECT 'inf'::numeric / 0").await, "22012");
+}

@@ -634,6 +634,18 @@ fn hash_key(values: &[Datum]) -> Vec<u8> {
     k
 }
 
+/// The most rows one join may produce: results are held in memory, and a
+/// runaway cross product must fail the statement, not exhaust the node.
+pub const MAX_JOIN_ROWS: usize = 4_000_000;
+
+fn join_too_large() -> SqlError {
+    SqlError::new(
+        code::PROGRAM_LIMIT_EXCEEDED,
+        format!("a join produced more than {MAX_JOIN_ROWS} rows"),
+    )
+    .with_hint("add join conditions or filters that narrow the tables joined")
+}
+
 /// Joins two row sets. With keys, a hash join (built on the right side);
 /// otherwise a nested loop. `on` is checked on each joined row. LEFT and
 /// FULL pad unmatched left rows with NULLs, RIGHT and FULL unmatched
@@ -656,6 +668,9 @@ fn join(
             Some(p) => truthy(p, &joined, ctx)?,
             None => true,
         } {
+            if out.len() >= MAX_JOIN_ROWS {
+                return Err(join_too_large());
+            }
             out.push(joined);
             Ok(true)
         } else {

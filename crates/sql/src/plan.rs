@@ -3640,6 +3640,38 @@ fn try_push(plan: Plan, c: Expr) -> (Plan, Option<Expr>) {
                     uses_right = true
                 }
             });
+            // A conjunct joining the two sides of an inner join becomes
+            // part of it (a hash key if it is an equality of one side's
+            // expression with the other's), so a comma join never builds
+            // the whole cross product before filtering it.
+            if uses_left && uses_right && kind == JoinKind::Inner && !has_subquery(&c) {
+                let (mut left_keys, mut right_keys, mut on) = (left_keys, right_keys, on);
+                match split_equality(&c, lw) {
+                    Some((l, r)) => {
+                        left_keys.push(l);
+                        right_keys.push(r);
+                    }
+                    None => {
+                        on = Some(match on {
+                            Some(o) => Expr::binary(BinOp::And, o, c),
+                            None => c,
+                        })
+                    }
+                }
+                return (
+                    Plan::Join {
+                        left,
+                        right,
+                        kind,
+                        left_keys,
+                        right_keys,
+                        on,
+                        left_width,
+                        right_width,
+                    },
+                    None,
+                );
+            }
             let rebuild = |left, right| Plan::Join {
                 left: Box::new(left),
                 right: Box::new(right),
@@ -3663,6 +3695,45 @@ fn try_push(plan: Plan, c: Expr) -> (Plan, Option<Expr>) {
             }
         }
         other => (other, Some(c)),
+    }
+}
+
+fn has_subquery(e: &Expr) -> bool {
+    let mut found = false;
+    e.walk(&mut |x| found |= matches!(x, Expr::Subquery { .. }));
+    found
+}
+
+/// `a = b` where one side reads only columns below `left_width` and the
+/// other only columns at or above it: (left expression, right expression
+/// shifted to the right side's own columns).
+fn split_equality(c: &Expr, left_width: usize) -> Option<(Expr, Expr)> {
+    let Expr::Binary(BinOp::Eq, a, b) = c else {
+        return None;
+    };
+    let side = |e: &Expr| -> Option<bool> {
+        let (mut left, mut right) = (false, false);
+        e.visit_columns(&mut |i| {
+            if i < left_width {
+                left = true
+            } else {
+                right = true
+            }
+        });
+        match (left, right) {
+            (true, false) => Some(true),
+            (false, true) => Some(false),
+            _ => None,
+        }
+    };
+    match (side(a), side(b)) {
+        (Some(true), Some(false)) => {
+            Some(((**a).clone(), shift_columns((**b).clone(), left_width)))
+        }
+        (Some(false), Some(true)) => {
+            Some(((**b).clone(), shift_columns((**a).clone(), left_width)))
+        }
+        _ => None,
     }
 }
 

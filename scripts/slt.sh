@@ -6,8 +6,8 @@
 #
 # For each file: start `target/debug/tessera demo --no-shell --nodes 3 --sql-port P`
 # on a free port P, wait until psql answers `select 1`, run that one file with the
-# same settings as /work/shared/suites/run_slt.sh in SLT_FRESH_DB=0 mode (Tessera has
-# no CREATE DATABASE / DROP SCHEMA yet), then stop the demo (SIGINT, wait for exit,
+# same settings as /work/shared/suites/run_slt.sh in SLT_FRESH_DB=0 mode (a fresh
+# cluster already gives each file an empty database), then stop the demo (SIGINT, wait for exit,
 # SIGKILL if it lingers). Prints per-file PASS/FAIL and `N passed, M failed`; exits
 # non-zero if any file failed.
 #

@@ -22,8 +22,8 @@ use crate::encoding::{self, encode_key_datum, index_prefix, PRIMARY_INDEX_ID};
 use crate::error::{code, Result, SqlError};
 use crate::expr::{self, BinOp, EvalCtx, Expr, SubqueryPlan};
 use crate::plan::{
-    explain, AggCall, AggFunc, Binder, Bound, DeletePlan, InsertPlan, InsertSource, JoinKind,
-    KeyRange, OnConflict, Plan, Returning, RowLock, SetOpKind, UpdatePlan,
+    explain, AggCall, AggFunc, Binder, Bound, BoundQuery, DeletePlan, InsertPlan, InsertSource,
+    JoinKind, KeyRange, OnConflict, Plan, Returning, RowLock, SetOpKind, UpdatePlan,
 };
 use crate::txn::{ReadRow, Txn};
 use crate::types::{self, DataType, Datum, Decimal};
@@ -1576,6 +1576,111 @@ pub async fn purge_prefix(db: &tessera_kv::DB, start: &[u8]) -> Result<()> {
             Err(e) => return Err(e.into()),
         }
     }
+}
+
+// ---------------------------------------------------------------------------
+// Streaming
+
+/// Rows a query produces while the client reads them.
+pub type RowStream = tokio::sync::mpsc::Receiver<Result<Row>>;
+
+/// Rows read from KV per request while streaming.
+const STREAM_PAGE_ROWS: usize = 1000;
+/// Rows produced ahead of the client: with the page being read, what a
+/// streaming query holds in memory however large its result.
+const STREAM_BUFFER_ROWS: usize = 1000;
+
+/// Starts a query that reads one table by key spans, filters and projects
+/// (no sort, aggregate, join or subquery) as a stream: pages of rows are
+/// read in a read-only transaction of its own and sent as the client takes
+/// them, so neither a large result nor a client that stops reading makes
+/// the node hold the table. `None` if the query has another shape (it
+/// then runs whole, in memory). An error after rows went out ends the
+/// stream with that error.
+pub fn stream_query(
+    q: &BoundQuery,
+    db: Arc<tessera_kv::DB>,
+    ctx: &EvalCtx,
+) -> Result<Option<RowStream>> {
+    if q.lock.is_some() {
+        return Ok(None);
+    }
+    // A projection always names the output columns (a bare scan would
+    // also carry hidden ones).
+    let Plan::Project { input, exprs } = &q.plan else {
+        return Ok(None);
+    };
+    let (scan, exprs) = (&**input, Some(exprs.clone()));
+    let Plan::Scan {
+        table,
+        range,
+        filter,
+    } = scan
+    else {
+        return Ok(None);
+    };
+    if matches!(range, KeyRange::Points(_) | KeyRange::Index { .. }) {
+        return Ok(None);
+    }
+    let mut subquery = false;
+    for e in exprs.iter().flatten().chain(filter.iter()) {
+        e.walk(&mut |x| subquery |= matches!(x, Expr::Subquery { .. }));
+    }
+    if subquery {
+        return Ok(None);
+    }
+    let (_, spans) = resolve_range(table, range, ctx)?;
+    let (tx, rx) = tokio::sync::mpsc::channel(STREAM_BUFFER_ROWS);
+    let (table, filter, ctx) = (table.clone(), filter.clone(), ctx.clone());
+    tokio::spawn(async move {
+        let mut txn = tessera_kv::txn::Txn::begin(db, tessera_kv::txn::Isolation::Serializable);
+        for (start, end) in spans {
+            let mut lo = start;
+            loop {
+                let page = match txn.scan(&lo, &end, STREAM_PAGE_ROWS, false).await {
+                    Ok(p) => p,
+                    Err(e) => {
+                        let _ = tx.send(Err(e.into())).await;
+                        return;
+                    }
+                };
+                let Some((last, _)) = page.last() else { break };
+                lo = tessera_common::keys::next_key(last);
+                let full = page.len() == STREAM_PAGE_ROWS;
+                for (_, value) in page {
+                    let row = decode_row(&table, &value).and_then(|row| {
+                        if let Some(f) = &filter {
+                            if !truthy(f, &row, &ctx)? {
+                                return Ok(None);
+                            }
+                        }
+                        Ok(Some(match &exprs {
+                            Some(es) => es
+                                .iter()
+                                .map(|e| e.eval(&row, &ctx))
+                                .collect::<Result<Row>>()?,
+                            None => row,
+                        }))
+                    });
+                    let row = match row {
+                        Ok(Some(r)) => Ok(r),
+                        Ok(None) => continue,
+                        Err(e) => Err(e),
+                    };
+                    let failed = row.is_err();
+                    // The client went away: stop reading.
+                    if tx.send(row).await.is_err() || failed {
+                        return;
+                    }
+                }
+                if !full {
+                    break;
+                }
+            }
+        }
+        let _ = txn.commit(Vec::new()).await;
+    });
+    Ok(Some(rx))
 }
 
 #[cfg(test)]

@@ -37,6 +37,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::{BufMut, Bytes, BytesMut};
 use futures::sink::{Sink, SinkExt};
+use futures::StreamExt;
 use pgwire::api::auth::{
     finish_authentication, protocol_negotiation, save_startup_parameters_to_metadata,
     DefaultServerParameterProvider, StartupHandler,
@@ -532,9 +533,38 @@ fn rows_response(
     Response::Query(q)
 }
 
+/// Rows sent as the query produces them; an error ends the result.
+fn streamed_response(
+    columns: &[(String, DataType)],
+    rows: crate::exec::RowStream,
+    format: &Format,
+) -> Response {
+    let fields = Arc::new(field_infos(columns, format));
+    let types: Vec<DataType> = columns.iter().map(|(_, t)| t.clone()).collect();
+    let formats: Vec<FieldFormat> = (0..columns.len()).map(|i| format.format_for(i)).collect();
+    let data = futures::stream::unfold(rows, |mut rows| async move {
+        let next = rows.recv().await?;
+        Some((next, rows))
+    })
+    .map(move |r| match r {
+        Ok(r) => {
+            let mut buf = BytesMut::with_capacity(16 * r.len());
+            for (i, d) in r.iter().enumerate() {
+                put_value(&mut buf, d, &types[i], formats[i]);
+            }
+            Ok(DataRow::new(buf, r.len() as i16))
+        }
+        Err(e) => Err(user_error(e)),
+    });
+    let mut q = QueryResponse::new(fields, data);
+    q.set_command_tag("SELECT");
+    Response::Query(q)
+}
+
 fn to_response(r: StmtResult, format: &Format) -> Response {
     match r {
         StmtResult::Rows { columns, rows, tag } => rows_response(&columns, rows, &tag, format),
+        StmtResult::RowStream { columns, rows } => streamed_response(&columns, rows, format),
         StmtResult::Command(tag) => Response::Execution(Tag::new(&tag)),
         StmtResult::Begin => Response::TransactionStart(Tag::new("BEGIN")),
         StmtResult::End(tag) => Response::TransactionEnd(Tag::new(&tag)),

@@ -51,6 +51,11 @@ pub enum StmtResult {
     Empty,
     /// COPY FROM STDIN: the front end feeds it the client's CopyData.
     CopyIn(Box<crate::copy::CopyIn>),
+    /// Rows produced as the client reads them ([`exec::stream_query`]).
+    RowStream {
+        columns: Vec<(String, DataType)>,
+        rows: exec::RowStream,
+    },
 }
 
 /// A statement parsed and bound once (extended protocol, Parse).
@@ -782,6 +787,14 @@ impl Session {
                 exec::execute(bound, &self.catalog, &mut txn, &ctx).await?
             }
             _ => {
+                if let Bound::Query(q) = bound {
+                    if let Some(rows) = exec::stream_query(q, self.catalog.kv().clone(), &ctx)? {
+                        return Ok(StmtResult::RowStream {
+                            columns: q.columns.clone(),
+                            rows,
+                        });
+                    }
+                }
                 let mut attempt = 0;
                 loop {
                     let mut txn = Txn::new(self.catalog.kv().clone());

@@ -836,3 +836,54 @@ async fn comma_joins_use_where_equalities_as_join_keys() {
     assert_eq!(sqlstate(&t, huge).await, "54000");
     assert_eq!(flat(&t, "SELECT count(*) FROM a").await, "300");
 }
+
+/// A SELECT of one table by key spans streams its rows (read page by page
+/// as the client takes them): the result is complete and ordered, filters
+/// and expressions apply, an error on a later row reaches the client, and
+/// a client that stops reading holds up nobody else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_selects_stream() {
+    let c = cluster().await;
+    let t = connect(c.addrs[0]).await;
+    t.batch_execute(
+        "CREATE TABLE big (id INT PRIMARY KEY, v INT); \
+         INSERT INTO big SELECT g, g % 100 FROM generate_series(1, 25000) AS g",
+    )
+    .await
+    .unwrap();
+    let rows = t
+        .query("SELECT id, v * 2 FROM big WHERE id > 10", &[])
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 24990);
+    assert!(rows
+        .windows(2)
+        .all(|w| w[0].get::<_, i32>(0) < w[1].get::<_, i32>(0)));
+    assert_eq!(rows[0].get::<_, i32>(0), 11);
+    assert_eq!(rows[0].get::<_, i32>(1), 22);
+    // Division by zero on the rows where v = 0, after others were sent.
+    assert_eq!(sqlstate(&t, "SELECT id / v FROM big").await, "22012");
+    // A client that stops reading a large result: others keep working.
+    let slow = connect(c.addrs[0]).await;
+    let stalled = tokio::spawn(async move {
+        let s = slow
+            .query_raw("SELECT id, v FROM big", Vec::<i32>::new())
+            .await
+            .unwrap();
+        futures::pin_mut!(s);
+        // Take one row, then stop reading for a while.
+        let first = futures::StreamExt::next(&mut s).await;
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        first.is_some()
+    });
+    for _ in 0..5 {
+        assert_eq!(
+            flat(&t, "SELECT count(*) FROM big WHERE id <= 100").await,
+            "100"
+        );
+    }
+    t.batch_execute("UPDATE big SET v = 7 WHERE id = 25000")
+        .await
+        .unwrap();
+    assert!(stalled.await.unwrap());
+}

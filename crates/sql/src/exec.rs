@@ -745,6 +745,8 @@ enum Acc {
     Min(Option<Datum>),
     Max(Option<Datum>),
     Array(Vec<Datum>),
+    Text(Option<String>),
+    Bool(Option<bool>),
 }
 
 fn widen(v: Datum, arg_ty: &DataType) -> Result<Datum> {
@@ -765,6 +767,8 @@ fn aggregate(rows: Vec<Row>, groups: &[Expr], aggs: &[AggCall], ctx: &EvalCtx) -
                 AggFunc::Min => Acc::Min(None),
                 AggFunc::Max => Acc::Max(None),
                 AggFunc::ArrayAgg => Acc::Array(Vec::new()),
+                AggFunc::StringAgg => Acc::Text(None),
+                AggFunc::BoolAnd | AggFunc::BoolOr => Acc::Bool(None),
             })
             .collect()
     };
@@ -840,6 +844,34 @@ fn aggregate(rows: Vec<Row>, groups: &[Expr], aggs: &[AggCall], ctx: &EvalCtx) -
                         *m = Some(v)
                     }
                 }
+                Acc::Text(acc) => {
+                    let piece = match v {
+                        Datum::Text(t) => t,
+                        other => types::format_datum(&other, &a.arg_ty).unwrap_or_default(),
+                    };
+                    *acc = Some(match acc.take() {
+                        None => piece,
+                        Some(mut s) => {
+                            let d = match &a.delimiter {
+                                Some(e) => e.eval(r, ctx)?,
+                                None => Datum::Null,
+                            };
+                            if let Datum::Text(d) = d {
+                                s.push_str(&d);
+                            }
+                            s.push_str(&piece);
+                            s
+                        }
+                    });
+                }
+                Acc::Bool(acc) => {
+                    let b = matches!(v, Datum::Bool(true));
+                    *acc = Some(match (acc.take(), a.func) {
+                        (None, _) => b,
+                        (Some(x), AggFunc::BoolAnd) => x && b,
+                        (Some(x), _) => x || b,
+                    });
+                }
                 Acc::Array(_) => unreachable!("handled above"),
             }
         }
@@ -864,6 +896,8 @@ fn aggregate(rows: Vec<Row>, groups: &[Expr], aggs: &[AggCall], ctx: &EvalCtx) -
                     Acc::Min(m) | Acc::Max(m) => m.unwrap_or(Datum::Null),
                     Acc::Array(items) if items.is_empty() => Datum::Null,
                     Acc::Array(items) => Datum::Text(array_text(&items, &a.arg_ty)),
+                    Acc::Text(t) => t.map_or(Datum::Null, Datum::Text),
+                    Acc::Bool(b) => b.map_or(Datum::Null, Datum::Bool),
                 });
             }
             Ok(g)

@@ -92,6 +92,8 @@ pub enum Func {
     /// `booleq(a, b)` and `boolne(a, b)`.
     BoolEq,
     BoolNe,
+    /// A function of the library in [`crate::functions`].
+    Lib(crate::functions::LibFn),
 }
 
 /// What a subquery expression computes from the subquery's rows.
@@ -670,6 +672,13 @@ fn eval_func(f: Func, args: &[Expr], row: &[Datum], ctx: &EvalCtx) -> Result<Dat
             .eval(row, ctx)
     };
     Ok(match f {
+        Func::Lib(l) => {
+            let values = args
+                .iter()
+                .map(|a| a.eval(row, ctx))
+                .collect::<Result<Vec<_>>>()?;
+            return crate::functions::call(l, &values);
+        }
         Func::Coalesce => {
             for a in args {
                 let v = a.eval(row, ctx)?;

@@ -108,6 +108,7 @@ pub mod error;
 pub mod exec;
 pub mod expr;
 pub mod fk;
+pub mod functions;
 pub mod json;
 pub mod objects;
 pub mod pgcompat;

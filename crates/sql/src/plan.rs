@@ -47,12 +47,19 @@ pub enum AggFunc {
     Min,
     Max,
     ArrayAgg,
+    /// `string_agg(value, delimiter)`.
+    StringAgg,
+    /// `bool_and` / `every`.
+    BoolAnd,
+    BoolOr,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct AggCall {
     pub func: AggFunc,
     pub arg: Option<Expr>,
+    /// `string_agg`'s delimiter (evaluated per row, as in PostgreSQL).
+    pub delimiter: Option<Expr>,
     pub distinct: bool,
     /// `FILTER (WHERE ...)`: rows it rejects are not aggregated.
     pub filter: Option<Expr>,
@@ -2699,12 +2706,15 @@ impl<'a> Binder<'a> {
                     ty: DataType::Bool,
                 }
             }
-            other => {
-                return Err(SqlError::unsupported(format!(
-                    "expression not supported yet: {}",
-                    first_words(&other.to_string())
-                )))
-            }
+            other => match self.bind_special_call(other, scope)? {
+                Some(t) => t,
+                None => {
+                    return Err(SqlError::unsupported(format!(
+                        "expression not supported yet: {}",
+                        first_words(&other.to_string())
+                    )))
+                }
+            },
         };
         Ok(t)
     }
@@ -2888,6 +2898,9 @@ impl<'a> Binder<'a> {
             "min" => Some(AggFunc::Min),
             "max" => Some(AggFunc::Max),
             "array_agg" => Some(AggFunc::ArrayAgg),
+            "string_agg" => Some(AggFunc::StringAgg),
+            "bool_and" | "every" => Some(AggFunc::BoolAnd),
+            "bool_or" => Some(AggFunc::BoolOr),
             _ => None,
         };
         if agg.is_none() && f.filter.is_some() {
@@ -2905,16 +2918,45 @@ impl<'a> Binder<'a> {
                     ),
                 ));
             }
+            let wanted = if func == AggFunc::StringAgg { 2 } else { 1 };
+            let mut delimiter = None;
             let (arg, arg_ty) = if func == AggFunc::CountStar {
                 (None, DataType::Int8)
             } else {
-                if args.len() != 1 {
+                if args.len() != wanted {
                     return Err(SqlError::new(
                         code::UNDEFINED_FUNCTION,
-                        format!("function {name} takes one argument"),
+                        format!("function {name} takes {wanted} argument(s)"),
                     ));
                 }
-                let t = self.bind_expr_no_agg(&args[0], scope, "aggregate function calls")?;
+                let mut t = self.bind_expr_no_agg(&args[0], scope, "aggregate function calls")?;
+                match func {
+                    AggFunc::StringAgg => {
+                        self.unify_with(&mut t, &DataType::Text);
+                        let mut d =
+                            self.bind_expr_no_agg(&args[1], scope, "aggregate function calls")?;
+                        self.unify_with(&mut d, &DataType::Text);
+                        if !(t.ty.is_string() || t.ty == DataType::Bytea) || !d.ty.is_string() {
+                            return Err(SqlError::new(
+                                code::UNDEFINED_FUNCTION,
+                                format!(
+                                    "function string_agg({}, {}) does not exist",
+                                    types::type_display(&t.ty),
+                                    types::type_display(&d.ty)
+                                ),
+                            ));
+                        }
+                        delimiter = Some(Self::fold(d)?.e);
+                    }
+                    AggFunc::BoolAnd | AggFunc::BoolOr => {
+                        self.unify_with(&mut t, &DataType::Bool);
+                        if t.ty != DataType::Bool {
+                            return Err(no_function(name, &t.ty));
+                        }
+                    }
+                    _ => {}
+                }
+                let t = Self::fold(t)?;
                 (Some(t.e), t.ty)
             };
             let filter = f
@@ -2940,11 +2982,14 @@ impl<'a> Binder<'a> {
                 AggFunc::Min | AggFunc::Max => arg_ty.clone(),
                 // Arrays are not a type yet: the text form of the array.
                 AggFunc::ArrayAgg => DataType::Text,
+                AggFunc::StringAgg => DataType::Text,
+                AggFunc::BoolAnd | AggFunc::BoolOr => DataType::Bool,
             };
             let aggs = self.aggs.as_mut().expect("checked above");
             let call = AggCall {
                 func,
                 arg,
+                delimiter,
                 distinct,
                 filter,
                 arg_ty,
@@ -3092,13 +3137,7 @@ impl<'a> Binder<'a> {
                 arity(0)?;
                 (Func::CurrentSchema, DataType::Text)
             }
-            _ => {
-                let sig: Vec<String> = bound.iter().map(|b| types::type_display(&b.ty)).collect();
-                return Err(SqlError::new(
-                    code::UNDEFINED_FUNCTION,
-                    format!("function {name}({}) does not exist", sig.join(", ")),
-                ));
-            }
+            _ => return self.bind_library_call(name, bound),
         };
         let args = bound
             .into_iter()
@@ -3108,6 +3147,98 @@ impl<'a> Binder<'a> {
             e: Expr::Func(func, args),
             ty,
         })
+    }
+}
+
+impl Binder<'_> {
+    /// A call of a [`crate::functions`] library function on bound
+    /// arguments (untyped ones take the types it asks for).
+    fn bind_library_call(&mut self, name: &str, mut bound: Vec<Typed>) -> Result<Typed> {
+        let types_of = |b: &[Typed]| b.iter().map(|t| t.ty.clone()).collect::<Vec<_>>();
+        let Some(sig) = crate::functions::resolve(name, &types_of(&bound))? else {
+            let sig: Vec<String> = bound.iter().map(|b| types::type_display(&b.ty)).collect();
+            return Err(SqlError::new(
+                code::UNDEFINED_FUNCTION,
+                format!("function {name}({}) does not exist", sig.join(", ")),
+            ));
+        };
+        for (b, p) in bound.iter_mut().zip(&sig.params) {
+            self.unify_with(b, p);
+        }
+        let args = bound
+            .into_iter()
+            .map(|b| Ok(Self::fold(b)?.e))
+            .collect::<Result<_>>()?;
+        Ok(Typed {
+            e: Expr::Func(Func::Lib(sig.func), args),
+            ty: sig.result,
+        })
+    }
+
+    /// SQL's special call syntax for library functions: `SUBSTRING(s FROM
+    /// a FOR b)`, `TRIM([BOTH|LEADING|TRAILING] [c] FROM s)`, `POSITION(a
+    /// IN b)`, `CEIL(x)`, `FLOOR(x)`.
+    fn bind_special_call(&mut self, e: &ast::Expr, scope: &Scope) -> Result<Option<Typed>> {
+        let (name, args): (&str, Vec<&ast::Expr>) = match e {
+            ast::Expr::Substring {
+                expr,
+                substring_from,
+                substring_for,
+                ..
+            } => {
+                let one = ast::Expr::value(ast::Value::Number("1".into(), false));
+                let mut bound = vec![self.bind_expr(expr, scope)?];
+                bound.push(match substring_from {
+                    Some(f) => self.bind_expr(f, scope)?,
+                    None => self.bind_expr(&one, scope)?,
+                });
+                if let Some(n) = substring_for {
+                    bound.push(self.bind_expr(n, scope)?);
+                }
+                return self.bind_library_call("substring", bound).map(Some);
+            }
+            ast::Expr::Trim {
+                trim_where,
+                trim_what,
+                expr,
+                trim_characters,
+            } => {
+                if trim_characters.is_some() {
+                    return Err(SqlError::unsupported("TRIM with a character list"));
+                }
+                let name = match trim_where {
+                    Some(ast::TrimWhereField::Leading) => "ltrim",
+                    Some(ast::TrimWhereField::Trailing) => "rtrim",
+                    _ => "btrim",
+                };
+                let mut args = vec![&**expr];
+                if let Some(w) = trim_what {
+                    args.push(w);
+                }
+                (name, args)
+            }
+            ast::Expr::Position { expr, r#in } => ("strpos", vec![&**r#in, &**expr]),
+            ast::Expr::Ceil { expr, field } | ast::Expr::Floor { expr, field } => {
+                if !matches!(
+                    field,
+                    ast::CeilFloorKind::DateTimeField(ast::DateTimeField::NoDateTime)
+                ) {
+                    return Err(SqlError::unsupported("CEIL / FLOOR with a scale or unit"));
+                }
+                let name = if matches!(e, ast::Expr::Ceil { .. }) {
+                    "ceil"
+                } else {
+                    "floor"
+                };
+                (name, vec![&**expr])
+            }
+            _ => return Ok(None),
+        };
+        let mut bound = Vec::new();
+        for a in args {
+            bound.push(self.bind_expr(a, scope)?);
+        }
+        self.bind_library_call(name, bound).map(Some)
     }
 }
 

@@ -887,3 +887,38 @@ async fn large_selects_stream() {
         .unwrap();
     assert!(stalled.await.unwrap());
 }
+
+/// Common string, math and date functions and the string_agg / bool_and /
+/// bool_or aggregates, with PostgreSQL's results and NULL rules.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn string_math_and_date_functions() {
+    let c = cluster().await;
+    let t = connect(c.addrs[0]).await;
+    let cases = [
+        ("SELECT substring('hello' FROM 2 FOR 3), substr('hello', 3), substring('hello' for 2)", "ell|llo|he"),
+        ("SELECT concat('a', NULL, 1, 'b'), concat_ws('-', 'x', NULL, 'y')", "a1b|x-y"),
+        ("SELECT replace('aXbX', 'X', '-'), trim('  x  '), trim(leading 'x' from 'xxay'), rtrim('ab  ')", "a-b-|x|ay|ab"),
+        ("SELECT position('l' in 'hello'), strpos('hello', 'z'), left('abcdef', 2), right('abcdef', -4)", "3|0|ab|ef"),
+        ("SELECT lpad('7', 3, '0'), rpad('ab', 4, '.'), repeat('ab', 3), reverse('abc')", "007|ab..|ababab|cba"),
+        ("SELECT split_part('a,b,c', ',', 2), initcap('hello wORLD'), chr(65), ascii('a')", "b|Hello World|A|97"),
+        ("SELECT upper(NULL), length(substring(NULL, 1)), starts_with('tessera', 'tes')", "NULL|NULL|t"),
+        ("SELECT ceil(1.2), floor(-1.2), ceil(2.5::float8), floor(7), trunc(-2.7), sign(-3.5)", "2|-2|3|7|-2|-1"),
+        ("SELECT mod(7, 3), mod(-7.5, 2), power(2, 10), sqrt(16), abs(-2)", "1|-1.5|1024|4|2"),
+        ("SELECT greatest(1, 3, NULL, 2), least('b', 'a'), greatest(1, 2.5)", "3|a|2.5"),
+        ("SELECT date_trunc('hour', TIMESTAMP '2020-01-02 03:04:05'), date_trunc('month', TIMESTAMP '2020-05-17')", "2020-01-02 03:00:00|2020-05-01 00:00:00"),
+        ("SELECT string_agg(x::text, ',') FROM generate_series(1, 3) AS x", "1,2,3"),
+        ("SELECT bool_and(x > 0), bool_or(x > 2), every(x > 1) FROM generate_series(1, 3) AS x", "t|t|f"),
+        ("SELECT string_agg(x::text, ','), bool_and(x > 0) FROM generate_series(1, 0) AS x", "NULL|NULL"),
+    ];
+    for (q, want) in cases {
+        assert_eq!(flat(&t, q).await, want, "{q}");
+    }
+    assert_eq!(sqlstate(&t, "SELECT sqrt(-1)").await, "2201F");
+    assert_eq!(sqlstate(&t, "SELECT ln(0)").await, "2201E");
+    assert_eq!(sqlstate(&t, "SELECT upper(1)").await, "42883");
+    assert_eq!(
+        sqlstate(&t, "SELECT date_trunc('fortnight', now())").await,
+        "22023"
+    );
+    assert_eq!(sqlstate(&t, "SELECT string_agg(1, ',')").await, "42883");
+}

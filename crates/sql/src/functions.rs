@@ -1,0 +1,787 @@
+//! The library of scalar functions beyond the few the binder treats
+//! itself: string (`substring`, `concat`, `replace`, `trim`, `strpos`,
+//! `left`, `lpad`, `split_part`, ...), math (`ceil`, `floor`, `mod`,
+//! `power`, `sqrt`, `ln`, `greatest`, ...) and date (`date_trunc`)
+//! functions, with PostgreSQL's argument and result types and NULL rules
+//! (a NULL argument gives NULL, except where PostgreSQL says otherwise:
+//! `concat` skips NULLs, `greatest` / `least` ignore them).
+//!
+//! [`resolve`] picks a function for a name and argument types (untyped
+//! literals and parameters take the types it asks for); [`call`] runs it.
+
+use crate::error::{code, Result, SqlError};
+use crate::types::{self, DataType, Datum, Decimal};
+
+/// A library function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LibFn {
+    Substring,
+    Concat,
+    ConcatWs,
+    Replace,
+    BTrim,
+    LTrim,
+    RTrim,
+    StrPos,
+    Left,
+    Right,
+    LPad,
+    RPad,
+    Repeat,
+    Reverse,
+    SplitPart,
+    InitCap,
+    Chr,
+    Ascii,
+    StartsWith,
+    OctetLength,
+    Ceil,
+    Floor,
+    Trunc,
+    Sign,
+    Mod,
+    Power,
+    Sqrt,
+    Cbrt,
+    Exp,
+    Ln,
+    Log10,
+    Pi,
+    Random,
+    Greatest,
+    Least,
+    DateTrunc,
+}
+
+/// A resolved call: the function, the types untyped arguments take, and
+/// the result type.
+pub struct Signature {
+    pub func: LibFn,
+    pub params: Vec<DataType>,
+    pub result: DataType,
+}
+
+fn no_such(name: &str, args: &[DataType]) -> SqlError {
+    let sig: Vec<String> = args.iter().map(types::type_display).collect();
+    SqlError::new(
+        code::UNDEFINED_FUNCTION,
+        format!("function {name}({}) does not exist", sig.join(", ")),
+    )
+    .with_hint("No function matches the given name and argument types.")
+}
+
+fn is_text(t: &DataType) -> bool {
+    t.is_string() || *t == DataType::Unknown
+}
+
+fn is_int(t: &DataType) -> bool {
+    t.is_integer() || *t == DataType::Unknown
+}
+
+fn is_num(t: &DataType) -> bool {
+    t.is_numeric() || *t == DataType::Unknown
+}
+
+/// The numeric type a math function computes in: NUMERIC stays NUMERIC,
+/// anything else (integers included, as in PostgreSQL) is double.
+fn math_type(t: &DataType) -> DataType {
+    match t {
+        DataType::Numeric(_) => DataType::Numeric(None),
+        _ => DataType::Float8,
+    }
+}
+
+/// The function `name` applied to arguments of types `args`, or `None` if
+/// there is no function of that name (42883 if the name exists but not
+/// for these types).
+pub fn resolve(name: &str, args: &[DataType]) -> Result<Option<Signature>> {
+    use DataType as T;
+    let n = args.len();
+    let text = T::Text;
+    let sig = |func, params: Vec<DataType>, result| {
+        Ok(Some(Signature {
+            func,
+            params,
+            result,
+        }))
+    };
+    let all = |ok: fn(&DataType) -> bool| args.iter().all(ok);
+    let bad = || Err(no_such(name, args));
+    match name {
+        "substring" | "substr" if (n == 2 || n == 3) && is_text(&args[0]) => {
+            if !args[1..].iter().all(is_int) {
+                return bad();
+            }
+            let mut p = vec![text.clone(), T::Int4];
+            if n == 3 {
+                p.push(T::Int4);
+            }
+            sig(LibFn::Substring, p, T::Text)
+        }
+        "concat" => sig(LibFn::Concat, vec![text; n], T::Text),
+        "concat_ws" if n >= 1 => sig(LibFn::ConcatWs, vec![text; n], T::Text),
+        "replace" if n == 3 && all(is_text) => sig(LibFn::Replace, vec![text; 3], T::Text),
+        "btrim" | "trim" | "ltrim" | "rtrim" if (n == 1 || n == 2) && all(is_text) => {
+            let f = match name {
+                "ltrim" => LibFn::LTrim,
+                "rtrim" => LibFn::RTrim,
+                _ => LibFn::BTrim,
+            };
+            sig(f, vec![text; n], T::Text)
+        }
+        "strpos" | "position" if n == 2 && all(is_text) => {
+            sig(LibFn::StrPos, vec![text; 2], T::Int4)
+        }
+        "left" | "right" if n == 2 && is_text(&args[0]) && is_int(&args[1]) => {
+            let f = if name == "left" {
+                LibFn::Left
+            } else {
+                LibFn::Right
+            };
+            sig(f, vec![text, T::Int4], T::Text)
+        }
+        "lpad" | "rpad"
+            if (n == 2 || n == 3)
+                && is_text(&args[0])
+                && is_int(&args[1])
+                && args.get(2).is_none_or(is_text) =>
+        {
+            let f = if name == "lpad" {
+                LibFn::LPad
+            } else {
+                LibFn::RPad
+            };
+            let mut p = vec![text.clone(), T::Int4];
+            if n == 3 {
+                p.push(text);
+            }
+            sig(f, p, T::Text)
+        }
+        "repeat" if n == 2 && is_text(&args[0]) && is_int(&args[1]) => {
+            sig(LibFn::Repeat, vec![text, T::Int4], T::Text)
+        }
+        "reverse" if n == 1 && all(is_text) => sig(LibFn::Reverse, vec![text], T::Text),
+        "split_part" if n == 3 && is_text(&args[0]) && is_text(&args[1]) && is_int(&args[2]) => {
+            sig(LibFn::SplitPart, vec![text.clone(), text, T::Int4], T::Text)
+        }
+        "initcap" if n == 1 && all(is_text) => sig(LibFn::InitCap, vec![text], T::Text),
+        "chr" if n == 1 && all(is_int) => sig(LibFn::Chr, vec![T::Int4], T::Text),
+        "ascii" if n == 1 && all(is_text) => sig(LibFn::Ascii, vec![text], T::Int4),
+        "starts_with" if n == 2 && all(is_text) => sig(LibFn::StartsWith, vec![text; 2], T::Bool),
+        "octet_length" if n == 1 && (is_text(&args[0]) || args[0] == T::Bytea) => {
+            sig(LibFn::OctetLength, vec![text], T::Int4)
+        }
+        "ceil" | "ceiling" | "floor" | "trunc" | "sign" if n == 1 && all(is_num) => {
+            let f = match name {
+                "floor" => LibFn::Floor,
+                "trunc" => LibFn::Trunc,
+                "sign" => LibFn::Sign,
+                _ => LibFn::Ceil,
+            };
+            let t = math_type(&args[0]);
+            sig(f, vec![t.clone()], t)
+        }
+        "mod" if n == 2 && all(is_num) => {
+            let t = if args.iter().all(is_int) {
+                if args.contains(&T::Int8) {
+                    T::Int8
+                } else if args.iter().all(|a| *a == T::Int2) {
+                    T::Int2
+                } else {
+                    T::Int4
+                }
+            } else {
+                T::Numeric(None)
+            };
+            sig(LibFn::Mod, vec![t.clone(); 2], t)
+        }
+        "power" | "pow" if n == 2 && all(is_num) => {
+            let t = if args.iter().any(|a| matches!(a, T::Numeric(_))) {
+                T::Numeric(None)
+            } else {
+                T::Float8
+            };
+            sig(LibFn::Power, vec![t.clone(); 2], t)
+        }
+        "sqrt" | "cbrt" | "exp" | "ln" | "log" if n == 1 && all(is_num) => {
+            let f = match name {
+                "sqrt" => LibFn::Sqrt,
+                "cbrt" => LibFn::Cbrt,
+                "exp" => LibFn::Exp,
+                "ln" => LibFn::Ln,
+                _ => LibFn::Log10,
+            };
+            let t = if name == "cbrt" {
+                T::Float8
+            } else {
+                math_type(&args[0])
+            };
+            sig(f, vec![t.clone()], t)
+        }
+        "pi" if n == 0 => sig(LibFn::Pi, vec![], T::Float8),
+        "random" if n == 0 => sig(LibFn::Random, vec![], T::Float8),
+        "greatest" | "least" if n >= 1 => {
+            let t = args
+                .iter()
+                .find(|t| **t != T::Unknown)
+                .cloned()
+                .unwrap_or(T::Text);
+            let t = if args.iter().all(|a| a.is_numeric() || *a == T::Unknown) && t.is_numeric() {
+                // The widest numeric type among them.
+                args.iter().fold(t, |acc, a| widest(&acc, a))
+            } else {
+                t
+            };
+            let f = if name == "greatest" {
+                LibFn::Greatest
+            } else {
+                LibFn::Least
+            };
+            sig(f, vec![t.clone(); n], t)
+        }
+        "date_trunc"
+            if n == 2
+                && is_text(&args[0])
+                && matches!(
+                    args[1],
+                    T::Timestamp | T::TimestampTz | T::Date | T::Unknown
+                ) =>
+        {
+            let t = match &args[1] {
+                T::TimestampTz => T::TimestampTz,
+                T::Date => T::TimestampTz,
+                _ => T::Timestamp,
+            };
+            sig(LibFn::DateTrunc, vec![text, t.clone()], t)
+        }
+        "substring" | "substr" | "concat_ws" | "replace" | "btrim" | "trim" | "ltrim" | "rtrim"
+        | "strpos" | "position" | "left" | "right" | "lpad" | "rpad" | "repeat" | "reverse"
+        | "split_part" | "initcap" | "chr" | "ascii" | "starts_with" | "octet_length" | "ceil"
+        | "ceiling" | "floor" | "trunc" | "sign" | "mod" | "power" | "pow" | "sqrt" | "cbrt"
+        | "exp" | "ln" | "log" | "pi" | "random" | "greatest" | "least" | "date_trunc" => bad(),
+        _ => Ok(None),
+    }
+}
+
+fn widest(a: &DataType, b: &DataType) -> DataType {
+    use DataType as T;
+    let rank = |t: &DataType| match t {
+        T::Int2 => 1,
+        T::Int4 => 2,
+        T::Int8 => 3,
+        T::Numeric(_) => 4,
+        T::Float4 => 5,
+        T::Float8 => 6,
+        _ => 0,
+    };
+    if rank(b) > rank(a) {
+        b.clone()
+    } else {
+        a.clone()
+    }
+}
+
+fn text_arg(d: &Datum) -> Result<String> {
+    match d {
+        Datum::Text(s) => Ok(s.clone()),
+        other => Ok(types::format_datum(other, &DataType::Unknown).unwrap_or_default()),
+    }
+}
+
+fn int_arg(d: &Datum) -> Result<i64> {
+    match d {
+        Datum::Int(i) => Ok(*i),
+        other => Err(SqlError::mismatch(format!(
+            "expected an integer, got {}",
+            other.kind_name()
+        ))),
+    }
+}
+
+fn float_arg(d: &Datum) -> Result<f64> {
+    match d {
+        Datum::Int(i) => Ok(*i as f64),
+        Datum::Float(f) => Ok(*f),
+        Datum::Decimal(d) => Ok(d.to_f64()),
+        other => Err(SqlError::mismatch(format!(
+            "expected a number, got {}",
+            other.kind_name()
+        ))),
+    }
+}
+
+/// A double result in the argument's kind: NUMERIC arguments get NUMERIC.
+fn like_arg(arg: &Datum, v: f64) -> Result<Datum> {
+    match arg {
+        Datum::Decimal(_) => Ok(Datum::Decimal(Decimal::from_f64(v)?)),
+        _ => Ok(Datum::Float(v)),
+    }
+}
+
+fn invalid_argument(msg: impl Into<String>) -> SqlError {
+    SqlError::new("22023", msg)
+}
+
+fn trim_chars(s: &str, chars: &str, left: bool, right: bool) -> String {
+    let set: Vec<char> = chars.chars().collect();
+    let mut out = s;
+    if left {
+        out = out.trim_start_matches(|c| set.contains(&c));
+    }
+    if right {
+        out = out.trim_end_matches(|c| set.contains(&c));
+    }
+    out.to_string()
+}
+
+fn pad(s: &str, len: i64, fill: &str, left: bool) -> String {
+    let len = len.max(0) as usize;
+    let chars: Vec<char> = s.chars().collect();
+    if chars.len() >= len {
+        return chars[..len].iter().collect();
+    }
+    if fill.is_empty() {
+        return s.to_string();
+    }
+    let padding: String = fill.chars().cycle().take(len - chars.len()).collect();
+    if left {
+        format!("{padding}{s}")
+    } else {
+        format!("{s}{padding}")
+    }
+}
+
+/// Runs `f` on evaluated arguments.
+pub fn call(f: LibFn, args: &[Datum]) -> Result<Datum> {
+    use LibFn as F;
+    // Functions that look at NULL arguments themselves.
+    match f {
+        F::Concat => {
+            let parts: Vec<String> = args
+                .iter()
+                .filter(|a| !a.is_null())
+                .map(text_arg)
+                .collect::<Result<_>>()?;
+            return Ok(Datum::Text(parts.concat()));
+        }
+        F::ConcatWs => {
+            if args[0].is_null() {
+                return Ok(Datum::Null);
+            }
+            let sep = text_arg(&args[0])?;
+            let parts: Vec<String> = args[1..]
+                .iter()
+                .filter(|a| !a.is_null())
+                .map(text_arg)
+                .collect::<Result<_>>()?;
+            return Ok(Datum::Text(parts.join(&sep)));
+        }
+        F::Greatest | F::Least => {
+            let mut best: Option<&Datum> = None;
+            for a in args.iter().filter(|a| !a.is_null()) {
+                let better = match best {
+                    None => true,
+                    Some(b) => {
+                        let o = a.sort_cmp(b);
+                        if f == F::Greatest {
+                            o.is_gt()
+                        } else {
+                            o.is_lt()
+                        }
+                    }
+                };
+                if better {
+                    best = Some(a);
+                }
+            }
+            return Ok(best.cloned().unwrap_or(Datum::Null));
+        }
+        F::Pi => return Ok(Datum::Float(std::f64::consts::PI)),
+        F::Random => return Ok(Datum::Float(rand::random::<f64>())),
+        _ => {}
+    }
+    if args.iter().any(Datum::is_null) {
+        return Ok(Datum::Null);
+    }
+    Ok(match f {
+        F::Substring => {
+            let s: Vec<char> = text_arg(&args[0])?.chars().collect();
+            let from = int_arg(&args[1])?;
+            let end = match args.get(2) {
+                Some(n) => {
+                    let n = int_arg(n)?;
+                    if n < 0 {
+                        return Err(SqlError::new(
+                            "22011",
+                            "negative substring length not allowed",
+                        ));
+                    }
+                    from.saturating_add(n)
+                }
+                None => i64::MAX,
+            };
+            let lo = (from - 1).clamp(0, s.len() as i64) as usize;
+            let hi = (end - 1).clamp(0, s.len() as i64) as usize;
+            Datum::Text(s[lo..hi.max(lo)].iter().collect())
+        }
+        F::Replace => {
+            let (s, from, to) = (
+                text_arg(&args[0])?,
+                text_arg(&args[1])?,
+                text_arg(&args[2])?,
+            );
+            Datum::Text(if from.is_empty() {
+                s
+            } else {
+                s.replace(&from, &to)
+            })
+        }
+        F::BTrim | F::LTrim | F::RTrim => {
+            let s = text_arg(&args[0])?;
+            let chars = match args.get(1) {
+                Some(c) => text_arg(c)?,
+                None => " ".into(),
+            };
+            Datum::Text(trim_chars(&s, &chars, f != F::RTrim, f != F::LTrim))
+        }
+        F::StrPos => {
+            let (s, sub) = (text_arg(&args[0])?, text_arg(&args[1])?);
+            Datum::Int(match s.find(&sub) {
+                Some(i) => s[..i].chars().count() as i64 + 1,
+                None => 0,
+            })
+        }
+        F::Left | F::Right => {
+            let s: Vec<char> = text_arg(&args[0])?.chars().collect();
+            let n = int_arg(&args[1])?;
+            let len = s.len() as i64;
+            let take = if n >= 0 { n.min(len) } else { (len + n).max(0) } as usize;
+            Datum::Text(if f == F::Left {
+                s[..take].iter().collect()
+            } else {
+                s[s.len() - take..].iter().collect()
+            })
+        }
+        F::LPad | F::RPad => {
+            let s = text_arg(&args[0])?;
+            let fill = match args.get(2) {
+                Some(c) => text_arg(c)?,
+                None => " ".into(),
+            };
+            Datum::Text(pad(&s, int_arg(&args[1])?, &fill, f == F::LPad))
+        }
+        F::Repeat => {
+            let n = int_arg(&args[1])?.max(0) as usize;
+            let s = text_arg(&args[0])?;
+            if s.len().saturating_mul(n) > 1 << 28 {
+                return Err(SqlError::new("54000", "requested length too large"));
+            }
+            Datum::Text(s.repeat(n))
+        }
+        F::Reverse => Datum::Text(text_arg(&args[0])?.chars().rev().collect()),
+        F::SplitPart => {
+            let (s, sep) = (text_arg(&args[0])?, text_arg(&args[1])?);
+            let n = int_arg(&args[2])?;
+            if n == 0 {
+                return Err(invalid_argument("field position must not be zero"));
+            }
+            let parts: Vec<&str> = if sep.is_empty() {
+                vec![s.as_str()]
+            } else {
+                s.split(sep.as_str()).collect()
+            };
+            let idx = if n > 0 { n - 1 } else { parts.len() as i64 + n };
+            Datum::Text(
+                usize::try_from(idx)
+                    .ok()
+                    .and_then(|i| parts.get(i))
+                    .map(|p| p.to_string())
+                    .unwrap_or_default(),
+            )
+        }
+        F::InitCap => {
+            let mut out = String::new();
+            let mut start = true;
+            for c in text_arg(&args[0])?.chars() {
+                if c.is_alphanumeric() {
+                    if start {
+                        out.extend(c.to_uppercase());
+                    } else {
+                        out.extend(c.to_lowercase());
+                    }
+                    start = false;
+                } else {
+                    out.push(c);
+                    start = true;
+                }
+            }
+            Datum::Text(out)
+        }
+        F::Chr => {
+            let n = int_arg(&args[0])?;
+            let c = u32::try_from(n)
+                .ok()
+                .filter(|n| *n != 0)
+                .and_then(char::from_u32)
+                .ok_or_else(|| {
+                    SqlError::new(
+                        "54000",
+                        format!("requested character too large for encoding: {n}"),
+                    )
+                })?;
+            Datum::Text(c.to_string())
+        }
+        F::Ascii => Datum::Int(text_arg(&args[0])?.chars().next().map_or(0, |c| c as i64)),
+        F::StartsWith => Datum::Bool(text_arg(&args[0])?.starts_with(text_arg(&args[1])?.as_str())),
+        F::OctetLength => Datum::Int(match &args[0] {
+            Datum::Bytes(b) => b.len() as i64,
+            other => text_arg(other)?.len() as i64,
+        }),
+        F::Ceil | F::Floor | F::Trunc => match &args[0] {
+            Datum::Decimal(d) if !d.is_special() => {
+                let whole = d.round_to(0)?;
+                let exact = whole == *d;
+                let adjust = |w: Decimal, by: i64| w.add(&Decimal::from_i64(by));
+                let r = if exact {
+                    whole
+                } else {
+                    // round_to rounds half away from zero; step to the
+                    // integer on the requested side.
+                    let below = if whole > *d {
+                        adjust(whole, -1)?
+                    } else {
+                        whole
+                    };
+                    let above = if whole < *d { adjust(whole, 1)? } else { whole };
+                    match f {
+                        F::Ceil => above,
+                        F::Floor => below,
+                        _ if d.mantissa < 0 => above,
+                        _ => below,
+                    }
+                };
+                Datum::Decimal(r.normalize())
+            }
+            other => {
+                let x = float_arg(other)?;
+                let v = match f {
+                    F::Ceil => x.ceil(),
+                    F::Floor => x.floor(),
+                    _ => x.trunc(),
+                };
+                like_arg(other, v)?
+            }
+        },
+        F::Sign => {
+            let x = float_arg(&args[0])?;
+            let s = if x > 0.0 {
+                1.0
+            } else if x < 0.0 {
+                -1.0
+            } else {
+                0.0
+            };
+            like_arg(&args[0], s)?
+        }
+        F::Mod => crate::expr::binary(crate::expr::BinOp::Mod, args[0].clone(), args[1].clone())?,
+        F::Power => {
+            let (a, b) = (float_arg(&args[0])?, float_arg(&args[1])?);
+            if a == 0.0 && b < 0.0 {
+                return Err(SqlError::new(
+                    "2201F",
+                    "zero raised to a negative power is undefined",
+                ));
+            }
+            if a < 0.0 && b.fract() != 0.0 {
+                return Err(SqlError::new(
+                    "2201F",
+                    "a negative number raised to a non-integer power yields a complex result",
+                ));
+            }
+            let v = a.powf(b);
+            if !v.is_finite() {
+                return Err(SqlError::new(
+                    code::NUMERIC_VALUE_OUT_OF_RANGE,
+                    "value out of range: overflow",
+                ));
+            }
+            match (&args[0], &args[1]) {
+                (Datum::Decimal(_), _) | (_, Datum::Decimal(_)) => {
+                    Datum::Decimal(Decimal::from_f64(v)?)
+                }
+                _ => Datum::Float(v),
+            }
+        }
+        F::Sqrt | F::Cbrt | F::Exp | F::Ln | F::Log10 => {
+            let x = float_arg(&args[0])?;
+            let v = match f {
+                F::Sqrt if x < 0.0 => {
+                    return Err(SqlError::new(
+                        "2201F",
+                        "cannot take square root of a negative number",
+                    ))
+                }
+                F::Ln | F::Log10 if x == 0.0 => {
+                    return Err(SqlError::new("2201E", "cannot take logarithm of zero"))
+                }
+                F::Ln | F::Log10 if x < 0.0 => {
+                    return Err(SqlError::new(
+                        "2201E",
+                        "cannot take logarithm of a negative number",
+                    ))
+                }
+                F::Sqrt => x.sqrt(),
+                F::Cbrt => x.cbrt(),
+                F::Exp => x.exp(),
+                F::Ln => x.ln(),
+                _ => x.log10(),
+            };
+            if f == F::Cbrt {
+                Datum::Float(v)
+            } else {
+                like_arg(&args[0], v)?
+            }
+        }
+        F::DateTrunc => {
+            let unit = text_arg(&args[0])?.to_ascii_lowercase();
+            let micros = match &args[1] {
+                Datum::Timestamp(t) => *t,
+                Datum::Date(d) => *d as i64 * types::MICROS_PER_DAY,
+                other => {
+                    return Err(SqlError::mismatch(format!(
+                        "date_trunc expects a timestamp, got {}",
+                        other.kind_name()
+                    )))
+                }
+            };
+            Datum::Timestamp(date_trunc(&unit, micros)?)
+        }
+        F::Concat | F::ConcatWs | F::Greatest | F::Least | F::Pi | F::Random => {
+            unreachable!("handled above")
+        }
+    })
+}
+
+/// `date_trunc(unit, ts)` on microseconds since the epoch.
+fn date_trunc(unit: &str, micros: i64) -> Result<i64> {
+    let day = micros.div_euclid(types::MICROS_PER_DAY);
+    let in_day = micros.rem_euclid(types::MICROS_PER_DAY);
+    let (y, m, _) = types::civil_from_days(day);
+    let at_day = |d: i64| d * types::MICROS_PER_DAY;
+    Ok(match unit {
+        "microsecond" | "microseconds" => micros,
+        "millisecond" | "milliseconds" => micros - micros.rem_euclid(1_000),
+        "second" | "seconds" => micros - micros.rem_euclid(1_000_000),
+        "minute" | "minutes" => micros - micros.rem_euclid(60_000_000),
+        "hour" | "hours" => micros - micros.rem_euclid(3_600_000_000),
+        "day" | "days" => micros - in_day,
+        "week" | "weeks" => {
+            // ISO weeks start on Monday; 1970-01-01 was a Thursday.
+            let monday = day - (day + 3).rem_euclid(7);
+            at_day(monday)
+        }
+        "month" | "months" => at_day(types::days_from_civil(y, m, 1)),
+        "quarter" => at_day(types::days_from_civil(y, (m - 1) / 3 * 3 + 1, 1)),
+        "year" | "years" => at_day(types::days_from_civil(y, 1, 1)),
+        "decade" => at_day(types::days_from_civil(y.div_euclid(10) * 10, 1, 1)),
+        "century" => at_day(types::days_from_civil(
+            (y - 1).div_euclid(100) * 100 + 1,
+            1,
+            1,
+        )),
+        "millennium" => at_day(types::days_from_civil(
+            (y - 1).div_euclid(1000) * 1000 + 1,
+            1,
+            1,
+        )),
+        other => {
+            return Err(SqlError::new(
+                "22023",
+                format!("unit \"{other}\" not recognized for type timestamp"),
+            ))
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> Datum {
+        Datum::Text(s.into())
+    }
+
+    #[test]
+    fn string_functions_follow_postgres() {
+        let c = |f, a: &[Datum]| call(f, a).unwrap();
+        assert_eq!(
+            c(
+                LibFn::Substring,
+                &[t("hello"), Datum::Int(2), Datum::Int(3)]
+            ),
+            t("ell")
+        );
+        assert_eq!(
+            c(
+                LibFn::Substring,
+                &[t("hello"), Datum::Int(0), Datum::Int(2)]
+            ),
+            t("h")
+        );
+        assert_eq!(c(LibFn::Substring, &[t("hello"), Datum::Int(4)]), t("lo"));
+        assert_eq!(
+            c(LibFn::Concat, &[t("a"), Datum::Null, Datum::Int(1)]),
+            t("a1")
+        );
+        assert_eq!(
+            c(LibFn::ConcatWs, &[t(","), t("a"), Datum::Null, t("b")]),
+            t("a,b")
+        );
+        assert_eq!(c(LibFn::BTrim, &[t("xxaxx"), t("x")]), t("a"));
+        assert_eq!(c(LibFn::LTrim, &[t("  a ")]), t("a "));
+        assert_eq!(c(LibFn::StrPos, &[t("héllo"), t("l")]), Datum::Int(3));
+        assert_eq!(c(LibFn::Left, &[t("abcdef"), Datum::Int(-2)]), t("abcd"));
+        assert_eq!(c(LibFn::Right, &[t("abcdef"), Datum::Int(2)]), t("ef"));
+        assert_eq!(c(LibFn::LPad, &[t("7"), Datum::Int(3), t("0")]), t("007"));
+        assert_eq!(c(LibFn::RPad, &[t("abcd"), Datum::Int(2)]), t("ab"));
+        assert_eq!(
+            c(LibFn::SplitPart, &[t("a,b,c"), t(","), Datum::Int(-1)]),
+            t("c")
+        );
+        assert_eq!(c(LibFn::InitCap, &[t("hello wORLD")]), t("Hello World"));
+        assert_eq!(c(LibFn::Replace, &[t("a-b-c"), t("-"), t("+")]), t("a+b+c"));
+        assert_eq!(c(LibFn::Reverse, &[Datum::Null]), Datum::Null);
+    }
+
+    #[test]
+    fn math_and_dates_follow_postgres() {
+        let d = |s: &str| Datum::Decimal(Decimal::parse(s).unwrap());
+        let c = |f, a: &[Datum]| call(f, a).unwrap();
+        assert_eq!(c(LibFn::Ceil, &[d("1.2")]), d("2"));
+        assert_eq!(c(LibFn::Ceil, &[d("-1.5")]), d("-1"));
+        assert_eq!(c(LibFn::Floor, &[d("-1.2")]), d("-2"));
+        assert_eq!(c(LibFn::Trunc, &[d("-1.7")]), d("-1"));
+        assert_eq!(c(LibFn::Floor, &[Datum::Float(1.8)]), Datum::Float(1.0));
+        assert_eq!(
+            c(
+                LibFn::Greatest,
+                &[Datum::Int(1), Datum::Null, Datum::Int(3)]
+            ),
+            Datum::Int(3)
+        );
+        assert_eq!(
+            c(LibFn::Power, &[Datum::Int(2), Datum::Int(10)]),
+            Datum::Float(1024.0)
+        );
+        assert!(call(LibFn::Sqrt, &[Datum::Int(-1)]).is_err());
+        assert!(call(LibFn::Ln, &[Datum::Int(0)]).is_err());
+        let ts = types::parse_timestamp("2020-05-17 13:14:15.5").unwrap();
+        let trunc = |u: &str| c(LibFn::DateTrunc, &[t(u), Datum::Timestamp(ts)]);
+        let at = |s: &str| Datum::Timestamp(types::parse_timestamp(s).unwrap());
+        assert_eq!(trunc("hour"), at("2020-05-17 13:00:00"));
+        assert_eq!(trunc("month"), at("2020-05-01"));
+        assert_eq!(trunc("quarter"), at("2020-04-01"));
+        assert_eq!(trunc("week"), at("2020-05-11"));
+        assert!(call(LibFn::DateTrunc, &[t("fortnight"), Datum::Timestamp(ts)]).is_err());
+    }
+}

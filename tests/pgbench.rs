@@ -12,7 +12,8 @@
 //!   with 8 clients: serialization failures happen (40001) and pgbench's
 //!   retries (`--max-tries=10`) get every transaction through.
 //!
-//! `PGBENCH_SECS` sets the length of each run (default 20).
+//! `PGBENCH_SECS` sets the length of each run (default 20),
+//! `PGBENCH_SCALE` the scale of the initialisations (default 2).
 
 mod harness;
 
@@ -23,6 +24,14 @@ use tokio_postgres::NoTls;
 
 fn run_secs() -> String {
     std::env::var("PGBENCH_SECS").unwrap_or_else(|_| "20".into())
+}
+
+/// The scale of the two initialisations (`PGBENCH_SCALE`, default 2).
+fn scale() -> i64 {
+    std::env::var("PGBENCH_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2)
 }
 
 /// Runs pgbench against `addr` (host:port) with `args`; returns stdout and
@@ -145,10 +154,11 @@ async fn pgbench_initializes_both_ways_and_runs_without_failures() {
     let addr = c.nodes[0].sql.clone();
     let client = sql(&c.nodes[2].sql).await;
 
-    pgbench(&addr, &["-i", "-s", "2"]).await;
+    let s = scale().to_string();
+    pgbench(&addr, &["-i", "-s", &s]).await;
     assert_eq!(
         scalar(&client, "SELECT count(*) FROM pgbench_accounts").await,
-        200_000
+        100_000 * scale()
     );
     assert_eq!(
         scalar(&client, "SELECT count(*) FROM pgbench_branches").await,
@@ -158,10 +168,10 @@ async fn pgbench_initializes_both_ways_and_runs_without_failures() {
         run_keeping_the_invariant(&addr, &client, &["-c", "4", "-M", mode]).await;
     }
 
-    pgbench(&addr, &["-i", "-I", "dtGp", "-s", "2"]).await;
+    pgbench(&addr, &["-i", "-I", "dtGp", "-s", &s]).await;
     assert_eq!(
         scalar(&client, "SELECT count(*) FROM pgbench_accounts").await,
-        200_000
+        100_000 * scale()
     );
     assert_eq!(balance_total(&client).await, 0);
     for mode in ["simple", "prepared"] {

@@ -162,7 +162,7 @@ async fn pgbench_initializes_both_ways_and_runs_without_failures() {
     );
     assert_eq!(
         scalar(&client, "SELECT count(*) FROM pgbench_branches").await,
-        2
+        scale()
     );
     for mode in ["simple", "prepared"] {
         run_keeping_the_invariant(&addr, &client, &["-c", "4", "-M", mode]).await;

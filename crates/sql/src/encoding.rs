@@ -24,7 +24,7 @@ use tessera_common::keys::TABLE_PREFIX;
 use tessera_storage::encoding::{self as enc, KeyDecoder};
 
 use crate::error::{Result, SqlError};
-use crate::types::{Datum, Decimal};
+use crate::types::{Datum, Decimal, Interval};
 
 /// The index id of the primary index (rows).
 pub const PRIMARY_INDEX_ID: u64 = 1;
@@ -43,6 +43,8 @@ const TAG_TEXT: u8 = 0x50;
 const TAG_BYTES: u8 = 0x60;
 const TAG_DATE: u8 = 0x70;
 const TAG_TIMESTAMP: u8 = 0x80;
+const TAG_TIME: u8 = 0x90;
+const TAG_INTERVAL: u8 = 0xa0;
 
 /// `/table/<id>/<index>`: the prefix of every key of one index.
 pub fn index_prefix(table_id: u64, index_id: u64) -> Vec<u8> {
@@ -111,6 +113,19 @@ pub fn encode_key_datum(buf: &mut Vec<u8>, d: &Datum) {
             buf.push(TAG_TIMESTAMP);
             enc::encode_i64(buf, *t);
         }
+        Datum::Time(t) => {
+            buf.push(TAG_TIME);
+            enc::encode_i64(buf, *t);
+        }
+        Datum::Interval(iv) => {
+            // The length intervals compare by, as a 128-bit number (high
+            // half signed, low half unsigned), so equal intervals such as
+            // `1 mon` and `30 days` share a key.
+            let span = iv.span();
+            buf.push(TAG_INTERVAL);
+            enc::encode_i64(buf, (span >> 64) as i64);
+            enc::encode_u64(buf, span as u64);
+        }
     }
 }
 
@@ -152,6 +167,14 @@ pub fn decode_key_datum(d: &mut KeyDecoder<'_>) -> Result<Datum> {
         TAG_BYTES => Datum::Bytes(d.bytes().map_err(corrupt)?),
         TAG_DATE => Datum::Date(d.i64().map_err(corrupt)? as i32),
         TAG_TIMESTAMP => Datum::Timestamp(d.i64().map_err(corrupt)?),
+        TAG_TIME => Datum::Time(d.i64().map_err(corrupt)?),
+        TAG_INTERVAL => {
+            let high = d.i64().map_err(corrupt)? as i128;
+            let low = d.u64().map_err(corrupt)? as i128;
+            Datum::Interval(
+                Interval::from_span(high << 64 | low).ok_or_else(|| corrupt("interval"))?,
+            )
+        }
         other => return Err(corrupt(format!("unknown datum tag {other:#x}"))),
     })
 }
@@ -325,6 +348,16 @@ pub fn encode_row(cols: &[(u32, &Datum)]) -> Vec<u8> {
                 buf.push(TAG_TIMESTAMP);
                 put_varint(&mut buf, zigzag(*t));
             }
+            Datum::Time(t) => {
+                buf.push(TAG_TIME);
+                put_varint(&mut buf, zigzag(*t));
+            }
+            Datum::Interval(iv) => {
+                buf.push(TAG_INTERVAL);
+                put_varint(&mut buf, zigzag(iv.months as i64));
+                put_varint(&mut buf, zigzag(iv.days as i64));
+                put_varint(&mut buf, zigzag(iv.micros));
+            }
         }
     }
     buf
@@ -366,6 +399,21 @@ pub fn decode_row(buf: &[u8]) -> Result<Vec<(u32, Datum)>> {
             }
             TAG_DATE => Datum::Date(unzigzag(get_varint(buf, &mut pos)?) as i32),
             TAG_TIMESTAMP => Datum::Timestamp(unzigzag(get_varint(buf, &mut pos)?)),
+            TAG_TIME => Datum::Time(unzigzag(get_varint(buf, &mut pos)?)),
+            TAG_INTERVAL => {
+                let field = |pos: &mut usize| -> Result<i32> {
+                    i32::try_from(unzigzag(get_varint(buf, pos)?))
+                        .map_err(|_| SqlError::internal("corrupt row value: interval field"))
+                };
+                let months = field(&mut pos)?;
+                let days = field(&mut pos)?;
+                let micros = unzigzag(get_varint(buf, &mut pos)?);
+                Datum::Interval(Interval {
+                    months,
+                    days,
+                    micros,
+                })
+            }
             other => {
                 return Err(SqlError::internal(format!(
                     "corrupt row value: unknown tag {other:#x}"
@@ -397,6 +445,12 @@ mod tests {
             Datum::Bytes(vec![0, 1, 255]),
             Datum::Date(-3),
             Datum::Timestamp(1_700_000_000_000_000),
+            Datum::Time(45_296_500_000),
+            Datum::Interval(Interval {
+                months: -14,
+                days: 3,
+                micros: -7_200_000_000,
+            }),
         ];
         let cols: Vec<(u32, &Datum)> = vals
             .iter()
@@ -441,6 +495,53 @@ mod tests {
             row_key(1, &[Datum::Int(1), Datum::Text("z".into())])
                 < row_key(1, &[Datum::Int(2), Datum::Text("a".into())])
         );
+        let times = [0, 1, 3_600_000_000, 86_400_000_000];
+        let keys: Vec<_> = times
+            .iter()
+            .map(|t| row_key(1, &[Datum::Time(*t)]))
+            .collect();
+        assert!(keys.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    fn interval(s: &str) -> Datum {
+        Datum::Interval(crate::types::parse_interval(s, None).unwrap())
+    }
+
+    #[test]
+    fn interval_keys_sort_and_group_by_length() {
+        let ordered = [
+            "-178000000 years",
+            "-1 year",
+            "-1 day",
+            "-00:00:01",
+            "00:00:00",
+            "1 us",
+            "23:59:59.999999",
+            "1 day",
+            "1 day 00:00:01",
+            "1 mon 1 us",
+            "1 year",
+            "178000000 years",
+        ];
+        let keys: Vec<_> = ordered.iter().map(|s| row_key(1, &[interval(s)])).collect();
+        assert!(keys.windows(2).all(|w| w[0] < w[1]), "{ordered:?}");
+        // Equal lengths are one key (PostgreSQL: '1 mon' = '30 days').
+        assert_eq!(
+            row_key(1, &[interval("1 mon")]),
+            row_key(1, &[interval("30 days")])
+        );
+        assert_eq!(
+            group_key(&[interval("1 day")]),
+            group_key(&[interval("24:00:00")])
+        );
+        // A key decodes to the interval of that length, days and months
+        // carried up.
+        let k = row_key(1, &[interval("1 mon 2 days 25:00:00")]);
+        assert_eq!(
+            decode_row_key(1, &k, 1).unwrap(),
+            vec![interval("1 mon 3 days 01:00:00")]
+        );
+        assert_eq!(pretty_key(&k), "/Table/1/1/1 mon 3 days 01:00:00");
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::cmp::Ordering;
 use std::sync::Arc;
 
 use crate::error::{code, Result, SqlError};
-use crate::types::{self, DataType, Datum, Decimal, MICROS_PER_DAY};
+use crate::types::{self, DataType, DateTimeUnit, Datum, Decimal, MICROS_PER_DAY};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BinOp {
@@ -94,6 +94,10 @@ pub enum Func {
     BoolNe,
     /// A function of the library in [`crate::functions`].
     Lib(crate::functions::LibFn),
+    /// `EXTRACT(unit FROM x)`: a NUMERIC.
+    Extract(DateTimeUnit),
+    /// `date_part('unit', x)`: the same as a double precision.
+    DatePart(DateTimeUnit),
 }
 
 /// What a subquery expression computes from the subquery's rows.
@@ -331,6 +335,7 @@ impl Expr {
                 Datum::Int(i) => Datum::Int(i.checked_neg().ok_or_else(int_overflow)?),
                 Datum::Float(f) => Datum::Float(-f),
                 Datum::Decimal(d) => Datum::Decimal(d.neg()),
+                Datum::Interval(iv) => Datum::Interval(iv.checked_neg()?),
                 other => {
                     return Err(SqlError::new(
                         code::UNDEFINED_FUNCTION,
@@ -606,8 +611,64 @@ pub fn binary(op: BinOp, a: Datum, b: Datum) -> Result<Datum> {
         (Date(d), Int(n)) if op == BinOp::Sub => Date(d - n as i32),
         (Date(a), Date(b)) if op == BinOp::Sub => Int(a as i64 - b as i64),
         (Timestamp(t), Int(n)) if op == BinOp::Add => Timestamp(t + n * MICROS_PER_DAY),
-        (a, b) => return Err(bad_op(op, a.kind_name(), b.kind_name())),
+        (a, b) => datetime_op(op, a, b)?,
     })
+}
+
+/// The operators of dates, times, timestamps and intervals (PostgreSQL's
+/// set: no `timestamp + timestamp`, and a time moves by an interval's
+/// time part only, wrapping around midnight).
+fn datetime_op(op: BinOp, a: Datum, b: Datum) -> Result<Datum> {
+    use types::{date_to_timestamp, timestamp_difference, timestamp_plus_interval, wrap_time};
+    use BinOp::{Add, Div, Mul, Sub};
+    use Datum::*;
+    let names = (a.kind_name(), b.kind_name());
+    // A date meets an interval or a timestamp as the timestamp of its
+    // midnight.
+    let (a, b) = match (a, b) {
+        (Date(d), b @ (Interval(_) | Timestamp(_))) => (Timestamp(date_to_timestamp(d)?), b),
+        (a @ (Interval(_) | Timestamp(_)), Date(d)) => (a, Timestamp(date_to_timestamp(d)?)),
+        pair => pair,
+    };
+    Ok(match (op, a, b) {
+        (Add, Interval(x), Interval(y)) => Interval(x.checked_add(y)?),
+        (Sub, Interval(x), Interval(y)) => Interval(x.checked_sub(y)?),
+        (Mul, Interval(iv), n) | (Mul, n, Interval(iv)) => match number_as_f64(&n) {
+            Some(factor) => Interval(iv.times(factor)?),
+            None => return Err(bad_op(op, names.0, names.1)),
+        },
+        (Div, Interval(iv), n) => match number_as_f64(&n) {
+            Some(divisor) => Interval(iv.divided_by(divisor)?),
+            None => return Err(bad_op(op, names.0, names.1)),
+        },
+        (Add, Timestamp(t), Interval(iv)) | (Add, Interval(iv), Timestamp(t)) => {
+            Timestamp(timestamp_plus_interval(t, iv)?)
+        }
+        (Sub, Timestamp(t), Interval(iv)) => {
+            Timestamp(timestamp_plus_interval(t, iv.checked_neg()?)?)
+        }
+        (Sub, Timestamp(x), Timestamp(y)) => Interval(timestamp_difference(x, y)?),
+        (Add, Date(d), Time(t)) | (Add, Time(t), Date(d)) => Timestamp(timestamp_plus_interval(
+            date_to_timestamp(d)?,
+            types::Interval::from_micros(t),
+        )?),
+        (Add, Time(t), Interval(iv)) | (Add, Interval(iv), Time(t)) => {
+            Time(wrap_time(t as i128 + iv.micros as i128))
+        }
+        (Sub, Time(t), Interval(iv)) => Time(wrap_time(t as i128 - iv.micros as i128)),
+        (Sub, Time(x), Time(y)) => Interval(types::Interval::from_micros(x - y)),
+        _ => return Err(bad_op(op, names.0, names.1)),
+    })
+}
+
+/// A number an interval can be multiplied or divided by.
+fn number_as_f64(d: &Datum) -> Option<f64> {
+    match d {
+        Datum::Int(i) => Some(*i as f64),
+        Datum::Float(f) => Some(*f),
+        Datum::Decimal(d) => Some(d.to_f64()),
+        _ => None,
+    }
 }
 
 fn bad_op(op: BinOp, a: &str, b: &str) -> SqlError {
@@ -750,6 +811,18 @@ fn eval_func(f: Func, args: &[Expr], row: &[Datum], ctx: &EvalCtx) -> Result<Dat
                         format!("function round({}) does not exist", other.kind_name()),
                     ))
                 }
+            }
+        }
+        Func::Extract(unit) => types::extract(unit, &arg(0)?)?,
+        Func::DatePart(unit) => {
+            // date_part takes a date as the timestamp of its midnight.
+            let v = match arg(0)? {
+                Datum::Date(days) => Datum::Timestamp(types::date_to_timestamp(days)?),
+                v => v,
+            };
+            match types::extract(unit, &v)? {
+                Datum::Decimal(d) => Datum::Float(d.to_f64()),
+                other => other,
             }
         }
         Func::Abs => match arg(0)? {

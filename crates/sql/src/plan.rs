@@ -28,7 +28,7 @@ use crate::catalog::{TableDesc, ViewDesc};
 use crate::encoding;
 use crate::error::{code, Result, SqlError};
 use crate::expr::{BinOp, Expr, Func, SubqueryKind, SubqueryPlan};
-use crate::types::{self, DataType, Datum, Decimal};
+use crate::types::{self, DataType, DateTimeUnit, Datum, Decimal};
 
 /// An expression with its type.
 #[derive(Debug, Clone)]
@@ -522,7 +522,8 @@ fn expr_tables(e: &ast::Expr, out: &mut Vec<String>) {
         | A::IsFalse(expr)
         | A::IsNotFalse(expr)
         | A::IsUnknown(expr)
-        | A::IsNotUnknown(expr) => expr_tables(expr, out),
+        | A::IsNotUnknown(expr)
+        | A::Extract { expr, .. } => expr_tables(expr, out),
         A::Between {
             expr, low, high, ..
         } => {
@@ -602,6 +603,19 @@ pub fn data_type(t: &ast::DataType) -> Result<(DataType, bool)> {
                 ast::TimezoneInfo::WithTimeZone | ast::TimezoneInfo::Tz => DataType::TimestampTz,
                 _ => DataType::Timestamp,
             },
+            A::Time(precision, ast::TimezoneInfo::None | ast::TimezoneInfo::WithoutTimeZone) => {
+                // Microseconds are the only precision kept.
+                if precision.is_some_and(|p| p < 6) {
+                    return Err(SqlError::unsupported(format!(
+                        "type {t} is not supported (TIME keeps microseconds)"
+                    )));
+                }
+                DataType::Time
+            }
+            A::Interval {
+                fields: None,
+                precision: None,
+            } => DataType::Interval,
             A::Custom(name, _) => {
                 let n = name.to_string().to_lowercase();
                 return Ok(match n.as_str() {
@@ -2428,7 +2442,9 @@ impl<'a> Binder<'a> {
                                 });
                             }
                         }
-                        if !t.ty.is_numeric() && t.ty != DataType::Unknown {
+                        if !t.ty.is_numeric()
+                            && !matches!(t.ty, DataType::Unknown | DataType::Interval)
+                        {
                             return Err(SqlError::new(
                                 code::UNDEFINED_FUNCTION,
                                 format!(
@@ -2567,6 +2583,23 @@ impl<'a> Binder<'a> {
                     e: Expr::Cast(Box::new(t.e), ty.clone()),
                     ty,
                 })?
+            }
+            A::Interval(iv) => Typed {
+                e: Expr::Literal(Datum::Interval(interval_literal(iv)?)),
+                ty: DataType::Interval,
+            },
+            A::Extract { field, expr, .. } => {
+                let mut t = self.bind_expr(expr, scope)?;
+                self.unify_with(&mut t, &DataType::Timestamp);
+                let name = match field {
+                    ast::DateTimeField::Custom(i) => i.value.to_lowercase(),
+                    other => other.to_string().to_lowercase(),
+                };
+                let unit = datetime_unit("extract", &name, &t.ty)?;
+                Typed {
+                    e: Expr::Func(Func::Extract(unit), vec![Self::fold(t)?.e]),
+                    ty: DataType::Numeric(None),
+                }
             }
             A::TypedString(ts) => {
                 let (ty, _) = data_type(&ts.data_type)?;
@@ -2970,6 +3003,7 @@ impl<'a> Binder<'a> {
                     DataType::Int2 | DataType::Int4 => DataType::Int8,
                     DataType::Int8 | DataType::Numeric(_) => DataType::Numeric(None),
                     t if t.is_float() => DataType::Float8,
+                    DataType::Interval => DataType::Interval,
                     t => return Err(no_function(name, t)),
                 },
                 AggFunc::Avg => match &arg_ty {
@@ -2977,6 +3011,7 @@ impl<'a> Binder<'a> {
                         DataType::Numeric(None)
                     }
                     t if t.is_float() => DataType::Float8,
+                    DataType::Interval => DataType::Interval,
                     t => return Err(no_function(name, t)),
                 },
                 AggFunc::Min | AggFunc::Max => arg_ty.clone(),
@@ -3124,6 +3159,21 @@ impl<'a> Binder<'a> {
             "current_date" => {
                 arity(0)?;
                 (Func::CurrentDate, DataType::Date)
+            }
+            "date_part" => {
+                arity(2)?;
+                let unit_name = match &bound[0].e {
+                    Expr::Literal(Datum::Text(n)) => n.to_lowercase(),
+                    _ => {
+                        return Err(SqlError::unsupported(
+                            "date_part needs its unit as a constant",
+                        ))
+                    }
+                };
+                self.unify_with(&mut bound[1], &DataType::Timestamp);
+                let unit = datetime_unit(name, &unit_name, &bound[1].ty)?;
+                bound.remove(0);
+                (Func::DatePart(unit), DataType::Float8)
             }
             "version" => {
                 arity(0)?;
@@ -3367,6 +3417,8 @@ fn family(t: &DataType) -> u8 {
         DataType::Bool => 3,
         DataType::Bytea => 4,
         DataType::Date | DataType::Timestamp | DataType::TimestampTz => 5,
+        DataType::Time => 6,
+        DataType::Interval => 7,
         _ => 0,
     }
 }
@@ -3417,8 +3469,108 @@ fn arith_type(op: BinOp, a: &DataType, b: &DataType) -> Result<DataType> {
         (T::Date, y) if y.is_integer() && matches!(op, BinOp::Add | BinOp::Sub) => T::Date,
         (x, T::Date) if x.is_integer() && op == BinOp::Add => T::Date,
         (T::Date, T::Date) if op == BinOp::Sub => T::Int4,
+        // A date meets a timestamp or an interval as a timestamp.
+        (x, y) if family(x) == 5 && family(y) == 5 && op == BinOp::Sub => T::Interval,
+        (x, T::Interval) if family(x) == 5 && matches!(op, BinOp::Add | BinOp::Sub) => {
+            timestamp_of(x)
+        }
+        (T::Interval, y) if family(y) == 5 && op == BinOp::Add => timestamp_of(y),
+        (T::Date, T::Time) | (T::Time, T::Date) if op == BinOp::Add => T::Timestamp,
+        (T::Time, T::Interval) if matches!(op, BinOp::Add | BinOp::Sub) => T::Time,
+        (T::Interval, T::Time) if op == BinOp::Add => T::Time,
+        (T::Time, T::Time) if op == BinOp::Sub => T::Interval,
+        (T::Interval, T::Interval) if matches!(op, BinOp::Add | BinOp::Sub) => T::Interval,
+        (T::Interval, y) if y.is_numeric() && matches!(op, BinOp::Mul | BinOp::Div) => T::Interval,
+        (x, T::Interval) if x.is_numeric() && op == BinOp::Mul => T::Interval,
         _ => return Err(err()),
     })
+}
+
+/// The type of `x + interval` for a date or timestamp type `x`.
+fn timestamp_of(x: &DataType) -> DataType {
+    match x {
+        DataType::Date => DataType::Timestamp,
+        other => other.clone(),
+    }
+}
+
+/// The unit of EXTRACT or date_part over a value of type `ty`: 42883 if
+/// the type has no such function, 22023 for an unknown unit.
+fn datetime_unit(function: &str, name: &str, ty: &DataType) -> Result<DateTimeUnit> {
+    use DataType as T;
+    if !matches!(
+        ty,
+        T::Date | T::Time | T::Timestamp | T::TimestampTz | T::Interval
+    ) {
+        return Err(SqlError::new(
+            code::UNDEFINED_FUNCTION,
+            format!(
+                "function {function}(unknown, {}) does not exist",
+                types::type_display(ty)
+            ),
+        ));
+    }
+    DateTimeUnit::parse(name).ok_or_else(|| {
+        SqlError::new(
+            code::INVALID_PARAMETER_VALUE,
+            format!(
+                "unit \"{name}\" not recognized for type {}",
+                types::type_display(ty)
+            ),
+        )
+    })
+}
+
+/// The value of an `INTERVAL '...' [fields]` literal.
+fn interval_literal(iv: &ast::Interval) -> Result<types::Interval> {
+    let text = match iv.value.as_ref() {
+        ast::Expr::Value(v) => match &v.value {
+            ast::Value::SingleQuotedString(s) | ast::Value::Number(s, _) => s.clone(),
+            other => return Err(SqlError::syntax(format!("bad interval value {other}"))),
+        },
+        other => {
+            return Err(SqlError::unsupported(format!(
+                "INTERVAL of an expression ({}); cast it with ::interval",
+                first_words(&other.to_string())
+            )))
+        }
+    };
+    if iv.leading_precision.is_some() || iv.fractional_seconds_precision.is_some() {
+        return Err(SqlError::unsupported(
+            "INTERVAL with a precision is not supported yet",
+        ));
+    }
+    let field = |f: &ast::DateTimeField| -> Result<DateTimeUnit> {
+        use DateTimeUnit as U;
+        match DateTimeUnit::parse(&f.to_string()) {
+            Some(u @ (U::Year | U::Month | U::Day | U::Hour | U::Minute | U::Second)) => Ok(u),
+            _ => Err(SqlError::syntax(format!("bad interval field {f}"))),
+        }
+    };
+    let fields = match (&iv.leading_field, &iv.last_field) {
+        (None, _) => None,
+        (Some(first), last) => {
+            let first = field(first)?;
+            let last = last.as_ref().map(field).transpose()?.unwrap_or(first);
+            use DateTimeUnit as U;
+            let allowed = first == last
+                || matches!(
+                    (first, last),
+                    (U::Year, U::Month)
+                        | (U::Day, U::Hour | U::Minute | U::Second)
+                        | (U::Hour, U::Minute | U::Second)
+                        | (U::Minute, U::Second)
+                );
+            if !allowed {
+                return Err(SqlError::syntax(format!(
+                    "syntax error at or near \"{}\"",
+                    last.name().to_uppercase()
+                )));
+            }
+            Some(types::IntervalFields { first, last })
+        }
+    };
+    types::parse_interval(&text, fields)
 }
 
 /// The type two branches of a UNION (or rows of VALUES) resolve to, as
@@ -3510,6 +3662,9 @@ fn output_name(e: &ast::Expr) -> String {
         },
         ast::Expr::Nested(inner) => output_name(inner),
         ast::Expr::Case { .. } => "case".into(),
+        ast::Expr::Interval(_) => "interval".into(),
+        ast::Expr::TypedString(ts) => ts.data_type.to_string().to_lowercase(),
+        ast::Expr::Extract { .. } => "extract".into(),
         _ => "?column?".into(),
     }
 }
@@ -3890,6 +4045,8 @@ fn key_compatible(col: &DataType, v: &Expr) -> bool {
         Expr::Literal(Datum::Bytes(_)) => DataType::Bytea,
         Expr::Literal(Datum::Date(_)) => DataType::Date,
         Expr::Literal(Datum::Timestamp(_)) => DataType::Timestamp,
+        Expr::Literal(Datum::Time(_)) => DataType::Time,
+        Expr::Literal(Datum::Interval(_)) => DataType::Interval,
         Expr::Cast(_, t) => t.clone(),
         // Parameters are typed by inference or by the client; the executor
         // converts their values to the column type and checks exactness.
@@ -3907,6 +4064,8 @@ fn key_compatible(col: &DataType, v: &Expr) -> bool {
         DataType::Timestamp | DataType::TimestampTz => {
             matches!(vt, DataType::Timestamp | DataType::TimestampTz)
         }
+        DataType::Time => vt == DataType::Time,
+        DataType::Interval => vt == DataType::Interval,
         _ => false,
     }
 }

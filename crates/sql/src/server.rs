@@ -68,7 +68,7 @@ use crate::catalog::{Catalog, DEFAULT_DATABASE};
 use crate::copy::CopyIn;
 use crate::error::{code, SqlError};
 use crate::session::{Prepared, Session, StmtResult};
-use crate::types::{self, DataType, Datum, Decimal, MICROS_PER_DAY, PG_EPOCH_DAYS};
+use crate::types::{self, DataType, Datum, Decimal, Interval, MICROS_PER_DAY, PG_EPOCH_DAYS};
 
 /// Settings of the SQL server of one node.
 #[derive(Debug, Clone)]
@@ -358,6 +358,12 @@ fn put_binary(buf: &mut BytesMut, d: &Datum, ty: &DataType) {
         (Datum::Bytes(b), _) => buf.put_slice(b),
         (Datum::Date(d), _) => buf.put_i32(d - PG_EPOCH_DAYS),
         (Datum::Timestamp(t), _) => buf.put_i64(t - PG_EPOCH_DAYS as i64 * MICROS_PER_DAY),
+        (Datum::Time(t), _) => buf.put_i64(*t),
+        (Datum::Interval(iv), _) => {
+            buf.put_i64(iv.micros);
+            buf.put_i32(iv.days);
+            buf.put_i32(iv.months);
+        }
         (Datum::Decimal(d), _) => put_numeric(buf, d),
         (Datum::Null, _) => {}
     }
@@ -503,6 +509,22 @@ fn decode_param(v: &Option<Bytes>, ty: &DataType, binary: bool) -> Result<Datum,
             i64::from_be_bytes(arr(8)?.try_into().map_err(|_| bad())?)
                 + PG_EPOCH_DAYS as i64 * MICROS_PER_DAY,
         ),
+        DataType::Time => {
+            let t = i64::from_be_bytes(arr(8)?.try_into().map_err(|_| bad())?);
+            if !(0..=MICROS_PER_DAY).contains(&t) {
+                return Err(bad());
+            }
+            Datum::Time(t)
+        }
+        DataType::Interval => {
+            // µs, days, months: int64, int32, int32.
+            let b = arr(16)?;
+            Datum::Interval(Interval {
+                micros: i64::from_be_bytes(b[..8].try_into().map_err(|_| bad())?),
+                days: i32::from_be_bytes(b[8..12].try_into().map_err(|_| bad())?),
+                months: i32::from_be_bytes(b[12..].try_into().map_err(|_| bad())?),
+            })
+        }
         DataType::Numeric(_) => Datum::Decimal(get_numeric(b).ok_or_else(bad)?),
         DataType::Text | DataType::Varchar(_) | DataType::Char(_) | DataType::Unknown => {
             let s = std::str::from_utf8(b).map_err(|_| bad())?.to_string();
@@ -852,5 +874,45 @@ mod tests {
                 .code,
             "22P02"
         );
+    }
+
+    #[test]
+    fn binary_times_and_intervals_use_postgres_layouts() {
+        let binary = |d: &Datum, ty: &DataType| {
+            let mut buf = BytesMut::new();
+            put_binary(&mut buf, d, ty);
+            buf.freeze()
+        };
+        // INTERVAL: µs (int64), days (int32), months (int32), big-endian.
+        let iv = Datum::Interval(Interval {
+            months: 14,
+            days: -3,
+            micros: 7_200_500_000,
+        });
+        let bytes = binary(&iv, &DataType::Interval);
+        let mut expected = 7_200_500_000i64.to_be_bytes().to_vec();
+        expected.extend((-3i32).to_be_bytes());
+        expected.extend(14i32.to_be_bytes());
+        assert_eq!(&bytes[..], &expected[..]);
+        assert_eq!(
+            decode_param(&Some(bytes), &DataType::Interval, true).unwrap(),
+            iv
+        );
+        // TIME: µs since midnight (int64), at most 24:00:00.
+        let t = Datum::Time(45_296_500_000);
+        let bytes = binary(&t, &DataType::Time);
+        assert_eq!(&bytes[..], &45_296_500_000i64.to_be_bytes());
+        assert_eq!(
+            decode_param(&Some(bytes), &DataType::Time, true).unwrap(),
+            t
+        );
+        let past_midnight = Bytes::copy_from_slice(&(MICROS_PER_DAY + 1).to_be_bytes());
+        assert!(decode_param(&Some(past_midnight), &DataType::Time, true).is_err());
+        assert!(decode_param(
+            &Some(Bytes::from_static(&[0; 12])),
+            &DataType::Interval,
+            true
+        )
+        .is_err());
     }
 }

@@ -1,6 +1,7 @@
 //! SQL types and values: [`DataType`] (what a column or expression is),
-//! [`Datum`] (one value), the exact [`Decimal`], and calendar arithmetic for
-//! DATE and TIMESTAMP.
+//! [`Datum`] (one value), the exact [`Decimal`], PostgreSQL's three-field
+//! [`Interval`], and calendar arithmetic for DATE, TIME, TIMESTAMP and
+//! INTERVAL (including EXTRACT).
 //!
 //! Each type has one canonical datum kind, so values of a column always
 //! compare, hash and encode the same way:
@@ -14,16 +15,21 @@
 //! | TEXT, VARCHAR(n), CHAR(n)     | `Text`           |
 //! | BYTEA                         | `Bytes`          |
 //! | DATE                          | `Date(days since 1970-01-01)` |
+//! | TIME                          | `Time(µs since midnight)` |
 //! | TIMESTAMP, TIMESTAMPTZ        | `Timestamp(µs since 1970-01-01 UTC)` |
+//! | INTERVAL                      | `Interval` (months, days, µs) |
 //! | UUID                          | `Bytes` (16 bytes) |
 //! | JSON, JSONB                   | `Text` (JSON: as given; JSONB: normalized) |
 //!
 //! Text input and output follow PostgreSQL's formats (`t`/`f`, `\x` hex
 //! bytea, ISO dates, `+00` on TIMESTAMPTZ, which is always shown in UTC;
+//! intervals as IntervalStyle `postgres` shows them, `1 day 02:00:00`;
 //! UUIDs as lowercase 8-4-4-4-12 hex; JSON input is validated, JSONB is
 //! stored as PostgreSQL prints it: see [`crate::json`]). A UUID or JSON
 //! value keeps its form only where its type is known (a column, a cast);
 //! `uuid_col::text` gives the bytes' `\x` form, as the datum is shared.
+//! Intervals compare by their length with 30-day months and 24-hour days,
+//! as PostgreSQL compares them, so `'1 mon'` equals `'30 days'`.
 
 use std::cmp::Ordering;
 use std::fmt::Write as _;
@@ -46,8 +52,11 @@ pub enum DataType {
     Numeric(Option<(u32, u32)>),
     Bytea,
     Date,
+    /// Time of day without time zone.
+    Time,
     Timestamp,
     TimestampTz,
+    Interval,
     Uuid,
     Json,
     Jsonb,
@@ -74,8 +83,10 @@ impl DataType {
             DataType::Numeric(Some((p, s))) => format!("numeric({p},{s})"),
             DataType::Bytea => "bytea".into(),
             DataType::Date => "date".into(),
+            DataType::Time => "time".into(),
             DataType::Timestamp => "timestamp".into(),
             DataType::TimestampTz => "timestamptz".into(),
+            DataType::Interval => "interval".into(),
             DataType::Uuid => "uuid".into(),
             DataType::Json => "json".into(),
             DataType::Jsonb => "jsonb".into(),
@@ -110,8 +121,10 @@ impl DataType {
             }),
             "bytea" => DataType::Bytea,
             "date" => DataType::Date,
+            "time" => DataType::Time,
             "timestamp" => DataType::Timestamp,
             "timestamptz" => DataType::TimestampTz,
+            "interval" => DataType::Interval,
             "uuid" => DataType::Uuid,
             "json" => DataType::Json,
             "jsonb" => DataType::Jsonb,
@@ -154,8 +167,10 @@ impl DataType {
             DataType::Numeric(_) => Type::NUMERIC,
             DataType::Bytea => Type::BYTEA,
             DataType::Date => Type::DATE,
+            DataType::Time => Type::TIME,
             DataType::Timestamp => Type::TIMESTAMP,
             DataType::TimestampTz => Type::TIMESTAMPTZ,
+            DataType::Interval => Type::INTERVAL,
             DataType::Uuid => Type::UUID,
             DataType::Json => Type::JSON,
             DataType::Jsonb => Type::JSONB,
@@ -178,8 +193,10 @@ impl DataType {
             Type::NUMERIC => DataType::Numeric(None),
             Type::BYTEA => DataType::Bytea,
             Type::DATE => DataType::Date,
+            Type::TIME => DataType::Time,
             Type::TIMESTAMP => DataType::Timestamp,
             Type::TIMESTAMPTZ => DataType::TimestampTz,
+            Type::INTERVAL => DataType::Interval,
             Type::UUID => DataType::Uuid,
             Type::JSON => DataType::Json,
             Type::JSONB => DataType::Jsonb,
@@ -203,6 +220,9 @@ pub enum Datum {
     Date(i32),
     /// Microseconds since 1970-01-01 00:00:00 (UTC for TIMESTAMPTZ).
     Timestamp(i64),
+    /// Microseconds since midnight, 0 to 24:00:00 (which PostgreSQL allows).
+    Time(i64),
+    Interval(Interval),
 }
 
 impl Datum {
@@ -233,6 +253,8 @@ impl Datum {
             Datum::Bytes(_) => "bytea",
             Datum::Date(_) => "date",
             Datum::Timestamp(_) => "timestamp",
+            Datum::Time(_) => "time without time zone",
+            Datum::Interval(_) => "interval",
         }
     }
 
@@ -258,6 +280,8 @@ impl Datum {
             (Timestamp(a), Timestamp(b)) => a.cmp(b),
             (Date(a), Timestamp(b)) => (*a as i64 * MICROS_PER_DAY).cmp(b),
             (Timestamp(a), Date(b)) => a.cmp(&(*b as i64 * MICROS_PER_DAY)),
+            (Time(a), Time(b)) => a.cmp(b),
+            (Interval(a), Interval(b)) => a.span().cmp(&b.span()),
             _ => return None,
         })
     }
@@ -701,7 +725,15 @@ impl std::fmt::Display for Decimal {
 // ---------------------------------------------------------------------------
 // Dates and times
 
-pub const MICROS_PER_DAY: i64 = 86_400_000_000;
+const MICROS_PER_SECOND: i64 = 1_000_000;
+const MICROS_PER_MINUTE: i64 = 60 * MICROS_PER_SECOND;
+const MICROS_PER_HOUR: i64 = 60 * MICROS_PER_MINUTE;
+pub const MICROS_PER_DAY: i64 = 24 * MICROS_PER_HOUR;
+/// How many days a month of an interval counts where months and days must
+/// be compared or converted (PostgreSQL's rule).
+const DAYS_PER_MONTH: i64 = 30;
+/// The earliest timestamp, 4714-11-24 00:00:00 BC (PostgreSQL's limit).
+const MIN_TIMESTAMP: i64 = -210_866_803_200_000_000;
 /// Days from 1970-01-01 to 2000-01-01 (PostgreSQL's binary epoch).
 pub const PG_EPOCH_DAYS: i32 = 10_957;
 
@@ -761,62 +793,207 @@ pub fn parse_date(s: &str) -> Result<i32> {
     })
 }
 
-/// Parses `YYYY-MM-DD[ HH:MM[:SS[.ffffff]]][Z|±HH[:MM]]`; with an offset the
-/// result is converted to UTC.
+/// Why date/time text was refused: PostgreSQL tells a malformed value
+/// (22007) from a field out of range (22008; 22015 for intervals).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DateTimeError {
+    BadFormat,
+    FieldOverflow,
+}
+
+type DateTimeResult<T> = std::result::Result<T, DateTimeError>;
+
+impl DateTimeError {
+    /// The error PostgreSQL raises for input `s` of type `ty`.
+    fn for_input(self, ty: &str, s: &str) -> SqlError {
+        match self {
+            DateTimeError::BadFormat => SqlError::new(
+                code::INVALID_DATETIME_FORMAT,
+                format!("invalid input syntax for type {ty}: \"{s}\""),
+            ),
+            DateTimeError::FieldOverflow if ty == "interval" => SqlError::new(
+                code::INTERVAL_FIELD_OVERFLOW,
+                format!("interval field value out of range: \"{s}\""),
+            ),
+            DateTimeError::FieldOverflow => SqlError::new(
+                code::DATETIME_FIELD_OVERFLOW,
+                format!("date/time field value out of range: \"{s}\""),
+            ),
+        }
+    }
+}
+
+fn timestamp_out_of_range() -> SqlError {
+    SqlError::new(code::DATETIME_FIELD_OVERFLOW, "timestamp out of range")
+}
+
+fn interval_out_of_range() -> SqlError {
+    SqlError::new(code::DATETIME_FIELD_OVERFLOW, "interval out of range")
+}
+
+/// A timestamp PostgreSQL can hold: from 4714-11-24 BC on (the upper end
+/// is where 64-bit microseconds since 1970 end, in the year 294247).
+fn check_timestamp(micros: i128) -> Result<i64> {
+    i64::try_from(micros)
+        .ok()
+        .filter(|m| *m >= MIN_TIMESTAMP)
+        .ok_or_else(timestamp_out_of_range)
+}
+
+/// The midnight starting a date, as a timestamp (22008 past the year
+/// 294247, where timestamps end).
+pub fn date_to_timestamp(days: i32) -> Result<i64> {
+    check_timestamp(days as i128 * MICROS_PER_DAY as i128)
+}
+
+/// Parses `YYYY-MM-DD[ HH:MM[:SS[.ffffff]]][ AM|PM][Z|UTC|±HH[:MM]]`; with
+/// an offset the result is converted to UTC.
 pub fn parse_timestamp(s: &str) -> Result<i64> {
-    let err = || {
-        SqlError::new(
-            code::INVALID_DATETIME_FORMAT,
-            format!("invalid input syntax for type timestamp: \"{s}\""),
-        )
-    };
+    let bad = |e: DateTimeError| e.for_input("timestamp", s);
     let t = s.trim();
     let (date, rest) = match t.find([' ', 'T']) {
         Some(i) => (&t[..i], t[i + 1..].trim()),
         None => (t, ""),
     };
-    let days = parse_date_part(date).ok_or_else(err)?;
-    let mut micros = days * MICROS_PER_DAY;
-    if rest.is_empty() {
-        return Ok(micros);
-    }
-    // Split off a zone suffix.
-    let (time, zone) = match rest.find(['+', '-', 'Z', 'z']) {
-        Some(i) => (rest[..i].trim(), Some(rest[i..].trim())),
-        None => (rest, None),
+    let days = parse_date_part(date).ok_or_else(|| bad(DateTimeError::BadFormat))?;
+    let (clock, offset) = split_zone(rest).map_err(bad)?;
+    let time_of_day = if clock.is_empty() {
+        0
+    } else {
+        parse_time_of_day(clock).map_err(bad)?
     };
-    let mut parts = time.split(':');
-    let h: i64 = parts.next().ok_or_else(err)?.parse().map_err(|_| err())?;
-    let mi: i64 = parts.next().unwrap_or("0").parse().map_err(|_| err())?;
-    let sec = parts.next().unwrap_or("0");
-    let (sec_int, sec_frac) = match sec.find('.') {
-        Some(i) => (&sec[..i], &sec[i + 1..]),
-        None => (sec, ""),
-    };
-    let se: i64 = sec_int.parse().map_err(|_| err())?;
-    if h > 24 || mi > 59 || se > 60 || !sec_frac.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(err());
-    }
-    let frac: i64 = format!("{:0<6}", &sec_frac[..sec_frac.len().min(6)])
-        .parse()
-        .unwrap_or(0);
-    micros += ((h * 60 + mi) * 60 + se) * 1_000_000 + frac;
-    if let Some(z) = zone {
-        if z.eq_ignore_ascii_case("z") || z.eq_ignore_ascii_case("utc") {
-            return Ok(micros);
+    check_timestamp(days as i128 * MICROS_PER_DAY as i128 + time_of_day as i128 - offset as i128)
+        .map_err(|_| {
+            SqlError::new(
+                code::DATETIME_FIELD_OVERFLOW,
+                format!("timestamp out of range: \"{s}\""),
+            )
+        })
+}
+
+/// Parses TIME input: a time of day, after an optional date and before an
+/// optional zone, both ignored (as PostgreSQL ignores them).
+pub fn parse_time(s: &str) -> Result<i64> {
+    let bad = |e: DateTimeError| e.for_input("time", s);
+    let mut t = s.trim();
+    if let Some(i) = t.find([' ', 'T']) {
+        if parse_date_part(&t[..i]).is_some() {
+            t = t[i + 1..].trim();
         }
-        let sign = if z.starts_with('-') { -1 } else { 1 };
-        let body = &z[1..];
-        let (zh, zm) = match body.find(':') {
-            Some(i) => (&body[..i], &body[i + 1..]),
-            None if body.len() == 4 => (&body[..2], &body[2..]),
-            None => (body, "0"),
-        };
-        let zh: i64 = zh.parse().map_err(|_| err())?;
-        let zm: i64 = zm.parse().map_err(|_| err())?;
-        micros -= sign * (zh * 3600 + zm * 60) * 1_000_000;
+    }
+    let (clock, _offset) = split_zone(t).map_err(bad)?;
+    parse_time_of_day(clock).map_err(bad)
+}
+
+/// Splits a time of day from its zone suffix (`Z`, `UTC`, `GMT`, `+02`,
+/// `-05:30`, `+0530`), giving the zone's offset east of UTC in µs.
+fn split_zone(s: &str) -> DateTimeResult<(&str, i64)> {
+    let lower = s.to_ascii_lowercase();
+    for name in ["utc", "gmt", "z"] {
+        if let Some(clock) = lower.strip_suffix(name) {
+            return Ok((s[..clock.len()].trim(), 0));
+        }
+    }
+    let Some(i) = s.find(['+', '-']) else {
+        return Ok((s, 0));
+    };
+    let (clock, zone) = (s[..i].trim(), &s[i..]);
+    let sign = if zone.starts_with('-') { -1 } else { 1 };
+    let body = &zone[1..];
+    let (hours, minutes) = match body.find(':') {
+        Some(j) => (&body[..j], &body[j + 1..]),
+        None if body.len() == 4 => (&body[..2], &body[2..]),
+        None => (body, "0"),
+    };
+    let number = |x: &str| -> DateTimeResult<i64> {
+        if x.is_empty() || x.len() > 2 || !x.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(DateTimeError::BadFormat);
+        }
+        x.parse().map_err(|_| DateTimeError::BadFormat)
+    };
+    let offset = (number(hours)? * 60 + number(minutes)?) * MICROS_PER_MINUTE;
+    Ok((clock, sign * offset))
+}
+
+/// Parses a time of day, `H:MM[:SS[.ffffff]]` with an optional `AM`/`PM`,
+/// up to 24:00:00 (PostgreSQL's range), into µs since midnight.
+fn parse_time_of_day(text: &str) -> DateTimeResult<i64> {
+    let lower = text.to_ascii_lowercase();
+    let (clock, pm) = if let Some(c) = lower.strip_suffix("am") {
+        (c.trim_end(), Some(false))
+    } else if let Some(c) = lower.strip_suffix("pm") {
+        (c.trim_end(), Some(true))
+    } else {
+        (lower.as_str(), None)
+    };
+    let c = parse_clock(clock, false)?;
+    let hours = match pm {
+        None => c.hours,
+        Some(_) if c.hours > 12 => return Err(DateTimeError::FieldOverflow),
+        Some(false) => c.hours % 12,
+        Some(true) => c.hours % 12 + 12,
+    };
+    if hours > 24 {
+        return Err(DateTimeError::FieldOverflow);
+    }
+    let micros = hours * MICROS_PER_HOUR + c.micros_after_hour;
+    if micros > MICROS_PER_DAY {
+        return Err(DateTimeError::FieldOverflow);
     }
     Ok(micros)
+}
+
+/// A clock reading split at the hour (hours are not bounded here: an
+/// interval's `100:00:00` is one).
+struct Clock {
+    hours: i64,
+    micros_after_hour: i64,
+}
+
+/// Parses `H:MM`, `H:MM:SS[.ffffff]` or `MM:SS.ffffff` (and `MM:SS` when
+/// `minutes_first`, for INTERVAL ... MINUTE TO SECOND), as PostgreSQL
+/// reads them; fractions round to microseconds.
+fn parse_clock(s: &str, minutes_first: bool) -> DateTimeResult<Clock> {
+    let fields: Vec<&str> = s.split(':').collect();
+    let (h, m, sec) = match fields.as_slice() {
+        [a, b] if minutes_first || b.contains('.') => ("0", *a, *b),
+        [a, b] => (*a, *b, "0"),
+        [a, b, c] => (*a, *b, *c),
+        _ => return Err(DateTimeError::BadFormat),
+    };
+    let (whole_seconds, fraction) = sec.split_once('.').unwrap_or((sec, ""));
+    let number = |x: &str| -> DateTimeResult<i64> {
+        if x.is_empty() || !x.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(DateTimeError::BadFormat);
+        }
+        x.parse().map_err(|_| DateTimeError::FieldOverflow)
+    };
+    let (hours, minutes, seconds) = (number(h)?, number(m)?, number(whole_seconds)?);
+    if !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(DateTimeError::BadFormat);
+    }
+    if minutes > 59 || seconds > 60 {
+        return Err(DateTimeError::FieldOverflow);
+    }
+    Ok(Clock {
+        hours,
+        micros_after_hour: minutes * MICROS_PER_MINUTE
+            + seconds * MICROS_PER_SECOND
+            + fraction_micros(fraction),
+    })
+}
+
+/// The digits after a decimal point as microseconds, rounded half up.
+fn fraction_micros(digits: &str) -> i64 {
+    let d = digits.as_bytes();
+    let mut micros = 0;
+    for i in 0..6 {
+        micros = micros * 10 + d.get(i).map_or(0, |b| (b - b'0') as i64);
+    }
+    if d.get(6).is_some_and(|b| *b >= b'5') {
+        micros += 1;
+    }
+    micros
 }
 
 pub fn format_date(days: i32) -> String {
@@ -828,15 +1005,31 @@ pub fn format_date(days: i32) -> String {
     }
 }
 
+/// `2024-03-05 13:14:15.25` (`... BC` at the end before year 1).
 pub fn format_timestamp(micros: i64) -> String {
-    let days = micros.div_euclid(MICROS_PER_DAY);
-    let rem = micros.rem_euclid(MICROS_PER_DAY);
-    let mut s = format_date(days as i32);
-    let secs = rem / 1_000_000;
-    let frac = rem % 1_000_000;
+    let date = format_date(micros.div_euclid(MICROS_PER_DAY) as i32);
+    let time = format_time(micros.rem_euclid(MICROS_PER_DAY));
+    match date.strip_suffix(" BC") {
+        Some(d) => format!("{d} {time} BC"),
+        None => format!("{date} {time}"),
+    }
+}
+
+/// A time of day, `13:14:15` or `13:14:15.25`.
+pub fn format_time(micros: i64) -> String {
+    let mut s = String::with_capacity(15);
+    push_clock(&mut s, micros.unsigned_abs());
+    s
+}
+
+/// Appends `HH:MM:SS[.ffffff]` (trailing fractional zeros dropped) for a
+/// non-negative count of microseconds; hours may pass 24.
+fn push_clock(s: &mut String, micros: u64) {
+    let secs = micros / 1_000_000;
+    let frac = micros % 1_000_000;
     let _ = write!(
         s,
-        " {:02}:{:02}:{:02}",
+        "{:02}:{:02}:{:02}",
         secs / 3600,
         (secs / 60) % 60,
         secs % 60
@@ -845,7 +1038,6 @@ pub fn format_timestamp(micros: i64) -> String {
         let f = format!("{frac:06}");
         let _ = write!(s, ".{}", f.trim_end_matches('0'));
     }
-    s
 }
 
 /// Microseconds since the Unix epoch, now.
@@ -854,6 +1046,688 @@ pub fn now_micros() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_micros() as i64)
         .unwrap_or(0)
+}
+
+// ---------------------------------------------------------------------------
+// Intervals and date/time arithmetic
+
+/// A PostgreSQL interval: months, days and microseconds, kept apart as
+/// PostgreSQL keeps them, since a month has no fixed number of days. Two
+/// intervals compare by [`Interval::span`], so `1 mon` equals `30 days`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Interval {
+    pub months: i32,
+    pub days: i32,
+    pub micros: i64,
+}
+
+impl Interval {
+    pub fn from_micros(micros: i64) -> Interval {
+        Interval {
+            months: 0,
+            days: 0,
+            micros,
+        }
+    }
+
+    /// The length PostgreSQL orders intervals by: a month counts 30 days,
+    /// a day 24 hours.
+    pub fn span(&self) -> i128 {
+        (self.months as i128 * DAYS_PER_MONTH as i128 + self.days as i128) * MICROS_PER_DAY as i128
+            + self.micros as i128
+    }
+
+    /// The interval of length `span` with whole days moved into days and
+    /// runs of 30 days into months; `None` if the months overflow.
+    pub fn from_span(span: i128) -> Option<Interval> {
+        let day = MICROS_PER_DAY as i128;
+        let days = span / day;
+        Some(Interval {
+            months: i32::try_from(days / DAYS_PER_MONTH as i128).ok()?,
+            days: (days % DAYS_PER_MONTH as i128) as i32,
+            micros: (span % day) as i64,
+        })
+    }
+
+    pub fn checked_add(self, o: Interval) -> Result<Interval> {
+        Ok(Interval {
+            months: self
+                .months
+                .checked_add(o.months)
+                .ok_or_else(interval_out_of_range)?,
+            days: self
+                .days
+                .checked_add(o.days)
+                .ok_or_else(interval_out_of_range)?,
+            micros: self
+                .micros
+                .checked_add(o.micros)
+                .ok_or_else(interval_out_of_range)?,
+        })
+    }
+
+    pub fn checked_sub(self, o: Interval) -> Result<Interval> {
+        Ok(Interval {
+            months: self
+                .months
+                .checked_sub(o.months)
+                .ok_or_else(interval_out_of_range)?,
+            days: self
+                .days
+                .checked_sub(o.days)
+                .ok_or_else(interval_out_of_range)?,
+            micros: self
+                .micros
+                .checked_sub(o.micros)
+                .ok_or_else(interval_out_of_range)?,
+        })
+    }
+
+    pub fn checked_neg(self) -> Result<Interval> {
+        Interval::default().checked_sub(self)
+    }
+
+    /// `interval * factor`, as PostgreSQL's `interval_mul`.
+    pub fn times(self, factor: f64) -> Result<Interval> {
+        Interval::cascade(
+            self.months as f64 * factor,
+            self.days as f64 * factor,
+            self.micros as f64 * factor,
+        )
+    }
+
+    /// `interval / divisor`, as PostgreSQL's `interval_div`.
+    pub fn divided_by(self, divisor: f64) -> Result<Interval> {
+        if divisor == 0.0 {
+            return Err(SqlError::new(code::DIVISION_BY_ZERO, "division by zero"));
+        }
+        Interval::cascade(
+            self.months as f64 / divisor,
+            self.days as f64 / divisor,
+            self.micros as f64 / divisor,
+        )
+    }
+
+    /// Builds an interval from scaled fields: fractional months become
+    /// days (30 a month) and fractional days become time (24 hours a
+    /// day), never the other way round, as PostgreSQL does.
+    fn cascade(months: f64, days: f64, micros: f64) -> Result<Interval> {
+        let to_i32 = |v: f64| -> Result<i32> {
+            if v.is_nan() || v > i32::MAX as f64 || v < i32::MIN as f64 {
+                return Err(interval_out_of_range());
+            }
+            Ok(v as i32)
+        };
+        // Rounds to the microsecond, so 0.1 * 30 days stays 3 days.
+        let round_micro = |v: f64| (v * 1e6).round_ties_even() / 1e6;
+        let whole_months = to_i32(months)?;
+        let mut whole_days = to_i32(days)?;
+        let month_remainder_days = round_micro((months - whole_months as f64) * 30.0);
+        let mut remainder_secs = round_micro(
+            (days - whole_days as f64 + month_remainder_days - month_remainder_days.trunc())
+                * 86_400.0,
+        );
+        if remainder_secs.abs() >= 86_400.0 {
+            let carry = (remainder_secs / 86_400.0).trunc();
+            whole_days = whole_days
+                .checked_add(carry as i32)
+                .ok_or_else(interval_out_of_range)?;
+            remainder_secs -= carry * 86_400.0;
+        }
+        whole_days = whole_days
+            .checked_add(month_remainder_days as i32)
+            .ok_or_else(interval_out_of_range)?;
+        let micros = (micros + remainder_secs * 1e6).round_ties_even();
+        if micros.is_nan() || micros >= i64::MAX as f64 || micros < i64::MIN as f64 {
+            return Err(interval_out_of_range());
+        }
+        Ok(Interval {
+            months: whole_months,
+            days: whole_days,
+            micros: micros as i64,
+        })
+    }
+}
+
+/// PostgreSQL's default output (IntervalStyle `postgres`): `1 year 2 mons
+/// 3 days 04:05:06`, `-1 days +02:00:00`, `00:00:00.5`.
+impl std::fmt::Display for Interval {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut s = String::new();
+        // A part after a negative one shows its sign even when positive.
+        let mut after_negative = false;
+        let parts = [
+            (self.months / 12, "year"),
+            (self.months % 12, "mon"),
+            (self.days, "day"),
+        ];
+        for (value, unit) in parts {
+            if value == 0 {
+                continue;
+            }
+            if !s.is_empty() {
+                s.push(' ');
+            }
+            if after_negative && value > 0 {
+                s.push('+');
+            }
+            let plural = if value == 1 { "" } else { "s" };
+            let _ = write!(s, "{value} {unit}{plural}");
+            after_negative = value < 0;
+        }
+        if s.is_empty() || self.micros != 0 {
+            if !s.is_empty() {
+                s.push(' ');
+            }
+            if self.micros < 0 {
+                s.push('-');
+            } else if after_negative {
+                s.push('+');
+            }
+            push_clock(&mut s, self.micros.unsigned_abs());
+        }
+        f.write_str(&s)
+    }
+}
+
+/// The units of interval input and of EXTRACT, by PostgreSQL's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DateTimeUnit {
+    Microseconds,
+    Milliseconds,
+    Second,
+    Minute,
+    Hour,
+    Day,
+    Week,
+    Month,
+    Quarter,
+    Year,
+    Decade,
+    Century,
+    Millennium,
+    /// Seconds since 1970-01-01 (or in an interval or a time of day).
+    Epoch,
+    /// Day of the week, Sunday = 0.
+    DayOfWeek,
+    /// Day of the week, Monday = 1 ... Sunday = 7.
+    IsoDayOfWeek,
+    DayOfYear,
+    /// The ISO 8601 week-numbering year.
+    IsoYear,
+}
+
+impl DateTimeUnit {
+    /// A unit by any name PostgreSQL takes for it (`hours`, `hr`, `h`;
+    /// names are compared on their first 10 letters, as PostgreSQL does,
+    /// so `microseconds` is `microsecon`).
+    pub fn parse(name: &str) -> Option<DateTimeUnit> {
+        use DateTimeUnit as U;
+        let lower = name.to_ascii_lowercase();
+        let key = lower.get(..lower.len().min(10)).unwrap_or(&lower);
+        Some(match key {
+            "us" | "usec" | "usecs" | "usecond" | "useconds" | "microsecon" => U::Microseconds,
+            "ms" | "msec" | "msecs" | "msecond" | "mseconds" | "millisecon" => U::Milliseconds,
+            "s" | "sec" | "secs" | "second" | "seconds" => U::Second,
+            "m" | "min" | "mins" | "minute" | "minutes" => U::Minute,
+            "h" | "hr" | "hrs" | "hour" | "hours" => U::Hour,
+            "d" | "day" | "days" => U::Day,
+            "w" | "week" | "weeks" => U::Week,
+            "mon" | "mons" | "month" | "months" => U::Month,
+            "qtr" | "quarter" => U::Quarter,
+            "y" | "yr" | "yrs" | "year" | "years" => U::Year,
+            "dec" | "decs" | "decade" | "decades" => U::Decade,
+            "c" | "cent" | "century" | "centuries" => U::Century,
+            "mil" | "mils" | "millennium" | "millennia" => U::Millennium,
+            "epoch" => U::Epoch,
+            "dow" => U::DayOfWeek,
+            "isodow" => U::IsoDayOfWeek,
+            "doy" => U::DayOfYear,
+            "isoyear" => U::IsoYear,
+            _ => return None,
+        })
+    }
+
+    /// The name PostgreSQL's messages use.
+    pub fn name(&self) -> &'static str {
+        use DateTimeUnit as U;
+        match self {
+            U::Microseconds => "microseconds",
+            U::Milliseconds => "milliseconds",
+            U::Second => "second",
+            U::Minute => "minute",
+            U::Hour => "hour",
+            U::Day => "day",
+            U::Week => "week",
+            U::Month => "month",
+            U::Quarter => "quarter",
+            U::Year => "year",
+            U::Decade => "decade",
+            U::Century => "century",
+            U::Millennium => "millennium",
+            U::Epoch => "epoch",
+            U::DayOfWeek => "dow",
+            U::IsoDayOfWeek => "isodow",
+            U::DayOfYear => "doy",
+            U::IsoYear => "isoyear",
+        }
+    }
+
+    /// The bit interval input uses to refuse a unit given twice.
+    fn input_bit(&self) -> u16 {
+        1 << (*self as u16)
+    }
+}
+
+/// The fields an INTERVAL literal's qualifier names (`INTERVAL '1' DAY`,
+/// `INTERVAL '1:30' HOUR TO MINUTE`): a bare number counts in the last
+/// field's unit, and the fields below the last one are dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IntervalFields {
+    pub first: DateTimeUnit,
+    pub last: DateTimeUnit,
+}
+
+impl IntervalFields {
+    /// Drops what lies below the last field, as PostgreSQL does.
+    fn restrict(&self, iv: Interval) -> Interval {
+        use DateTimeUnit as U;
+        let truncate = |micros: i64, unit: i64| micros / unit * unit;
+        match self.last {
+            U::Year => Interval {
+                months: iv.months / 12 * 12,
+                days: 0,
+                micros: 0,
+            },
+            U::Month => Interval {
+                days: 0,
+                micros: 0,
+                ..iv
+            },
+            U::Day => Interval { micros: 0, ..iv },
+            U::Hour => Interval {
+                micros: truncate(iv.micros, MICROS_PER_HOUR),
+                ..iv
+            },
+            U::Minute => Interval {
+                micros: truncate(iv.micros, MICROS_PER_MINUTE),
+                ..iv
+            },
+            _ => iv,
+        }
+    }
+}
+
+/// Parses interval input in PostgreSQL's forms: `1 year 2 mons 3 days`,
+/// `50 h`, `1.5 days`, `1 day 02:03:04`, `-1 day -02:00:00`, `1-2` (years
+/// and months), `@ 3 days ago`; a bare number is seconds (or in the unit
+/// of `fields`' last field).
+pub fn parse_interval(s: &str, fields: Option<IntervalFields>) -> Result<Interval> {
+    let iv = parse_interval_parts(s, fields).map_err(|e| e.for_input("interval", s))?;
+    Ok(match fields {
+        Some(f) => f.restrict(iv),
+        None => iv,
+    })
+}
+
+fn parse_interval_parts(s: &str, fields: Option<IntervalFields>) -> DateTimeResult<Interval> {
+    use DateTimeError::{BadFormat, FieldOverflow};
+    // Words, with a number glued to its unit (`50h`, `1day`) split off.
+    let mut words: Vec<String> = Vec::new();
+    for w in s.split_whitespace() {
+        let w = w.to_ascii_lowercase();
+        match w.find(|c: char| c.is_ascii_alphabetic()) {
+            Some(i) if i > 0 && !w.contains(':') => {
+                words.push(w[..i].to_string());
+                words.push(w[i..].to_string());
+            }
+            _ => words.push(w),
+        }
+    }
+    if words.first().is_some_and(|w| w == "@") {
+        words.remove(0);
+    }
+    let ago = words.len() > 1 && words.last().is_some_and(|w| w == "ago");
+    if ago {
+        words.pop();
+    }
+    if words.is_empty() {
+        return Err(BadFormat);
+    }
+    let mut total = IntervalSum::default();
+    let mut seen = 0u16;
+    let mut claim = |units: &[DateTimeUnit]| -> DateTimeResult<()> {
+        for u in units {
+            if seen & u.input_bit() != 0 {
+                return Err(BadFormat);
+            }
+            seen |= u.input_bit();
+        }
+        Ok(())
+    };
+    let bare_unit = fields.map_or(DateTimeUnit::Second, |f| f.last);
+    let minutes_first =
+        fields.is_some_and(|f| f.first == DateTimeUnit::Minute && f.last == DateTimeUnit::Second);
+    let mut i = 0;
+    while i < words.len() {
+        let word = words[i].as_str();
+        i += 1;
+        let (negative, body) = match word.strip_prefix('-') {
+            Some(b) => (true, b),
+            None => (false, word.strip_prefix('+').unwrap_or(word)),
+        };
+        if body.contains(':') {
+            claim(&[
+                DateTimeUnit::Hour,
+                DateTimeUnit::Minute,
+                DateTimeUnit::Second,
+            ])?;
+            let c = parse_clock(body, minutes_first)?;
+            let micros = c.hours as i128 * MICROS_PER_HOUR as i128 + c.micros_after_hour as i128;
+            total.micros += if negative { -micros } else { micros };
+            continue;
+        }
+        if let Some((years, months)) = body.split_once('-') {
+            // SQL's year-month form, `1-2`.
+            claim(&[DateTimeUnit::Year, DateTimeUnit::Month])?;
+            let number = |x: &str| -> DateTimeResult<i64> {
+                if x.is_empty() || !x.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(BadFormat);
+                }
+                x.parse().map_err(|_| FieldOverflow)
+            };
+            let (y, m) = (number(years)?, number(months)?);
+            if m > 11 {
+                return Err(FieldOverflow);
+            }
+            let m = y
+                .checked_mul(12)
+                .and_then(|y| y.checked_add(m))
+                .ok_or(FieldOverflow)?;
+            total.months += if negative { -m } else { m } as i128;
+            continue;
+        }
+        let (whole, fraction) = parse_interval_number(body)?;
+        let (whole, fraction) = if negative {
+            (-whole, -fraction)
+        } else {
+            (whole, fraction)
+        };
+        let unit = match words.get(i) {
+            Some(next) if next.contains(':') => DateTimeUnit::Day,
+            Some(next) => match DateTimeUnit::parse(next) {
+                Some(u) => {
+                    i += 1;
+                    u
+                }
+                None => bare_unit,
+            },
+            None => bare_unit,
+        };
+        claim(&[unit])?;
+        total.add(unit, whole, fraction)?;
+    }
+    if ago {
+        total = IntervalSum {
+            months: -total.months,
+            days: -total.days,
+            micros: -total.micros,
+        };
+    }
+    Ok(Interval {
+        months: i32::try_from(total.months).map_err(|_| FieldOverflow)?,
+        days: i32::try_from(total.days).map_err(|_| FieldOverflow)?,
+        micros: i64::try_from(total.micros).map_err(|_| FieldOverflow)?,
+    })
+}
+
+/// A number of interval input: its whole part and its fraction.
+fn parse_interval_number(s: &str) -> DateTimeResult<(i64, f64)> {
+    let (whole, fraction) = s.split_once('.').unwrap_or((s, ""));
+    let digits = |x: &str| x.bytes().all(|b| b.is_ascii_digit());
+    if (whole.is_empty() && fraction.is_empty()) || !digits(whole) || !digits(fraction) {
+        return Err(DateTimeError::BadFormat);
+    }
+    let w = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().map_err(|_| DateTimeError::FieldOverflow)?
+    };
+    let f = if fraction.is_empty() {
+        0.0
+    } else {
+        format!("0.{fraction}").parse().unwrap_or(0.0)
+    };
+    Ok((w, f))
+}
+
+/// Interval input being added up, wide enough not to overflow on the way.
+#[derive(Default)]
+struct IntervalSum {
+    months: i128,
+    days: i128,
+    micros: i128,
+}
+
+impl IntervalSum {
+    /// Adds `whole + fraction` of `unit`. A fraction moves down to the
+    /// smaller units as PostgreSQL moves it: of years to whole months, of
+    /// months and weeks to days (30 and 7) and time, of days to time.
+    fn add(&mut self, unit: DateTimeUnit, whole: i64, fraction: f64) -> DateTimeResult<()> {
+        use DateTimeUnit as U;
+        let w = whole as i128;
+        match unit {
+            U::Microseconds => self.micros += (whole as f64 + fraction).round_ties_even() as i128,
+            U::Milliseconds => {
+                self.micros += w / 1000 * MICROS_PER_SECOND as i128
+                    + (((w % 1000) as f64 + fraction) * 1000.0).round_ties_even() as i128
+            }
+            U::Second => self.micros += w * MICROS_PER_SECOND as i128 + seconds_to_micros(fraction),
+            U::Minute => {
+                self.micros += w * MICROS_PER_MINUTE as i128 + seconds_to_micros(fraction * 60.0)
+            }
+            U::Hour => {
+                self.micros += w * MICROS_PER_HOUR as i128 + seconds_to_micros(fraction * 3600.0)
+            }
+            U::Day => {
+                self.days += w;
+                self.micros += seconds_to_micros(fraction * 86_400.0);
+            }
+            U::Week => {
+                self.days += w * 7;
+                self.add_days(fraction * 7.0);
+            }
+            U::Month => {
+                self.months += w;
+                self.add_days(fraction * DAYS_PER_MONTH as f64);
+            }
+            U::Year | U::Decade | U::Century | U::Millennium => {
+                let months_per_unit = match unit {
+                    U::Year => 12,
+                    U::Decade => 120,
+                    U::Century => 1200,
+                    _ => 12_000,
+                };
+                self.months += w * months_per_unit
+                    + (fraction * months_per_unit as f64).round_ties_even() as i128;
+            }
+            _ => return Err(DateTimeError::BadFormat),
+        }
+        Ok(())
+    }
+
+    /// Adds a fractional number of days: whole days, the rest as time.
+    fn add_days(&mut self, days: f64) {
+        self.days += days.trunc() as i128;
+        self.micros += seconds_to_micros((days - days.trunc()) * 86_400.0);
+    }
+}
+
+/// Seconds in µs: whole seconds exact, the rest rounded to the µs.
+fn seconds_to_micros(secs: f64) -> i128 {
+    secs.trunc() as i128 * MICROS_PER_SECOND as i128
+        + ((secs - secs.trunc()) * 1e6).round_ties_even() as i128
+}
+
+/// `timestamp + interval`: months by the calendar (the day of the month
+/// clamped to the new month's length, so Jan 31 + 1 mon is the end of
+/// February), then days, then microseconds.
+pub fn timestamp_plus_interval(ts: i64, iv: Interval) -> Result<i64> {
+    let mut t = ts as i128;
+    if iv.months != 0 {
+        let (y, m, d) = civil_from_days(ts.div_euclid(MICROS_PER_DAY));
+        let month_index = y * 12 + (m as i64 - 1) + iv.months as i64;
+        let (y, m) = (
+            month_index.div_euclid(12),
+            month_index.rem_euclid(12) as u32 + 1,
+        );
+        let d = d.min(days_in_month(y, m));
+        t = days_from_civil(y, m, d) as i128 * MICROS_PER_DAY as i128
+            + ts.rem_euclid(MICROS_PER_DAY) as i128;
+    }
+    check_timestamp(t + iv.days as i128 * MICROS_PER_DAY as i128 + iv.micros as i128)
+}
+
+/// `timestamp - timestamp`: whole days of 24 hours and the time left
+/// (never months), as PostgreSQL gives it.
+pub fn timestamp_difference(a: i64, b: i64) -> Result<Interval> {
+    let diff = a.checked_sub(b).ok_or_else(interval_out_of_range)?;
+    Ok(Interval {
+        months: 0,
+        days: (diff / MICROS_PER_DAY) as i32,
+        micros: diff % MICROS_PER_DAY,
+    })
+}
+
+/// A time of day from any count of µs, wrapping around midnight
+/// (`time + interval`, `interval '-50 h'::time` = 22:00:00).
+pub fn wrap_time(micros: i128) -> i64 {
+    micros.rem_euclid(MICROS_PER_DAY as i128) as i64
+}
+
+/// EXTRACT(unit FROM value) over DATE, TIMESTAMP[TZ], TIME and INTERVAL
+/// values, as PostgreSQL 15 computes it: a NUMERIC, with 6 decimals for
+/// seconds and the epoch of a timestamp, time or interval, 3 for
+/// milliseconds. A unit the type does not have fails with 0A000.
+pub fn extract(unit: DateTimeUnit, d: &Datum) -> Result<Datum> {
+    use DateTimeUnit as U;
+    let unsupported = |ty: &str| {
+        SqlError::unsupported(format!(
+            "unit \"{}\" not supported for type {ty}",
+            unit.name()
+        ))
+    };
+    let numeric = |mantissa: i64, scale: u32| {
+        Datum::Decimal(Decimal {
+            mantissa: mantissa as i128,
+            scale,
+        })
+    };
+    Ok(match d {
+        Datum::Null => Datum::Null,
+        Datum::Timestamp(ts) => extract_from_timestamp(unit, *ts),
+        Datum::Date(days) => match unit {
+            U::Microseconds | U::Milliseconds | U::Second | U::Minute | U::Hour => {
+                return Err(unsupported("date"))
+            }
+            U::Epoch => numeric(*days as i64 * 86_400, 0),
+            _ => extract_from_timestamp(unit, *days as i64 * MICROS_PER_DAY),
+        },
+        Datum::Time(t) => match unit {
+            U::Microseconds => numeric(t % MICROS_PER_MINUTE, 0),
+            U::Milliseconds => numeric(t % MICROS_PER_MINUTE, 3),
+            U::Second => numeric(t % MICROS_PER_MINUTE, 6),
+            U::Minute => numeric(t / MICROS_PER_MINUTE % 60, 0),
+            U::Hour => numeric(t / MICROS_PER_HOUR, 0),
+            U::Epoch => numeric(*t, 6),
+            _ => return Err(unsupported("time without time zone")),
+        },
+        Datum::Interval(iv) => {
+            let (years, months) = ((iv.months / 12) as i64, (iv.months % 12) as i64);
+            match unit {
+                U::Microseconds => numeric(iv.micros % MICROS_PER_MINUTE, 0),
+                U::Milliseconds => numeric(iv.micros % MICROS_PER_MINUTE, 3),
+                U::Second => numeric(iv.micros % MICROS_PER_MINUTE, 6),
+                U::Minute => numeric(iv.micros / MICROS_PER_MINUTE % 60, 0),
+                U::Hour => numeric(iv.micros / MICROS_PER_HOUR, 0),
+                U::Day => numeric(iv.days as i64, 0),
+                U::Month => numeric(months, 0),
+                U::Quarter => numeric(months / 3 + 1, 0),
+                U::Year => numeric(years, 0),
+                U::Decade => numeric(years / 10, 0),
+                U::Century => numeric(years / 100, 0),
+                U::Millennium => numeric(years / 1000, 0),
+                // A year counts 365.25 days here, a month 30.
+                U::Epoch => Datum::Decimal(Decimal {
+                    mantissa: years as i128 * 31_557_600_000_000
+                        + (months * DAYS_PER_MONTH + iv.days as i64) as i128
+                            * MICROS_PER_DAY as i128
+                        + iv.micros as i128,
+                    scale: 6,
+                }),
+                _ => return Err(unsupported("interval")),
+            }
+        }
+        other => {
+            return Err(SqlError::new(
+                code::UNDEFINED_FUNCTION,
+                format!(
+                    "function extract(unknown, {}) does not exist",
+                    other.kind_name()
+                ),
+            ))
+        }
+    })
+}
+
+fn extract_from_timestamp(unit: DateTimeUnit, ts: i64) -> Datum {
+    use DateTimeUnit as U;
+    let days = ts.div_euclid(MICROS_PER_DAY);
+    let time = ts.rem_euclid(MICROS_PER_DAY);
+    // `y` counts as astronomers do (0 is 1 BC); PostgreSQL's years,
+    // decades, centuries and millennia skip the year 0.
+    let (y, m, d) = civil_from_days(days);
+    let (value, scale) = match unit {
+        U::Microseconds => (time % MICROS_PER_MINUTE, 0),
+        U::Milliseconds => (time % MICROS_PER_MINUTE, 3),
+        U::Second => (time % MICROS_PER_MINUTE, 6),
+        U::Minute => (time / MICROS_PER_MINUTE % 60, 0),
+        U::Hour => (time / MICROS_PER_HOUR, 0),
+        U::Day => (d as i64, 0),
+        U::Week => (iso_week(days).1, 0),
+        U::Month => (m as i64, 0),
+        U::Quarter => ((m as i64 - 1) / 3 + 1, 0),
+        U::Year if y > 0 => (y, 0),
+        U::Year => (y - 1, 0),
+        U::Decade if y >= 0 => (y / 10, 0),
+        U::Decade => (-((8 - (y - 1)) / 10), 0),
+        U::Century if y > 0 => ((y + 99) / 100, 0),
+        U::Century => (-((99 - (y - 1)) / 100), 0),
+        U::Millennium if y > 0 => ((y + 999) / 1000, 0),
+        U::Millennium => (-((999 - (y - 1)) / 1000), 0),
+        U::Epoch => (ts, 6),
+        // 1970-01-01 was a Thursday.
+        U::DayOfWeek => ((days + 4).rem_euclid(7), 0),
+        U::IsoDayOfWeek => ((days + 3).rem_euclid(7) + 1, 0),
+        U::DayOfYear => (days - days_from_civil(y, 1, 1) + 1, 0),
+        U::IsoYear => match iso_week(days).0 {
+            iy if iy > 0 => (iy, 0),
+            iy => (iy - 1, 0),
+        },
+    };
+    Datum::Decimal(Decimal {
+        mantissa: value as i128,
+        scale,
+    })
+}
+
+/// The ISO 8601 week-numbering year and week of a day: weeks start on
+/// Monday, and week 1 is the one holding the year's first Thursday.
+fn iso_week(days: i64) -> (i64, i64) {
+    let days_since_monday = (days + 3).rem_euclid(7);
+    let thursday = days - days_since_monday + 3;
+    let (year, _, _) = civil_from_days(thursday);
+    (year, (thursday - days_from_civil(year, 1, 1)) / 7 + 1)
 }
 
 // ---------------------------------------------------------------------------
@@ -910,6 +1784,8 @@ pub fn format_datum(d: &Datum, ty: &DataType) -> Option<String> {
             s
         }
         Datum::Date(d) => format_date(*d),
+        Datum::Time(t) => format_time(*t),
+        Datum::Interval(iv) => iv.to_string(),
         Datum::Timestamp(t) => {
             let mut s = format_timestamp(*t);
             if *ty == DataType::TimestampTz {
@@ -1008,6 +1884,8 @@ pub fn parse_datum(s: &str, ty: &DataType) -> Result<Datum> {
         DataType::Bytea => Datum::Bytes(parse_bytea(s).ok_or_else(bad)?),
         DataType::Date => Datum::Date(parse_date(s)?),
         DataType::Timestamp | DataType::TimestampTz => Datum::Timestamp(parse_timestamp(s)?),
+        DataType::Time => Datum::Time(parse_time(s)?),
+        DataType::Interval => Datum::Interval(parse_interval(s, None)?),
         DataType::Uuid => Datum::Bytes(parse_uuid(s).ok_or_else(bad)?),
         DataType::Json => {
             crate::json::validate(s).map_err(|e| json_error(ty, s, &e))?;
@@ -1037,6 +1915,7 @@ pub fn type_display(ty: &DataType) -> String {
         DataType::Char(_) => "character".into(),
         DataType::Timestamp => "timestamp without time zone".into(),
         DataType::TimestampTz => "timestamp with time zone".into(),
+        DataType::Time => "time without time zone".into(),
         other => other.sql_name(),
     }
 }
@@ -1110,10 +1989,15 @@ pub fn cast(d: Datum, ty: &DataType) -> Result<Datum> {
         (Datum::Bytes(b), DataType::Uuid) if b.len() == 16 => Datum::Bytes(b),
         (Datum::Date(d), DataType::Date) => Datum::Date(d),
         (Datum::Date(d), DataType::Timestamp | DataType::TimestampTz) => {
-            Datum::Timestamp(d as i64 * MICROS_PER_DAY)
+            Datum::Timestamp(date_to_timestamp(d)?)
         }
         (Datum::Timestamp(t), DataType::Timestamp | DataType::TimestampTz) => Datum::Timestamp(t),
         (Datum::Timestamp(t), DataType::Date) => Datum::Date(t.div_euclid(MICROS_PER_DAY) as i32),
+        (Datum::Timestamp(t), DataType::Time) => Datum::Time(t.rem_euclid(MICROS_PER_DAY)),
+        (Datum::Time(t), DataType::Time) => Datum::Time(t),
+        (Datum::Time(t), DataType::Interval) => Datum::Interval(Interval::from_micros(t)),
+        (Datum::Interval(iv), DataType::Interval) => Datum::Interval(iv),
+        (Datum::Interval(iv), DataType::Time) => Datum::Time(wrap_time(iv.micros as i128)),
         (d, t) if t.is_string() => {
             Datum::Text(format_datum(&d, &DataType::Unknown).unwrap_or_default())
         }
@@ -1265,6 +2149,277 @@ mod tests {
         assert_eq!(format_float(0.1f32 as f64, &DataType::Float4), "0.1");
     }
 
+    fn iv(s: &str) -> Interval {
+        parse_interval(s, None).unwrap()
+    }
+
+    fn ts(s: &str) -> i64 {
+        parse_timestamp(s).unwrap()
+    }
+
+    #[test]
+    fn intervals_read_and_print_like_postgres() {
+        for (input, shown) in [
+            ("50 h", "50:00:00"),
+            ("50h", "50:00:00"),
+            ("-3 day", "-3 days"),
+            ("1 day", "1 day"),
+            ("1 day 02:03:04", "1 day 02:03:04"),
+            ("1 02:03:04", "1 day 02:03:04"),
+            ("1 year 2 mons 3 days", "1 year 2 mons 3 days"),
+            (
+                "1 yr 2 months 3 d 4 hrs 5 min 6 s",
+                "1 year 2 mons 3 days 04:05:06",
+            ),
+            ("2 hours 30 minutes", "02:30:00"),
+            ("12:34:56", "12:34:56"),
+            ("12:34", "12:34:00"),
+            ("-1 day -02:00:00", "-1 days -02:00:00"),
+            ("-1 day 02:00:00", "-1 days +02:00:00"),
+            ("-1 day +02:00:00", "-1 days +02:00:00"),
+            ("1 year -1 mons", "11 mons"),
+            ("1 mon -1 day", "1 mon -1 days"),
+            ("-1 year -2 mons", "-1 years -2 mons"),
+            ("-02:00:00", "-02:00:00"),
+            ("00:00:01.5", "00:00:01.5"),
+            ("1.5 seconds", "00:00:01.5"),
+            ("10 ms", "00:00:00.01"),
+            ("1 microsecond", "00:00:00.000001"),
+            ("1.5 days", "1 day 12:00:00"),
+            ("1.5 months", "1 mon 15 days"),
+            ("1.5 years", "1 year 6 mons"),
+            ("2 weeks", "14 days"),
+            ("1 decade 1 century", "110 years"),
+            ("1 day 2", "1 day 00:00:02"),
+            ("0", "00:00:00"),
+            ("1-2", "1 year 2 mons"),
+            ("@ 3 days ago", "-3 days"),
+            ("1 day 01:00 ago", "-1 days -01:00:00"),
+            ("  1   DAY  ", "1 day"),
+        ] {
+            assert_eq!(iv(input).to_string(), shown, "{input}");
+        }
+        for (input, sqlstate) in [
+            ("", "22007"),
+            ("abc", "22007"),
+            ("1 fortnight", "22007"),
+            ("1 day 1 day", "22007"),
+            ("day", "22007"),
+            ("1 day ago ago", "22007"),
+            ("01:02 03:04", "22007"),
+            ("12:61", "22015"),
+            ("3000000000 days", "22015"),
+            ("99999999999999999999 s", "22015"),
+        ] {
+            let e = parse_interval(input, None).unwrap_err();
+            assert_eq!(e.code, sqlstate, "{input}: {}", e.message);
+        }
+        let at_least_microsecond = Interval::from_micros(-1);
+        assert_eq!(at_least_microsecond.to_string(), "-00:00:00.000001");
+    }
+
+    #[test]
+    fn interval_literal_fields_pick_the_unit_and_drop_smaller_fields() {
+        let with = |s: &str, first, last| {
+            parse_interval(s, Some(IntervalFields { first, last }))
+                .unwrap()
+                .to_string()
+        };
+        use DateTimeUnit as U;
+        assert_eq!(with("3", U::Day, U::Day), "3 days");
+        assert_eq!(with("1 day 02:03:04", U::Hour, U::Hour), "1 day 02:00:00");
+        assert_eq!(with("1 year 2 mons 3 days", U::Year, U::Year), "1 year");
+        assert_eq!(with("1:30", U::Hour, U::Minute), "01:30:00");
+        assert_eq!(with("1:30", U::Minute, U::Second), "00:01:30");
+    }
+
+    #[test]
+    fn intervals_compare_by_length_and_compute_like_postgres() {
+        assert_eq!(iv("1 mon").span(), iv("30 days").span());
+        assert_eq!(iv("1 day").span(), iv("24:00:00").span());
+        assert!(iv("1 day 00:00:01").span() > iv("1 day").span());
+        assert!(iv("-1 year").span() < iv("-11 mons").span());
+        let t = |x: Interval| x.to_string();
+        assert_eq!(
+            t(iv("1 day").checked_add(iv("-02:00:00")).unwrap()),
+            "1 day -02:00:00"
+        );
+        assert_eq!(
+            t(iv("1 mon").checked_sub(iv("1 day")).unwrap()),
+            "1 mon -1 days"
+        );
+        assert_eq!(
+            t(iv("1 day 01:00").checked_neg().unwrap()),
+            "-1 days -01:00:00"
+        );
+        assert_eq!(t(iv("1 mon").times(1.5).unwrap()), "1 mon 15 days");
+        assert_eq!(t(iv("1 day").times(0.5).unwrap()), "12:00:00");
+        assert_eq!(t(iv("01:00").times(-2.0).unwrap()), "-02:00:00");
+        assert_eq!(t(iv("1 mon").divided_by(3.0).unwrap()), "10 days");
+        assert_eq!(t(iv("1 day").divided_by(3.0).unwrap()), "08:00:00");
+        assert_eq!(iv("1 day").divided_by(0.0).unwrap_err().code, "22012");
+        let max = Interval {
+            months: i32::MAX,
+            days: 0,
+            micros: 0,
+        };
+        assert_eq!(max.checked_add(iv("1 mon")).unwrap_err().code, "22008");
+        assert_eq!(max.times(2.0).unwrap_err().code, "22008");
+        assert_eq!(
+            Interval::from_span(iv("1 mon 2 days 25:00:00").span()),
+            Some(iv("1 mon 3 days 01:00:00"))
+        );
+    }
+
+    #[test]
+    fn times_read_print_and_wrap_like_postgres() {
+        let time = |s: &str| format_time(parse_time(s).unwrap());
+        assert_eq!(time("12:34:56"), "12:34:56");
+        assert_eq!(time("12:34"), "12:34:00");
+        assert_eq!(time(" 12:34:56.5 "), "12:34:56.5");
+        assert_eq!(time("12:34:56.1234567"), "12:34:56.123457");
+        assert_eq!(time("24:00:00"), "24:00:00");
+        assert_eq!(time("1:30 pm"), "13:30:00");
+        assert_eq!(time("12:00 AM"), "00:00:00");
+        assert_eq!(time("2020-01-01 12:34:56"), "12:34:56");
+        assert_eq!(time("12:34:56+02"), "12:34:56");
+        for (input, sqlstate) in [
+            ("abc", "22007"),
+            ("12", "22007"),
+            ("12:34:56 xyz", "22007"),
+            ("24:00:01", "22008"),
+            ("25:00", "22008"),
+            ("12:60", "22008"),
+            ("13:00 pm", "22008"),
+        ] {
+            assert_eq!(parse_time(input).unwrap_err().code, sqlstate, "{input}");
+        }
+        // interval '50 h'::time, interval '-50 h'::time, time + interval.
+        assert_eq!(
+            format_time(wrap_time(iv("50 h").micros as i128)),
+            "02:00:00"
+        );
+        assert_eq!(
+            format_time(wrap_time(iv("-50 h").micros as i128)),
+            "22:00:00"
+        );
+        let eleven = parse_time("23:00").unwrap() as i128;
+        assert_eq!(
+            format_time(wrap_time(eleven + iv("02:30").micros as i128)),
+            "01:30:00"
+        );
+    }
+
+    #[test]
+    fn timestamps_move_by_intervals_on_the_calendar() {
+        let plus =
+            |t: &str, i: &str| format_timestamp(timestamp_plus_interval(ts(t), iv(i)).unwrap());
+        assert_eq!(plus("2020-01-31", "1 mon"), "2020-02-29 00:00:00");
+        assert_eq!(plus("2021-01-31 10:00", "1 mon"), "2021-02-28 10:00:00");
+        assert_eq!(plus("2020-03-31", "-1 mon"), "2020-02-29 00:00:00");
+        assert_eq!(plus("2020-12-15", "1 year 1 mon"), "2022-01-15 00:00:00");
+        assert_eq!(plus("2020-01-01", "-1 mon"), "2019-12-01 00:00:00");
+        assert_eq!(plus("2020-01-01", "1 day 01:00"), "2020-01-02 01:00:00");
+        assert_eq!(plus("2020-01-01", "-00:00:00.5"), "2019-12-31 23:59:59.5");
+        assert_eq!(
+            timestamp_plus_interval(ts("294000-01-01"), iv("1000 years"))
+                .unwrap_err()
+                .code,
+            "22008"
+        );
+        let minus = |a: &str, b: &str| timestamp_difference(ts(a), ts(b)).unwrap().to_string();
+        assert_eq!(minus("2008-01-02 01:00", "2008-01-01"), "1 day 01:00:00");
+        assert_eq!(minus("2008-01-01", "2008-01-02 01:00"), "-1 days -01:00:00");
+        assert_eq!(minus("2008-03-01", "2008-01-01"), "60 days");
+        assert_eq!(minus("2008-01-01", "2008-01-01"), "00:00:00");
+        assert_eq!(
+            format_timestamp(ts("100000-01-01 00:00:01.5")),
+            "100000-01-01 00:00:01.5"
+        );
+        assert_eq!(parse_timestamp("300000-01-01").unwrap_err().code, "22008");
+        assert_eq!(
+            parse_timestamp("2020-01-01 25:00").unwrap_err().code,
+            "22008"
+        );
+        assert_eq!(
+            parse_timestamp("2020-01-01 13:10:11 AA").unwrap_err().code,
+            "22007"
+        );
+        assert_eq!(
+            format_timestamp(ts("2020-01-01 1:30 pm")),
+            "2020-01-01 13:30:00"
+        );
+        assert_eq!(
+            format_timestamp(ts("2020-01-01 24:00")),
+            "2020-01-02 00:00:00"
+        );
+        assert_eq!(
+            format_timestamp(ts("0000-06-01 12:00")),
+            "0001-06-01 12:00:00 BC"
+        );
+    }
+
+    #[test]
+    fn extract_reads_fields_as_postgres_does() {
+        let unit = |n: &str| DateTimeUnit::parse(n).unwrap();
+        let x = |u: &str, d: Datum| extract(unit(u), &d).unwrap();
+        let num = |s: &str| Datum::Decimal(Decimal::parse(s).unwrap());
+        let shown = |d: Datum| format_datum(&d, &DataType::Numeric(None)).unwrap();
+        let t = Datum::Timestamp(ts("2001-02-16 20:38:40.5"));
+        assert_eq!(shown(x("second", t.clone())), "40.500000");
+        for (u, v) in [
+            ("year", "2001"),
+            ("month", "2"),
+            ("day", "16"),
+            ("hour", "20"),
+            ("minute", "38"),
+            ("milliseconds", "40500.000"),
+            ("microseconds", "40500000"),
+            ("week", "7"),
+            ("quarter", "1"),
+            ("dow", "5"),
+            ("isodow", "5"),
+            ("doy", "47"),
+            ("decade", "200"),
+            ("century", "21"),
+            ("millennium", "3"),
+            ("epoch", "982355920.500000"),
+        ] {
+            assert_eq!(x(u, t.clone()), num(v), "{u}");
+            assert_eq!(shown(x(u, t.clone())), v, "{u}");
+        }
+        let date = |s: &str| Datum::Date(parse_date(s).unwrap());
+        assert_eq!(x("isoyear", date("2006-01-01")), num("2005"));
+        assert_eq!(x("isoyear", date("2006-01-02")), num("2006"));
+        assert_eq!(x("week", date("2005-01-01")), num("53"));
+        assert_eq!(x("century", date("2000-12-16")), num("20"));
+        assert_eq!(x("year", date("0000-06-01")), num("-1"));
+        assert_eq!(x("epoch", date("1970-01-02")), num("86400"));
+        assert_eq!(
+            extract(unit("hour"), &date("2000-01-01")).unwrap_err().code,
+            "0A000"
+        );
+        let time = Datum::Time(parse_time("17:12:28.5").unwrap());
+        assert_eq!(shown(x("seconds", time.clone())), "28.500000");
+        assert_eq!(shown(x("milliseconds", time.clone())), "28500.000");
+        assert_eq!(x("hour", time.clone()), num("17"));
+        assert_eq!(extract(unit("day"), &time).unwrap_err().code, "0A000");
+        let interval = |s: &str| Datum::Interval(iv(s));
+        assert_eq!(
+            shown(x("epoch", interval("5 days 3 hours"))),
+            "442800.000000"
+        );
+        assert_eq!(x("epoch", interval("1 year")), num("31557600"));
+        assert_eq!(x("hour", interval("50 h")), num("50"));
+        assert_eq!(x("month", interval("2 years 13 months")), num("1"));
+        assert_eq!(x("minute", interval("-01:02:03")), num("-2"));
+        assert_eq!(
+            extract(unit("dow"), &interval("1 day")).unwrap_err().code,
+            "0A000"
+        );
+        assert_eq!(x("year", Datum::Null), Datum::Null);
+    }
+
     #[test]
     fn type_names_round_trip() {
         for t in [
@@ -1274,6 +2429,8 @@ mod tests {
             DataType::Numeric(Some((10, 2))),
             DataType::Numeric(None),
             DataType::TimestampTz,
+            DataType::Time,
+            DataType::Interval,
         ] {
             assert_eq!(DataType::from_sql_name(&t.sql_name()), Some(t));
         }

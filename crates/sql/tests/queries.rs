@@ -1,7 +1,8 @@
 //! Query features end to end over `tokio-postgres`: subqueries (scalar,
 //! IN, EXISTS, ANY/ALL, correlated), CTEs, set operations, views, outer
 //! joins, generate_series, UPDATE ... FROM and tuple assignments, roles
-//! and read-only transactions, and the functions they need.
+//! and read-only transactions, TIME and INTERVAL columns with date/time
+//! arithmetic, and the functions they need.
 
 mod common;
 
@@ -921,4 +922,186 @@ async fn string_math_and_date_functions() {
         "22023"
     );
     assert_eq!(sqlstate(&t, "SELECT string_agg(1, ',')").await, "42883");
+}
+
+/// A TIME or INTERVAL value in its binary wire form (tokio-postgres has
+/// no Rust type for either without chrono).
+#[derive(Debug)]
+struct WireValue(Vec<u8>);
+
+impl<'a> tokio_postgres::types::FromSql<'a> for WireValue {
+    fn from_sql(
+        _: &tokio_postgres::types::Type,
+        raw: &'a [u8],
+    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(WireValue(raw.to_vec()))
+    }
+
+    fn accepts(ty: &tokio_postgres::types::Type) -> bool {
+        use tokio_postgres::types::Type;
+        *ty == Type::TIME || *ty == Type::INTERVAL
+    }
+}
+
+impl tokio_postgres::types::ToSql for WireValue {
+    fn to_sql(
+        &self,
+        _: &tokio_postgres::types::Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<tokio_postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        out.extend_from_slice(&self.0);
+        Ok(tokio_postgres::types::IsNull::No)
+    }
+
+    fn accepts(ty: &tokio_postgres::types::Type) -> bool {
+        <WireValue as tokio_postgres::types::FromSql>::accepts(ty)
+    }
+
+    tokio_postgres::types::to_sql_checked!();
+}
+
+/// PostgreSQL's binary INTERVAL: µs, days, months (big-endian).
+fn binary_interval(micros: i64, days: i32, months: i32) -> Vec<u8> {
+    let mut b = micros.to_be_bytes().to_vec();
+    b.extend(days.to_be_bytes());
+    b.extend(months.to_be_bytes());
+    b
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_and_interval_columns_and_datetime_arithmetic() {
+    let c = cluster().await;
+    let s = connect(c.addrs[0]).await;
+    s.batch_execute(
+        "CREATE TABLE shifts (id INT PRIMARY KEY, starts TIME, length INTERVAL);
+         CREATE INDEX shifts_length ON shifts (length);
+         INSERT INTO shifts VALUES (1, '09:00', '8 hours'), (2, '22:30:00.5', '1 day 02:00:00'),
+                                   (3, '00:00', '-3 days'), (4, NULL, '1 mon');",
+    )
+    .await
+    .unwrap();
+    // Text output as PostgreSQL prints it; both types order.
+    assert_eq!(
+        flat(&s, "SELECT id, starts, length FROM shifts ORDER BY length").await,
+        "3|00:00:00|-3 days;1|09:00:00|08:00:00;2|22:30:00.5|1 day 02:00:00;4|NULL|1 mon"
+    );
+    assert_eq!(
+        flat(&s, "SELECT id FROM shifts ORDER BY starts DESC").await,
+        "4;2;1;3"
+    );
+    // A time moves by an interval's time part, around midnight.
+    assert_eq!(
+        flat(
+            &s,
+            "SELECT id, starts + length FROM shifts WHERE id < 3 ORDER BY id"
+        )
+        .await,
+        "1|17:00:00;2|00:30:00.5"
+    );
+    // Through the index: intervals compare by length ('30 days' = '1 mon').
+    assert_eq!(
+        flat(
+            &s,
+            "SELECT id FROM shifts WHERE length = interval '30 days'"
+        )
+        .await,
+        "4"
+    );
+    assert_eq!(
+        flat(
+            &s,
+            "SELECT id FROM shifts WHERE length > '1 day' ORDER BY id"
+        )
+        .await,
+        "2;4"
+    );
+    s.batch_execute(
+        "CREATE TABLE spans (s INTERVAL PRIMARY KEY); INSERT INTO spans VALUES ('1 day')",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        sqlstate(&s, "INSERT INTO spans VALUES ('24:00:00')").await,
+        "23505"
+    );
+    // Timestamp and date arithmetic.
+    assert_eq!(
+        flat(
+            &s,
+            "SELECT '2008-01-02 01:00'::timestamp - '2008-01-01'::timestamp,
+                    TIMESTAMP '2020-01-01' - TIMESTAMP '2020-01-01'"
+        )
+        .await,
+        "1 day 01:00:00|00:00:00"
+    );
+    assert_eq!(
+        flat(
+            &s,
+            "SELECT TIMESTAMP '2020-01-31 10:00' + INTERVAL '1 month',
+                    DATE '2020-02-28' + INTERVAL '1 day 01:00',
+                    DATE '2020-03-01' - DATE '2020-02-01'"
+        )
+        .await,
+        "2020-02-29 10:00:00|2020-02-29 01:00:00|29"
+    );
+    assert_eq!(
+        flat(
+            &s,
+            "SELECT now() - interval '1 hour' < now(), interval '1 day' * 1.5,
+                    interval '1 mon' / 3, -interval '2 hours'"
+        )
+        .await,
+        "t|1 day 12:00:00|10 days|-02:00:00"
+    );
+    assert_eq!(
+        flat(
+            &s,
+            "SELECT interval '50 h'::time, interval '-50 h'::time, '12:34:56'::time::interval,
+                    EXTRACT(EPOCH FROM interval '1 day 01:00'), EXTRACT(HOUR FROM time '12:34:56')"
+        )
+        .await,
+        "02:00:00|22:00:00|12:34:56|90000.000000|12"
+    );
+    // Errors carry PostgreSQL's SQLSTATEs.
+    for (sql, code) in [
+        (
+            "SELECT TIMESTAMP '2020-01-01' + TIMESTAMP '2020-01-01'",
+            "42883",
+        ),
+        (
+            "SELECT t * t FROM (SELECT TIMESTAMP '2020-01-01' AS t) x",
+            "42883",
+        ),
+        ("SELECT starts + starts FROM shifts", "42883"),
+        ("SELECT interval '1 fortnight'", "22007"),
+        ("SELECT '12:34:xx'::time", "22007"),
+        ("SELECT '25:00'::time", "22008"),
+        ("SELECT interval '3000000000 days'", "22015"),
+        (
+            "SELECT TIMESTAMP '294000-01-01' + interval '1000 years'",
+            "22008",
+        ),
+    ] {
+        assert_eq!(sqlstate(&s, sql).await, code, "{sql}");
+    }
+    // Extended protocol: binary results and parameters in PostgreSQL's
+    // layouts (TIME: µs since midnight).
+    let row = s
+        .query_one("SELECT starts, length FROM shifts WHERE id = $1", &[&2i32])
+        .await
+        .unwrap();
+    assert_eq!(
+        row.get::<_, WireValue>(0).0,
+        81_000_500_000i64.to_be_bytes()
+    );
+    assert_eq!(
+        row.get::<_, WireValue>(1).0,
+        binary_interval(7_200_000_000, 1, 0)
+    );
+    let thirty_days = WireValue(binary_interval(0, 30, 0));
+    let row = s
+        .query_one("SELECT id FROM shifts WHERE length = $1", &[&thirty_days])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i32>(0), 4);
 }

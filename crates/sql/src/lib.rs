@@ -117,6 +117,7 @@ pub mod server;
 pub mod session;
 pub mod txn;
 pub mod types;
+pub mod wire_batch;
 
 pub use error::SqlError;
 pub use server::{serve, serve_with, ServerConfig};

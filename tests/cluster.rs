@@ -360,3 +360,34 @@ async fn sigterm_moves_leases_away_and_exits_cleanly() {
 async fn ctrl_c_moves_leases_away_and_exits_cleanly() {
     graceful_stop_moves_leases_away("INT").await;
 }
+
+/// Leases follow the workload: the lease of a range read through one node
+/// moves to that node (so its reads skip a network hop), and moves again
+/// when the load comes from elsewhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn leases_follow_the_node_whose_clients_send_the_load() {
+    let c = TestCluster::start(3).await;
+    c.wait_replicated(3).await;
+    let mut admin = c.client(0).await;
+    kv(&mut admin, split("hot")).await.unwrap();
+    kv(&mut admin, put("hot-key", "v")).await.unwrap();
+    let first = c.leaseholder_of(b"hot-key").await.expect("a leaseholder");
+    for gateway in [(first + 1) % 3, (first + 2) % 3] {
+        let mut client = c.client(gateway).await;
+        let deadline = Instant::now() + Duration::from_secs(40);
+        loop {
+            for _ in 0..50 {
+                let r = kv(&mut client, get("hot-key")).await.unwrap();
+                assert_eq!(r.value.as_deref(), Some(&b"v"[..]));
+            }
+            if c.leaseholder_of(b"hot-key").await == Some(gateway) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the lease did not follow the load to node {}",
+                c.node_id(gateway)
+            );
+        }
+    }
+}

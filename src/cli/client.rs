@@ -128,6 +128,7 @@ pub async fn kv(client: &mut Admin, host: &str, op: kv_request::Op) -> Result<Kv
         range_id: 0,
         timestamp: None,
         op: Some(op),
+        ..Default::default()
     };
     let resp = call(host, client.client_kv(req)).await?;
     match &resp.error {

@@ -148,6 +148,7 @@ pub async fn run_kv(w: KvWorkload) -> Result<()> {
                     range_id: 0,
                     timestamp: None,
                     op: Some(op),
+                    ..Default::default()
                 };
                 let res = tokio::time::timeout_at(end, client.client_kv(req)).await;
                 let elapsed = start.elapsed();

@@ -404,6 +404,7 @@ pub async fn kv(c: &mut AdminClient<Channel>, op: kv_request::Op) -> Result<KvRe
             range_id: 0,
             timestamp: None,
             op: Some(op),
+            ..Default::default()
         })
         .await
         .map_err(|e| e.to_string())?

@@ -331,6 +331,7 @@ async fn admin(addr: &str, op: kv_request::Op) -> Result<(), String> {
             range_id: 0,
             timestamp: None,
             op: Some(op),
+            ..Default::default()
         }),
     )
     .await

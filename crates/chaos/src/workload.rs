@@ -195,6 +195,7 @@ pub async fn invoke(
         range_id: 0,
         timestamp: None,
         op: Some(op),
+        ..Default::default()
     };
     let invoke_ns = rec.now_ns();
     let res = tokio::time::timeout(timeout, client.client_kv(req)).await;

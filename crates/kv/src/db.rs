@@ -118,6 +118,11 @@ pub trait NodeDialer: Send + Sync + 'static {
     fn first_range(&self) -> Option<(RangeDescriptor, u64)>;
     /// Nodes to try when nothing better is known.
     fn known_nodes(&self) -> Vec<u64>;
+    /// The node this client runs on (0: none), sent with every request so
+    /// that leases can move toward their load.
+    fn local_node(&self) -> u64 {
+        0
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -620,6 +625,7 @@ impl DB {
             let req = KvRequest {
                 range_id: desc.range_id,
                 timestamp: Some(self.clock.now().into()),
+                gateway_node_id: self.dialer.local_node(),
                 op: Some(op),
             };
             let resp = match self.dialer.send(target, req).await {

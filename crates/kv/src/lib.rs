@@ -1,12 +1,13 @@
 //! Ranges over the replicated store: the [`Replica`](replica::Replica)
 //! state machine each raft group drives, range [`lease`]s, the per-node
-//! [`Store`](store::Store) that serves requests, and the [`DB`](db::DB)
-//! client that routes operations to leaseholders.
+//! [`Store`](store::Store) that serves requests, lease [`placement`], and
+//! the [`DB`](db::DB) client that routes operations to leaseholders.
 
 pub mod concurrency;
 pub mod db;
 pub mod lease;
 pub mod overlay;
+pub mod placement;
 pub mod replica;
 pub mod store;
 pub mod txn;

@@ -113,6 +113,8 @@ pub struct ReplicaShared {
     pub conc: Concurrency,
     /// The raft term whose lease set the timestamp cache's low-water mark.
     pub tscache_term: AtomicU64,
+    /// Where this range's requests come from (lease placement).
+    pub origins: Mutex<crate::placement::RequestOrigins>,
 }
 
 impl ReplicaShared {
@@ -135,6 +137,7 @@ impl ReplicaShared {
             meta_generation: AtomicU64::new(0),
             conc: Concurrency::default(),
             tscache_term: AtomicU64::new(0),
+            origins: Mutex::new(Default::default()),
         })
     }
 

@@ -10,7 +10,8 @@
 //! Background work of a leaseholder, once a second: up-replicate ranges
 //! with fewer voters than the cluster can hold (learner, snapshot,
 //! promote), keep the range's /meta record current, and move the lease to
-//! the range's preferred node so that leases spread over the cluster.
+//! the range's preferred node: toward the node whose clients send it the
+//! most requests, else spread over the cluster ([`crate::placement`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,6 +34,7 @@ use tessera_storage::{Engine, WriteBatch};
 use tokio::sync::oneshot;
 
 use crate::db::DB;
+use crate::placement::{lease_target, LeaseTarget};
 use crate::replica::{
     contains, descriptor_key, descriptor_span, internal, key_mismatch, kv_err, members,
     tombstone_key, unavailable, ConfChangeDirection, Registry, Replica, ReplicaContext,
@@ -336,6 +338,7 @@ impl Store {
         shared
             .last_used_ms
             .store(self.ctx.mono_ms(), Ordering::Relaxed);
+        shared.origins.lock().record(req.gateway_node_id);
         let desc = shared.descriptor();
         let Some(op) = req.op else {
             return kv_err(kv_error::Kind::BadRequest(
@@ -828,8 +831,11 @@ impl Store {
         let candidates: Vec<u64> = live.iter().filter(|(_, d)| !d).map(|(n, _)| *n).collect();
         for shared in self.replicas() {
             if !shared.is_leader() || !shared.initialized.load(Ordering::Acquire) {
+                // Requests a follower turned away say nothing about load.
+                shared.origins.lock().clear();
                 continue;
             }
+            let load = shared.origins.lock().take_round();
             let desc = shared.descriptor();
             let (voters, learners) = members(&desc);
             // Leftover learner from an interrupted up-replication.
@@ -893,11 +899,15 @@ impl Store {
                 && !eligible.is_empty()
                 && held_ms >= LEASE_MIN_HOLD_MS
             {
-                let preferred = eligible[desc.range_id as usize % eligible.len()];
+                let preferred = match lease_target(&load, self.cfg.node_id, &eligible) {
+                    LeaseTarget::Stay => self.cfg.node_id,
+                    LeaseTarget::MoveTo(node) => node,
+                    LeaseTarget::Spread => eligible[desc.range_id as usize % eligible.len()],
+                };
                 if preferred != self.cfg.node_id && self.caught_up(shared.range_id, preferred).await
                 {
                     tracing::debug!(
-                        "range {}: moving lease to preferred node {preferred}",
+                        "range {}: moving lease to preferred node {preferred} (requests by gateway: {load:?})",
                         desc.range_id
                     );
                     let _ = self.tx.send(RaftMsg::TransferLease {

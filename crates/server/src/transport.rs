@@ -292,6 +292,10 @@ impl NodeDialer for Dialer {
         })
     }
 
+    fn local_node(&self) -> u64 {
+        self.node_id
+    }
+
     fn first_range(&self) -> Option<(RangeDescriptor, u64)> {
         let local = self.store.upgrade().and_then(|s| s.first_range());
         best_first_range(local, self.book.first_range())

@@ -70,8 +70,24 @@ impl LastRead {
 pub struct TsCache {
     low_water: Timestamp,
     points: BTreeMap<Vec<u8>, LastRead>,
-    /// `(start, end, read)`, `end` exclusive (empty: unbounded).
-    spans: Vec<(Vec<u8>, Vec<u8>, LastRead)>,
+    /// Span reads as disjoint segments `start -> (end, read)` (`end`
+    /// exclusive, empty: unbounded): a key's latest span read is one
+    /// lookup, however many spans were read.
+    spans: BTreeMap<Vec<u8>, (Vec<u8>, LastRead)>,
+}
+
+/// Whether a segment ending at `end` (empty: unbounded) reaches past `key`.
+fn ends_after(end: &[u8], key: &[u8]) -> bool {
+    end.is_empty() || end > key
+}
+
+/// The smaller of two span ends (empty: unbounded).
+fn min_end<'a>(a: &'a [u8], b: &'a [u8]) -> &'a [u8] {
+    match (a.is_empty(), b.is_empty()) {
+        (true, _) => b,
+        (_, true) => a,
+        _ => a.min(b),
+    }
 }
 
 impl TsCache {
@@ -80,7 +96,7 @@ impl TsCache {
         if ts > self.low_water {
             self.low_water = ts;
             self.points.retain(|_, r| r.ts > ts);
-            self.spans.retain(|(_, _, r)| r.ts > ts);
+            self.spans.retain(|_, (_, r)| r.ts > ts);
         }
     }
 
@@ -98,9 +114,84 @@ impl TsCache {
         if ts <= self.low_water {
             return;
         }
-        self.spans
-            .push((start.to_vec(), end.to_vec(), LastRead { ts, reader }));
+        if !end.is_empty() && end <= start {
+            return;
+        }
+        self.insert_span(start, end, LastRead { ts, reader });
         self.maybe_fold();
+    }
+
+    /// Merges `read` into every segment over `[start, end)`, splitting
+    /// the segments it partly covers and filling the gaps between them;
+    /// neighbouring pieces that end up equal are joined.
+    fn insert_span(&mut self, start: &[u8], end: &[u8], read: LastRead) {
+        // The segments overlapping [start, end): the one starting at or
+        // before `start` if it reaches past it, and all starting inside.
+        let mut overlapping: Vec<(Vec<u8>, Vec<u8>, LastRead)> = Vec::new();
+        if let Some((s, (e, r))) = self
+            .spans
+            .range::<[u8], _>((std::ops::Bound::Unbounded, std::ops::Bound::Included(start)))
+            .next_back()
+        {
+            if ends_after(e, start) {
+                overlapping.push((s.clone(), e.clone(), *r));
+            }
+        }
+        let upper = if end.is_empty() {
+            std::ops::Bound::Unbounded
+        } else {
+            std::ops::Bound::Excluded(end)
+        };
+        for (s, (e, r)) in self
+            .spans
+            .range::<[u8], _>((std::ops::Bound::Excluded(start), upper))
+        {
+            overlapping.push((s.clone(), e.clone(), *r));
+        }
+        for (s, _, _) in &overlapping {
+            self.spans.remove(s);
+        }
+        // Rebuild left to right.
+        let mut pieces: Vec<(Vec<u8>, Vec<u8>, LastRead)> = Vec::new();
+        let mut push = |s: Vec<u8>, e: Vec<u8>, r: LastRead| {
+            if let Some(last) = pieces.last_mut() {
+                if last.1 == s && last.2 == r {
+                    last.1 = e;
+                    return;
+                }
+            }
+            pieces.push((s, e, r));
+        };
+        // `None`: the rebuilt pieces reach the end of the keyspace.
+        let mut cursor: Option<Vec<u8>> = Some(start.to_vec());
+        for (s, e, r) in overlapping {
+            let Some(cur) = cursor.take() else { break };
+            let from = if s.as_slice() < start {
+                // The part before `start` keeps its read.
+                push(s, start.to_vec(), r);
+                start.to_vec()
+            } else {
+                if s > cur {
+                    push(cur, s.clone(), read);
+                }
+                s
+            };
+            let to = min_end(&e, end).to_vec();
+            push(from, to.clone(), r.merge(read));
+            if !end.is_empty() && ends_after(&e, end) {
+                // The part after `end` keeps its read.
+                push(end.to_vec(), e, r);
+            }
+            cursor = (!to.is_empty()).then_some(to);
+        }
+        if let Some(cur) = cursor {
+            if end.is_empty() || cur.as_slice() < end {
+                push(cur, end.to_vec(), read);
+            }
+        }
+        for (s, e, r) in pieces {
+            self.spans.insert(s, (e, r));
+        }
     }
 
     fn maybe_fold(&mut self) {
@@ -108,7 +199,7 @@ impl TsCache {
             let max = self
                 .points
                 .values()
-                .chain(self.spans.iter().map(|(_, _, r)| r))
+                .chain(self.spans.values().map(|(_, r)| r))
                 .map(|r| r.ts)
                 .max()
                 .unwrap_or_default();
@@ -127,8 +218,12 @@ impl TsCache {
         if let Some(r) = self.points.get(key) {
             read = read.merge(*r);
         }
-        for (s, e, r) in &self.spans {
-            if key >= s.as_slice() && (e.is_empty() || key < e.as_slice()) {
+        if let Some((_, (e, r))) = self
+            .spans
+            .range::<[u8], _>((std::ops::Bound::Unbounded, std::ops::Bound::Included(key)))
+            .next_back()
+        {
+            if ends_after(e, key) {
                 read = read.merge(*r);
             }
         }
@@ -228,6 +323,76 @@ mod tests {
         // Another reader at the same timestamp: nobody owns it any more.
         c.record_point(b"k", ts(10), other);
         assert_eq!(c.max_read(b"k").place(ts(10), me), ts(10).next());
+    }
+
+    #[test]
+    fn overlapping_span_reads_keep_the_latest_read_of_every_key() {
+        let mut c = TsCache::default();
+        c.record_span(b"c", b"f", ts(10), None);
+        c.record_span(b"a", b"d", ts(5), None);
+        c.record_span(b"e", b"h", ts(20), None);
+        c.record_span(b"x", b"", ts(7), None);
+        c.record_span(b"b", b"b", ts(99), None); // empty: ignored
+        let at = |c: &TsCache, k: &[u8]| c.max_read(k).ts;
+        assert_eq!(at(&c, b"a"), ts(5));
+        assert_eq!(at(&c, b"b"), ts(5));
+        assert_eq!(at(&c, b"c"), ts(10));
+        assert_eq!(at(&c, b"d"), ts(10));
+        assert_eq!(at(&c, b"e"), ts(20));
+        assert_eq!(at(&c, b"g"), ts(20));
+        assert_eq!(at(&c, b"h"), ts(0));
+        assert_eq!(at(&c, b"z\xff"), ts(7));
+        // A newer read over everything wins everywhere and joins the pieces.
+        c.record_span(b"", b"", ts(30), None);
+        for k in [&b""[..], b"a", b"d", b"g", b"zz"] {
+            assert_eq!(at(&c, k), ts(30));
+        }
+        assert_eq!(c.spans.len(), 1);
+        // An older read under it changes nothing.
+        c.record_span(b"b", b"y", ts(3), None);
+        assert_eq!(at(&c, b"c"), ts(30));
+    }
+
+    /// The segment map answers as a plain list of every span read would.
+    #[test]
+    fn span_segments_agree_with_a_list_of_every_read() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut rand = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let mut c = TsCache::default();
+        let mut all: Vec<(Vec<u8>, Vec<u8>, LastRead)> = Vec::new();
+        for _ in 0..2000 {
+            let a = vec![b'a' + rand(20) as u8];
+            let b = if rand(10) == 0 {
+                Vec::new()
+            } else {
+                vec![b'a' + rand(21) as u8]
+            };
+            let read = LastRead {
+                ts: ts(rand(50)),
+                reader: if rand(2) == 0 {
+                    None
+                } else {
+                    Some([rand(3) as u8; 16])
+                },
+            };
+            c.record_span(&a, &b, read.ts, read.reader);
+            if read.ts > Timestamp::default() && (b.is_empty() || b > a) {
+                all.push((a, b, read));
+            }
+        }
+        for k in 0..22u8 {
+            let key = [b'a' + k];
+            let expected = all
+                .iter()
+                .filter(|(s, e, _)| key.as_slice() >= s.as_slice() && ends_after(e, &key))
+                .fold(LastRead::default(), |acc, (_, _, r)| acc.merge(*r));
+            assert_eq!(c.max_read(&key), expected, "key {}", key[0] as char);
+        }
     }
 
     #[test]

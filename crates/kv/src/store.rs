@@ -358,6 +358,9 @@ impl Store {
                     Ok(p) => p,
                     Err(resp) => return resp,
                 };
+                if let Err(resp) = self.check_read(&plan, &g.key, None) {
+                    return resp;
+                }
                 match mvcc::get(
                     self.ctx.engine.as_ref(),
                     &g.key,
@@ -395,15 +398,26 @@ impl Store {
                     s.reverse,
                     plan.txn.as_ref(),
                 ) {
-                    Ok(r) => KvResponse {
-                        rows: r
-                            .rows
-                            .into_iter()
-                            .map(|(key, value)| proto::KeyValue { key, value })
-                            .collect(),
-                        resume_key: r.resume_key,
-                        ..Default::default()
-                    },
+                    Ok(r) => {
+                        // The part of the span the scan covered.
+                        let (from, to) = match (&r.resume_key, s.reverse) {
+                            (None, _) => (&s.start[..], &s.end[..]),
+                            (Some(k), false) => (&s.start[..], &k[..]),
+                            (Some(k), true) => (&k[..], &s.end[..]),
+                        };
+                        if let Err(resp) = self.check_read(&plan, from, Some(to)) {
+                            return resp;
+                        }
+                        KvResponse {
+                            rows: r
+                                .rows
+                                .into_iter()
+                                .map(|(key, value)| proto::KeyValue { key, value })
+                                .collect(),
+                            resume_key: r.resume_key,
+                            ..Default::default()
+                        }
+                    }
                     Err(mvcc::MvccError::WriteIntent { intents }) => {
                         crate::replica::write_intent_error(intents)
                     }

@@ -28,14 +28,17 @@ fn storage_meta(m: &ProtoMeta) -> Option<TxnMeta> {
 /// Where a read happens and what it must not miss.
 pub(super) struct ReadPlan {
     pub read_ts: Timestamp,
+    /// The top of the uncertainty window: other transactions' intents and
+    /// values up to here (above `read_ts`) may have happened before.
+    pub limit: Timestamp,
     pub txn: Option<TxnMeta>,
 }
 
 impl Store {
     /// Prepares a read of `[start, end)` (`end == None`: the key `start`)
-    /// under the lease: records it in the timestamp cache, waits for writes
-    /// in flight on it, and reports other transactions' intents at or below
-    /// its uncertainty limit and values inside its uncertainty window.
+    /// under the lease: records it in the timestamp cache and waits for
+    /// writes in flight on it. The caller then reads and runs
+    /// [`Store::check_read`] over what it read.
     pub(super) async fn prepare_read(
         &self,
         shared: &Arc<ReplicaShared>,
@@ -75,6 +78,26 @@ impl Store {
             }
         }
         shared.conc.wait_for_writes(start, end).await;
+        Ok(ReadPlan {
+            read_ts,
+            limit,
+            txn: meta,
+        })
+    }
+
+    /// Reports other transactions' intents at or below the plan's
+    /// uncertainty limit, and values inside its uncertainty window, in
+    /// `[start, end)` (`end == None`: the key `start`). A scan that stopped
+    /// at its row limit checks only the part it read: checking the whole
+    /// span would make paging through a large span, past a transaction's
+    /// own intents, quadratic.
+    pub(super) fn check_read(
+        &self,
+        plan: &ReadPlan,
+        start: &[u8],
+        end: Option<&[u8]>,
+    ) -> Result<(), KvResponse> {
+        let (read_ts, limit, meta) = (plan.read_ts, plan.limit, &plan.txn);
         let engine = self.ctx.engine.as_ref();
         let intents = match end {
             None => mvcc::get_intent(engine, start).map(|i| i.into_iter().collect::<Vec<_>>()),
@@ -109,7 +132,7 @@ impl Store {
                 Err(e) => return Err(internal(format!("read failed: {e}"))),
             }
         }
-        Ok(ReadPlan { read_ts, txn: meta })
+        Ok(())
     }
 
     /// Proposes a command that writes `keys`, holding their latches until

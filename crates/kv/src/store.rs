@@ -358,7 +358,7 @@ impl Store {
                     Ok(p) => p,
                     Err(resp) => return resp,
                 };
-                if let Err(resp) = self.check_read(&plan, &g.key, None) {
+                if let Some(resp) = self.check_read(&plan, &g.key, None) {
                     return resp;
                 }
                 match mvcc::get(
@@ -405,7 +405,7 @@ impl Store {
                             (Some(k), false) => (&s.start[..], &k[..]),
                             (Some(k), true) => (&k[..], &s.end[..]),
                         };
-                        if let Err(resp) = self.check_read(&plan, from, Some(to)) {
+                        if let Some(resp) = self.check_read(&plan, from, Some(to)) {
                             return resp;
                         }
                         KvResponse {

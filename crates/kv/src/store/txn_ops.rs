@@ -85,18 +85,18 @@ impl Store {
         })
     }
 
-    /// Reports other transactions' intents at or below the plan's
-    /// uncertainty limit, and values inside its uncertainty window, in
-    /// `[start, end)` (`end == None`: the key `start`). A scan that stopped
-    /// at its row limit checks only the part it read: checking the whole
-    /// span would make paging through a large span, past a transaction's
-    /// own intents, quadratic.
+    /// The refusal of a read, if any: other transactions' intents at or
+    /// below the plan's uncertainty limit, or values inside its uncertainty
+    /// window, in `[start, end)` (`end == None`: the key `start`). A scan
+    /// that stopped at its row limit checks only the part it read: checking
+    /// the whole span would make paging through a large span, past a
+    /// transaction's own intents, quadratic.
     pub(super) fn check_read(
         &self,
         plan: &ReadPlan,
         start: &[u8],
         end: Option<&[u8]>,
-    ) -> Result<(), KvResponse> {
+    ) -> Option<KvResponse> {
         let (read_ts, limit, meta) = (plan.read_ts, plan.limit, &plan.txn);
         let engine = self.ctx.engine.as_ref();
         let intents = match end {
@@ -105,7 +105,7 @@ impl Store {
         };
         let intents = match intents {
             Ok(v) => v,
-            Err(e) => return Err(internal(format!("read failed: {e}"))),
+            Err(e) => return Some(internal(format!("read failed: {e}"))),
         };
         let own = meta.as_ref().map(|m| m.id);
         let conflicts: Vec<_> = intents
@@ -113,7 +113,7 @@ impl Store {
             .filter(|i| !i.lock_only && Some(i.txn.id) != own && i.txn.timestamp <= limit)
             .collect();
         if !conflicts.is_empty() {
-            return Err(write_intent_error(conflicts));
+            return Some(write_intent_error(conflicts));
         }
         if limit > read_ts {
             let end_key = match end {
@@ -122,17 +122,17 @@ impl Store {
             };
             match mvcc::newest_in_window(engine, start, &end_key, read_ts, limit) {
                 Ok(Some((_, ts))) => {
-                    return Err(kv_err(kv_error::Kind::Uncertainty(
+                    return Some(kv_err(kv_error::Kind::Uncertainty(
                         proto::ReadWithinUncertainty {
                             ts: Some(ts.into()),
                         },
                     )))
                 }
                 Ok(None) => {}
-                Err(e) => return Err(internal(format!("read failed: {e}"))),
+                Err(e) => return Some(internal(format!("read failed: {e}"))),
             }
         }
-        Ok(())
+        None
     }
 
     /// Proposes a command that writes `keys`, holding their latches until

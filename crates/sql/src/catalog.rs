@@ -687,6 +687,19 @@ impl Catalog {
             .collect()
     }
 
+    /// The names of the views of database `db`.
+    pub async fn view_names(&self, db: &str) -> Result<Vec<String>> {
+        let start = KeyEncoder::with_prefix(VIEW_DESC_PREFIX)
+            .str(db)
+            .str(PUBLIC_SCHEMA)
+            .finish();
+        let end = prefix_successor(&start).expect("prefix is not all 0xff");
+        let rows = self.db.scan(&start, &end, 0, false).await?;
+        rows.into_iter()
+            .map(|(_, v)| Ok(ViewDesc::decode(&v)?.name))
+            .collect()
+    }
+
     /// A fresh id for a table or sequence.
     pub async fn allocate_id(&self) -> Result<u64> {
         Ok(self.db.increment(DESC_ID_KEY).await? + FIRST_TABLE_ID)

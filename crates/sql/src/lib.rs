@@ -109,6 +109,7 @@ pub mod exec;
 pub mod expr;
 pub mod fk;
 pub mod functions;
+pub mod infoschema;
 pub mod json;
 pub mod objects;
 pub mod pgcompat;

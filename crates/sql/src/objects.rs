@@ -36,7 +36,9 @@ pub async fn fetch_relations(catalog: &Catalog, db: &str, names: Vec<String>) ->
         if tables.contains_key(&name) || views.contains_key(&name) {
             continue;
         }
-        if let Some(t) = catalog.table(db, &name).await? {
+        if let Some(v) = crate::infoschema::view(catalog, db, &name).await? {
+            views.insert(name, v);
+        } else if let Some(t) = catalog.table(db, &name).await? {
             tables.insert(name, t);
         } else if let Some(v) = catalog.view(db, &name).await? {
             if let Ok(q) = plan::parse_query(&v.query) {

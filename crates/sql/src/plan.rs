@@ -339,6 +339,9 @@ pub fn table_name(n: &ast::ObjectName) -> Result<String> {
         [t] => Ok(t.clone()),
         [s, t] if s == crate::catalog::PUBLIC_SCHEMA => Ok(t.clone()),
         [_, s, t] if s == crate::catalog::PUBLIC_SCHEMA => Ok(t.clone()),
+        [s, t] | [_, s, t] if s == "information_schema" => {
+            Ok(format!("{}{t}", crate::infoschema::PREFIX))
+        }
         _ => Err(SqlError::undefined_table(&n.to_string())),
     }
 }
@@ -1521,7 +1524,9 @@ impl<'a> Binder<'a> {
                             format!("view \"{rel}\" changed shape; recreate it"),
                         ));
                     }
-                    return derived(q, names, &rel, alias.as_ref());
+                    // `information_schema.tables` is `tables` in the query.
+                    let scope_name = rel.strip_prefix(crate::infoschema::PREFIX).unwrap_or(&rel);
+                    return derived(q, names, scope_name, alias.as_ref());
                 }
                 let t = self.table(name)?;
                 let alias_name = match alias {

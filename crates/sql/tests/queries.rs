@@ -1105,3 +1105,67 @@ async fn time_and_interval_columns_and_datetime_arithmetic() {
         .unwrap();
     assert_eq!(row.get::<_, i32>(0), 4);
 }
+
+/// information_schema.tables, .columns and .schemata list the database's
+/// relations and columns as PostgreSQL spells them, and work in joins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn information_schema_lists_tables_views_and_columns() {
+    let c = cluster().await;
+    let t = connect(c.addrs[0]).await;
+    assert_eq!(
+        flat(
+            &t,
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
+        )
+        .await,
+        "0"
+    );
+    t.batch_execute(
+        "CREATE TABLE acct (id INT PRIMARY KEY, owner VARCHAR(20) NOT NULL DEFAULT 'x', \
+         amount NUMERIC(10,2)); CREATE VIEW ids AS SELECT id FROM acct",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        flat(
+            &t,
+            "SELECT table_catalog, table_schema, table_name, table_type \
+             FROM information_schema.tables ORDER BY table_name"
+        )
+        .await,
+        "defaultdb|public|acct|BASE TABLE;defaultdb|public|ids|VIEW"
+    );
+    assert_eq!(
+        flat(
+            &t,
+            "SELECT column_name, ordinal_position, is_nullable, data_type, \
+             character_maximum_length, numeric_precision, numeric_scale \
+             FROM information_schema.columns WHERE table_name = 'acct' \
+             ORDER BY ordinal_position"
+        )
+        .await,
+        "id|1|NO|integer|NULL|32|0;owner|2|NO|character varying|20|NULL|NULL;\
+         amount|3|YES|numeric|NULL|10|2"
+    );
+    assert_eq!(
+        flat(
+            &t,
+            "SELECT count(*) FROM information_schema.tables tables \
+             JOIN information_schema.columns c ON c.table_name = tables.table_name"
+        )
+        .await,
+        "3"
+    );
+    assert_eq!(
+        flat(
+            &t,
+            "SELECT schema_name FROM information_schema.schemata ORDER BY 1"
+        )
+        .await,
+        "information_schema;pg_catalog;public"
+    );
+    assert_eq!(
+        sqlstate(&t, "SELECT * FROM information_schema.nothing").await,
+        "42P01"
+    );
+}

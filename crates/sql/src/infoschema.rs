@@ -1,0 +1,183 @@
+//! `information_schema.tables`, `.columns` and `.schemata`, built from the
+//! catalog when a statement names them.
+//!
+//! Each is a view whose query lists its rows as `VALUES` (typed by casts),
+//! so filters, joins, ordering and aggregates work on it as on any view.
+//! They list the relations of the current database's `public` schema (the
+//! only schema with user relations); `schemata` also names
+//! `information_schema` and `pg_catalog`. Column sets are PostgreSQL's
+//! most-used columns, under PostgreSQL's names and value spellings
+//! (`BASE TABLE`, `YES` / `NO`, `character varying`).
+
+use std::sync::Arc;
+
+use crate::catalog::{Catalog, ViewDesc, PUBLIC_SCHEMA};
+use crate::error::Result;
+use crate::types::{type_display, DataType};
+
+/// How these relations are named internally (`information_schema.<name>`).
+pub const PREFIX: &str = "information_schema.";
+
+/// A SQL literal: `'text'` (quotes doubled), or NULL.
+fn lit(v: Option<&str>) -> String {
+    match v {
+        Some(s) => format!("'{}'", s.replace('\'', "''")),
+        None => "NULL".into(),
+    }
+}
+
+/// The query of a view with columns `cols` (name, SQL type) and `rows`
+/// (SQL literals), every value cast to its column's type.
+fn values_query(cols: &[(&str, &str)], rows: &[Vec<String>]) -> String {
+    let names: Vec<&str> = cols.iter().map(|(n, _)| *n).collect();
+    if rows.is_empty() {
+        let nulls: Vec<String> = cols
+            .iter()
+            .map(|(n, t)| format!("CAST(NULL AS {t}) AS {n}"))
+            .collect();
+        return format!("SELECT {} WHERE false", nulls.join(", "));
+    }
+    let rows: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            let vals: Vec<String> = r
+                .iter()
+                .zip(cols)
+                .map(|(v, (_, t))| format!("CAST({v} AS {t})"))
+                .collect();
+            format!("({})", vals.join(", "))
+        })
+        .collect();
+    format!(
+        "SELECT * FROM (VALUES {}) AS v({})",
+        rows.join(", "),
+        names.join(", ")
+    )
+}
+
+/// Precision and scale PostgreSQL reports for a numeric column type.
+fn numeric_shape(ty: &DataType) -> (Option<u32>, Option<u32>) {
+    match ty {
+        DataType::Int2 => (Some(16), Some(0)),
+        DataType::Int4 => (Some(32), Some(0)),
+        DataType::Int8 => (Some(64), Some(0)),
+        DataType::Float4 => (Some(24), None),
+        DataType::Float8 => (Some(53), None),
+        DataType::Numeric(Some((p, s))) => (Some(*p), Some(*s)),
+        _ => (None, None),
+    }
+}
+
+fn num(v: Option<u32>) -> String {
+    v.map_or("NULL".into(), |n| n.to_string())
+}
+
+/// The view for `name` (e.g. `information_schema.tables`) in database
+/// `db`, or `None` if `name` is not one of them.
+pub async fn view(catalog: &Catalog, db: &str, name: &str) -> Result<Option<Arc<ViewDesc>>> {
+    let Some(short) = name.strip_prefix(PREFIX) else {
+        return Ok(None);
+    };
+    let (cols, rows): (&[(&str, &str)], Vec<Vec<String>>) = match short {
+        "tables" => {
+            let mut rows = Vec::new();
+            for t in catalog.table_names(db).await? {
+                rows.push(vec![
+                    lit(Some(db)),
+                    lit(Some(PUBLIC_SCHEMA)),
+                    lit(Some(&t)),
+                    lit(Some("BASE TABLE")),
+                    lit(Some("YES")),
+                    lit(Some("NO")),
+                ]);
+            }
+            for v in catalog.view_names(db).await? {
+                rows.push(vec![
+                    lit(Some(db)),
+                    lit(Some(PUBLIC_SCHEMA)),
+                    lit(Some(&v)),
+                    lit(Some("VIEW")),
+                    lit(Some("NO")),
+                    lit(Some("NO")),
+                ]);
+            }
+            rows.sort();
+            (
+                &[
+                    ("table_catalog", "text"),
+                    ("table_schema", "text"),
+                    ("table_name", "text"),
+                    ("table_type", "text"),
+                    ("is_insertable_into", "text"),
+                    ("is_typed", "text"),
+                ],
+                rows,
+            )
+        }
+        "columns" => {
+            let mut rows = Vec::new();
+            for name in catalog.table_names(db).await? {
+                let Some(t) = catalog.table(db, &name).await? else {
+                    continue;
+                };
+                let visible = t.columns.iter().filter(|c| !c.hidden);
+                for (i, c) in visible.enumerate() {
+                    let (precision, scale) = numeric_shape(&c.ty);
+                    let max_len = match &c.ty {
+                        DataType::Varchar(n) | DataType::Char(n) => *n,
+                        _ => None,
+                    };
+                    rows.push(vec![
+                        lit(Some(db)),
+                        lit(Some(PUBLIC_SCHEMA)),
+                        lit(Some(&t.name)),
+                        lit(Some(&c.name)),
+                        (i + 1).to_string(),
+                        lit(c.default.as_deref()),
+                        lit(Some(if c.nullable { "YES" } else { "NO" })),
+                        lit(Some(&type_display(&c.ty))),
+                        num(max_len),
+                        num(precision),
+                        num(scale),
+                    ]);
+                }
+            }
+            (
+                &[
+                    ("table_catalog", "text"),
+                    ("table_schema", "text"),
+                    ("table_name", "text"),
+                    ("column_name", "text"),
+                    ("ordinal_position", "integer"),
+                    ("column_default", "text"),
+                    ("is_nullable", "text"),
+                    ("data_type", "text"),
+                    ("character_maximum_length", "integer"),
+                    ("numeric_precision", "integer"),
+                    ("numeric_scale", "integer"),
+                ],
+                rows,
+            )
+        }
+        "schemata" => {
+            let rows = ["information_schema", "pg_catalog", PUBLIC_SCHEMA]
+                .iter()
+                .map(|s| vec![lit(Some(db)), lit(Some(s)), lit(Some("root"))])
+                .collect();
+            (
+                &[
+                    ("catalog_name", "text"),
+                    ("schema_name", "text"),
+                    ("schema_owner", "text"),
+                ],
+                rows,
+            )
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some(Arc::new(ViewDesc {
+        name: name.to_string(),
+        query: values_query(cols, &rows),
+        columns: cols.iter().map(|(n, _)| n.to_string()).collect(),
+    })))
+}

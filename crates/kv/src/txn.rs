@@ -375,17 +375,17 @@ impl Txn {
             return Ok(Vec::new());
         }
         self.start();
-        if self.anchor.is_empty() {
-            // The record exists before the first lock does: whoever meets
-            // a lock finds a live transaction, not an abandoned one.
-            self.anchor = keys[0].clone();
-            let meta = self.meta(self.read_ts);
-            self.db.heartbeat(&meta, None).await?;
-            self.start_heartbeat();
-        }
         let mut sorted = keys.to_vec();
         sorted.sort();
         sorted.dedup();
+        // The first lock writes the transaction record in the same command
+        // (the lowest key anchors it, so the first batch holds it): whoever
+        // meets a lock finds a live transaction, never an abandoned one,
+        // and the record costs no consensus round of its own.
+        let mut record_pending = self.anchor.is_empty();
+        if record_pending {
+            self.anchor = sorted[0].clone();
+        }
         let mut values = std::collections::HashMap::new();
         let mut todo = sorted;
         while !todo.is_empty() {
@@ -393,8 +393,25 @@ impl Txn {
             let mut split = Vec::new();
             for group in groups.iter().flat_map(|g| g.chunks(MAX_BATCH_KEYS)) {
                 let group = group.to_vec();
-                match self.lock_in_range(&group).await {
+                let with_record = record_pending && group.contains(&self.anchor);
+                if record_pending && !with_record {
+                    // The range split under the anchor: write the record
+                    // by itself before any lock.
+                    let meta = self.meta(self.read_ts);
+                    self.db.heartbeat(&meta, None).await?;
+                    if self.heartbeat.is_none() {
+                        self.start_heartbeat();
+                    }
+                    record_pending = false;
+                }
+                match self.lock_in_range(&group, with_record).await {
                     Ok(rows) => {
+                        if with_record {
+                            record_pending = false;
+                            if self.heartbeat.is_none() {
+                                self.start_heartbeat();
+                            }
+                        }
                         values.extend(rows.into_iter().map(|kv| (kv.key, kv.value)));
                         for k in &group {
                             self.reads.push(ReadSpan {
@@ -416,7 +433,11 @@ impl Txn {
 
     /// Locks keys of one range: waits out other transactions' intents and
     /// moves the read timestamp above newer versions.
-    async fn lock_in_range(&mut self, keys: &[Vec<u8>]) -> Result<Vec<proto::KeyValue>> {
+    async fn lock_in_range(
+        &mut self,
+        keys: &[Vec<u8>],
+        with_record: bool,
+    ) -> Result<Vec<proto::KeyValue>> {
         let writes: Vec<BatchWrite> = keys
             .iter()
             .map(|k| BatchWrite {
@@ -431,7 +452,12 @@ impl Txn {
                 writes: writes.clone(),
                 one_phase: false,
                 allow_push: true,
-                end: None,
+                // The record, PENDING, with the transaction's first lock.
+                end: with_record.then(|| proto::EndTxnRequest {
+                    status: TxnStatus::Pending as i32,
+                    commit_ts: Some(self.read_ts.into()),
+                    in_flight: Vec::new(),
+                }),
             };
             let build = |desc: &proto::RangeDescriptor| -> Result<kv_request::Op> {
                 if keys.iter().all(|k| contains(desc, k)) {
@@ -964,6 +990,11 @@ impl Txn {
             return Err(Error::Retry(
                 "transaction aborted by a conflicting transaction".into(),
             ));
+        }
+        // The record exists now (the heartbeat wrote it): keep it alive
+        // while waiting.
+        if self.heartbeat.is_none() {
+            self.start_heartbeat();
         }
         let pusher = Pusher {
             id: self.id,

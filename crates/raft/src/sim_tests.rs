@@ -192,6 +192,19 @@ impl Sim {
         }
     }
 
+    /// Runs until a node other than `not` leads, and returns it: raft's
+    /// randomized election timeouts (not seeded by the simulation) can
+    /// split a vote or two before someone wins.
+    fn run_until_leader(&mut self, not: Option<u64>) -> u64 {
+        for _ in 0..500 {
+            match self.leader() {
+                Some(l) if Some(l) != not => return l,
+                _ => self.run(1),
+            }
+        }
+        panic!("no new leader in 500 ticks");
+    }
+
     fn leader(&self) -> Option<u64> {
         let mut best: Option<(u64, u64)> = None;
         for (id, n) in &self.nodes {
@@ -254,7 +267,7 @@ fn three_nodes_elect_one_leader_and_apply_the_same_log() {
 fn partitioned_leader_is_replaced_and_its_uncommitted_writes_vanish() {
     let mut sim = Sim::new(3, 2);
     sim.run(30);
-    let old = sim.leader().unwrap();
+    let old = sim.run_until_leader(None);
     for i in 0..10u32 {
         sim.propose(&i.to_be_bytes());
     }
@@ -267,7 +280,7 @@ fn partitioned_leader_is_replaced_and_its_uncommitted_writes_vanish() {
         .propose(RANGE, b"lost".to_vec())
         .unwrap();
     sim.run(40);
-    let new = sim.leader().unwrap();
+    let new = sim.run_until_leader(Some(old));
     assert_ne!(new, old);
     assert!(sim.propose(b"kept"));
     sim.run(5);
@@ -320,7 +333,7 @@ fn random_drops_and_reordering_never_break_consensus() {
 fn lagging_follower_catches_up_from_a_snapshot_after_truncation() {
     let mut sim = Sim::new(3, 4);
     sim.run(30);
-    let leader = sim.leader().unwrap();
+    let leader = sim.run_until_leader(None);
     let lagger = (1..=3).find(|id| *id != leader).unwrap();
     sim.isolate(lagger);
     for i in 0..200u32 {
@@ -345,7 +358,7 @@ fn new_member_joins_as_learner_gets_a_snapshot_and_is_promoted() {
     }
     sim.run(5);
     sim.add_node(4);
-    let leader = sim.leader().unwrap();
+    let leader = sim.run_until_leader(None);
     let mut cc = ConfChange::default();
     cc.set_change_type(ConfChangeType::AddLearnerNode);
     cc.node_id = 4;
@@ -404,7 +417,7 @@ fn quiesced_followers_wake_when_the_leader_node_dies() {
     sim.run(30);
     sim.propose(b"x");
     sim.run(20);
-    let old = sim.leader().unwrap();
+    let old = sim.run_until_leader(None);
     assert!(sim.nodes[&old].is_quiesced(RANGE));
     sim.isolate(old);
     for (id, node) in sim.nodes.iter_mut() {
@@ -413,7 +426,7 @@ fn quiesced_followers_wake_when_the_leader_node_dies() {
         }
     }
     sim.run(40);
-    let new = sim.leader().unwrap();
+    let new = sim.run_until_leader(Some(old));
     assert_ne!(new, old);
 }
 
@@ -421,7 +434,7 @@ fn quiesced_followers_wake_when_the_leader_node_dies() {
 fn a_lost_snapshot_is_sent_again() {
     let mut sim = Sim::new(3, 8);
     sim.run(30);
-    let leader = sim.leader().unwrap();
+    let leader = sim.run_until_leader(None);
     let lagger = (1..=3).find(|id| *id != leader).unwrap();
     sim.isolate(lagger);
     for i in 0..200u32 {
@@ -440,7 +453,7 @@ fn a_lost_snapshot_is_sent_again() {
 fn a_follower_lagging_twice_gets_a_fresh_snapshot_each_time() {
     let mut sim = Sim::new(3, 9);
     sim.run(30);
-    let leader = sim.leader().unwrap();
+    let leader = sim.run_until_leader(None);
     let lagger = (1..=3).find(|id| *id != leader).unwrap();
     for round in 0..2u32 {
         sim.isolate(lagger);

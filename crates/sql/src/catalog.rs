@@ -674,30 +674,38 @@ impl Catalog {
         Ok(Some(desc))
     }
 
-    /// Names of the tables of a database, sorted.
-    pub async fn table_names(&self, db: &str) -> Result<Vec<String>> {
-        let start = KeyEncoder::with_prefix(TABLE_DESC_PREFIX)
+    /// Every descriptor stored under `prefix` for the `public` schema of
+    /// database `db`, decoded, in name order.
+    async fn descriptors<T>(
+        &self,
+        prefix: &[u8],
+        db: &str,
+        decode: impl Fn(&[u8]) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        let start = KeyEncoder::with_prefix(prefix)
             .str(db)
             .str(PUBLIC_SCHEMA)
             .finish();
         let end = prefix_successor(&start).expect("prefix is not all 0xff");
         let rows = self.db.scan(&start, &end, 0, false).await?;
-        rows.into_iter()
-            .map(|(_, v)| Ok(TableDesc::decode(&v)?.name))
-            .collect()
+        rows.into_iter().map(|(_, v)| decode(&v)).collect()
     }
 
-    /// The names of the views of database `db`.
+    /// The tables of a database, sorted by name.
+    pub async fn tables(&self, db: &str) -> Result<Vec<TableDesc>> {
+        self.descriptors(TABLE_DESC_PREFIX, db, TableDesc::decode)
+            .await
+    }
+
+    /// Names of the tables of a database, sorted.
+    pub async fn table_names(&self, db: &str) -> Result<Vec<String>> {
+        Ok(self.tables(db).await?.into_iter().map(|t| t.name).collect())
+    }
+
+    /// The names of the views of database `db`, sorted.
     pub async fn view_names(&self, db: &str) -> Result<Vec<String>> {
-        let start = KeyEncoder::with_prefix(VIEW_DESC_PREFIX)
-            .str(db)
-            .str(PUBLIC_SCHEMA)
-            .finish();
-        let end = prefix_successor(&start).expect("prefix is not all 0xff");
-        let rows = self.db.scan(&start, &end, 0, false).await?;
-        rows.into_iter()
-            .map(|(_, v)| Ok(ViewDesc::decode(&v)?.name))
-            .collect()
+        let views = self.descriptors(VIEW_DESC_PREFIX, db, ViewDesc::decode);
+        Ok(views.await?.into_iter().map(|v| v.name).collect())
     }
 
     /// A fresh id for a table or sequence.

@@ -80,27 +80,27 @@ pub async fn view(catalog: &Catalog, db: &str, name: &str) -> Result<Option<Arc<
     };
     let (cols, rows): (&[(&str, &str)], Vec<Vec<String>>) = match short {
         "tables" => {
-            let mut rows = Vec::new();
+            // (name, table_type, is_insertable_into)
+            let mut relations: Vec<(String, &str, &str)> = Vec::new();
             for t in catalog.table_names(db).await? {
-                rows.push(vec![
-                    lit(Some(db)),
-                    lit(Some(PUBLIC_SCHEMA)),
-                    lit(Some(&t)),
-                    lit(Some("BASE TABLE")),
-                    lit(Some("YES")),
-                    lit(Some("NO")),
-                ]);
+                relations.push((t, "BASE TABLE", "YES"));
             }
             for v in catalog.view_names(db).await? {
-                rows.push(vec![
-                    lit(Some(db)),
-                    lit(Some(PUBLIC_SCHEMA)),
-                    lit(Some(&v)),
-                    lit(Some("VIEW")),
-                    lit(Some("NO")),
-                    lit(Some("NO")),
-                ]);
+                relations.push((v, "VIEW", "NO"));
             }
+            let mut rows: Vec<Vec<String>> = relations
+                .iter()
+                .map(|(name, kind, insertable)| {
+                    vec![
+                        lit(Some(db)),
+                        lit(Some(PUBLIC_SCHEMA)),
+                        lit(Some(name)),
+                        lit(Some(kind)),
+                        lit(Some(insertable)),
+                        lit(Some("NO")),
+                    ]
+                })
+                .collect();
             rows.sort();
             (
                 &[
@@ -116,10 +116,7 @@ pub async fn view(catalog: &Catalog, db: &str, name: &str) -> Result<Option<Arc<
         }
         "columns" => {
             let mut rows = Vec::new();
-            for name in catalog.table_names(db).await? {
-                let Some(t) = catalog.table(db, &name).await? else {
-                    continue;
-                };
+            for t in catalog.tables(db).await? {
                 let visible = t.columns.iter().filter(|c| !c.hidden);
                 for (i, c) in visible.enumerate() {
                     let (precision, scale) = numeric_shape(&c.ty);

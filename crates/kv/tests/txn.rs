@@ -565,3 +565,51 @@ async fn a_transaction_larger_than_one_command_commits_all_or_nothing() {
         "a failed transaction left writes"
     );
 }
+
+/// A scan that stops at its row limit answers from the part it read: an
+/// unresolved intent further on (here a dead coordinator's, which takes
+/// the heartbeat expiry to clear) does not hold it up, while a scan over
+/// that intent has to wait for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_limited_scan_is_not_held_up_by_an_intent_past_its_page() {
+    let c = ready_cluster(&[b"m"]).await;
+    let db = c.dbs[&1].clone();
+    db.put(b"a0", b"first").await.unwrap();
+    db.put(b"a5", b"old").await.unwrap();
+    db.put(b"z", b"old").await.unwrap();
+    // Writes the intent on a5 (with its STAGING record), then dies before
+    // writing z: the record stays pending until its heartbeat expires.
+    let dying = Arc::new(DB::new(
+        Arc::new(DyingDialer {
+            inner: Dialer(c.net.clone()),
+            allowed: AtomicUsize::new(1),
+            dead: AtomicBool::new(false),
+        }),
+        db.clock().clone(),
+    ));
+    dying.get(b"a5").await.unwrap();
+    dying.get(b"z").await.unwrap();
+    let doomed = dying.clone();
+    tokio::spawn(async move {
+        let mut t = Txn::begin(doomed, Isolation::Serializable);
+        let _ = t.commit(vec![put(b"a5", b"new"), put(b"z", b"new")]).await;
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let started = Instant::now();
+    let mut t = Txn::begin(c.dbs[&2].clone(), Isolation::Serializable);
+    let page = t.scan(b"a", b"b", 1, false).await.unwrap();
+    assert_eq!(page, vec![(b"a0".to_vec(), b"first".to_vec())]);
+    assert!(
+        started.elapsed() < TXN_EXPIRY / 2,
+        "the first page waited {:?} for an intent it did not read",
+        started.elapsed()
+    );
+    let all = t.scan(b"a", b"b", 0, false).await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert!(
+        started.elapsed() >= TXN_EXPIRY / 2,
+        "the whole span was read past a pending intent without waiting"
+    );
+    t.rollback().await;
+}

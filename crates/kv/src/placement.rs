@@ -19,8 +19,9 @@ pub const MIN_REQUESTS: u64 = 50;
 /// before the lease moves there (hysteresis against ping-pong).
 pub const MOVE_FACTOR: u64 = 2;
 
-/// Requests served as leaseholder, by the node they came from. Counts
-/// halve every round, so they weigh the last few rounds most.
+/// Requests a replica received, by the node they came from (cleared each
+/// round while the replica is not the leaseholder). Counts halve every
+/// round, so they weigh the last few rounds most.
 #[derive(Debug, Default)]
 pub struct RequestOrigins {
     counts: Vec<(u64, u64)>,

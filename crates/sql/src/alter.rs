@@ -129,7 +129,13 @@ pub async fn alter_table(
         }
         ast::AlterTableOperation::RenameTable { table_name } => {
             let (ast::RenameTableNameKind::To(n) | ast::RenameTableNameKind::As(n)) = table_name;
-            rename_table(catalog, database, &desc, &plan::table_name(n)?).await?;
+            // The table stays in its schema (PostgreSQL: the new name
+            // cannot name another schema).
+            let new_name = plan::table_name(n)?;
+            let schema = crate::catalog::split_name(&desc.name).0;
+            let new_name =
+                crate::catalog::qualified_name(schema, crate::catalog::split_name(&new_name).1);
+            rename_table(catalog, database, &desc, &new_name).await?;
             Ok(StmtResult::Command("ALTER TABLE".into()))
         }
         other => Err(SqlError::unsupported(format!(

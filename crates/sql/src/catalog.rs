@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! /system/sql/db/<name>                          -> "" (the database exists)
+//! /system/sql/schema/<db>/<name>                 -> "" (CREATE SCHEMA)
 //! /system/sql/table/<db>/<schema>/<name>         -> TableDescriptor (protobuf)
 //! /system/sql/view/<db>/<schema>/<name>          -> ViewDescriptor (protobuf)
 //! /system/sql/role/<name>                        -> "" (CREATE USER / ROLE)
@@ -39,6 +40,13 @@
 //! then). Tables and views share one namespace: each create checks the
 //! other kind first.
 //!
+//! Every database has the schema `public`; CREATE SCHEMA adds others. A
+//! relation outside `public` is named `<schema>.<name>` throughout the
+//! SQL layer (the descriptor key stores the two parts separately), so a
+//! name with no dot is in `public`. Unqualified names resolve in `public`
+//! (the search path is not consulted). DROP SCHEMA refuses a schema that
+//! still holds relations unless CASCADE drops them too.
+//!
 //! Roles (CREATE USER / CREATE ROLE) are only recorded, so that creating
 //! one twice fails and DROP USER finds it; there are no privileges and
 //! every connection may use any user name.
@@ -50,7 +58,7 @@ use parking_lot::Mutex;
 use prost::Message;
 use tessera_kv::db::Error as KvError;
 use tessera_kv::DB;
-use tessera_storage::encoding::{prefix_successor, KeyEncoder};
+use tessera_storage::encoding::{prefix_successor, KeyDecoder, KeyEncoder};
 
 use crate::error::{code, Result, SqlError};
 use crate::types::DataType;
@@ -62,12 +70,15 @@ const TABLE_DESC_PREFIX: &[u8] = b"\x02sql/table/";
 const SEQ_PREFIX: &[u8] = b"\x02sql/seq/";
 const VIEW_DESC_PREFIX: &[u8] = b"\x02sql/view/";
 const ROLE_PREFIX: &[u8] = b"\x02sql/role/";
+const SCHEMA_PREFIX: &[u8] = b"\x02sql/schema/";
 
 /// User table ids start here (lower ids are reserved for system tables).
 const FIRST_TABLE_ID: u64 = 100;
 
-/// The only schema.
+/// The schema every database has, where unqualified names live.
 pub const PUBLIC_SCHEMA: &str = "public";
+/// Schemas that exist in every database but hold no user relations.
+pub const SYSTEM_SCHEMAS: [&str; 2] = ["information_schema", "pg_catalog"];
 /// The database created at startup.
 pub const DEFAULT_DATABASE: &str = "defaultdb";
 
@@ -331,7 +342,7 @@ impl TableDesc {
                 "    CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {}{}",
                 q(&f.name),
                 cols.join(", "),
-                q(&f.parent),
+                quote_name(&f.parent),
                 if f.cascade_delete {
                     " ON DELETE CASCADE"
                 } else {
@@ -353,7 +364,7 @@ impl TableDesc {
         }
         let mut out = format!(
             "CREATE TABLE {} (\n{}\n);",
-            q(&self.name),
+            quote_name(&self.name),
             lines.join(",\n")
         );
         for i in &self.indexes {
@@ -366,7 +377,7 @@ impl TableDesc {
                 "\nCREATE {}INDEX {} ON {} ({});",
                 if i.unique { "UNIQUE " } else { "" },
                 q(&i.name),
-                q(&self.name),
+                quote_name(&self.name),
                 cols.join(", ")
             ));
         }
@@ -375,7 +386,7 @@ impl TableDesc {
 
     /// The name of the primary key constraint, as PostgreSQL names it.
     pub fn pkey_name(&self) -> String {
-        format!("{}_pkey", self.name)
+        format!("{}_pkey", split_name(&self.name).1)
     }
 
     fn to_proto(&self) -> TableProto {
@@ -525,18 +536,50 @@ pub fn quote_ident(s: &str) -> String {
     }
 }
 
+/// The schema and the name within it of a relation's SQL-layer name
+/// (`s.t` -> (`s`, `t`); `t` -> (`public`, `t`)).
+pub fn split_name(name: &str) -> (&str, &str) {
+    name.split_once('.').unwrap_or((PUBLIC_SCHEMA, name))
+}
+
+/// The SQL-layer name of relation `name` in `schema`.
+pub fn qualified_name(schema: &str, name: &str) -> String {
+    if schema == PUBLIC_SCHEMA {
+        name.to_string()
+    } else {
+        format!("{schema}.{name}")
+    }
+}
+
+/// A relation's SQL-layer name as SQL text (`t`, `s.t`, `"S"."T"`).
+pub fn quote_name(name: &str) -> String {
+    match name.split_once('.') {
+        Some((s, t)) => format!("{}.{}", quote_ident(s), quote_ident(t)),
+        None => quote_ident(name),
+    }
+}
+
 fn table_desc_key(db: &str, name: &str) -> Vec<u8> {
+    let (schema, name) = split_name(name);
     KeyEncoder::with_prefix(TABLE_DESC_PREFIX)
         .str(db)
-        .str(PUBLIC_SCHEMA)
+        .str(schema)
         .str(name)
         .finish()
 }
 
 fn view_desc_key(db: &str, name: &str) -> Vec<u8> {
+    let (schema, name) = split_name(name);
     KeyEncoder::with_prefix(VIEW_DESC_PREFIX)
         .str(db)
-        .str(PUBLIC_SCHEMA)
+        .str(schema)
+        .str(name)
+        .finish()
+}
+
+fn schema_key(db: &str, name: &str) -> Vec<u8> {
+    KeyEncoder::with_prefix(SCHEMA_PREFIX)
+        .str(db)
         .str(name)
         .finish()
 }
@@ -620,13 +663,15 @@ impl Catalog {
         }
     }
 
-    /// Removes a database's record and its views; the caller drops its
-    /// tables first.
+    /// Removes a database's record, its views and its schemas; the
+    /// caller drops its tables first.
     pub async fn drop_database(&self, name: &str) -> Result<()> {
-        let start = KeyEncoder::with_prefix(VIEW_DESC_PREFIX).str(name).finish();
-        let end = prefix_successor(&start).expect("prefix is not all 0xff");
-        for (k, _) in self.db.scan(&start, &end, 0, false).await? {
-            self.db.delete(&k).await?;
+        for prefix in [VIEW_DESC_PREFIX, SCHEMA_PREFIX] {
+            let start = KeyEncoder::with_prefix(prefix).str(name).finish();
+            let end = prefix_successor(&start).expect("prefix is not all 0xff");
+            for (k, _) in self.db.scan(&start, &end, 0, false).await? {
+                self.db.delete(&k).await?;
+            }
         }
         self.db.delete(&db_key(name)).await?;
         self.bump_version().await
@@ -674,18 +719,86 @@ impl Catalog {
         Ok(Some(desc))
     }
 
-    /// Every descriptor stored under `prefix` for the `public` schema of
-    /// database `db`, decoded, in name order.
+    /// Whether schema `name` exists in database `db` (`public` and the
+    /// system schemas always do).
+    pub async fn schema_exists(&self, db: &str, name: &str) -> Result<bool> {
+        if name == PUBLIC_SCHEMA || SYSTEM_SCHEMAS.contains(&name) {
+            return Ok(true);
+        }
+        Ok(self.db.get(&schema_key(db, name)).await?.is_some())
+    }
+
+    /// CREATE SCHEMA (42P06 if it exists).
+    pub async fn create_schema(&self, db: &str, name: &str) -> Result<()> {
+        let exists = || {
+            SqlError::new(
+                code::DUPLICATE_SCHEMA,
+                format!("schema \"{name}\" already exists"),
+            )
+        };
+        if name == PUBLIC_SCHEMA || SYSTEM_SCHEMAS.contains(&name) {
+            return Err(exists());
+        }
+        if name.contains('.') {
+            return Err(SqlError::new(
+                code::INVALID_SCHEMA_NAME,
+                format!("schema name \"{name}\" may not contain a dot"),
+            ));
+        }
+        match self.db.cput(&schema_key(db, name), b"", None).await {
+            Ok(()) => self.bump_version().await,
+            Err(KvError::ConditionFailed { .. }) => Err(exists()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Removes a schema's record; the caller drops its relations first.
+    /// False if there was none.
+    pub async fn drop_schema(&self, db: &str, name: &str) -> Result<bool> {
+        if !self.schema_exists(db, name).await? {
+            return Ok(false);
+        }
+        self.db.delete(&schema_key(db, name)).await?;
+        self.bump_version().await?;
+        Ok(true)
+    }
+
+    /// The schemas of database `db` that hold user relations: `public`
+    /// first, then the created ones in name order.
+    pub async fn schema_names(&self, db: &str) -> Result<Vec<String>> {
+        let start = KeyEncoder::with_prefix(SCHEMA_PREFIX).str(db).finish();
+        let end = prefix_successor(&start).expect("prefix is not all 0xff");
+        let mut names = vec![PUBLIC_SCHEMA.to_string()];
+        for (k, _) in self.db.scan(&start, &end, 0, false).await? {
+            let mut d = KeyDecoder::new(&k[SCHEMA_PREFIX.len()..]);
+            let name = d.string().and_then(|_db| d.string());
+            names.push(name.map_err(|e| SqlError::internal(format!("schema key: {e}")))?);
+        }
+        Ok(names)
+    }
+
+    /// Fails with 3F000 unless the schema of relation name `name` exists.
+    async fn check_schema(&self, db: &str, name: &str) -> Result<()> {
+        let (schema, _) = split_name(name);
+        if self.schema_exists(db, schema).await? {
+            Ok(())
+        } else {
+            Err(SqlError::new(
+                code::INVALID_SCHEMA_NAME,
+                format!("schema \"{schema}\" does not exist"),
+            ))
+        }
+    }
+
+    /// Every descriptor stored under `prefix` for database `db` (all its
+    /// schemas), decoded, in (schema, name) order.
     async fn descriptors<T>(
         &self,
         prefix: &[u8],
         db: &str,
         decode: impl Fn(&[u8]) -> Result<T>,
     ) -> Result<Vec<T>> {
-        let start = KeyEncoder::with_prefix(prefix)
-            .str(db)
-            .str(PUBLIC_SCHEMA)
-            .finish();
+        let start = KeyEncoder::with_prefix(prefix).str(db).finish();
         let end = prefix_successor(&start).expect("prefix is not all 0xff");
         let rows = self.db.scan(&start, &end, 0, false).await?;
         rows.into_iter().map(|(_, v)| decode(&v)).collect()
@@ -722,8 +835,10 @@ impl Catalog {
         Ok(())
     }
 
-    /// Stores a new table; 42P07 if the name is taken.
+    /// Stores a new table; 42P07 if the name is taken, 3F000 if its
+    /// schema does not exist.
     pub async fn create_table(&self, db: &str, desc: &TableDesc) -> Result<()> {
+        self.check_schema(db, &desc.name).await?;
         if self.db.get(&view_desc_key(db, &desc.name)).await?.is_some() {
             return Err(SqlError::new(
                 code::DUPLICATE_TABLE,
@@ -822,6 +937,7 @@ impl Catalog {
                 format!("relation \"{}\" already exists", desc.name),
             )
         };
+        self.check_schema(db, &desc.name).await?;
         if self
             .db
             .get(&table_desc_key(db, &desc.name))

@@ -3,15 +3,14 @@
 //!
 //! Each is a view whose query lists its rows as `VALUES` (typed by casts),
 //! so filters, joins, ordering and aggregates work on it as on any view.
-//! They list the relations of the current database's `public` schema (the
-//! only schema with user relations); `schemata` also names
-//! `information_schema` and `pg_catalog`. Column sets are PostgreSQL's
+//! They list the relations of every schema of the current database;
+//! `schemata` also names `information_schema` and `pg_catalog`. Column sets are PostgreSQL's
 //! most-used columns, under PostgreSQL's names and value spellings
 //! (`BASE TABLE`, `YES` / `NO`, `character varying`).
 
 use std::sync::Arc;
 
-use crate::catalog::{Catalog, ViewDesc, PUBLIC_SCHEMA};
+use crate::catalog::{split_name, Catalog, ViewDesc, SYSTEM_SCHEMAS};
 use crate::error::Result;
 use crate::types::{type_display, DataType};
 
@@ -91,9 +90,10 @@ pub async fn view(catalog: &Catalog, db: &str, name: &str) -> Result<Option<Arc<
             let mut rows: Vec<Vec<String>> = relations
                 .iter()
                 .map(|(name, kind, insertable)| {
+                    let (schema, name) = split_name(name);
                     vec![
                         lit(Some(db)),
-                        lit(Some(PUBLIC_SCHEMA)),
+                        lit(Some(schema)),
                         lit(Some(name)),
                         lit(Some(kind)),
                         lit(Some(insertable)),
@@ -124,10 +124,11 @@ pub async fn view(catalog: &Catalog, db: &str, name: &str) -> Result<Option<Arc<
                         DataType::Varchar(n) | DataType::Char(n) => *n,
                         _ => None,
                     };
+                    let (schema, name) = split_name(&t.name);
                     rows.push(vec![
                         lit(Some(db)),
-                        lit(Some(PUBLIC_SCHEMA)),
-                        lit(Some(&t.name)),
+                        lit(Some(schema)),
+                        lit(Some(name)),
                         lit(Some(&c.name)),
                         (i + 1).to_string(),
                         lit(c.default.as_deref()),
@@ -157,7 +158,10 @@ pub async fn view(catalog: &Catalog, db: &str, name: &str) -> Result<Option<Arc<
             )
         }
         "schemata" => {
-            let rows = ["information_schema", "pg_catalog", PUBLIC_SCHEMA]
+            let mut schemas: Vec<String> = SYSTEM_SCHEMAS.iter().map(|s| s.to_string()).collect();
+            schemas.extend(catalog.schema_names(db).await?);
+            schemas.sort();
+            let rows = schemas
                 .iter()
                 .map(|s| vec![lit(Some(db)), lit(Some(s)), lit(Some("root"))])
                 .collect();

@@ -23,7 +23,7 @@
 //! recognized and fail as before (42P01). A general `pg_catalog` needs
 //! subqueries in the engine first.
 
-use crate::catalog::{quote_ident, Catalog, TableDesc, PUBLIC_SCHEMA};
+use crate::catalog::{quote_ident, split_name, Catalog, TableDesc, PUBLIC_SCHEMA};
 use crate::error::Result;
 use crate::session::StmtResult;
 use crate::types::{DataType, Datum};
@@ -146,9 +146,15 @@ pub async fn answer(
     let s = sql.split_whitespace().collect::<Vec<_>>().join(" ");
     let name_re = literal_after(&s, "c.relname OPERATOR(pg_catalog.~)").map(Regex::new);
     let nsp_re = literal_after(&s, "n.nspname OPERATOR(pg_catalog.~)").map(Regex::new);
-    let visible = |name: &str| {
+    // A relation is listed if its name matches and its schema matches the
+    // schema pattern; with no schema pattern, if it is on the search path
+    // (`public`), as pg_table_is_visible says.
+    let visible = |schema: &str, name: &str| {
         name_re.as_ref().is_none_or(|r| r.is_match(name))
-            && nsp_re.as_ref().is_none_or(|r| r.is_match(PUBLIC_SCHEMA))
+            && match &nsp_re {
+                Some(r) => r.is_match(schema),
+                None => schema == PUBLIC_SCHEMA,
+            }
     };
 
     // \d, \dt, \di [pattern]: the list of relations.
@@ -166,13 +172,9 @@ pub async fn answer(
         let with_table = s.contains("c2.relname as \"Table\"");
         let mut out = Vec::new();
         for t in tables(catalog, db).await? {
-            if kinds.contains("'r'") && visible(&t.name) {
-                let mut r = vec![
-                    text(PUBLIC_SCHEMA),
-                    text(&t.name),
-                    text("table"),
-                    text(user),
-                ];
+            let (schema, tname) = split_name(&t.name);
+            if kinds.contains("'r'") && visible(schema, tname) {
+                let mut r = vec![text(schema), text(tname), text("table"), text(user)];
                 if with_table {
                     r.push(Datum::Null);
                 }
@@ -180,11 +182,10 @@ pub async fn answer(
             }
             if kinds.contains("'i'") {
                 for (name, ..) in indexes(&t) {
-                    if visible(&name) {
-                        let mut r =
-                            vec![text(PUBLIC_SCHEMA), text(name), text("index"), text(user)];
+                    if visible(schema, &name) {
+                        let mut r = vec![text(schema), text(name), text("index"), text(user)];
                         if with_table {
-                            r.push(text(&t.name));
+                            r.push(text(tname));
                         }
                         out.push(r);
                     }
@@ -204,12 +205,9 @@ pub async fn answer(
         catalog.refresh().await?;
         let mut out = Vec::new();
         for t in tables(catalog, db).await? {
-            if visible(&t.name) {
-                out.push(vec![
-                    Datum::Int(t.id as i64),
-                    text(PUBLIC_SCHEMA),
-                    text(&t.name),
-                ]);
+            let (schema, tname) = split_name(&t.name);
+            if visible(schema, tname) {
+                out.push(vec![Datum::Int(t.id as i64), text(schema), text(tname)]);
             }
         }
         let mut c = cols(&["oid", "nspname", "relname"]);
@@ -334,8 +332,8 @@ pub async fn answer(
                         "CREATE {}INDEX {} ON {}.{} USING btree ({columns})",
                         if unique { "UNIQUE " } else { "" },
                         quote_ident(&name),
-                        PUBLIC_SCHEMA,
-                        quote_ident(&t.name)
+                        quote_ident(split_name(&t.name).0),
+                        quote_ident(split_name(&t.name).1)
                     )),
                     if primary {
                         text(format!("PRIMARY KEY ({columns})"))

@@ -326,7 +326,8 @@ pub fn ident(i: &ast::Ident) -> String {
     }
 }
 
-/// The table name of an object name (`t`, `public.t`, `db.public.t`).
+/// The SQL-layer name of a relation's object name: `t`, `public.t` and
+/// `db.public.t` are `t`; `s.t` and `db.s.t` are `s.t` (see the catalog).
 pub fn table_name(n: &ast::ObjectName) -> Result<String> {
     let parts: Vec<String> =
         n.0.iter()
@@ -341,6 +342,9 @@ pub fn table_name(n: &ast::ObjectName) -> Result<String> {
         [_, s, t] if s == crate::catalog::PUBLIC_SCHEMA => Ok(t.clone()),
         [s, t] | [_, s, t] if s == "information_schema" => {
             Ok(format!("{}{t}", crate::infoschema::PREFIX))
+        }
+        [s, t] | [_, s, t] if s != "pg_catalog" && !s.contains('.') => {
+            Ok(crate::catalog::qualified_name(s, t))
         }
         _ => Err(SqlError::undefined_table(&n.to_string())),
     }
@@ -1130,7 +1134,9 @@ impl<'a> Binder<'a> {
                 }
                 ast::SelectItem::QualifiedWildcard(kind, _) => {
                     let t = match kind {
-                        ast::SelectItemQualifiedWildcardKind::ObjectName(n) => table_name(n)?,
+                        ast::SelectItemQualifiedWildcardKind::ObjectName(n) => {
+                            crate::catalog::split_name(&table_name(n)?).1.to_string()
+                        }
                         _ => return Err(SqlError::unsupported("this wildcard form")),
                     };
                     let mut any = false;
@@ -1525,13 +1531,13 @@ impl<'a> Binder<'a> {
                         ));
                     }
                     // `information_schema.tables` is `tables` in the query.
-                    let scope_name = rel.strip_prefix(crate::infoschema::PREFIX).unwrap_or(&rel);
+                    let scope_name = crate::catalog::split_name(&rel).1;
                     return derived(q, names, scope_name, alias.as_ref());
                 }
                 let t = self.table(name)?;
                 let alias_name = match alias {
                     Some(a) => ident(&a.name),
-                    None => t.name.clone(),
+                    None => crate::catalog::split_name(&t.name).1.to_string(),
                 };
                 let mut scope = Scope::of_table(&t, &alias_name);
                 if let Some(a) = alias {
@@ -2159,7 +2165,9 @@ impl<'a> Binder<'a> {
         let ast::OnConflictAction::DoUpdate(du) = &oc.action else {
             return Ok(OnConflict::DoNothing);
         };
-        let alias = alias.map(|a| ident(&a.alias)).unwrap_or(table.name.clone());
+        let alias = alias
+            .map(|a| ident(&a.alias))
+            .unwrap_or_else(|| crate::catalog::split_name(&table.name).1.to_string());
         let mut scope = Scope::of_table(table, &alias);
         scope.cols.extend(Scope::of_table(table, "excluded").cols);
         let sets = self.bind_assignments(&du.assignments, table, &scope)?;
@@ -2189,7 +2197,7 @@ impl<'a> Binder<'a> {
         let alias = alias
             .as_ref()
             .map(|a| ident(&a.name))
-            .unwrap_or(table.name.clone());
+            .unwrap_or_else(|| crate::catalog::split_name(&table.name).1.to_string());
         let mut scope = Scope::of_table(&table, &alias);
         let from_items = match &u.from {
             Some(
@@ -2259,7 +2267,7 @@ impl<'a> Binder<'a> {
         let alias = alias
             .as_ref()
             .map(|a| ident(&a.name))
-            .unwrap_or(table.name.clone());
+            .unwrap_or_else(|| crate::catalog::split_name(&table.name).1.to_string());
         let scope = Scope::of_table(&table, &alias);
         let (filter, range) = self.bind_row_filter(d.selection.as_ref(), &table, &scope)?;
         let returning = self.bind_returning(&d.returning, &table)?;

@@ -619,12 +619,10 @@ impl Session {
                 Ok(StmtResult::Rows {
                     columns: show_tables_columns(),
                     rows: names
-                        .into_iter()
+                        .iter()
                         .map(|n| {
-                            vec![
-                                Datum::Text(crate::catalog::PUBLIC_SCHEMA.into()),
-                                Datum::Text(n),
-                            ]
+                            let (schema, name) = crate::catalog::split_name(n);
+                            vec![Datum::Text(schema.into()), Datum::Text(name.into())]
                         })
                         .collect(),
                     tag: "SHOW".into(),
@@ -679,38 +677,25 @@ impl Session {
                 if_not_exists,
                 ..
             } => {
-                let name = schema_name.to_string().trim_matches('"').to_string();
-                if name == crate::catalog::PUBLIC_SCHEMA {
-                    if *if_not_exists {
-                        return Ok(StmtResult::Command("CREATE SCHEMA".into()));
-                    }
-                    return Err(SqlError::new(
-                        code::DUPLICATE_SCHEMA,
-                        "schema \"public\" already exists",
-                    ));
+                let name = match schema_name {
+                    ast::SchemaName::Simple(n) => plan::table_name(n)?,
+                    _ => return Err(SqlError::unsupported("CREATE SCHEMA ... AUTHORIZATION")),
+                };
+                self.catalog.refresh().await?;
+                match self.catalog.create_schema(&self.database, &name).await {
+                    Err(e) if e.code == code::DUPLICATE_SCHEMA && *if_not_exists => {}
+                    other => other?,
                 }
-                Err(SqlError::unsupported(format!(
-                    "cannot create schema \"{name}\": only the public schema exists (use a database instead)"
-                )))
+                Ok(StmtResult::Command("CREATE SCHEMA".into()))
             }
             Statement::Drop {
                 object_type: ast::ObjectType::Schema,
                 if_exists,
                 names,
+                cascade,
                 ..
             } => {
-                for n in names {
-                    let name = plan::table_name(n)?;
-                    if name == crate::catalog::PUBLIC_SCHEMA {
-                        return Err(SqlError::unsupported("the public schema cannot be dropped"));
-                    }
-                    if !*if_exists {
-                        return Err(SqlError::new(
-                            code::INVALID_SCHEMA_NAME,
-                            format!("schema \"{name}\" does not exist"),
-                        ));
-                    }
-                }
+                self.drop_schemas(names, *if_exists, *cascade).await?;
                 Ok(StmtResult::Command("DROP SCHEMA".into()))
             }
             Statement::CreateTable(ct) => {
@@ -1584,6 +1569,80 @@ impl Session {
         self.catalog.drop_database(name).await
     }
 
+    /// DROP SCHEMA: all named schemas must exist (unless IF EXISTS) and,
+    /// without CASCADE, be empty (2BP01); CASCADE drops their views and
+    /// tables first.
+    async fn drop_schemas(
+        &mut self,
+        names: &[ast::ObjectName],
+        if_exists: bool,
+        cascade: bool,
+    ) -> Result<()> {
+        self.catalog.refresh().await?;
+        let mut schemas = Vec::new();
+        for n in names {
+            let name = plan::table_name(n)?;
+            if name == crate::catalog::PUBLIC_SCHEMA
+                || crate::catalog::SYSTEM_SCHEMAS.contains(&name.as_str())
+            {
+                return Err(SqlError::new(
+                    code::DEPENDENT_OBJECTS_STILL_EXIST,
+                    format!("cannot drop schema {name}: it is a schema every database has"),
+                ));
+            }
+            if !self.catalog.schema_exists(&self.database, &name).await? {
+                if if_exists {
+                    continue;
+                }
+                return Err(SqlError::new(
+                    code::INVALID_SCHEMA_NAME,
+                    format!("schema \"{name}\" does not exist"),
+                ));
+            }
+            schemas.push(name);
+        }
+        let in_schemas = |n: &String| schemas.iter().any(|s| crate::catalog::split_name(n).0 == s);
+        let tables: Vec<String> = (self.catalog.table_names(&self.database).await?)
+            .into_iter()
+            .filter(in_schemas)
+            .collect();
+        let views: Vec<String> = (self.catalog.view_names(&self.database).await?)
+            .into_iter()
+            .filter(in_schemas)
+            .collect();
+        if let Some(first) = tables.iter().chain(&views).next() {
+            if !cascade {
+                let (schema, _) = crate::catalog::split_name(first);
+                return Err(SqlError::new(
+                    code::DEPENDENT_OBJECTS_STILL_EXIST,
+                    format!("cannot drop schema {schema} because other objects depend on it"),
+                )
+                .with_detail(format!("relation {first} depends on schema {schema}"))
+                .with_hint("Use DROP ... CASCADE to drop the dependent objects too."));
+            }
+        }
+        for v in &views {
+            self.catalog.drop_view(&self.database, v).await?;
+        }
+        let objects: Vec<ast::ObjectName> = tables
+            .iter()
+            .map(|t| {
+                let (schema, name) = crate::catalog::split_name(t);
+                ast::ObjectName::from(vec![
+                    ast::Ident::with_quote('"', schema),
+                    ast::Ident::with_quote('"', name),
+                ])
+            })
+            .collect();
+        if !objects.is_empty() {
+            self.drop_tables(&objects, true).await?;
+        }
+        for s in &schemas {
+            self.catalog.drop_schema(&self.database, s).await?;
+        }
+        Ok(())
+    }
+
     async fn drop_tables(
         &mut self,
         names: &[ast::ObjectName],
@@ -1655,10 +1714,14 @@ impl Session {
                 .ok_or_else(|| SqlError::undefined_column(&n))?;
             cols.push(pos);
         }
+        // An index lives in its table's schema.
+        let schema = crate::catalog::split_name(&desc.name).0.to_string();
         let name = match &ci.name {
-            Some(n) => plan::table_name(n)?,
+            Some(n) => crate::catalog::split_name(&plan::table_name(n)?)
+                .1
+                .to_string(),
             None => {
-                let mut n = desc.name.clone();
+                let mut n = crate::catalog::split_name(&desc.name).1.to_string();
                 for c in &cols {
                     n.push('_');
                     n.push_str(&desc.columns[*c].name);
@@ -1667,7 +1730,7 @@ impl Session {
                 n
             }
         };
-        if self.find_index(&name).await?.is_some() || name == desc.pkey_name() {
+        if self.find_index(&schema, &name).await?.is_some() || name == desc.pkey_name() {
             if ci.if_not_exists {
                 return Ok(StmtResult::Command("CREATE INDEX".into()));
             }
@@ -1766,9 +1829,12 @@ impl Session {
         }
     }
 
-    /// The table holding the index called `name`.
-    async fn find_index(&self, name: &str) -> Result<Option<Arc<TableDesc>>> {
+    /// The table of schema `schema` holding the index called `name`.
+    async fn find_index(&self, schema: &str, name: &str) -> Result<Option<Arc<TableDesc>>> {
         for t in self.catalog.table_names(&self.database).await? {
+            if crate::catalog::split_name(&t).0 != schema {
+                continue;
+            }
             if let Some(d) = self.catalog.table(&self.database, &t).await? {
                 if d.index(name).is_some() {
                     return Ok(Some(d));
@@ -1785,8 +1851,9 @@ impl Session {
     ) -> Result<StmtResult> {
         self.catalog.refresh().await?;
         for n in names {
-            let name = plan::table_name(n)?;
-            let Some(desc) = self.find_index(&name).await? else {
+            let qualified = plan::table_name(n)?;
+            let (schema, name) = crate::catalog::split_name(&qualified);
+            let Some(desc) = self.find_index(schema, name).await? else {
                 if if_exists {
                     continue;
                 }
@@ -1795,7 +1862,7 @@ impl Session {
                     format!("index \"{name}\" does not exist"),
                 ));
             };
-            let idx = desc.index(&name).expect("found above").clone();
+            let idx = desc.index(name).expect("found above").clone();
             let mut new = (*desc).clone();
             new.indexes.retain(|i| i.id != idx.id);
             self.catalog

@@ -730,7 +730,24 @@ async fn databases_are_created_and_dropped() {
     t.batch_execute("CREATE SCHEMA IF NOT EXISTS public")
         .await
         .unwrap();
-    assert_eq!(sqlstate(&t, "CREATE SCHEMA app").await, "0A000");
+    // Schemas belong to their database and go with it.
+    t.batch_execute("CREATE DATABASE shop").await.unwrap();
+    let (shop, conn) = to("shop").await.unwrap();
+    tokio::spawn(conn);
+    shop.batch_execute("CREATE SCHEMA app; CREATE TABLE app.x (i INT)")
+        .await
+        .unwrap();
+    assert_eq!(sqlstate(&t, "SELECT * FROM app.x").await, "42P01");
+    drop(shop);
+    t.batch_execute("DROP DATABASE shop; CREATE DATABASE shop")
+        .await
+        .unwrap();
+    let (shop, conn) = to("shop").await.unwrap();
+    tokio::spawn(conn);
+    assert_eq!(
+        sqlstate(&shop, "CREATE TABLE app.x (i INT)").await,
+        "3F000"
+    );
 }
 
 /// A table created inside a transaction that does not commit (ROLLBACK,
@@ -1167,5 +1184,134 @@ async fn information_schema_lists_tables_views_and_columns() {
     assert_eq!(
         sqlstate(&t, "SELECT * FROM information_schema.nothing").await,
         "42P01"
+    );
+}
+
+/// CREATE SCHEMA gives a database a second namespace: `app.t` and
+/// `public.t` are different tables; indexes, views, foreign keys, renames,
+/// introspection and DROP SCHEMA [CASCADE] follow the schema, and every
+/// node sees it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schemas_hold_their_own_tables_views_and_indexes() {
+    let c = cluster().await;
+    let t = connect(c.addrs[0]).await;
+    let other = connect(c.addrs[1]).await;
+    t.batch_execute("CREATE SCHEMA app").await.unwrap();
+    assert_eq!(sqlstate(&t, "CREATE SCHEMA app").await, "42P06");
+    assert_eq!(sqlstate(&t, "CREATE SCHEMA public").await, "42P06");
+    t.batch_execute("CREATE SCHEMA IF NOT EXISTS app")
+        .await
+        .unwrap();
+    assert_eq!(
+        sqlstate(&t, "CREATE TABLE nope.t (id INT PRIMARY KEY)").await,
+        "3F000"
+    );
+    t.batch_execute(
+        "CREATE TABLE app.t (id INT PRIMARY KEY, v TEXT); \
+         CREATE TABLE t (id INT PRIMARY KEY, v TEXT); \
+         INSERT INTO app.t VALUES (1, 'app'); \
+         INSERT INTO public.t VALUES (1, 'public'), (2, 'p2')",
+    )
+    .await
+    .unwrap();
+    // Another node's session sees the schema and its table at once.
+    assert_eq!(flat(&other, "SELECT v FROM app.t").await, "app");
+    assert_eq!(flat(&t, "SELECT count(*) FROM t").await, "2");
+    assert_eq!(flat(&t, "SELECT t.v FROM app.t").await, "app");
+    assert_eq!(flat(&t, "SELECT app.t.v FROM app.t").await, "app");
+    assert_eq!(
+        flat(
+            &t,
+            "SELECT a.v, p.v FROM app.t a JOIN public.t p ON a.id = p.id"
+        )
+        .await,
+        "app|public"
+    );
+    t.batch_execute(
+        "UPDATE app.t SET v = 'app1' WHERE id = 1; \
+         INSERT INTO app.t SELECT id + 10, v FROM public.t; \
+         DELETE FROM app.t WHERE id = 12",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        flat(&t, "SELECT id, v FROM app.t ORDER BY id").await,
+        "1|app1;11|public"
+    );
+    // Index names are per schema.
+    t.batch_execute("CREATE INDEX ON app.t (v); CREATE INDEX ON t (v)")
+        .await
+        .unwrap();
+    assert!(flat(&t, "EXPLAIN SELECT id FROM app.t WHERE v = 'app1'")
+        .await
+        .contains("t_v_idx"));
+    assert_eq!(flat(&t, "SELECT id FROM app.t WHERE v = 'app1'").await, "1");
+    t.batch_execute("DROP INDEX app.t_v_idx").await.unwrap();
+    assert_eq!(sqlstate(&t, "DROP INDEX app.t_v_idx").await, "42704");
+    t.batch_execute("DROP INDEX t_v_idx").await.unwrap();
+    // Views, foreign keys and SHOW CREATE TABLE name the schema.
+    t.batch_execute(
+        "CREATE VIEW app.ids AS SELECT id FROM app.t; \
+         CREATE TABLE app.child (id INT PRIMARY KEY, pid INT REFERENCES app.t (id))",
+    )
+    .await
+    .unwrap();
+    assert_eq!(flat(&t, "SELECT * FROM app.ids ORDER BY id").await, "1;11");
+    assert_eq!(sqlstate(&t, "SELECT * FROM ids").await, "42P01");
+    assert_eq!(
+        sqlstate(&t, "INSERT INTO app.child VALUES (1, 5)").await,
+        "23503"
+    );
+    t.batch_execute("INSERT INTO app.child VALUES (1, 11)")
+        .await
+        .unwrap();
+    assert!(flat(&t, "SHOW CREATE TABLE app.child")
+        .await
+        .contains("CREATE TABLE app.child"));
+    assert_eq!(flat(&t, "SHOW TABLES").await, "app|child;app|t;public|t");
+    assert_eq!(
+        flat(
+            &t,
+            "SELECT table_schema, table_type FROM information_schema.tables \
+             WHERE table_name IN ('t', 'ids') ORDER BY 1, 2"
+        )
+        .await,
+        "app|BASE TABLE;app|VIEW;public|BASE TABLE"
+    );
+    assert_eq!(
+        flat(
+            &t,
+            "SELECT schema_name FROM information_schema.schemata ORDER BY 1"
+        )
+        .await,
+        "app;information_schema;pg_catalog;public"
+    );
+    // A renamed table stays in its schema.
+    t.batch_execute(
+        "CREATE TABLE app.r (id INT PRIMARY KEY); INSERT INTO app.r VALUES (7); \
+         ALTER TABLE app.r RENAME TO kid",
+    )
+    .await
+    .unwrap();
+    assert_eq!(flat(&t, "SELECT id FROM app.kid").await, "7");
+    assert_eq!(sqlstate(&t, "SELECT * FROM kid").await, "42P01");
+    // DROP SCHEMA refuses a schema with relations unless CASCADE.
+    assert_eq!(sqlstate(&t, "DROP SCHEMA app").await, "2BP01");
+    assert_eq!(sqlstate(&t, "DROP SCHEMA public").await, "2BP01");
+    assert_eq!(sqlstate(&t, "DROP SCHEMA nope").await, "3F000");
+    t.batch_execute("DROP SCHEMA IF EXISTS nope").await.unwrap();
+    t.batch_execute("DROP SCHEMA app CASCADE").await.unwrap();
+    assert_eq!(sqlstate(&other, "SELECT * FROM app.t").await, "42P01");
+    assert_eq!(sqlstate(&t, "SELECT * FROM app.ids").await, "42P01");
+    assert_eq!(flat(&t, "SELECT count(*) FROM t").await, "2");
+    assert_eq!(sqlstate(&t, "CREATE TABLE app.t (id INT)").await, "3F000");
+    // An empty schema drops without CASCADE, and can be made again.
+    t.batch_execute("CREATE SCHEMA app; DROP SCHEMA app; CREATE SCHEMA app")
+        .await
+        .unwrap();
+    assert_eq!(
+        sqlstate(&t, "SELECT * FROM app.t").await,
+        "42P01",
+        "a dropped schema's tables do not come back with the schema"
     );
 }

@@ -22,8 +22,9 @@ use crate::encoding::{self, encode_key_datum, index_prefix, PRIMARY_INDEX_ID};
 use crate::error::{code, Result, SqlError};
 use crate::expr::{self, BinOp, EvalCtx, Expr, SubqueryPlan};
 use crate::plan::{
-    explain, AggCall, AggFunc, Binder, Bound, BoundQuery, DeletePlan, InsertPlan, InsertSource,
-    JoinKind, KeyRange, OnConflict, Plan, Returning, RowLock, SetOpKind, UpdatePlan,
+    explain, join_strategy, AggCall, AggFunc, Binder, Bound, BoundQuery, DeletePlan, InsertPlan,
+    InsertSource, JoinKind, JoinStrategy, KeyRange, OnConflict, Plan, Returning, RowLock,
+    SetOpKind, UpdatePlan, LOOKUP_JOIN_LIMIT,
 };
 use crate::txn::{ReadRow, Txn};
 use crate::types::{self, DataType, Datum, Decimal};
@@ -129,14 +130,28 @@ impl std::fmt::Debug for Env {
 const MEMO_LIMIT: usize = 100_000;
 
 /// A scan of a statement: its plan node's address, table, key range and
-/// filter.
-type ScanRef = (usize, Arc<TableDesc>, KeyRange, Option<Expr>);
+/// filter; for the right side of a lookup join, the join's left side.
+struct ScanRef<'p> {
+    key: usize,
+    table: Arc<TableDesc>,
+    range: KeyRange,
+    filter: Option<Expr>,
+    lookup: Option<LookupRef<'p>>,
+}
+
+/// The left side of a lookup join and how its keys map onto the right
+/// table's primary key (see [`JoinStrategy::Lookup`]).
+struct LookupRef<'p> {
+    left: &'p Plan,
+    left_keys: &'p [Expr],
+    key_columns: Vec<usize>,
+}
 
 fn plan_key(p: &Plan) -> usize {
     p as *const Plan as usize
 }
 
-fn collect_expr(e: &Expr, out: &mut Vec<ScanRef>) {
+fn collect_expr<'p>(e: &'p Expr, out: &mut Vec<ScanRef<'p>>) {
     e.walk(&mut |x| {
         if let Expr::Subquery { plan, .. } = x {
             collect_plan(&plan.plan, out)
@@ -144,19 +159,25 @@ fn collect_expr(e: &Expr, out: &mut Vec<ScanRef>) {
     });
 }
 
-fn collect_exprs<'e>(es: impl IntoIterator<Item = &'e Expr>, out: &mut Vec<ScanRef>) {
+fn collect_exprs<'p>(es: impl IntoIterator<Item = &'p Expr>, out: &mut Vec<ScanRef<'p>>) {
     es.into_iter().for_each(|e| collect_expr(e, out))
 }
 
 /// The scans of a plan, subqueries in its expressions included.
-fn collect_plan(plan: &Plan, out: &mut Vec<ScanRef>) {
+fn collect_plan<'p>(plan: &'p Plan, out: &mut Vec<ScanRef<'p>>) {
     match plan {
         Plan::Scan {
             table,
             range,
             filter,
         } => {
-            out.push((plan_key(plan), table.clone(), range.clone(), filter.clone()));
+            out.push(ScanRef {
+                key: plan_key(plan),
+                table: table.clone(),
+                range: range.clone(),
+                filter: filter.clone(),
+                lookup: None,
+            });
             collect_exprs(filter, out);
         }
         Plan::Values { rows } => collect_exprs(rows.iter().flatten(), out),
@@ -183,7 +204,16 @@ fn collect_plan(plan: &Plan, out: &mut Vec<ScanRef>) {
             ..
         } => {
             collect_plan(left, out);
+            let first_right = out.len();
             collect_plan(right, out);
+            if let JoinStrategy::Lookup { key_columns, .. } = join_strategy(plan) {
+                // The right side is one scan: it reads what the left needs.
+                out[first_right].lookup = Some(LookupRef {
+                    left,
+                    left_keys,
+                    key_columns,
+                });
+            }
             collect_exprs(left_keys.iter().chain(right_keys).chain(on), out);
         }
         Plan::Aggregate {
@@ -223,14 +253,14 @@ fn collect_plan(plan: &Plan, out: &mut Vec<ScanRef>) {
     }
 }
 
-fn collect_returning(r: &Option<Returning>, out: &mut Vec<ScanRef>) {
+fn collect_returning<'p>(r: &'p Option<Returning>, out: &mut Vec<ScanRef<'p>>) {
     if let Some(r) = r {
         collect_exprs(&r.exprs, out)
     }
 }
 
 /// The scans of a statement (the rows DML changes are read separately).
-fn collect_bound(b: &Bound, out: &mut Vec<ScanRef>) {
+fn collect_bound<'p>(b: &'p Bound, out: &mut Vec<ScanRef<'p>>) {
     match b {
         Bound::Query(q) => collect_plan(&q.plan, out),
         Bound::Insert(i) => {
@@ -261,16 +291,23 @@ fn collect_bound(b: &Bound, out: &mut Vec<ScanRef>) {
 /// Reads every scan of a statement; with `lock` (SELECT ... FOR UPDATE),
 /// the rows of the tables it names are read under locks.
 async fn prefetch(
-    scans: Vec<ScanRef>,
+    scans: Vec<ScanRef<'_>>,
     txn: &Txn,
     ctx: &EvalCtx,
     lock: Option<&RowLock>,
 ) -> Result<Env> {
-    let mut out = HashMap::new();
-    for (key, table, range, filter) in scans {
+    let mut out: HashMap<usize, Arc<Vec<Row>>> = HashMap::new();
+    for s in scans {
+        let ScanRef {
+            key, table, filter, ..
+        } = s;
         if out.contains_key(&key) {
             continue;
         }
+        let range = match s.lookup {
+            Some(l) => lookup_range(&l, &out, ctx)?.unwrap_or(s.range),
+            None => s.range,
+        };
         let locking = lock.is_some_and(|l| l.of.is_empty() || l.of.contains(&table.name));
         let (mode, filter) = if locking {
             // Lock only the rows that pass the scan's own filter (when it
@@ -294,6 +331,46 @@ async fn prefetch(
         scans: out,
         memo: parking_lot::Mutex::new(HashMap::new()),
     })
+}
+
+/// The primary keys a lookup join's right side must read: those the rows
+/// of its left side (whose scans `read` holds) give, or `None` if the left
+/// has more than [`LOOKUP_JOIN_LIMIT`] rows (then the whole table is read).
+fn lookup_range(
+    l: &LookupRef<'_>,
+    read: &HashMap<usize, Arc<Vec<Row>>>,
+    ctx: &EvalCtx,
+) -> Result<Option<KeyRange>> {
+    let env = Env {
+        scans: read.clone(),
+        memo: parking_lot::Mutex::new(HashMap::new()),
+    };
+    let ctx = EvalCtx {
+        env: Some(Arc::new(env)),
+        ..ctx.clone()
+    };
+    let rows = run_sync(l.left, &ctx)?;
+    if rows.len() > LOOKUP_JOIN_LIMIT {
+        return Ok(None);
+    }
+    let mut points = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let values: Vec<Datum> = l
+            .left_keys
+            .iter()
+            .map(|e| e.eval(r, &ctx))
+            .collect::<Result<_>>()?;
+        if values.iter().any(Datum::is_null) {
+            continue; // NULL matches nothing
+        }
+        points.push(
+            l.key_columns
+                .iter()
+                .map(|&i| Expr::Literal(values[i].clone()))
+                .collect(),
+        );
+    }
+    Ok(Some(KeyRange::Points(points)))
 }
 
 /// The rows of a subquery for the outer values `outer` (remembered, so an
@@ -409,11 +486,16 @@ pub fn run_sync(plan: &Plan, ctx: &EvalCtx) -> Result<Vec<Row>> {
         } => {
             let l = run_sync(left, ctx)?;
             let r = run_sync(right, ctx)?;
+            let merge = match join_strategy(plan) {
+                JoinStrategy::Merge => true,
+                JoinStrategy::Lookup { then, .. } => *then == JoinStrategy::Merge,
+                _ => false,
+            };
             join(
                 &l,
                 &r,
                 *kind,
-                (left_keys, right_keys),
+                (left_keys, right_keys, merge),
                 on.as_ref(),
                 (*left_width, *right_width),
                 ctx,
@@ -646,15 +728,61 @@ fn join_too_large() -> SqlError {
     .with_hint("add join conditions or filters that narrow the tables joined")
 }
 
-/// Joins two row sets. With keys, a hash join (built on the right side);
-/// otherwise a nested loop. `on` is checked on each joined row. LEFT and
-/// FULL pad unmatched left rows with NULLs, RIGHT and FULL unmatched
-/// right rows.
+/// For each left row, the range of right rows whose keys equal its keys,
+/// found by merging: both sides must come sorted by their keys (`None` if
+/// they are not, so the caller hashes instead).
+fn merge_ranges(
+    left: &[Row],
+    right: &[Row],
+    (left_keys, right_keys): (&[Expr], &[Expr]),
+    ctx: &EvalCtx,
+) -> Result<Option<Vec<(usize, usize)>>> {
+    let keys = |rows: &[Row], exprs: &[Expr]| -> Result<Vec<Vec<Datum>>> {
+        rows.iter()
+            .map(|r| exprs.iter().map(|e| e.eval(r, ctx)).collect())
+            .collect()
+    };
+    let (lk, rk) = (keys(left, left_keys)?, keys(right, right_keys)?);
+    let cmp = |a: &[Datum], b: &[Datum]| {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| x.sort_cmp(y))
+            .find(|o| o.is_ne())
+            .unwrap_or(Ordering::Equal)
+    };
+    let sorted = |k: &[Vec<Datum>]| k.windows(2).all(|w| cmp(&w[0], &w[1]).is_le());
+    if !sorted(&lk) || !sorted(&rk) {
+        return Ok(None);
+    }
+    let mut ranges = Vec::with_capacity(left.len());
+    let mut j = 0;
+    for k in &lk {
+        if k.iter().any(Datum::is_null) {
+            ranges.push((0, 0));
+            continue;
+        }
+        while j < rk.len() && cmp(&rk[j], k).is_lt() {
+            j += 1;
+        }
+        let mut end = j;
+        while end < rk.len() && cmp(&rk[end], k).is_eq() {
+            end += 1;
+        }
+        ranges.push((j, end));
+    }
+    Ok(Some(ranges))
+}
+
+/// Joins two row sets. With keys, a merge join if `merge` says both sides
+/// come sorted by them (checked), else a hash join (built on the right
+/// side); without keys, a nested loop. `on` is checked on each joined row.
+/// LEFT and FULL pad unmatched left rows with NULLs, RIGHT and FULL
+/// unmatched right rows.
 fn join(
     left: &[Row],
     right: &[Row],
     kind: JoinKind,
-    (left_keys, right_keys): (&[Expr], &[Expr]),
+    (left_keys, right_keys, merge): (&[Expr], &[Expr], bool),
     on: Option<&Expr>,
     (left_width, right_width): (usize, usize),
     ctx: &EvalCtx,
@@ -679,7 +807,11 @@ fn join(
     };
     let pad_left = matches!(kind, JoinKind::Left | JoinKind::Full);
     let mut table: Option<HashMap<Vec<u8>, Vec<usize>>> = None;
-    if !left_keys.is_empty() {
+    let ranges = match merge && !left_keys.is_empty() {
+        true => merge_ranges(left, right, (left_keys, right_keys), ctx)?,
+        false => None,
+    };
+    if !left_keys.is_empty() && ranges.is_none() {
         let mut t: HashMap<Vec<u8>, Vec<usize>> = HashMap::new();
         for (i, r) in right.iter().enumerate() {
             let k: Vec<Datum> = right_keys
@@ -694,9 +826,13 @@ fn join(
         table = Some(t);
     }
     let all: Vec<usize> = (0..right.len()).collect();
-    for l in left {
+    for (li, l) in left.iter().enumerate() {
         let mut matched = false;
         let candidates: &[usize] = match &table {
+            None if ranges.is_some() => {
+                let (a, b) = ranges.as_ref().expect("checked")[li];
+                &all[a..b]
+            }
             None => &all,
             Some(t) => {
                 let k: Vec<Datum> = left_keys
@@ -1785,12 +1921,65 @@ mod tests {
         );
     }
 
+    /// A merge join of sorted inputs gives what a hash join gives, for
+    /// every join kind, with duplicate keys on both sides; unsorted inputs
+    /// fall back to hashing.
+    #[test]
+    fn merge_join_matches_hash_join() {
+        let ctx = EvalCtx::default();
+        let mut seed = 7u64;
+        let mut next = move |n: u64| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) % n
+        };
+        let rows = |keys: Vec<i64>, tag: i64| -> Vec<Row> {
+            keys.iter()
+                .enumerate()
+                .map(|(i, k)| vec![Datum::Int(*k), Datum::Int(tag * 1000 + i as i64)])
+                .collect()
+        };
+        let on = Expr::binary(BinOp::Lt, Expr::Column(1), Expr::Column(3));
+        for round in 0..200 {
+            let mut lk: Vec<i64> = (0..next(12)).map(|_| next(8) as i64).collect();
+            let mut rk: Vec<i64> = (0..next(12)).map(|_| next(8) as i64).collect();
+            let sorted = round % 10 != 0;
+            if sorted {
+                lk.sort();
+                rk.sort();
+            }
+            let (l, r) = (rows(lk, 1), rows(rk, 2));
+            let keys = [Expr::Column(0)];
+            for kind in [
+                JoinKind::Inner,
+                JoinKind::Left,
+                JoinKind::Right,
+                JoinKind::Full,
+            ] {
+                for on in [None, Some(&on)] {
+                    let run = |merge| {
+                        let mut out =
+                            join(&l, &r, kind, (&keys, &keys, merge), on, (2, 2), &ctx).unwrap();
+                        out.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+                        out
+                    };
+                    assert_eq!(run(true), run(false), "{kind:?} on {l:?} and {r:?}");
+                }
+            }
+            let ranges = merge_ranges(&l, &r, (&keys, &keys), &ctx).unwrap();
+            let is_sorted =
+                |rows: &[Row]| rows.windows(2).all(|w| w[0][0].sort_cmp(&w[1][0]).is_le());
+            assert_eq!(ranges.is_some(), is_sorted(&l) && is_sorted(&r));
+        }
+    }
+
     #[test]
     fn outer_joins_pad_the_unmatched_side() {
         let ctx = EvalCtx::default();
         let l = ints(&[1, 2]);
         let r = ints(&[2, 3]);
-        let keys = (&[Expr::Column(0)][..], &[Expr::Column(0)][..]);
+        let keys = (&[Expr::Column(0)][..], &[Expr::Column(0)][..], false);
         let full = join(&l, &r, JoinKind::Full, keys, None, (1, 1), &ctx).unwrap();
         assert_eq!(
             full,

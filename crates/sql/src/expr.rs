@@ -211,7 +211,7 @@ impl Expr {
     }
 
     /// Pre-order walk over the tree.
-    pub fn walk(&self, f: &mut impl FnMut(&Expr)) {
+    pub fn walk<'a>(&'a self, f: &mut impl FnMut(&'a Expr)) {
         f(self);
         match self {
             Expr::Literal(_)

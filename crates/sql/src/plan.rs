@@ -75,6 +75,127 @@ pub enum JoinKind {
     Full,
 }
 
+/// How a [`Plan::Join`] with equality keys finds each row's matches (see
+/// [`join_strategy`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JoinStrategy {
+    /// No equality keys: every pair of rows is tested.
+    NestedLoop,
+    /// A hash table of the right side's keys, probed by each left row.
+    Hash,
+    /// Both sides are scans that come out ordered by the join keys (a
+    /// prefix of each primary key, in order, of the same types): they are
+    /// merged in one pass, no hash table.
+    Merge,
+    /// The right side is a table scan whose whole primary key is joined
+    /// to left values: when the left side has at most [`LOOKUP_JOIN_LIMIT`]
+    /// rows, only the right rows with those keys are read (a point lookup
+    /// per left key) instead of the whole table; `key_columns[i]` is the
+    /// left key feeding the right table's i-th primary key column. The
+    /// rows found are then matched as by `then` (merge or hash).
+    Lookup {
+        key_columns: Vec<usize>,
+        then: Box<JoinStrategy>,
+    },
+}
+
+/// At most this many left rows turn a [`JoinStrategy::Lookup`] into point
+/// lookups; with more, the right table is scanned in full.
+pub const LOOKUP_JOIN_LIMIT: usize = 100;
+
+/// Key types whose encoded order (a scan's order) is their SQL order, so a
+/// scan ordered by them can be merged.
+fn merge_orderable(ty: &DataType) -> bool {
+    matches!(
+        ty,
+        DataType::Int2
+            | DataType::Int4
+            | DataType::Int8
+            | DataType::Bool
+            | DataType::Text
+            | DataType::Varchar(_)
+            | DataType::Date
+            | DataType::Time
+            | DataType::Timestamp
+            | DataType::TimestampTz
+            | DataType::Uuid
+    )
+}
+
+/// The table of a scan whose rows come out in primary-key order.
+fn ordered_scan(p: &Plan) -> Option<&Arc<TableDesc>> {
+    match p {
+        Plan::Scan { table, range, .. } if !matches!(range, KeyRange::Index { .. }) => Some(table),
+        _ => None,
+    }
+}
+
+/// How join `plan` (a [`Plan::Join`]) matches rows: a lookup join when the
+/// right side is a full scan of a table whose whole primary key the join
+/// keys give (inner and left joins: the right rows without a match are not
+/// needed); a merge join when both sides are scans ordered by the keys;
+/// a hash join for other equality keys; a nested loop without keys.
+pub fn join_strategy(plan: &Plan) -> JoinStrategy {
+    let Plan::Join {
+        left,
+        right,
+        kind,
+        left_keys,
+        right_keys,
+        ..
+    } = plan
+    else {
+        return JoinStrategy::NestedLoop;
+    };
+    if left_keys.is_empty() {
+        return JoinStrategy::NestedLoop;
+    }
+    let column = |e: &Expr| match e {
+        Expr::Column(i) => Some(*i),
+        _ => None,
+    };
+    let merge = match (ordered_scan(left), ordered_scan(right)) {
+        (Some(lt), Some(rt)) => {
+            left_keys.len() <= lt.primary_key.len().min(rt.primary_key.len())
+                && left_keys
+                    .iter()
+                    .zip(right_keys)
+                    .enumerate()
+                    .all(|(i, (l, r))| {
+                        let (lc, rc) = (lt.primary_key[i], rt.primary_key[i]);
+                        column(l) == Some(lc)
+                            && column(r) == Some(rc)
+                            && lt.columns[lc].ty == rt.columns[rc].ty
+                            && merge_orderable(&lt.columns[lc].ty)
+                    })
+        }
+        _ => false,
+    };
+    let then = if merge {
+        JoinStrategy::Merge
+    } else {
+        JoinStrategy::Hash
+    };
+    if let (Plan::Scan { table, range, .. }, JoinKind::Inner | JoinKind::Left) =
+        (right.as_ref(), kind)
+    {
+        if *range == KeyRange::Full {
+            let key_columns: Option<Vec<usize>> = table
+                .primary_key
+                .iter()
+                .map(|pk| right_keys.iter().position(|r| column(r) == Some(*pk)))
+                .collect();
+            if let Some(key_columns) = key_columns {
+                return JoinStrategy::Lookup {
+                    key_columns,
+                    then: Box::new(then),
+                };
+            }
+        }
+    }
+    then
+}
+
 /// UNION, INTERSECT, EXCEPT.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SetOpKind {
@@ -4301,24 +4422,34 @@ fn explain_plan(plan: &Plan, depth: usize, out: &mut Vec<String>) {
             explain_plan(input, depth + 1, out);
         }
         Plan::Join {
-            left,
-            right,
-            kind,
-            left_keys,
-            ..
+            left, right, kind, ..
         } => {
-            let algo = if left_keys.is_empty() {
-                "nested loop"
-            } else {
-                "hash"
-            };
             let k = match kind {
                 JoinKind::Inner => "inner",
                 JoinKind::Left => "left",
                 JoinKind::Right => "right",
                 JoinKind::Full => "full",
             };
-            out.push(format!("{pad}{algo} join ({k})"));
+            let algo = |s: &JoinStrategy| match s {
+                JoinStrategy::NestedLoop => "nested loop",
+                JoinStrategy::Hash => "hash",
+                JoinStrategy::Merge => "merge",
+                JoinStrategy::Lookup { .. } => "lookup",
+            };
+            match join_strategy(plan) {
+                JoinStrategy::Lookup { then, .. } => {
+                    let table = match right.as_ref() {
+                        Plan::Scan { table, .. } => table.name.clone(),
+                        _ => String::new(),
+                    };
+                    out.push(format!(
+                        "{pad}lookup join ({k}) into {table}@primary (point lookups for at \
+                         most {LOOKUP_JOIN_LIMIT} left rows, else a full scan; then {})",
+                        algo(&then)
+                    ));
+                }
+                s => out.push(format!("{pad}{} join ({k})", algo(&s))),
+            }
             explain_plan(left, depth + 1, out);
             explain_plan(right, depth + 1, out);
         }

@@ -744,10 +744,7 @@ async fn databases_are_created_and_dropped() {
         .unwrap();
     let (shop, conn) = to("shop").await.unwrap();
     tokio::spawn(conn);
-    assert_eq!(
-        sqlstate(&shop, "CREATE TABLE app.x (i INT)").await,
-        "3F000"
-    );
+    assert_eq!(sqlstate(&shop, "CREATE TABLE app.x (i INT)").await, "3F000");
 }
 
 /// A table created inside a transaction that does not commit (ROLLBACK,
@@ -824,7 +821,7 @@ async fn numeric_special_values() {
 }
 
 /// Tables joined by commas with their join conditions in WHERE become
-/// hash joins, not filtered cross products; a join that would produce
+/// keyed (lookup, merge or hash) joins, not filtered cross products; a join that would produce
 /// more rows than a statement may hold fails cleanly (54000).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn comma_joins_use_where_equalities_as_join_keys() {
@@ -841,7 +838,7 @@ async fn comma_joins_use_where_equalities_as_join_keys() {
     .unwrap();
     let q = "SELECT count(*), sum(c.z) FROM a, b, c WHERE a.id = b.id AND b.y = c.id AND a.x > 4 AND a.id + c.z > 5";
     let plan = flat(&t, &format!("EXPLAIN {q}")).await;
-    assert_eq!(plan.matches("hash join (inner)").count(), 2, "{plan}");
+    assert_eq!(plan.matches(" join (inner)").count(), 2, "{plan}");
     assert!(!plan.contains("nested loop"), "{plan}");
     // a.id = b.id and a.x > 4: 150 rows; b.y = c.id drops y = 0 (c has no 0).
     let expected = flat(
@@ -1314,4 +1311,138 @@ async fn schemas_hold_their_own_tables_views_and_indexes() {
         "42P01",
         "a dropped schema's tables do not come back with the schema"
     );
+}
+
+/// Joins pick their algorithm from the shape of their inputs (EXPLAIN
+/// names it): a merge join for two scans ordered by the join keys, a hash
+/// join for other equalities, a lookup join when a few left rows give the
+/// right table's whole primary key. All give the same rows; the lookup
+/// join reads only the right rows it needs, so an uncommitted write to
+/// another row of that table does not hold it up (a full scan waits).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joins_choose_merge_hash_or_lookup() {
+    let c = cluster().await;
+    let t = connect(c.addrs[0]).await;
+    t.batch_execute(
+        "CREATE TABLE a (id INT PRIMARY KEY, v INT); CREATE TABLE b (id INT PRIMARY KEY, w INT); \
+         CREATE TABLE ck (k1 INT, k2 INT, x INT, PRIMARY KEY (k1, k2)); \
+         CREATE TABLE dk (k1 INT, k2 INT, y INT, PRIMARY KEY (k1, k2)); \
+         INSERT INTO a SELECT g, g % 50 FROM generate_series(1, 400) AS g; \
+         INSERT INTO b SELECT g * 2, g FROM generate_series(1, 300) AS g; \
+         INSERT INTO ck SELECT g % 20, g, g FROM generate_series(1, 200) AS g; \
+         INSERT INTO dk SELECT g % 30, g, g FROM generate_series(1, 200) AS g",
+    )
+    .await
+    .unwrap();
+    let explain = |q: &str| {
+        let t = &t;
+        let q = format!("EXPLAIN {q}");
+        async move { flat(t, &q).await }
+    };
+    // Two primary-key-ordered scans: merged (also for outer joins).
+    for (kind, q) in [
+        (
+            "full",
+            "SELECT count(*), count(a.id), count(b.id) FROM a FULL JOIN b ON a.id = b.id",
+        ),
+        (
+            "right",
+            "SELECT count(*), count(a.id) FROM a RIGHT JOIN b ON a.id = b.id",
+        ),
+        (
+            "inner",
+            "SELECT count(*), sum(ck.x + dk.y) FROM ck JOIN dk ON ck.k1 = dk.k1",
+        ),
+    ] {
+        let plan = explain(q).await;
+        assert!(plan.contains(&format!("merge join ({kind})")), "{plan}");
+    }
+    // 400 + 300 rows, 200 ids in common (even ids up to 400).
+    assert_eq!(
+        flat(
+            &t,
+            "SELECT count(*), count(a.id), count(b.id) FROM a FULL JOIN b ON a.id = b.id"
+        )
+        .await,
+        "500|400|300"
+    );
+    assert_eq!(
+        flat(
+            &t,
+            "SELECT count(*), count(a.id) FROM a RIGHT JOIN b ON a.id = b.id"
+        )
+        .await,
+        "300|200"
+    );
+    // Groups of equal k1 on both sides: 20 groups of 10 x 200/30-ish rows.
+    let expected = flat(
+        &t,
+        "SELECT count(*), sum(ck.x + dk.y) FROM ck, dk WHERE ck.k1 + 0 = dk.k1 + 0",
+    )
+    .await;
+    assert!(explain("SELECT * FROM ck, dk WHERE ck.k1 + 0 = dk.k1 + 0")
+        .await
+        .contains("hash join (inner)"));
+    assert_eq!(
+        flat(
+            &t,
+            "SELECT count(*), sum(ck.x + dk.y) FROM ck JOIN dk ON ck.k1 = dk.k1"
+        )
+        .await,
+        expected
+    );
+    // Not on the keys' order: hashed.
+    let plan = explain("SELECT * FROM a RIGHT JOIN b ON a.v = b.w").await;
+    assert!(plan.contains("hash join (right)"), "{plan}");
+    // A few left rows giving b's key: looked up.
+    let q = "SELECT a.id, b.w FROM a JOIN b ON b.id = a.v WHERE a.id < 5 ORDER BY a.id";
+    let plan = explain(q).await;
+    assert!(
+        plan.contains("lookup join (inner) into b@primary"),
+        "{plan}"
+    );
+    assert_eq!(flat(&t, q).await, "2|1;4|2");
+    let q_left = "SELECT a.id, b.w FROM a LEFT JOIN b ON b.id = a.v WHERE a.id < 5 ORDER BY a.id";
+    assert_eq!(flat(&t, q_left).await, "1|NULL;2|1;3|NULL;4|2");
+    // Many left rows: the same plan reads b in full and gives all matches.
+    assert_eq!(
+        flat(&t, "SELECT count(*), sum(b.w) FROM a JOIN b ON b.id = a.v").await,
+        flat(
+            &t,
+            "SELECT count(*), sum(b.w) FROM a JOIN b ON b.id + 0 = a.v"
+        )
+        .await
+    );
+    // FOR UPDATE locks the rows read: the lookup join reads (and locks)
+    // only b's rows 2 and 4, a full scan of b locks them all.
+    let timeout = std::time::Duration::from_secs(2);
+    let update_within = |id: i32| {
+        let addr = c.addrs[1];
+        async move {
+            let w = connect(addr).await;
+            let q = format!("UPDATE b SET w = w + 1 WHERE id = {id}");
+            tokio::time::timeout(timeout, w.batch_execute(&q))
+                .await
+                .is_ok()
+        }
+    };
+    t.batch_execute("BEGIN").await.unwrap();
+    assert_eq!(flat(&t, &format!("{q} FOR UPDATE")).await, "2|1;4|2");
+    assert!(update_within(400).await, "the lookup join locked b/400");
+    assert!(!update_within(4).await, "the lookup join did not lock b/4");
+    t.batch_execute("ROLLBACK").await.unwrap();
+    // The update of b/4 goes through once the lock is gone.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while flat(&t, "SELECT w FROM b WHERE id = 4").await != "3" {
+        assert!(std::time::Instant::now() < deadline, "the update of b/4 never ran");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let full = "SELECT a.id FROM a JOIN b ON b.id + 0 = a.v WHERE a.id < 5 ORDER BY a.id";
+    t.batch_execute("BEGIN").await.unwrap();
+    assert_eq!(flat(&t, &format!("{full} FOR UPDATE")).await, "2;4");
+    assert!(
+        !update_within(398).await,
+        "a full scan of b locks every row"
+    );
+    t.batch_execute("ROLLBACK").await.unwrap();
 }

@@ -165,6 +165,7 @@ pub mod code {
     pub const DUPLICATE_DATABASE: &str = "42P04";
     pub const DUPLICATE_SCHEMA: &str = "42P06";
     pub const INVALID_SCHEMA_NAME: &str = "3F000";
+    pub const INVALID_REGULAR_EXPRESSION: &str = "2201B";
     pub const OBJECT_IN_USE: &str = "55006";
     pub const INTERNAL_ERROR: &str = "XX000";
     pub const PROGRAM_LIMIT_EXCEEDED: &str = "54000";

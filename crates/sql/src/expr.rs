@@ -146,8 +146,8 @@ pub enum Expr {
     /// `IS [NOT] TRUE/FALSE`: (expr, value, negated).
     IsBool(Box<Expr>, bool, bool),
     InList(Box<Expr>, Vec<Expr>, bool),
-    /// (expr, pattern, negated, case-insensitive)
-    Like(Box<Expr>, Box<Expr>, bool, bool),
+    /// (expr, pattern, negated, how the pattern matches)
+    Like(Box<Expr>, Box<Expr>, bool, PatternOp),
     Case {
         operand: Option<Box<Expr>>,
         whens: Vec<(Expr, Expr)>,
@@ -383,15 +383,16 @@ impl Expr {
                 let (v, p) = (e.eval(row, ctx)?, p.eval(row, ctx)?);
                 match (v, p) {
                     (Datum::Text(v), Datum::Text(p)) => {
-                        let m = if *ci {
-                            like(&v.to_lowercase(), &p.to_lowercase())
-                        } else {
-                            like(&v, &p)
+                        let m = match ci {
+                            PatternOp::ILike => like(&v.to_lowercase(), &p.to_lowercase()),
+                            PatternOp::Like => like(&v, &p),
+                            PatternOp::Regex => regex_match(&v, &p, false)?,
+                            PatternOp::IRegex => regex_match(&v, &p, true)?,
                         };
                         Datum::Bool(m != *negated)
                     }
                     (Datum::Null, _) | (_, Datum::Null) => Datum::Null,
-                    _ => return Err(SqlError::mismatch("LIKE needs text operands")),
+                    _ => return Err(SqlError::mismatch("LIKE and ~ need text operands")),
                 }
             }
             Expr::Case {
@@ -711,6 +712,46 @@ fn dec_op(op: BinOp, x: Decimal, y: Decimal) -> Result<Datum> {
 }
 
 /// SQL LIKE with `%` and `_` (and `\` escaping).
+/// How [`Expr::Like`] matches: `LIKE`, `ILIKE`, `~` or `~*` (their `NOT`
+/// / `!` forms set its `negated`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatternOp {
+    Like,
+    ILike,
+    /// A POSIX-style regular expression, found anywhere in the value.
+    Regex,
+    /// `~*`: a regular expression, ignoring case.
+    IRegex,
+}
+
+/// Whether regular expression `pattern` matches somewhere in `s` (2201B
+/// if it is not a valid expression). The last pattern compiled on this
+/// thread is kept, so a filter over many rows compiles it once.
+fn regex_match(s: &str, pattern: &str, ignore_case: bool) -> Result<bool> {
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<(String, bool, regex_lite::Regex)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        let cached = matches!(&*last, Some((p, ic, _)) if p == pattern && *ic == ignore_case);
+        if !cached {
+            let re = regex_lite::RegexBuilder::new(pattern)
+                .case_insensitive(ignore_case)
+                .build()
+                .map_err(|e| {
+                    SqlError::new(
+                        code::INVALID_REGULAR_EXPRESSION,
+                        format!("invalid regular expression: {e}"),
+                    )
+                })?;
+            *last = Some((pattern.to_string(), ignore_case, re));
+        }
+        let (_, _, re) = last.as_ref().expect("compiled above");
+        Ok(re.is_match(s))
+    })
+}
+
 pub fn like(s: &str, pattern: &str) -> bool {
     let s: Vec<char> = s.chars().collect();
     let p: Vec<char> = pattern.chars().collect();

@@ -18,7 +18,7 @@ use crate::types::{type_display, DataType};
 pub const PREFIX: &str = "information_schema.";
 
 /// A SQL literal: `'text'` (quotes doubled), or NULL.
-fn lit(v: Option<&str>) -> String {
+pub(crate) fn lit(v: Option<&str>) -> String {
     match v {
         Some(s) => format!("'{}'", s.replace('\'', "''")),
         None => "NULL".into(),
@@ -27,7 +27,7 @@ fn lit(v: Option<&str>) -> String {
 
 /// The query of a view with columns `cols` (name, SQL type) and `rows`
 /// (SQL literals), every value cast to its column's type.
-fn values_query(cols: &[(&str, &str)], rows: &[Vec<String>]) -> String {
+pub(crate) fn values_query(cols: &[(&str, &str)], rows: &[Vec<String>]) -> String {
     let names: Vec<&str> = cols.iter().map(|(n, _)| *n).collect();
     if rows.is_empty() {
         let nulls: Vec<String> = cols

@@ -112,6 +112,7 @@ pub mod functions;
 pub mod infoschema;
 pub mod json;
 pub mod objects;
+pub mod pgcatalog;
 pub mod pgcompat;
 pub mod plan;
 pub mod server;

@@ -36,7 +36,11 @@ pub async fn fetch_relations(catalog: &Catalog, db: &str, names: Vec<String>) ->
         if tables.contains_key(&name) || views.contains_key(&name) {
             continue;
         }
-        if let Some(v) = crate::infoschema::view(catalog, db, &name).await? {
+        let system = match crate::pgcatalog::resolve(&name) {
+            Some(full) => crate::pgcatalog::view(catalog, db, &full).await?,
+            None => crate::infoschema::view(catalog, db, &name).await?,
+        };
+        if let Some(v) = system {
             views.insert(name, v);
         } else if let Some(t) = catalog.table(db, &name).await? {
             tables.insert(name, t);

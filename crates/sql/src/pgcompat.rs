@@ -147,14 +147,13 @@ pub async fn answer(
     let name_re = literal_after(&s, "c.relname OPERATOR(pg_catalog.~)").map(Regex::new);
     let nsp_re = literal_after(&s, "n.nspname OPERATOR(pg_catalog.~)").map(Regex::new);
     // A relation is listed if its name matches and its schema matches the
-    // schema pattern; with no schema pattern, if it is on the search path
-    // (`public`), as pg_table_is_visible says.
+    // schema pattern; psql asks for pg_table_is_visible instead when the
+    // pattern names no schema: true on the search path (`public`).
+    let on_path = s.contains("pg_catalog.pg_table_is_visible(c.oid)");
     let visible = |schema: &str, name: &str| {
         name_re.as_ref().is_none_or(|r| r.is_match(name))
-            && match &nsp_re {
-                Some(r) => r.is_match(schema),
-                None => schema == PUBLIC_SCHEMA,
-            }
+            && nsp_re.as_ref().is_none_or(|r| r.is_match(schema))
+            && (!on_path || schema == PUBLIC_SCHEMA)
     };
 
     // \d, \dt, \di [pattern]: the list of relations.

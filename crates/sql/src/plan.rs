@@ -27,7 +27,7 @@ use sqlparser::ast;
 use crate::catalog::{TableDesc, ViewDesc};
 use crate::encoding;
 use crate::error::{code, Result, SqlError};
-use crate::expr::{BinOp, Expr, Func, SubqueryKind, SubqueryPlan};
+use crate::expr::{BinOp, Expr, Func, PatternOp, SubqueryKind, SubqueryPlan};
 use crate::types::{self, DataType, DateTimeUnit, Datum, Decimal};
 
 /// An expression with its type.
@@ -464,9 +464,8 @@ pub fn table_name(n: &ast::ObjectName) -> Result<String> {
         [s, t] | [_, s, t] if s == "information_schema" => {
             Ok(format!("{}{t}", crate::infoschema::PREFIX))
         }
-        [s, t] | [_, s, t] if s != "pg_catalog" && !s.contains('.') => {
-            Ok(crate::catalog::qualified_name(s, t))
-        }
+        [s, t] | [_, s, t] if s == "pg_catalog" => Ok(format!("{}{t}", crate::pgcatalog::PREFIX)),
+        [s, t] | [_, s, t] if !s.contains('.') => Ok(crate::catalog::qualified_name(s, t)),
         _ => Err(SqlError::undefined_table(&n.to_string())),
     }
 }
@@ -2511,6 +2510,33 @@ impl<'a> Binder<'a> {
         right: &ast::Expr,
         scope: &Scope,
     ) -> Result<Typed> {
+        let regex = match op {
+            ast::BinaryOperator::PGRegexMatch => Some((false, PatternOp::Regex)),
+            ast::BinaryOperator::PGRegexNotMatch => Some((true, PatternOp::Regex)),
+            ast::BinaryOperator::PGRegexIMatch => Some((false, PatternOp::IRegex)),
+            ast::BinaryOperator::PGRegexNotIMatch => Some((true, PatternOp::IRegex)),
+            _ => None,
+        };
+        if let Some((negated, how)) = regex {
+            let mut x = self.bind_expr(left, scope)?;
+            let mut p = self.bind_expr(right, scope)?;
+            self.unify_with(&mut x, &DataType::Text);
+            self.unify_with(&mut p, &DataType::Text);
+            if !x.ty.is_string() || !p.ty.is_string() {
+                return Err(SqlError::new(
+                    code::UNDEFINED_FUNCTION,
+                    format!(
+                        "operator does not exist: {} {op} {}",
+                        types::type_display(&x.ty),
+                        types::type_display(&p.ty)
+                    ),
+                ));
+            }
+            return Ok(Typed {
+                e: Expr::Like(Box::new(x.e), Box::new(p.e), negated, how),
+                ty: DataType::Bool,
+            });
+        }
         let op = match op {
             ast::BinaryOperator::Plus => BinOp::Add,
             ast::BinaryOperator::Minus => BinOp::Sub,
@@ -2700,7 +2726,10 @@ impl<'a> Binder<'a> {
                         Box::new(x.e),
                         Box::new(p.e),
                         *negated,
-                        matches!(e, A::ILike { .. }),
+                        match e {
+                            A::ILike { .. } => PatternOp::ILike,
+                            _ => PatternOp::Like,
+                        },
                     ),
                     ty: DataType::Bool,
                 }
@@ -3320,6 +3349,14 @@ impl<'a> Binder<'a> {
             "current_schema" => {
                 arity(0)?;
                 (Func::CurrentSchema, DataType::Text)
+            }
+            // Every object is owned by root (role 10; see pg_catalog).
+            "pg_get_userbyid" => {
+                arity(1)?;
+                return Ok(Typed {
+                    e: Expr::Literal(Datum::Text("root".into())),
+                    ty: DataType::Text,
+                });
             }
             _ => return self.bind_library_call(name, bound),
         };

@@ -1434,7 +1434,10 @@ async fn joins_choose_merge_hash_or_lookup() {
     // The update of b/4 goes through once the lock is gone.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while flat(&t, "SELECT w FROM b WHERE id = 4").await != "3" {
-        assert!(std::time::Instant::now() < deadline, "the update of b/4 never ran");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the update of b/4 never ran"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     let full = "SELECT a.id FROM a JOIN b ON b.id + 0 = a.v WHERE a.id < 5 ORDER BY a.id";
@@ -1445,4 +1448,105 @@ async fn joins_choose_merge_hash_or_lookup() {
         "a full scan of b locks every row"
     );
     t.batch_execute("ROLLBACK").await.unwrap();
+}
+
+/// The most-read pg_catalog relations list the database's schemas,
+/// tables, views, indexes, columns, types and databases, qualified or not,
+/// and join as PostgreSQL's do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_catalog_relations_describe_the_catalog() {
+    let c = cluster().await;
+    let t = connect(c.addrs[0]).await;
+    t.batch_execute(
+        "CREATE SCHEMA app; \
+         CREATE TABLE acct (id INT PRIMARY KEY, owner TEXT NOT NULL, n BIGINT DEFAULT 0); \
+         CREATE UNIQUE INDEX acct_owner ON acct (owner); \
+         CREATE TABLE app.log (msg TEXT); \
+         CREATE VIEW owners AS SELECT owner FROM acct",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        flat(
+            &t,
+            "SELECT schemaname, tablename, hasindexes FROM pg_tables ORDER BY 1, 2"
+        )
+        .await,
+        "app|log|f;public|acct|t"
+    );
+    assert_eq!(
+        flat(
+            &t,
+            "SELECT tablename FROM pg_catalog.pg_tables WHERE schemaname = 'public'"
+        )
+        .await,
+        "acct"
+    );
+    assert_eq!(
+        flat(&t, "SELECT viewname, definition FROM pg_views").await,
+        "owners|SELECT owner FROM acct"
+    );
+    assert_eq!(
+        flat(
+            &t,
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'acct' ORDER BY 1"
+        )
+        .await,
+        "acct_owner|CREATE UNIQUE INDEX acct_owner ON public.acct USING btree (owner);\
+         acct_pkey|CREATE UNIQUE INDEX acct_pkey ON public.acct USING btree (id)"
+    );
+    assert_eq!(
+        flat(
+            &t,
+            "SELECT n.nspname, c.relname, c.relkind FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace ORDER BY 2"
+        )
+        .await,
+        "public|acct|r;public|acct_owner|i;public|acct_pkey|i;app|log|r;public|owners|v"
+    );
+    assert_eq!(
+        flat(
+            &t,
+            "SELECT a.attnum, a.attname, ty.typname, a.attnotnull, a.atthasdef \
+             FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
+             JOIN pg_type ty ON ty.oid = a.atttypid \
+             WHERE c.relname = 'acct' ORDER BY a.attnum"
+        )
+        .await,
+        "1|id|int4|t|f;2|owner|text|t|f;3|n|int8|f|t"
+    );
+    assert_eq!(
+        flat(
+            &t,
+            "SELECT datname FROM pg_database WHERE datname = current_database()"
+        )
+        .await,
+        "defaultdb"
+    );
+    assert_eq!(
+        sqlstate(&t, "SELECT * FROM pg_catalog.pg_nothing").await,
+        "42P01"
+    );
+    // psql's \dn, with its regular-expression operator.
+    assert_eq!(
+        flat(
+            &t,
+            "SELECT n.nspname AS \"Name\", pg_catalog.pg_get_userbyid(n.nspowner) AS \"Owner\" \
+             FROM pg_catalog.pg_namespace n \
+             WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema' ORDER BY 1"
+        )
+        .await,
+        "app|root;public|root"
+    );
+    assert_eq!(
+        flat(
+            &t,
+            "SELECT 'abc' ~ 'b', 'abc' ~ '^b', 'ABC' ~* 'b', 'abc' !~ 'z', 'ABC' !~* 'a', \
+             NULL ~ 'a', 'x1y22' ~ '^x[0-9]+y[0-9]{2}$'"
+        )
+        .await,
+        "t|f|t|t|f|NULL|t"
+    );
+    assert_eq!(sqlstate(&t, "SELECT 'a' ~ '('").await, "2201B");
+    assert_eq!(sqlstate(&t, "SELECT 1 ~ 'a'").await, "42883");
 }

@@ -52,14 +52,15 @@ pub fn maintenance(sql: &str) -> Option<StmtResult> {
     }
 }
 
-/// Runs an ALTER TABLE.
+/// Runs an ALTER TABLE of the table called `name` (resolved by the caller).
 pub async fn alter_table(
     catalog: &Arc<Catalog>,
     database: &str,
+    name: &str,
     at: &ast::AlterTable,
 ) -> Result<StmtResult> {
     catalog.refresh().await?;
-    let name = plan::table_name(&at.name)?;
+    let name = name.to_string();
     let Some(desc) = catalog.table(database, &name).await? else {
         if at.if_exists {
             return Ok(StmtResult::Command("ALTER TABLE".into()));

@@ -43,9 +43,11 @@
 //! Every database has the schema `public`; CREATE SCHEMA adds others. A
 //! relation outside `public` is named `<schema>.<name>` throughout the
 //! SQL layer (the descriptor key stores the two parts separately), so a
-//! name with no dot is in `public`. Unqualified names resolve in `public`
-//! (the search path is not consulted). DROP SCHEMA refuses a schema that
-//! still holds relations unless CASCADE drops them too.
+//! name with no dot is in `public`. A statement's unqualified names are
+//! looked up along the session's `search_path` ([`Catalog::resolve`]) and
+//! created in its first existing schema ([`Catalog::name_for_new`]); a
+//! view's query is resolved again wherever it is used. DROP SCHEMA refuses
+//! a schema that still holds relations unless CASCADE drops them too.
 //!
 //! Roles (CREATE USER / CREATE ROLE) are only recorded, so that creating
 //! one twice fails and DROP USER finds it; there are no privileges and
@@ -604,6 +606,8 @@ struct Cache {
     tables: HashMap<(String, String), Arc<TableDesc>>,
     /// Views by (database, name); `None` remembers that there is none.
     views: HashMap<(String, String), Option<Arc<ViewDesc>>>,
+    /// Each database's schemas (see [`Catalog::schema_names`]).
+    schemas: HashMap<String, Arc<Vec<String>>>,
 }
 
 /// The catalog of one node: KV-backed, cached, invalidated by version.
@@ -695,6 +699,7 @@ impl Catalog {
         if c.version != v {
             c.tables.clear();
             c.views.clear();
+            c.schemas.clear();
             c.version = v;
         }
         Ok(v)
@@ -764,8 +769,65 @@ impl Catalog {
     }
 
     /// The schemas of database `db` that hold user relations: `public`
-    /// first, then the created ones in name order.
-    pub async fn schema_names(&self, db: &str) -> Result<Vec<String>> {
+    /// first, then the created ones in name order (cached until the next
+    /// DDL).
+    pub async fn schema_names(&self, db: &str) -> Result<Arc<Vec<String>>> {
+        if let Some(s) = self.cache.lock().schemas.get(db) {
+            return Ok(s.clone());
+        }
+        let names = Arc::new(self.read_schema_names(db).await?);
+        self.cache
+            .lock()
+            .schemas
+            .insert(db.to_string(), names.clone());
+        Ok(names)
+    }
+
+    /// The name under which relation `name` exists: a qualified name as it
+    /// is; an unqualified one in the first schema of `search_path` holding
+    /// a table or view of that name (or in `public`, unchanged, if none
+    /// does, so that the caller's lookup fails as usual).
+    pub async fn resolve(&self, db: &str, search_path: &[String], name: &str) -> Result<String> {
+        if name.contains('.') {
+            return Ok(name.to_string());
+        }
+        let schemas = self.schema_names(db).await?;
+        let path: Vec<&String> = search_path.iter().filter(|s| schemas.contains(s)).collect();
+        if path.iter().all(|s| *s == PUBLIC_SCHEMA) {
+            return Ok(name.to_string());
+        }
+        for s in path {
+            let q = qualified_name(s, name);
+            if self.table(db, &q).await?.is_some() || self.view(db, &q).await?.is_some() {
+                return Ok(q);
+            }
+        }
+        Ok(name.to_string())
+    }
+
+    /// The name a new relation `name` gets: a qualified name as it is; an
+    /// unqualified one in the first schema of `search_path` that exists
+    /// (3F000 if none does).
+    pub async fn name_for_new(
+        &self,
+        db: &str,
+        search_path: &[String],
+        name: &str,
+    ) -> Result<String> {
+        if name.contains('.') {
+            return Ok(name.to_string());
+        }
+        let schemas = self.schema_names(db).await?;
+        match search_path.iter().find(|s| schemas.contains(s)) {
+            Some(s) => Ok(qualified_name(s, name)),
+            None => Err(SqlError::new(
+                code::INVALID_SCHEMA_NAME,
+                "no schema has been selected to create in",
+            )),
+        }
+    }
+
+    async fn read_schema_names(&self, db: &str) -> Result<Vec<String>> {
         let start = KeyEncoder::with_prefix(SCHEMA_PREFIX).str(db).finish();
         let end = prefix_successor(&start).expect("prefix is not all 0xff");
         let mut names = vec![PUBLIC_SCHEMA.to_string()];
@@ -831,6 +893,7 @@ impl Catalog {
         let mut c = self.cache.lock();
         c.tables.clear();
         c.views.clear();
+        c.schemas.clear();
         c.version = v;
         Ok(())
     }

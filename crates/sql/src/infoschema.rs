@@ -159,7 +159,7 @@ pub async fn view(catalog: &Catalog, db: &str, name: &str) -> Result<Option<Arc<
         }
         "schemata" => {
             let mut schemas: Vec<String> = SYSTEM_SCHEMAS.iter().map(|s| s.to_string()).collect();
-            schemas.extend(catalog.schema_names(db).await?);
+            schemas.extend(catalog.schema_names(db).await?.iter().cloned());
             schemas.sort();
             let rows = schemas
                 .iter()

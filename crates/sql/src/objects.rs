@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use sqlparser::ast;
 
-use crate::catalog::{Catalog, TableDesc, ViewDesc};
+use crate::catalog::{Catalog, TableDesc, ViewDesc, PUBLIC_SCHEMA};
 use crate::error::{code, Result, SqlError};
 use crate::plan::{self, Binder, Bound};
 use crate::session::StmtResult;
@@ -26,9 +26,16 @@ pub struct Relations {
     pub views: HashMap<String, Arc<ViewDesc>>,
 }
 
-/// Fetches the tables and views named in `names`, and those named by the
-/// views found, transitively.
-pub async fn fetch_relations(catalog: &Catalog, db: &str, names: Vec<String>) -> Result<Relations> {
+/// Fetches the tables and views named in `names` (keys as
+/// [`plan::relation_key`] makes them), and those named by the views found,
+/// transitively. An unqualified name is looked up along `search_path`
+/// (after `pg_catalog`, as in PostgreSQL).
+pub async fn fetch_relations(
+    catalog: &Catalog,
+    db: &str,
+    search_path: &[String],
+    names: Vec<String>,
+) -> Result<Relations> {
     let mut tables = HashMap::new();
     let mut views = HashMap::new();
     let mut todo = names;
@@ -40,11 +47,16 @@ pub async fn fetch_relations(catalog: &Catalog, db: &str, names: Vec<String>) ->
             Some(full) => crate::pgcatalog::view(catalog, db, &full).await?,
             None => crate::infoschema::view(catalog, db, &name).await?,
         };
+        let public = format!("{PUBLIC_SCHEMA}.");
+        let resolved = match name.strip_prefix(&public) {
+            Some(t) => t.to_string(),
+            None => catalog.resolve(db, search_path, &name).await?,
+        };
         if let Some(v) = system {
             views.insert(name, v);
-        } else if let Some(t) = catalog.table(db, &name).await? {
+        } else if let Some(t) = catalog.table(db, &resolved).await? {
             tables.insert(name, t);
-        } else if let Some(v) = catalog.view(db, &name).await? {
+        } else if let Some(v) = catalog.view(db, &resolved).await? {
             if let Ok(q) = plan::parse_query(&v.query) {
                 plan::query_tables(&q, &mut todo);
             }
@@ -54,8 +66,43 @@ pub async fn fetch_relations(catalog: &Catalog, db: &str, names: Vec<String>) ->
     Ok(Relations { tables, views })
 }
 
+/// The name of the existing relation `n` names: an unqualified name is
+/// looked up along `search_path`, a qualified one is taken as it is.
+pub async fn existing_name(
+    catalog: &Catalog,
+    db: &str,
+    search_path: &[String],
+    n: &ast::ObjectName,
+) -> Result<String> {
+    let name = plan::table_name(n)?;
+    if n.0.len() > 1 {
+        return Ok(name);
+    }
+    catalog.resolve(db, search_path, &name).await
+}
+
+/// The name a relation created as `n` gets: an unqualified one goes into
+/// the first schema of `search_path` that exists.
+pub async fn new_name(
+    catalog: &Catalog,
+    db: &str,
+    search_path: &[String],
+    n: &ast::ObjectName,
+) -> Result<String> {
+    let name = plan::table_name(n)?;
+    if n.0.len() > 1 {
+        return Ok(name);
+    }
+    catalog.name_for_new(db, search_path, &name).await
+}
+
 /// `CREATE [OR REPLACE] VIEW name [(columns)] AS query`.
-pub async fn create_view(catalog: &Catalog, db: &str, cv: &ast::CreateView) -> Result<()> {
+pub async fn create_view(
+    catalog: &Catalog,
+    db: &str,
+    search_path: &[String],
+    cv: &ast::CreateView,
+) -> Result<()> {
     if cv.materialized {
         return Err(SqlError::unsupported(
             "materialized views are not supported",
@@ -64,7 +111,7 @@ pub async fn create_view(catalog: &Catalog, db: &str, cv: &ast::CreateView) -> R
     if cv.temporary {
         return Err(SqlError::unsupported("temporary views are not supported"));
     }
-    let name = plan::table_name(&cv.name)?;
+    let name = new_name(catalog, db, search_path, &cv.name).await?;
     if cv.if_not_exists
         && (catalog.view(db, &name).await?.is_some() || catalog.table(db, &name).await?.is_some())
     {
@@ -72,7 +119,7 @@ pub async fn create_view(catalog: &Catalog, db: &str, cv: &ast::CreateView) -> R
     }
     let mut names = Vec::new();
     plan::query_tables(&cv.query, &mut names);
-    let rels = fetch_relations(catalog, db, names).await?;
+    let rels = fetch_relations(catalog, db, search_path, names).await?;
     let mut binder = Binder::new(&rels.tables, vec![]).with_views(rels.views);
     let Bound::Query(q) = binder.bind_statement(&ast::Statement::Query(cv.query.clone()))? else {
         return Err(SqlError::internal("a view's query did not bind to a query"));
@@ -119,11 +166,12 @@ pub async fn create_view(catalog: &Catalog, db: &str, cv: &ast::CreateView) -> R
 pub async fn drop_views(
     catalog: &Catalog,
     db: &str,
+    search_path: &[String],
     names: &[ast::ObjectName],
     if_exists: bool,
 ) -> Result<()> {
     for n in names {
-        let name = plan::table_name(n)?;
+        let name = existing_name(catalog, db, search_path, n).await?;
         if catalog.table(db, &name).await?.is_some() {
             return Err(SqlError::new(
                 code::WRONG_OBJECT_TYPE,

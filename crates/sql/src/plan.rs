@@ -470,6 +470,19 @@ pub fn table_name(n: &ast::ObjectName) -> Result<String> {
     }
 }
 
+/// How a statement spells a relation, as the key of the descriptors
+/// fetched for it: [`table_name`], except that an explicit `public.t` stays
+/// `public.t` (an unqualified `t` is looked up along the search path, a
+/// qualified one is not; see `objects::fetch_relations`).
+pub fn relation_key(n: &ast::ObjectName) -> Result<String> {
+    let name = table_name(n)?;
+    Ok(if n.0.len() > 1 && !name.contains('.') {
+        format!("{}.{name}", crate::catalog::PUBLIC_SCHEMA)
+    } else {
+        name
+    })
+}
+
 /// The relation names (tables or views) a statement reads or writes, so
 /// their descriptors can be fetched before binding. Names of CTEs are
 /// included too (they may also name a table; the binder prefers the CTE).
@@ -479,7 +492,7 @@ pub fn referenced_tables(stmt: &ast::Statement) -> Vec<String> {
         ast::Statement::Query(q) => query_tables(q, &mut out),
         ast::Statement::Insert(i) => {
             if let ast::TableObject::TableName(n) = &i.table {
-                if let Ok(n) = table_name(n) {
+                if let Ok(n) = relation_key(n) {
                     out.push(n)
                 }
             }
@@ -587,7 +600,7 @@ fn factor_tables(f: &ast::TableFactor, out: &mut Vec<String>) {
                         expr_tables(e, out)
                     }
                 }
-            } else if let Ok(n) = table_name(name) {
+            } else if let Ok(n) = relation_key(name) {
                 out.push(n)
             }
         }
@@ -964,7 +977,7 @@ impl<'a> Binder<'a> {
     }
 
     fn table(&self, n: &ast::ObjectName) -> Result<Arc<TableDesc>> {
-        let name = table_name(n)?;
+        let name = relation_key(n)?;
         if let Some(t) = self.tables.get(&name) {
             return Ok(t.clone());
         }
@@ -1611,7 +1624,7 @@ impl<'a> Binder<'a> {
                 if let Some(args) = args {
                     return self.bind_table_function(name, args, alias.as_ref());
                 }
-                let rel = table_name(name)?;
+                let rel = relation_key(name)?;
                 if name.0.len() == 1 {
                     if let Some(pos) = self.ctes.iter().rposition(|(n, _)| *n == rel) {
                         let cte = self.ctes[pos].1.clone();
@@ -2306,7 +2319,7 @@ impl<'a> Binder<'a> {
         let ast::TableFactor::Table { name, alias, .. } = &u.table.relation else {
             return Err(SqlError::unsupported("UPDATE of this relation"));
         };
-        let rel = table_name(name)?;
+        let rel = relation_key(name)?;
         if self.views.contains_key(&rel) {
             return Err(SqlError::new(
                 code::WRONG_OBJECT_TYPE,

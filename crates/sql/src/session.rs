@@ -218,9 +218,13 @@ impl Session {
                 None
             }
         };
-        let c =
-            crate::copy::CopyIn::start(self.catalog.clone(), &self.database, stmt.clone(), lent)
-                .await;
+        let mut stmt = stmt.clone();
+        let path = self.search_path();
+        stmt.table = self
+            .catalog
+            .resolve(&self.database, &path, &stmt.table)
+            .await?;
+        let c = crate::copy::CopyIn::start(self.catalog.clone(), &self.database, stmt, lent).await;
         Ok(StmtResult::CopyIn(Box::new(c?)))
     }
 
@@ -300,13 +304,47 @@ impl Session {
         out
     }
 
+    /// The session's `search_path` as a list of schemas (`$user` is the
+    /// session's user).
+    pub fn search_path(&self) -> Vec<String> {
+        let path = self
+            .vars
+            .get("search_path")
+            .map(String::as_str)
+            .unwrap_or("\"$user\", public");
+        path.split(',')
+            .map(|s| s.trim().trim_matches('"'))
+            .filter(|s| !s.is_empty())
+            .map(|s| match s {
+                "$user" => self.user.clone(),
+                s => s.to_string(),
+            })
+            .collect()
+    }
+
+    /// The name of the existing relation `n` names, an unqualified name
+    /// looked up along the search path.
+    async fn existing_name(&self, n: &ast::ObjectName) -> Result<String> {
+        let path = self.search_path();
+        crate::objects::existing_name(&self.catalog, &self.database, &path, n).await
+    }
+
+    /// The name a relation created as `n` gets: an unqualified one goes
+    /// into the first schema of the search path that exists.
+    async fn new_name(&self, n: &ast::ObjectName) -> Result<String> {
+        let path = self.search_path();
+        crate::objects::new_name(&self.catalog, &self.database, &path, n).await
+    }
+
     async fn bind(
         &self,
         stmt: &Statement,
         params: Vec<DataType>,
     ) -> Result<(Bound, Vec<DataType>)> {
         let names = plan::referenced_tables(stmt);
-        let rels = crate::objects::fetch_relations(&self.catalog, &self.database, names).await?;
+        let path = self.search_path();
+        let rels =
+            crate::objects::fetch_relations(&self.catalog, &self.database, &path, names).await?;
         let tables = rels.tables;
         let mut b = Binder::new(&tables, params).with_views(rels.views);
         let bound = b.bind_statement(stmt)?;
@@ -563,7 +601,8 @@ impl Session {
                 Ok(StmtResult::Begin)
             }
             Statement::CreateView(cv) => {
-                crate::objects::create_view(&self.catalog, &self.database, cv).await?;
+                let path = self.search_path();
+                crate::objects::create_view(&self.catalog, &self.database, &path, cv).await?;
                 Ok(StmtResult::Command("CREATE VIEW".into()))
             }
             Statement::Drop {
@@ -572,7 +611,8 @@ impl Session {
                 names,
                 ..
             } => {
-                crate::objects::drop_views(&self.catalog, &self.database, names, *if_exists)
+                let path = self.search_path();
+                crate::objects::drop_views(&self.catalog, &self.database, &path, names, *if_exists)
                     .await?;
                 Ok(StmtResult::Command("DROP VIEW".into()))
             }
@@ -604,6 +644,21 @@ impl Session {
                 Ok(StmtResult::End("ROLLBACK".into()))
             }
             Statement::Set(set) => self.set(set),
+            Statement::Reset(r) => {
+                match &r.reset {
+                    // Back to the defaults; the open transaction's own
+                    // settings stay.
+                    ast::Reset::ALL => self.vars.retain(|k, _| k == crate::objects::READ_ONLY_VAR),
+                    ast::Reset::ConfigurationParameter(p) => {
+                        let name = p.to_string().to_lowercase();
+                        if name != crate::objects::READ_ONLY_VAR {
+                            self.vars.remove(&name);
+                        }
+                    }
+                    ast::Reset::SessionAuthorization => {}
+                }
+                Ok(StmtResult::Command("RESET".into()))
+            }
             Statement::ShowVariable { variable } => {
                 let name = variable_name(variable);
                 let value = self.show(&name)?;
@@ -633,7 +688,7 @@ impl Session {
                 obj_name,
             } => {
                 self.catalog.refresh().await?;
-                let name = plan::table_name(obj_name)?;
+                let name = self.existing_name(obj_name).await?;
                 let desc = self
                     .catalog
                     .table(&self.database, &name)
@@ -699,8 +754,8 @@ impl Session {
                 Ok(StmtResult::Command("DROP SCHEMA".into()))
             }
             Statement::CreateTable(ct) => {
-                let name = plan::table_name(&ct.name)?;
                 self.catalog.refresh().await?;
+                let name = self.new_name(&ct.name).await?;
                 let existed = self.catalog.table(&self.database, &name).await?.is_some();
                 let r = self.create_table(ct).await?;
                 if matches!(self.txn, TxnState::Open(_)) && !existed {
@@ -716,7 +771,9 @@ impl Session {
             } => self.drop_tables(names, *if_exists).await,
             Statement::Truncate(t) => self.truncate(t).await,
             Statement::AlterTable(at) => {
-                crate::alter::alter_table(&self.catalog, &self.database, at).await
+                self.catalog.refresh().await?;
+                let name = self.existing_name(&at.name).await?;
+                crate::alter::alter_table(&self.catalog, &self.database, &name, at).await
             }
             Statement::CreateIndex(ci) => self.create_index(ci).await,
             Statement::Drop {
@@ -856,6 +913,8 @@ impl Session {
         self.catalog.refresh().await?;
         let columns = a.columns();
         let (AdminStmt::SplitAt { table, .. } | AdminStmt::ShowRanges { table, .. }) = a;
+        let path = self.search_path();
+        let table = &self.catalog.resolve(&self.database, &path, table).await?;
         let desc = self
             .catalog
             .table(&self.database, table)
@@ -1087,7 +1146,7 @@ impl Session {
 
     async fn create_table(&mut self, ct: &ast::CreateTable) -> Result<StmtResult> {
         self.catalog.refresh().await?;
-        let name = plan::table_name(&ct.name)?;
+        let name = self.new_name(&ct.name).await?;
         if ct.query.is_some() || ct.like.is_some() {
             return Err(SqlError::unsupported(
                 "CREATE TABLE AS / LIKE is not supported yet",
@@ -1374,7 +1433,7 @@ impl Session {
         columns: Vec<usize>,
         taken: &mut Vec<String>,
     ) -> Result<(crate::catalog::ForeignKeyDesc, Option<Arc<TableDesc>>)> {
-        let pname = plan::table_name(&f.foreign_table)?;
+        let pname = self.existing_name(&f.foreign_table).await?;
         let parent = if pname == desc.name {
             None
         } else {
@@ -1652,7 +1711,7 @@ impl Session {
         // Check all first, so a missing table drops none.
         let mut descs = Vec::new();
         for n in names {
-            let name = plan::table_name(n)?;
+            let name = self.existing_name(n).await?;
             match self.catalog.table(&self.database, &name).await? {
                 Some(d) => descs.push(d),
                 None if if_exists => {}
@@ -1692,7 +1751,7 @@ impl Session {
     /// index that existing rows violate is removed again (23505).
     async fn create_index(&mut self, ci: &ast::CreateIndex) -> Result<StmtResult> {
         self.catalog.refresh().await?;
-        let tname = plan::table_name(&ci.table_name)?;
+        let tname = self.existing_name(&ci.table_name).await?;
         let desc = self
             .catalog
             .table(&self.database, &tname)
@@ -1853,7 +1912,19 @@ impl Session {
         for n in names {
             let qualified = plan::table_name(n)?;
             let (schema, name) = crate::catalog::split_name(&qualified);
-            let Some(desc) = self.find_index(schema, name).await? else {
+            // An unqualified index name is looked up along the search path.
+            let schemas = match n.0.len() {
+                1 => self.search_path(),
+                _ => vec![schema.to_string()],
+            };
+            let mut found = None;
+            for s in &schemas {
+                if let Some(d) = self.find_index(s, name).await? {
+                    found = Some(d);
+                    break;
+                }
+            }
+            let Some(desc) = found else {
                 if if_exists {
                     continue;
                 }
@@ -1881,7 +1952,7 @@ impl Session {
         self.catalog.refresh().await?;
         let mut descs = Vec::new();
         for target in &t.table_names {
-            let name = plan::table_name(&target.name)?;
+            let name = self.existing_name(&target.name).await?;
             match self.catalog.table(&self.database, &name).await? {
                 Some(d) => descs.push(d),
                 None if t.if_exists => {}

@@ -158,6 +158,24 @@ async fn tables_rows_queries_and_ddl_visible_from_every_node() {
         .unwrap();
     assert_eq!(flat(&a, "SHOW application_name").await, "tests");
     assert_eq!(flat(&a, "SHOW transaction_isolation").await, "serializable");
+    // RESET and RESET ALL bring back the defaults.
+    a.batch_execute("RESET application_name").await.unwrap();
+    assert_eq!(flat(&a, "SHOW application_name").await, "");
+    a.batch_execute(
+        "SET application_name = 'again'; SET search_path = a, b; \
+         SET default_transaction_isolation = 'read committed'",
+    )
+    .await
+    .unwrap();
+    assert_eq!(flat(&a, "SHOW search_path").await, "a, b");
+    assert_eq!(
+        flat(&a, "SHOW transaction_isolation").await,
+        "read committed"
+    );
+    a.batch_execute("RESET ALL").await.unwrap();
+    assert_eq!(flat(&a, "SHOW application_name").await, "");
+    assert_eq!(flat(&a, "SHOW search_path").await, "\"$user\", public");
+    assert_eq!(flat(&a, "SHOW transaction_isolation").await, "serializable");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1235,6 +1235,33 @@ async fn schemas_hold_their_own_tables_views_and_indexes() {
         flat(&t, "SELECT id, v FROM app.t ORDER BY id").await,
         "1|app1;11|public"
     );
+    // The search path decides where unqualified names live; an explicit
+    // schema still wins.
+    t.batch_execute("SET search_path = app, public")
+        .await
+        .unwrap();
+    assert_eq!(flat(&t, "SELECT v FROM t ORDER BY id").await, "app1;public");
+    assert_eq!(flat(&t, "SELECT count(*) FROM public.t").await, "2");
+    t.batch_execute(
+        "CREATE TABLE only_app (id INT PRIMARY KEY); INSERT INTO only_app VALUES (5); \
+         INSERT INTO t VALUES (20, 'via path')",
+    )
+    .await
+    .unwrap();
+    assert_eq!(flat(&t, "SELECT id FROM app.only_app").await, "5");
+    assert_eq!(
+        flat(&t, "SELECT v FROM app.t WHERE id = 20").await,
+        "via path"
+    );
+    assert_eq!(flat(&t, "SELECT count(*) FROM public.t").await, "2");
+    t.batch_execute("DROP TABLE only_app; DELETE FROM t WHERE id = 20")
+        .await
+        .unwrap();
+    assert_eq!(sqlstate(&t, "SELECT * FROM app.only_app").await, "42P01");
+    t.batch_execute("SET search_path = nope").await.unwrap();
+    assert_eq!(sqlstate(&t, "CREATE TABLE x (id INT)").await, "3F000");
+    t.batch_execute("RESET search_path").await.unwrap();
+    assert_eq!(flat(&t, "SELECT count(*) FROM t").await, "2");
     // Index names are per schema.
     t.batch_execute("CREATE INDEX ON app.t (v); CREATE INDEX ON t (v)")
         .await

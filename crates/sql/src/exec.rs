@@ -114,6 +114,9 @@ pub async fn run(plan: &Plan, txn: &Txn, ctx: &EvalCtx) -> Result<Vec<Row>> {
 pub struct Env {
     scans: HashMap<usize, Arc<Vec<Row>>>,
     memo: parking_lot::Mutex<HashMap<MemoKey, Arc<Vec<Row>>>>,
+    /// The current round's rows of each running `WITH RECURSIVE`, by work
+    /// table id.
+    work: parking_lot::Mutex<HashMap<usize, Arc<Vec<Row>>>>,
 }
 
 /// A subquery plan's address and the key of its outer values.
@@ -250,6 +253,13 @@ fn collect_plan<'p>(plan: &'p Plan, out: &mut Vec<ScanRef<'p>>) {
             collect_plan(left, out);
             collect_plan(right, out);
         }
+        Plan::Recursive {
+            anchor, recursive, ..
+        } => {
+            collect_plan(anchor, out);
+            collect_plan(recursive, out);
+        }
+        Plan::WorkTable { .. } => {}
     }
 }
 
@@ -330,6 +340,7 @@ async fn prefetch(
     Ok(Env {
         scans: out,
         memo: parking_lot::Mutex::new(HashMap::new()),
+        work: parking_lot::Mutex::new(HashMap::new()),
     })
 }
 
@@ -344,6 +355,7 @@ fn lookup_range(
     let env = Env {
         scans: read.clone(),
         memo: parking_lot::Mutex::new(HashMap::new()),
+        work: parking_lot::Mutex::new(HashMap::new()),
     };
     let ctx = EvalCtx {
         env: Some(Arc::new(env)),
@@ -400,9 +412,67 @@ pub fn subquery_rows(
     Ok(rows)
 }
 
+/// Runs a `WITH RECURSIVE` (see [`Plan::Recursive`]). A query that keeps
+/// producing rows stops with 54000 once it holds more than a join may.
+fn recursive(
+    id: usize,
+    anchor: &Plan,
+    recursive: &Plan,
+    all: bool,
+    ctx: &EvalCtx,
+) -> Result<Vec<Row>> {
+    let env = ctx
+        .env
+        .as_ref()
+        .ok_or_else(|| SqlError::internal("WITH RECURSIVE evaluated outside a statement"))?;
+    let mut seen = HashSet::new();
+    let mut keep = |rows: Vec<Row>| -> Vec<Row> {
+        if all {
+            rows
+        } else {
+            rows.into_iter()
+                .filter(|r| seen.insert(hash_key(r)))
+                .collect()
+        }
+    };
+    let mut out = keep(run_sync(anchor, ctx)?);
+    let mut round = out.clone();
+    while !round.is_empty() {
+        let previous = env.work.lock().insert(id, Arc::new(round));
+        let produced = run_sync(recursive, ctx);
+        match previous {
+            Some(p) => env.work.lock().insert(id, p),
+            None => env.work.lock().remove(&id),
+        };
+        round = keep(produced?);
+        if out.len() + round.len() > MAX_JOIN_ROWS {
+            return Err(SqlError::new(
+                code::PROGRAM_LIMIT_EXCEEDED,
+                format!("a recursive query produced more than {MAX_JOIN_ROWS} rows"),
+            )
+            .with_hint("check that the recursive term stops producing rows"));
+        }
+        out.extend(round.iter().cloned());
+    }
+    Ok(out)
+}
+
 /// Evaluates a plan whose scans were read into `ctx.env`.
 pub fn run_sync(plan: &Plan, ctx: &EvalCtx) -> Result<Vec<Row>> {
     Ok(match plan {
+        Plan::Recursive {
+            id,
+            anchor,
+            recursive: term,
+            all,
+        } => recursive(*id, anchor, term, *all, ctx)?,
+        Plan::WorkTable { id } => ctx
+            .env
+            .as_ref()
+            .and_then(|e| e.work.lock().get(id).cloned())
+            .ok_or_else(|| SqlError::internal("work table read outside its recursive query"))?
+            .as_ref()
+            .clone(),
         Plan::Scan { filter, .. } => {
             let rows = ctx
                 .env

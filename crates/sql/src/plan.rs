@@ -130,6 +130,37 @@ fn ordered_scan(p: &Plan) -> Option<&Arc<TableDesc>> {
     }
 }
 
+/// Whether `p` can be evaluated before the statement runs, as a lookup
+/// join's left side is: built of scans, filters, projections, joins and
+/// literal rows, with no outer reference (a correlated subquery's values),
+/// subquery or `WITH RECURSIVE` work table in it.
+fn self_contained(p: &Plan) -> bool {
+    let closed = |e: &Expr| {
+        let mut ok = true;
+        e.walk(&mut |x| ok &= !matches!(x, Expr::OuterRef(_) | Expr::Subquery { .. }));
+        ok
+    };
+    match p {
+        Plan::Scan { filter, .. } => filter.as_ref().is_none_or(closed),
+        Plan::Values { rows } => rows.iter().flatten().all(closed),
+        Plan::Filter { input, predicate } => closed(predicate) && self_contained(input),
+        Plan::Project { input, exprs } => exprs.iter().all(closed) && self_contained(input),
+        Plan::Join {
+            left,
+            right,
+            left_keys,
+            right_keys,
+            on,
+            ..
+        } => {
+            left_keys.iter().chain(right_keys).chain(on).all(closed)
+                && self_contained(left)
+                && self_contained(right)
+        }
+        _ => false,
+    }
+}
+
 /// How join `plan` (a [`Plan::Join`]) matches rows: a lookup join when the
 /// right side is a full scan of a table whose whole primary key the join
 /// keys give (inner and left joins: the right rows without a match are not
@@ -176,8 +207,8 @@ pub fn join_strategy(plan: &Plan) -> JoinStrategy {
     } else {
         JoinStrategy::Hash
     };
-    if let (Plan::Scan { table, range, .. }, JoinKind::Inner | JoinKind::Left) =
-        (right.as_ref(), kind)
+    if let (Plan::Scan { table, range, .. }, JoinKind::Inner | JoinKind::Left, true) =
+        (right.as_ref(), kind, self_contained(left))
     {
         if *range == KeyRange::Full {
             let key_columns: Option<Vec<usize>> = table
@@ -306,6 +337,20 @@ pub enum Plan {
         input: Box<Plan>,
         limit: Option<Expr>,
         offset: Option<Expr>,
+    },
+    /// `WITH RECURSIVE`: the anchor's rows, then the recursive term run
+    /// again and again over the rows the previous round added (its
+    /// [`Plan::WorkTable`] `id`), until a round adds none. Without `all`,
+    /// rows already produced are not added again.
+    Recursive {
+        id: usize,
+        anchor: Box<Plan>,
+        recursive: Box<Plan>,
+        all: bool,
+    },
+    /// The rows of the current round of [`Plan::Recursive`] `id`.
+    WorkTable {
+        id: usize,
     },
 }
 
@@ -860,6 +905,16 @@ struct OuterFrame {
     args: Vec<Expr>,
 }
 
+/// A recursive CTE whose recursive term is being bound.
+struct WorkTableScope {
+    name: String,
+    id: usize,
+    columns: Vec<(String, DataType)>,
+    /// The subquery depth (`outer.len()`) of the recursive term: a
+    /// reference from a subquery in it is an error, as in PostgreSQL.
+    depth: usize,
+}
+
 /// Binds statements against fetched descriptors.
 pub struct Binder<'a> {
     tables: &'a HashMap<String, Arc<TableDesc>>,
@@ -871,8 +926,13 @@ pub struct Binder<'a> {
     agg_context: &'static str,
     /// Queries enclosing the one being bound, outermost first.
     outer: Vec<OuterFrame>,
-    /// CTEs in scope, in definition order (later ones shadow earlier ones).
-    ctes: Vec<(String, ast::Cte)>,
+    /// CTEs in scope, in definition order (later ones shadow earlier
+    /// ones), and whether each is a recursive one.
+    ctes: Vec<(String, ast::Cte, bool)>,
+    /// Recursive CTEs whose recursive term is being bound.
+    work_tables: Vec<WorkTableScope>,
+    /// The next [`Plan::WorkTable`] id.
+    next_work_table: usize,
     /// Views being expanded (a view that reaches itself is an error).
     expanding: Vec<String>,
 }
@@ -887,6 +947,8 @@ impl<'a> Binder<'a> {
             agg_context: "WHERE",
             outer: Vec::new(),
             ctes: Vec::new(),
+            work_tables: Vec::new(),
+            next_work_table: 0,
             expanding: Vec::new(),
         }
     }
@@ -1025,19 +1087,22 @@ impl<'a> Binder<'a> {
     pub fn bind_query(&mut self, q: &ast::Query) -> Result<BoundQuery> {
         let before = self.ctes.len();
         if let Some(with) = &q.with {
-            if with.recursive {
-                return Err(SqlError::unsupported("WITH RECURSIVE is not supported yet"));
-            }
             for cte in &with.cte_tables {
                 let name = ident(&cte.alias.name);
-                if self.ctes[before..].iter().any(|(n, _)| *n == name) {
+                if self.ctes[before..].iter().any(|(n, _, _)| *n == name) {
                     self.ctes.truncate(before);
                     return Err(SqlError::new(
                         code::DUPLICATE_ALIAS,
                         format!("WITH query name \"{name}\" specified more than once"),
                     ));
                 }
-                self.ctes.push((name, cte.clone()));
+                // Under WITH RECURSIVE, a CTE that names itself recurses.
+                let recursive = with.recursive && {
+                    let mut names = Vec::new();
+                    query_tables(&cte.query, &mut names);
+                    names.contains(&name)
+                };
+                self.ctes.push((name, cte.clone(), recursive));
             }
         }
         let r = match q.body.as_ref() {
@@ -1048,6 +1113,105 @@ impl<'a> Binder<'a> {
         };
         self.ctes.truncate(before);
         r
+    }
+
+    /// A recursive CTE `name`: `anchor UNION [ALL] recursive term`, where
+    /// only the recursive term names `name` (bound as the work table).
+    fn bind_recursive_cte(&mut self, name: &str, cte: &ast::Cte) -> Result<BoundQuery> {
+        let bad_form = || {
+            SqlError::new(
+                code::INVALID_RECURSION,
+                format!(
+                    "recursive query \"{name}\" does not have the form \
+                     non-recursive-term UNION [ALL] recursive-term"
+                ),
+            )
+        };
+        let q = &cte.query;
+        if q.order_by.is_some() || q.limit_clause.is_some() || q.with.is_some() {
+            return Err(SqlError::unsupported(
+                "ORDER BY, LIMIT or WITH in a recursive query",
+            ));
+        }
+        let ast::SetExpr::SetOperation {
+            op: ast::SetOperator::Union,
+            set_quantifier,
+            left,
+            right,
+        } = q.body.as_ref()
+        else {
+            return Err(bad_form());
+        };
+        let all = match set_quantifier {
+            ast::SetQuantifier::All => true,
+            ast::SetQuantifier::Distinct | ast::SetQuantifier::None => false,
+            _ => return Err(bad_form()),
+        };
+        let mut anchor_names = Vec::new();
+        setexpr_tables(left, &mut anchor_names);
+        if anchor_names.iter().any(|n| n == name) {
+            return Err(SqlError::new(
+                code::INVALID_RECURSION,
+                format!("recursive reference to query \"{name}\" must not appear within its non-recursive term"),
+            ));
+        }
+        let anchor = self.bind_set_expr(left)?;
+        let names = rename_columns(&anchor.columns, &cte.alias.columns)?;
+        let columns: Vec<(String, DataType)> = names
+            .into_iter()
+            .zip(anchor.columns.iter().map(|(_, t)| t.clone()))
+            .collect();
+        let id = self.next_work_table;
+        self.next_work_table += 1;
+        self.work_tables.push(WorkTableScope {
+            name: name.to_string(),
+            id,
+            columns: columns.clone(),
+            depth: self.outer.len(),
+        });
+        let rec = self.bind_set_expr(right);
+        self.work_tables.pop();
+        let rec = rec?;
+        if rec.columns.len() != columns.len() {
+            return Err(SqlError::syntax(
+                "each UNION query must have the same number of columns",
+            ));
+        }
+        // The recursive term's rows take the anchor's types.
+        let mut exprs = Vec::new();
+        for (i, ((_, want), (_, got))) in columns.iter().zip(&rec.columns).enumerate() {
+            if want == got || *got == DataType::Unknown {
+                exprs.push(Expr::Column(i));
+            } else if common_type(want, got).is_some() {
+                exprs.push(Expr::Cast(Box::new(Expr::Column(i)), want.clone()));
+            } else {
+                return Err(SqlError::mismatch(format!(
+                    "recursive query \"{name}\" column {} has type {} in non-recursive term \
+                     but type {} overall",
+                    i + 1,
+                    types::type_display(want),
+                    types::type_display(got)
+                )));
+            }
+        }
+        let recursive = if exprs.iter().enumerate().all(|(i, e)| *e == Expr::Column(i)) {
+            rec.plan
+        } else {
+            Plan::Project {
+                input: Box::new(rec.plan),
+                exprs,
+            }
+        };
+        Ok(BoundQuery {
+            plan: Plan::Recursive {
+                id,
+                anchor: Box::new(anchor.plan),
+                recursive: Box::new(recursive),
+                all,
+            },
+            columns,
+            lock: None,
+        })
     }
 
     /// A query body without its ORDER BY and LIMIT.
@@ -1626,11 +1790,35 @@ impl<'a> Binder<'a> {
                 }
                 let rel = relation_key(name)?;
                 if name.0.len() == 1 {
-                    if let Some(pos) = self.ctes.iter().rposition(|(n, _)| *n == rel) {
-                        let cte = self.ctes[pos].1.clone();
-                        // A CTE sees only the CTEs defined before it.
-                        let hidden = self.ctes.split_off(pos);
-                        let r = self.bind_query(&cte.query);
+                    if let Some(w) = self.work_tables.iter().rev().find(|w| w.name == rel) {
+                        let (id, columns, depth) = (w.id, w.columns.clone(), w.depth);
+                        if depth != self.outer.len() {
+                            return Err(SqlError::new(
+                                code::INVALID_RECURSION,
+                                format!(
+                                    "recursive reference to query \"{rel}\" must not appear \
+                                     within a subquery"
+                                ),
+                            ));
+                        }
+                        let names = columns.iter().map(|(n, _)| n.clone()).collect();
+                        let q = BoundQuery {
+                            plan: Plan::WorkTable { id },
+                            columns,
+                            lock: None,
+                        };
+                        return derived(q, names, &rel, alias.as_ref());
+                    }
+                    if let Some(pos) = self.ctes.iter().rposition(|(n, _, _)| *n == rel) {
+                        let (_, cte, recursive) = self.ctes[pos].clone();
+                        // A CTE sees only the CTEs defined before it (and
+                        // a recursive one itself).
+                        let hidden = self.ctes.split_off(pos + usize::from(recursive));
+                        let r = if recursive {
+                            self.bind_recursive_cte(&rel, &cte)
+                        } else {
+                            self.bind_query(&cte.query)
+                        };
                         self.ctes.extend(hidden);
                         let q = r?;
                         let names = rename_columns(&q.columns, &cte.alias.columns)?;
@@ -4424,6 +4612,18 @@ fn describe_on(table: &TableDesc, index_id: u64, range: &KeyRange) -> String {
 fn explain_plan(plan: &Plan, depth: usize, out: &mut Vec<String>) {
     let pad = "  ".repeat(depth);
     match plan {
+        Plan::Recursive {
+            anchor,
+            recursive,
+            all,
+            ..
+        } => {
+            let all = if *all { " all" } else { "" };
+            out.push(format!("{pad}recursive union{all}"));
+            explain_plan(anchor, depth + 1, out);
+            explain_plan(recursive, depth + 1, out);
+        }
+        Plan::WorkTable { .. } => out.push(format!("{pad}work table (previous round)")),
         Plan::Scan {
             table,
             range,
@@ -4666,7 +4866,8 @@ mod tests {
                 | Plan::DistinctOn { input, .. }
                 | Plan::Limit { input, .. } => find(input),
                 Plan::Join { left, .. } | Plan::SetOp { left, .. } => find(left),
-                Plan::Values { .. } | Plan::Series { .. } => None,
+                Plan::Recursive { anchor, .. } => find(anchor),
+                Plan::Values { .. } | Plan::Series { .. } | Plan::WorkTable { .. } => None,
             }
         }
         match b {

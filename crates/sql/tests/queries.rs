@@ -1429,6 +1429,11 @@ async fn joins_choose_merge_hash_or_lookup() {
         "{plan}"
     );
     assert_eq!(flat(&t, q).await, "2|1;4|2");
+    // A join whose left side depends on the outer row (a correlated
+    // subquery) cannot be looked up in advance: it is hashed per row.
+    let correlated = "SELECT a.id, (SELECT b.w FROM a a2 JOIN b ON b.id = a2.v \
+                      WHERE a2.id = a.id) FROM a WHERE a.id < 5 ORDER BY a.id";
+    assert_eq!(flat(&t, correlated).await, "1|NULL;2|1;3|NULL;4|2");
     let q_left = "SELECT a.id, b.w FROM a LEFT JOIN b ON b.id = a.v WHERE a.id < 5 ORDER BY a.id";
     assert_eq!(flat(&t, q_left).await, "1|NULL;2|1;3|NULL;4|2");
     // Many left rows: the same plan reads b in full and gives all matches.
@@ -1576,4 +1581,113 @@ async fn pg_catalog_relations_describe_the_catalog() {
     );
     assert_eq!(sqlstate(&t, "SELECT 'a' ~ '('").await, "2201B");
     assert_eq!(sqlstate(&t, "SELECT 1 ~ 'a'").await, "42883");
+}
+
+/// WITH RECURSIVE: series, tree walks over a join, UNION stopping at a
+/// cycle, a runaway recursion stopped with 54000, and PostgreSQL's 42P19
+/// for recursive references where they may not be.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_recursive_walks_series_trees_and_graphs() {
+    let c = cluster().await;
+    let t = connect(c.addrs[0]).await;
+    assert_eq!(
+        flat(
+            &t,
+            "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 100) \
+             SELECT count(*), sum(n), max(n) FROM s"
+        )
+        .await,
+        "100|5050|100"
+    );
+    t.batch_execute(
+        "CREATE TABLE emp (id INT PRIMARY KEY, boss INT, name TEXT); \
+         INSERT INTO emp VALUES (1, NULL, 'ada'), (2, 1, 'bo'), (3, 1, 'cy'), (4, 2, 'di'), \
+         (5, 4, 'ed'), (6, 3, 'flo'); \
+         CREATE TABLE edges (src INT, dst INT, PRIMARY KEY (src, dst)); \
+         INSERT INTO edges VALUES (1, 2), (2, 3), (3, 1), (3, 4), (5, 6)",
+    )
+    .await
+    .unwrap();
+    // Everyone under bo, with depth and path, joined both ways round.
+    for join in [
+        "emp e JOIN chain c ON e.boss = c.id",
+        "chain c JOIN emp e ON e.boss = c.id",
+    ] {
+        let q = format!(
+            "WITH RECURSIVE chain(id, name, depth, path) AS ( \
+               SELECT id, name, 0, name FROM emp WHERE id = 2 \
+               UNION ALL \
+               SELECT e.id, e.name, c.depth + 1, c.path || '/' || e.name FROM {join}) \
+             SELECT name, depth, path FROM chain ORDER BY depth, name"
+        );
+        assert_eq!(
+            flat(&t, &q).await,
+            "bo|0|bo;di|1|bo/di;ed|2|bo/di/ed",
+            "{join}"
+        );
+    }
+    // The boss chain upwards, through a lookup of each boss by key.
+    assert_eq!(
+        flat(
+            &t,
+            "WITH RECURSIVE up AS (SELECT id, boss FROM emp WHERE id = 5 \
+             UNION ALL SELECT e.id, e.boss FROM up JOIN emp e ON e.id = up.boss) \
+             SELECT id FROM up ORDER BY id"
+        )
+        .await,
+        "1;2;4;5"
+    );
+    // UNION (not ALL) stops at the cycle 1 -> 2 -> 3 -> 1.
+    assert_eq!(
+        flat(
+            &t,
+            "WITH RECURSIVE r(x) AS (SELECT 1 UNION SELECT e.dst FROM edges e JOIN r ON e.src = r.x) \
+             SELECT x FROM r ORDER BY x"
+        )
+        .await,
+        "1;2;3;4"
+    );
+    // A non-recursive CTE under WITH RECURSIVE, used by the recursive one.
+    assert_eq!(
+        flat(
+            &t,
+            "WITH RECURSIVE start AS (SELECT 5 AS x), \
+             r(x) AS (SELECT x FROM start UNION ALL SELECT x - 1 FROM r WHERE x > 1) \
+             SELECT string_agg(x::text, ',') FROM r"
+        )
+        .await,
+        "5,4,3,2,1"
+    );
+    assert_eq!(
+        sqlstate(
+            &t,
+            "WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x FROM r) SELECT count(*) FROM r"
+        )
+        .await,
+        "54000"
+    );
+    assert_eq!(
+        sqlstate(
+            &t,
+            "WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL \
+             SELECT x + 1 FROM emp WHERE id IN (SELECT x FROM r)) SELECT * FROM r"
+        )
+        .await,
+        "42P19"
+    );
+    assert_eq!(
+        sqlstate(
+            &t,
+            "WITH RECURSIVE r(x) AS (SELECT x FROM r UNION ALL SELECT 1) SELECT * FROM r"
+        )
+        .await,
+        "42P19"
+    );
+    assert!(flat(
+        &t,
+        "EXPLAIN WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 3) \
+         SELECT n FROM s"
+    )
+    .await
+    .contains("recursive union all"));
 }

@@ -167,6 +167,7 @@ pub mod code {
     pub const INVALID_SCHEMA_NAME: &str = "3F000";
     pub const INVALID_REGULAR_EXPRESSION: &str = "2201B";
     pub const INVALID_RECURSION: &str = "42P19";
+    pub const WINDOWING_ERROR: &str = "42P20";
     pub const OBJECT_IN_USE: &str = "55006";
     pub const INTERNAL_ERROR: &str = "XX000";
     pub const PROGRAM_LIMIT_EXCEEDED: &str = "54000";

@@ -24,7 +24,7 @@ use crate::expr::{self, BinOp, EvalCtx, Expr, SubqueryPlan};
 use crate::plan::{
     explain, join_strategy, AggCall, AggFunc, Binder, Bound, BoundQuery, DeletePlan, InsertPlan,
     InsertSource, JoinKind, JoinStrategy, KeyRange, OnConflict, Plan, Returning, RowLock,
-    SetOpKind, UpdatePlan, LOOKUP_JOIN_LIMIT,
+    SetOpKind, SortKey, UpdatePlan, WindowCall, WindowFunc, LOOKUP_JOIN_LIMIT,
 };
 use crate::txn::{ReadRow, Txn};
 use crate::types::{self, DataType, Datum, Decimal};
@@ -260,6 +260,10 @@ fn collect_plan<'p>(plan: &'p Plan, out: &mut Vec<ScanRef<'p>>) {
             collect_plan(recursive, out);
         }
         Plan::WorkTable { .. } => {}
+        Plan::Window { input, calls } => {
+            collect_plan(input, out);
+            collect_exprs(calls.iter().flat_map(|c| c.exprs()), out);
+        }
     }
 }
 
@@ -457,9 +461,183 @@ fn recursive(
     Ok(out)
 }
 
+/// Orders two rows' sort key values as `keys` say (direction, NULLs).
+fn compare_keys(a: &[Datum], b: &[Datum], keys: &[SortKey]) -> Ordering {
+    for (i, k) in keys.iter().enumerate() {
+        let (x, y) = (&a[i], &b[i]);
+        let o = match (x.is_null(), y.is_null()) {
+            (true, true) => Ordering::Equal,
+            (true, false) => {
+                if k.nulls_first {
+                    Ordering::Less
+                } else {
+                    Ordering::Greater
+                }
+            }
+            (false, true) => {
+                if k.nulls_first {
+                    Ordering::Greater
+                } else {
+                    Ordering::Less
+                }
+            }
+            _ => {
+                let o = x.sort_cmp(y);
+                if k.desc {
+                    o.reverse()
+                } else {
+                    o
+                }
+            }
+        };
+        if o != Ordering::Equal {
+            return o;
+        }
+    }
+    Ordering::Equal
+}
+
+/// Appends each window function's value to every row (see
+/// [`Plan::Window`]).
+fn window(rows: Vec<Row>, calls: &[WindowCall], ctx: &EvalCtx) -> Result<Vec<Row>> {
+    let mut extra: Vec<Vec<Datum>> = vec![Vec::with_capacity(calls.len()); rows.len()];
+    let mut output_order = None;
+    for call in calls {
+        // Partitions, in the order of their key values.
+        let mut parts: HashMap<Vec<u8>, (Row, Vec<usize>)> = HashMap::new();
+        for (i, r) in rows.iter().enumerate() {
+            let k: Row = call
+                .partition
+                .iter()
+                .map(|e| e.eval(r, ctx))
+                .collect::<Result<_>>()?;
+            parts.entry(hash_key(&k)).or_insert((k, vec![])).1.push(i);
+        }
+        let mut parts: Vec<(Row, Vec<usize>)> = parts.into_values().collect();
+        let asc: Vec<SortKey> = call
+            .partition
+            .iter()
+            .map(|e| SortKey {
+                expr: e.clone(),
+                desc: false,
+                nulls_first: false,
+            })
+            .collect();
+        parts.sort_by(|(a, _), (b, _)| compare_keys(a, b, &asc));
+        let mut arranged = Vec::with_capacity(rows.len());
+        for (_, part) in parts {
+            let keys: Vec<Row> = part
+                .iter()
+                .map(|&i| {
+                    call.order
+                        .iter()
+                        .map(|k| k.expr.eval(&rows[i], ctx))
+                        .collect()
+                })
+                .collect::<Result<_>>()?;
+            let mut order: Vec<usize> = (0..part.len()).collect();
+            order.sort_by(|&a, &b| compare_keys(&keys[a], &keys[b], &call.order));
+            let peers = |a: usize, b: usize| {
+                compare_keys(&keys[order[a]], &keys[order[b]], &call.order) == Ordering::Equal
+            };
+            let row = |pos: usize| &rows[part[order[pos]]];
+            let n = part.len();
+            let mut values = Vec::with_capacity(n);
+            match &call.func {
+                WindowFunc::RowNumber => values.extend((1..=n as i64).map(Datum::Int)),
+                WindowFunc::Rank | WindowFunc::DenseRank => {
+                    let (mut rank, mut dense) = (0i64, 0i64);
+                    for pos in 0..n {
+                        if pos == 0 || !peers(pos - 1, pos) {
+                            rank = pos as i64 + 1;
+                            dense += 1;
+                        }
+                        values.push(Datum::Int(match call.func {
+                            WindowFunc::Rank => rank,
+                            _ => dense,
+                        }));
+                    }
+                }
+                WindowFunc::Lag | WindowFunc::Lead => {
+                    for pos in 0..n {
+                        let r = row(pos);
+                        let offset = match call.args[1].eval(r, ctx)? {
+                            Datum::Int(o) => o,
+                            Datum::Null => {
+                                values.push(Datum::Null);
+                                continue;
+                            }
+                            _ => {
+                                return Err(SqlError::internal("lag/lead offset is not an integer"))
+                            }
+                        };
+                        let offset = if call.func == WindowFunc::Lag {
+                            -offset
+                        } else {
+                            offset
+                        };
+                        let target = pos as i64 + offset;
+                        values.push(if (0..n as i64).contains(&target) {
+                            call.args[0].eval(row(target as usize), ctx)?
+                        } else {
+                            call.args[2].eval(r, ctx)?
+                        });
+                    }
+                }
+                WindowFunc::Agg(a) => {
+                    let mut acc = Acc::new(a);
+                    let mut seen = HashSet::new();
+                    if call.order.is_empty() {
+                        for pos in 0..n {
+                            acc.add(a, row(pos), &mut seen, ctx)?;
+                        }
+                        let v = acc.value(a)?;
+                        values.extend(std::iter::repeat_n(v, n));
+                    } else {
+                        // From the partition's start through the current
+                        // row's last peer.
+                        let mut pos = 0;
+                        while pos < n {
+                            let mut end = pos + 1;
+                            while end < n && peers(pos, end) {
+                                end += 1;
+                            }
+                            for p in pos..end {
+                                acc.add(a, row(p), &mut seen, ctx)?;
+                            }
+                            let v = acc.value(a)?;
+                            values.extend(std::iter::repeat_n(v, end - pos));
+                            pos = end;
+                        }
+                    }
+                }
+            }
+            for (pos, v) in values.into_iter().enumerate() {
+                extra[part[order[pos]]].push(v);
+                arranged.push(part[order[pos]]);
+            }
+        }
+        output_order.get_or_insert(arranged);
+    }
+    let mut rows: Vec<Option<Row>> = rows
+        .into_iter()
+        .zip(extra)
+        .map(|(mut r, e)| {
+            r.extend(e);
+            Some(r)
+        })
+        .collect();
+    Ok(output_order
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|i| rows[i].take())
+        .collect())
+}
+
 /// Evaluates a plan whose scans were read into `ctx.env`.
 pub fn run_sync(plan: &Plan, ctx: &EvalCtx) -> Result<Vec<Row>> {
     Ok(match plan {
+        Plan::Window { input, calls } => window(run_sync(input, ctx)?, calls, ctx)?,
         Plan::Recursive {
             id,
             anchor,
@@ -588,40 +766,7 @@ pub fn run_sync(plan: &Plan, ctx: &EvalCtx) -> Result<Vec<Row>> {
                     Ok((k, r))
                 })
                 .collect::<Result<_>>()?;
-            keyed.sort_by(|(a, _), (b, _)| {
-                for (i, k) in keys.iter().enumerate() {
-                    let (x, y) = (&a[i], &b[i]);
-                    let o = match (x.is_null(), y.is_null()) {
-                        (true, true) => Ordering::Equal,
-                        (true, false) => {
-                            if k.nulls_first {
-                                Ordering::Less
-                            } else {
-                                Ordering::Greater
-                            }
-                        }
-                        (false, true) => {
-                            if k.nulls_first {
-                                Ordering::Greater
-                            } else {
-                                Ordering::Less
-                            }
-                        }
-                        _ => {
-                            let o = x.sort_cmp(y);
-                            if k.desc {
-                                o.reverse()
-                            } else {
-                                o
-                            }
-                        }
-                    };
-                    if o != Ordering::Equal {
-                        return o;
-                    }
-                }
-                Ordering::Equal
-            });
+            keyed.sort_by(|(a, _), (b, _)| compare_keys(a, b, keys));
             keyed.into_iter().map(|(_, r)| r).collect()
         }
         Plan::Distinct { input } => {
@@ -963,21 +1108,140 @@ fn widen(v: Datum, arg_ty: &DataType) -> Result<Datum> {
     })
 }
 
+impl Acc {
+    /// An empty accumulator for `a`.
+    fn new(a: &AggCall) -> Acc {
+        match a.func {
+            AggFunc::CountStar | AggFunc::Count => Acc::Count(0),
+            AggFunc::Sum => Acc::Sum(None),
+            AggFunc::Avg => Acc::Avg(None, 0),
+            AggFunc::Min => Acc::Min(None),
+            AggFunc::Max => Acc::Max(None),
+            AggFunc::ArrayAgg => Acc::Array(Vec::new()),
+            AggFunc::StringAgg => Acc::Text(None),
+            AggFunc::BoolAnd | AggFunc::BoolOr => Acc::Bool(None),
+        }
+    }
+
+    /// Adds row `r` (FILTER and DISTINCT applied; `seen` holds the
+    /// values a DISTINCT aggregate took so far).
+    fn add(
+        &mut self,
+        a: &AggCall,
+        r: &[Datum],
+        seen: &mut HashSet<Vec<u8>>,
+        ctx: &EvalCtx,
+    ) -> Result<()> {
+        if let Some(f) = &a.filter {
+            if !truthy(f, r, ctx)? {
+                return Ok(());
+            }
+        }
+        let v = match &a.arg {
+            Some(e) => e.eval(r, ctx)?,
+            None => Datum::Bool(true),
+        };
+        if let Acc::Array(items) = self {
+            // array_agg keeps NULLs.
+            if !a.distinct || seen.insert(hash_key(std::slice::from_ref(&v))) {
+                items.push(v);
+            }
+            return Ok(());
+        }
+        if v.is_null() {
+            return Ok(());
+        }
+        if a.distinct && !seen.insert(hash_key(std::slice::from_ref(&v))) {
+            return Ok(());
+        }
+        match self {
+            Acc::Count(n) => *n += 1,
+            Acc::Sum(s) => {
+                let v = widen(v, &a.arg_ty)?;
+                *s = Some(match s.take() {
+                    None => v,
+                    Some(x) => expr::binary(BinOp::Add, x, v)?,
+                })
+            }
+            Acc::Avg(s, n) => {
+                let v = match v {
+                    Datum::Int(i) => Datum::Decimal(Decimal::from_i64(i)),
+                    v => v,
+                };
+                *s = Some(match s.take() {
+                    None => v,
+                    Some(x) => expr::binary(BinOp::Add, x, v)?,
+                });
+                *n += 1;
+            }
+            Acc::Min(m) => {
+                if m.as_ref().is_none_or(|x| v.sort_cmp(x) == Ordering::Less) {
+                    *m = Some(v)
+                }
+            }
+            Acc::Max(m) => {
+                if m.as_ref()
+                    .is_none_or(|x| v.sort_cmp(x) == Ordering::Greater)
+                {
+                    *m = Some(v)
+                }
+            }
+            Acc::Text(acc) => {
+                let piece = match v {
+                    Datum::Text(t) => t,
+                    other => types::format_datum(&other, &a.arg_ty).unwrap_or_default(),
+                };
+                *acc = Some(match acc.take() {
+                    None => piece,
+                    Some(mut s) => {
+                        let d = match &a.delimiter {
+                            Some(e) => e.eval(r, ctx)?,
+                            None => Datum::Null,
+                        };
+                        if let Datum::Text(d) = d {
+                            s.push_str(&d);
+                        }
+                        s.push_str(&piece);
+                        s
+                    }
+                });
+            }
+            Acc::Bool(acc) => {
+                let b = matches!(v, Datum::Bool(true));
+                *acc = Some(match (acc.take(), a.func) {
+                    (None, _) => b,
+                    (Some(x), AggFunc::BoolAnd) => x && b,
+                    (Some(x), _) => x || b,
+                });
+            }
+            Acc::Array(_) => unreachable!("handled above"),
+        }
+        Ok(())
+    }
+
+    /// The aggregate's value over the rows added so far.
+    fn value(&self, a: &AggCall) -> Result<Datum> {
+        Ok(match self {
+            Acc::Count(n) => Datum::Int(*n),
+            Acc::Sum(s) => match (s, &a.arg_ty) {
+                (Some(Datum::Int(i)), DataType::Numeric(_)) => {
+                    Datum::Decimal(Decimal::from_i64(*i))
+                }
+                (s, _) => s.clone().unwrap_or(Datum::Null),
+            },
+            Acc::Avg(None, _) => Datum::Null,
+            Acc::Avg(Some(s), n) => expr::binary(BinOp::Div, s.clone(), Datum::Int(*n))?,
+            Acc::Min(m) | Acc::Max(m) => m.clone().unwrap_or(Datum::Null),
+            Acc::Array(items) if items.is_empty() => Datum::Null,
+            Acc::Array(items) => Datum::Text(array_text(items, &a.arg_ty)),
+            Acc::Text(t) => t.clone().map_or(Datum::Null, Datum::Text),
+            Acc::Bool(b) => b.map_or(Datum::Null, Datum::Bool),
+        })
+    }
+}
+
 fn aggregate(rows: Vec<Row>, groups: &[Expr], aggs: &[AggCall], ctx: &EvalCtx) -> Result<Vec<Row>> {
-    let new_accs = || -> Vec<Acc> {
-        aggs.iter()
-            .map(|a| match a.func {
-                AggFunc::CountStar | AggFunc::Count => Acc::Count(0),
-                AggFunc::Sum => Acc::Sum(None),
-                AggFunc::Avg => Acc::Avg(None, 0),
-                AggFunc::Min => Acc::Min(None),
-                AggFunc::Max => Acc::Max(None),
-                AggFunc::ArrayAgg => Acc::Array(Vec::new()),
-                AggFunc::StringAgg => Acc::Text(None),
-                AggFunc::BoolAnd | AggFunc::BoolOr => Acc::Bool(None),
-            })
-            .collect()
-    };
+    let new_accs = || -> Vec<Acc> { aggs.iter().map(Acc::new).collect() };
     let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
     let mut states: Vec<GroupState> = Vec::new();
     for r in &rows {
@@ -996,90 +1260,7 @@ fn aggregate(rows: Vec<Row>, groups: &[Expr], aggs: &[AggCall], ctx: &EvalCtx) -
         };
         let (_, accs, seen) = &mut states[idx];
         for (i, a) in aggs.iter().enumerate() {
-            if let Some(f) = &a.filter {
-                if !truthy(f, r, ctx)? {
-                    continue;
-                }
-            }
-            let v = match &a.arg {
-                Some(e) => e.eval(r, ctx)?,
-                None => Datum::Bool(true),
-            };
-            if let Acc::Array(items) = &mut accs[i] {
-                // array_agg keeps NULLs.
-                if !a.distinct || seen[i].insert(hash_key(std::slice::from_ref(&v))) {
-                    items.push(v);
-                }
-                continue;
-            }
-            if v.is_null() {
-                continue;
-            }
-            if a.distinct && !seen[i].insert(hash_key(std::slice::from_ref(&v))) {
-                continue;
-            }
-            match &mut accs[i] {
-                Acc::Count(n) => *n += 1,
-                Acc::Sum(s) => {
-                    let v = widen(v, &a.arg_ty)?;
-                    *s = Some(match s.take() {
-                        None => v,
-                        Some(x) => expr::binary(BinOp::Add, x, v)?,
-                    })
-                }
-                Acc::Avg(s, n) => {
-                    let v = match v {
-                        Datum::Int(i) => Datum::Decimal(Decimal::from_i64(i)),
-                        v => v,
-                    };
-                    *s = Some(match s.take() {
-                        None => v,
-                        Some(x) => expr::binary(BinOp::Add, x, v)?,
-                    });
-                    *n += 1;
-                }
-                Acc::Min(m) => {
-                    if m.as_ref().is_none_or(|x| v.sort_cmp(x) == Ordering::Less) {
-                        *m = Some(v)
-                    }
-                }
-                Acc::Max(m) => {
-                    if m.as_ref()
-                        .is_none_or(|x| v.sort_cmp(x) == Ordering::Greater)
-                    {
-                        *m = Some(v)
-                    }
-                }
-                Acc::Text(acc) => {
-                    let piece = match v {
-                        Datum::Text(t) => t,
-                        other => types::format_datum(&other, &a.arg_ty).unwrap_or_default(),
-                    };
-                    *acc = Some(match acc.take() {
-                        None => piece,
-                        Some(mut s) => {
-                            let d = match &a.delimiter {
-                                Some(e) => e.eval(r, ctx)?,
-                                None => Datum::Null,
-                            };
-                            if let Datum::Text(d) = d {
-                                s.push_str(&d);
-                            }
-                            s.push_str(&piece);
-                            s
-                        }
-                    });
-                }
-                Acc::Bool(acc) => {
-                    let b = matches!(v, Datum::Bool(true));
-                    *acc = Some(match (acc.take(), a.func) {
-                        (None, _) => b,
-                        (Some(x), AggFunc::BoolAnd) => x && b,
-                        (Some(x), _) => x || b,
-                    });
-                }
-                Acc::Array(_) => unreachable!("handled above"),
-            }
+            accs[i].add(a, r, &mut seen[i], ctx)?;
         }
     }
     if states.is_empty() && groups.is_empty() {
@@ -1088,23 +1269,8 @@ fn aggregate(rows: Vec<Row>, groups: &[Expr], aggs: &[AggCall], ctx: &EvalCtx) -
     states
         .into_iter()
         .map(|(mut g, accs, _)| {
-            for (acc, a) in accs.into_iter().zip(aggs) {
-                g.push(match acc {
-                    Acc::Count(n) => Datum::Int(n),
-                    Acc::Sum(s) => match (s, &a.arg_ty) {
-                        (Some(Datum::Int(i)), DataType::Numeric(_)) => {
-                            Datum::Decimal(Decimal::from_i64(i))
-                        }
-                        (s, _) => s.unwrap_or(Datum::Null),
-                    },
-                    Acc::Avg(None, _) => Datum::Null,
-                    Acc::Avg(Some(s), n) => expr::binary(BinOp::Div, s, Datum::Int(n))?,
-                    Acc::Min(m) | Acc::Max(m) => m.unwrap_or(Datum::Null),
-                    Acc::Array(items) if items.is_empty() => Datum::Null,
-                    Acc::Array(items) => Datum::Text(array_text(&items, &a.arg_ty)),
-                    Acc::Text(t) => t.map_or(Datum::Null, Datum::Text),
-                    Acc::Bool(b) => b.map_or(Datum::Null, Datum::Bool),
-                });
+            for (acc, a) in accs.iter().zip(aggs) {
+                g.push(acc.value(a)?);
             }
             Ok(g)
         })

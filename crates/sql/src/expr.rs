@@ -139,6 +139,9 @@ pub enum Expr {
     Param(usize),
     /// An aggregate's result while binding (replaced before execution).
     AggRef(usize),
+    /// A window function's result while binding (replaced before
+    /// execution).
+    WindowRef(usize),
     Neg(Box<Expr>),
     Not(Box<Expr>),
     Binary(BinOp, Box<Expr>, Box<Expr>),
@@ -218,6 +221,7 @@ impl Expr {
             | Expr::Column(_)
             | Expr::Param(_)
             | Expr::AggRef(_)
+            | Expr::WindowRef(_)
             | Expr::OuterRef(_) => {}
             Expr::Subquery { lhs, args, .. } => {
                 if let Some(l) = lhs {
@@ -330,6 +334,7 @@ impl Expr {
                 )
             })?,
             Expr::AggRef(_) => return Err(SqlError::internal("unresolved aggregate")),
+            Expr::WindowRef(_) => return Err(SqlError::internal("unresolved window function")),
             Expr::Neg(e) => match e.eval(row, ctx)? {
                 Datum::Null => Datum::Null,
                 Datum::Int(i) => Datum::Int(i.checked_neg().ok_or_else(int_overflow)?),

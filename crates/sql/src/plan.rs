@@ -67,6 +67,76 @@ pub struct AggCall {
     pub arg_ty: DataType,
 }
 
+/// A window function.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WindowFunc {
+    RowNumber,
+    Rank,
+    DenseRank,
+    /// `lag(value [, offset [, default]])`: `args` are the three (offset 1
+    /// and default NULL when absent).
+    Lag,
+    /// `lead(...)`: as lag, looking forward.
+    Lead,
+    /// An aggregate over the frame: the whole partition without ORDER BY,
+    /// else from its start to the current row and its peers (PostgreSQL's
+    /// default frame).
+    Agg(Box<AggCall>),
+}
+
+/// `func(args) OVER (PARTITION BY partition ORDER BY order)`.
+#[derive(Debug, Clone)]
+pub struct WindowCall {
+    pub func: WindowFunc,
+    pub args: Vec<Expr>,
+    pub partition: Vec<Expr>,
+    pub order: Vec<SortKey>,
+}
+
+impl WindowCall {
+    /// Rewrites every expression of the call with `f`.
+    fn map_exprs(self, f: &mut impl FnMut(Expr) -> Result<Expr>) -> Result<WindowCall> {
+        let func = match self.func {
+            WindowFunc::Agg(mut a) => {
+                a.arg = a.arg.map(&mut *f).transpose()?;
+                a.filter = a.filter.map(&mut *f).transpose()?;
+                a.delimiter = a.delimiter.map(&mut *f).transpose()?;
+                WindowFunc::Agg(a)
+            }
+            other => other,
+        };
+        Ok(WindowCall {
+            func,
+            args: self.args.into_iter().map(&mut *f).collect::<Result<_>>()?,
+            partition: self
+                .partition
+                .into_iter()
+                .map(&mut *f)
+                .collect::<Result<_>>()?,
+            order: self
+                .order
+                .into_iter()
+                .map(|k| {
+                    Ok(SortKey {
+                        expr: f(k.expr)?,
+                        ..k
+                    })
+                })
+                .collect::<Result<_>>()?,
+        })
+    }
+
+    /// Every expression of the call.
+    pub fn exprs(&self) -> Vec<&Expr> {
+        let mut out: Vec<&Expr> = self.args.iter().chain(&self.partition).collect();
+        out.extend(self.order.iter().map(|k| &k.expr));
+        if let WindowFunc::Agg(a) = &self.func {
+            out.extend(a.arg.iter().chain(&a.filter).chain(&a.delimiter));
+        }
+        out
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JoinKind {
     Inner,
@@ -351,6 +421,13 @@ pub enum Plan {
     /// The rows of the current round of [`Plan::Recursive`] `id`.
     WorkTable {
         id: usize,
+    },
+    /// The input rows, each followed by the value of every window function
+    /// for it; rows come out ordered by the first call's partition and
+    /// ORDER BY.
+    Window {
+        input: Box<Plan>,
+        calls: Vec<WindowCall>,
     },
 }
 
@@ -931,6 +1008,9 @@ pub struct Binder<'a> {
     ctes: Vec<(String, ast::Cte, bool)>,
     /// Recursive CTEs whose recursive term is being bound.
     work_tables: Vec<WorkTableScope>,
+    /// Window functions found while binding a select list or its ORDER BY
+    /// (None: not allowed here).
+    windows: Option<Vec<WindowCall>>,
     /// The next [`Plan::WorkTable`] id.
     next_work_table: usize,
     /// Views being expanded (a view that reaches itself is an error).
@@ -949,6 +1029,7 @@ impl<'a> Binder<'a> {
             ctes: Vec::new(),
             work_tables: Vec::new(),
             next_work_table: 0,
+            windows: None,
             expanding: Vec::new(),
         }
     }
@@ -1357,6 +1438,169 @@ impl<'a> Binder<'a> {
     /// One SELECT; `q` carries its ORDER BY and LIMIT (None inside a set
     /// operation).
     fn bind_select(&mut self, select: &ast::Select, q: Option<&ast::Query>) -> Result<BoundQuery> {
+        // An enclosing query's window functions wait while this one binds.
+        let outer_windows = self.windows.take();
+        let r = self.bind_select_inner(select, q);
+        self.windows = outer_windows;
+        r
+    }
+
+    /// A window function call: its result is a column the select's
+    /// [`Plan::Window`] adds.
+    fn bind_window(
+        &mut self,
+        f: &ast::Function,
+        name: &str,
+        args: &[ast::Expr],
+        over: &ast::WindowType,
+        scope: &Scope,
+    ) -> Result<Typed> {
+        if self.windows.is_none() {
+            return Err(SqlError::new(
+                code::WINDOWING_ERROR,
+                "window functions are not allowed here (only in the select list and ORDER BY)",
+            ));
+        }
+        let ast::WindowType::WindowSpec(spec) = over else {
+            return Err(SqlError::unsupported("named windows (OVER name)"));
+        };
+        if spec.window_name.is_some() {
+            return Err(SqlError::unsupported("named windows (OVER name)"));
+        }
+        if spec.window_frame.is_some() {
+            return Err(SqlError::unsupported(
+                "window frame clauses (the default frame is supported)",
+            ));
+        }
+        // No window function inside another one.
+        let calls = self.windows.take();
+        let r = self.bind_window_call(f, name, args, spec, scope);
+        self.windows = calls;
+        let (call, ty) = r?;
+        let calls = self.windows.as_mut().expect("checked above");
+        calls.push(call);
+        Ok(Typed {
+            e: Expr::WindowRef(calls.len() - 1),
+            ty,
+        })
+    }
+
+    fn bind_window_call(
+        &mut self,
+        f: &ast::Function,
+        name: &str,
+        args: &[ast::Expr],
+        spec: &ast::WindowSpec,
+        scope: &Scope,
+    ) -> Result<(WindowCall, DataType)> {
+        let partition = spec
+            .partition_by
+            .iter()
+            .map(|e| Ok(Self::fold(self.bind_expr(e, scope)?)?.e))
+            .collect::<Result<Vec<_>>>()?;
+        let mut order = Vec::new();
+        for o in &spec.order_by {
+            let desc = matches!(o.options.sort, Some(ast::OrderBySort::Desc));
+            order.push(SortKey {
+                expr: Self::fold(self.bind_expr(&o.expr, scope)?)?.e,
+                desc,
+                nulls_first: o.options.nulls_first.unwrap_or(desc),
+            });
+        }
+        let arity = |lo: usize, hi: usize| {
+            if (lo..=hi).contains(&args.len()) {
+                Ok(())
+            } else {
+                Err(SqlError::new(
+                    code::UNDEFINED_FUNCTION,
+                    format!("function {name} does not take {} argument(s)", args.len()),
+                ))
+            }
+        };
+        let (func, bound, ty) = match name {
+            "row_number" | "rank" | "dense_rank" => {
+                arity(0, 0)?;
+                let func = match name {
+                    "row_number" => WindowFunc::RowNumber,
+                    "rank" => WindowFunc::Rank,
+                    _ => WindowFunc::DenseRank,
+                };
+                (func, vec![], DataType::Int8)
+            }
+            "lag" | "lead" => {
+                arity(1, 3)?;
+                let value = self.bind_expr(&args[0], scope)?;
+                let ty = resolve_unknown(&value.ty);
+                let mut offset = match args.get(1) {
+                    Some(a) => self.bind_expr(a, scope)?,
+                    None => Typed {
+                        e: Expr::Literal(Datum::Int(1)),
+                        ty: DataType::Int8,
+                    },
+                };
+                self.unify_with(&mut offset, &DataType::Int8);
+                if !offset.ty.is_integer() {
+                    return Err(SqlError::mismatch(format!(
+                        "{name}'s offset must be an integer"
+                    )));
+                }
+                let mut default = match args.get(2) {
+                    Some(a) => self.bind_expr(a, scope)?,
+                    None => Typed {
+                        e: Expr::Literal(Datum::Null),
+                        ty: ty.clone(),
+                    },
+                };
+                self.unify_with(&mut default, &ty);
+                let func = if name == "lag" {
+                    WindowFunc::Lag
+                } else {
+                    WindowFunc::Lead
+                };
+                let bound = vec![
+                    Self::fold(value)?.e,
+                    Self::fold(offset)?.e,
+                    Self::fold(default)?.e,
+                ];
+                (func, bound, ty)
+            }
+            _ => {
+                // An aggregate over the window: bound as an aggregate.
+                let mut plain = f.clone();
+                plain.over = None;
+                let outer_aggs = self.aggs.replace(Vec::new());
+                let r = self.bind_function(&plain, scope);
+                let found = std::mem::replace(&mut self.aggs, outer_aggs).unwrap_or_default();
+                let t = r?;
+                match (t.e, <[AggCall; 1]>::try_from(found)) {
+                    (Expr::AggRef(0), Ok([call])) => {
+                        (WindowFunc::Agg(Box::new(call)), vec![], t.ty)
+                    }
+                    _ => {
+                        return Err(SqlError::new(
+                            code::WRONG_OBJECT_TYPE,
+                            format!("function {name} is not a window function or an aggregate"),
+                        ))
+                    }
+                }
+            }
+        };
+        Ok((
+            WindowCall {
+                func,
+                args: bound,
+                partition,
+                order,
+            },
+            ty,
+        ))
+    }
+
+    fn bind_select_inner(
+        &mut self,
+        select: &ast::Select,
+        q: Option<&ast::Query>,
+    ) -> Result<BoundQuery> {
         // FROM
         let (mut plan, scope) = self.bind_from(&select.from)?;
         // WHERE
@@ -1376,6 +1620,7 @@ impl<'a> Binder<'a> {
         };
         self.aggs = Some(Vec::new());
         self.agg_context = "";
+        self.windows = Some(Vec::new());
         let mut items: Vec<(String, Typed)> = Vec::new();
         // Set-returning functions of the select list: (position, arguments).
         let mut srfs: Vec<(usize, Vec<Expr>)> = Vec::new();
@@ -1459,11 +1704,13 @@ impl<'a> Binder<'a> {
                 other => return Err(SqlError::unsupported(format!("select item {other}"))),
             }
         }
+        let windows = self.windows.take();
         let having = select
             .having
             .as_ref()
             .map(|h| self.bind_bool(h, &scope, "HAVING"))
             .transpose()?;
+        self.windows = windows;
         // ORDER BY: output position, output alias, or an expression.
         let mut order: Vec<(OrderTarget, bool, bool)> = Vec::new();
         if let Some(ob) = q.and_then(|q| q.order_by.as_ref()) {
@@ -1503,16 +1750,27 @@ impl<'a> Binder<'a> {
             }
         }
         let aggs = self.aggs.take().unwrap_or_default();
+        let windows = self.windows.take().unwrap_or_default();
         let is_agg = !aggs.is_empty() || !group_exprs.is_empty() || having.is_some();
 
         let ngroups = group_exprs.len();
         let groups: Vec<Expr> = group_exprs.iter().map(|g| g.e.clone()).collect();
+        // Window results follow the (grouped) row.
+        let width = if is_agg {
+            ngroups + aggs.len()
+        } else {
+            scope.cols.len()
+        };
         let fix = |e: Expr| -> Result<Expr> {
-            if is_agg {
-                map_to_groups(e, &groups, ngroups, &scope)
+            let e = if is_agg {
+                map_to_groups(e, &groups, ngroups, &scope)?
             } else {
-                Ok(e)
-            }
+                e
+            };
+            e.transform(&mut |x| match x {
+                Expr::WindowRef(i) => Ok(Expr::Column(width + i)),
+                other => Ok(other),
+            })
         };
         if is_agg {
             plan = Plan::Aggregate {
@@ -1526,6 +1784,15 @@ impl<'a> Binder<'a> {
                     predicate: fix(h)?,
                 };
             }
+        }
+        if !windows.is_empty() {
+            plan = Plan::Window {
+                input: Box::new(plan),
+                calls: windows
+                    .into_iter()
+                    .map(|w| w.map_exprs(&mut |e| fix(e)))
+                    .collect::<Result<_>>()?,
+            };
         }
         let mut exprs: Vec<Expr> = Vec::new();
         let mut columns = Vec::new();
@@ -2650,10 +2917,12 @@ impl<'a> Binder<'a> {
         what: &'static str,
     ) -> Result<Typed> {
         let saved = self.aggs.take();
+        let saved_windows = self.windows.take();
         let saved_ctx = self.agg_context;
         self.agg_context = what;
         let r = self.bind_expr(e, scope);
         self.aggs = saved;
+        self.windows = saved_windows;
         self.agg_context = saved_ctx;
         r
     }
@@ -3279,10 +3548,8 @@ impl<'a> Binder<'a> {
                 return Err(SqlError::unsupported("subqueries are not supported yet"))
             }
         };
-        if f.over.is_some() {
-            return Err(SqlError::unsupported(
-                "window functions are not supported yet",
-            ));
+        if let Some(over) = &f.over {
+            return self.bind_window(f, name, &args, over, scope);
         }
         let agg = match name {
             "count" => Some(if star {
@@ -4053,6 +4320,7 @@ fn map_to_groups(e: Expr, groups: &[Expr], ngroups: usize, scope: &Scope) -> Res
     }
     match e {
         Expr::AggRef(i) => Ok(Expr::Column(ngroups + i)),
+        Expr::WindowRef(_) => Ok(e),
         Expr::Column(c) => {
             let name = scope
                 .cols
@@ -4624,6 +4892,10 @@ fn explain_plan(plan: &Plan, depth: usize, out: &mut Vec<String>) {
             explain_plan(recursive, depth + 1, out);
         }
         Plan::WorkTable { .. } => out.push(format!("{pad}work table (previous round)")),
+        Plan::Window { input, calls } => {
+            out.push(format!("{pad}window ({} functions)", calls.len()));
+            explain_plan(input, depth + 1, out);
+        }
         Plan::Scan {
             table,
             range,
@@ -4867,6 +5139,7 @@ mod tests {
                 | Plan::Limit { input, .. } => find(input),
                 Plan::Join { left, .. } | Plan::SetOp { left, .. } => find(left),
                 Plan::Recursive { anchor, .. } => find(anchor),
+                Plan::Window { input, .. } => find(input),
                 Plan::Values { .. } | Plan::Series { .. } | Plan::WorkTable { .. } => None,
             }
         }

@@ -1691,3 +1691,84 @@ async fn with_recursive_walks_series_trees_and_graphs() {
     .await
     .contains("recursive union all"));
 }
+
+/// Window functions: ranking, running and whole-partition aggregates with
+/// peers, lag / lead, windows over a grouped query and in ORDER BY, and
+/// PostgreSQL's errors where they may not be used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn window_functions_rank_run_and_look_around() {
+    let c = cluster().await;
+    let t = connect(c.addrs[0]).await;
+    t.batch_execute(
+        "CREATE TABLE pay (id INT PRIMARY KEY, dept TEXT, salary INT); \
+         INSERT INTO pay VALUES (1, 'a', 100), (2, 'a', 200), (3, 'a', 200), (4, 'b', 50), \
+         (5, 'b', NULL), (6, 'c', 300)",
+    )
+    .await
+    .unwrap();
+    let cases = [
+        (
+            "SELECT id, row_number() OVER (ORDER BY id DESC) FROM pay ORDER BY id",
+            "1|6;2|5;3|4;4|3;5|2;6|1",
+        ),
+        (
+            "SELECT id, rank() OVER (PARTITION BY dept ORDER BY salary DESC), \
+             dense_rank() OVER (PARTITION BY dept ORDER BY salary DESC) FROM pay ORDER BY id",
+            "1|3|2;2|1|1;3|1|1;4|2|2;5|1|1;6|1|1",
+        ),
+        (
+            "SELECT id, sum(salary) OVER (PARTITION BY dept ORDER BY id) FROM pay ORDER BY id",
+            "1|100;2|300;3|500;4|50;5|50;6|300",
+        ),
+        (
+            // Rows with equal ORDER BY values are peers: they share the sum.
+            "SELECT id, sum(salary) OVER (ORDER BY dept) FROM pay ORDER BY id",
+            "1|500;2|500;3|500;4|550;5|550;6|850",
+        ),
+        (
+            "SELECT id, count(*) OVER (PARTITION BY dept), max(salary) OVER () FROM pay ORDER BY id",
+            "1|3|300;2|3|300;3|3|300;4|2|300;5|2|300;6|1|300",
+        ),
+        (
+            "SELECT id, lag(salary) OVER (ORDER BY id), lead(salary, 2, -1) OVER (ORDER BY id) \
+             FROM pay ORDER BY id",
+            "1|NULL|200;2|100|50;3|200|NULL;4|200|300;5|50|-1;6|NULL|-1",
+        ),
+        (
+            "SELECT dept, sum(salary), rank() OVER (ORDER BY sum(salary) DESC) FROM pay \
+             GROUP BY dept ORDER BY dept",
+            "a|500|1;b|50|3;c|300|2",
+        ),
+        (
+            "SELECT id FROM pay ORDER BY row_number() OVER (ORDER BY id DESC) LIMIT 2",
+            "6;5",
+        ),
+        (
+            // The first of each department, by a window in a subquery.
+            "SELECT id FROM (SELECT id, row_number() OVER (PARTITION BY dept \
+             ORDER BY salary DESC NULLS LAST, id) AS rn FROM pay) AS ranked \
+             WHERE rn = 1 ORDER BY id",
+            "2;4;6",
+        ),
+        (
+            // Without an ORDER BY the rows come in the window's order.
+            "SELECT id, row_number() OVER (ORDER BY salary NULLS FIRST, id) FROM pay",
+            "5|1;4|2;1|3;2|4;3|5;6|6",
+        ),
+    ];
+    for (q, want) in cases {
+        assert_eq!(flat(&t, q).await, want, "{q}");
+    }
+    assert_eq!(
+        sqlstate(&t, "SELECT id FROM pay WHERE row_number() OVER () > 1").await,
+        "42P20"
+    );
+    assert_eq!(
+        sqlstate(&t, "SELECT sum(row_number() OVER ()) FROM pay").await,
+        "42P20"
+    );
+    assert_eq!(
+        sqlstate(&t, "SELECT lower(dept) OVER () FROM pay").await,
+        "42809"
+    );
+}

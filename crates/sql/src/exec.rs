@@ -22,9 +22,9 @@ use crate::encoding::{self, encode_key_datum, index_prefix, PRIMARY_INDEX_ID};
 use crate::error::{code, Result, SqlError};
 use crate::expr::{self, BinOp, EvalCtx, Expr, SubqueryPlan};
 use crate::plan::{
-    explain, join_strategy, AggCall, AggFunc, Binder, Bound, BoundQuery, DeletePlan, InsertPlan,
-    InsertSource, JoinKind, JoinStrategy, KeyRange, OnConflict, Plan, Returning, RowLock,
-    SetOpKind, SortKey, UpdatePlan, WindowCall, WindowFunc, LOOKUP_JOIN_LIMIT,
+    explain, join_strategy, AggCall, AggFunc, Binder, Bound, BoundQuery, DeletePlan, FrameBound,
+    InsertPlan, InsertSource, JoinKind, JoinStrategy, KeyRange, OnConflict, Plan, Returning,
+    RowLock, SetOpKind, SortKey, UpdatePlan, WindowCall, WindowFunc, LOOKUP_JOIN_LIMIT,
 };
 use crate::txn::{ReadRow, Txn};
 use crate::types::{self, DataType, Datum, Decimal};
@@ -585,29 +585,57 @@ fn window(rows: Vec<Row>, calls: &[WindowCall], ctx: &EvalCtx) -> Result<Vec<Row
                     }
                 }
                 WindowFunc::Agg(a) => {
-                    let mut acc = Acc::new(a);
-                    let mut seen = HashSet::new();
-                    if call.order.is_empty() {
-                        for pos in 0..n {
-                            acc.add(a, row(pos), &mut seen, ctx)?;
+                    // Each row's frame as [lo, hi) positions.
+                    let mut group_start = vec![0; n];
+                    let mut group_end = vec![n; n];
+                    let mut pos = 0;
+                    while pos < n {
+                        let mut end = pos + 1;
+                        while end < n && peers(pos, end) {
+                            end += 1;
                         }
-                        let v = acc.value(a)?;
-                        values.extend(std::iter::repeat_n(v, n));
-                    } else {
-                        // From the partition's start through the current
-                        // row's last peer.
-                        let mut pos = 0;
-                        while pos < n {
-                            let mut end = pos + 1;
-                            while end < n && peers(pos, end) {
-                                end += 1;
+                        group_start[pos..end].fill(pos);
+                        group_end[pos..end].fill(end);
+                        pos = end;
+                    }
+                    let f = call.frame;
+                    let at = |pos: usize, b: FrameBound, is_end: bool| -> usize {
+                        let (p, e) = (pos as i128, i128::from(is_end));
+                        let v = match b {
+                            FrameBound::UnboundedPreceding => 0,
+                            FrameBound::UnboundedFollowing => n as i128,
+                            FrameBound::Preceding(k) => p - i128::from(k) + e,
+                            FrameBound::Following(k) => p + i128::from(k) + e,
+                            FrameBound::CurrentRow if f.rows => p + e,
+                            FrameBound::CurrentRow if is_end => group_end[pos] as i128,
+                            FrameBound::CurrentRow => group_start[pos] as i128,
+                        };
+                        v.clamp(0, n as i128) as usize
+                    };
+                    let frames: Vec<(usize, usize)> = (0..n)
+                        .map(|pos| (at(pos, f.start, false), at(pos, f.end, true)))
+                        .collect();
+                    if frames.iter().all(|(lo, _)| *lo == 0) {
+                        // Frames that start at the partition's start only
+                        // grow: one accumulator for all of them.
+                        let mut acc = Acc::new(a);
+                        let mut seen = HashSet::new();
+                        let mut added = 0;
+                        for (_, hi) in &frames {
+                            while added < *hi {
+                                acc.add(a, row(added), &mut seen, ctx)?;
+                                added += 1;
                             }
-                            for p in pos..end {
+                            values.push(acc.value(a)?);
+                        }
+                    } else {
+                        for (lo, hi) in &frames {
+                            let mut acc = Acc::new(a);
+                            let mut seen = HashSet::new();
+                            for p in *lo..(*hi).max(*lo) {
                                 acc.add(a, row(p), &mut seen, ctx)?;
                             }
-                            let v = acc.value(a)?;
-                            values.extend(std::iter::repeat_n(v, end - pos));
-                            pos = end;
+                            values.push(acc.value(a)?);
                         }
                     }
                 }

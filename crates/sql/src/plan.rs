@@ -84,13 +84,47 @@ pub enum WindowFunc {
     Agg(Box<AggCall>),
 }
 
-/// `func(args) OVER (PARTITION BY partition ORDER BY order)`.
+/// One end of a window frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameBound {
+    UnboundedPreceding,
+    /// `n PRECEDING` (ROWS only).
+    Preceding(u64),
+    /// The current row (ROWS) or its last / first peer (RANGE).
+    CurrentRow,
+    /// `n FOLLOWING` (ROWS only).
+    Following(u64),
+    UnboundedFollowing,
+}
+
+/// The rows an aggregate window function reads around each row:
+/// `ROWS` counts rows, `RANGE` treats peers (equal ORDER BY values) alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Frame {
+    pub rows: bool,
+    pub start: FrameBound,
+    pub end: FrameBound,
+}
+
+impl Frame {
+    /// PostgreSQL's default: `RANGE BETWEEN UNBOUNDED PRECEDING AND
+    /// CURRENT ROW` (the whole partition when there is no ORDER BY, since
+    /// then every row is a peer).
+    pub const DEFAULT: Frame = Frame {
+        rows: false,
+        start: FrameBound::UnboundedPreceding,
+        end: FrameBound::CurrentRow,
+    };
+}
+
+/// `func(args) OVER (PARTITION BY partition ORDER BY order frame)`.
 #[derive(Debug, Clone)]
 pub struct WindowCall {
     pub func: WindowFunc,
     pub args: Vec<Expr>,
     pub partition: Vec<Expr>,
     pub order: Vec<SortKey>,
+    pub frame: Frame,
 }
 
 impl WindowCall {
@@ -123,6 +157,7 @@ impl WindowCall {
                     })
                 })
                 .collect::<Result<_>>()?,
+            frame: self.frame,
         })
     }
 
@@ -1467,11 +1502,6 @@ impl<'a> Binder<'a> {
         if spec.window_name.is_some() {
             return Err(SqlError::unsupported("named windows (OVER name)"));
         }
-        if spec.window_frame.is_some() {
-            return Err(SqlError::unsupported(
-                "window frame clauses (the default frame is supported)",
-            ));
-        }
         // No window function inside another one.
         let calls = self.windows.take();
         let r = self.bind_window_call(f, name, args, spec, scope);
@@ -1507,6 +1537,10 @@ impl<'a> Binder<'a> {
                 nulls_first: o.options.nulls_first.unwrap_or(desc),
             });
         }
+        let frame = match &spec.window_frame {
+            None => Frame::DEFAULT,
+            Some(f) => self.bind_frame(f, scope)?,
+        };
         let arity = |lo: usize, hi: usize| {
             if (lo..=hi).contains(&args.len()) {
                 Ok(())
@@ -1591,9 +1625,70 @@ impl<'a> Binder<'a> {
                 args: bound,
                 partition,
                 order,
+                frame,
             },
             ty,
         ))
+    }
+
+    /// `ROWS | RANGE [BETWEEN] start [AND end]`: ROWS takes constant
+    /// offsets, RANGE only UNBOUNDED and CURRENT ROW.
+    fn bind_frame(&mut self, f: &ast::WindowFrame, scope: &Scope) -> Result<Frame> {
+        let rows = match f.units {
+            ast::WindowFrameUnits::Rows => true,
+            ast::WindowFrameUnits::Range => false,
+            ast::WindowFrameUnits::Groups => {
+                return Err(SqlError::unsupported("GROUPS window frames"))
+            }
+        };
+        let mut bound = |b: &ast::WindowFrameBound| -> Result<FrameBound> {
+            let offset = |binder: &mut Self, e: &ast::Expr| -> Result<u64> {
+                if !rows {
+                    return Err(SqlError::unsupported(
+                        "RANGE frames with an offset (use ROWS, or UNBOUNDED / CURRENT ROW)",
+                    ));
+                }
+                let t = Self::fold(binder.bind_expr_no_agg(e, scope, "window frame")?)?;
+                match t.e {
+                    Expr::Literal(Datum::Int(n)) if n >= 0 => Ok(n as u64),
+                    Expr::Literal(Datum::Int(_)) => {
+                        Err(SqlError::new("22013", "frame offset must not be negative"))
+                    }
+                    _ => Err(SqlError::unsupported(
+                        "a window frame offset that is not a constant integer",
+                    )),
+                }
+            };
+            Ok(match b {
+                ast::WindowFrameBound::CurrentRow => FrameBound::CurrentRow,
+                ast::WindowFrameBound::Preceding(None) => FrameBound::UnboundedPreceding,
+                ast::WindowFrameBound::Following(None) => FrameBound::UnboundedFollowing,
+                ast::WindowFrameBound::Preceding(Some(e)) => {
+                    FrameBound::Preceding(offset(self, e)?)
+                }
+                ast::WindowFrameBound::Following(Some(e)) => {
+                    FrameBound::Following(offset(self, e)?)
+                }
+            })
+        };
+        let start = bound(&f.start_bound)?;
+        let end = match &f.end_bound {
+            Some(b) => bound(b)?,
+            None => FrameBound::CurrentRow,
+        };
+        if start == FrameBound::UnboundedFollowing {
+            return Err(SqlError::new(
+                code::WINDOWING_ERROR,
+                "frame start cannot be UNBOUNDED FOLLOWING",
+            ));
+        }
+        if end == FrameBound::UnboundedPreceding {
+            return Err(SqlError::new(
+                code::WINDOWING_ERROR,
+                "frame end cannot be UNBOUNDED PRECEDING",
+            ));
+        }
+        Ok(Frame { rows, start, end })
     }
 
     fn bind_select_inner(

@@ -1751,6 +1751,17 @@ async fn window_functions_rank_run_and_look_around() {
             "2;4;6",
         ),
         (
+            // Frames: a moving sum over the row before and the row after,
+            // a running count by rows (not peers), a trailing window that
+            // ends before the current row.
+            "SELECT id, sum(id) OVER (ORDER BY id ROWS BETWEEN 1 PRECEDING AND 1 FOLLOWING), \
+             count(*) OVER (ORDER BY dept ROWS UNBOUNDED PRECEDING), \
+             sum(id) OVER (ORDER BY id ROWS BETWEEN UNBOUNDED PRECEDING AND 2 PRECEDING), \
+             max(id) OVER (PARTITION BY dept ORDER BY id RANGE BETWEEN CURRENT ROW AND \
+             UNBOUNDED FOLLOWING) FROM pay ORDER BY id",
+            "1|3|1|NULL|3;2|6|2|NULL|3;3|9|3|1|3;4|12|4|3|5;5|15|5|6|5;6|11|6|10|6",
+        ),
+        (
             // Without an ORDER BY the rows come in the window's order.
             "SELECT id, row_number() OVER (ORDER BY salary NULLS FIRST, id) FROM pay",
             "5|1;4|2;1|3;2|4;3|5;6|6",
@@ -1770,5 +1781,13 @@ async fn window_functions_rank_run_and_look_around() {
     assert_eq!(
         sqlstate(&t, "SELECT lower(dept) OVER () FROM pay").await,
         "42809"
+    );
+    assert_eq!(
+        sqlstate(
+            &t,
+            "SELECT sum(id) OVER (ORDER BY id ROWS BETWEEN UNBOUNDED FOLLOWING AND CURRENT ROW) FROM pay"
+        )
+        .await,
+        "42P20"
     );
 }

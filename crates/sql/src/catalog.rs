@@ -140,6 +140,8 @@ struct FkProto {
     parent_columns: Vec<u32>,
     #[prost(bool, tag = "5")]
     cascade_delete: bool,
+    #[prost(bool, tag = "6")]
+    set_null_delete: bool,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -275,6 +277,8 @@ pub struct ForeignKeyDesc {
     pub parent_columns: Vec<usize>,
     /// ON DELETE CASCADE (otherwise RESTRICT / NO ACTION).
     pub cascade_delete: bool,
+    /// ON DELETE SET NULL.
+    pub set_null_delete: bool,
 }
 
 /// A foreign key referencing a table: the child table and the
@@ -347,6 +351,8 @@ impl TableDesc {
                 quote_name(&f.parent),
                 if f.cascade_delete {
                     " ON DELETE CASCADE"
+                } else if f.set_null_delete {
+                    " ON DELETE SET NULL"
                 } else {
                     ""
                 }
@@ -439,6 +445,7 @@ impl TableDesc {
                     parent: f.parent.clone(),
                     parent_columns: f.parent_columns.iter().map(|c| *c as u32).collect(),
                     cascade_delete: f.cascade_delete,
+                    set_null_delete: f.set_null_delete,
                 })
                 .collect(),
             inbound: self
@@ -511,6 +518,7 @@ impl TableDesc {
                     parent: f.parent,
                     parent_columns: f.parent_columns.into_iter().map(|c| c as usize).collect(),
                     cascade_delete: f.cascade_delete,
+                    set_null_delete: f.set_null_delete,
                 })
                 .collect(),
             inbound: p
@@ -1125,6 +1133,7 @@ mod tests {
                 parent: "p".into(),
                 parent_columns: vec![0],
                 cascade_delete: true,
+                set_null_delete: false,
             }],
             inbound: vec![InboundFk {
                 child: "c".into(),

@@ -1598,7 +1598,7 @@ pub fn bind_checks(table: &TableDesc) -> Result<Vec<(String, Expr)>> {
 
 /// NOT NULL and CHECK constraints of a row about to be written (a CHECK
 /// fails only when false: NULL passes, as in PostgreSQL).
-fn row_check(
+pub fn row_check(
     table: &TableDesc,
     checks: &[(String, Expr)],
     row: &[Datum],
@@ -1684,7 +1684,13 @@ fn insert_row(txn: &mut Txn, table: &TableDesc, row: &[Datum], guarded: bool) ->
 }
 
 /// Buffers the change of a row read as `rr` (holding `old`) to `new`.
-fn update_row(txn: &mut Txn, table: &TableDesc, rr: &ReadRow, old: &Row, new: &Row) -> Result<()> {
+pub fn update_row(
+    txn: &mut Txn,
+    table: &TableDesc,
+    rr: &ReadRow,
+    old: &Row,
+    new: &Row,
+) -> Result<()> {
     let key = row_key_of(table, new);
     let value = encode_row(table, new);
     if key == rr.key {

@@ -3,7 +3,8 @@
 //! row is written; a parent row still referenced cannot be deleted or have
 //! its referenced columns changed (RESTRICT / NO ACTION, 23503), unless
 //! the constraint says `ON DELETE CASCADE`, which deletes the children
-//! too. A row with a NULL in its referencing columns references nothing
+//! too, or `ON DELETE SET NULL`, which sets their referencing columns to
+//! NULL (NOT NULL and CHECK constraints apply to the changed rows). A row with a NULL in its referencing columns references nothing
 //! (MATCH SIMPLE).
 //!
 //! Every foreign key has an index on its referencing columns (created with
@@ -23,7 +24,8 @@ use tessera_storage::encoding::prefix_successor;
 use crate::catalog::{Catalog, ForeignKeyDesc, TableDesc};
 use crate::encoding::{self, encode_key_datum, index_prefix, PRIMARY_INDEX_ID};
 use crate::error::{code, Result, SqlError};
-use crate::exec::{decode_row, delete_row_entries};
+use crate::exec::{bind_checks, decode_row, delete_row_entries, row_check, update_row};
+use crate::expr::EvalCtx;
 use crate::txn::{ReadRow, Txn};
 use crate::types::Datum;
 use tessera_kv::txn::Isolation;
@@ -201,6 +203,30 @@ pub async fn on_parent_change(
                 let row = decode_row(&child, &rr.value)?;
                 Box::pin(on_parent_change(catalog, txn, db, &child, &row, None)).await?;
                 delete_row_entries(txn, &child, &rr, &row)?;
+            }
+            continue;
+        }
+        if new.is_none() && fk.set_null_delete {
+            let checks = bind_checks(&child)?;
+            for rr in children {
+                let row = decode_row(&child, &rr.value)?;
+                let mut nulled = row.clone();
+                for c in &fk.columns {
+                    nulled[*c] = Datum::Null;
+                }
+                row_check(&child, &checks, &nulled, &EvalCtx::default())?;
+                // Rows referencing the child's changed key (when the
+                // foreign key is part of it) follow their own rules.
+                Box::pin(on_parent_change(
+                    catalog,
+                    txn,
+                    db,
+                    &child,
+                    &row,
+                    Some(&nulled),
+                ))
+                .await?;
+                update_row(txn, &child, &rr, &row, &nulled)?;
             }
             continue;
         }

@@ -1498,14 +1498,15 @@ impl Session {
                 )));
             }
         }
-        let cascade_delete = match f.on_delete {
+        let (cascade_delete, set_null_delete) = match f.on_delete {
             None | Some(ast::ReferentialAction::NoAction | ast::ReferentialAction::Restrict) => {
-                false
+                (false, false)
             }
-            Some(ast::ReferentialAction::Cascade) => true,
+            Some(ast::ReferentialAction::Cascade) => (true, false),
+            Some(ast::ReferentialAction::SetNull) => (false, true),
             Some(other) => {
                 return Err(SqlError::unsupported(format!(
-                    "ON DELETE {other} is not supported yet (RESTRICT, NO ACTION and CASCADE are)"
+                    "ON DELETE {other} is not supported yet (RESTRICT, NO ACTION, CASCADE and SET NULL are)"
                 )))
             }
         };
@@ -1544,6 +1545,7 @@ impl Session {
                 parent: pname,
                 parent_columns,
                 cascade_delete,
+                set_null_delete,
             },
             parent,
         ))

@@ -591,6 +591,36 @@ async fn foreign_keys_keep_references_valid() {
     t.batch_execute("DROP TABLE lines; DROP TABLE orders; DROP TABLE customers")
         .await
         .unwrap();
+    // ON DELETE SET NULL empties the references (index entries follow),
+    // and respects the child's NOT NULL constraints.
+    t.batch_execute(
+        "CREATE TABLE team (id INT PRIMARY KEY); INSERT INTO team VALUES (1), (2), (3); \
+         CREATE TABLE player (id INT PRIMARY KEY, team_id INT REFERENCES team ON DELETE SET NULL); \
+         INSERT INTO player VALUES (10, 1), (11, 1), (12, 2); \
+         CREATE TABLE badge (id INT PRIMARY KEY, team_id INT NOT NULL \
+         REFERENCES team (id) ON DELETE SET NULL); INSERT INTO badge VALUES (1, 3)",
+    )
+    .await
+    .unwrap();
+    t.batch_execute("DELETE FROM team WHERE id = 1")
+        .await
+        .unwrap();
+    assert_eq!(
+        flat(&t, "SELECT id, team_id FROM player ORDER BY id").await,
+        "10|NULL;11|NULL;12|2"
+    );
+    assert_eq!(
+        flat(&t, "SELECT count(*) FROM player WHERE team_id IS NULL").await,
+        "2"
+    );
+    assert_eq!(
+        flat(&t, "SELECT id FROM player WHERE team_id = 2").await,
+        "12"
+    );
+    assert_eq!(fails("DELETE FROM team WHERE id = 3").await, "23502");
+    assert_eq!(flat(&t, "SELECT count(*) FROM team").await, "2");
+    let ddl = flat(&t, "SHOW CREATE TABLE player").await;
+    assert!(ddl.contains("REFERENCES team ON DELETE SET NULL"), "{ddl}");
 }
 
 /// ALTER TABLE ADD / DROP / RENAME COLUMN and RENAME TO, on a table with

@@ -87,6 +87,8 @@ pub enum Func {
     Version,
     CurrentDatabase,
     CurrentSchema,
+    /// current_user, session_user, user, current_role.
+    CurrentUser,
     /// `round(x)` and `round(x, digits)`.
     Round,
     /// `booleq(a, b)` and `boolne(a, b)`.
@@ -179,6 +181,11 @@ pub struct EvalCtx {
     /// The statement's timestamp (now()), µs since the epoch.
     pub now: i64,
     pub database: String,
+    /// The session's user (current_user).
+    pub user: String,
+    /// The first schema of the search path that exists (current_schema;
+    /// empty: `public`).
+    pub schema: String,
     /// The values a correlated subquery receives from its outer row.
     pub outer: Vec<Datum>,
     /// The rows the statement's scans read, for running subqueries
@@ -811,7 +818,16 @@ fn eval_func(f: Func, args: &[Expr], row: &[Datum], ctx: &EvalCtx) -> Result<Dat
             env!("CARGO_PKG_VERSION")
         )),
         Func::CurrentDatabase => Datum::Text(ctx.database.clone()),
-        Func::CurrentSchema => Datum::Text(crate::catalog::PUBLIC_SCHEMA.into()),
+        Func::CurrentSchema => Datum::Text(if ctx.schema.is_empty() {
+            crate::catalog::PUBLIC_SCHEMA.into()
+        } else {
+            ctx.schema.clone()
+        }),
+        Func::CurrentUser => Datum::Text(if ctx.user.is_empty() {
+            "root".into()
+        } else {
+            ctx.user.clone()
+        }),
         Func::Lower | Func::Upper | Func::Length => match arg(0)? {
             Datum::Null => Datum::Null,
             Datum::Text(s) => match f {

@@ -83,6 +83,33 @@ fn type_len(ty: &DataType) -> i32 {
     }
 }
 
+/// The oid of PostgreSQL's array type of `ty` (arrays are not a column
+/// type here; clients look the oids up).
+fn array_oid(ty: &DataType) -> u32 {
+    match ty {
+        DataType::Bool => 1000,
+        DataType::Bytea => 1001,
+        DataType::Int8 => 1016,
+        DataType::Int2 => 1005,
+        DataType::Int4 => 1007,
+        DataType::Text => 1009,
+        DataType::Json => 199,
+        DataType::Float4 => 1021,
+        DataType::Float8 => 1022,
+        DataType::Char(_) => 1014,
+        DataType::Varchar(_) => 1015,
+        DataType::Date => 1182,
+        DataType::Time => 1183,
+        DataType::Timestamp => 1115,
+        DataType::TimestampTz => 1185,
+        DataType::Interval => 1187,
+        DataType::Numeric(_) => 1231,
+        DataType::Uuid => 2951,
+        DataType::Jsonb => 3807,
+        DataType::Unknown => 0,
+    }
+}
+
 fn boolean(b: bool) -> String {
     b.to_string()
 }
@@ -160,6 +187,7 @@ pub async fn view(catalog: &Catalog, db: &str, name: &str) -> Result<Option<Arc<
                     OWNER.into(),
                     boolean(!idx.is_empty()),
                     (t.columns.iter().filter(|c| !c.hidden).count()).to_string(),
+                    boolean(false),
                 ]);
                 for (oid, name, _, cols) in idx {
                     rows.push(vec![
@@ -170,6 +198,7 @@ pub async fn view(catalog: &Catalog, db: &str, name: &str) -> Result<Option<Arc<
                         OWNER.into(),
                         boolean(false),
                         cols.split(", ").count().to_string(),
+                        boolean(false),
                     ]);
                 }
             }
@@ -187,6 +216,7 @@ pub async fn view(catalog: &Catalog, db: &str, name: &str) -> Result<Option<Arc<
                     OWNER.into(),
                     boolean(false),
                     columns.to_string(),
+                    boolean(false),
                 ]);
             }
             (
@@ -198,6 +228,7 @@ pub async fn view(catalog: &Catalog, db: &str, name: &str) -> Result<Option<Arc<
                     ("relowner", "bigint"),
                     ("relhasindex", "boolean"),
                     ("relnatts", "smallint"),
+                    ("relispartition", "boolean"),
                 ],
                 rows,
             )
@@ -330,6 +361,7 @@ pub async fn view(catalog: &Catalog, db: &str, name: &str) -> Result<Option<Arc<
                         "11".into(),
                         type_len(ty).to_string(),
                         lit(Some("b")),
+                        array_oid(ty).to_string(),
                     ]
                 })
                 .collect();
@@ -340,6 +372,7 @@ pub async fn view(catalog: &Catalog, db: &str, name: &str) -> Result<Option<Arc<
                     ("typnamespace", "bigint"),
                     ("typlen", "smallint"),
                     ("typtype", "text"),
+                    ("typarray", "bigint"),
                 ],
                 rows,
             )

@@ -3128,10 +3128,15 @@ impl<'a> Binder<'a> {
     fn bind_expr_other(&mut self, e: &ast::Expr, scope: &Scope) -> Result<Typed> {
         use ast::Expr as A;
         let t = match e {
-            A::Identifier(i) => {
-                let (e, ty) = self.resolve_name(scope, None, &ident(i))?;
-                Typed { e, ty }
-            }
+            A::Identifier(i) => match self.resolve_name(scope, None, &ident(i)) {
+                Ok((e, ty)) => Typed { e, ty },
+                // `current_schema` is also written without parentheses.
+                Err(_) if i.quote_style.is_none() && ident(i) == "current_schema" => Typed {
+                    e: Expr::Func(Func::CurrentSchema, vec![]),
+                    ty: DataType::Text,
+                },
+                Err(e) => return Err(e),
+            },
             A::CompoundIdentifier(parts) => {
                 let names: Vec<String> = parts.iter().map(ident).collect();
                 let (t, c) = match names.as_slice() {
@@ -3912,6 +3917,19 @@ impl<'a> Binder<'a> {
             "current_schema" => {
                 arity(0)?;
                 (Func::CurrentSchema, DataType::Text)
+            }
+            "current_user" | "session_user" | "user" | "current_role" => {
+                arity(0)?;
+                (Func::CurrentUser, DataType::Text)
+            }
+            // Every relation is taken as visible (the search path is not
+            // known here).
+            "pg_table_is_visible" => {
+                arity(1)?;
+                return Ok(Typed {
+                    e: Expr::Literal(Datum::Bool(true)),
+                    ty: DataType::Bool,
+                });
             }
             // Every object is owned by root (role 10; see pg_catalog).
             "pg_get_userbyid" => {

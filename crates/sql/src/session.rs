@@ -811,10 +811,17 @@ impl Session {
                 &owned
             }
         };
+        let path = self.search_path();
+        let schemas = self.catalog.schema_names(&self.database).await?;
         let ctx = EvalCtx {
             params: params.to_vec(),
             now: types::now_micros(),
             database: self.database.clone(),
+            user: self.user.clone(),
+            schema: path
+                .into_iter()
+                .find(|s| schemas.contains(s))
+                .unwrap_or_default(),
             ..Default::default()
         };
         let out = match &mut self.txn {

@@ -1609,6 +1609,41 @@ async fn pg_catalog_relations_describe_the_catalog() {
         .await,
         "t|f|t|t|f|NULL|t"
     );
+    // What drivers and ORMs ask on connect.
+    assert_eq!(
+        flat(
+            &t,
+            "SELECT t.oid, typarray FROM pg_type t JOIN pg_namespace ns ON typnamespace = ns.oid \
+             WHERE typname IN ('int4', 'text') ORDER BY 1"
+        )
+        .await,
+        "23|1007;25|1009"
+    );
+    assert_eq!(
+        flat(
+            &t,
+            "SELECT c.relname FROM pg_catalog.pg_class c \
+             LEFT JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind IN ('r', 'v') AND NOT c.relispartition \
+             AND n.nspname NOT IN ('pg_catalog', 'pg_toast') \
+             AND pg_catalog.pg_table_is_visible(c.oid) ORDER BY 1"
+        )
+        .await,
+        "acct;log;owners"
+    );
+    assert_eq!(
+        flat(
+            &t,
+            "SELECT current_user, session_user, current_schema, current_schema()"
+        )
+        .await,
+        "root|root|public|public"
+    );
+    t.batch_execute("SET search_path = app, public")
+        .await
+        .unwrap();
+    assert_eq!(flat(&t, "SELECT current_schema()").await, "app");
+    t.batch_execute("RESET search_path").await.unwrap();
     assert_eq!(sqlstate(&t, "SELECT 'a' ~ '('").await, "2201B");
     assert_eq!(sqlstate(&t, "SELECT 1 ~ 'a'").await, "42883");
 }

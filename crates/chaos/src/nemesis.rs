@@ -5,8 +5,9 @@
 //! one node isolated, majority ring or bridge; see [`crate::net`]);
 //! `clock` = restart one node with its wall clock 40-120 ms ahead or behind
 //! (libfaketime; below the default 250 ms max offset) for 4-8 s, then
-//! restart it with the true clock; `shuffle` = a range split and two lease
-//! transfers to random nodes; `all` = a random mix. At most one fault at a
+//! restart it with the true clock; `shuffle` = a range split, two lease
+//! transfers to random nodes and, every other time, a replica move (see
+//! [`move_replica`]); `all` = a random mix. At most one fault at a
 //! time, so a majority stays available outside partitions. Every action is
 //! logged with the run's clock.
 
@@ -17,7 +18,10 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-use tessera_common::proto::{kv_error, kv_request, KvRequest, SplitRequest, TransferLeaseRequest};
+use tessera_common::proto::{
+    kv_error, kv_request, ChangeReplicasRequest, KvRequest, RangeDescriptor, SplitRequest,
+    TransferLeaseRequest,
+};
 use tokio::sync::Mutex as AsyncMutex;
 
 use crate::cluster::{connect, Cluster};
@@ -216,8 +220,8 @@ pub async fn run(
     }
 }
 
-/// One split (a statement or a raw key) and two lease transfers of random
-/// ranges to random nodes.
+/// One split (a statement or a raw key), two lease transfers of random
+/// ranges to random nodes and, half the time, a replica move.
 async fn shuffle(
     rng: &mut StdRng,
     i: usize,
@@ -283,6 +287,100 @@ async fn shuffle(
                 result(&r)
             ),
         );
+    }
+    if rng.random_bool(0.5) {
+        if let Some(d) = ranges[rng.random_range(0..ranges.len())].descriptor.clone() {
+            move_replica(rng, &addr, i, &ids, &d, rec, log).await;
+        }
+    }
+}
+
+/// Moves one replica of range `d`: to a node without one, from a random
+/// holder (add, then remove); when every node holds one (3 nodes, 3
+/// replicas), a random node's replica is removed and added back (a fresh
+/// replica, filled by snapshot). The add is retried for up to 20 s, so
+/// the range is back to full strength before the next fault.
+async fn move_replica(
+    rng: &mut StdRng,
+    addr: &str,
+    i: usize,
+    ids: &[u64],
+    d: &RangeDescriptor,
+    rec: &Recorder,
+    log: &Log,
+) {
+    let holders: Vec<u64> = d.replicas.iter().map(|r| r.node_id).collect();
+    if holders.is_empty() {
+        return;
+    }
+    let change = |node_id: u64, remove: bool| {
+        admin(
+            addr,
+            kv_request::Op::ChangeReplicas(ChangeReplicasRequest {
+                node_id,
+                remove,
+                key: d.start_key.clone(),
+            }),
+        )
+    };
+    let spare: Vec<u64> = ids
+        .iter()
+        .copied()
+        .filter(|n| !holders.contains(n))
+        .collect();
+    let from = holders[rng.random_range(0..holders.len())];
+    let to = if spare.is_empty() {
+        from
+    } else {
+        spare[rng.random_range(0..spare.len())]
+    };
+    if to != from {
+        let r = change(to, false).await;
+        log.add(
+            rec,
+            format!(
+                "add a replica of range {} on node id {to} via n{}: {}",
+                d.range_id,
+                i + 1,
+                result(&r)
+            ),
+        );
+        if r.is_err() {
+            return;
+        }
+    }
+    let r = change(from, true).await;
+    log.add(
+        rec,
+        format!(
+            "remove the replica of range {} on node id {from} via n{}: {}",
+            d.range_id,
+            i + 1,
+            result(&r)
+        ),
+    );
+    // A refused removal changed nothing; one that timed out may have
+    // happened, so the replica is added back then too.
+    if to != from || r.as_ref().is_err_and(|e| e.starts_with("bad request")) {
+        return;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = change(from, false).await;
+        let refused = r.as_ref().is_err_and(|e| e.starts_with("bad request"));
+        if r.is_ok() || refused || tokio::time::Instant::now() > deadline {
+            log.add(
+                rec,
+                format!(
+                    "add the replica of range {} on node id {from} back via n{}: {}",
+                    d.range_id,
+                    i + 1,
+                    result(&r)
+                ),
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 

@@ -179,7 +179,10 @@ pub fn descriptor_span() -> (Vec<u8>, Vec<u8>) {
 }
 
 /// Engine key recording that this node's replica of a range was removed:
-/// messages for it are dropped instead of recreating it.
+/// its value is the first descriptor generation whose messages may create
+/// a replica here again (8 bytes, big-endian; older tombstones hold one
+/// byte and block the range for good). Messages from older configurations
+/// are dropped instead of recreating the replica.
 pub fn tombstone_key(range_id: u64) -> Vec<u8> {
     let mut k = vec![0x00, b't'];
     k.extend_from_slice(&range_id.to_be_bytes());
@@ -616,7 +619,14 @@ impl StateMachine for Replica {
             tracing::error!("range {}: cannot clear removed replica: {e}", desc.range_id);
         }
         batch.delete(descriptor_key(desc.range_id));
-        batch.put(tombstone_key(desc.range_id), vec![1]);
+        // Messages of this configuration or an older one are dropped from
+        // now on; a later one (the range added a replica here again)
+        // creates a fresh replica.
+        let next_generation = desc.generation + 1;
+        batch.put(
+            tombstone_key(desc.range_id),
+            next_generation.to_be_bytes().to_vec(),
+        );
         self.destroyed = true;
         self.shared.initialized.store(false, Ordering::Release);
         self.ctx.registry.write().remove(&desc.range_id);
@@ -626,6 +636,10 @@ impl StateMachine for Replica {
     fn span(&self) -> (Vec<u8>, Vec<u8>) {
         let d = self.shared.descriptor.read();
         (d.start_key.clone(), d.end_key.clone())
+    }
+
+    fn generation(&self) -> u64 {
+        self.shared.descriptor.read().generation
     }
 
     fn on_read_index(&mut self, ctx: &[u8], index: u64) {

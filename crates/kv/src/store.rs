@@ -1055,14 +1055,18 @@ fn handle(mr: &mut MultiRaft<Replica>, msg: RaftMsg, ctx: &Arc<ReplicaContext>) 
                     Ok(false) => {
                         // A replica we do not have: create an empty one that
                         // waits for a snapshot, unless it was removed from
-                        // here or overlaps a replica we have (then a split
-                        // we have not applied yet will create it).
-                        let tombstoned = ctx
-                            .engine
-                            .get(&tombstone_key(env.range_id))
-                            .ok()
-                            .flatten()
-                            .is_some();
+                        // here and the message is from that configuration
+                        // or an older one, or it overlaps a replica we have
+                        // (then a split we have not applied yet will create
+                        // it).
+                        let tombstoned = match ctx.engine.get(&tombstone_key(env.range_id)) {
+                            Ok(None) => false,
+                            Ok(Some(v)) => match <[u8; 8]>::try_from(v.as_slice()) {
+                                Ok(g) => env.generation < u64::from_be_bytes(g),
+                                Err(_) => true,
+                            },
+                            Err(_) => true,
+                        };
                         if tombstoned || mr.overlaps(&env.start_key, &env.end_key) {
                             continue;
                         }

@@ -136,6 +136,12 @@ pub trait StateMachine: Send + Sized + 'static {
     /// The key span the group covers; sent along with its messages.
     fn span(&self) -> (Vec<u8>, Vec<u8>);
 
+    /// The generation of the group's configuration (see `RaftEnvelope`);
+    /// sent along with its messages.
+    fn generation(&self) -> u64 {
+        0
+    }
+
     /// A read index request issued with `ctx` completed at `index`: a quorum
     /// confirmed this node was leader when the request was made.
     fn on_read_index(&mut self, _ctx: &[u8], _index: u64) {}
@@ -577,7 +583,7 @@ impl<S: StateMachine> MultiRaft<S> {
             if g.leader_can_quiesce(after) {
                 g.quiesced = true;
                 let r = &g.node.raft;
-                let span = g.sm.span();
+                let span = (g.sm.span(), g.sm.generation());
                 for (peer, _) in r.prs().iter() {
                     if *peer == node_id {
                         continue;
@@ -592,13 +598,14 @@ impl<S: StateMachine> MultiRaft<S> {
                 }
             }
         }
-        for (to, range_id, (start, end), m) in quiesce_msgs {
+        for (to, range_id, ((start, end), generation), m) in quiesce_msgs {
             self.outbox.entry(to).or_default().push(RaftEnvelope {
                 range_id,
                 start_key: start,
                 end_key: end,
                 message: m.write_to_bytes().unwrap_or_default(),
                 quiesce: true,
+                generation,
             });
         }
     }
@@ -633,7 +640,7 @@ impl<S: StateMachine> MultiRaft<S> {
     fn queue(
         outbox: &mut BTreeMap<u64, Vec<RaftEnvelope>>,
         range_id: u64,
-        span: &(Vec<u8>, Vec<u8>),
+        (span, generation): &((Vec<u8>, Vec<u8>), u64),
         msgs: Vec<Message>,
     ) {
         for m in msgs {
@@ -643,6 +650,7 @@ impl<S: StateMachine> MultiRaft<S> {
                 end_key: span.1.clone(),
                 message: m.write_to_bytes().unwrap_or_default(),
                 quiesce: false,
+                generation: *generation,
             });
         }
     }
@@ -676,7 +684,7 @@ impl<S: StateMachine> MultiRaft<S> {
                 continue;
             }
             let mut rd = g.node.ready();
-            let span = g.sm.span();
+            let span = (g.sm.span(), g.sm.generation());
             if let Some(ss) = rd.ss() {
                 let (role, leader) = (ss.raft_state, ss.leader_id);
                 g.sm.on_state_change(role, g.node.raft.term, leader);
@@ -713,7 +721,7 @@ impl<S: StateMachine> MultiRaft<S> {
                 .groups
                 .get_mut(&range_id)
                 .expect("group of a ready exists");
-            let span = g.sm.span();
+            let span = (g.sm.span(), g.sm.generation());
             Self::queue(
                 &mut self.outbox,
                 range_id,

@@ -17,18 +17,43 @@ use tonic::transport::Channel;
 use crate::net::Net;
 
 /// A free TCP port on 127.0.0.1 (bound then released), never one this
-/// process handed out before: the OS may offer a just-released port again,
-/// and two nodes or proxies must not be given the same one.
+/// process handed out before: two nodes or proxies must not be given the
+/// same one. It is taken below the kernel's ephemeral range when it can
+/// be: a port from that range may become the source port of some
+/// outgoing connection before the node that was given it binds it (the
+/// node then fails with "address in use").
 pub fn free_port() -> std::io::Result<u16> {
     static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    loop {
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let ephemeral_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let below = ephemeral_start.saturating_sub(12_000).max(10_000)..ephemeral_start;
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() as u64 ^ std::process::id() as u64)
+        .unwrap_or(1);
+    for attempt in 0.. {
+        let port = if attempt < 200 && !below.is_empty() {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let span = (below.end - below.start) as u64;
+            below.start + ((seed >> 33) % span) as u16
+        } else {
+            0
+        };
+        let Ok(l) = TcpListener::bind(("127.0.0.1", port)) else {
+            continue;
+        };
+        let port = l.local_addr()?.port();
         let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
         if !given.contains(&port) {
             given.push(port);
             return Ok(port);
         }
     }
+    unreachable!("the loop returns a port")
 }
 
 /// When set, every node starts with `--inject-bug=<value>` (see
@@ -421,4 +446,27 @@ pub async fn connect(addr: &str) -> Result<AdminClient<Channel>, String> {
         .await
         .map_err(|e| format!("{addr}: {e}"))?;
     Ok(AdminClient::new(ch))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_ports_are_distinct_bindable_and_below_the_ephemeral_range() {
+        let ports: Vec<u16> = (0..50).map(|_| free_port().unwrap()).collect();
+        let mut unique = ports.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), ports.len(), "{ports:?}");
+        if let Some(start) = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        {
+            assert!(ports.iter().all(|p| *p < start), "{ports:?} vs {start}");
+        }
+        for p in ports {
+            TcpListener::bind(("127.0.0.1", p)).unwrap();
+        }
+    }
 }

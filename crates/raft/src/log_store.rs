@@ -221,6 +221,10 @@ impl GroupStorage {
         self.applied = applied;
         if let Some(cs) = conf_state {
             self.conf_state = cs;
+            // A snapshot from before a membership change must not be sent
+            // to a peer added since: it would replay the entries between
+            // (such as that peer's own earlier removal) and destroy it.
+            self.prepared_snapshot = None;
         }
         self.write_apply_state(batch);
     }
@@ -438,6 +442,38 @@ mod tests {
         assert_eq!(loaded.term(12).unwrap(), 6);
         assert_eq!(loaded.term(10).unwrap(), RAFT_INIT_TERM);
         assert_eq!(loaded.conf_state().voters, vec![1, 2, 3]);
+    }
+
+    /// A peer removed and added back must get a snapshot taken after its
+    /// new addition, not one prepared while it was a member before.
+    #[test]
+    fn a_membership_change_discards_the_prepared_snapshot() {
+        let mut batch = WriteBatch::new();
+        let mut s = GroupStorage::initialized(3, vec![1, 2, 3], vec![], &mut batch);
+        s.append(&[entry(11, 5), entry(12, 5)], &mut batch);
+        s.set_applied(12, None, &mut batch);
+        s.set_prepared_snapshot(b"at 12".to_vec());
+        assert_eq!(s.snapshot(0, 2).unwrap().get_metadata().index, 12);
+        // Peer 2 is removed (13) and added back as a learner (14).
+        let removed = ConfState {
+            voters: vec![1, 3],
+            ..Default::default()
+        };
+        s.append(&[entry(13, 5), entry(14, 5)], &mut batch);
+        s.set_applied(13, Some(removed), &mut batch);
+        let mut readded = ConfState {
+            voters: vec![1, 3],
+            ..Default::default()
+        };
+        readded.learners = vec![2];
+        s.set_applied(14, Some(readded), &mut batch);
+        assert!(
+            s.snapshot(0, 2).is_err(),
+            "the snapshot at 12 predates the re-add"
+        );
+        assert_eq!(s.snapshot_requested(), Some(0));
+        s.set_prepared_snapshot(b"at 14".to_vec());
+        assert_eq!(s.snapshot(0, 2).unwrap().get_metadata().index, 14);
     }
 
     #[test]

@@ -3067,6 +3067,36 @@ impl<'a> Binder<'a> {
         }
     }
 
+    /// `x LIKE / ILIKE / ~ / ~* p` and their negations: both sides text.
+    fn bind_pattern(
+        &mut self,
+        expr: &ast::Expr,
+        pattern: &ast::Expr,
+        negated: bool,
+        how: PatternOp,
+        op_name: &str,
+        scope: &Scope,
+    ) -> Result<Typed> {
+        let mut x = self.bind_expr(expr, scope)?;
+        let mut p = self.bind_expr(pattern, scope)?;
+        self.unify_with(&mut x, &DataType::Text);
+        self.unify_with(&mut p, &DataType::Text);
+        if !x.ty.is_string() || !p.ty.is_string() {
+            return Err(SqlError::new(
+                code::UNDEFINED_FUNCTION,
+                format!(
+                    "operator does not exist: {} {op_name} {}",
+                    types::type_display(&x.ty),
+                    types::type_display(&p.ty)
+                ),
+            ));
+        }
+        Ok(Typed {
+            e: Expr::Like(Box::new(x.e), Box::new(p.e), negated, how),
+            ty: DataType::Bool,
+        })
+    }
+
     #[inline(never)]
     fn bind_binary_op(
         &mut self,
@@ -3083,24 +3113,7 @@ impl<'a> Binder<'a> {
             _ => None,
         };
         if let Some((negated, how)) = regex {
-            let mut x = self.bind_expr(left, scope)?;
-            let mut p = self.bind_expr(right, scope)?;
-            self.unify_with(&mut x, &DataType::Text);
-            self.unify_with(&mut p, &DataType::Text);
-            if !x.ty.is_string() || !p.ty.is_string() {
-                return Err(SqlError::new(
-                    code::UNDEFINED_FUNCTION,
-                    format!(
-                        "operator does not exist: {} {op} {}",
-                        types::type_display(&x.ty),
-                        types::type_display(&p.ty)
-                    ),
-                ));
-            }
-            return Ok(Typed {
-                e: Expr::Like(Box::new(x.e), Box::new(p.e), negated, how),
-                ty: DataType::Bool,
-            });
+            return self.bind_pattern(left, right, negated, how, &op.to_string(), scope);
         }
         let op = match op {
             ast::BinaryOperator::Plus => BinOp::Add,
@@ -3277,32 +3290,11 @@ impl<'a> Binder<'a> {
                 escape_char: None,
                 any: false,
             } => {
-                let mut x = self.bind_expr(expr, scope)?;
-                let mut p = self.bind_expr(pattern, scope)?;
-                self.unify_with(&mut x, &DataType::Text);
-                self.unify_with(&mut p, &DataType::Text);
-                if !x.ty.is_string() || !p.ty.is_string() {
-                    return Err(SqlError::new(
-                        code::UNDEFINED_FUNCTION,
-                        format!(
-                            "operator does not exist: {} ~~ {}",
-                            types::type_display(&x.ty),
-                            types::type_display(&p.ty)
-                        ),
-                    ));
-                }
-                Typed {
-                    e: Expr::Like(
-                        Box::new(x.e),
-                        Box::new(p.e),
-                        *negated,
-                        match e {
-                            A::ILike { .. } => PatternOp::ILike,
-                            _ => PatternOp::Like,
-                        },
-                    ),
-                    ty: DataType::Bool,
-                }
+                let how = match e {
+                    A::ILike { .. } => PatternOp::ILike,
+                    _ => PatternOp::Like,
+                };
+                self.bind_pattern(expr, pattern, *negated, how, "~~", scope)?
             }
             A::Cast {
                 expr, data_type, ..

@@ -118,27 +118,19 @@ fn index_oid(t: &TableDesc, index_id: u64) -> u64 {
     1_000_000 + 100 * t.id + index_id
 }
 
-/// A table's indexes: (oid, name, unique, columns as SQL).
+/// A table's indexes as psql lists them (see `pgcompat`), with their oids:
+/// (oid, name, unique, columns as SQL).
 fn indexes(t: &TableDesc) -> Vec<(u64, String, bool, String)> {
-    let cols = |c: &[usize]| {
-        c.iter()
-            .map(|i| quote_ident(&t.columns[*i].name))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let mut out = Vec::new();
-    if !t.primary_key.iter().any(|p| t.columns[*p].hidden) {
-        out.push((index_oid(t, 1), t.pkey_name(), true, cols(&t.primary_key)));
-    }
-    for i in &t.indexes {
-        out.push((
-            index_oid(t, i.id),
-            i.name.clone(),
-            i.unique,
-            cols(&i.columns),
-        ));
-    }
-    out
+    crate::pgcompat::indexes(t)
+        .into_iter()
+        .map(|(name, primary, unique, cols)| {
+            let id = match primary {
+                true => 1,
+                false => t.index(&name).map_or(0, |i| i.id),
+            };
+            (index_oid(t, id), name, unique, cols)
+        })
+        .collect()
 }
 
 /// The view for `name` (as [`resolve`] returns it) in database `db`, or

@@ -93,7 +93,7 @@ fn index_columns(t: &TableDesc, cols: &[usize]) -> String {
 }
 
 /// A table's indexes as psql lists them: (name, primary, unique, columns).
-fn indexes(t: &TableDesc) -> Vec<(String, bool, bool, String)> {
+pub(crate) fn indexes(t: &TableDesc) -> Vec<(String, bool, bool, String)> {
     let mut out = Vec::new();
     if !t.primary_key.iter().any(|p| t.columns[*p].hidden) {
         out.push((t.pkey_name(), true, true, index_columns(t, &t.primary_key)));

@@ -198,9 +198,15 @@ impl GroupStorage {
         }
     }
 
-    pub fn set_hard_state(&mut self, hs: HardState, batch: &mut WriteBatch) {
+    /// Records `hs` in `batch`. Returns whether the write must be synced
+    /// before raft's messages go out: a new term or vote must survive a
+    /// crash; a commit index alone need not (it is learnt again from the
+    /// leader, and it is written before any apply that depends on it).
+    pub fn set_hard_state(&mut self, hs: HardState, batch: &mut WriteBatch) -> bool {
+        let must_sync = hs.term != self.hard_state.term || hs.vote != self.hard_state.vote;
         self.hard_state = hs;
         self.write_hard_state(batch);
+        must_sync
     }
 
     pub fn set_commit(&mut self, commit: u64, batch: &mut WriteBatch) {

@@ -678,6 +678,7 @@ impl<S: StateMachine> MultiRaft<S> {
         mut send_early: impl FnMut(BTreeMap<u64, Vec<RaftEnvelope>>),
     ) -> tessera_storage::Result<ReadyOutput> {
         let mut batch = WriteBatch::new();
+        let mut must_sync = false;
         let mut readies = Vec::new();
         for (range_id, g) in self.groups.iter_mut() {
             if !g.node.has_ready() {
@@ -698,10 +699,14 @@ impl<S: StateMachine> MultiRaft<S> {
                     )));
                 }
                 g.node.mut_store().apply_snapshot(&snap, &mut batch);
+                must_sync = true;
             }
-            g.node.mut_store().append(rd.entries(), &mut batch);
+            if !rd.entries().is_empty() {
+                g.node.mut_store().append(rd.entries(), &mut batch);
+                must_sync = true;
+            }
             if let Some(hs) = rd.hs() {
-                g.node.mut_store().set_hard_state(hs.clone(), &mut batch);
+                must_sync |= g.node.mut_store().set_hard_state(hs.clone(), &mut batch);
             }
             readies.push((*range_id, rd));
         }
@@ -709,7 +714,10 @@ impl<S: StateMachine> MultiRaft<S> {
             send_early(std::mem::take(&mut self.outbox));
         }
         if !batch.is_empty() {
-            self.engine.write(batch, true)?;
+            // One sync for every range's new entries and votes; a batch
+            // that only moves commit indexes is ordered in the journal
+            // before later writes but not waited for.
+            self.engine.write(batch, must_sync)?;
         }
 
         let mut apply_batch = WriteBatch::new();

@@ -45,9 +45,11 @@ const SPLIT: &[u8] = &[0x01];
 pub struct FjallOptions {
     /// Block cache size in bytes, shared by both keyspaces. Default 64 MiB.
     pub cache_bytes: u64,
-    /// Background flush/compaction threads; `None` lets fjall pick
-    /// (the number of cores, at most 4).
-    pub worker_threads: Option<usize>,
+    /// Background flush/compaction threads. Default 1: with more than one,
+    /// fjall 3.1's worker 0 hands every compaction request back to the queue
+    /// and takes it again at once, spinning for as long as another worker
+    /// compacts (43% of a 3-node demo's CPU under pgbench).
+    pub worker_threads: usize,
     /// Journal size after which fjall flushes memtables so that old journals
     /// can be dropped. Default 256 MiB.
     pub max_journal_bytes: u64,
@@ -59,7 +61,7 @@ impl Default for FjallOptions {
     fn default() -> Self {
         Self {
             cache_bytes: 64 << 20,
-            worker_threads: None,
+            worker_threads: 1,
             max_journal_bytes: 256 << 20,
             max_memtable_bytes: 32 << 20,
         }
@@ -104,13 +106,12 @@ impl FjallEngine {
             .map_err(|e| Error::Io(format!("creating {}: {e}", path.display())))?;
         let lock = lock_dir(&path)?;
 
-        let mut builder = Database::builder(path.join(FJALL_DIR))
+        let db = Database::builder(path.join(FJALL_DIR))
             .cache_size(opts.cache_bytes)
-            .max_journaling_size(opts.max_journal_bytes);
-        if let Some(n) = opts.worker_threads {
-            builder = builder.worker_threads(n.max(1));
-        }
-        let db = builder.open().map_err(|e| map_err(&path, e))?;
+            .max_journaling_size(opts.max_journal_bytes)
+            .worker_threads(opts.worker_threads.max(1))
+            .open()
+            .map_err(|e| map_err(&path, e))?;
         let memtable = opts.max_memtable_bytes;
         let local = db
             .keyspace("local", || {

@@ -151,6 +151,7 @@ impl Shared {
             let db = run.db.clone();
             let sql_cfg = tessera_sql::ServerConfig {
                 max_connections: self.cfg.sql_max_connections,
+                node_id,
             };
             tracing::info!(
                 "serving SQL on {}; connections from loopback are accepted without a password",

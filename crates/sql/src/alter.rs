@@ -364,6 +364,7 @@ async fn drop_column(
         let c = &mut new.columns[pos];
         c.name = format!("........dropped.{}", c.id);
         c.hidden = true;
+        c.serial = false;
         c.nullable = true;
         c.default = None;
     }

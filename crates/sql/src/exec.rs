@@ -1783,7 +1783,7 @@ async fn insert(p: &InsertPlan, catalog: &Catalog, txn: &mut Txn, ctx: &EvalCtx)
         .collect::<Result<_>>()?;
     // Serial values: one reservation for the whole statement.
     let serial_cols: Vec<usize> = (0..table.columns.len())
-        .filter(|i| table.columns[*i].serial)
+        .filter(|i| table.columns[*i].serial && !table.is_rowid(*i))
         .collect();
     let mut needed = 0u64;
     for r in &source {
@@ -1817,7 +1817,9 @@ async fn insert(p: &InsertPlan, catalog: &Catalog, txn: &mut Txn, ctx: &EvalCtx)
             if given[i] {
                 continue;
             }
-            if c.serial {
+            if table.is_rowid(i) {
+                row[i] = Datum::Int(catalog.unique_rowid());
+            } else if c.serial {
                 row[i] = types::coerce_for_column(Datum::Int(next_serial), &c.ty)?;
                 next_serial += 1;
             } else if let Some(d) = &defaults[i] {

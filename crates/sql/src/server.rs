@@ -77,6 +77,9 @@ use crate::wire_batch;
 pub struct ServerConfig {
     /// Sessions served at once; the next one is refused with 53300.
     pub max_connections: usize,
+    /// The node serving: part of every hidden rowid it generates, so that
+    /// nodes never generate the same one.
+    pub node_id: u64,
 }
 
 /// The default of `tessera start --max-connections`.
@@ -86,6 +89,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            node_id: 0,
         }
     }
 }
@@ -139,7 +143,7 @@ pub async fn serve_with(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let shared = Arc::new(Shared {
-        catalog: Arc::new(Catalog::new(db)),
+        catalog: Arc::new(Catalog::new(db).with_node_id(config.node_id)),
         pids: RandomPidSecretKeyGenerator::default(),
         bootstrapped: tokio::sync::OnceCell::new(),
         config,

@@ -347,6 +347,7 @@ async fn clients_beyond_the_limit_get_53300_and_the_others_keep_working() {
         c.dbs[&1].clone(),
         tessera_sql::ServerConfig {
             max_connections: limit,
+            ..Default::default()
         },
         async move {
             let _ = rx.await;

@@ -146,6 +146,20 @@ async fn tables_rows_queries_and_ddl_visible_from_every_node() {
         flat(&a, "SELECT * FROM log ORDER BY at").await,
         "a|2024-05-06 07:08:09;a|NULL"
     );
+    // Rowids come from each node without coordination: never the same
+    // twice, in one statement or across nodes; one node's rows keep their
+    // insertion order.
+    let (ra, rb) = tokio::join!(
+        a.batch_execute("INSERT INTO log (msg) SELECT 'b' || g FROM generate_series(1, 300) AS g"),
+        b.batch_execute("INSERT INTO log (msg) SELECT 'c' || g FROM generate_series(1, 300) AS g"),
+    );
+    ra.unwrap();
+    rb.unwrap();
+    assert_eq!(flat(&a, "SELECT count(*) FROM log").await, "602");
+    assert_eq!(
+        flat(&b, "SELECT msg FROM log WHERE msg LIKE 'b%' LIMIT 3").await,
+        "b1;b2;b3"
+    );
     // TRUNCATE and DROP.
     a.batch_execute("TRUNCATE log").await.unwrap();
     assert_eq!(flat(&b, "SELECT count(*) FROM log").await, "0");

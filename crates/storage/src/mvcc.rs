@@ -374,16 +374,59 @@ pub fn newest_in_window(
     if upto <= above || (!end.is_empty() && start >= end) {
         return Ok(None);
     }
+    if let Some(key) = point_span(start, end) {
+        // Versions are newest first: the first one at or below `upto`
+        // decides.
+        let ek = encode_key(key);
+        return match first_version(engine, &version_key_enc(&ek, upto), &group_end(&ek))? {
+            Some((k, _)) => {
+                let (_, ts) = split_version_key(&k)?;
+                Ok((ts > above).then(|| (key.to_vec(), ts)))
+            }
+            None => Ok(None),
+        };
+    }
     let [(lo, hi), _, _] = engine_span(start, end);
+    let mut c = Cursor::open(engine, lo, hi, false)?;
     let mut found: Option<(Vec<u8>, Timestamp)> = None;
-    for item in engine.scan(&lo, &hi, false)? {
-        let (k, _) = item?;
+    // The key whose versions are passing by, how many did, and whether its
+    // newest version at or below `upto` was seen (the rest do not matter).
+    let (mut current, mut seen, mut settled) = (Vec::new(), 0usize, false);
+    while let Some((k, _)) = c.next()? {
         let (ek, ts) = split_version_key(&k)?;
-        if ts > above && ts <= upto && found.as_ref().is_none_or(|(_, f)| ts > *f) {
+        if ek != current.as_slice() {
+            (current, seen, settled) = (ek.to_vec(), 0, false);
+        }
+        seen += 1;
+        if settled || ts > upto {
+            // A key with many versions: jump over them instead.
+            if seen > SEEK_AFTER_VERSIONS {
+                let to = if settled {
+                    group_end(&current)
+                } else {
+                    version_key_enc(&current, upto)
+                };
+                c.seek(to)?;
+                seen = 0;
+            }
+            continue;
+        }
+        settled = true;
+        if ts > above && found.as_ref().is_none_or(|(_, f)| ts > *f) {
             found = Some((decode_user_key(ek)?, ts));
         }
     }
     Ok(found)
+}
+
+/// Versions of one key a scan steps over before it seeks past the rest.
+const SEEK_AFTER_VERSIONS: usize = 16;
+
+/// The key of `[start, end)` if the span holds exactly one key
+/// (`end` is `start` followed by a zero byte).
+fn point_span<'k>(start: &'k [u8], end: &[u8]) -> Option<&'k [u8]> {
+    (end.len() == start.len() + 1 && end.starts_with(start) && end.last() == Some(&0))
+        .then_some(start)
 }
 
 // ---------------------------------------------------------------------------
@@ -417,6 +460,11 @@ pub fn scan_intents(
     end: &[u8],
     limit: usize,
 ) -> MvccResult<Vec<Intent>> {
+    if let Some(key) = point_span(start, end) {
+        // A point lookup: an intent key rewritten often has many
+        // superseded entries in the engine, which a scan steps through.
+        return Ok(get_intent(engine, key)?.into_iter().collect());
+    }
     let [_, (lo, hi), _] = engine_span(start, end);
     let mut out = Vec::new();
     for item in engine.scan(&lo, &hi, false)? {
@@ -1422,6 +1470,70 @@ mod tests {
         assert_eq!(w(5, 35), Some((b"b".to_vec(), ts(30))));
         // `end` is exclusive: c at 40 is outside [a, c).
         assert_eq!(w(30, 99), None);
+    }
+
+    #[test]
+    fn windows_over_keys_with_many_versions_match_every_version() {
+        let e = MemoryEngine::new();
+        // b has far more versions than a scan steps over before seeking.
+        let mut written: Vec<(&str, u64)> = vec![("a", 5), ("a", 50), ("c", 7)];
+        for t in (10..=200).step_by(3) {
+            written.push(("b", t));
+        }
+        written.push(("ba", 102));
+        for (k, t) in &written {
+            write(&e, k, *t, Some("v"));
+        }
+        let expected = |start: &str, end: &str, above: u64, upto: u64| {
+            written
+                .iter()
+                .filter(|(k, t)| *k >= start && *k < end && *t > above && *t <= upto)
+                // Only the newest version at or below `upto` of each key
+                // counts; the window is then checked against it.
+                .filter(|(k, t)| {
+                    !written
+                        .iter()
+                        .any(|(k2, t2)| k2 == k && t2 > t && *t2 <= upto)
+                })
+                .max_by_key(|(_, t)| *t)
+                .map(|(k, t)| (k.as_bytes().to_vec(), ts(*t)))
+        };
+        for (above, upto) in [
+            (0, 4),
+            (0, 300),
+            (11, 12),
+            (13, 15),
+            (99, 101),
+            (150, 160),
+            (199, 400),
+        ] {
+            for (start, end) in [
+                ("a", "d"),
+                ("b", "c"),
+                ("a", "b"),
+                ("b", "b\0"),
+                ("ba", "ba\0"),
+            ] {
+                assert_eq!(
+                    newest_in_window(&e, start.as_bytes(), end.as_bytes(), ts(above), ts(upto))
+                        .unwrap(),
+                    expected(start, end, above, upto),
+                    "[{start}, {end}) in ({above}, {upto}]"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn point_spans_find_their_intent() {
+        let e = MemoryEngine::new();
+        write_intent(&e, "k", &txn(1, 10), Some("v"));
+        write_intent(&e, "k1", &txn(2, 10), Some("v"));
+        let found = scan_intents(&e, b"k", b"k\0", 0).unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].txn, txn(1, 10));
+        assert!(scan_intents(&e, b"j", b"j\0", 0).unwrap().is_empty());
+        assert_eq!(scan_intents(&e, b"k", b"l", 0).unwrap().len(), 2);
     }
 
     #[test]

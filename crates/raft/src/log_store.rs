@@ -282,6 +282,16 @@ impl GroupStorage {
         self.entries.len() as u64
     }
 
+    /// Bytes of the entries after `index` still in the log.
+    pub fn bytes_after(&self, index: u64) -> u64 {
+        let skip = index.saturating_sub(self.truncated_index) as usize;
+        self.entries
+            .iter()
+            .skip(skip)
+            .map(|e| e.data.len() as u64)
+            .sum()
+    }
+
     /// The index raft asked a snapshot for, if it is still waiting.
     pub fn snapshot_requested(&self) -> Option<u64> {
         self.snapshot_requested.get()

@@ -50,6 +50,10 @@ pub struct Config {
     pub log_max_entries: u64,
     /// ...keeping this many applied entries for followers that lag a little.
     pub log_keep_entries: u64,
+    /// A leader keeps the entries an active follower has yet to receive,
+    /// unless they hold more than this many bytes (then the follower gets a
+    /// snapshot instead).
+    pub log_max_lag_bytes: u64,
     /// Idle ticks after which a leader quiesces its group.
     pub quiesce_after_ticks: u64,
     /// Vote requests are ignored for this many ticks after start: a node
@@ -71,6 +75,7 @@ impl Config {
             max_inflight_msgs: 256,
             log_max_entries: 400,
             log_keep_entries: 100,
+            log_max_lag_bytes: 64 << 20,
             quiesce_after_ticks: 6,
             vote_grace_ticks: 10,
             snapshot_timeout_ticks: 50,
@@ -852,7 +857,26 @@ impl<S: StateMachine> MultiRaft<S> {
             let store = g.node.store();
             if store.log_len() > self.cfg.log_max_entries {
                 let applied = store.applied();
-                let to = applied.saturating_sub(self.cfg.log_keep_entries);
+                let mut to = applied.saturating_sub(self.cfg.log_keep_entries);
+                // A follower that is only a little behind (a busy node)
+                // catches up from the log: cut below it, and it would need
+                // a snapshot of the whole range.
+                if g.node.raft.state == StateRole::Leader {
+                    let me = self.cfg.node_id;
+                    let slowest = g
+                        .node
+                        .raft
+                        .prs()
+                        .iter()
+                        .filter(|(id, pr)| **id != me && pr.recent_active)
+                        .map(|(_, pr)| pr.matched)
+                        .min();
+                    if let Some(slowest) = slowest.filter(|m| *m < to) {
+                        if store.bytes_after(slowest) <= self.cfg.log_max_lag_bytes {
+                            to = slowest;
+                        }
+                    }
+                }
                 g.node.mut_store().compact(to, &mut batch);
             }
         }

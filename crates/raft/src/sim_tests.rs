@@ -73,6 +73,8 @@ struct Sim {
     drop_rate: f64,
     /// Snapshot messages still to drop (the first ones sent).
     drop_snapshots: usize,
+    /// Snapshot messages sent so far.
+    snapshots_sent: usize,
     reorder: bool,
     rng: StdRng,
     leaders_by_term: HashMap<u64, u64>,
@@ -109,6 +111,7 @@ impl Sim {
             cut: HashSet::new(),
             drop_rate: 0.0,
             drop_snapshots: 0,
+            snapshots_sent: 0,
             reorder: false,
             rng: StdRng::seed_from_u64(seed),
             leaders_by_term: HashMap::new(),
@@ -161,10 +164,11 @@ impl Sim {
             if self.drop_rate > 0.0 && self.rng.random_bool(self.drop_rate) {
                 continue;
             }
-            if self.drop_snapshots > 0 {
-                use protobuf::Message as _;
-                let m = raft::eraftpb::Message::parse_from_bytes(&env.message).unwrap();
-                if m.get_msg_type() == raft::eraftpb::MessageType::MsgSnapshot {
+            use protobuf::Message as _;
+            let m = raft::eraftpb::Message::parse_from_bytes(&env.message).unwrap();
+            if m.get_msg_type() == raft::eraftpb::MessageType::MsgSnapshot {
+                self.snapshots_sent += 1;
+                if self.drop_snapshots > 0 {
                     self.drop_snapshots -= 1;
                     continue;
                 }
@@ -447,6 +451,43 @@ fn a_lost_snapshot_is_sent_again() {
     sim.run(100);
     assert_eq!(sim.drop_snapshots, 0, "no snapshot was sent");
     assert_eq!(sim.applied(lagger), sim.applied(leader));
+}
+
+#[test]
+fn an_active_follower_a_little_behind_catches_up_from_the_log() {
+    let mut sim = Sim::new(3, 5);
+    sim.run(30);
+    let leader = sim.run_until_leader(None);
+    let lagger = (1..=3).find(|id| *id != leader).unwrap();
+    let snapshots = sim.snapshots_sent;
+    let had = sim.nodes[&lagger].statuses()[&RANGE].last_index;
+    // Behind by 200 entries (the log limit is 60), but not for long
+    // enough to count as inactive (no tick passes).
+    sim.isolate(lagger);
+    for i in 0..200u32 {
+        sim.propose(&i.to_be_bytes());
+        sim.step();
+    }
+    let st = &sim.nodes[&leader].statuses()[&RANGE];
+    assert!(
+        st.first_index <= had + 1,
+        "the leader kept the entries after {had}: {st:?}"
+    );
+    sim.heal();
+    sim.run(30);
+    assert_eq!(sim.applied(lagger), sim.applied(leader));
+    assert_eq!(
+        sim.snapshots_sent, snapshots,
+        "caught up without a snapshot"
+    );
+    // Once it caught up, the log is cut again.
+    for i in 0..100u32 {
+        sim.propose(&(1000 + i).to_be_bytes());
+        sim.step();
+    }
+    sim.run(3);
+    let st = &sim.nodes[&leader].statuses()[&RANGE];
+    assert!(st.first_index > 200, "log was not truncated: {st:?}");
 }
 
 #[test]

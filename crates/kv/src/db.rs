@@ -196,6 +196,8 @@ pub struct DB {
     pub deadline: Duration,
     /// `--linearizable`: commits wait out the clock uncertainty.
     commit_wait: std::sync::atomic::AtomicBool,
+    /// Intent resolutions waiting to be sent, batched per range.
+    pub(crate) resolver: crate::resolver::Resolver,
 }
 
 #[derive(Clone, Copy)]
@@ -214,6 +216,7 @@ impl DB {
             clock,
             deadline: Duration::from_secs(20),
             commit_wait: std::sync::atomic::AtomicBool::new(false),
+            resolver: Default::default(),
         }
     }
 

@@ -9,6 +9,7 @@ pub mod lease;
 pub mod overlay;
 pub mod placement;
 pub mod replica;
+mod resolver;
 pub mod store;
 pub mod txn;
 

@@ -1101,20 +1101,8 @@ impl DB {
             .map(|_| ())
     }
 
-    /// Resolves intents of a finished transaction, range by range, off the
-    /// caller's path.
-    pub(crate) fn resolve_in_background(
-        self: Arc<Self>,
-        id: [u8; 16],
-        keys: Vec<Vec<u8>>,
-        commit_ts: Option<Timestamp>,
-    ) {
-        tokio::spawn(async move {
-            let _ = self.resolve_intents(id, keys, commit_ts).await;
-        });
-    }
-
-    async fn resolve_intents(
+    /// Resolves intents of a finished transaction, range by range.
+    pub(crate) async fn resolve_intents(
         &self,
         id: [u8; 16],
         mut keys: Vec<Vec<u8>>,
@@ -1130,6 +1118,7 @@ impl DB {
                 keys: group.clone(),
                 commit: commit_ts.is_some(),
                 commit_ts: commit_ts.map(Into::into),
+                more: Vec::new(),
             };
             let first = group[0].clone();
             let build = |desc: &proto::RangeDescriptor| -> Result<kv_request::Op> {

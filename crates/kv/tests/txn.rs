@@ -613,3 +613,74 @@ async fn a_limited_scan_is_not_held_up_by_an_intent_past_its_page() {
     );
     t.rollback().await;
 }
+
+/// Committed transactions' intents are resolved in the background, and the
+/// resolutions of concurrent transactions on a range share raft commands:
+/// 40 transactions, each writing one key on each of two ranges, cost the
+/// second range fewer commands than an intent write plus a resolution each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_commits_resolve_their_intents_in_shared_commands() {
+    const N: usize = 40;
+    let c = ready_cluster(&[b"m"]).await;
+    let db = c.dbs[&1].clone();
+    // The range of the `z` keys: its applied index counts its commands.
+    let applied = async || {
+        let mut top = 0;
+        let stores: Vec<_> = c.net.stores.read().values().cloned().collect();
+        for store in stores {
+            for r in store.local_ranges().await {
+                if r.descriptor.as_ref().is_some_and(|d| d.start_key == b"m") {
+                    top = top.max(r.applied_index);
+                }
+            }
+        }
+        top
+    };
+    // Settle leases first (their commands are not the transactions').
+    db.put(b"zz", b"0").await.unwrap();
+    let before = applied().await;
+    let commits: Vec<_> = (0..N)
+        .map(|i| {
+            let db = db.clone();
+            tokio::spawn(async move {
+                let mut t = Txn::begin(db, Isolation::Serializable);
+                t.commit(vec![
+                    put(format!("a{i:02}").as_bytes(), b"1"),
+                    put(format!("z{i:02}").as_bytes(), b"1"),
+                ])
+                .await
+                .unwrap();
+            })
+        })
+        .collect();
+    for c in commits {
+        c.await.unwrap();
+    }
+    let intents = || {
+        c.net
+            .stores
+            .read()
+            .values()
+            .map(|store| {
+                tessera_storage::mvcc::scan_intents(store.engine().as_ref(), b"", b"", 0)
+                    .unwrap()
+                    .len()
+            })
+            .sum::<usize>()
+    };
+    wait_for("intents resolved", Duration::from_secs(10), async || {
+        intents() == 0
+    })
+    .await;
+    let used = applied().await - before;
+    assert!(
+        used < 2 * N as u64,
+        "{used} commands on the range for {N} transactions"
+    );
+    for i in 0..N {
+        assert_eq!(
+            db.get(format!("z{i:02}").as_bytes()).await.unwrap(),
+            Some(b"1".to_vec())
+        );
+    }
+}

@@ -446,21 +446,24 @@ impl Replica {
     /// Commits or aborts the intents of one transaction on this range.
     pub(super) fn apply_resolve(
         &mut self,
-        req: proto::ResolveIntentsRequest,
+        mut req: proto::ResolveIntentsRequest,
         desc: &proto::RangeDescriptor,
         batch: &mut WriteBatch,
     ) -> KvResponse {
-        let Some(id) = txn_id(&req.txn_id) else {
-            return internal("bad transaction id");
-        };
-        let commit_ts = req.commit.then(|| ts_of(&req.commit_ts));
+        let more = std::mem::take(&mut req.more);
         let view = self.overlay();
-        for key in req.keys {
-            if !contains(desc, &key) {
-                continue;
-            }
-            if let Err(e) = mvcc::resolve_intent(&view, batch, &key, id, commit_ts) {
-                return internal(format!("resolving intent: {e}"));
+        for req in std::iter::once(req).chain(more) {
+            let Some(id) = txn_id(&req.txn_id) else {
+                return internal("bad transaction id");
+            };
+            let commit_ts = req.commit.then(|| ts_of(&req.commit_ts));
+            for key in req.keys {
+                if !contains(desc, &key) {
+                    continue;
+                }
+                if let Err(e) = mvcc::resolve_intent(&view, batch, &key, id, commit_ts) {
+                    return internal(format!("resolving intent: {e}"));
+                }
             }
         }
         KvResponse::default()

@@ -258,13 +258,14 @@ impl Store {
         desc: &proto::RangeDescriptor,
         req: proto::ResolveIntentsRequest,
     ) -> KvResponse {
-        if req.keys.iter().any(|k| !contains(desc, k)) {
+        let all = || std::iter::once(&req).chain(&req.more).flat_map(|r| &r.keys);
+        if all().any(|k| !contains(desc, k)) {
             return key_mismatch(vec![desc.clone()]);
         }
         if !shared.is_leader() {
             return not_leaseholder(shared);
         }
-        let keys = req.keys.clone();
+        let keys = all().cloned().collect();
         self.propose_latched(shared, keys, raft_command::Cmd::ResolveIntents(req))
             .await
     }

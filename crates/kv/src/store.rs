@@ -358,19 +358,22 @@ impl Store {
                     Ok(p) => p,
                     Err(resp) => return resp,
                 };
-                if let Some(resp) = self.check_read(&plan, &g.key, None) {
-                    return resp;
-                }
-                match mvcc::get(
+                match mvcc::get_within(
                     self.ctx.engine.as_ref(),
                     &g.key,
                     plan.read_ts,
+                    plan.limit,
                     plan.txn.as_ref(),
                 ) {
-                    Ok(value) => KvResponse {
+                    Ok(mvcc::PointRead::Value(value)) => KvResponse {
                         value,
                         ..Default::default()
                     },
+                    Ok(mvcc::PointRead::Uncertain(ts)) => {
+                        kv_err(kv_error::Kind::Uncertainty(proto::ReadWithinUncertainty {
+                            ts: Some(ts.into()),
+                        }))
+                    }
                     Err(mvcc::MvccError::WriteIntent { intents }) => {
                         crate::replica::write_intent_error(intents)
                     }
@@ -405,7 +408,7 @@ impl Store {
                             (Some(k), false) => (&s.start[..], &k[..]),
                             (Some(k), true) => (&k[..], &s.end[..]),
                         };
-                        if let Some(resp) = self.check_read(&plan, from, Some(to)) {
+                        if let Some(resp) = self.check_read(&plan, from, to) {
                             return resp;
                         }
                         KvResponse {

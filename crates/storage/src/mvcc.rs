@@ -531,6 +531,45 @@ pub fn get(
     Ok(get_version(engine, key, read_ts)?.and_then(|(_, v)| v))
 }
 
+/// What a point read with an uncertainty window finds.
+#[derive(Debug, PartialEq)]
+pub enum PointRead {
+    /// The value `get` at the read timestamp returns.
+    Value(Option<Vec<u8>>),
+    /// A version above the read timestamp but within the uncertainty
+    /// limit, at this timestamp: it may have happened before the read.
+    Uncertain(Timestamp),
+}
+
+/// [`get`] at `read_ts` for a reader whose clock may lag the writers' by up
+/// to `limit`: another transaction's intent at or below `limit` is
+/// [`MvccError::WriteIntent`]; a version in `(read_ts, limit]` is
+/// [`PointRead::Uncertain`]. One intent lookup and one version seek.
+pub fn get_within(
+    engine: &dyn Engine,
+    key: &[u8],
+    read_ts: Timestamp,
+    limit: Timestamp,
+    txn: Option<&TxnMeta>,
+) -> MvccResult<PointRead> {
+    let limit = limit.max(read_ts);
+    if let Some(intent) = read_intent(engine, None, key)?.filter(|i| !i.lock_only) {
+        if txn.is_some_and(|t| t.id == intent.txn.id) {
+            return Ok(PointRead::Value(intent.value));
+        }
+        if intent.txn.timestamp <= limit {
+            return Err(MvccError::WriteIntent {
+                intents: vec![intent],
+            });
+        }
+    }
+    match get_version(engine, key, limit)? {
+        Some((ts, _)) if ts > read_ts => Ok(PointRead::Uncertain(ts)),
+        Some((_, value)) => Ok(PointRead::Value(value)),
+        None => Ok(PointRead::Value(None)),
+    }
+}
+
 /// A positioned engine iterator over `[lo, hi)` that can re-position
 /// ("seek") by opening a new engine scan.
 struct Cursor<'e> {
@@ -1522,6 +1561,54 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn point_reads_see_their_uncertainty_window() {
+        let e = MemoryEngine::new();
+        write(&e, "k", 10, Some("v10"));
+        write(&e, "k", 20, Some("v20"));
+        let v = |s: &str| PointRead::Value(val(s));
+        assert_eq!(
+            get_within(&e, b"k", ts(15), ts(15), None).unwrap(),
+            v("v10")
+        );
+        assert_eq!(
+            get_within(&e, b"k", ts(15), ts(19), None).unwrap(),
+            v("v10")
+        );
+        assert_eq!(
+            get_within(&e, b"k", ts(15), ts(25), None).unwrap(),
+            PointRead::Uncertain(ts(20))
+        );
+        assert_eq!(
+            get_within(&e, b"k", ts(25), ts(40), None).unwrap(),
+            v("v20")
+        );
+        assert_eq!(
+            get_within(&e, b"k", ts(5), ts(9), None).unwrap(),
+            PointRead::Value(None)
+        );
+        assert_eq!(
+            get_within(&e, b"j", ts(50), ts(60), None).unwrap(),
+            PointRead::Value(None)
+        );
+        // Another transaction's intent: in the way up to the limit.
+        let other = txn(2, 30);
+        write_intent(&e, "k", &other, Some("v30"));
+        assert!(matches!(
+            get_within(&e, b"k", ts(25), ts(30), None),
+            Err(MvccError::WriteIntent { .. })
+        ));
+        assert_eq!(
+            get_within(&e, b"k", ts(25), ts(29), None).unwrap(),
+            v("v20")
+        );
+        // Its own intent is what the writer reads.
+        assert_eq!(
+            get_within(&e, b"k", ts(25), ts(40), Some(&other)).unwrap(),
+            v("v30")
+        );
     }
 
     #[test]

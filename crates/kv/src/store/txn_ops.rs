@@ -87,23 +87,19 @@ impl Store {
 
     /// The refusal of a read, if any: other transactions' intents at or
     /// below the plan's uncertainty limit, or values inside its uncertainty
-    /// window, in `[start, end)` (`end == None`: the key `start`). A scan
-    /// that stopped at its row limit checks only the part it read: checking
+    /// window, in `[start, end)` (point reads check theirs in
+    /// [`mvcc::get_within`]). A scan that stopped at its row limit checks only the part it read: checking
     /// the whole span would make paging through a large span, past a
     /// transaction's own intents, quadratic.
     pub(super) fn check_read(
         &self,
         plan: &ReadPlan,
         start: &[u8],
-        end: Option<&[u8]>,
+        end: &[u8],
     ) -> Option<KvResponse> {
         let (read_ts, limit, meta) = (plan.read_ts, plan.limit, &plan.txn);
         let engine = self.ctx.engine.as_ref();
-        let intents = match end {
-            None => mvcc::get_intent(engine, start).map(|i| i.into_iter().collect::<Vec<_>>()),
-            Some(end) => mvcc::scan_intents(engine, start, end, 0),
-        };
-        let intents = match intents {
+        let intents = match mvcc::scan_intents(engine, start, end, 0) {
             Ok(v) => v,
             Err(e) => return Some(internal(format!("read failed: {e}"))),
         };
@@ -116,11 +112,7 @@ impl Store {
             return Some(write_intent_error(conflicts));
         }
         if limit > read_ts {
-            let end_key = match end {
-                Some(e) => e.to_vec(),
-                None => point_end(start),
-            };
-            match mvcc::newest_in_window(engine, start, &end_key, read_ts, limit) {
+            match mvcc::newest_in_window(engine, start, end, read_ts, limit) {
                 Ok(Some((_, ts))) => {
                     return Some(kv_err(kv_error::Kind::Uncertainty(
                         proto::ReadWithinUncertainty {

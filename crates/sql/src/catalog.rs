@@ -14,8 +14,12 @@
 //!
 //! Every DDL writes its descriptor with a conditional put (so two nodes
 //! creating the same table race safely: one gets 42P07) and then bumps the
-//! catalog version. Each statement starts by reading the version: if it
-//! moved, the node drops its cached descriptors. A table missing from the
+//! catalog version. Each statement starts by checking the version: if it
+//! moved, the node drops its cached descriptors. A node trusts a version
+//! it read for [`VERSION_TTL`] (measured from before it asked), and a DDL
+//! returns only that long after its bump: every statement that starts
+//! after a DDL returned, on any node, sees it, without a KV read per
+//! statement. A table missing from the
 //! cache is always looked up in KV before 42P01 is raised, so a table
 //! created on another node is visible at once.
 //!
@@ -55,6 +59,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use prost::Message;
@@ -615,14 +620,42 @@ fn db_key(name: &str) -> Vec<u8> {
     k
 }
 
+/// How long a node uses a catalog version it read without reading it
+/// again; how long a DDL waits after bumping it.
+pub const VERSION_TTL: Duration = Duration::from_millis(20);
+
 #[derive(Default)]
 struct Cache {
     version: u64,
+    /// Until when `version` is known to be current: it was read at most
+    /// [`VERSION_TTL`] before, and every DDL since waits that long.
+    version_valid_until: Option<Instant>,
     tables: HashMap<(String, String), Arc<TableDesc>>,
     /// Views by (database, name); `None` remembers that there is none.
     views: HashMap<(String, String), Option<Arc<ViewDesc>>>,
     /// Each database's schemas (see [`Catalog::schema_names`]).
     schemas: HashMap<String, Arc<Vec<String>>>,
+}
+
+impl Cache {
+    /// Records that the catalog was at version `v` when it was `asked`:
+    /// descriptors cached at an older version go. Versions only move
+    /// forward (a slow read may return after a newer one). Returns the
+    /// version now cached.
+    fn observe_version(&mut self, v: u64, asked: Instant) -> u64 {
+        if v > self.version {
+            self.tables.clear();
+            self.views.clear();
+            self.schemas.clear();
+            self.version = v;
+        }
+        if v == self.version {
+            let until = asked + VERSION_TTL;
+            self.version_valid_until =
+                Some(self.version_valid_until.map_or(until, |t| t.max(until)));
+        }
+        self.version
+    }
 }
 
 /// The catalog of one node: KV-backed, cached, invalidated by version.
@@ -744,18 +777,19 @@ impl Catalog {
             .collect())
     }
 
-    /// Reads the catalog version; drops the cache if it moved. Called at
-    /// the start of every statement.
+    /// The current catalog version (read again if the one cached is older
+    /// than [`VERSION_TTL`]); drops the cache if it moved. Called at the
+    /// start of every statement.
     pub async fn refresh(&self) -> Result<u64> {
-        let v = read_u64(self.db.get(VERSION_KEY).await?)?;
-        let mut c = self.cache.lock();
-        if c.version != v {
-            c.tables.clear();
-            c.views.clear();
-            c.schemas.clear();
-            c.version = v;
+        {
+            let c = self.cache.lock();
+            if c.version_valid_until.is_some_and(|t| Instant::now() < t) {
+                return Ok(c.version);
+            }
         }
-        Ok(v)
+        let asked = Instant::now();
+        let v = read_u64(self.db.get(VERSION_KEY).await?)?;
+        Ok(self.cache.lock().observe_version(v, asked))
     }
 
     /// The version the cache was last synchronized with.
@@ -941,13 +975,13 @@ impl Catalog {
         Ok(self.db.increment(DESC_ID_KEY).await? + FIRST_TABLE_ID)
     }
 
+    /// Makes every node drop its cached descriptors: returns once no node
+    /// can still trust an older version (see [`VERSION_TTL`]).
     async fn bump_version(&self) -> Result<()> {
+        let asked = Instant::now();
         let v = self.db.increment(VERSION_KEY).await?;
-        let mut c = self.cache.lock();
-        c.tables.clear();
-        c.views.clear();
-        c.schemas.clear();
-        c.version = v;
+        self.cache.lock().observe_version(v, asked);
+        tokio::time::sleep(VERSION_TTL).await;
         Ok(())
     }
 
@@ -1132,6 +1166,27 @@ impl Catalog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cached_version_only_moves_forward_and_expires() {
+        let mut c = Cache::default();
+        let t0 = Instant::now();
+        assert_eq!(c.observe_version(3, t0), 3);
+        assert_eq!(c.version_valid_until, Some(t0 + VERSION_TTL));
+        c.views.insert(("d".into(), "v".into()), None);
+        // A slow read that returns an older version changes nothing.
+        assert_eq!(c.observe_version(2, t0 + VERSION_TTL), 3);
+        assert_eq!(c.version_valid_until, Some(t0 + VERSION_TTL));
+        assert_eq!(c.views.len(), 1);
+        // The same version read again: trusted for longer, cache kept.
+        let t1 = t0 + VERSION_TTL / 2;
+        assert_eq!(c.observe_version(3, t1), 3);
+        assert_eq!(c.version_valid_until, Some(t1 + VERSION_TTL));
+        assert_eq!(c.views.len(), 1);
+        // A newer one drops the descriptors cached at the old one.
+        assert_eq!(c.observe_version(4, t1), 4);
+        assert!(c.views.is_empty());
+    }
 
     #[test]
     fn rowids_increase_and_carry_the_node() {

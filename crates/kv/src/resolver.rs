@@ -22,17 +22,26 @@ pub(crate) struct Resolver {
 }
 
 impl Resolver {
-    /// Queues `req` for `range_id`. Returns whether the caller must start
-    /// the range's sender (no sender runs while the range has a queue).
+    /// Queues `req` for `range_id`, in pieces of at most
+    /// [`MAX_BATCH_KEYS`] keys (a command stays small however large the
+    /// transaction). Returns whether the caller must start the range's
+    /// sender (no sender runs while the range has a queue).
     fn enqueue(&self, range_id: u64, req: ResolveIntentsRequest) -> bool {
+        let pieces = req
+            .keys
+            .chunks(MAX_BATCH_KEYS)
+            .map(|keys| ResolveIntentsRequest {
+                keys: keys.to_vec(),
+                ..req.clone()
+            });
         let mut queues = self.queues.lock();
         match queues.get_mut(&range_id) {
             Some(queue) => {
-                queue.push(req);
+                queue.extend(pieces);
                 false
             }
             None => {
-                queues.insert(range_id, vec![req]);
+                queues.insert(range_id, pieces.collect());
                 true
             }
         }
@@ -188,6 +197,21 @@ mod tests {
         r.enqueue(1, req(2, &["y", "z"]));
         assert_eq!(r.next_batch(1).unwrap().len(), 1);
         assert_eq!(r.next_batch(1).unwrap().len(), 1);
+        // A transaction larger than a batch is resolved in pieces.
+        let huge: Vec<String> = (0..MAX_BATCH_KEYS * 5 / 2)
+            .map(|i| format!("k{i}"))
+            .collect();
+        let huge: Vec<&str> = huge.iter().map(String::as_str).collect();
+        r.enqueue(2, req(3, &huge));
+        let mut sizes = Vec::new();
+        while let Some(batch) = r.next_batch(2) {
+            assert!(batch.iter().all(|b| b.txn_id == vec![3; 16]));
+            sizes.push(batch.iter().map(|b| b.keys.len()).sum::<usize>());
+        }
+        assert_eq!(
+            sizes,
+            vec![MAX_BATCH_KEYS, MAX_BATCH_KEYS, MAX_BATCH_KEYS / 2]
+        );
     }
 
     #[test]

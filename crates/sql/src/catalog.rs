@@ -19,9 +19,9 @@
 //! it read for [`VERSION_TTL`] (measured from before it asked), and a DDL
 //! returns only that long after its bump: every statement that starts
 //! after a DDL returned, on any node, sees it, without a KV read per
-//! statement. A table missing from the
-//! cache is always looked up in KV before 42P01 is raised, so a table
-//! created on another node is visible at once.
+//! statement. A table missing from the cache is always looked up in KV
+//! before 42P01 is raised, so a table created on another node is visible
+//! at once.
 //!
 //! A table descriptor carries its secondary indexes (name, id, columns,
 //! unique). CREATE INDEX writes the new descriptor first, so every

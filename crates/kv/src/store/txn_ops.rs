@@ -88,9 +88,9 @@ impl Store {
     /// The refusal of a read, if any: other transactions' intents at or
     /// below the plan's uncertainty limit, or values inside its uncertainty
     /// window, in `[start, end)` (point reads check theirs in
-    /// [`mvcc::get_within`]). A scan that stopped at its row limit checks only the part it read: checking
-    /// the whole span would make paging through a large span, past a
-    /// transaction's own intents, quadratic.
+    /// [`mvcc::get_within`]). A scan that stopped at its row limit checks
+    /// only the part it read: checking the whole span would make paging
+    /// through a large span, past a transaction's own intents, quadratic.
     pub(super) fn check_read(
         &self,
         plan: &ReadPlan,

@@ -457,6 +457,7 @@ impl Txn {
                     status: TxnStatus::Pending as i32,
                     commit_ts: Some(self.read_ts.into()),
                     in_flight: Vec::new(),
+                    resolve: Vec::new(),
                 }),
             };
             let build = |desc: &proto::RangeDescriptor| -> Result<kv_request::Op> {
@@ -636,6 +637,7 @@ impl Txn {
                 status: TxnStatus::Aborted as i32,
                 commit_ts: Some(self.read_ts.into()),
                 in_flight: Vec::new(),
+                resolve: Vec::new(),
             }),
         }
     }
@@ -710,6 +712,7 @@ impl Txn {
                     status: TxnStatus::Staging as i32,
                     commit_ts: Some(commit_ts.into()),
                     in_flight: in_flight.clone(),
+                    resolve: Vec::new(),
                 });
                 futs.push(self.send_intents(group.clone(), commit_ts, end));
             }
@@ -748,9 +751,7 @@ impl Txn {
             let keys = self.intents.clone();
             let id = self.id;
             tokio::spawn(async move {
-                if db.finish_record(meta, commit_ts).await.is_ok() {
-                    db.resolve_in_background(id, keys, Some(commit_ts));
-                }
+                let _ = db.commit_record(id, meta, commit_ts, keys).await;
             });
             self.intents.clear();
             return Ok(commit_ts);
@@ -778,11 +779,10 @@ impl Txn {
         }
         // Explicit commit.
         let meta = self.meta(commit_ts);
-        self.db.finish_record(meta, commit_ts).await?;
         let keys = std::mem::take(&mut self.intents);
         self.db
-            .clone()
-            .resolve_in_background(self.id, keys, Some(commit_ts));
+            .commit_record(self.id, meta, commit_ts, keys)
+            .await?;
         Ok(commit_ts)
     }
 
@@ -838,11 +838,10 @@ impl Txn {
             self.refresh(commit_ts).await?;
         }
         let meta = self.meta(commit_ts);
-        self.db.finish_record(meta, commit_ts).await?;
         let keys = std::mem::take(&mut self.intents);
         self.db
-            .clone()
-            .resolve_in_background(self.id, keys, Some(commit_ts));
+            .commit_record(self.id, meta, commit_ts, keys)
+            .await?;
         Ok(commit_ts)
     }
 
@@ -1083,22 +1082,46 @@ impl DB {
         Ok(resp.record.unwrap_or_default())
     }
 
-    /// Marks a transaction's record COMMITTED at `ts`.
-    async fn finish_record(&self, meta: proto::TxnMeta, ts: Timestamp) -> Result<()> {
-        let req = proto::TxnWriteRequest {
-            txn: Some(meta.clone()),
-            writes: Vec::new(),
-            one_phase: false,
-            allow_push: false,
-            end: Some(proto::EndTxnRequest {
-                status: TxnStatus::Committed as i32,
-                commit_ts: Some(ts.into()),
-                in_flight: Vec::new(),
-            }),
+    /// Marks the record of transaction `id` COMMITTED at `ts`, then has its
+    /// intents on `keys` resolved: those on the record's range in the same
+    /// command (if they fit in one), the others in the background once the
+    /// record is committed (an intent resolved before that would look, to
+    /// a recovery of a STAGING record, like a write that never landed).
+    async fn commit_record(
+        self: &Arc<Self>,
+        id: [u8; 16],
+        meta: proto::TxnMeta,
+        ts: Timestamp,
+        keys: Vec<Vec<u8>>,
+    ) -> Result<()> {
+        let with_local = keys.len() <= MAX_BATCH_KEYS;
+        let build = |desc: &proto::RangeDescriptor| -> Result<kv_request::Op> {
+            let resolve = match with_local {
+                true => keys.iter().filter(|k| contains(desc, k)).cloned().collect(),
+                false => Vec::new(),
+            };
+            Ok(kv_request::Op::TxnWrite(proto::TxnWriteRequest {
+                txn: Some(meta.clone()),
+                writes: Vec::new(),
+                one_phase: false,
+                allow_push: false,
+                end: Some(proto::EndTxnRequest {
+                    status: TxnStatus::Committed as i32,
+                    commit_ts: Some(ts.into()),
+                    in_flight: Vec::new(),
+                    resolve,
+                }),
+            }))
         };
-        self.send_op(&meta.anchor, kv_request::Op::TxnWrite(req))
-            .await
-            .map(|_| ())
+        let (desc, _) = self.send_raw(&meta.anchor, Route::Key, &build).await?;
+        let rest: Vec<Vec<u8>> = keys
+            .into_iter()
+            .filter(|k| !with_local || !contains(&desc, k))
+            .collect();
+        if !rest.is_empty() {
+            self.clone().resolve_in_background(id, rest, Some(ts));
+        }
+        Ok(())
     }
 
     /// Resolves intents of a finished transaction, range by range.

@@ -684,3 +684,65 @@ async fn concurrent_commits_resolve_their_intents_in_shared_commands() {
         );
     }
 }
+
+/// The command that marks a record COMMITTED also resolves the intents on
+/// the record's own range: a transaction writing a key on each of two
+/// ranges costs the record's range two commands (intents with the STAGING
+/// record, then COMMITTED with their resolution), not three.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_record_range_resolves_its_intents_with_the_commit() {
+    const N: usize = 10;
+    let c = ready_cluster(&[b"m"]).await;
+    let db = c.dbs[&1].clone();
+    let applied = async |start: &[u8]| {
+        let mut top = 0;
+        let stores: Vec<_> = c.net.stores.read().values().cloned().collect();
+        for store in stores {
+            for r in store.local_ranges().await {
+                if r.descriptor.as_ref().is_some_and(|d| d.start_key == start) {
+                    top = top.max(r.applied_index);
+                }
+            }
+        }
+        top
+    };
+    db.put(b"a", b"0").await.unwrap();
+    db.put(b"zz", b"0").await.unwrap();
+    let before = applied(b"").await;
+    for i in 0..N {
+        let mut t = Txn::begin(db.clone(), Isolation::Serializable);
+        t.commit(vec![
+            put(format!("a{i:02}").as_bytes(), b"1"),
+            put(format!("z{i:02}").as_bytes(), b"1"),
+        ])
+        .await
+        .unwrap();
+    }
+    let intents = || {
+        c.net
+            .stores
+            .read()
+            .values()
+            .map(|store| {
+                tessera_storage::mvcc::scan_intents(store.engine().as_ref(), b"", b"", 0)
+                    .unwrap()
+                    .len()
+            })
+            .sum::<usize>()
+    };
+    wait_for("intents resolved", Duration::from_secs(10), async || {
+        intents() == 0
+    })
+    .await;
+    let used = applied(b"").await - before;
+    assert!(
+        used <= 2 * N as u64,
+        "{used} commands on the record's range for {N} transactions"
+    );
+    for i in 0..N {
+        assert_eq!(
+            db.get(format!("a{i:02}").as_bytes()).await.unwrap(),
+            Some(b"1".to_vec())
+        );
+    }
+}

@@ -188,6 +188,15 @@ impl Store {
         if req.end.is_some() && !contains(desc, &meta.anchor) {
             return key_mismatch(vec![desc.clone()]);
         }
+        // Intents the command resolves along with a COMMITTED record.
+        let resolved: Vec<Vec<u8>> = req
+            .end
+            .as_ref()
+            .map(|e| e.resolve.clone())
+            .unwrap_or_default();
+        if resolved.iter().any(|k| !contains(desc, k)) {
+            return key_mismatch(vec![desc.clone()]);
+        }
         if !shared.is_leader() {
             return not_leaseholder(shared);
         }
@@ -222,7 +231,9 @@ impl Store {
             }));
         }
         meta.write_ts = Some(ts.into());
-        self.propose_latched(shared, keys, raft_command::Cmd::TxnWrite(req))
+        let mut latched = keys;
+        latched.extend(resolved);
+        self.propose_latched(shared, latched, raft_command::Cmd::TxnWrite(req))
             .await
     }
 

@@ -457,7 +457,6 @@ impl Txn {
                     status: TxnStatus::Pending as i32,
                     commit_ts: Some(self.read_ts.into()),
                     in_flight: Vec::new(),
-                    resolve: Vec::new(),
                 }),
             };
             let build = |desc: &proto::RangeDescriptor| -> Result<kv_request::Op> {
@@ -637,7 +636,6 @@ impl Txn {
                 status: TxnStatus::Aborted as i32,
                 commit_ts: Some(self.read_ts.into()),
                 in_flight: Vec::new(),
-                resolve: Vec::new(),
             }),
         }
     }
@@ -712,7 +710,6 @@ impl Txn {
                     status: TxnStatus::Staging as i32,
                     commit_ts: Some(commit_ts.into()),
                     in_flight: in_flight.clone(),
-                    resolve: Vec::new(),
                 });
                 futs.push(self.send_intents(group.clone(), commit_ts, end));
             }
@@ -751,7 +748,9 @@ impl Txn {
             let keys = self.intents.clone();
             let id = self.id;
             tokio::spawn(async move {
-                let _ = db.commit_record(id, meta, commit_ts, keys).await;
+                if db.finish_record(meta, commit_ts).await.is_ok() {
+                    db.resolve_in_background(id, keys, Some(commit_ts));
+                }
             });
             self.intents.clear();
             return Ok(commit_ts);
@@ -779,10 +778,11 @@ impl Txn {
         }
         // Explicit commit.
         let meta = self.meta(commit_ts);
+        self.db.finish_record(meta, commit_ts).await?;
         let keys = std::mem::take(&mut self.intents);
         self.db
-            .commit_record(self.id, meta, commit_ts, keys)
-            .await?;
+            .clone()
+            .resolve_in_background(self.id, keys, Some(commit_ts));
         Ok(commit_ts)
     }
 
@@ -838,10 +838,11 @@ impl Txn {
             self.refresh(commit_ts).await?;
         }
         let meta = self.meta(commit_ts);
+        self.db.finish_record(meta, commit_ts).await?;
         let keys = std::mem::take(&mut self.intents);
         self.db
-            .commit_record(self.id, meta, commit_ts, keys)
-            .await?;
+            .clone()
+            .resolve_in_background(self.id, keys, Some(commit_ts));
         Ok(commit_ts)
     }
 
@@ -1082,46 +1083,22 @@ impl DB {
         Ok(resp.record.unwrap_or_default())
     }
 
-    /// Marks the record of transaction `id` COMMITTED at `ts`, then has its
-    /// intents on `keys` resolved: those on the record's range in the same
-    /// command (if they fit in one), the others in the background once the
-    /// record is committed (an intent resolved before that would look, to
-    /// a recovery of a STAGING record, like a write that never landed).
-    async fn commit_record(
-        self: &Arc<Self>,
-        id: [u8; 16],
-        meta: proto::TxnMeta,
-        ts: Timestamp,
-        keys: Vec<Vec<u8>>,
-    ) -> Result<()> {
-        let with_local = keys.len() <= MAX_BATCH_KEYS;
-        let build = |desc: &proto::RangeDescriptor| -> Result<kv_request::Op> {
-            let resolve = match with_local {
-                true => keys.iter().filter(|k| contains(desc, k)).cloned().collect(),
-                false => Vec::new(),
-            };
-            Ok(kv_request::Op::TxnWrite(proto::TxnWriteRequest {
-                txn: Some(meta.clone()),
-                writes: Vec::new(),
-                one_phase: false,
-                allow_push: false,
-                end: Some(proto::EndTxnRequest {
-                    status: TxnStatus::Committed as i32,
-                    commit_ts: Some(ts.into()),
-                    in_flight: Vec::new(),
-                    resolve,
-                }),
-            }))
+    /// Marks a transaction's record COMMITTED at `ts`.
+    async fn finish_record(&self, meta: proto::TxnMeta, ts: Timestamp) -> Result<()> {
+        let req = proto::TxnWriteRequest {
+            txn: Some(meta.clone()),
+            writes: Vec::new(),
+            one_phase: false,
+            allow_push: false,
+            end: Some(proto::EndTxnRequest {
+                status: TxnStatus::Committed as i32,
+                commit_ts: Some(ts.into()),
+                in_flight: Vec::new(),
+            }),
         };
-        let (desc, _) = self.send_raw(&meta.anchor, Route::Key, &build).await?;
-        let rest: Vec<Vec<u8>> = keys
-            .into_iter()
-            .filter(|k| !with_local || !contains(&desc, k))
-            .collect();
-        if !rest.is_empty() {
-            self.clone().resolve_in_background(id, rest, Some(ts));
-        }
-        Ok(())
+        self.send_op(&meta.anchor, kv_request::Op::TxnWrite(req))
+            .await
+            .map(|_| ())
     }
 
     /// Resolves intents of a finished transaction, range by range.

@@ -95,23 +95,6 @@ enum LockOutcome {
     Refused(Box<KvResponse>),
 }
 
-/// Commits transaction `id`'s intents on `keys` (those in `desc`) at
-/// `commit_ts`, into `batch`.
-fn resolve_committed(
-    view: &dyn Engine,
-    batch: &mut WriteBatch,
-    desc: &proto::RangeDescriptor,
-    keys: &[Vec<u8>],
-    id: [u8; 16],
-    commit_ts: Timestamp,
-) -> Result<(), String> {
-    for key in keys.iter().filter(|k| contains(desc, k)) {
-        mvcc::resolve_intent(view, batch, key, id, Some(commit_ts))
-            .map_err(|e| format!("resolving intent: {e}"))?;
-    }
-    Ok(())
-}
-
 fn with_record(rec: TxnRecord) -> KvResponse {
     KvResponse {
         record: Some(rec),
@@ -260,17 +243,11 @@ impl Replica {
                         return aborted("transaction aborted by a conflicting transaction")
                     }
                     TxnStatus::Committed => {
-                        if end.status != TxnStatus::Committed as i32 {
-                            return internal("transaction already committed");
+                        return if end.status == TxnStatus::Committed as i32 {
+                            with_record(r.clone())
+                        } else {
+                            internal("transaction already committed")
                         }
-                        // Committed meanwhile (recovered by a pusher): its
-                        // intents here still go.
-                        let at = ts_of(&r.timestamp);
-                        if let Err(e) = resolve_committed(&view, batch, desc, &end.resolve, id, at)
-                        {
-                            return internal(e);
-                        }
-                        return with_record(r.clone());
                     }
                     _ => {}
                 }
@@ -294,13 +271,6 @@ impl Replica {
             r.heartbeat = Some(self.apply_ts.into());
             write_record(&mut staged, r);
             resp.record = rec;
-            if status_now == TxnStatus::Committed as i32 {
-                if let Err(e) =
-                    resolve_committed(&staged_view, &mut staged, desc, &end.resolve, id, commit_ts)
-                {
-                    return internal(e);
-                }
-            }
         }
         batch.extend(staged);
         resp

@@ -188,15 +188,6 @@ impl Store {
         if req.end.is_some() && !contains(desc, &meta.anchor) {
             return key_mismatch(vec![desc.clone()]);
         }
-        // Intents the command resolves along with a COMMITTED record.
-        let resolved: Vec<Vec<u8>> = req
-            .end
-            .as_ref()
-            .map(|e| e.resolve.clone())
-            .unwrap_or_default();
-        if resolved.iter().any(|k| !contains(desc, k)) {
-            return key_mismatch(vec![desc.clone()]);
-        }
         if !shared.is_leader() {
             return not_leaseholder(shared);
         }
@@ -231,9 +222,7 @@ impl Store {
             }));
         }
         meta.write_ts = Some(ts.into());
-        let mut latched = keys;
-        latched.extend(resolved);
-        self.propose_latched(shared, latched, raft_command::Cmd::TxnWrite(req))
+        self.propose_latched(shared, keys, raft_command::Cmd::TxnWrite(req))
             .await
     }
 

@@ -460,6 +460,25 @@ mod tests {
         assert_eq!(loaded.conf_state().voters, vec![1, 2, 3]);
     }
 
+    /// Only a new term or vote asks for a synced write; a commit index
+    /// alone does not (it is learnt again from the leader).
+    #[test]
+    fn only_terms_and_votes_need_a_synced_hard_state() {
+        let mut b = WriteBatch::new();
+        let mut s = GroupStorage::initialized(1, vec![1], vec![], &mut b);
+        let hs = |term, vote, commit| HardState {
+            term,
+            vote,
+            commit,
+            ..Default::default()
+        };
+        assert!(s.set_hard_state(hs(1, 0, 0), &mut b), "new term");
+        assert!(s.set_hard_state(hs(1, 2, 0), &mut b), "new vote");
+        assert!(!s.set_hard_state(hs(1, 2, 5), &mut b), "commit only");
+        assert_eq!(s.hard_state().commit, 5);
+        assert!(s.set_hard_state(hs(2, 2, 5), &mut b), "next term");
+    }
+
     /// A peer removed and added back must get a snapshot taken after its
     /// new addition, not one prepared while it was a member before.
     #[test]

@@ -516,19 +516,13 @@ pub fn get(
     read_ts: Timestamp,
     txn: Option<&TxnMeta>,
 ) -> MvccResult<Option<Vec<u8>>> {
-    // Intent before versions: should a resolution commit between the two
-    // reads, we see the intent (and report it) rather than miss the value.
-    if let Some(intent) = read_intent(engine, None, key)?.filter(|i| !i.lock_only) {
-        if txn.is_some_and(|t| t.id == intent.txn.id) {
-            return Ok(intent.value);
-        }
-        if intent.txn.timestamp <= read_ts {
-            return Err(MvccError::WriteIntent {
-                intents: vec![intent],
-            });
-        }
+    // No uncertainty window: nothing can be uncertain.
+    match get_within(engine, key, read_ts, read_ts, txn)? {
+        PointRead::Value(v) => Ok(v),
+        PointRead::Uncertain(ts) => Err(MvccError::Corruption(format!(
+            "a version at {ts} above a read without uncertainty"
+        ))),
     }
-    Ok(get_version(engine, key, read_ts)?.and_then(|(_, v)| v))
 }
 
 /// What a point read with an uncertainty window finds.
@@ -553,6 +547,8 @@ pub fn get_within(
     txn: Option<&TxnMeta>,
 ) -> MvccResult<PointRead> {
     let limit = limit.max(read_ts);
+    // Intent before versions: should a resolution commit between the two
+    // reads, we see the intent (and report it) rather than miss the value.
     if let Some(intent) = read_intent(engine, None, key)?.filter(|i| !i.lock_only) {
         if txn.is_some_and(|t| t.id == intent.txn.id) {
             return Ok(PointRead::Value(intent.value));

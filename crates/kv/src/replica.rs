@@ -252,6 +252,9 @@ pub struct Replica {
     destroyed: bool,
     /// The timestamp of the command being applied.
     apply_ts: Timestamp,
+    /// This replica's id (incarnation) when its descriptor does not name
+    /// it yet: an empty replica knows it from the message that created it.
+    incarnation: u64,
 }
 
 impl Replica {
@@ -266,7 +269,15 @@ impl Replica {
             created: Vec::new(),
             destroyed: false,
             apply_ts: Timestamp::ZERO,
+            incarnation: 0,
         }
+    }
+
+    /// An empty replica created for a message to replica `replica_id` of
+    /// this node (see [`StateMachine::replica_id`]).
+    pub fn with_incarnation(mut self, replica_id: u64) -> Self {
+        self.incarnation = replica_id;
+        self
     }
 
     pub fn shared(&self) -> &Arc<ReplicaShared> {
@@ -642,6 +653,22 @@ impl StateMachine for Replica {
         self.shared.descriptor.read().generation
     }
 
+    fn replica_id(&self, node_id: u64) -> u64 {
+        let named = self
+            .shared
+            .descriptor
+            .read()
+            .replicas
+            .iter()
+            .find(|r| r.node_id == node_id)
+            .map(|r| r.replica_id);
+        match named {
+            Some(id) => id,
+            None if node_id == self.ctx.node_id => self.incarnation,
+            None => 0,
+        }
+    }
+
     fn on_read_index(&mut self, ctx: &[u8], index: u64) {
         let Ok(bytes) = <[u8; 8]>::try_from(ctx) else {
             return;
@@ -723,10 +750,20 @@ impl Replica {
         d.generation += 1;
         match direction {
             ConfChangeDirection::AddLearner => {
+                // A fresh id: a replica that was here before (removed, and
+                // maybe unaware of it) is a different incarnation.
+                let replica_id = d
+                    .replicas
+                    .iter()
+                    .map(|r| r.replica_id + 1)
+                    .max()
+                    .unwrap_or(1)
+                    .max(d.next_replica_id);
+                d.next_replica_id = replica_id + 1;
                 d.replicas.retain(|r| r.node_id != node_id);
                 d.replicas.push(proto::ReplicaDescriptor {
                     node_id,
-                    replica_id: node_id,
+                    replica_id,
                     r#type: ReplicaType::Learner as i32,
                 });
             }

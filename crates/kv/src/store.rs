@@ -229,7 +229,16 @@ impl Store {
         });
         let handle = std::thread::Builder::new()
             .name(format!("raft-n{}", cfg.node_id))
-            .spawn(move || raft_loop(mr, rx, transport, ctx, cfg.tick))
+            .spawn(move || {
+                // Without its raft thread a node still answers RPCs but no
+                // range on it moves: fail stop, like a storage failure.
+                let run =
+                    std::panic::AssertUnwindSafe(|| raft_loop(mr, rx, transport, ctx, cfg.tick));
+                if std::panic::catch_unwind(run).is_err() {
+                    tracing::error!("the raft thread panicked (a bug); stopping the node");
+                    std::process::exit(70);
+                }
+            })
             .map_err(|e| e.to_string())?;
         *store.thread.lock() = Some(handle);
         Ok(store)
@@ -1081,10 +1090,9 @@ fn handle(mr: &mut MultiRaft<Replica>, msg: RaftMsg, ctx: &Arc<ReplicaContext>) 
                         };
                         let shared = ReplicaShared::new(desc, false);
                         ctx.registry.write().insert(env.range_id, shared.clone());
-                        if mr
-                            .create_uninitialized(env.range_id, Replica::new(shared, ctx.clone()))
-                            .is_ok()
-                        {
+                        let replica =
+                            Replica::new(shared, ctx.clone()).with_incarnation(env.to_replica);
+                        if mr.create_uninitialized(env.range_id, replica).is_ok() {
                             let _ = mr.step(&env);
                         }
                     }

@@ -301,3 +301,86 @@ async fn a_replica_removed_from_a_node_can_be_added_back() {
         );
     }
 }
+
+/// A replica removed while its node was cut off never applies its
+/// removal. When the node is added back, that old replica must not answer
+/// for the new one: it would acknowledge entries the new replica does not
+/// have (the leader then sends it commit indexes beyond its log, and
+/// counts it for quorums). It is replaced on the first message addressed
+/// to the new incarnation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_missed_its_removal_is_replaced_when_added_back() {
+    let c = cluster(3).await;
+    let db1 = c.dbs[&1].clone();
+    wait_for_three_voters(&db1).await;
+    for i in 0..20u32 {
+        db1.put(format!("k{i:03}").as_bytes(), b"before")
+            .await
+            .unwrap();
+    }
+    db1.transfer_lease(b"k", 1).await.unwrap();
+    let replica_on_3 = |d: &tessera_common::proto::RangeDescriptor| {
+        d.replicas.iter().find(|r| r.node_id == 3).cloned()
+    };
+    let before = replica_on_3(&db1.ranges().await.unwrap()[0]).expect("a replica on node 3");
+
+    c.net.raft_cut.write().insert(3);
+    let desc = db1.change_replicas(b"k", 3, true).await.unwrap();
+    assert!(replica_on_3(&desc).is_none(), "{desc:?}");
+    for i in 20..40u32 {
+        db1.put(format!("k{i:03}").as_bytes(), b"while away")
+            .await
+            .unwrap();
+    }
+    // Added back while still cut off: the learner is a new incarnation.
+    let adder = {
+        let db1 = db1.clone();
+        tokio::spawn(async move { db1.change_replicas(b"k", 3, false).await })
+    };
+    wait_for(
+        "node 3 to be added back as a learner",
+        Duration::from_secs(20),
+        async || matches!(db1.ranges().await, Ok(r) if replica_on_3(&r[0]).is_some()),
+    )
+    .await;
+    let again = replica_on_3(&db1.ranges().await.unwrap()[0]).unwrap();
+    assert!(
+        again.replica_id > before.replica_id,
+        "{again:?} after {before:?}"
+    );
+    c.net.raft_cut.write().remove(&3);
+    let _ = adder.await;
+
+    wait_for(
+        "node 3 to hold a voter again",
+        Duration::from_secs(30),
+        async || {
+            let _ = db1.change_replicas(b"k", 3, false).await;
+            matches!(db1.ranges().await, Ok(r) if voters(&r[0]) == 3 && replica_on_3(&r[0]).is_some_and(|r| r.r#type == 0))
+        },
+    )
+    .await;
+    wait_for(
+        "the lease to move to node 3",
+        Duration::from_secs(20),
+        async || db1.transfer_lease(b"k", 3).await.is_ok(),
+    )
+    .await;
+    let db3 = c.dbs[&3].clone();
+    db3.put(b"k999", b"after").await.unwrap();
+    for i in 0..40u32 {
+        let want: &[u8] = if i < 20 { b"before" } else { b"while away" };
+        assert_eq!(
+            db3.get(format!("k{i:03}").as_bytes())
+                .await
+                .unwrap()
+                .as_deref(),
+            Some(want),
+            "k{i:03}"
+        );
+    }
+    assert_eq!(
+        db3.get(b"k999").await.unwrap().as_deref(),
+        Some(&b"after"[..])
+    );
+}

@@ -96,6 +96,16 @@ impl GroupStorage {
         }
     }
 
+    /// An empty replica that replaces an obsolete one of the same node
+    /// (see `MultiRaft::step`): it keeps that one's term and vote, since
+    /// raft knows both as the same peer and a peer votes once per term.
+    pub fn uninitialized_after(range_id: u64, term: u64, vote: u64) -> Self {
+        let mut s = Self::uninitialized(range_id);
+        s.hard_state.term = term;
+        s.hard_state.vote = vote;
+        s
+    }
+
     /// A new range's replica, at the initial index with the given members.
     /// Its state is written into `batch`.
     pub fn initialized(

@@ -147,6 +147,15 @@ pub trait StateMachine: Send + Sized + 'static {
         0
     }
 
+    /// The incarnation of `node_id`'s replica in the group's configuration
+    /// as this replica knows it (0: unknown; see `RaftEnvelope`). A node's
+    /// replica that is removed and added back is a new incarnation with a
+    /// higher id, so that nothing of the old one (its log, its
+    /// acknowledgements) counts for the new one.
+    fn replica_id(&self, _node_id: u64) -> u64 {
+        0
+    }
+
     /// A read index request issued with `ctx` completed at `index`: a quorum
     /// confirmed this node was leader when the request was made.
     fn on_read_index(&mut self, _ctx: &[u8], _index: u64) {}
@@ -323,6 +332,9 @@ pub struct MultiRaft<S: StateMachine> {
     outbox: BTreeMap<u64, Vec<RaftEnvelope>>,
     ticks: u64,
     liveness: Liveness,
+    /// Term and vote of replicas destroyed because a later incarnation of
+    /// them exists, for that incarnation's empty replica.
+    superseded: HashMap<u64, (u64, u64)>,
 }
 
 impl<S: StateMachine> MultiRaft<S> {
@@ -335,6 +347,7 @@ impl<S: StateMachine> MultiRaft<S> {
             outbox: BTreeMap::new(),
             ticks: 0,
             liveness: Box::new(|_| true),
+            superseded: HashMap::new(),
         }
     }
 
@@ -410,7 +423,11 @@ impl<S: StateMachine> MultiRaft<S> {
 
     /// Creates an empty replica that waits for a snapshot from its leader.
     pub fn create_uninitialized(&mut self, range_id: u64, sm: S) -> Result<(), String> {
-        self.insert(range_id, GroupStorage::uninitialized(range_id), sm)
+        let storage = match self.superseded.remove(&range_id) {
+            Some((term, vote)) => GroupStorage::uninitialized_after(range_id, term, vote),
+            None => GroupStorage::uninitialized(range_id),
+        };
+        self.insert(range_id, storage, sm)
     }
 
     pub fn has_group(&self, range_id: u64) -> bool {
@@ -468,6 +485,29 @@ impl<S: StateMachine> MultiRaft<S> {
         };
         let msg = Message::parse_from_bytes(&env.message)
             .map_err(|e| format!("range {}: bad raft message: {e}", env.range_id))?;
+        // Incarnations: a message meant for an earlier replica of this node,
+        // or sent by an earlier replica of its node, is stale; one meant
+        // for a later replica of this node means this one was removed (and
+        // may never have applied it): it must not answer in the new one's
+        // name, so it is destroyed and the caller creates the new one.
+        let me = g.sm.replica_id(self.cfg.node_id);
+        if env.to_replica != 0 && me != 0 && env.to_replica != me {
+            if env.to_replica < me {
+                return Ok(true);
+            }
+            tracing::info!(
+                "range {}: replica {me} superseded by replica {} on this node",
+                env.range_id,
+                env.to_replica
+            );
+            self.destroy_group(env.range_id)
+                .map_err(|e| format!("range {}: cannot destroy replica: {e}", env.range_id))?;
+            return Ok(false);
+        }
+        let sender = g.sm.replica_id(msg.from);
+        if env.from_replica != 0 && sender != 0 && env.from_replica < sender {
+            return Ok(true);
+        }
         let ty = msg.get_msg_type();
         if matches!(
             ty,
@@ -545,6 +585,20 @@ impl<S: StateMachine> MultiRaft<S> {
         Ok((g.node.raft.raft_log.last_index(), g.node.raft.term))
     }
 
+    /// Drops a group and its state (data and raft log) from this node.
+    fn destroy_group(&mut self, range_id: u64) -> tessera_storage::Result<()> {
+        let Some(mut g) = self.groups.remove(&range_id) else {
+            return Ok(());
+        };
+        let mut batch = WriteBatch::new();
+        g.sm.destroy(&mut batch);
+        g.node.store().destroy(&mut batch);
+        self.engine.write(batch, false)?;
+        let r = &g.node.raft;
+        self.superseded.insert(range_id, (r.term, r.vote));
+        Ok(())
+    }
+
     /// Reports that a snapshot sent to `to` failed, so raft retries.
     pub fn report_snapshot_failure(&mut self, range_id: u64, to: u64) {
         if let Some(g) = self.groups.get_mut(&range_id) {
@@ -588,7 +642,6 @@ impl<S: StateMachine> MultiRaft<S> {
             if g.leader_can_quiesce(after) {
                 g.quiesced = true;
                 let r = &g.node.raft;
-                let span = (g.sm.span(), g.sm.generation());
                 for (peer, _) in r.prs().iter() {
                     if *peer == node_id {
                         continue;
@@ -599,19 +652,12 @@ impl<S: StateMachine> MultiRaft<S> {
                     m.from = node_id;
                     m.term = r.term;
                     m.commit = r.raft_log.committed;
-                    quiesce_msgs.push((*peer, *range_id, span.clone(), m));
+                    quiesce_msgs.push((*peer, Self::envelope(&g.sm, node_id, *range_id, &m, true)));
                 }
             }
         }
-        for (to, range_id, ((start, end), generation), m) in quiesce_msgs {
-            self.outbox.entry(to).or_default().push(RaftEnvelope {
-                range_id,
-                start_key: start,
-                end_key: end,
-                message: m.write_to_bytes().unwrap_or_default(),
-                quiesce: true,
-                generation,
-            });
+        for (to, env) in quiesce_msgs {
+            self.outbox.entry(to).or_default().push(env);
         }
     }
 
@@ -642,21 +688,32 @@ impl<S: StateMachine> MultiRaft<S> {
         }
     }
 
+    /// Wraps a message of group `range_id` with what the receiver needs
+    /// besides it: the sender's span, generation and replica incarnations.
+    fn envelope(sm: &S, node_id: u64, range_id: u64, m: &Message, quiesce: bool) -> RaftEnvelope {
+        let (start_key, end_key) = sm.span();
+        RaftEnvelope {
+            range_id,
+            start_key,
+            end_key,
+            message: m.write_to_bytes().unwrap_or_default(),
+            quiesce,
+            generation: sm.generation(),
+            from_replica: sm.replica_id(node_id),
+            to_replica: sm.replica_id(m.to),
+        }
+    }
+
     fn queue(
         outbox: &mut BTreeMap<u64, Vec<RaftEnvelope>>,
         range_id: u64,
-        (span, generation): &((Vec<u8>, Vec<u8>), u64),
+        sm: &S,
+        node_id: u64,
         msgs: Vec<Message>,
     ) {
         for m in msgs {
-            outbox.entry(m.to).or_default().push(RaftEnvelope {
-                range_id,
-                start_key: span.0.clone(),
-                end_key: span.1.clone(),
-                message: m.write_to_bytes().unwrap_or_default(),
-                quiesce: false,
-                generation: *generation,
-            });
+            let env = Self::envelope(sm, node_id, range_id, &m, false);
+            outbox.entry(m.to).or_default().push(env);
         }
     }
 
@@ -682,6 +739,7 @@ impl<S: StateMachine> MultiRaft<S> {
         &mut self,
         mut send_early: impl FnMut(BTreeMap<u64, Vec<RaftEnvelope>>),
     ) -> tessera_storage::Result<ReadyOutput> {
+        let node_id = self.cfg.node_id;
         let mut batch = WriteBatch::new();
         let mut must_sync = false;
         let mut readies = Vec::new();
@@ -690,12 +748,17 @@ impl<S: StateMachine> MultiRaft<S> {
                 continue;
             }
             let mut rd = g.node.ready();
-            let span = (g.sm.span(), g.sm.generation());
             if let Some(ss) = rd.ss() {
                 let (role, leader) = (ss.raft_state, ss.leader_id);
                 g.sm.on_state_change(role, g.node.raft.term, leader);
             }
-            Self::queue(&mut self.outbox, *range_id, &span, rd.take_messages());
+            Self::queue(
+                &mut self.outbox,
+                *range_id,
+                &g.sm,
+                node_id,
+                rd.take_messages(),
+            );
             if !rd.snapshot().is_empty() {
                 let snap: Snapshot = rd.snapshot().clone();
                 if let Err(e) = g.sm.apply_snapshot(&snap.data, &mut batch) {
@@ -734,11 +797,11 @@ impl<S: StateMachine> MultiRaft<S> {
                 .groups
                 .get_mut(&range_id)
                 .expect("group of a ready exists");
-            let span = (g.sm.span(), g.sm.generation());
             Self::queue(
                 &mut self.outbox,
                 range_id,
-                &span,
+                &g.sm,
+                node_id,
                 rd.take_persisted_messages(),
             );
             for rs in rd.take_read_states() {
@@ -749,7 +812,13 @@ impl<S: StateMachine> MultiRaft<S> {
             if let Some(commit) = light.commit_index() {
                 g.node.mut_store().set_commit(commit, &mut apply_batch);
             }
-            Self::queue(&mut self.outbox, range_id, &span, light.take_messages());
+            Self::queue(
+                &mut self.outbox,
+                range_id,
+                &g.sm,
+                node_id,
+                light.take_messages(),
+            );
             committed.extend(light.take_committed_entries());
             if committed.is_empty() {
                 continue;

@@ -17,6 +17,9 @@ use tessera_storage::MemoryEngine;
 pub struct Net {
     pub stores: RwLock<HashMap<u64, Arc<Store>>>,
     pub down: RwLock<HashSet<u64>>,
+    /// Nodes whose raft messages (sent and received) are dropped; they
+    /// stay live and reachable for requests.
+    pub raft_cut: RwLock<HashSet<u64>>,
     /// The next write is applied but its reply is lost (as on a timeout).
     pub lose_next_write_reply: std::sync::atomic::AtomicBool,
     /// A write (key, value) another client makes right after the reply
@@ -39,6 +42,11 @@ impl RaftTransport for Transport {
         if self.0.down.read().contains(&self.1) {
             return;
         }
+        let cut = self.0.raft_cut.read();
+        if cut.contains(&self.1) || cut.contains(&batch.to_node) {
+            return;
+        }
+        drop(cut);
         if let Some(s) = self.0.up(batch.to_node) {
             s.deliver(batch);
         }

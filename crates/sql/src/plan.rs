@@ -2766,9 +2766,12 @@ impl<'a> Binder<'a> {
                         "INSERT has more target columns than expressions"
                     }));
                 }
+                let untyped = untyped_outputs(src);
                 for (k, (_, ty)) in q.columns.iter().enumerate() {
                     let col = &table.columns[targets[k]];
-                    check_assignable(ty, &col.ty, &col.name)?;
+                    if !untyped.get(k).copied().unwrap_or(false) {
+                        check_assignable(ty, &col.ty, &col.name)?;
+                    }
                 }
                 InsertSource::Query(Box::new(q.plan))
             }
@@ -4137,6 +4140,26 @@ pub fn parse_expr(sql: &str) -> Result<ast::Expr> {
         .try_with_sql(sql)
         .and_then(|mut p| p.parse_expr())
         .map_err(|e| SqlError::syntax(e.to_string()))
+}
+
+/// Which output columns of a plain `SELECT` are bare NULLs or quoted
+/// literals: PostgreSQL leaves those untyped in `INSERT ... SELECT` and
+/// converts them to the target column's type (empty if unknown, e.g. with
+/// `*` or a set operation).
+fn untyped_outputs(q: &ast::Query) -> Vec<bool> {
+    let ast::SetExpr::Select(select) = q.body.as_ref() else {
+        return Vec::new();
+    };
+    let untyped = |e: &ast::Expr| matches!(e, ast::Expr::Value(v) if matches!(v.value, ast::Value::Null | ast::Value::SingleQuotedString(_)));
+    let mut out = Vec::new();
+    for item in &select.projection {
+        match item {
+            ast::SelectItem::UnnamedExpr(e) => out.push(untyped(e)),
+            ast::SelectItem::ExprWithAlias { expr, .. } => out.push(untyped(expr)),
+            _ => return Vec::new(),
+        }
+    }
+    out
 }
 
 fn is_default_keyword(e: &ast::Expr) -> bool {

@@ -407,6 +407,39 @@ async fn a_large_insert_is_all_or_nothing() {
 /// CHECK and UNIQUE constraints, inline and table-level, named as
 /// PostgreSQL names them; a violation fails with 23514 / 23505 and writes
 /// nothing; NULL passes a CHECK and is distinct in a UNIQUE column.
+/// In `INSERT ... SELECT`, a bare NULL or quoted literal in the select list
+/// takes the target column's type, as in PostgreSQL; a typed expression
+/// of another type is still refused (42804).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn insert_select_gives_untyped_literals_the_column_type() {
+    let c = cluster().await;
+    let s = connect(c.addrs[0]).await;
+    s.batch_execute(
+        "CREATE TABLE u (a INT PRIMARY KEY, b INT, c DATE);
+         INSERT INTO u SELECT 1, NULL, NULL;
+         INSERT INTO u SELECT 2, '7', '2026-01-02';
+         INSERT INTO u (a, b) SELECT a + 10, NULL FROM u;",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        flat(&s, "SELECT a, b, c FROM u ORDER BY a").await,
+        "1|NULL|NULL;2|7|2026-01-02;11|NULL|NULL;12|NULL|NULL"
+    );
+    assert_eq!(
+        sqlstate(&s, "INSERT INTO u SELECT 3, 'x', NULL").await,
+        "22P02"
+    );
+    assert_eq!(
+        sqlstate(&s, "INSERT INTO u SELECT 4, 'x'::text, NULL").await,
+        "42804"
+    );
+    assert_eq!(
+        sqlstate(&s, "INSERT INTO u SELECT 5, NULL::text, NULL").await,
+        "42804"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_and_unique_constraints() {
     let c = cluster().await;

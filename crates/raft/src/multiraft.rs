@@ -288,6 +288,12 @@ impl<S: StateMachine> Group<S> {
         self.idle_ticks = 0;
     }
 
+    /// Writes the removal of the group's data and raft state into `batch`.
+    fn destroy(&mut self, batch: &mut WriteBatch) {
+        self.sm.destroy(batch);
+        self.node.store().destroy(batch);
+    }
+
     /// Whether an idle leader can stop ticking: everything proposed is
     /// committed, applied and replicated to every peer.
     fn leader_can_quiesce(&self, after_ticks: u64) -> bool {
@@ -591,8 +597,7 @@ impl<S: StateMachine> MultiRaft<S> {
             return Ok(());
         };
         let mut batch = WriteBatch::new();
-        g.sm.destroy(&mut batch);
-        g.node.store().destroy(&mut batch);
+        g.destroy(&mut batch);
         self.engine.write(batch, false)?;
         let r = &g.node.raft;
         self.superseded.insert(range_id, (r.term, r.vote));
@@ -642,6 +647,7 @@ impl<S: StateMachine> MultiRaft<S> {
             if g.leader_can_quiesce(after) {
                 g.quiesced = true;
                 let r = &g.node.raft;
+                let header = Self::envelope_header(&g.sm, node_id, *range_id, true);
                 for (peer, _) in r.prs().iter() {
                     if *peer == node_id {
                         continue;
@@ -652,7 +658,7 @@ impl<S: StateMachine> MultiRaft<S> {
                     m.from = node_id;
                     m.term = r.term;
                     m.commit = r.raft_log.committed;
-                    quiesce_msgs.push((*peer, Self::envelope(&g.sm, node_id, *range_id, &m, true)));
+                    quiesce_msgs.push((*peer, Self::envelope(&header, &g.sm, &m)));
                 }
             }
         }
@@ -688,19 +694,28 @@ impl<S: StateMachine> MultiRaft<S> {
         }
     }
 
-    /// Wraps a message of group `range_id` with what the receiver needs
-    /// besides it: the sender's span, generation and replica incarnations.
-    fn envelope(sm: &S, node_id: u64, range_id: u64, m: &Message, quiesce: bool) -> RaftEnvelope {
+    /// What every message of group `range_id` carries besides the raft
+    /// message itself: the sender's span, generation and incarnation
+    /// (read once per batch of messages).
+    fn envelope_header(sm: &S, node_id: u64, range_id: u64, quiesce: bool) -> RaftEnvelope {
         let (start_key, end_key) = sm.span();
         RaftEnvelope {
             range_id,
             start_key,
             end_key,
-            message: m.write_to_bytes().unwrap_or_default(),
             quiesce,
             generation: sm.generation(),
             from_replica: sm.replica_id(node_id),
+            ..Default::default()
+        }
+    }
+
+    /// `m` in an envelope: `header`, and the recipient's incarnation.
+    fn envelope(header: &RaftEnvelope, sm: &S, m: &Message) -> RaftEnvelope {
+        RaftEnvelope {
+            message: m.write_to_bytes().unwrap_or_default(),
             to_replica: sm.replica_id(m.to),
+            ..header.clone()
         }
     }
 
@@ -711,8 +726,12 @@ impl<S: StateMachine> MultiRaft<S> {
         node_id: u64,
         msgs: Vec<Message>,
     ) {
+        if msgs.is_empty() {
+            return;
+        }
+        let header = Self::envelope_header(sm, node_id, range_id, false);
         for m in msgs {
-            let env = Self::envelope(sm, node_id, range_id, &m, false);
+            let env = Self::envelope(&header, sm, &m);
             outbox.entry(m.to).or_default().push(env);
         }
     }
@@ -874,8 +893,7 @@ impl<S: StateMachine> MultiRaft<S> {
                         new_groups.push((new_id, storage, state_machine, campaign));
                     }
                     Effect::Destroy => {
-                        g.sm.destroy(&mut apply_batch);
-                        g.node.store().destroy(&mut apply_batch);
+                        g.destroy(&mut apply_batch);
                         destroyed.push(range_id);
                     }
                 }

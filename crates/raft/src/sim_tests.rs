@@ -18,6 +18,8 @@ use crate::{Config, Effect, MultiRaft, StateMachine};
 #[derive(Default)]
 struct Recorder {
     applied: Vec<Vec<u8>>,
+    /// Node id -> replica id (incarnation); empty: unknown.
+    replica_ids: HashMap<u64, u64>,
 }
 
 impl StateMachine for Recorder {
@@ -62,6 +64,9 @@ impl StateMachine for Recorder {
     }
     fn span(&self) -> (Vec<u8>, Vec<u8>) {
         (vec![], vec![0xff])
+    }
+    fn replica_id(&self, node_id: u64) -> u64 {
+        self.replica_ids.get(&node_id).copied().unwrap_or(0)
     }
 }
 
@@ -571,4 +576,95 @@ fn one_fsync_persists_the_new_entries_of_every_group() {
             vec![b"x".to_vec()]
         );
     }
+}
+
+/// Incarnations: a message to an earlier replica of this node, or from an
+/// earlier replica of its sender, is dropped; one addressed to a later
+/// replica of this node destroys this one, and the empty replica created
+/// in its place keeps its term and vote (a peer votes once per term).
+#[test]
+fn messages_of_other_incarnations_are_dropped_or_replace_the_replica() {
+    use protobuf::Message as _;
+    use raft::eraftpb::{Message, MessageType};
+    let mut cfg = Config::new(1);
+    cfg.vote_grace_ticks = 0;
+    let engine = Arc::new(MemoryEngine::new());
+    let mut mr = MultiRaft::new(cfg, engine.clone());
+    let mut batch = WriteBatch::new();
+    // This node's replica is incarnation 4; node 2's is 2.
+    let sm = Recorder {
+        replica_ids: HashMap::from([(1, 4), (2, 2), (3, 3)]),
+        ..Default::default()
+    };
+    mr.create_group(RANGE, vec![1, 2, 3], vec![], sm, &mut batch)
+        .unwrap();
+    tessera_storage::Engine::write(engine.as_ref(), batch, true).unwrap();
+    let vote_request = |from: u64, term: u64| {
+        let mut m = Message::default();
+        m.set_msg_type(MessageType::MsgRequestVote);
+        m.from = from;
+        m.to = 1;
+        m.term = term;
+        m.index = 1000;
+        m.log_term = term;
+        m
+    };
+    let env = |m: &Message, from_replica: u64, to_replica: u64| RaftEnvelope {
+        range_id: RANGE,
+        message: m.write_to_bytes().unwrap(),
+        from_replica,
+        to_replica,
+        ..Default::default()
+    };
+    let term = |mr: &mut MultiRaft<Recorder>| mr.with_group(RANGE, |ctl, _| ctl.term()).unwrap();
+    let granted = |mr: &mut MultiRaft<Recorder>, to: u64| {
+        let out = mr.process_ready().unwrap();
+        let answers: Vec<bool> = out
+            .messages
+            .get(&to)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| Message::parse_from_bytes(&e.message).ok())
+            .filter(|m| m.get_msg_type() == MessageType::MsgRequestVoteResponse)
+            .map(|m| !m.reject)
+            .collect();
+        answers
+    };
+    let start = term(&mut mr);
+
+    // To an earlier incarnation of node 1: dropped.
+    assert!(mr.step(&env(&vote_request(2, start + 5), 2, 3)).unwrap());
+    assert_eq!(
+        term(&mut mr),
+        start,
+        "a message to replica 3 reached replica 4"
+    );
+    // From an earlier incarnation of node 2: dropped.
+    assert!(mr.step(&env(&vote_request(2, start + 5), 1, 4)).unwrap());
+    assert_eq!(
+        term(&mut mr),
+        start,
+        "a message from replica 1 of node 2 was stepped"
+    );
+    // The current incarnations: node 1 votes for node 2.
+    assert!(mr.step(&env(&vote_request(2, start + 5), 2, 4)).unwrap());
+    assert_eq!(term(&mut mr), start + 5);
+    assert_eq!(granted(&mut mr, 2), vec![true]);
+
+    // Addressed to incarnation 6 of node 1: replica 4 is obsolete.
+    assert!(!mr.step(&env(&vote_request(3, start + 5), 3, 6)).unwrap());
+    assert!(!mr.has_group(RANGE), "the obsolete replica is gone");
+    let fresh = Recorder {
+        replica_ids: HashMap::from([(1, 6)]),
+        ..Default::default()
+    };
+    mr.create_uninitialized(RANGE, fresh).unwrap();
+    assert_eq!(term(&mut mr), start + 5, "the term is kept");
+    // Its vote in that term went to node 2: node 3 does not get it.
+    assert!(mr.step(&env(&vote_request(3, start + 5), 0, 6)).unwrap());
+    assert_eq!(
+        granted(&mut mr, 3),
+        vec![false],
+        "a second vote in one term"
+    );
 }

@@ -106,13 +106,52 @@ impl std::error::Error for Error {}
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// How many times an operation that is safe to repeat tries again after
+/// an attempt whose outcome is unknown.
+const AMBIGUOUS_RETRIES: u32 = 5;
+
 /// A future returned by a [`NodeDialer`].
-pub type DialFuture = Pin<Box<dyn Future<Output = std::result::Result<KvResponse, String>> + Send>>;
+pub type DialFuture =
+    Pin<Box<dyn Future<Output = std::result::Result<KvResponse, DialError>> + Send>>;
+
+/// Why a request to a node got no answer.
+#[derive(Clone, Debug)]
+pub struct DialError {
+    pub reason: String,
+    /// Whether the node may have received, and acted on, the request.
+    /// False only when it certainly did not (no connection could be
+    /// opened, the node is known to be down): a write in it did not apply.
+    pub maybe_delivered: bool,
+}
+
+impl DialError {
+    /// The request never left: nothing it asked for happened.
+    pub fn not_sent(reason: impl Into<String>) -> Self {
+        DialError {
+            reason: reason.into(),
+            maybe_delivered: false,
+        }
+    }
+
+    /// The request may have reached the node, which did not answer.
+    pub fn unanswered(reason: impl Into<String>) -> Self {
+        DialError {
+            reason: reason.into(),
+            maybe_delivered: true,
+        }
+    }
+}
+
+impl std::fmt::Display for DialError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
 
 /// How the client reaches nodes (gRPC in a server, direct calls in tests).
 pub trait NodeDialer: Send + Sync + 'static {
-    /// Sends a request to the store of `node_id`. `Err` means the node
-    /// could not be reached.
+    /// Sends a request to the store of `node_id`. `Err` means no answer
+    /// came, and says whether the request may still have been delivered.
     fn send(&self, node_id: u64, req: KvRequest) -> DialFuture;
     /// Range 1's descriptor and its leaseholder, as known from gossip.
     fn first_range(&self) -> Option<(RangeDescriptor, u64)>;
@@ -393,9 +432,17 @@ impl DB {
 
     /// Atomically adds one to the u64 counter at `key`; returns the new value.
     pub async fn increment(&self, key: &[u8]) -> Result<u64> {
+        self.add(key, 1).await
+    }
+
+    /// Atomically adds `n` to the u64 counter at `key` (big-endian, absent
+    /// is 0); returns the new value. Numbers are never handed out twice;
+    /// an attempt whose outcome is unknown may leave a gap.
+    pub async fn add(&self, key: &[u8], n: u64) -> Result<u64> {
+        let mut attempts = 0..AMBIGUOUS_RETRIES;
         loop {
             let cur = self.get(key).await?;
-            let n = match &cur {
+            let old = match &cur {
                 Some(v) => u64::from_be_bytes(
                     v.as_slice()
                         .try_into()
@@ -403,9 +450,21 @@ impl DB {
                 ),
                 None => 0,
             };
-            match self.cput(key, &(n + 1).to_be_bytes(), cur.as_deref()).await {
-                Ok(()) => return Ok(n + 1),
+            let new = old.checked_add(n).ok_or_else(|| {
+                Error::BadRequest(format!("counter {} overflows", keys::pretty(key)))
+            })?;
+            match self.cput(key, &new.to_be_bytes(), cur.as_deref()).await {
+                Ok(()) => return Ok(new),
                 Err(Error::ConditionFailed { .. }) => continue,
+                // The lost attempt may have taken these numbers; the next
+                // one takes numbers after them (a gap, never a duplicate).
+                Err(
+                    e @ Error::Unavailable {
+                        ambiguous: true, ..
+                    },
+                ) if attempts.next().is_some() => {
+                    tracing::debug!("adding to {}: {e}; trying again", keys::pretty(key));
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -414,6 +473,7 @@ impl DB {
     /// Records `desc` in /meta unless a newer generation is already there.
     pub async fn update_meta(&self, desc: &RangeDescriptor) -> Result<()> {
         let key = keys::meta_key(&desc.end_key);
+        let mut attempts = 0..AMBIGUOUS_RETRIES;
         loop {
             let cur = self.get(&key).await?;
             if let Some(bytes) = &cur {
@@ -426,6 +486,10 @@ impl DB {
             match self.cput(&key, &desc.encode_to_vec(), cur.as_deref()).await {
                 Ok(()) => return Ok(()),
                 Err(Error::ConditionFailed { .. }) => continue,
+                // Writing the same descriptor again is harmless: look.
+                Err(Error::Unavailable {
+                    ambiguous: true, ..
+                }) if attempts.next().is_some() => continue,
                 Err(e) => return Err(e),
             }
         }
@@ -625,6 +689,17 @@ impl DB {
             };
             let op = build(&desc)?;
             let is_read = matches!(op, kv_request::Op::Get(_) | kv_request::Op::Scan(_));
+            // A write outside a transaction takes its timestamp when it
+            // applies, so a second attempt after a first one that applied
+            // would write again, later, over whatever came between: its
+            // outcome, once unknown, stays unknown.
+            let is_plain_write = matches!(
+                op,
+                kv_request::Op::Put(_)
+                    | kv_request::Op::Delete(_)
+                    | kv_request::Op::Cput(_)
+                    | kv_request::Op::Batch(_)
+            );
             let req = KvRequest {
                 range_id: desc.range_id,
                 timestamp: Some(self.clock.now().into()),
@@ -634,11 +709,18 @@ impl DB {
             let resp = match self.dialer.send(target, req).await {
                 Ok(r) => r,
                 Err(e) => {
-                    // A write whose RPC failed may still have been applied
-                    // (a timeout, or a node that died after proposing): if
-                    // the operation ends in failure, its outcome is unknown.
-                    ambiguous |= !is_read;
+                    // A write whose RPC failed after it was sent may still
+                    // have been applied (a timeout, or a node that died
+                    // after proposing): if the operation ends in failure,
+                    // its outcome is unknown.
+                    ambiguous |= !is_read && e.maybe_delivered;
                     last_err = format!("node {target}: {e}");
+                    if ambiguous && is_plain_write {
+                        return Err(Error::Unavailable {
+                            reason: format!("{last_err}; the write may or may not have applied"),
+                            ambiguous: true,
+                        });
+                    }
                     tried.push(target);
                     self.cache.lock().set_leaseholder(desc.range_id, 0);
                     continue;
@@ -736,6 +818,12 @@ impl DB {
                 kv_error::Kind::Unavailable(u) => {
                     ambiguous |= u.ambiguous;
                     last_err = u.reason;
+                    if ambiguous && is_plain_write {
+                        return Err(Error::Unavailable {
+                            reason: last_err,
+                            ambiguous: true,
+                        });
+                    }
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_millis(500));
                 }

@@ -222,11 +222,36 @@ async fn a_write_whose_reply_was_lost_is_never_reported_as_a_definite_failure() 
     let c = cluster(3).await;
     let db = c.dbs[&1].clone();
     wait_for_three_voters(&db).await;
-    // A put is idempotent: the retry succeeds.
+    // Found by the chaos harness (register under kill): a put whose reply
+    // was lost was sent again, and the second attempt wrote over a value
+    // another client had written in between, so the put took effect twice.
+    // Its outcome is unknown, and the newer value stays.
+    *c.net.after_lost_reply.lock() = Some((b"amb-put".to_vec(), b"2".to_vec()));
     c.net
         .lose_next_write_reply
         .store(true, std::sync::atomic::Ordering::SeqCst);
-    db.put(b"amb-put", b"1").await.unwrap();
+    let err = db.put(b"amb-put", b"1").await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            tessera_kv::db::Error::Unavailable {
+                ambiguous: true,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(db.get(b"amb-put").await.unwrap(), Some(b"2".to_vec()));
+    // A node that could not be reached got nothing: a write to it is not
+    // ambiguous, and is retried elsewhere.
+    let lh = db
+        .leaseholder_of(&db.range_for(b"amb-down").await.unwrap())
+        .await
+        .unwrap();
+    c.net.down.write().insert(lh);
+    db.put(b"amb-down", b"1").await.unwrap();
+    c.net.down.write().remove(&lh);
+    assert_eq!(db.get(b"amb-down").await.unwrap(), Some(b"1".to_vec()));
     // A conditional put applied by the lost attempt fails its retry; that
     // must surface as "outcome unknown", not as a failed condition.
     c.net

@@ -13,7 +13,7 @@ use common::*;
 use tessera_common::proto::{
     batch_write::Write, kv_request, BatchWrite, KvRequest, PutRequest, RangeDescriptor,
 };
-use tessera_kv::db::{DialFuture, Error};
+use tessera_kv::db::{DialError, DialFuture, Error};
 use tessera_kv::txn::{Isolation, Txn, TXN_EXPIRY};
 use tessera_kv::{NodeDialer, DB};
 
@@ -211,7 +211,7 @@ impl NodeDialer for DyingDialer {
             self.dead.store(true, Ordering::SeqCst);
         }
         if self.dead.load(Ordering::SeqCst) {
-            return Box::pin(async { Err("coordinator is dead".to_string()) });
+            return Box::pin(async { Err(DialError::not_sent("coordinator is dead")) });
         }
         self.inner.send(node_id, req)
     }

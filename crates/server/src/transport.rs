@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use tessera_common::proto::internal_client::InternalClient;
 use tessera_common::proto::{KvRequest, RaftBatch, RangeDescriptor};
-use tessera_kv::db::DialFuture;
+use tessera_kv::db::{DialError, DialFuture};
 use tessera_kv::{NodeDialer, RaftTransport, Store};
 use tokio::sync::mpsc;
 use tonic::transport::{Channel, Endpoint};
@@ -56,6 +56,26 @@ pub(crate) fn describe_status(s: &tonic::Status) -> String {
         None if s.message().is_empty() => format!("{:?}", s.code()),
         None => s.message().to_string(),
     }
+}
+
+/// Whether a failed call never reached the other node because no
+/// connection to it could be opened: then the request was not sent.
+pub(crate) fn never_connected(s: &tonic::Status) -> bool {
+    use std::error::Error as _;
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = s.source();
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::ConnectionRefused {
+                return true;
+            }
+        }
+        // tonic's wrapper of every failure to open a connection.
+        if err.downcast_ref::<tonic::ConnectError>().is_some() {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
 }
 
 /// An endpoint for `addr` with the node-to-node settings.
@@ -271,23 +291,38 @@ impl NodeDialer for Dialer {
             return Box::pin(async move {
                 match store {
                     Some(s) => Ok(s.execute(req).await),
-                    None => Err("node is shutting down".to_string()),
+                    None => Err(DialError::not_sent("node is shutting down")),
                 }
             });
         }
         if self.book.is_suspect(node_id) {
-            return Box::pin(async move { Err(format!("node {node_id} is not live")) });
+            return Box::pin(async move {
+                Err(DialError::not_sent(format!("node {node_id} is not live")))
+            });
         }
         let client = match self.book.address_of(node_id) {
-            None => Err(format!("address of node {node_id} unknown")),
-            Some(addr) => self.pool.internal(&addr).map(|c| (addr, c)),
+            None => Err(DialError::not_sent(format!(
+                "address of node {node_id} unknown"
+            ))),
+            Some(addr) => self
+                .pool
+                .internal(&addr)
+                .map(|c| (addr, c))
+                .map_err(DialError::not_sent),
         };
         Box::pin(async move {
             let (addr, mut client) = client?;
             match tokio::time::timeout(KV_TIMEOUT, client.kv(req)).await {
                 Ok(Ok(resp)) => Ok(resp.into_inner()),
-                Ok(Err(s)) => Err(format!("{addr}: {}", describe_status(&s))),
-                Err(_) => Err(format!("{addr}: timed out")),
+                Ok(Err(s)) => {
+                    let reason = format!("{addr}: {}", describe_status(&s));
+                    Err(if never_connected(&s) {
+                        DialError::not_sent(reason)
+                    } else {
+                        DialError::unanswered(reason)
+                    })
+                }
+                Err(_) => Err(DialError::unanswered(format!("{addr}: timed out"))),
             }
         })
     }
@@ -363,6 +398,38 @@ mod tests {
         assert_eq!(pick(Some((desc(4), 0)), Some((desc(3), 2))), Some((4, 0)));
         assert_eq!(pick(None, Some((desc(3), 2))), Some((3, 2)));
         assert_eq!(pick(None, None), None);
+    }
+
+    /// A `Kv` call to `addr` through a fresh channel: its failure status.
+    async fn failed_kv_call(addr: &str) -> tonic::Status {
+        let mut client = Pool::default().internal(addr).unwrap();
+        client.kv(KvRequest::default()).await.unwrap_err()
+    }
+
+    #[tokio::test]
+    async fn only_a_connection_never_opened_means_the_request_was_not_sent() {
+        // Nothing listens: the connection is refused, nothing was sent.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let refused = failed_kv_call(&format!("127.0.0.1:{port}")).await;
+        assert!(never_connected(&refused), "{refused:?}");
+        // A peer that accepts and then drops the connection may have read
+        // the request: its fate is unknown.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            use tokio::io::AsyncReadExt;
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let mut buf = [0u8; 256];
+                let _ = sock.read(&mut buf).await;
+                drop(sock);
+            }
+        });
+        let dropped = failed_kv_call(&addr.to_string()).await;
+        assert!(!never_connected(&dropped), "{dropped:?}");
     }
 
     #[test]

@@ -1146,20 +1146,8 @@ impl Catalog {
     /// Sequences are not transactional (as in PostgreSQL): a rolled-back
     /// insert leaves a gap.
     pub async fn reserve(&self, seq_id: u64, n: u64) -> Result<i64> {
-        let key = seq_key(seq_id);
-        loop {
-            let cur = self.db.get(&key).await?;
-            let v = read_u64(cur.clone())?;
-            match self
-                .db
-                .cput(&key, &(v + n).to_be_bytes(), cur.as_deref())
-                .await
-            {
-                Ok(()) => return Ok(v as i64 + 1),
-                Err(KvError::ConditionFailed { .. }) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
+        let last = self.db.add(&seq_key(seq_id), n).await?;
+        Ok((last - n) as i64 + 1)
     }
 }
 

@@ -1883,7 +1883,15 @@ impl Session {
                 .collect();
             match kv.write_batch(batch).await {
                 Ok(()) => continue,
-                Err(KvError::ConditionFailed { .. } | KvError::CrossRange(_)) => {}
+                // Entry by entry: an entry the lost attempt wrote is found
+                // equal to what it should be.
+                Err(
+                    KvError::ConditionFailed { .. }
+                    | KvError::CrossRange(_)
+                    | KvError::Unavailable {
+                        ambiguous: true, ..
+                    },
+                ) => {}
                 Err(e) => return Err(e.into()),
             }
             for (k, v) in entries {

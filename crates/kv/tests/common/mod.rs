@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use parking_lot::RwLock;
 use tessera_common::proto::{KvRequest, RaftBatch, RangeDescriptor};
 use tessera_common::Clock;
-use tessera_kv::db::DialFuture;
+use tessera_kv::db::{DialError, DialFuture};
 use tessera_kv::{Liveness, NodeDialer, RaftTransport, Store, StoreConfig, DB};
 use tessera_storage::MemoryEngine;
 
@@ -108,11 +108,11 @@ impl NodeDialer for Dialer {
                             };
                             s.execute(put).await;
                         }
-                        return Err("timed out".to_string());
+                        return Err(DialError::unanswered("timed out"));
                     }
                     Ok(resp)
                 }
-                None => Err(format!("node {node_id} is down")),
+                None => Err(DialError::not_sent(format!("node {node_id} is down"))),
             }
         })
     }

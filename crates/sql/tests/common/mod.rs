@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use parking_lot::RwLock;
 use tessera_common::proto::{KvRequest, RaftBatch, RangeDescriptor};
 use tessera_common::Clock;
-use tessera_kv::db::DialFuture;
+use tessera_kv::db::{DialError, DialFuture};
 use tessera_kv::{Liveness, NodeDialer, RaftTransport, Store, StoreConfig, DB};
 use tessera_storage::MemoryEngine;
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
@@ -51,7 +51,7 @@ impl NodeDialer for Dialer {
         Box::pin(async move {
             match store {
                 Some(s) => Ok(s.execute(req).await),
-                None => Err(format!("node {node_id} is down")),
+                None => Err(DialError::not_sent(format!("node {node_id} is down"))),
             }
         })
     }

@@ -689,17 +689,19 @@ impl DB {
             };
             let op = build(&desc)?;
             let is_read = matches!(op, kv_request::Op::Get(_) | kv_request::Op::Scan(_));
-            // A write outside a transaction takes its timestamp when it
-            // applies, so a second attempt after a first one that applied
-            // would write again, later, over whatever came between: its
-            // outcome, once unknown, stays unknown.
-            let is_plain_write = matches!(
-                op,
+            // A write outside a transaction, or a one-phase commit that may
+            // be pushed, takes its timestamp where it applies: a second
+            // attempt after a first one that applied would write again,
+            // later, over whatever came between. Its outcome, once unknown,
+            // stays unknown.
+            let unrepeatable = match &op {
                 kv_request::Op::Put(_)
-                    | kv_request::Op::Delete(_)
-                    | kv_request::Op::Cput(_)
-                    | kv_request::Op::Batch(_)
-            );
+                | kv_request::Op::Delete(_)
+                | kv_request::Op::Cput(_)
+                | kv_request::Op::Batch(_) => true,
+                kv_request::Op::TxnWrite(w) => w.one_phase && w.allow_push,
+                _ => false,
+            };
             let req = KvRequest {
                 range_id: desc.range_id,
                 timestamp: Some(self.clock.now().into()),
@@ -715,7 +717,7 @@ impl DB {
                     // its outcome is unknown.
                     ambiguous |= !is_read && e.maybe_delivered;
                     last_err = format!("node {target}: {e}");
-                    if ambiguous && is_plain_write {
+                    if ambiguous && unrepeatable {
                         return Err(Error::Unavailable {
                             reason: format!("{last_err}; the write may or may not have applied"),
                             ambiguous: true,
@@ -818,7 +820,7 @@ impl DB {
                 kv_error::Kind::Unavailable(u) => {
                     ambiguous |= u.ambiguous;
                     last_err = u.reason;
-                    if ambiguous && is_plain_write {
+                    if ambiguous && unrepeatable {
                         return Err(Error::Unavailable {
                             reason: last_err,
                             ambiguous: true,

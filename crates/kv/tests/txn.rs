@@ -396,6 +396,32 @@ async fn a_commit_whose_reply_was_lost_is_reported_as_unknown_not_as_a_retry() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blind_commit_whose_reply_was_lost_is_not_applied_twice() {
+    // A one-phase commit without reads may be pushed above newer writes;
+    // sent again after a lost reply, it would apply a second time, over
+    // the write that came between.
+    let c = ready_cluster(&[]).await;
+    let db = c.dbs[&1].clone();
+    for isolation in [Isolation::Serializable, Isolation::ReadCommitted] {
+        db.put(b"blind", b"old").await.unwrap();
+        let mut t = Txn::begin(db.clone(), isolation);
+        *c.net.after_lost_reply.lock() = Some((b"blind".to_vec(), b"between".to_vec()));
+        c.net.lose_next_write_reply.store(true, Ordering::SeqCst);
+        match t.commit(vec![put(b"blind", b"mine")]).await {
+            Err(Error::Unavailable {
+                ambiguous: true, ..
+            }) => {}
+            other => panic!("{isolation:?}: a commit whose reply was lost gave {other:?}"),
+        }
+        assert_eq!(
+            db.get(b"blind").await.unwrap(),
+            Some(b"between".to_vec()),
+            "{isolation:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lock_blocks_writers_until_its_transaction_ends_but_not_readers() {
     let c = ready_cluster(&[b"m"]).await;
     let db = c.dbs[&1].clone();

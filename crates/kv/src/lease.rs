@@ -68,11 +68,12 @@ impl LeaseState {
         }
     }
 
-    /// Drops the lease; grants asked for before `now_ms` stay ignored.
-    pub fn revoke(&mut self, now_ms: u64) {
+    /// Drops the lease; grants asked for before `until_ms` (at least now)
+    /// are ignored.
+    pub fn revoke(&mut self, until_ms: u64) {
         self.term = 0;
         self.expiration_ms = 0;
-        self.not_before_ms = now_ms;
+        self.not_before_ms = self.not_before_ms.max(until_ms);
     }
 
     /// Whether a replica that is leader in `term` with `applied` may serve a
@@ -121,5 +122,22 @@ mod tests {
         assert!(!l.valid(3, 1300, 60));
         l.grant(3, 1250, 52, D);
         assert!(l.valid(3, 1300, 60));
+    }
+
+    #[test]
+    fn a_revoke_can_hold_off_grants_until_a_later_moment() {
+        // A leader that sent a handover at 1000 may be deposed by it until
+        // 3000: no grant asked for before then counts.
+        let mut l = LeaseState::default();
+        l.grant(3, 900, 50, D);
+        l.revoke(3000);
+        l.grant(3, 2000, 51, D);
+        assert!(!l.valid(3, 2100, 60));
+        // A later revoke with an earlier bound does not shorten it.
+        l.revoke(2500);
+        l.grant(3, 2900, 52, D);
+        assert!(!l.valid(3, 2950, 60));
+        l.grant(3, 3000, 53, D);
+        assert!(l.valid(3, 3100, 60));
     }
 }

@@ -58,6 +58,10 @@ pub struct ReplicaContext {
     /// simulation owns time.
     pub monotonic: MonotonicClock,
     pub lease_duration: Duration,
+    /// How old a leadership handover may be when it arrives (raft's
+    /// `Config::handover_max_age_ms`): a replica that sent one holds no
+    /// lease until this, plus the clocks' max offset, has passed.
+    pub handover_max_age: Duration,
     /// Ticks between lease renewals of a busy leaseholder.
     pub renew_every_ticks: u64,
     pub registry: Registry,
@@ -384,7 +388,27 @@ impl Replica {
             Some(raft_command::Cmd::Split(s)) => self.apply_split(s, batch, effects),
             Some(raft_command::Cmd::Batch(b)) => self.apply_write_batch(b, ts, &desc, batch),
             Some(raft_command::Cmd::TxnWrite(w)) => self.apply_txn_write(w, &desc, batch),
-            Some(raft_command::Cmd::TxnRecord(r)) => self.apply_txn_record(r, &desc, batch),
+            Some(raft_command::Cmd::TxnRecord(r)) => {
+                let what = if tracing::enabled!(target: "tessera_kv::apply", tracing::Level::TRACE)
+                {
+                    format!("{:?}", r.op)
+                } else {
+                    String::new()
+                };
+                let resp = self.apply_txn_record(r, &desc, batch);
+                tracing::trace!(
+                    target: "tessera_kv::apply",
+                    "range {}: record command {what} -> record {:?}, error {:?}",
+                    desc.range_id,
+                    resp.record.as_ref().map(|r| (
+                        r.id.iter().take(4).map(|x| format!("{x:02x}")).collect::<String>(),
+                        r.status,
+                        r.timestamp.map(Timestamp::from)
+                    )),
+                    resp.error
+                );
+                resp
+            }
             Some(raft_command::Cmd::ResolveIntents(r)) => self.apply_resolve(r, &desc, batch),
             Some(raft_command::Cmd::Gc(g)) => {
                 let threshold: Timestamp = g.threshold.unwrap_or_default().into();
@@ -510,6 +534,26 @@ impl Replica {
 }
 
 impl StateMachine for Replica {
+    fn on_handover_sent(&self) -> u64 {
+        // The handover is taken until `handover_max_age` after it was sent
+        // (plus the clocks' offset), and the votes of the campaign it
+        // starts until as long again after that.
+        let quiet = (self.ctx.handover_max_age + self.ctx.clock.max_offset()) * 2;
+        let until = self.ctx.mono_ms() + quiet.as_millis() as u64;
+        self.shared.lease.lock().revoke(until);
+        tracing::trace!(
+            target: "tessera_kv::apply",
+            "range {}: leadership handover sent; no lease for {} ms",
+            self.shared.range_id,
+            quiet.as_millis()
+        );
+        self.ctx.clock.physical_now()
+    }
+
+    fn physical_now_ms(&self) -> u64 {
+        self.ctx.clock.physical_now()
+    }
+
     fn apply(
         &mut self,
         index: u64,
@@ -679,6 +723,12 @@ impl StateMachine for Replica {
             .lease
             .lock()
             .grant(term, requested_ms, index, self.ctx.lease_duration);
+        tracing::trace!(
+            target: "tessera_kv::apply",
+            "range {}: lease grant term {term} requested at {requested_ms} ms, read index {index}, now {}",
+            self.shared.range_id,
+            self.ctx.clock.now()
+        );
         // A new lease: no read of a previous leaseholder can be above this
         // clock reading (see the concurrency module).
         if self.shared.tscache_term.swap(term, Ordering::AcqRel) != term {

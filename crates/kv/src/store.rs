@@ -191,19 +191,20 @@ impl Store {
         liveness: Arc<dyn Liveness>,
     ) -> Result<Arc<Store>, String> {
         let registry: Registry = Arc::new(RwLock::new(HashMap::new()));
+        let mut rcfg = RaftConfig::new(cfg.node_id);
+        rcfg.election_tick = cfg.election_tick;
+        rcfg.heartbeat_tick = cfg.heartbeat_tick;
+        rcfg.vote_grace_ticks = cfg.election_tick as u64;
         let ctx = Arc::new(ReplicaContext {
             node_id: cfg.node_id,
             engine: engine.clone(),
             clock: clock.clone(),
             monotonic: crate::replica::system_monotonic(),
             lease_duration: cfg.lease_duration(),
+            handover_max_age: Duration::from_millis(rcfg.handover_max_age_ms),
             renew_every_ticks: cfg.heartbeat_tick as u64,
             registry: registry.clone(),
         });
-        let mut rcfg = RaftConfig::new(cfg.node_id);
-        rcfg.election_tick = cfg.election_tick;
-        rcfg.heartbeat_tick = cfg.heartbeat_tick;
-        rcfg.vote_grace_ticks = cfg.election_tick as u64;
         let mut mr: MultiRaft<Replica> = MultiRaft::new(rcfg, engine.clone());
         let live = liveness.clone();
         mr.set_liveness(move |n| live.is_live(n));
@@ -374,10 +375,20 @@ impl Store {
                     plan.limit,
                     plan.txn.as_ref(),
                 ) {
-                    Ok(mvcc::PointRead::Value(value)) => KvResponse {
-                        value,
-                        ..Default::default()
-                    },
+                    Ok(mvcc::PointRead::Value(value)) => {
+                        tracing::trace!(
+                            target: "tessera_kv::apply",
+                            "range {}: get {} at {} -> {:?}",
+                            desc.range_id,
+                            keys::pretty(&g.key),
+                            plan.read_ts,
+                            value.as_ref().map(|v| v.iter().map(|x| format!("{x:02x}")).collect::<String>())
+                        );
+                        KvResponse {
+                            value,
+                            ..Default::default()
+                        }
+                    }
                     Ok(mvcc::PointRead::Uncertain(ts)) => {
                         kv_err(kv_error::Kind::Uncertainty(proto::ReadWithinUncertainty {
                             ts: Some(ts.into()),
@@ -420,6 +431,20 @@ impl Store {
                         if let Some(resp) = self.check_read(&plan, from, to) {
                             return resp;
                         }
+                        tracing::trace!(
+                            target: "tessera_kv::apply",
+                            "range {}: scan {}..{} at {} -> {} rows, first {:?}",
+                            desc.range_id,
+                            keys::pretty(&s.start),
+                            keys::pretty(&s.end),
+                            plan.read_ts,
+                            r.rows.len(),
+                            r.rows.first().map(|(k, v)| format!(
+                                "{}={}",
+                                keys::pretty(k),
+                                v.iter().map(|x| format!("{x:02x}")).collect::<String>()
+                            ))
+                        );
                         KvResponse {
                             rows: r
                                 .rows

@@ -63,6 +63,10 @@ pub struct Config {
     /// A snapshot not acknowledged within this many ticks is assumed lost
     /// (the transport drops messages to unreachable nodes) and is resent.
     pub snapshot_timeout_ticks: u64,
+    /// A leadership handover (MsgTimeoutNow) received more than this many
+    /// milliseconds after it was sent (by the two nodes' physical clocks)
+    /// is ignored; see `RaftEnvelope.sent_at_ms`.
+    pub handover_max_age_ms: u64,
 }
 
 impl Config {
@@ -79,6 +83,7 @@ impl Config {
             quiesce_after_ticks: 6,
             vote_grace_ticks: 10,
             snapshot_timeout_ticks: 50,
+            handover_max_age_ms: 500,
         }
     }
 }
@@ -153,6 +158,24 @@ pub trait StateMachine: Send + Sized + 'static {
     /// higher id, so that nothing of the old one (its log, its
     /// acknowledgements) counts for the new one.
     fn replica_id(&self, _node_id: u64) -> u64 {
+        0
+    }
+
+    /// This replica, as leader, is handing its leadership over (sending
+    /// raft's MsgTimeoutNow, which makes the recipient campaign past its
+    /// promise to this leader). Returns the physical clock reading (ms
+    /// since the epoch) the message carries; the recipient ignores it once
+    /// older than `Config::handover_max_age_ms`. Until then the message may
+    /// still depose this leader, so this replica must hold no lease before
+    /// that age plus the clocks' max offset has passed. 0: no clock (the
+    /// message is then never considered too old).
+    fn on_handover_sent(&self) -> u64 {
+        0
+    }
+
+    /// The node's physical clock, ms since the epoch, as stamped by
+    /// [`StateMachine::on_handover_sent`] (0: no clock).
+    fn physical_now_ms(&self) -> u64 {
         0
     }
 
@@ -515,6 +538,26 @@ impl<S: StateMachine> MultiRaft<S> {
             return Ok(true);
         }
         let ty = msg.get_msg_type();
+        // A handover, and the votes of the campaign it starts, override
+        // the promise to the current leader: only while fresh (see
+        // `RaftEnvelope.sent_at_ms`).
+        if ty == MessageType::MsgTimeoutNow || is_forced_vote(&msg) {
+            let now = g.sm.physical_now_ms();
+            let age = now.saturating_sub(env.sent_at_ms);
+            if now != 0 && (env.sent_at_ms == 0 || age > self.cfg.handover_max_age_ms) {
+                tracing::info!(
+                    "range {}: ignoring a {} from node {} sent {age} ms ago",
+                    env.range_id,
+                    if ty == MessageType::MsgTimeoutNow {
+                        "leadership handover"
+                    } else {
+                        "handover's vote request"
+                    },
+                    msg.from
+                );
+                return Ok(true);
+            }
+        }
         if matches!(
             ty,
             MessageType::MsgRequestVote | MessageType::MsgRequestPreVote
@@ -710,11 +753,18 @@ impl<S: StateMachine> MultiRaft<S> {
         }
     }
 
-    /// `m` in an envelope: `header`, and the recipient's incarnation.
+    /// `m` in an envelope: `header`, the recipient's incarnation and, on
+    /// a leadership handover, its send time.
     fn envelope(header: &RaftEnvelope, sm: &S, m: &Message) -> RaftEnvelope {
+        let sent_at_ms = match m.get_msg_type() {
+            MessageType::MsgTimeoutNow => sm.on_handover_sent(),
+            _ if is_forced_vote(m) => sm.physical_now_ms(),
+            _ => 0,
+        };
         RaftEnvelope {
             message: m.write_to_bytes().unwrap_or_default(),
             to_replica: sm.replica_id(m.to),
+            sent_at_ms,
             ..header.clone()
         }
     }
@@ -1027,4 +1077,10 @@ pub struct GroupStatus {
     pub last_index: u64,
     pub first_index: u64,
     pub quiesced: bool,
+}
+
+/// A vote request of a campaign started by a leadership handover: voters
+/// grant it even while they honour their promise to the current leader.
+fn is_forced_vote(m: &Message) -> bool {
+    m.get_msg_type() == MessageType::MsgRequestVote && m.context[..] == *raft::CAMPAIGN_TRANSFER
 }

@@ -20,6 +20,10 @@ struct Recorder {
     applied: Vec<Vec<u8>>,
     /// Node id -> replica id (incarnation); empty: unknown.
     replica_ids: HashMap<u64, u64>,
+    /// The physical clock (0: none).
+    clock_ms: u64,
+    /// Leadership handovers sent.
+    handovers: std::cell::Cell<u32>,
 }
 
 impl StateMachine for Recorder {
@@ -67,6 +71,13 @@ impl StateMachine for Recorder {
     }
     fn replica_id(&self, node_id: u64) -> u64 {
         self.replica_ids.get(&node_id).copied().unwrap_or(0)
+    }
+    fn on_handover_sent(&self) -> u64 {
+        self.handovers.set(self.handovers.get() + 1);
+        self.clock_ms
+    }
+    fn physical_now_ms(&self) -> u64 {
+        self.clock_ms
     }
 }
 
@@ -667,4 +678,92 @@ fn messages_of_other_incarnations_are_dropped_or_replace_the_replica() {
         vec![false],
         "a second vote in one term"
     );
+}
+
+/// A leadership handover (MsgTimeoutNow), and the vote requests of the
+/// campaign it starts, override a follower's promise to its leader: one
+/// held by the network and delivered late could depose a leader that holds
+/// a lease again. They carry their send time; older than
+/// `handover_max_age_ms` (or unstamped), they are ignored.
+#[test]
+fn late_handovers_and_their_votes_are_ignored() {
+    use protobuf::Message as _;
+    use raft::eraftpb::{Message, MessageType};
+    const NOW: u64 = 1_800_000_000_000;
+    let mut cfg = Config::new(1);
+    cfg.vote_grace_ticks = 0;
+    let max_age = cfg.handover_max_age_ms;
+    let engine = Arc::new(MemoryEngine::new());
+    let mut mr = MultiRaft::new(cfg, engine.clone());
+    let mut batch = WriteBatch::new();
+    let sm = Recorder {
+        clock_ms: NOW,
+        ..Default::default()
+    };
+    mr.create_group(RANGE, vec![1, 2, 3], vec![], sm, &mut batch)
+        .unwrap();
+    tessera_storage::Engine::write(engine.as_ref(), batch, true).unwrap();
+    let term = |mr: &mut MultiRaft<Recorder>| mr.with_group(RANGE, |ctl, _| ctl.term()).unwrap();
+    let env = |m: &Message, sent_at_ms: u64| RaftEnvelope {
+        range_id: RANGE,
+        message: m.write_to_bytes().unwrap(),
+        sent_at_ms,
+        ..Default::default()
+    };
+    let t = term(&mut mr);
+    let mut handover = Message::default();
+    handover.set_msg_type(MessageType::MsgTimeoutNow);
+    handover.from = 2;
+    handover.to = 1;
+    handover.term = t;
+
+    // Too old, or without a send time: no campaign.
+    for sent_at in [NOW - max_age - 1, 0] {
+        assert!(mr.step(&env(&handover, sent_at)).unwrap());
+        assert_eq!(
+            term(&mut mr),
+            t,
+            "a handover sent at {sent_at} started a campaign"
+        );
+    }
+    // Fresh: node 1 campaigns at once, in the next term.
+    assert!(mr.step(&env(&handover, NOW - max_age + 1)).unwrap());
+    assert_eq!(term(&mut mr), t + 1);
+    let out = mr.process_ready().unwrap();
+    let votes: Vec<RaftEnvelope> = out
+        .messages
+        .get(&2)
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
+    let vote = votes
+        .iter()
+        .find(|e| {
+            Message::parse_from_bytes(&e.message)
+                .is_ok_and(|m| m.get_msg_type() == MessageType::MsgRequestVote)
+        })
+        .expect("a vote request to node 2");
+    assert_eq!(
+        vote.sent_at_ms, NOW,
+        "the campaign's vote requests carry their send time"
+    );
+
+    // A forced vote request (a handover's campaign) from node 3, later term.
+    let mut forced = Message::default();
+    forced.set_msg_type(MessageType::MsgRequestVote);
+    forced.from = 3;
+    forced.to = 1;
+    forced.term = t + 5;
+    forced.index = 1000;
+    forced.log_term = t + 5;
+    forced.context = raft::CAMPAIGN_TRANSFER.to_vec().into();
+    assert!(mr.step(&env(&forced, NOW - max_age - 1)).unwrap());
+    assert_eq!(
+        term(&mut mr),
+        t + 1,
+        "a late forced vote request was stepped"
+    );
+    assert!(mr.step(&env(&forced, NOW)).unwrap());
+    assert_eq!(term(&mut mr), t + 5);
 }

@@ -50,6 +50,11 @@ pub fn write_intent_error(intents: Vec<mvcc::Intent>) -> KvResponse {
     }))
 }
 
+/// Bytes in hex, for trace logs.
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
 pub fn aborted(reason: impl Into<String>) -> KvResponse {
     kv_err(kv_error::Kind::TxnAborted(proto::TxnAborted {
         reason: reason.into(),
@@ -204,6 +209,24 @@ impl Replica {
             engine: std::sync::Arc::new(view.clone()),
             pending: staging.clone(),
         };
+        let traced = tracing::enabled!(target: "tessera_kv::apply", tracing::Level::TRACE);
+        let summary = if traced {
+            writes
+                .iter()
+                .map(|(k, v)| match v {
+                    Some(v) => format!("{}={}", tessera_common::keys::pretty(k), hex(v)),
+                    None => format!("{}=<deleted>", tessera_common::keys::pretty(k)),
+                })
+                .chain(
+                    locks
+                        .iter()
+                        .map(|k| format!("{}=<lock>", tessera_common::keys::pretty(k))),
+                )
+                .collect::<Vec<_>>()
+                .join(" ")
+        } else {
+            String::new()
+        };
         for (key, value) in writes {
             let from = staged.len();
             let r = if req.one_phase {
@@ -271,6 +294,17 @@ impl Replica {
             r.heartbeat = Some(self.apply_ts.into());
             write_record(&mut staged, r);
             resp.record = rec;
+        }
+        if traced {
+            tracing::trace!(
+                target: "tessera_kv::apply",
+                "range {} txn {}: {} at {ts} (asked {}, read {read_ts}): {summary}; record {:?}",
+                desc.range_id,
+                hex(&meta.id[..4.min(meta.id.len())]),
+                if req.one_phase { "one-phase commit" } else { "intents" },
+                ts_of(&meta.write_ts),
+                resp.record.as_ref().map(|r| (r.status, r.timestamp.map(Timestamp::from))),
+            );
         }
         batch.extend(staged);
         resp
@@ -461,8 +495,20 @@ impl Replica {
                 if !contains(desc, &key) {
                     continue;
                 }
-                if let Err(e) = mvcc::resolve_intent(&view, batch, &key, id, commit_ts) {
-                    return internal(format!("resolving intent: {e}"));
+                match mvcc::resolve_intent(&view, batch, &key, id, commit_ts) {
+                    Ok(found) => tracing::trace!(
+                        target: "tessera_kv::apply",
+                        "range {} txn {}: resolve {} {}{}",
+                        desc.range_id,
+                        hex(&id[..4]),
+                        tessera_common::keys::pretty(&key),
+                        match commit_ts {
+                            Some(ts) => format!("committed at {ts}"),
+                            None => "aborted".to_string(),
+                        },
+                        if found { "" } else { " (no intent)" },
+                    ),
+                    Err(e) => return internal(format!("resolving intent: {e}")),
                 }
             }
         }

@@ -25,8 +25,16 @@
 //!    the leader, so it ignores vote requests for an election timeout after
 //!    start (`vote_grace_ticks` in the raft driver): the promise survives.
 //! 4. **Transfers.** Handing leadership over (`MsgTimeoutNow`) bypasses the
-//!    promise, so the old leader drops its lease before starting a transfer
-//!    and ignores grants it asked for before that moment.
+//!    promise: its recipient campaigns at once, and voters grant that
+//!    campaign's votes even while they honour the current leader. So the
+//!    old leader drops its lease before starting a transfer. A transfer
+//!    that fails (the recipient is unreachable) is not the end of it: the
+//!    network may still deliver the handover, or the campaign's vote
+//!    requests, seconds later. Both carry their send time and are ignored
+//!    once older than `handover_max_age` by the receiver's clock; the
+//!    sender ignores grants asked for until twice that age plus the
+//!    clocks' max offset after it sent a handover (one bound for the
+//!    handover, one for the votes of the campaign it may start).
 //! 5. **Serving.** A replica serves a read locally only if it is leader in
 //!    the lease's term, `now < expiration`, and it has applied at least the
 //!    read index of the grant: every write acknowledged by any earlier

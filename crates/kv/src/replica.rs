@@ -74,6 +74,11 @@ impl ReplicaContext {
     }
 }
 
+/// Bytes in hex, for trace logs.
+pub(crate) fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
 /// A source of monotonic milliseconds.
 pub type MonotonicClock = Arc<dyn Fn() -> u64 + Send + Sync>;
 
@@ -401,7 +406,7 @@ impl Replica {
                     "range {}: record command {what} -> record {:?}, error {:?}",
                     desc.range_id,
                     resp.record.as_ref().map(|r| (
-                        r.id.iter().take(4).map(|x| format!("{x:02x}")).collect::<String>(),
+                        hex(&r.id[..4.min(r.id.len())]),
                         r.status,
                         r.timestamp.map(Timestamp::from)
                     )),

@@ -382,7 +382,7 @@ impl Store {
                             desc.range_id,
                             keys::pretty(&g.key),
                             plan.read_ts,
-                            value.as_ref().map(|v| v.iter().map(|x| format!("{x:02x}")).collect::<String>())
+                            value.as_deref().map(crate::replica::hex)
                         );
                         KvResponse {
                             value,
@@ -442,7 +442,7 @@ impl Store {
                             r.rows.first().map(|(k, v)| format!(
                                 "{}={}",
                                 keys::pretty(k),
-                                v.iter().map(|x| format!("{x:02x}")).collect::<String>()
+                                crate::replica::hex(v)
                             ))
                         );
                         KvResponse {

@@ -165,10 +165,11 @@ pub trait StateMachine: Send + Sized + 'static {
     /// raft's MsgTimeoutNow, which makes the recipient campaign past its
     /// promise to this leader). Returns the physical clock reading (ms
     /// since the epoch) the message carries; the recipient ignores it once
-    /// older than `Config::handover_max_age_ms`. Until then the message may
-    /// still depose this leader, so this replica must hold no lease before
-    /// that age plus the clocks' max offset has passed. 0: no clock (the
-    /// message is then never considered too old).
+    /// older than `Config::handover_max_age_ms`, and the vote requests of
+    /// the campaign it starts once as old again. Until then they may still
+    /// depose this leader, so this replica must hold no lease for twice
+    /// that age plus the clocks' max offset. 0: no clock (the message is
+    /// then never considered too old).
     fn on_handover_sent(&self) -> u64 {
         0
     }

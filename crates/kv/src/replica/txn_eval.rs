@@ -26,7 +26,7 @@ use tessera_common::Timestamp;
 use tessera_storage::mvcc::{self, TxnMeta};
 use tessera_storage::{Engine, WriteBatch};
 
-use super::{contains, internal, key_mismatch, kv_err, ts_of, Replica};
+use super::{contains, hex, internal, key_mismatch, kv_err, ts_of, Replica};
 use crate::overlay::{Overlay, PendingWrites};
 use crate::txn::{txn_id, TXN_EXPIRY};
 
@@ -48,11 +48,6 @@ pub fn write_intent_error(intents: Vec<mvcc::Intent>) -> KvResponse {
             })
             .collect(),
     }))
-}
-
-/// Bytes in hex, for trace logs.
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 pub fn aborted(reason: impl Into<String>) -> KvResponse {

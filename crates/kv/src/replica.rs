@@ -58,10 +58,6 @@ pub struct ReplicaContext {
     /// simulation owns time.
     pub monotonic: MonotonicClock,
     pub lease_duration: Duration,
-    /// How old a leadership handover may be when it arrives (raft's
-    /// `Config::handover_max_age_ms`): a replica that sent one holds no
-    /// lease until this, plus the clocks' max offset, has passed.
-    pub handover_max_age: Duration,
     /// Ticks between lease renewals of a busy leaseholder.
     pub renew_every_ticks: u64,
     pub registry: Registry,
@@ -406,7 +402,7 @@ impl Replica {
                     "range {}: record command {what} -> record {:?}, error {:?}",
                     desc.range_id,
                     resp.record.as_ref().map(|r| (
-                        hex(&r.id[..4.min(r.id.len())]),
+                        crate::txn::short(&r.id),
                         r.status,
                         r.timestamp.map(Timestamp::from)
                     )),
@@ -539,11 +535,11 @@ impl Replica {
 }
 
 impl StateMachine for Replica {
-    fn on_handover_sent(&self) -> u64 {
-        // The handover is taken until `handover_max_age` after it was sent
-        // (plus the clocks' offset), and the votes of the campaign it
-        // starts until as long again after that.
-        let quiet = (self.ctx.handover_max_age + self.ctx.clock.max_offset()) * 2;
+    fn on_handover_sent(&self, max_age_ms: u64) -> u64 {
+        // The handover is taken until `max_age_ms` after it was sent (plus
+        // the clocks' offset), and the votes of the campaign it starts
+        // until as long again after that.
+        let quiet = (Duration::from_millis(max_age_ms) + self.ctx.clock.max_offset()) * 2;
         let until = self.ctx.mono_ms() + quiet.as_millis() as u64;
         self.shared.lease.lock().revoke(until);
         tracing::trace!(

@@ -191,20 +191,19 @@ impl Store {
         liveness: Arc<dyn Liveness>,
     ) -> Result<Arc<Store>, String> {
         let registry: Registry = Arc::new(RwLock::new(HashMap::new()));
-        let mut rcfg = RaftConfig::new(cfg.node_id);
-        rcfg.election_tick = cfg.election_tick;
-        rcfg.heartbeat_tick = cfg.heartbeat_tick;
-        rcfg.vote_grace_ticks = cfg.election_tick as u64;
         let ctx = Arc::new(ReplicaContext {
             node_id: cfg.node_id,
             engine: engine.clone(),
             clock: clock.clone(),
             monotonic: crate::replica::system_monotonic(),
             lease_duration: cfg.lease_duration(),
-            handover_max_age: Duration::from_millis(rcfg.handover_max_age_ms),
             renew_every_ticks: cfg.heartbeat_tick as u64,
             registry: registry.clone(),
         });
+        let mut rcfg = RaftConfig::new(cfg.node_id);
+        rcfg.election_tick = cfg.election_tick;
+        rcfg.heartbeat_tick = cfg.heartbeat_tick;
+        rcfg.vote_grace_ticks = cfg.election_tick as u64;
         let mut mr: MultiRaft<Replica> = MultiRaft::new(rcfg, engine.clone());
         let live = liveness.clone();
         mr.set_liveness(move |n| live.is_live(n));

@@ -1331,6 +1331,7 @@ impl DB {
     }
 }
 
-fn short(id: &[u8]) -> String {
+/// The first bytes of a transaction id in hex, for logs.
+pub(crate) fn short(id: &[u8]) -> String {
     id.iter().take(4).map(|b| format!("{b:02x}")).collect()
 }

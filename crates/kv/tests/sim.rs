@@ -261,7 +261,6 @@ impl Sim {
             clock: node.clock.clone(),
             monotonic: Arc::new(move || now.load(Ordering::SeqCst)),
             lease_duration: std::time::Duration::from_millis(720),
-            handover_max_age: std::time::Duration::from_millis(500),
             renew_every_ticks: 2,
             registry,
         });

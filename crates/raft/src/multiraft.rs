@@ -165,12 +165,12 @@ pub trait StateMachine: Send + Sized + 'static {
     /// raft's MsgTimeoutNow, which makes the recipient campaign past its
     /// promise to this leader). Returns the physical clock reading (ms
     /// since the epoch) the message carries; the recipient ignores it once
-    /// older than `Config::handover_max_age_ms`, and the vote requests of
-    /// the campaign it starts once as old again. Until then they may still
-    /// depose this leader, so this replica must hold no lease for twice
-    /// that age plus the clocks' max offset. 0: no clock (the message is
-    /// then never considered too old).
-    fn on_handover_sent(&self) -> u64 {
+    /// older than `max_age_ms` (`Config::handover_max_age_ms`), and the
+    /// vote requests of the campaign it starts once as old again. Until
+    /// then they may still depose this leader, so this replica must hold no
+    /// lease for twice that age plus the clocks' max offset. 0: no clock
+    /// (the message is then never considered too old).
+    fn on_handover_sent(&self, _max_age_ms: u64) -> u64 {
         0
     }
 
@@ -702,7 +702,7 @@ impl<S: StateMachine> MultiRaft<S> {
                     m.from = node_id;
                     m.term = r.term;
                     m.commit = r.raft_log.committed;
-                    quiesce_msgs.push((*peer, Self::envelope(&header, &g.sm, &m)));
+                    quiesce_msgs.push((*peer, Self::envelope(&header, &g.sm, &m, 0)));
                 }
             }
         }
@@ -756,9 +756,14 @@ impl<S: StateMachine> MultiRaft<S> {
 
     /// `m` in an envelope: `header`, the recipient's incarnation and, on
     /// a leadership handover, its send time.
-    fn envelope(header: &RaftEnvelope, sm: &S, m: &Message) -> RaftEnvelope {
+    fn envelope(
+        header: &RaftEnvelope,
+        sm: &S,
+        m: &Message,
+        handover_max_age_ms: u64,
+    ) -> RaftEnvelope {
         let sent_at_ms = match m.get_msg_type() {
-            MessageType::MsgTimeoutNow => sm.on_handover_sent(),
+            MessageType::MsgTimeoutNow => sm.on_handover_sent(handover_max_age_ms),
             _ if is_forced_vote(m) => sm.physical_now_ms(),
             _ => 0,
         };
@@ -772,17 +777,17 @@ impl<S: StateMachine> MultiRaft<S> {
 
     fn queue(
         outbox: &mut BTreeMap<u64, Vec<RaftEnvelope>>,
+        cfg: &Config,
         range_id: u64,
         sm: &S,
-        node_id: u64,
         msgs: Vec<Message>,
     ) {
         if msgs.is_empty() {
             return;
         }
-        let header = Self::envelope_header(sm, node_id, range_id, false);
+        let header = Self::envelope_header(sm, cfg.node_id, range_id, false);
         for m in msgs {
-            let env = Self::envelope(&header, sm, &m);
+            let env = Self::envelope(&header, sm, &m, cfg.handover_max_age_ms);
             outbox.entry(m.to).or_default().push(env);
         }
     }
@@ -809,7 +814,6 @@ impl<S: StateMachine> MultiRaft<S> {
         &mut self,
         mut send_early: impl FnMut(BTreeMap<u64, Vec<RaftEnvelope>>),
     ) -> tessera_storage::Result<ReadyOutput> {
-        let node_id = self.cfg.node_id;
         let mut batch = WriteBatch::new();
         let mut must_sync = false;
         let mut readies = Vec::new();
@@ -824,9 +828,9 @@ impl<S: StateMachine> MultiRaft<S> {
             }
             Self::queue(
                 &mut self.outbox,
+                &self.cfg,
                 *range_id,
                 &g.sm,
-                node_id,
                 rd.take_messages(),
             );
             if !rd.snapshot().is_empty() {
@@ -869,9 +873,9 @@ impl<S: StateMachine> MultiRaft<S> {
                 .expect("group of a ready exists");
             Self::queue(
                 &mut self.outbox,
+                &self.cfg,
                 range_id,
                 &g.sm,
-                node_id,
                 rd.take_persisted_messages(),
             );
             for rs in rd.take_read_states() {
@@ -884,9 +888,9 @@ impl<S: StateMachine> MultiRaft<S> {
             }
             Self::queue(
                 &mut self.outbox,
+                &self.cfg,
                 range_id,
                 &g.sm,
-                node_id,
                 light.take_messages(),
             );
             committed.extend(light.take_committed_entries());

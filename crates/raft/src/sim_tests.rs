@@ -72,7 +72,7 @@ impl StateMachine for Recorder {
     fn replica_id(&self, node_id: u64) -> u64 {
         self.replica_ids.get(&node_id).copied().unwrap_or(0)
     }
-    fn on_handover_sent(&self) -> u64 {
+    fn on_handover_sent(&self, _max_age_ms: u64) -> u64 {
         self.handovers.set(self.handovers.get() + 1);
         self.clock_ms
     }
@@ -766,4 +766,51 @@ fn late_handovers_and_their_votes_are_ignored() {
     );
     assert!(mr.step(&env(&forced, NOW)).unwrap());
     assert_eq!(term(&mut mr), t + 5);
+}
+
+/// A leader that hands its leadership over stamps the handover with its
+/// clock and is told (`on_handover_sent`, where the range store drops its
+/// lease for as long as the handover could still be acted on); a fresh
+/// handover goes through.
+#[test]
+fn a_handover_is_stamped_and_reported_by_its_sender() {
+    use protobuf::Message as _;
+    use raft::eraftpb::{Message, MessageType};
+    const NOW: u64 = 1_800_000_000_000;
+    let mut sim = Sim::new(3, 7);
+    for node in sim.nodes.values_mut() {
+        node.state_machine_mut(RANGE).unwrap().clock_ms = NOW;
+    }
+    let old = sim.run_until_leader(None);
+    let target = if old == 1 { 2 } else { 1 };
+    sim.run(5);
+    sim.nodes
+        .get_mut(&old)
+        .unwrap()
+        .with_group(RANGE, |ctl, _| ctl.transfer_leader(target))
+        .unwrap();
+    let out = sim.nodes.get_mut(&old).unwrap().process_ready().unwrap();
+    let handover = out
+        .messages
+        .get(&target)
+        .into_iter()
+        .flatten()
+        .find(|e| {
+            Message::parse_from_bytes(&e.message)
+                .is_ok_and(|m| m.get_msg_type() == MessageType::MsgTimeoutNow)
+        })
+        .expect("a handover to the target")
+        .clone();
+    assert_eq!(handover.sent_at_ms, NOW);
+    assert_eq!(
+        sim.nodes[&old]
+            .state_machine(RANGE)
+            .unwrap()
+            .handovers
+            .get(),
+        1,
+        "the sender was not told of its handover"
+    );
+    sim.nodes.get_mut(&target).unwrap().step(&handover).unwrap();
+    assert_eq!(sim.run_until_leader(Some(old)), target);
 }

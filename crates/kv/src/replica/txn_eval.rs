@@ -295,7 +295,7 @@ impl Replica {
                 target: "tessera_kv::apply",
                 "range {} txn {}: {} at {ts} (asked {}, read {read_ts}): {summary}; record {:?}",
                 desc.range_id,
-                hex(&meta.id[..4.min(meta.id.len())]),
+                crate::txn::short(&meta.id),
                 if req.one_phase { "one-phase commit" } else { "intents" },
                 ts_of(&meta.write_ts),
                 resp.record.as_ref().map(|r| (r.status, r.timestamp.map(Timestamp::from))),
@@ -495,7 +495,7 @@ impl Replica {
                         target: "tessera_kv::apply",
                         "range {} txn {}: resolve {} {}{}",
                         desc.range_id,
-                        hex(&id[..4]),
+                        crate::txn::short(&id),
                         tessera_common::keys::pretty(&key),
                         match commit_ts {
                             Some(ts) => format!("committed at {ts}"),

@@ -31,7 +31,7 @@
 //!    that fails (the recipient is unreachable) is not the end of it: the
 //!    network may still deliver the handover, or the campaign's vote
 //!    requests, seconds later. Both carry their send time and are ignored
-//!    once older than `handover_max_age` by the receiver's clock; the
+//!    once older than raft's `handover_max_age_ms` by the receiver's clock; the
 //!    sender ignores grants asked for until twice that age plus the
 //!    clocks' max offset after it sent a handover (one bound for the
 //!    handover, one for the votes of the campaign it may start).

@@ -18,17 +18,32 @@
 //!   application. A read of those keys waits for it: a write proposed
 //!   below the read's timestamp but not yet applied would otherwise be
 //!   missed by the read and then appear under it.
+//! - **Row locks of serializable transactions.** An UPDATE, DELETE or
+//!   SELECT ... FOR UPDATE of a SERIALIZABLE transaction locks its rows in
+//!   the leaseholder's memory, not through raft: writers of other
+//!   transactions wait for the lock as for an intent. Before a lease is
+//!   moved on purpose (a transfer, balancing, draining) the locks are
+//!   written as replicated lock-only intents, so they hold at the next
+//!   leaseholder; a lease lost otherwise (a crash) loses them (a new lease
+//!   starts with none). That is safe: a lock's read is an ordinary MVCC
+//!   read recorded in the timestamp cache and validated at commit, so a
+//!   lost lock can cost a retry, never an anomaly. READ COMMITTED
+//!   transactions, which do not validate their reads, always replicate
+//!   their locks.
 //! - **Intent wake-ups.** A request blocked on another transaction's
-//!   intent waits on the range's notifier, woken whenever an intent on the
-//!   range is resolved, instead of polling.
+//!   intent (or lock) waits on the range's notifier, woken whenever an
+//!   intent on the range is resolved, instead of polling.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use parking_lot::Mutex;
 use tessera_common::hlc::Timestamp;
 
 /// Entries kept before the cache is folded into its low-water mark.
 const TSCACHE_MAX_ENTRIES: usize = 100_000;
+/// Most row locks a range keeps in memory; locks taken beyond it are not
+/// kept (their rows' other writers are not held off).
+const MAX_LOCKS: usize = 100_000;
 
 /// Who read: a transaction id, or `None` for reads outside transactions
 /// (and for merged entries of several readers).
@@ -259,11 +274,97 @@ impl Latches {
     }
 }
 
+/// A row lock held in the leaseholder's memory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeldLock {
+    pub txn: [u8; 16],
+    /// Where the holder's record is (or will be).
+    pub anchor: Vec<u8>,
+    /// The leaseholder's clock when the lock was taken: a holder that has
+    /// written no record by [`crate::txn::TXN_EXPIRY`] after this may be
+    /// aborted by whoever waits for it (a live holder heartbeats its
+    /// record into existence well before).
+    pub since: Timestamp,
+}
+
+/// The unreplicated row locks of one range, by key.
+#[derive(Default)]
+pub struct LockTable {
+    held: HashMap<Vec<u8>, HeldLock>,
+}
+
+impl LockTable {
+    /// The lock on `key` of a transaction other than `writer` (`None`:
+    /// a write outside any transaction, which every lock holds off).
+    pub fn blocking(&self, key: &[u8], writer: Option<[u8; 16]>) -> Option<&HeldLock> {
+        self.held
+            .get(key)
+            .filter(|l| writer.is_none_or(|w| w != l.txn))
+    }
+
+    pub fn holder(&self, key: &[u8]) -> Option<&HeldLock> {
+        self.held.get(key)
+    }
+
+    /// Locks `key` for `lock.txn`, unless the table is full: the lock is
+    /// then not kept (best effort, as every lock here: its holder's reads
+    /// are still validated at commit).
+    pub fn acquire(&mut self, key: Vec<u8>, lock: HeldLock) {
+        if self.held.len() < MAX_LOCKS || self.held.contains_key(&key) {
+            self.held.insert(key, lock);
+        }
+    }
+
+    /// Releases the locks of `txn` on `keys`; whether any was held.
+    pub fn release<'a>(&mut self, txn: &[u8], keys: impl IntoIterator<Item = &'a Vec<u8>>) -> bool {
+        let mut any = false;
+        for k in keys {
+            if self.held.get(k).is_some_and(|l| l.txn.as_slice() == txn) {
+                self.held.remove(k);
+                any = true;
+            }
+        }
+        any
+    }
+
+    /// The locks by holder, each with its keys (to replicate them before
+    /// the lease moves away).
+    pub fn by_holder(&self) -> Vec<(HeldLock, Vec<Vec<u8>>)> {
+        let mut out: Vec<(HeldLock, Vec<Vec<u8>>)> = Vec::new();
+        for (k, l) in &self.held {
+            match out.iter_mut().find(|(h, _)| h.txn == l.txn) {
+                Some((_, keys)) => keys.push(k.clone()),
+                None => out.push((l.clone(), vec![k.clone()])),
+            }
+        }
+        out
+    }
+
+    /// Forgets every lock (a new lease: the previous leaseholder's locks
+    /// were lost, and any left from an earlier lease of this node are
+    /// stale).
+    pub fn clear(&mut self) {
+        self.held.clear();
+    }
+
+    pub fn len(&self) -> usize {
+        self.held.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.held.is_empty()
+    }
+}
+
 /// The concurrency state of one replica (used while it holds the lease).
 #[derive(Default)]
 pub struct Concurrency {
     pub tscache: Mutex<TsCache>,
     pub latches: Mutex<Latches>,
+    /// Serializable transactions' row locks. Lock order: `locks` before
+    /// `latches`, so that checking the locks and latching a write is one
+    /// step, as is checking the latches and taking a lock.
+    pub locks: Mutex<LockTable>,
     /// Woken when a latch is released.
     pub latch_released: tokio::sync::Notify,
     /// Woken when an intent on the range is resolved (or the range's
@@ -292,6 +393,40 @@ mod tests {
 
     fn ts(w: u64) -> Timestamp {
         Timestamp::new(w, 0)
+    }
+
+    #[test]
+    fn a_row_lock_holds_off_other_writers_and_is_released_only_by_its_owner() {
+        let (t1, t2) = ([1u8; 16], [2u8; 16]);
+        let mut locks = LockTable::default();
+        let held = HeldLock {
+            txn: t1,
+            anchor: b"a".to_vec(),
+            since: ts(5),
+        };
+        locks.acquire(b"k".to_vec(), held.clone());
+        assert_eq!(locks.blocking(b"k", Some(t2)), Some(&held));
+        assert_eq!(
+            locks.blocking(b"k", None),
+            Some(&held),
+            "plain writes wait too"
+        );
+        assert_eq!(locks.blocking(b"k", Some(t1)), None, "not for its owner");
+        assert_eq!(locks.blocking(b"other", Some(t2)), None);
+        assert!(
+            !locks.release(&t2, [&b"k".to_vec()]),
+            "only the owner releases"
+        );
+        assert_eq!(locks.len(), 1);
+        locks.acquire(b"j".to_vec(), held.clone());
+        let by_holder = locks.by_holder();
+        assert_eq!(by_holder.len(), 1);
+        assert_eq!(by_holder[0].1.len(), 2);
+        assert!(locks.release(&t1, [&b"k".to_vec(), &b"j".to_vec()]));
+        assert!(locks.is_empty());
+        locks.acquire(b"k".to_vec(), held);
+        locks.clear();
+        assert!(locks.blocking(b"k", Some(t2)).is_none());
     }
 
     #[test]

@@ -732,12 +732,15 @@ impl StateMachine for Replica {
         );
         // A new lease: no read of a previous leaseholder can be above this
         // clock reading (see the concurrency module).
+        // Nor can it know the previous leaseholder's row locks: a new lease
+        // starts without any (and without stale ones of an earlier lease).
         if self.shared.tscache_term.swap(term, Ordering::AcqRel) != term {
             self.shared
                 .conc
                 .tscache
                 .lock()
                 .set_low_water(self.ctx.clock.now());
+            self.shared.conc.locks.lock().clear();
         }
         self.shared.lease_changed.notify_waiters();
     }
@@ -752,6 +755,12 @@ impl StateMachine for Replica {
         }
         if role != StateRole::Leader {
             self.shared.lease.lock().revoke(self.ctx.mono_ms());
+            // Row locks live with the lease: whoever waits on one here
+            // looks again (and finds the new leaseholder).
+            if was_leader {
+                self.shared.conc.locks.lock().clear();
+                self.shared.conc.intents_changed.notify_waiters();
+            }
         }
         self.shared.lease_changed.notify_waiters();
     }

@@ -347,13 +347,27 @@ impl Store {
         shared
             .last_used_ms
             .store(self.ctx.mono_ms(), Ordering::Relaxed);
-        shared.origins.lock().record(req.gateway_node_id);
         let desc = shared.descriptor();
         let Some(op) = req.op else {
             return kv_err(kv_error::Kind::BadRequest(
                 "request without operation".into(),
             ));
         };
+        // Load that decides where the lease goes: reads and writes, not
+        // the pushes and waits of transactions in conflict.
+        if matches!(
+            op,
+            kv_request::Op::Get(_)
+                | kv_request::Op::Scan(_)
+                | kv_request::Op::Put(_)
+                | kv_request::Op::Delete(_)
+                | kv_request::Op::Cput(_)
+                | kv_request::Op::Batch(_)
+                | kv_request::Op::TxnWrite(_)
+                | kv_request::Op::Refresh(_)
+        ) {
+            shared.origins.lock().record(req.gateway_node_id);
+        }
         let mut resp = match op {
             kv_request::Op::Get(g) => {
                 if !contains(&desc, &g.key) {
@@ -591,7 +605,8 @@ impl Store {
         if !shared.is_leader() {
             return not_leaseholder(shared);
         }
-        self.propose_latched(shared, keys, cmd).await
+        self.propose_latched(shared, keys, cmd, txn_ops::Writer::Plain)
+            .await
     }
 
     async fn propose(&self, range_id: u64, cmd: raft_command::Cmd) -> KvResponse {
@@ -723,6 +738,7 @@ impl Store {
         }
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
+            self.replicate_locks(shared).await;
             let notified = shared.lease_changed.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
@@ -847,6 +863,7 @@ impl Store {
             for r in &leading {
                 let (voters, _) = members(&r.descriptor());
                 if let Some(target) = voters.iter().find(|v| live.contains(v)) {
+                    self.replicate_locks(r).await;
                     let _ = self.tx.send(RaftMsg::TransferLease {
                         range_id: r.range_id,
                         target: *target,
@@ -960,6 +977,7 @@ impl Store {
                         "range {}: moving lease to preferred node {preferred} (requests by gateway: {load:?})",
                         desc.range_id
                     );
+                    self.replicate_locks(&shared).await;
                     let _ = self.tx.send(RaftMsg::TransferLease {
                         range_id: shared.range_id,
                         target: preferred,

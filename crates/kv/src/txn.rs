@@ -111,8 +111,10 @@ pub struct Txn {
     /// takes it at the first statement, not at BEGIN).
     started: bool,
     anchor: Vec<u8>,
-    /// Keys with intents written, per attempt (for rollback).
+    /// Keys with intents written or locked, per attempt (for rollback).
     intents: Vec<Vec<u8>>,
+    /// Whether some of those are replicated locks (READ COMMITTED).
+    replicated_locks: bool,
     shared: Arc<Mutex<Shared>>,
     heartbeat: Option<tokio::task::JoinHandle<()>>,
     finished: bool,
@@ -160,6 +162,7 @@ impl Txn {
             started: false,
             anchor: Vec::new(),
             intents: Vec::new(),
+            replicated_locks: false,
             shared: Arc::new(Mutex::new(Shared {
                 waiting_for: None,
                 aborted: false,
@@ -378,12 +381,17 @@ impl Txn {
         let mut sorted = keys.to_vec();
         sorted.sort();
         sorted.dedup();
-        // The first lock writes the transaction record in the same command
-        // (the lowest key anchors it, so the first batch holds it): whoever
-        // meets a lock finds a live transaction, never an abandoned one,
-        // and the record costs no consensus round of its own.
-        let mut record_pending = self.anchor.is_empty();
-        if record_pending {
+        // SERIALIZABLE: the leaseholders keep the locks in memory (see the
+        // concurrency module); the record is written by the heartbeat if
+        // the transaction lives that long, else with the commit.
+        // READ COMMITTED replicates them: the first lock writes the
+        // transaction record in the same command (the lowest key anchors
+        // it, so the first batch holds it): whoever meets a lock finds a
+        // live transaction, never an abandoned one, and the record costs
+        // no consensus round of its own.
+        let unreplicated = self.isolation == Isolation::Serializable;
+        let mut record_pending = self.anchor.is_empty() && !unreplicated;
+        if self.anchor.is_empty() {
             self.anchor = sorted[0].clone();
         }
         let mut values = std::collections::HashMap::new();
@@ -404,13 +412,14 @@ impl Txn {
                     }
                     record_pending = false;
                 }
-                match self.lock_in_range(&group, with_record).await {
+                match self.lock_in_range(&group, with_record, unreplicated).await {
                     Ok(rows) => {
                         if with_record {
                             record_pending = false;
-                            if self.heartbeat.is_none() {
-                                self.start_heartbeat();
-                            }
+                        }
+                        self.replicated_locks |= !unreplicated;
+                        if self.heartbeat.is_none() {
+                            self.start_heartbeat();
                         }
                         values.extend(rows.into_iter().map(|kv| (kv.key, kv.value)));
                         for k in &group {
@@ -437,6 +446,7 @@ impl Txn {
         &mut self,
         keys: &[Vec<u8>],
         with_record: bool,
+        unreplicated: bool,
     ) -> Result<Vec<proto::KeyValue>> {
         let writes: Vec<BatchWrite> = keys
             .iter()
@@ -458,6 +468,7 @@ impl Txn {
                     commit_ts: Some(self.read_ts.into()),
                     in_flight: Vec::new(),
                 }),
+                unreplicated,
             };
             let build = |desc: &proto::RangeDescriptor| -> Result<kv_request::Op> {
                 if keys.iter().all(|k| contains(desc, k)) {
@@ -637,6 +648,7 @@ impl Txn {
                 commit_ts: Some(self.read_ts.into()),
                 in_flight: Vec::new(),
             }),
+            unreplicated: false,
         }
     }
 
@@ -666,7 +678,12 @@ impl Txn {
             return self.commit_large(writes).await;
         }
         let mut groups = self.db.group_by_range(writes.keys()).await?;
-        if groups.len() == 1 && self.intents.is_empty() {
+        // One range, and no locks but in-memory ones on rows written here
+        // (the range releases those as it commits).
+        if groups.len() == 1
+            && !self.replicated_locks
+            && self.intents.iter().all(|k| writes.contains_key(k))
+        {
             return self
                 .commit_one_phase(writes.into_values().flatten().collect())
                 .await;
@@ -861,6 +878,7 @@ impl Txn {
                 one_phase: false,
                 allow_push: true,
                 end: None,
+                unreplicated: false,
             };
             let build = |desc: &proto::RangeDescriptor| -> Result<kv_request::Op> {
                 if keys.iter().all(|k| contains(desc, k)) {
@@ -901,6 +919,7 @@ impl Txn {
                 one_phase: true,
                 allow_push: self.reads.is_empty() || self.isolation == Isolation::ReadCommitted,
                 end: None,
+                unreplicated: false,
             };
             let build = |desc: &proto::RangeDescriptor| -> Result<kv_request::Op> {
                 if keys.iter().all(|k| contains(desc, k)) {
@@ -954,6 +973,7 @@ impl Txn {
             one_phase: false,
             allow_push: true,
             end,
+            unreplicated: false,
         };
         self.db
             .send_op(&key, kv_request::Op::TxnWrite(req.clone()))
@@ -1095,6 +1115,7 @@ impl DB {
                 commit_ts: Some(ts.into()),
                 in_flight: Vec::new(),
             }),
+            unreplicated: false,
         };
         self.send_op(&meta.anchor, kv_request::Op::TxnWrite(req))
             .await

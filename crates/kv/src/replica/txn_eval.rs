@@ -225,7 +225,10 @@ impl Replica {
         for (key, value) in writes {
             let from = staged.len();
             let r = if req.one_phase {
-                mvcc::put(&staged_view, &mut staged, &key, ts, value, None)
+                // The transaction's own lock on the key (a row lock made
+                // replicated by a lease move) goes as it commits.
+                mvcc::resolve_intent(&staged_view, &mut staged, &key, id, None)
+                    .and_then(|_| mvcc::put(&staged_view, &mut staged, &key, ts, value, None))
             } else {
                 mvcc::put(&staged_view, &mut staged, &key, ts, value, Some(&txn))
             };

@@ -11,10 +11,46 @@ use tessera_common::Timestamp;
 use tessera_storage::mvcc::{self, TxnMeta};
 
 use super::{batch_write_key, not_leaseholder, Store};
+use crate::concurrency::HeldLock;
 use crate::replica::{
     contains, internal, key_mismatch, kv_err, ts_of, write_intent_error, ReplicaShared,
 };
 use crate::txn::txn_id;
+
+/// Who proposes a write, for the row-lock check.
+pub(super) enum Writer {
+    /// A write outside transactions: every row lock holds it off.
+    Plain,
+    /// A transaction's write: other transactions' locks hold it off.
+    Txn([u8; 16]),
+    /// Intent resolution: it releases locks and never waits for one.
+    Resolver,
+}
+
+impl Writer {
+    /// `None`: no check; `Some(w)`: locks not held by `w` block.
+    fn checked(&self) -> Option<Option<[u8; 16]>> {
+        match self {
+            Writer::Plain => Some(None),
+            Writer::Txn(id) => Some(Some(*id)),
+            Writer::Resolver => None,
+        }
+    }
+}
+
+/// A row lock reported as the intent in a writer's way.
+fn lock_as_intent(key: &[u8], lock: &HeldLock) -> mvcc::Intent {
+    mvcc::Intent {
+        key: key.to_vec(),
+        txn: TxnMeta {
+            id: lock.txn,
+            timestamp: lock.since,
+            anchor: lock.anchor.clone(),
+        },
+        value: None,
+        lock_only: true,
+    }
+}
 
 /// The storage-level identity of a transaction reading or writing.
 fn storage_meta(m: &ProtoMeta) -> Option<TxnMeta> {
@@ -128,14 +164,29 @@ impl Store {
     }
 
     /// Proposes a command that writes `keys`, holding their latches until
-    /// it is applied (or definitely dropped).
+    /// it is applied (or definitely dropped). A write of `writer` that
+    /// meets another transaction's row lock is refused with the lock as
+    /// the conflicting intent (the writer waits for it as for one).
     pub(super) async fn propose_latched(
         &self,
         shared: &Arc<ReplicaShared>,
         keys: Vec<Vec<u8>>,
         cmd: raft_command::Cmd,
+        writer: Writer,
     ) -> KvResponse {
-        let latch = shared.conc.latches.lock().acquire(keys);
+        let latch = {
+            let locks = shared.conc.locks.lock();
+            if let Some(writer) = writer.checked() {
+                let blocking: Vec<mvcc::Intent> = keys
+                    .iter()
+                    .filter_map(|k| locks.blocking(k, writer).map(|l| lock_as_intent(k, l)))
+                    .collect();
+                if !blocking.is_empty() {
+                    return write_intent_error(blocking);
+                }
+            }
+            shared.conc.latches.lock().acquire(keys)
+        };
         let release = {
             let shared = shared.clone();
             move || {
@@ -194,6 +245,9 @@ impl Store {
         if let Err(resp) = self.ensure_lease(shared).await {
             return resp;
         }
+        if req.unreplicated {
+            return self.lock_in_memory(shared, desc, req).await;
+        }
         let asked = ts_of(&meta.write_ts);
         let mut ts = asked;
         {
@@ -222,8 +276,180 @@ impl Store {
             }));
         }
         meta.write_ts = Some(ts.into());
-        self.propose_latched(shared, keys, raft_command::Cmd::TxnWrite(req))
-            .await
+        let Some(writer) = txn_id(&meta.id) else {
+            return internal("bad transaction id");
+        };
+        let one_phase = req.one_phase;
+        let written = if one_phase { keys.clone() } else { Vec::new() };
+        let resp = self
+            .propose_latched(
+                shared,
+                keys,
+                raft_command::Cmd::TxnWrite(req),
+                Writer::Txn(writer),
+            )
+            .await;
+        if one_phase && resp.error.is_none() {
+            // Committed: the transaction's row locks on what it wrote go.
+            if shared.conc.locks.lock().release(&writer, &written) {
+                shared.conc.intents_changed.notify_waiters();
+            }
+        }
+        resp
+    }
+
+    /// Row locks kept in the leaseholder's memory (see the concurrency
+    /// module): each key's value as of the transaction's read timestamp
+    /// is returned and the key is locked, or, if another transaction's
+    /// intent or lock is in the way, nothing is locked and the conflicts
+    /// are returned. A version newer than the read timestamp is refused
+    /// (`WriteTooOld`): the transaction moves above it first.
+    async fn lock_in_memory(
+        &self,
+        shared: &Arc<ReplicaShared>,
+        desc: &proto::RangeDescriptor,
+        req: proto::TxnWriteRequest,
+    ) -> KvResponse {
+        use proto::batch_write::Write;
+        if req.one_phase || req.end.is_some() {
+            return internal("unreplicated locks with a commit or record");
+        }
+        let meta = req.txn.unwrap_or_default();
+        let Some(id) = txn_id(&meta.id) else {
+            return internal("bad transaction id");
+        };
+        let mut keys = Vec::with_capacity(req.writes.len());
+        for w in req.writes {
+            match w.write {
+                Some(Write::Lock(l)) => keys.push(l.key),
+                _ => return internal("unreplicated locks mixed with writes"),
+            }
+        }
+        let read_ts = ts_of(&meta.read_ts);
+        {
+            let mut tsc = shared.conc.tscache.lock();
+            for k in &keys {
+                tsc.record_point(k, read_ts, Some(id));
+            }
+        }
+        let engine = self.ctx.engine.as_ref();
+        loop {
+            for k in &keys {
+                shared.conc.wait_for_writes(k, None).await;
+            }
+            let mut locks = shared.conc.locks.lock();
+            // A write latched meanwhile: wait for it too (a write latched
+            // after this point sees the locks taken here).
+            if keys
+                .iter()
+                .any(|k| shared.conc.latches.lock().conflicts(k, None))
+            {
+                continue;
+            }
+            let mut conflicts = Vec::new();
+            let mut rows = Vec::new();
+            for k in &keys {
+                if let Some(l) = locks.blocking(k, Some(id)) {
+                    conflicts.push(lock_as_intent(k, l));
+                    continue;
+                }
+                match mvcc::get_intent(engine, k) {
+                    Ok(Some(i)) if i.txn.id != id => {
+                        conflicts.push(i);
+                        continue;
+                    }
+                    Ok(Some(i)) if !i.lock_only => {
+                        if let Some(value) = i.value {
+                            rows.push(proto::KeyValue {
+                                key: k.clone(),
+                                value,
+                            });
+                        }
+                        continue;
+                    }
+                    Ok(_) => {}
+                    Err(e) => return internal(format!("read failed: {e}")),
+                }
+                match mvcc::get_version(engine, k, Timestamp::MAX) {
+                    Ok(Some((existing, _))) if existing > read_ts => {
+                        return kv_err(kv_error::Kind::WriteTooOld(proto::WriteTooOld {
+                            ts: Some(existing.into()),
+                        }))
+                    }
+                    Ok(Some((_, Some(value)))) => rows.push(proto::KeyValue {
+                        key: k.clone(),
+                        value,
+                    }),
+                    Ok(_) => {}
+                    Err(e) => return internal(format!("read failed: {e}")),
+                }
+            }
+            if !conflicts.is_empty() {
+                return write_intent_error(conflicts);
+            }
+            let since = self.ctx.clock.now();
+            for k in &keys {
+                locks.acquire(
+                    k.clone(),
+                    HeldLock {
+                        txn: id,
+                        anchor: meta.anchor.clone(),
+                        since,
+                    },
+                );
+            }
+            tracing::trace!(
+                target: "tessera_kv::apply",
+                "range {} txn {}: locked in memory at {read_ts}: {}",
+                desc.range_id,
+                crate::txn::short(&id),
+                keys.iter()
+                    .map(|k| tessera_common::keys::pretty(k))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
+            return KvResponse {
+                rows,
+                ..Default::default()
+            };
+        }
+    }
+
+    /// Before the lease moves away on purpose: writes the range's row locks
+    /// as replicated lock-only intents (one command per holder, at the
+    /// lock's time, so whoever waits on one ages it as before), so they
+    /// hold at the next leaseholder. A lock taken after this, before the
+    /// move, is lost: safe (see the concurrency module).
+    pub(super) async fn replicate_locks(&self, shared: &Arc<ReplicaShared>) {
+        let holders = shared.conc.locks.lock().by_holder();
+        let writes = holders.into_iter().map(|(lock, keys)| {
+            let req = proto::TxnWriteRequest {
+                txn: Some(ProtoMeta {
+                    id: lock.txn.to_vec(),
+                    anchor: lock.anchor,
+                    write_ts: Some(lock.since.into()),
+                    // Taken already: no version can be too new for it.
+                    read_ts: Some(Timestamp::MAX.into()),
+                    ..Default::default()
+                }),
+                writes: keys
+                    .into_iter()
+                    .map(|key| proto::BatchWrite {
+                        write: Some(proto::batch_write::Write::Lock(proto::LockRequest { key })),
+                    })
+                    .collect(),
+                one_phase: false,
+                allow_push: false,
+                end: None,
+                unreplicated: false,
+            };
+            self.propose(shared.range_id, raft_command::Cmd::TxnWrite(req))
+        });
+        for resp in futures::future::join_all(writes).await {
+            if let Some(e) = resp.error {
+                tracing::debug!("range {}: replicating locks: {e:?}", shared.range_id);
+            }
+        }
     }
 
     /// A change to a transaction record anchored on this range.
@@ -257,9 +483,32 @@ impl Store {
         if !shared.is_leader() {
             return not_leaseholder(shared);
         }
-        let keys = all().cloned().collect();
-        self.propose_latched(shared, keys, raft_command::Cmd::ResolveIntents(req))
-            .await
+        let keys: Vec<Vec<u8>> = all().cloned().collect();
+        let resolved: Vec<(Vec<u8>, Vec<Vec<u8>>)> = std::iter::once(&req)
+            .chain(&req.more)
+            .map(|r| (r.txn_id.clone(), r.keys.clone()))
+            .collect();
+        let resp = self
+            .propose_latched(
+                shared,
+                keys,
+                raft_command::Cmd::ResolveIntents(req),
+                Writer::Resolver,
+            )
+            .await;
+        if resp.error.is_none() {
+            // A finished transaction's row locks go with its intents.
+            let mut locks = shared.conc.locks.lock();
+            let mut any = false;
+            for (txn, keys) in &resolved {
+                any |= locks.release(txn, keys);
+            }
+            drop(locks);
+            if any {
+                shared.conc.intents_changed.notify_waiters();
+            }
+        }
+        resp
     }
 
     /// Is the intent there? With `prevent`, a missing intent can never be
@@ -318,11 +567,18 @@ impl Store {
             let changed = shared.conc.intents_changed.notified();
             tokio::pin!(changed);
             changed.as_mut().enable();
-            let held = match mvcc::get_intent(self.ctx.engine.as_ref(), &w.key) {
-                Ok(Some(i)) => i.txn.id.as_slice() == w.txn_id.as_slice(),
-                Ok(None) => false,
-                Err(e) => return internal(format!("read failed: {e}")),
-            };
+            let locked = shared
+                .conc
+                .locks
+                .lock()
+                .holder(&w.key)
+                .is_some_and(|l| l.txn.as_slice() == w.txn_id.as_slice());
+            let held = locked
+                || match mvcc::get_intent(self.ctx.engine.as_ref(), &w.key) {
+                    Ok(Some(i)) => i.txn.id.as_slice() == w.txn_id.as_slice(),
+                    Ok(None) => false,
+                    Err(e) => return internal(format!("read failed: {e}")),
+                };
             if !held {
                 return KvResponse {
                     found: false,

@@ -365,6 +365,9 @@ pub struct Concurrency {
     /// `latches`, so that checking the locks and latching a write is one
     /// step, as is checking the latches and taking a lock.
     pub locks: Mutex<LockTable>,
+    /// Until when (monotonic ms) a planned lease move is under way: row
+    /// locks are replicated, not kept in memory.
+    handover_until_ms: std::sync::atomic::AtomicU64,
     /// Woken when a latch is released.
     pub latch_released: tokio::sync::Notify,
     /// Woken when an intent on the range is resolved (or the range's
@@ -373,6 +376,20 @@ pub struct Concurrency {
 }
 
 impl Concurrency {
+    /// A planned lease move begins; call with `locks` held, so that no
+    /// lock is being taken in memory meanwhile.
+    pub fn start_handover(&self, until_ms: u64) {
+        self.handover_until_ms
+            .fetch_max(until_ms, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    pub fn handing_over(&self, now_ms: u64) -> bool {
+        now_ms
+            < self
+                .handover_until_ms
+                .load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// Waits until no write in flight touches the key or span.
     pub async fn wait_for_writes(&self, start: &[u8], end: Option<&[u8]>) {
         loop {

@@ -17,6 +17,11 @@ use crate::replica::{
 };
 use crate::txn::txn_id;
 
+/// How long after a planned lease move starts its range's new row locks
+/// are replicated (longer than a transfer takes; after a transfer that
+/// failed, locks go back to memory).
+const LOCK_HANDOVER_MS: u64 = 3_000;
+
 /// Who proposes a write, for the row-lock check.
 pub(super) enum Writer {
     /// A write outside transactions: every row lock holds it off.
@@ -233,10 +238,10 @@ impl Store {
         if keys.iter().any(|k| !contains(desc, k)) {
             return key_mismatch(vec![desc.clone()]);
         }
-        let Some(meta) = req.txn.as_mut() else {
+        let Some(anchor) = req.txn.as_ref().map(|m| &m.anchor) else {
             return internal("transactional write without a transaction");
         };
-        if req.end.is_some() && !contains(desc, &meta.anchor) {
+        if req.end.is_some() && !contains(desc, anchor) {
             return key_mismatch(vec![desc.clone()]);
         }
         if !shared.is_leader() {
@@ -246,8 +251,21 @@ impl Store {
             return resp;
         }
         if req.unreplicated {
-            return self.lock_in_memory(shared, desc, req).await;
+            if let Some(resp) = self.lock_in_memory(shared, desc, &req).await {
+                return resp;
+            }
+            // The lease is being handed over: a lock kept in memory now
+            // would be lost, so this one is replicated. Its intent carries
+            // the lock's time, as a lock in memory does.
+            req.unreplicated = false;
+            let now = self.ctx.clock.now();
+            if let Some(m) = req.txn.as_mut() {
+                m.write_ts = Some(ts_of(&m.write_ts).max(now).into());
+            }
         }
+        let Some(meta) = req.txn.as_mut() else {
+            return internal("transactional write without a transaction");
+        };
         let asked = ts_of(&meta.write_ts);
         let mut ts = asked;
         {
@@ -304,25 +322,31 @@ impl Store {
     /// intent or lock is in the way, nothing is locked and the conflicts
     /// are returned. A version newer than the read timestamp is refused
     /// (`WriteTooOld`): the transaction moves above it first.
+    ///
+    /// `None` while the lease is being handed over (see
+    /// [`Store::replicate_locks`]): the caller replicates the locks instead.
     async fn lock_in_memory(
         &self,
         shared: &Arc<ReplicaShared>,
         desc: &proto::RangeDescriptor,
-        req: proto::TxnWriteRequest,
-    ) -> KvResponse {
+        req: &proto::TxnWriteRequest,
+    ) -> Option<KvResponse> {
         use proto::batch_write::Write;
-        if req.one_phase || req.end.is_some() {
-            return internal("unreplicated locks with a commit or record");
+        if shared.conc.handing_over(self.ctx.mono_ms()) {
+            return None;
         }
-        let meta = req.txn.unwrap_or_default();
+        if req.one_phase || req.end.is_some() {
+            return Some(internal("unreplicated locks with a commit or record"));
+        }
+        let meta = req.txn.clone().unwrap_or_default();
         let Some(id) = txn_id(&meta.id) else {
-            return internal("bad transaction id");
+            return Some(internal("bad transaction id"));
         };
         let mut keys = Vec::with_capacity(req.writes.len());
-        for w in req.writes {
-            match w.write {
-                Some(Write::Lock(l)) => keys.push(l.key),
-                _ => return internal("unreplicated locks mixed with writes"),
+        for w in &req.writes {
+            match &w.write {
+                Some(Write::Lock(l)) => keys.push(l.key.clone()),
+                _ => return Some(internal("unreplicated locks mixed with writes")),
             }
         }
         let read_ts = ts_of(&meta.read_ts);
@@ -346,6 +370,9 @@ impl Store {
             {
                 continue;
             }
+            if shared.conc.handing_over(self.ctx.mono_ms()) {
+                return None;
+            }
             let mut conflicts = Vec::new();
             let mut rows = Vec::new();
             for k in &keys {
@@ -368,24 +395,24 @@ impl Store {
                         continue;
                     }
                     Ok(_) => {}
-                    Err(e) => return internal(format!("read failed: {e}")),
+                    Err(e) => return Some(internal(format!("read failed: {e}"))),
                 }
                 match mvcc::get_version(engine, k, Timestamp::MAX) {
                     Ok(Some((existing, _))) if existing > read_ts => {
-                        return kv_err(kv_error::Kind::WriteTooOld(proto::WriteTooOld {
+                        return Some(kv_err(kv_error::Kind::WriteTooOld(proto::WriteTooOld {
                             ts: Some(existing.into()),
-                        }))
+                        })))
                     }
                     Ok(Some((_, Some(value)))) => rows.push(proto::KeyValue {
                         key: k.clone(),
                         value,
                     }),
                     Ok(_) => {}
-                    Err(e) => return internal(format!("read failed: {e}")),
+                    Err(e) => return Some(internal(format!("read failed: {e}"))),
                 }
             }
             if !conflicts.is_empty() {
-                return write_intent_error(conflicts);
+                return Some(write_intent_error(conflicts));
             }
             let since = self.ctx.clock.now();
             for k in &keys {
@@ -408,10 +435,10 @@ impl Store {
                     .collect::<Vec<_>>()
                     .join(" ")
             );
-            return KvResponse {
+            return Some(KvResponse {
                 rows,
                 ..Default::default()
-            };
+            });
         }
     }
 
@@ -421,7 +448,16 @@ impl Store {
     /// hold at the next leaseholder. A lock taken after this, before the
     /// move, is lost: safe (see the concurrency module).
     pub(super) async fn replicate_locks(&self, shared: &Arc<ReplicaShared>) {
-        let holders = shared.conc.locks.lock().by_holder();
+        // From here until the handover is over (or has surely failed), new
+        // locks are replicated as they are taken: none can slip in after
+        // the snapshot below and be lost.
+        let holders = {
+            let locks = shared.conc.locks.lock();
+            shared
+                .conc
+                .start_handover(self.ctx.mono_ms() + LOCK_HANDOVER_MS);
+            locks.by_holder()
+        };
         let writes = holders.into_iter().map(|(lock, keys)| {
             let req = proto::TxnWriteRequest {
                 txn: Some(ProtoMeta {

@@ -115,6 +115,7 @@ impl DB {
                     commit: commit_ts.is_some(),
                     commit_ts: commit_ts.map(Into::into),
                     more: Vec::new(),
+                    commit_record_anchor: Vec::new(),
                 };
                 if self.resolver.enqueue(desc.range_id, req) {
                     tokio::spawn(self.clone().send_resolutions(desc.range_id));

@@ -763,12 +763,7 @@ impl Txn {
             let db = self.db.clone();
             let meta = self.meta(commit_ts);
             let keys = self.intents.clone();
-            let id = self.id;
-            tokio::spawn(async move {
-                if db.finish_record(meta, commit_ts).await.is_ok() {
-                    db.resolve_in_background(id, keys, Some(commit_ts));
-                }
-            });
+            tokio::spawn(db.finish_parallel_commit(meta, keys, commit_ts));
             self.intents.clear();
             return Ok(commit_ts);
         }
@@ -1122,6 +1117,46 @@ impl DB {
             .map(|_| ())
     }
 
+    /// After a parallel commit (every write in place at `ts`, the record
+    /// STAGING): marks the record COMMITTED in the same command that
+    /// resolves the anchor range's intents, then resolves the others (not
+    /// before: recovery of a STAGING record must never find an in-flight
+    /// intent resolved already).
+    pub(crate) async fn finish_parallel_commit(
+        self: Arc<Self>,
+        meta: proto::TxnMeta,
+        mut keys: Vec<Vec<u8>>,
+        ts: Timestamp,
+    ) {
+        let Some(id) = txn_id(&meta.id) else { return };
+        keys.sort();
+        keys.dedup();
+        let req = proto::ResolveIntentsRequest {
+            txn_id: meta.id.clone(),
+            keys: Vec::new(),
+            commit: true,
+            commit_ts: Some(ts.into()),
+            more: Vec::new(),
+            commit_record_anchor: meta.anchor.clone(),
+        };
+        let build = |desc: &proto::RangeDescriptor| -> Result<kv_request::Op> {
+            Ok(kv_request::Op::ResolveIntents(
+                proto::ResolveIntentsRequest {
+                    keys: keys.iter().filter(|k| contains(desc, k)).cloned().collect(),
+                    ..req.clone()
+                },
+            ))
+        };
+        let rest = match self.send_raw(&meta.anchor, Route::Key, &build).await {
+            Ok((desc, _)) => keys.into_iter().filter(|k| !contains(&desc, k)).collect(),
+            Err(e) => {
+                tracing::debug!("txn {}: COMMITTED mark failed: {e}", short(&id));
+                return;
+            }
+        };
+        self.resolve_in_background(id, rest, Some(ts));
+    }
+
     /// Resolves intents of a finished transaction, range by range.
     pub(crate) async fn resolve_intents(
         &self,
@@ -1140,6 +1175,7 @@ impl DB {
                 commit: commit_ts.is_some(),
                 commit_ts: commit_ts.map(Into::into),
                 more: Vec::new(),
+                commit_record_anchor: Vec::new(),
             };
             let first = group[0].clone();
             let build = |desc: &proto::RangeDescriptor| -> Result<kv_request::Op> {

@@ -834,3 +834,71 @@ async fn concurrent_commits_resolve_their_intents_in_shared_commands() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parallel_commit_marks_its_record_in_its_anchor_range_resolution() {
+    const N: u64 = 10;
+    let c = ready_cluster(&[b"m"]).await;
+    let db = c.dbs[&1].clone();
+    // The records' range (the `a` keys anchor every transaction): its
+    // applied index counts its commands.
+    let applied = async || {
+        let mut top = 0;
+        let stores: Vec<_> = c.net.stores.read().values().cloned().collect();
+        for store in stores {
+            for r in store.local_ranges().await {
+                if r.descriptor.as_ref().is_some_and(|d| d.end_key == b"m") {
+                    top = top.max(r.applied_index);
+                }
+            }
+        }
+        top
+    };
+    // Leases on the gateway's node first, where they stay for the test.
+    for key in [&b"a"[..], b"z"] {
+        let desc = db.range_for(key).await.unwrap();
+        db.transfer_lease(key, 1).await.unwrap();
+        wait_for("the lease on node 1", Duration::from_secs(10), async || {
+            db.leaseholder_of(&desc).await.ok() == Some(1)
+        })
+        .await;
+        db.put(key, b"0").await.unwrap();
+    }
+    let intents = || {
+        c.net
+            .stores
+            .read()
+            .values()
+            .map(|store| {
+                tessera_storage::mvcc::scan_intents(store.engine().as_ref(), b"", b"", 0)
+                    .unwrap()
+                    .len()
+            })
+            .sum::<usize>()
+    };
+    let before = applied().await;
+    for i in 0..N {
+        let mut t = Txn::begin(db.clone(), Isolation::Serializable);
+        t.commit(vec![
+            put(format!("a{i:02}").as_bytes(), b"1"),
+            put(format!("z{i:02}").as_bytes(), b"1"),
+        ])
+        .await
+        .unwrap();
+        wait_for("intents resolved", Duration::from_secs(10), async || {
+            intents() == 0
+        })
+        .await;
+    }
+    // Per transaction: its intents with the STAGING record, then the
+    // COMMITTED mark with the resolution of those intents (not a command
+    // for the mark and another for the resolution).
+    let used = applied().await - before;
+    assert!(used <= 2 * N + 2, "{used} commands for {N} transactions");
+    for i in 0..N {
+        assert_eq!(
+            c.dbs[&2].get(format!("z{i:02}").as_bytes()).await.unwrap(),
+            Some(b"1".to_vec())
+        );
+    }
+}

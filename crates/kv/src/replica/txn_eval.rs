@@ -475,6 +475,53 @@ impl Replica {
         }
     }
 
+    /// Marks the record of `id`, anchored at `anchor` on this range,
+    /// COMMITTED at `ts` (a parallel commit's explicit mark). A record
+    /// that is missing or aborted - which a transaction committed in
+    /// parallel cannot have - is refused.
+    fn mark_committed(
+        &self,
+        view: &Overlay,
+        batch: &mut WriteBatch,
+        desc: &proto::RangeDescriptor,
+        anchor: &[u8],
+        id: [u8; 16],
+        ts: Timestamp,
+    ) -> Result<(), Box<KvResponse>> {
+        if !contains(desc, anchor) {
+            return Err(Box::new(key_mismatch(vec![desc.clone()])));
+        }
+        let mut rec = match read_record(view, anchor, &id) {
+            Ok(Some(r)) => r,
+            Ok(None) => {
+                return Err(Box::new(internal(
+                    "no transaction record to mark committed",
+                )))
+            }
+            Err(e) => return Err(Box::new(internal(e))),
+        };
+        match status(&rec) {
+            TxnStatus::Committed => Ok(()),
+            TxnStatus::Aborted => Err(Box::new(aborted(
+                "transaction aborted by a conflicting transaction",
+            ))),
+            _ => {
+                rec.status = TxnStatus::Committed as i32;
+                rec.timestamp = Some(ts.into());
+                rec.in_flight = Vec::new();
+                rec.heartbeat = Some(self.apply_ts.into());
+                write_record(batch, &rec);
+                tracing::trace!(
+                    target: "tessera_kv::apply",
+                    "range {} txn {}: record committed at {ts}, with its resolutions",
+                    desc.range_id,
+                    crate::txn::short(&id),
+                );
+                Ok(())
+            }
+        }
+    }
+
     /// Commits or aborts the intents of one transaction on this range.
     pub(super) fn apply_resolve(
         &mut self,
@@ -484,6 +531,22 @@ impl Replica {
     ) -> KvResponse {
         let more = std::mem::take(&mut req.more);
         let view = self.overlay();
+        // Record marks first: one that cannot be made fails the command
+        // before anything is written.
+        let mut marks = WriteBatch::new();
+        for r in std::iter::once(&req).chain(&more) {
+            if r.commit && !r.commit_record_anchor.is_empty() {
+                let (Some(id), ts) = (txn_id(&r.txn_id), ts_of(&r.commit_ts)) else {
+                    return internal("bad transaction id");
+                };
+                if let Err(e) =
+                    self.mark_committed(&view, &mut marks, desc, &r.commit_record_anchor, id, ts)
+                {
+                    return *e;
+                }
+            }
+        }
+        batch.extend(marks);
         for req in std::iter::once(req).chain(more) {
             let Some(id) = txn_id(&req.txn_id) else {
                 return internal("bad transaction id");

@@ -47,8 +47,10 @@ async fn exec(c: &Client, sql: &str) {
 }
 
 /// Runs `waiting` on `waiter` while `other` runs `releasing` after a pause:
-/// `waiting` must not finish before `releasing` has (it waits on a row
-/// lock). Returns its outcome: "ok" or its SQLSTATE.
+/// `waiting` must not finish before `releasing` has begun (it waits on a
+/// row lock, which `releasing` frees as it commits or rolls back; the
+/// waiter may hear of it before `other`'s client hears its own answer).
+/// Returns its outcome: "ok" or its SQLSTATE.
 async fn waits_for(waiter: &Client, waiting: &str, other: &Client, releasing: &str) -> String {
     let blocked = async {
         let r = waiter.batch_execute(waiting).await;
@@ -56,13 +58,14 @@ async fn waits_for(waiter: &Client, waiting: &str, other: &Client, releasing: &s
     };
     let release = async {
         tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+        let started = std::time::Instant::now();
         exec(other, releasing).await;
-        std::time::Instant::now()
+        started
     };
-    let ((r, finished), released) = tokio::join!(blocked, release);
+    let ((r, finished), releasing_began) = tokio::join!(blocked, release);
     assert!(
-        finished >= released,
-        "{waiting} did not wait for {releasing} to finish"
+        finished >= releasing_began,
+        "{waiting} did not wait for {releasing}"
     );
     match r {
         Ok(()) => "ok".into(),

@@ -57,6 +57,32 @@ fn lock_as_intent(key: &[u8], lock: &HeldLock) -> mvcc::Intent {
     }
 }
 
+/// Latches `keys` for a write of `writer`, unless another transaction's
+/// row lock holds one of them: then the refusal, with the locks as the
+/// intents in the way.
+fn latch_writes(
+    shared: &ReplicaShared,
+    keys: Vec<Vec<u8>>,
+    writer: &Writer,
+) -> Result<u64, Box<KvResponse>> {
+    let locks = shared.conc.locks.lock();
+    if let Some(writer) = writer.checked() {
+        let blocking: Vec<mvcc::Intent> = keys
+            .iter()
+            .filter_map(|k| locks.blocking(k, writer).map(|l| lock_as_intent(k, l)))
+            .collect();
+        if !blocking.is_empty() {
+            return Err(Box::new(write_intent_error(blocking)));
+        }
+    }
+    Ok(shared.conc.latches.lock().acquire(keys))
+}
+
+fn release_latch(shared: &ReplicaShared, latch: u64) {
+    shared.conc.latches.lock().release(latch);
+    shared.conc.latch_released.notify_waiters();
+}
+
 /// The storage-level identity of a transaction reading or writing.
 fn storage_meta(m: &ProtoMeta) -> Option<TxnMeta> {
     Some(TxnMeta {
@@ -179,25 +205,23 @@ impl Store {
         cmd: raft_command::Cmd,
         writer: Writer,
     ) -> KvResponse {
-        let latch = {
-            let locks = shared.conc.locks.lock();
-            if let Some(writer) = writer.checked() {
-                let blocking: Vec<mvcc::Intent> = keys
-                    .iter()
-                    .filter_map(|k| locks.blocking(k, writer).map(|l| lock_as_intent(k, l)))
-                    .collect();
-                if !blocking.is_empty() {
-                    return write_intent_error(blocking);
-                }
-            }
-            shared.conc.latches.lock().acquire(keys)
-        };
+        match latch_writes(shared, keys, &writer) {
+            Ok(latch) => self.propose_with_latch(shared, latch, cmd).await,
+            Err(resp) => *resp,
+        }
+    }
+
+    /// Proposes `cmd` under `latch` (from [`latch_writes`]), released when
+    /// raft decides the command.
+    async fn propose_with_latch(
+        &self,
+        shared: &Arc<ReplicaShared>,
+        latch: u64,
+        cmd: raft_command::Cmd,
+    ) -> KvResponse {
         let release = {
             let shared = shared.clone();
-            move || {
-                shared.conc.latches.lock().release(latch);
-                shared.conc.latch_released.notify_waiters();
-            }
+            move || release_latch(&shared, latch)
         };
         let Some(rx) = self.submit(shared.range_id, cmd) else {
             release();
@@ -266,6 +290,18 @@ impl Store {
         let Some(meta) = req.txn.as_mut() else {
             return internal("transactional write without a transaction");
         };
+        let Some(writer) = txn_id(&meta.id) else {
+            return internal("bad transaction id");
+        };
+        // Latch first, then read the timestamp cache: a read records itself
+        // there before it checks the latches, so either this write sees the
+        // read (and goes above it) or the read sees the latch (and waits for
+        // the write). The other order lets a read slip in between and miss
+        // a write placed below it.
+        let latch = match latch_writes(shared, keys.clone(), &Writer::Txn(writer)) {
+            Ok(l) => l,
+            Err(resp) => return *resp,
+        };
         let asked = ts_of(&meta.write_ts);
         let mut ts = asked;
         {
@@ -289,23 +325,16 @@ impl Store {
             ts = ts.max(self.ctx.clock.now());
         }
         if ts > asked && req.one_phase && !req.allow_push {
+            release_latch(shared, latch);
             return kv_err(kv_error::Kind::WriteTooOld(proto::WriteTooOld {
                 ts: Some(ts.into()),
             }));
         }
         meta.write_ts = Some(ts.into());
-        let Some(writer) = txn_id(&meta.id) else {
-            return internal("bad transaction id");
-        };
         let one_phase = req.one_phase;
-        let written = if one_phase { keys.clone() } else { Vec::new() };
+        let written = if one_phase { keys } else { Vec::new() };
         let resp = self
-            .propose_latched(
-                shared,
-                keys,
-                raft_command::Cmd::TxnWrite(req),
-                Writer::Txn(writer),
-            )
+            .propose_with_latch(shared, latch, raft_command::Cmd::TxnWrite(req))
             .await;
         if one_phase && resp.error.is_none() {
             // Committed: the transaction's row locks on what it wrote go.

@@ -764,6 +764,35 @@ async fn a_limited_scan_is_not_held_up_by_an_intent_past_its_page() {
     t.rollback().await;
 }
 
+/// The highest applied index among the replicas of the range `which`
+/// picks: it counts the range's commands.
+async fn applied_index(c: &Cluster, which: impl Fn(&RangeDescriptor) -> bool) -> u64 {
+    let mut top = 0;
+    let stores: Vec<_> = c.net.stores.read().values().cloned().collect();
+    for store in stores {
+        for r in store.local_ranges().await {
+            if r.descriptor.as_ref().is_some_and(&which) {
+                top = top.max(r.applied_index);
+            }
+        }
+    }
+    top
+}
+
+/// Intents left on every node.
+fn intent_count(c: &Cluster) -> usize {
+    c.net
+        .stores
+        .read()
+        .values()
+        .map(|store| {
+            tessera_storage::mvcc::scan_intents(store.engine().as_ref(), b"", b"", 0)
+                .unwrap()
+                .len()
+        })
+        .sum()
+}
+
 /// Committed transactions' intents are resolved in the background, and the
 /// resolutions of concurrent transactions on a range share raft commands:
 /// 40 transactions, each writing one key on each of two ranges, cost the
@@ -774,18 +803,7 @@ async fn concurrent_commits_resolve_their_intents_in_shared_commands() {
     let c = ready_cluster(&[b"m"]).await;
     let db = c.dbs[&1].clone();
     // The range of the `z` keys: its applied index counts its commands.
-    let applied = async || {
-        let mut top = 0;
-        let stores: Vec<_> = c.net.stores.read().values().cloned().collect();
-        for store in stores {
-            for r in store.local_ranges().await {
-                if r.descriptor.as_ref().is_some_and(|d| d.start_key == b"m") {
-                    top = top.max(r.applied_index);
-                }
-            }
-        }
-        top
-    };
+    let applied = async || applied_index(&c, |d| d.start_key == b"m").await;
     // Settle leases first (their commands are not the transactions').
     db.put(b"zz", b"0").await.unwrap();
     let before = applied().await;
@@ -806,18 +824,7 @@ async fn concurrent_commits_resolve_their_intents_in_shared_commands() {
     for c in commits {
         c.await.unwrap();
     }
-    let intents = || {
-        c.net
-            .stores
-            .read()
-            .values()
-            .map(|store| {
-                tessera_storage::mvcc::scan_intents(store.engine().as_ref(), b"", b"", 0)
-                    .unwrap()
-                    .len()
-            })
-            .sum::<usize>()
-    };
+    let intents = || intent_count(&c);
     wait_for("intents resolved", Duration::from_secs(10), async || {
         intents() == 0
     })
@@ -842,18 +849,7 @@ async fn a_parallel_commit_marks_its_record_in_its_anchor_range_resolution() {
     let db = c.dbs[&1].clone();
     // The records' range (the `a` keys anchor every transaction): its
     // applied index counts its commands.
-    let applied = async || {
-        let mut top = 0;
-        let stores: Vec<_> = c.net.stores.read().values().cloned().collect();
-        for store in stores {
-            for r in store.local_ranges().await {
-                if r.descriptor.as_ref().is_some_and(|d| d.end_key == b"m") {
-                    top = top.max(r.applied_index);
-                }
-            }
-        }
-        top
-    };
+    let applied = async || applied_index(&c, |d| d.end_key == b"m").await;
     // Leases on the gateway's node first, where they stay for the test.
     for key in [&b"a"[..], b"z"] {
         let desc = db.range_for(key).await.unwrap();
@@ -864,18 +860,7 @@ async fn a_parallel_commit_marks_its_record_in_its_anchor_range_resolution() {
         .await;
         db.put(key, b"0").await.unwrap();
     }
-    let intents = || {
-        c.net
-            .stores
-            .read()
-            .values()
-            .map(|store| {
-                tessera_storage::mvcc::scan_intents(store.engine().as_ref(), b"", b"", 0)
-                    .unwrap()
-                    .len()
-            })
-            .sum::<usize>()
-    };
+    let intents = || intent_count(&c);
     let before = applied().await;
     for i in 0..N {
         let mut t = Txn::begin(db.clone(), Isolation::Serializable);

@@ -14,4 +14,4 @@ pub mod store;
 pub mod txn;
 
 pub use db::{NodeDialer, DB};
-pub use store::{Liveness, RaftTransport, Store, StoreConfig};
+pub use store::{Liveness, RaftTransport, Store, StoreConfig, TestingHook, TestingKnobs};

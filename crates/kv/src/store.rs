@@ -19,6 +19,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use futures::future::BoxFuture;
 use parking_lot::RwLock;
 use prost::Message as _;
 use tessera_common::keys;
@@ -75,6 +76,29 @@ pub struct StoreConfig {
     pub gc_ttl: Duration,
     /// How often a leaseholder garbage-collects its range.
     pub gc_interval: Duration,
+    /// Hooks that let tests stop a request at a chosen point; all empty
+    /// outside tests.
+    pub testing: TestingKnobs,
+}
+
+/// A hook awaited at one point of a request, given the keys it concerns.
+pub type TestingHook = Arc<dyn Fn(&[Vec<u8>]) -> BoxFuture<'static, ()> + Send + Sync>;
+
+/// Points where a test can hold a request, to force an interleaving that
+/// is otherwise a matter of thread timing.
+#[derive(Clone, Default)]
+pub struct TestingKnobs {
+    /// Awaited by a transaction's write after its timestamp is placed and
+    /// before it is proposed.
+    pub write_placed: Option<TestingHook>,
+}
+
+impl std::fmt::Debug for TestingKnobs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestingKnobs")
+            .field("write_placed", &self.write_placed.is_some())
+            .finish()
+    }
 }
 
 impl StoreConfig {
@@ -88,6 +112,7 @@ impl StoreConfig {
             proposal_timeout: Duration::from_secs(10),
             gc_ttl: Duration::from_secs(4 * 3600),
             gc_interval: Duration::from_secs(600),
+            testing: TestingKnobs::default(),
         }
     }
 

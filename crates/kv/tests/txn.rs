@@ -572,6 +572,61 @@ async fn row_locks_hold_across_a_lease_transfer() {
     }
 }
 
+/// A read that arrives after a write has taken its timestamp, and before
+/// the write is proposed, must wait for it: the write is below the read.
+/// Regression: the write's timestamp used to be placed before its keys
+/// were latched, so a read in between read the old value, and the write
+/// then committed below it (found by the chaos bank run, seed 582113337).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_between_a_writes_placement_and_its_proposal_waits_for_it() {
+    let armed = Arc::new(AtomicBool::new(false));
+    let placed = Arc::new(tokio::sync::Notify::new());
+    let go = Arc::new(tokio::sync::Notify::new());
+    let hook: tessera_kv::TestingHook = {
+        let (armed, placed, go) = (armed.clone(), placed.clone(), go.clone());
+        Arc::new(move |keys: &[Vec<u8>]| {
+            let hold = keys.iter().any(|k| k == b"k") && armed.swap(false, Ordering::SeqCst);
+            let (placed, go) = (placed.clone(), go.clone());
+            Box::pin(async move {
+                if hold {
+                    placed.notify_one();
+                    go.notified().await;
+                }
+            })
+        })
+    };
+    let c = cluster_with(3, |cfg| cfg.testing.write_placed = Some(hook.clone())).await;
+    let db = c.dbs[&1].clone();
+    wait_for_three_voters(&db).await;
+    db.put(b"k", b"old").await.unwrap();
+    armed.store(true, Ordering::SeqCst);
+    let writer = tokio::spawn({
+        let db = db.clone();
+        async move {
+            let mut t = Txn::begin(db, Isolation::Serializable);
+            t.commit(vec![put(b"k", b"new")]).await
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(10), placed.notified())
+        .await
+        .expect("the write never reached its proposal");
+    // The read's timestamp is taken now, above the write's.
+    let reader = tokio::spawn({
+        let db = c.dbs[&2].clone();
+        async move { db.get(b"k").await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!reader.is_finished(), "the read did not wait for the write");
+    go.notify_one();
+    let commit_ts = writer.await.unwrap().unwrap();
+    let seen = reader.await.unwrap().unwrap();
+    assert_eq!(
+        seen,
+        Some(b"new".to_vec()),
+        "a read after the write's placement (commit at {commit_ts:?}) missed it"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lock_taken_while_the_lease_is_handed_over_is_replicated() {
     let c = ready_cluster(&[b"m"]).await;

@@ -331,6 +331,9 @@ impl Store {
             }));
         }
         meta.write_ts = Some(ts.into());
+        if let Some(hook) = &self.cfg.testing.write_placed {
+            hook(&keys).await;
+        }
         let one_phase = req.one_phase;
         let written = if one_phase { keys } else { Vec::new() };
         let resp = self

@@ -551,6 +551,10 @@ impl Node {
         let incoming =
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         let router = tonic::transport::Server::builder()
+            // Raft streams are long-lived: a peer that went silent (a
+            // dead host, a black-holed link) is dropped by these pings.
+            .http2_keepalive_interval(Some(Duration::from_secs(5)))
+            .http2_keepalive_timeout(Some(Duration::from_secs(5)))
             .add_service(
                 InternalServer::new(InternalService::new(shared.clone()))
                     .max_decoding_message_size(MAX_MESSAGE_BYTES)

@@ -18,7 +18,7 @@ use tessera_common::proto::{
 };
 use tessera_common::Timestamp;
 use tessera_kv::db;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 
 use crate::gossip;
 use crate::node::{Running, Shared};
@@ -100,10 +100,13 @@ impl Internal for InternalService {
 
     async fn raft(
         &self,
-        request: Request<RaftBatch>,
+        request: Request<Streaming<RaftBatch>>,
     ) -> Result<Response<RaftBatchResponse>, Status> {
-        let batch = request.into_inner();
-        if let Some(run) = self.shared.running() {
+        let mut batches = request.into_inner();
+        while let Some(batch) = batches.message().await? {
+            let Some(run) = self.shared.running() else {
+                continue;
+            };
             if batch.to_node == run.node_id {
                 run.store.deliver(batch);
             } else {

@@ -22,8 +22,6 @@ use crate::MAX_MESSAGE_BYTES;
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Deadline of one `Internal.Kv` call.
 const KV_TIMEOUT: Duration = Duration::from_secs(6);
-/// Deadline of one `Internal.Raft` call (a batch may carry a snapshot).
-const RAFT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A human description of a transport error: the innermost cause, e.g.
 /// "connection refused" rather than "transport error".
@@ -160,8 +158,9 @@ impl RateLimit {
 }
 
 /// [`RaftTransport`] over gRPC: per destination node, an unbounded queue
-/// and a task that sends everything queued as one `Internal.Raft` call.
-/// A failed send is dropped (raft retransmits).
+/// and a task that streams what is queued into one long-lived
+/// `Internal.Raft` call (no reply per batch: a batch costs one HTTP/2
+/// data frame). Batches that cannot be sent are dropped (raft resends).
 pub(crate) struct RaftSender {
     runtime: tokio::runtime::Handle,
     book: Arc<Book>,
@@ -202,6 +201,12 @@ impl RaftTransport for RaftSender {
     }
 }
 
+/// Batches that may wait for a stream that does not move (a black-holed
+/// connection) before further ones are dropped.
+const STREAM_BUFFER: usize = 256;
+/// How long a reopened stream must stay up before it counts as recovered.
+const STREAM_STABLE: Duration = Duration::from_secs(2);
+
 async fn send_loop(
     from: u64,
     to: u64,
@@ -212,45 +217,58 @@ async fn send_loop(
     let mut backoff = Duration::from_millis(50);
     let mut warn = RateLimit::new(Duration::from_secs(30));
     let mut failing = false;
-    while let Some(mut batch) = rx.recv().await {
-        while let Ok(more) = rx.try_recv() {
-            batch.messages.extend(more.messages);
-            if more.timestamp.is_some() {
-                batch.timestamp = more.timestamp;
-            }
-        }
-        let result = match book.address_of(to) {
+    loop {
+        // A stream is opened when there is something to send.
+        let Some(first) = rx.recv().await else { return };
+        let client = match book.address_of(to) {
             None => Err(format!("address of node {to} unknown")),
-            Some(addr) => match pool.internal(&addr) {
-                Err(e) => Err(e),
-                Ok(mut client) => {
-                    match tokio::time::timeout(RAFT_TIMEOUT, client.raft(batch)).await {
-                        Ok(Ok(_)) => Ok(()),
-                        Ok(Err(s)) => Err(format!("{addr}: {}", describe_status(&s))),
-                        Err(_) => Err(format!("{addr}: timed out")),
+            Some(addr) => pool.internal(&addr).map(|c| (addr, c)),
+        };
+        let error = match client {
+            Err(e) => e,
+            Ok((addr, mut client)) => {
+                let (stream_tx, mut stream_rx) = mpsc::channel::<RaftBatch>(STREAM_BUFFER);
+                let _ = stream_tx.try_send(first);
+                let outgoing = futures::stream::poll_fn(move |cx| stream_rx.poll_recv(cx));
+                let call = client.raft(outgoing);
+                tokio::pin!(call);
+                let stable = tokio::time::sleep(STREAM_STABLE);
+                tokio::pin!(stable);
+                loop {
+                    tokio::select! {
+                        ended = &mut call => break match ended {
+                            Ok(_) => format!("{addr}: stream closed"),
+                            Err(s) => format!("{addr}: {}", describe_status(&s)),
+                        },
+                        () = &mut stable, if failing => {
+                            tracing::info!("n{from}: raft messages to node {to} flow again");
+                            failing = false;
+                            backoff = Duration::from_millis(50);
+                        }
+                        next = rx.recv() => {
+                            let Some(mut batch) = next else { return };
+                            while let Ok(more) = rx.try_recv() {
+                                batch.messages.extend(more.messages);
+                                if more.timestamp.is_some() {
+                                    batch.timestamp = more.timestamp;
+                                }
+                            }
+                            // Full: the connection does not move; raft
+                            // resends what is dropped here.
+                            let _ = stream_tx.try_send(batch);
+                        }
                     }
                 }
-            },
+            }
         };
-        match result {
-            Ok(()) => {
-                if failing {
-                    tracing::info!("n{from}: raft messages to node {to} flow again");
-                }
-                failing = false;
-                backoff = Duration::from_millis(50);
-            }
-            Err(e) => {
-                if warn.allow() {
-                    tracing::warn!("n{from}: cannot send raft messages to node {to}: {e}");
-                }
-                failing = true;
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
-                // Whatever queued meanwhile is stale: raft resends.
-                while rx.try_recv().is_ok() {}
-            }
+        if warn.allow() {
+            tracing::warn!("n{from}: cannot send raft messages to node {to}: {error}");
         }
+        failing = true;
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(1));
+        // Whatever queued meanwhile is stale: raft resends.
+        while rx.try_recv().is_ok() {}
     }
 }
 

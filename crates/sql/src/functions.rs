@@ -1,8 +1,9 @@
 //! The library of scalar functions beyond the few the binder treats
 //! itself: string (`substring`, `concat`, `replace`, `trim`, `strpos`,
 //! `left`, `lpad`, `split_part`, ...), math (`ceil`, `floor`, `mod`,
-//! `power`, `sqrt`, `ln`, `greatest`, ...) and date (`date_trunc`)
-//! functions, with PostgreSQL's argument and result types and NULL rules
+//! `power`, `sqrt`, `ln`, `greatest`, ...), date (`date_trunc`) and JSON
+//! (`->`, `->>`, `@>`, `<@`, `?`, `jsonb_typeof`, `jsonb_array_length`,
+//! `jsonb_extract_path[_text]`) functions and operators, with PostgreSQL's argument and result types and NULL rules
 //! (a NULL argument gives NULL, except where PostgreSQL says otherwise:
 //! `concat` skips NULLs, `greatest` / `least` ignore them).
 //!
@@ -10,6 +11,7 @@
 //! literals and parameters take the types it asks for); [`call`] runs it.
 
 use crate::error::{code, Result, SqlError};
+use crate::json;
 use crate::types::{self, DataType, Datum, Decimal};
 
 /// A library function.
@@ -51,6 +53,22 @@ pub enum LibFn {
     Greatest,
     Least,
     DateTrunc,
+    /// `->`: the element at a key or position, as JSON.
+    JsonGet,
+    /// `->>`: the element at a key or position, as text.
+    JsonGetText,
+    /// `json_extract_path`: the element at a path of keys, as JSON.
+    JsonPath,
+    /// `json_extract_path_text`: the same, as text.
+    JsonPathText,
+    /// `@>`: containment.
+    JsonContains,
+    /// `<@`: containment, reversed.
+    JsonContainedIn,
+    /// `?`: a top-level key (or string element).
+    JsonHasKey,
+    JsonTypeof,
+    JsonArrayLength,
 }
 
 /// A resolved call: the function, the types untyped arguments take, and
@@ -68,6 +86,30 @@ fn no_such(name: &str, args: &[DataType]) -> SqlError {
         format!("function {name}({}) does not exist", sig.join(", ")),
     )
     .with_hint("No function matches the given name and argument types.")
+}
+
+fn no_operator(op: &str, args: &[DataType]) -> SqlError {
+    SqlError::new(
+        code::UNDEFINED_FUNCTION,
+        format!(
+            "operator does not exist: {} {op} {}",
+            types::type_display(&args[0]),
+            types::type_display(&args[1])
+        ),
+    )
+    .with_hint("No operator matches the given name and argument types.")
+}
+
+fn is_json(t: &DataType) -> bool {
+    matches!(t, DataType::Json | DataType::Jsonb | DataType::Unknown)
+}
+
+/// The document type a JSON function works in: an untyped literal is JSONB.
+fn json_type(t: &DataType) -> DataType {
+    match t {
+        DataType::Json => DataType::Json,
+        _ => DataType::Jsonb,
+    }
 }
 
 fn is_text(t: &DataType) -> bool {
@@ -254,6 +296,59 @@ pub fn resolve(name: &str, args: &[DataType]) -> Result<Option<Signature>> {
             };
             sig(LibFn::DateTrunc, vec![text, t.clone()], t)
         }
+        "->" | "->>" if n == 2 && is_json(&args[0]) && (is_text(&args[1]) || is_int(&args[1])) => {
+            let doc = json_type(&args[0]);
+            let step = if args[1].is_integer() {
+                T::Int4
+            } else {
+                text.clone()
+            };
+            let (f, result) = match name {
+                "->" => (LibFn::JsonGet, doc.clone()),
+                _ => (LibFn::JsonGetText, T::Text),
+            };
+            sig(f, vec![doc, step], result)
+        }
+        "@>" | "<@" if n == 2 && all(is_json) && args.iter().any(|t| *t != T::Json) => {
+            let f = match name {
+                "@>" => LibFn::JsonContains,
+                _ => LibFn::JsonContainedIn,
+            };
+            sig(f, vec![T::Jsonb; 2], T::Bool)
+        }
+        "?" if n == 2 && is_json(&args[0]) && args[0] != T::Json && is_text(&args[1]) => {
+            sig(LibFn::JsonHasKey, vec![T::Jsonb, text], T::Bool)
+        }
+        "json_typeof" | "jsonb_typeof" if n == 1 && is_json(&args[0]) => {
+            sig(LibFn::JsonTypeof, vec![json_type(&args[0])], T::Text)
+        }
+        "json_array_length" | "jsonb_array_length" if n == 1 && is_json(&args[0]) => {
+            sig(LibFn::JsonArrayLength, vec![json_type(&args[0])], T::Int4)
+        }
+        "json_extract_path"
+        | "jsonb_extract_path"
+        | "json_extract_path_text"
+        | "jsonb_extract_path_text"
+            if n >= 1 && is_json(&args[0]) && args[1..].iter().all(is_text) =>
+        {
+            let doc = json_type(&args[0]);
+            let mut params = vec![doc.clone()];
+            params.extend(std::iter::repeat_n(text.clone(), n - 1));
+            if name.ends_with("_text") {
+                sig(LibFn::JsonPathText, params, T::Text)
+            } else {
+                sig(LibFn::JsonPath, params, doc)
+            }
+        }
+        "->" | "->>" | "@>" | "<@" | "?" => Err(no_operator(name, args)),
+        "json_typeof"
+        | "jsonb_typeof"
+        | "json_array_length"
+        | "jsonb_array_length"
+        | "json_extract_path"
+        | "jsonb_extract_path"
+        | "json_extract_path_text"
+        | "jsonb_extract_path_text" => bad(),
         "substring" | "substr" | "concat_ws" | "replace" | "btrim" | "trim" | "ltrim" | "rtrim"
         | "strpos" | "position" | "left" | "right" | "lpad" | "rpad" | "repeat" | "reverse"
         | "split_part" | "initcap" | "chr" | "ascii" | "starts_with" | "octet_length" | "ceil"
@@ -316,6 +411,14 @@ fn like_arg(arg: &Datum, v: f64) -> Result<Datum> {
         Datum::Decimal(_) => Ok(Datum::Decimal(Decimal::from_f64(v)?)),
         _ => Ok(Datum::Float(v)),
     }
+}
+
+fn bad_json(detail: String) -> SqlError {
+    SqlError::new(
+        code::INVALID_TEXT_REPRESENTATION,
+        "invalid input syntax for type json",
+    )
+    .with_hint(detail)
 }
 
 fn invalid_argument(msg: impl Into<String>) -> SqlError {
@@ -640,6 +743,58 @@ pub fn call(f: LibFn, args: &[Datum]) -> Result<Datum> {
                 Datum::Float(v)
             } else {
                 like_arg(&args[0], v)?
+            }
+        }
+        F::JsonGet | F::JsonGetText | F::JsonPath | F::JsonPathText => {
+            let doc = text_arg(&args[0])?;
+            let keys: Vec<String> = args[1..]
+                .iter()
+                .filter(|a| !matches!(a, Datum::Int(_)))
+                .map(text_arg)
+                .collect::<Result<_>>()?;
+            let path: Vec<json::Step> = match &args[1..] {
+                [Datum::Int(i)] => vec![json::Step::Index(*i)],
+                _ => keys.iter().map(|k| json::Step::Key(k)).collect(),
+            };
+            let found = json::get(&doc, &path).map_err(bad_json)?;
+            let as_text = matches!(f, F::JsonGetText | F::JsonPathText);
+            match found {
+                None => Datum::Null,
+                Some(v) if as_text => match json::as_text(&v).map_err(bad_json)? {
+                    Some(t) => Datum::Text(t),
+                    None => Datum::Null,
+                },
+                Some(v) => Datum::Text(v),
+            }
+        }
+        F::JsonContains | F::JsonContainedIn => {
+            let (a, b) = (text_arg(&args[0])?, text_arg(&args[1])?);
+            let (outer, inner) = if f == F::JsonContains { (a, b) } else { (b, a) };
+            Datum::Bool(json::contains(&outer, &inner).map_err(bad_json)?)
+        }
+        F::JsonHasKey => Datum::Bool(
+            json::has_key(&text_arg(&args[0])?, &text_arg(&args[1])?).map_err(bad_json)?,
+        ),
+        F::JsonTypeof => Datum::Text(
+            json::type_of(&text_arg(&args[0])?)
+                .map_err(bad_json)?
+                .into(),
+        ),
+        F::JsonArrayLength => {
+            let doc = text_arg(&args[0])?;
+            match json::array_length(&doc).map_err(bad_json)? {
+                Some(n) => Datum::Int(n),
+                None => {
+                    let what = json::type_of(&doc).map_err(bad_json)?;
+                    let what = if what == "object" {
+                        "a non-array"
+                    } else {
+                        "a scalar"
+                    };
+                    return Err(invalid_argument(format!(
+                        "cannot get array length of {what}"
+                    )));
+                }
             }
         }
         F::DateTrunc => {

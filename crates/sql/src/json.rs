@@ -6,6 +6,11 @@
 //! last value, numbers as NUMERIC prints them (`1e2` is `100`), strings
 //! re-escaped (`\"`, `\\`, `\n`, ... and `\u00XX` for other control
 //! characters; everything else as UTF-8).
+//!
+//! Access and tests on documents, for the operators and functions:
+//! [`get`] (`->`, `->>` with [`as_text`], `json_extract_path`),
+//! [`contains`] (`@>`, `<@`), [`has_key`] (`?`), [`type_of`],
+//! [`array_length`].
 
 use std::fmt::Write as _;
 
@@ -323,6 +328,135 @@ fn write_value(out: &mut String, v: &Value) {
     }
 }
 
+/// One step into a document: an object's key, or an array's position
+/// (negative: from the end).
+#[derive(Debug, Clone, Copy)]
+pub enum Step<'a> {
+    Key(&'a str),
+    Index(i64),
+}
+
+fn step<'v>(v: &'v Value, s: Step) -> Option<&'v Value> {
+    match (v, s) {
+        (Value::Object(fields), Step::Key(k)) => fields
+            .iter()
+            .rev()
+            .find(|(name, _)| name == k)
+            .map(|f| &f.1),
+        (Value::Array(items), Step::Index(i)) => {
+            let at = if i < 0 { items.len() as i64 + i } else { i };
+            usize::try_from(at).ok().and_then(|at| items.get(at))
+        }
+        // A path step on an array given as text: a position if it is one.
+        (Value::Array(_), Step::Key(k)) => {
+            k.trim().parse().ok().and_then(|i| step(v, Step::Index(i)))
+        }
+        _ => None,
+    }
+}
+
+fn to_jsonb(v: &Value) -> String {
+    let mut out = String::new();
+    write_value(&mut out, v);
+    out
+}
+
+/// The element of the document `doc` reached by `path` (in JSONB form),
+/// or `None` where the path leads nowhere.
+pub fn get(doc: &str, path: &[Step]) -> std::result::Result<Option<String>, String> {
+    let root = parse(doc)?;
+    let mut at = &root;
+    for s in path {
+        match step(at, *s) {
+            Some(next) => at = next,
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(to_jsonb(at)))
+}
+
+/// The text form of a JSON value, as `->>` gives it: a string without its
+/// quotes, `null` as SQL NULL, anything else as its JSON text.
+pub fn as_text(value: &str) -> std::result::Result<Option<String>, String> {
+    Ok(match parse(value)? {
+        Value::Null => None,
+        Value::String(s) => Some(s),
+        other => Some(to_jsonb(&other)),
+    })
+}
+
+/// `jsonb_typeof`: object, array, string, number, boolean or null.
+pub fn type_of(doc: &str) -> std::result::Result<&'static str, String> {
+    Ok(match parse(doc)? {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    })
+}
+
+/// The number of elements of a JSON array; `None` for anything else.
+pub fn array_length(doc: &str) -> std::result::Result<Option<i64>, String> {
+    Ok(match parse(doc)? {
+        Value::Array(items) => Some(items.len() as i64),
+        _ => None,
+    })
+}
+
+/// `?`: whether `key` is a key of the object `doc`, or a string element
+/// of the array `doc` (or the string `doc` itself).
+pub fn has_key(doc: &str, key: &str) -> std::result::Result<bool, String> {
+    Ok(match parse(doc)? {
+        Value::Object(fields) => fields.iter().any(|(k, _)| k == key),
+        Value::Array(items) => items
+            .iter()
+            .any(|x| matches!(x, Value::String(s) if s == key)),
+        Value::String(s) => s == key,
+        _ => false,
+    })
+}
+
+fn same_scalar(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => match (Decimal::parse(x), Decimal::parse(y)) {
+            (Some(x), Some(y)) => x == y,
+            _ => x == y,
+        },
+        _ => a == b,
+    }
+}
+
+fn contains_value(a: &Value, b: &Value, top: bool) -> bool {
+    match (a, b) {
+        (Value::Object(af), Value::Object(bf)) => bf.iter().all(|(k, bv)| {
+            af.iter()
+                .rev()
+                .find(|(ak, _)| ak == k)
+                .is_some_and(|(_, av)| contains_value(av, bv, false))
+        }),
+        (Value::Array(ai), Value::Array(bi)) => bi.iter().all(|bv| {
+            ai.iter().any(|av| match bv {
+                Value::Array(_) | Value::Object(_) => contains_value(av, bv, false),
+                _ => same_scalar(av, bv),
+            })
+        }),
+        // A top-level array contains a scalar that is one of its elements.
+        (Value::Array(ai), scalar) if top && !matches!(scalar, Value::Object(_)) => {
+            ai.iter().any(|av| same_scalar(av, scalar))
+        }
+        (Value::Array(_) | Value::Object(_), _) | (_, Value::Array(_) | Value::Object(_)) => false,
+        (x, y) => same_scalar(x, y),
+    }
+}
+
+/// `a @> b`: whether the document `a` contains the document `b`, as
+/// PostgreSQL defines JSONB containment.
+pub fn contains(a: &str, b: &str) -> std::result::Result<bool, String> {
+    Ok(contains_value(&parse(a)?, &parse(b)?, true))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -357,5 +491,57 @@ mod tests {
             assert!(validate(bad).is_err(), "{bad:?}");
         }
         assert!(validate(r#" {"a": [1, 2.5e-3, "x", null, true]} "#).is_ok());
+    }
+
+    #[test]
+    fn paths_reach_keys_and_positions() {
+        let doc = r#"{"a": {"b": [10, "x", null]}, "n": 1.50}"#;
+        let get1 = |p: &[Step]| get(doc, p).unwrap();
+        assert_eq!(
+            get1(&[Step::Key("a"), Step::Key("b"), Step::Index(1)]),
+            Some("\"x\"".into())
+        );
+        assert_eq!(
+            get1(&[Step::Key("a"), Step::Key("b"), Step::Index(-3)]),
+            Some("10".into())
+        );
+        assert_eq!(
+            get1(&[Step::Key("a"), Step::Key("b"), Step::Key("0")]),
+            Some("10".into())
+        );
+        assert_eq!(
+            get1(&[Step::Key("a"), Step::Key("b"), Step::Index(3)]),
+            None
+        );
+        assert_eq!(get1(&[Step::Key("zz")]), None);
+        assert_eq!(get1(&[Step::Index(0)]), None);
+        assert_eq!(as_text("\"x\"").unwrap(), Some("x".into()));
+        assert_eq!(as_text("null").unwrap(), None);
+        assert_eq!(as_text("[1, 2]").unwrap(), Some("[1, 2]".into()));
+        assert_eq!(type_of(doc).unwrap(), "object");
+        assert_eq!(array_length("[1, [2, 3]]").unwrap(), Some(2));
+        assert_eq!(array_length("{}").unwrap(), None);
+        assert!(has_key(doc, "n").unwrap());
+        assert!(has_key(r#"["n", 1]"#, "n").unwrap());
+        assert!(!has_key(r#"[1]"#, "1").unwrap());
+    }
+
+    #[test]
+    fn containment_follows_postgresql() {
+        for (a, b, want) in [
+            (r#"{"a": 1, "b": [1, 2, 3]}"#, r#"{"b": [3, 1]}"#, true),
+            (r#"{"a": 1, "b": [1, 2, 3]}"#, r#"{"a": 1.0}"#, true),
+            (r#"{"a": 1}"#, r#"{"a": 1, "c": 2}"#, false),
+            (r#"{"a": {"x": 1, "y": 2}}"#, r#"{"a": {"y": 2}}"#, true),
+            ("[1, 2, [3, 4]]", "[[3]]", true),
+            ("[1, 2, [3, 4]]", "[3]", false),
+            ("[1, 2]", "1", true),
+            ("[[1, 2]]", "1", false),
+            ("\"a\"", "\"a\"", true),
+            ("{}", "[]", false),
+            ("[]", "{}", false),
+        ] {
+            assert_eq!(contains(a, b).unwrap(), want, "{a} @> {b}");
+        }
     }
 }

@@ -3118,6 +3118,19 @@ impl<'a> Binder<'a> {
         if let Some((negated, how)) = regex {
             return self.bind_pattern(left, right, negated, how, &op.to_string(), scope);
         }
+        let json = match op {
+            ast::BinaryOperator::Arrow => Some("->"),
+            ast::BinaryOperator::LongArrow => Some("->>"),
+            ast::BinaryOperator::AtArrow => Some("@>"),
+            ast::BinaryOperator::ArrowAt => Some("<@"),
+            ast::BinaryOperator::Question => Some("?"),
+            _ => None,
+        };
+        if let Some(name) = json {
+            let l = self.bind_expr(left, scope)?;
+            let r = self.bind_expr(right, scope)?;
+            return self.bind_library_call(name, vec![l, r]);
+        }
         let op = match op {
             ast::BinaryOperator::Plus => BinOp::Add,
             ast::BinaryOperator::Minus => BinOp::Sub,
@@ -3924,6 +3937,18 @@ impl<'a> Binder<'a> {
                 return Ok(Typed {
                     e: Expr::Literal(Datum::Bool(true)),
                     ty: DataType::Bool,
+                });
+            }
+            // The argument's type, known at bind time.
+            "pg_typeof" => {
+                arity(1)?;
+                let name = match &bound[0].ty {
+                    DataType::Unknown => "unknown".to_string(),
+                    t => types::type_display(t),
+                };
+                return Ok(Typed {
+                    e: Expr::Literal(Datum::Text(name)),
+                    ty: DataType::Text,
                 });
             }
             // Every object is owned by root (role 10; see pg_catalog).

@@ -1889,3 +1889,82 @@ async fn window_functions_rank_run_and_look_around() {
         "42P20"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_operators_and_functions_reach_into_documents() {
+    let c = cluster().await;
+    let s = connect(c.addrs[0]).await;
+    s.batch_execute(
+        r#"CREATE TABLE docs (id INT PRIMARY KEY, d JSONB, j JSON);
+           INSERT INTO docs VALUES
+             (1, '{"name": "ann", "tags": ["a", "b"], "n": 1.50, "sub": {"x": null}}', '{"k": [1, 2]}'),
+             (2, '{"name": "bob", "tags": [], "n": 2}', '[10, 20]'),
+             (3, NULL, NULL);"#,
+    )
+    .await
+    .unwrap();
+    // -> gives JSON, ->> text; a missing key or position (or NULL) is NULL.
+    assert_eq!(
+        flat(
+            &s,
+            "SELECT d->'name', d->>'name', d->'tags'->1, d->'tags'->> -1 FROM docs ORDER BY id"
+        )
+        .await,
+        r#""ann"|ann|"b"|b;"bob"|bob|NULL|NULL;NULL|NULL|NULL|NULL"#
+    );
+    assert_eq!(
+        flat(
+            &s,
+            "SELECT d->'sub'->>'x', d->'sub'->'x', d->>'sub', d->>'n' FROM docs WHERE id = 1"
+        )
+        .await,
+        r#"NULL|null|{"x": null}|1.50"#
+    );
+    assert_eq!(
+        flat(&s, "SELECT j->'k'->>0, j->1 FROM docs ORDER BY id").await,
+        "1|NULL;NULL|20;NULL|NULL"
+    );
+    // In predicates, with parameters, and their result types.
+    assert_eq!(
+        flat(&s, "SELECT id FROM docs WHERE d->>'name' = 'bob'").await,
+        "2"
+    );
+    let rows = s
+        .query("SELECT id FROM docs WHERE d->>$1 = $2", &[&"name", &"ann"])
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].get::<_, i32>(0), 1);
+    assert_eq!(
+        flat(&s, "SELECT pg_typeof(d->'n'), pg_typeof(d->>'n'), pg_typeof(j->'k') FROM docs WHERE id = 1").await,
+        "jsonb|text|json"
+    );
+    // Containment and key tests.
+    assert_eq!(
+        flat(
+            &s,
+            r#"SELECT id FROM docs WHERE d @> '{"tags": ["b"]}' ORDER BY id"#
+        )
+        .await,
+        "1"
+    );
+    assert_eq!(
+        flat(
+            &s,
+            r#"SELECT '{"n": 2}' <@ d, d ? 'tags', d ? 'zz', d->'tags' ? 'a' FROM docs ORDER BY id"#
+        )
+        .await,
+        "f|t|f|t;t|t|f|f;NULL|NULL|NULL|NULL"
+    );
+    // Functions.
+    assert_eq!(
+        flat(&s, "SELECT jsonb_typeof(d), jsonb_typeof(d->'tags'), jsonb_array_length(d->'tags'), json_typeof(j), jsonb_extract_path_text(d, 'sub', 'x'), jsonb_extract_path(d, 'tags', '0') FROM docs WHERE id = 1").await,
+        r#"object|array|2|object|NULL|"a""#
+    );
+    assert_eq!(
+        sqlstate(&s, "SELECT jsonb_array_length(d) FROM docs WHERE id = 1").await,
+        "22023"
+    );
+    assert_eq!(sqlstate(&s, "SELECT 1 -> 'a'").await, "42883");
+    assert_eq!(sqlstate(&s, "SELECT j @> j FROM docs").await, "42883");
+}

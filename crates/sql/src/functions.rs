@@ -1,7 +1,9 @@
 //! The library of scalar functions beyond the few the binder treats
 //! itself: string (`substring`, `concat`, `replace`, `trim`, `strpos`,
 //! `left`, `lpad`, `split_part`, ...), math (`ceil`, `floor`, `mod`,
-//! `power`, `sqrt`, `ln`, `greatest`, ...), date (`date_trunc`) and JSON
+//! `power`, `sqrt`, `ln`, `greatest`, ...), date (`date_trunc`, `age`,
+//! `to_char`, `make_date`, `make_timestamp`, `to_timestamp`,
+//! `clock_timestamp`), `md5`, and JSON
 //! (`->`, `->>`, `@>`, `<@`, `?`, `jsonb_typeof`, `jsonb_array_length`,
 //! `jsonb_extract_path[_text]`) functions and operators, with PostgreSQL's argument and result types and NULL rules
 //! (a NULL argument gives NULL, except where PostgreSQL says otherwise:
@@ -11,8 +13,8 @@
 //! literals and parameters take the types it asks for); [`call`] runs it.
 
 use crate::error::{code, Result, SqlError};
-use crate::json;
 use crate::types::{self, DataType, Datum, Decimal};
+use crate::{datefns, json};
 
 /// A library function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +71,15 @@ pub enum LibFn {
     JsonHasKey,
     JsonTypeof,
     JsonArrayLength,
+    /// `age(a, b)`; with one argument, from today's midnight.
+    Age,
+    AgeFromToday,
+    MakeDate,
+    MakeTimestamp,
+    ToTimestamp,
+    ToChar,
+    ClockTimestamp,
+    Md5,
 }
 
 /// A resolved call: the function, the types untyped arguments take, and
@@ -98,6 +109,13 @@ fn no_operator(op: &str, args: &[DataType]) -> SqlError {
         ),
     )
     .with_hint("No operator matches the given name and argument types.")
+}
+
+fn is_datetime(t: &DataType) -> bool {
+    matches!(
+        t,
+        DataType::Timestamp | DataType::TimestampTz | DataType::Date | DataType::Unknown
+    )
 }
 
 fn is_json(t: &DataType) -> bool {
@@ -340,6 +358,46 @@ pub fn resolve(name: &str, args: &[DataType]) -> Result<Option<Signature>> {
                 sig(LibFn::JsonPath, params, doc)
             }
         }
+        "age" if (n == 1 || n == 2) && args.iter().all(is_datetime) => {
+            let t = if args.contains(&T::TimestampTz) {
+                T::TimestampTz
+            } else {
+                T::Timestamp
+            };
+            let f = if n == 2 {
+                LibFn::Age
+            } else {
+                LibFn::AgeFromToday
+            };
+            sig(f, vec![t; n], T::Interval)
+        }
+        "make_date" if n == 3 && all(is_int) => sig(LibFn::MakeDate, vec![T::Int4; 3], T::Date),
+        "make_timestamp" if n == 6 && args[..5].iter().all(is_int) && is_num(&args[5]) => {
+            let mut p = vec![T::Int4; 5];
+            p.push(T::Float8);
+            sig(LibFn::MakeTimestamp, p, T::Timestamp)
+        }
+        "to_timestamp" if n == 1 && is_num(&args[0]) => {
+            sig(LibFn::ToTimestamp, vec![T::Float8], T::TimestampTz)
+        }
+        "to_char" if n == 2 && is_datetime(&args[0]) && is_text(&args[1]) => {
+            let t = match &args[0] {
+                T::TimestampTz => T::TimestampTz,
+                _ => T::Timestamp,
+            };
+            sig(LibFn::ToChar, vec![t, text], T::Text)
+        }
+        "clock_timestamp" if n == 0 => sig(LibFn::ClockTimestamp, vec![], T::TimestampTz),
+        "md5" if n == 1 && (is_text(&args[0]) || args[0] == T::Bytea) => {
+            let t = if args[0] == T::Bytea {
+                T::Bytea
+            } else {
+                text.clone()
+            };
+            sig(LibFn::Md5, vec![t], T::Text)
+        }
+        "age" | "make_date" | "make_timestamp" | "to_timestamp" | "to_char" | "clock_timestamp"
+        | "md5" => bad(),
         "->" | "->>" | "@>" | "<@" | "?" => Err(no_operator(name, args)),
         "json_typeof"
         | "jsonb_typeof"
@@ -391,6 +449,25 @@ fn int_arg(d: &Datum) -> Result<i64> {
             other.kind_name()
         ))),
     }
+}
+
+/// A date or timestamp argument, in µs.
+fn ts_arg(d: &Datum) -> Result<i64> {
+    match d {
+        Datum::Timestamp(t) => Ok(*t),
+        Datum::Date(days) => types::date_to_timestamp(*days),
+        other => Err(SqlError::mismatch(format!(
+            "expected a timestamp, got {}",
+            other.kind_name()
+        ))),
+    }
+}
+
+fn system_now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
 }
 
 fn float_arg(d: &Datum) -> Result<f64> {
@@ -499,6 +576,7 @@ pub fn call(f: LibFn, args: &[Datum]) -> Result<Datum> {
             }
             return Ok(best.cloned().unwrap_or(Datum::Null));
         }
+        F::ClockTimestamp => return Ok(Datum::Timestamp(system_now_micros())),
         F::Pi => return Ok(Datum::Float(std::f64::consts::PI)),
         F::Random => return Ok(Datum::Float(rand::random::<f64>())),
         _ => {}
@@ -797,6 +875,37 @@ pub fn call(f: LibFn, args: &[Datum]) -> Result<Datum> {
                 }
             }
         }
+        F::Age => Datum::Interval(datefns::age(ts_arg(&args[0])?, ts_arg(&args[1])?)),
+        F::AgeFromToday => {
+            let today =
+                system_now_micros().div_euclid(types::MICROS_PER_DAY) * types::MICROS_PER_DAY;
+            Datum::Interval(datefns::age(today, ts_arg(&args[0])?))
+        }
+        F::MakeDate => Datum::Date(datefns::make_date(
+            int_arg(&args[0])?,
+            int_arg(&args[1])?,
+            int_arg(&args[2])?,
+        )?),
+        F::MakeTimestamp => {
+            let date =
+                datefns::make_date(int_arg(&args[0])?, int_arg(&args[1])?, int_arg(&args[2])?)?;
+            Datum::Timestamp(datefns::make_timestamp(
+                date,
+                int_arg(&args[3])?,
+                int_arg(&args[4])?,
+                float_arg(&args[5])?,
+            )?)
+        }
+        F::ToTimestamp => Datum::Timestamp(datefns::from_epoch_seconds(float_arg(&args[0])?)?),
+        F::ToChar => Datum::Text(datefns::to_char(ts_arg(&args[0])?, &text_arg(&args[1])?)),
+        F::Md5 => {
+            let digest = match &args[0] {
+                Datum::Bytes(b) => md5::compute(b),
+                other => md5::compute(text_arg(other)?.as_bytes()),
+            };
+            Datum::Text(format!("{digest:x}"))
+        }
+        F::ClockTimestamp => unreachable!("handled above"),
         F::DateTrunc => {
             let unit = text_arg(&args[0])?.to_ascii_lowercase();
             let micros = match &args[1] {

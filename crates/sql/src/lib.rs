@@ -103,6 +103,7 @@ pub mod alter;
 pub mod aost;
 pub mod catalog;
 pub mod copy;
+pub mod datefns;
 pub mod encoding;
 pub mod error;
 pub mod exec;

@@ -3124,6 +3124,8 @@ impl<'a> Binder<'a> {
             ast::BinaryOperator::AtArrow => Some("@>"),
             ast::BinaryOperator::ArrowAt => Some("<@"),
             ast::BinaryOperator::Question => Some("?"),
+            // PostgreSQL's `^` is exponentiation (`#` is XOR).
+            ast::BinaryOperator::PGExp | ast::BinaryOperator::BitwiseXor => Some("power"),
             _ => None,
         };
         if let Some(name) = json {
@@ -3218,6 +3220,29 @@ impl<'a> Binder<'a> {
                         }
                     }
                     ast::UnaryOperator::Plus => t,
+                    ast::UnaryOperator::PGSquareRoot => {
+                        return self.bind_library_call("sqrt", vec![t])
+                    }
+                    ast::UnaryOperator::PGCubeRoot => {
+                        return self.bind_library_call("cbrt", vec![t])
+                    }
+                    ast::UnaryOperator::PGAbs => {
+                        let mut t = t;
+                        self.unify_with(&mut t, &DataType::Float8);
+                        if !t.ty.is_numeric() {
+                            return Err(SqlError::new(
+                                code::UNDEFINED_FUNCTION,
+                                format!(
+                                    "operator does not exist: @ {}",
+                                    types::type_display(&t.ty)
+                                ),
+                            ));
+                        }
+                        Typed {
+                            e: Expr::Func(Func::Abs, vec![t.e]),
+                            ty: t.ty,
+                        }
+                    }
                     other => return Err(SqlError::unsupported(format!("operator {other}"))),
                 }
             }

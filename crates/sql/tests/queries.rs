@@ -1968,3 +1968,30 @@ async fn json_operators_and_functions_reach_into_documents() {
     assert_eq!(sqlstate(&s, "SELECT 1 -> 'a'").await, "42883");
     assert_eq!(sqlstate(&s, "SELECT j @> j FROM docs").await, "42883");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn date_string_and_math_functions_print_as_postgresql_does() {
+    let c = cluster().await;
+    let s = connect(c.addrs[0]).await;
+    assert_eq!(
+        flat(&s, "SELECT age(TIMESTAMP '2001-04-10', TIMESTAMP '1957-06-13'), age(DATE '2024-03-01', DATE '2024-01-31')").await,
+        "43 years 9 mons 27 days|1 mon 1 day"
+    );
+    assert_eq!(
+        flat(&s, "SELECT to_char(TIMESTAMP '2024-03-05 14:07:09', 'YYYY-MM-DD HH24:MI:SS'), to_char(DATE '2024-03-05', 'FMDay, FMDD Mon YYYY')").await,
+        "2024-03-05 14:07:09|Tuesday, 5 Mar 2024"
+    );
+    assert_eq!(
+        flat(&s, "SELECT make_date(2024, 2, 29), make_timestamp(2024, 2, 29, 13, 5, 1.5), to_timestamp(86400)").await,
+        "2024-02-29|2024-02-29 13:05:01.5|1970-01-02 00:00:00+00"
+    );
+    assert_eq!(sqlstate(&s, "SELECT make_date(2023, 2, 29)").await, "22008");
+    assert_eq!(
+        flat(&s, "SELECT md5('a'), md5(''), 2 ^ 10, |/ 16, ||/ 27, @ -5").await,
+        "0cc175b9c0f1b6a831c399e269772661|d41d8cd98f00b204e9800998ecf8427e|1024|4|3|5"
+    );
+    assert_eq!(
+        flat(&s, "SELECT clock_timestamp() > TIMESTAMPTZ '2020-01-01', age(TIMESTAMP '2000-01-01') > INTERVAL '20 years'").await,
+        "t|t"
+    );
+}

@@ -3,7 +3,8 @@
 //! `left`, `lpad`, `split_part`, ...), math (`ceil`, `floor`, `mod`,
 //! `power`, `sqrt`, `ln`, `greatest`, ...), date (`date_trunc`, `age`,
 //! `to_char`, `make_date`, `make_timestamp`, `to_timestamp`,
-//! `clock_timestamp`), `md5`, and JSON
+//! `clock_timestamp`), `md5`, `regexp_replace`, `translate`, `format`,
+//! `quote_ident`, `quote_literal`, `to_hex`, `gen_random_uuid`, and JSON
 //! (`->`, `->>`, `@>`, `<@`, `?`, `jsonb_typeof`, `jsonb_array_length`,
 //! `jsonb_extract_path[_text]`) functions and operators, with PostgreSQL's argument and result types and NULL rules
 //! (a NULL argument gives NULL, except where PostgreSQL says otherwise:
@@ -80,6 +81,20 @@ pub enum LibFn {
     ToChar,
     ClockTimestamp,
     Md5,
+    RegexpReplace,
+    Translate,
+    Format,
+    QuoteIdent,
+    QuoteLiteral,
+    /// `to_hex` of a 32-bit integer (negative ones print 8 hex digits).
+    ToHex32,
+    ToHex64,
+    GenRandomUuid,
+    BitLength,
+    /// The text form of a UUID (for casts: a UUID is held as bytes).
+    UuidText,
+    /// The text form of a TIMESTAMPTZ (with its zone, as casts print it).
+    TimestampTzText,
 }
 
 /// A resolved call: the function, the types untyped arguments take, and
@@ -396,8 +411,35 @@ pub fn resolve(name: &str, args: &[DataType]) -> Result<Option<Signature>> {
             };
             sig(LibFn::Md5, vec![t], T::Text)
         }
+        "regexp_replace" if (n == 3 || n == 4) && all(is_text) => {
+            sig(LibFn::RegexpReplace, vec![text; n], T::Text)
+        }
+        "translate" if n == 3 && all(is_text) => sig(LibFn::Translate, vec![text; 3], T::Text),
+        "format" if n >= 1 && is_text(&args[0]) => {
+            let mut p = vec![text.clone()];
+            p.extend(args[1..].iter().map(|t| match t {
+                T::Unknown => text.clone(),
+                t => t.clone(),
+            }));
+            sig(LibFn::Format, p, T::Text)
+        }
+        "quote_ident" if n == 1 && is_text(&args[0]) => sig(LibFn::QuoteIdent, vec![text], T::Text),
+        "quote_literal" if n == 1 => {
+            let t = match &args[0] {
+                T::Unknown => text.clone(),
+                t => t.clone(),
+            };
+            sig(LibFn::QuoteLiteral, vec![t], T::Text)
+        }
+        "to_hex" if n == 1 && is_int(&args[0]) => match &args[0] {
+            T::Int8 => sig(LibFn::ToHex64, vec![T::Int8], T::Text),
+            _ => sig(LibFn::ToHex32, vec![T::Int4], T::Text),
+        },
+        "gen_random_uuid" if n == 0 => sig(LibFn::GenRandomUuid, vec![], T::Uuid),
+        "bit_length" if n == 1 && is_text(&args[0]) => sig(LibFn::BitLength, vec![text], T::Int4),
         "age" | "make_date" | "make_timestamp" | "to_timestamp" | "to_char" | "clock_timestamp"
-        | "md5" => bad(),
+        | "md5" | "regexp_replace" | "translate" | "format" | "quote_ident" | "quote_literal"
+        | "to_hex" | "gen_random_uuid" | "bit_length" => bad(),
         "->" | "->>" | "@>" | "<@" | "?" => Err(no_operator(name, args)),
         "json_typeof"
         | "jsonb_typeof"
@@ -449,6 +491,138 @@ fn int_arg(d: &Datum) -> Result<i64> {
             other.kind_name()
         ))),
     }
+}
+
+/// `regexp_replace(s, pattern, replacement, flags)`: the first match (all
+/// with flag `g`; `i` ignores case), with `\\1`..`\\9` and `\\&` in the
+/// replacement standing for groups and the whole match.
+fn regexp_replace(s: &str, pattern: &str, replacement: &str, flags: &str) -> Result<String> {
+    let mut global = false;
+    let mut ignore_case = false;
+    for f in flags.chars() {
+        match f {
+            'g' => global = true,
+            'i' => ignore_case = true,
+            'c' => ignore_case = false,
+            other => {
+                return Err(invalid_argument(format!(
+                    "invalid regular expression option: \"{other}\""
+                )))
+            }
+        }
+    }
+    let re = regex_lite::RegexBuilder::new(pattern)
+        .case_insensitive(ignore_case)
+        .build()
+        .map_err(|e| SqlError::new("2201B", format!("invalid regular expression: {e}")))?;
+    let mut rep = String::new();
+    let mut chars = replacement.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some(d @ '1'..='9') => {
+                    rep.push_str("${");
+                    rep.push(d);
+                    rep.push('}');
+                }
+                Some('&') => rep.push_str("${0}"),
+                Some(other) => rep.push(other),
+                None => rep.push('\\'),
+            },
+            '$' => rep.push_str("$$"),
+            c => rep.push(c),
+        }
+    }
+    Ok(if global {
+        re.replace_all(s, rep.as_str()).into_owned()
+    } else {
+        re.replace(s, rep.as_str()).into_owned()
+    })
+}
+
+fn quote_ident(s: &str) -> String {
+    let plain = s
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$');
+    if plain {
+        s.to_string()
+    } else {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    }
+}
+
+fn quote_literal(s: &str) -> String {
+    let body = s.replace('\'', "''");
+    if s.contains('\\') {
+        format!("E'{}'", body.replace('\\', "\\\\"))
+    } else {
+        format!("'{body}'")
+    }
+}
+
+/// `format(template, args...)`: `%s` (text; NULL is empty), `%I` (an
+/// identifier, quoted if needed), `%L` (a literal; NULL is `NULL`), `%%`,
+/// each optionally with an argument position (`%2$s`).
+fn format_template(template: &str, args: &[Datum]) -> Result<String> {
+    let mut out = String::new();
+    let mut next = 0usize;
+    let mut chars = template.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        let mut spec = String::new();
+        while let Some(d) = chars.peek().copied().filter(char::is_ascii_digit) {
+            spec.push(d);
+            chars.next();
+        }
+        let position = if !spec.is_empty() {
+            if chars.next() != Some('$') {
+                return Err(invalid_argument("unrecognized format() type specifier"));
+            }
+            spec.parse::<usize>()
+                .ok()
+                .filter(|p| *p >= 1)
+                .map(|p| p - 1)
+        } else {
+            None
+        };
+        let kind = chars
+            .next()
+            .ok_or_else(|| invalid_argument("unterminated format() type specifier"))?;
+        if kind == '%' {
+            out.push('%');
+            continue;
+        }
+        let at = position.unwrap_or(next);
+        next = at + 1;
+        let arg = args
+            .get(at)
+            .ok_or_else(|| invalid_argument("too few arguments for format()"))?;
+        match kind {
+            's' if arg.is_null() => {}
+            's' => out.push_str(&text_arg(arg)?),
+            'I' if arg.is_null() => {
+                return Err(SqlError::new(
+                    "22004",
+                    "null values cannot be formatted as an SQL identifier",
+                ))
+            }
+            'I' => out.push_str(&quote_ident(&text_arg(arg)?)),
+            'L' if arg.is_null() => out.push_str("NULL"),
+            'L' => out.push_str(&quote_literal(&text_arg(arg)?)),
+            other => {
+                return Err(invalid_argument(format!(
+                    "unrecognized format() type specifier \"{other}\""
+                )))
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// A date or timestamp argument, in µs.
@@ -577,6 +751,21 @@ pub fn call(f: LibFn, args: &[Datum]) -> Result<Datum> {
             return Ok(best.cloned().unwrap_or(Datum::Null));
         }
         F::ClockTimestamp => return Ok(Datum::Timestamp(system_now_micros())),
+        F::GenRandomUuid => {
+            let mut b: [u8; 16] = rand::random();
+            b[6] = (b[6] & 0x0f) | 0x40; // version 4
+            b[8] = (b[8] & 0x3f) | 0x80; // RFC 4122 variant
+            return Ok(Datum::Bytes(b.to_vec()));
+        }
+        F::Format => {
+            if args[0].is_null() {
+                return Ok(Datum::Null);
+            }
+            return Ok(Datum::Text(format_template(
+                &text_arg(&args[0])?,
+                &args[1..],
+            )?));
+        }
         F::Pi => return Ok(Datum::Float(std::f64::consts::PI)),
         F::Random => return Ok(Datum::Float(rand::random::<f64>())),
         _ => {}
@@ -905,7 +1094,42 @@ pub fn call(f: LibFn, args: &[Datum]) -> Result<Datum> {
             };
             Datum::Text(format!("{digest:x}"))
         }
-        F::ClockTimestamp => unreachable!("handled above"),
+        F::ClockTimestamp | F::GenRandomUuid | F::Format => unreachable!("handled above"),
+        F::RegexpReplace => {
+            let flags = match args.get(3) {
+                Some(f) => text_arg(f)?,
+                None => String::new(),
+            };
+            Datum::Text(regexp_replace(
+                &text_arg(&args[0])?,
+                &text_arg(&args[1])?,
+                &text_arg(&args[2])?,
+                &flags,
+            )?)
+        }
+        F::Translate => {
+            let from: Vec<char> = text_arg(&args[1])?.chars().collect();
+            let to: Vec<char> = text_arg(&args[2])?.chars().collect();
+            let out = text_arg(&args[0])?
+                .chars()
+                .filter_map(|c| match from.iter().position(|f| *f == c) {
+                    Some(i) => to.get(i).copied(),
+                    None => Some(c),
+                })
+                .collect();
+            Datum::Text(out)
+        }
+        F::QuoteIdent => Datum::Text(quote_ident(&text_arg(&args[0])?)),
+        F::QuoteLiteral => Datum::Text(quote_literal(&text_arg(&args[0])?)),
+        F::ToHex32 => Datum::Text(format!("{:x}", int_arg(&args[0])? as i32)),
+        F::ToHex64 => Datum::Text(format!("{:x}", int_arg(&args[0])?)),
+        F::BitLength => Datum::Int(text_arg(&args[0])?.len() as i64 * 8),
+        F::UuidText => {
+            Datum::Text(types::format_datum(&args[0], &DataType::Uuid).unwrap_or_default())
+        }
+        F::TimestampTzText => {
+            Datum::Text(types::format_datum(&args[0], &DataType::TimestampTz).unwrap_or_default())
+        }
         F::DateTrunc => {
             let unit = text_arg(&args[0])?.to_ascii_lowercase();
             let micros = match &args[1] {

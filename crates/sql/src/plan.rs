@@ -3345,6 +3345,19 @@ impl<'a> Binder<'a> {
                 if let Expr::Param(_) = t.e {
                     self.unify_with(&mut t, &ty);
                 }
+                // Types whose values do not say how they print: their text
+                // form is made with the type known here.
+                let text_of = match t.ty {
+                    DataType::Uuid => Some(crate::functions::LibFn::UuidText),
+                    DataType::TimestampTz => Some(crate::functions::LibFn::TimestampTzText),
+                    _ => None,
+                };
+                if let (Some(f), true) = (text_of, ty.is_string()) {
+                    t = Typed {
+                        e: Expr::Func(Func::Lib(f), vec![t.e]),
+                        ty: DataType::Text,
+                    };
+                }
                 Self::fold(Typed {
                     e: Expr::Cast(Box::new(t.e), ty.clone()),
                     ty,

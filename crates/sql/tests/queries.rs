@@ -1994,4 +1994,22 @@ async fn date_string_and_math_functions_print_as_postgresql_does() {
         flat(&s, "SELECT clock_timestamp() > TIMESTAMPTZ '2020-01-01', age(TIMESTAMP '2000-01-01') > INTERVAL '20 years'").await,
         "t|t"
     );
+    assert_eq!(
+        flat(&s, r"SELECT regexp_replace('a1b22', '[0-9]+', '#'), regexp_replace('a1b22', '([0-9]+)', '<\1>', 'g'), regexp_replace('ABC', 'b', 'x', 'i'), translate('abcb', 'bc', 'x')").await,
+        "a#b22|a<1>b<22>|AxC|axx"
+    );
+    assert_eq!(
+        flat(&s, "SELECT format('%s=%L, %I %% %2$s', 'k', 'it''s', 'Col'), format('%s|%L', NULL, NULL), quote_ident('ok_1'), quote_ident('a b'), quote_literal(42)").await,
+        r#"k='it''s', "Col" % it's||NULL|ok_1|"a b"|'42'"#
+    );
+    assert_eq!(
+        flat(&s, "SELECT to_hex(255), to_hex(-1), to_hex(-1::int8), bit_length('ab'), length(gen_random_uuid()::text)").await,
+        "ff|ffffffff|ffffffffffffffff|16|36"
+    );
+    assert_eq!(sqlstate(&s, "SELECT format('%s %s', 1)").await, "22023");
+    // Casts to text print as the source type does.
+    assert_eq!(
+        flat(&s, "SELECT '550E8400-e29b-41d4-a716-446655440000'::uuid::text, CAST(TIMESTAMPTZ '2024-01-01 10:00:00+02' AS varchar)").await,
+        "550e8400-e29b-41d4-a716-446655440000|2024-01-01 08:00:00+00"
+    );
 }

@@ -6,7 +6,8 @@
 //! `clock_timestamp`), `md5`, `regexp_replace`, `translate`, `format`,
 //! `quote_ident`, `quote_literal`, `to_hex`, `gen_random_uuid`, and JSON
 //! (`->`, `->>`, `@>`, `<@`, `?`, `jsonb_typeof`, `jsonb_array_length`,
-//! `jsonb_extract_path[_text]`) functions and operators, with PostgreSQL's argument and result types and NULL rules
+//! `#>`, `#>>`, `jsonb_extract_path[_text]`, `json[b]_build_object`,
+//! `json[b]_build_array`, `to_json[b]`) functions and operators, with PostgreSQL's argument and result types and NULL rules
 //! (a NULL argument gives NULL, except where PostgreSQL says otherwise:
 //! `concat` skips NULLs, `greatest` / `least` ignore them).
 //!
@@ -91,6 +92,20 @@ pub enum LibFn {
     ToHex64,
     GenRandomUuid,
     BitLength,
+    /// `#>` and `#>>`: the element at a path given as a text array.
+    JsonPathArray,
+    JsonPathArrayText,
+    /// A value as JSON (the binder picks one by the value's type).
+    ToJsonNumber,
+    ToJsonBool,
+    ToJsonString,
+    /// `to_json` / `to_jsonb` of a value already made JSON.
+    ToJson,
+    ToJsonb,
+    JsonBuildObject,
+    JsonbBuildObject,
+    JsonBuildArray,
+    JsonbBuildArray,
     /// The text form of a UUID (for casts: a UUID is held as bytes).
     UuidText,
     /// The text form of a TIMESTAMPTZ (with its zone, as casts print it).
@@ -440,7 +455,33 @@ pub fn resolve(name: &str, args: &[DataType]) -> Result<Option<Signature>> {
         "age" | "make_date" | "make_timestamp" | "to_timestamp" | "to_char" | "clock_timestamp"
         | "md5" | "regexp_replace" | "translate" | "format" | "quote_ident" | "quote_literal"
         | "to_hex" | "gen_random_uuid" | "bit_length" => bad(),
-        "->" | "->>" | "@>" | "<@" | "?" => Err(no_operator(name, args)),
+        "#>" | "#>>" if n == 2 && is_json(&args[0]) && is_text(&args[1]) => {
+            let doc = json_type(&args[0]);
+            let (f, result) = match name {
+                "#>" => (LibFn::JsonPathArray, doc.clone()),
+                _ => (LibFn::JsonPathArrayText, T::Text),
+            };
+            sig(f, vec![doc, text], result)
+        }
+        // Their arguments arrive as JSON (see `json_builder`).
+        "json_build_object" | "jsonb_build_object" => {
+            if !n.is_multiple_of(2) {
+                return Err(invalid_argument(
+                    "argument list must have even number of elements",
+                ));
+            }
+            let (f, t) = match name {
+                "json_build_object" => (LibFn::JsonBuildObject, T::Json),
+                _ => (LibFn::JsonbBuildObject, T::Jsonb),
+            };
+            sig(f, vec![T::Json; n], t)
+        }
+        "json_build_array" => sig(LibFn::JsonBuildArray, vec![T::Json; n], T::Json),
+        "jsonb_build_array" => sig(LibFn::JsonbBuildArray, vec![T::Json; n], T::Jsonb),
+        "to_json" if n == 1 => sig(LibFn::ToJson, vec![T::Json], T::Json),
+        "to_jsonb" if n == 1 => sig(LibFn::ToJsonb, vec![T::Json], T::Jsonb),
+        "#>" | "#>>" | "->" | "->>" | "@>" | "<@" | "?" => Err(no_operator(name, args)),
+        "to_json" | "to_jsonb" => bad(),
         "json_typeof"
         | "jsonb_typeof"
         | "json_array_length"
@@ -756,6 +797,40 @@ pub fn call(f: LibFn, args: &[Datum]) -> Result<Datum> {
             b[6] = (b[6] & 0x0f) | 0x40; // version 4
             b[8] = (b[8] & 0x3f) | 0x80; // RFC 4122 variant
             return Ok(Datum::Bytes(b.to_vec()));
+        }
+        F::JsonBuildObject | F::JsonbBuildObject => {
+            let mut fields = Vec::with_capacity(args.len() / 2);
+            for (i, pair) in args.chunks(2).enumerate() {
+                let key = match &pair[0] {
+                    Datum::Null => {
+                        return Err(SqlError::new(
+                            "22004",
+                            format!("argument {}: key must not be null", 2 * i + 1),
+                        ))
+                    }
+                    k => json::as_text(&text_arg(k)?)
+                        .map_err(bad_json)?
+                        .unwrap_or_default(),
+                };
+                let value = match &pair[1] {
+                    Datum::Null => "null".to_string(),
+                    v => text_arg(v)?,
+                };
+                fields.push((key, value));
+            }
+            let built = json::build_object(&fields, f == F::JsonbBuildObject).map_err(bad_json)?;
+            return Ok(Datum::Text(built));
+        }
+        F::JsonBuildArray | F::JsonbBuildArray => {
+            let items: Vec<String> = args
+                .iter()
+                .map(|a| match a {
+                    Datum::Null => Ok("null".to_string()),
+                    v => text_arg(v),
+                })
+                .collect::<Result<_>>()?;
+            let built = json::build_array(&items, f == F::JsonbBuildArray).map_err(bad_json)?;
+            return Ok(Datum::Text(built));
         }
         F::Format => {
             if args[0].is_null() {
@@ -1094,7 +1169,36 @@ pub fn call(f: LibFn, args: &[Datum]) -> Result<Datum> {
             };
             Datum::Text(format!("{digest:x}"))
         }
-        F::ClockTimestamp | F::GenRandomUuid | F::Format => unreachable!("handled above"),
+        F::ClockTimestamp
+        | F::GenRandomUuid
+        | F::Format
+        | F::JsonBuildObject
+        | F::JsonbBuildObject
+        | F::JsonBuildArray
+        | F::JsonbBuildArray => unreachable!("handled above"),
+        F::JsonPathArray | F::JsonPathArrayText => {
+            let path = json::text_array(&text_arg(&args[1])?)
+                .map_err(|e| SqlError::new(code::INVALID_TEXT_REPRESENTATION, e))?;
+            let steps: Vec<json::Step> = path.iter().map(|k| json::Step::Key(k)).collect();
+            match json::get(&text_arg(&args[0])?, &steps).map_err(bad_json)? {
+                None => Datum::Null,
+                Some(v) if f == F::JsonPathArrayText => {
+                    match json::as_text(&v).map_err(bad_json)? {
+                        Some(t) => Datum::Text(t),
+                        None => Datum::Null,
+                    }
+                }
+                Some(v) => Datum::Text(v),
+            }
+        }
+        F::ToJsonNumber => Datum::Text(json::number(&text_arg(&args[0])?)),
+        F::ToJsonBool => Datum::Text(match args[0].truth()? {
+            Some(true) => "true".into(),
+            _ => "false".into(),
+        }),
+        F::ToJsonString => Datum::Text(json::string(&text_arg(&args[0])?)),
+        F::ToJson => args[0].clone(),
+        F::ToJsonb => Datum::Text(json::normalize(&text_arg(&args[0])?).map_err(bad_json)?),
         F::RegexpReplace => {
             let flags = match args.get(3) {
                 Some(f) => text_arg(f)?,

@@ -10,7 +10,9 @@
 //! Access and tests on documents, for the operators and functions:
 //! [`get`] (`->`, `->>` with [`as_text`], `json_extract_path`),
 //! [`contains`] (`@>`, `<@`), [`has_key`] (`?`), [`type_of`],
-//! [`array_length`].
+//! [`array_length`], [`text_array`] (the path operand of `#>`); and
+//! building documents: [`string`], [`number`], [`build_object`],
+//! [`build_array`].
 
 use std::fmt::Write as _;
 
@@ -457,6 +459,99 @@ pub fn contains(a: &str, b: &str) -> std::result::Result<bool, String> {
     Ok(contains_value(&parse(a)?, &parse(b)?, true))
 }
 
+/// The elements of a PostgreSQL text array literal (`{a,"b c",d}`), as
+/// the path operand of `#>` is written.
+pub fn text_array(s: &str) -> std::result::Result<Vec<String>, String> {
+    let inner = s
+        .trim()
+        .strip_prefix('{')
+        .and_then(|r| r.strip_suffix('}'))
+        .ok_or_else(|| format!("malformed array literal: \"{s}\""))?;
+    let mut out = Vec::new();
+    if inner.trim().is_empty() {
+        return Ok(out);
+    }
+    let mut chars = inner.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let mut item = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            loop {
+                match chars.next() {
+                    Some('"') => break,
+                    Some('\\') => item.extend(chars.next()),
+                    Some(c) => item.push(c),
+                    None => return Err(format!("malformed array literal: \"{s}\"")),
+                }
+            }
+            while chars.peek().is_some_and(|c| c.is_whitespace()) {
+                chars.next();
+            }
+        } else {
+            while let Some(c) = chars.peek().copied().filter(|c| *c != ',') {
+                item.push(c);
+                chars.next();
+            }
+            item = item.trim().to_string();
+        }
+        out.push(item);
+        match chars.next() {
+            None => return Ok(out),
+            Some(',') => {}
+            Some(_) => return Err(format!("malformed array literal: \"{s}\"")),
+        }
+    }
+}
+
+/// A JSON string holding `s`.
+pub fn string(s: &str) -> String {
+    let mut out = String::new();
+    write_string(&mut out, s);
+    out
+}
+
+/// A JSON number for a number's text; JSON has no NaN or infinity, which
+/// become strings.
+pub fn number(text: &str) -> String {
+    if parse(text).is_ok_and(|v| matches!(v, Value::Number(_))) {
+        text.to_string()
+    } else {
+        string(text)
+    }
+}
+
+/// An object of (key, JSON value) pairs: in JSONB form when `jsonb`, else
+/// as `json_build_object` prints it (`{"a" : 1}`).
+pub fn build_object(
+    fields: &[(String, String)],
+    jsonb: bool,
+) -> std::result::Result<String, String> {
+    let sep = if jsonb { ": " } else { " : " };
+    let body: Vec<String> = fields
+        .iter()
+        .map(|(k, v)| format!("{}{sep}{v}", string(k)))
+        .collect();
+    let text = format!("{{{}}}", body.join(", "));
+    if jsonb {
+        normalize(&text)
+    } else {
+        Ok(text)
+    }
+}
+
+/// An array of JSON values, in JSONB form when `jsonb`.
+pub fn build_array(items: &[String], jsonb: bool) -> std::result::Result<String, String> {
+    let text = format!("[{}]", items.join(", "));
+    if jsonb {
+        normalize(&text)
+    } else {
+        Ok(text)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -543,5 +638,30 @@ mod tests {
         ] {
             assert_eq!(contains(a, b).unwrap(), want, "{a} @> {b}");
         }
+    }
+
+    #[test]
+    fn text_arrays_and_built_documents() {
+        assert_eq!(text_array("{a, \"b c\",1}").unwrap(), vec!["a", "b c", "1"]);
+        assert_eq!(text_array("{}").unwrap(), Vec::<String>::new());
+        assert!(text_array("a,b").is_err());
+        assert_eq!(number("1.50"), "1.50");
+        assert_eq!(number("NaN"), "\"NaN\"");
+        let fields = [
+            ("b".to_string(), "1".to_string()),
+            ("a".to_string(), string("x")),
+        ];
+        assert_eq!(
+            build_object(&fields, false).unwrap(),
+            r#"{"b" : 1, "a" : "x"}"#
+        );
+        assert_eq!(
+            build_object(&fields, true).unwrap(),
+            r#"{"a": "x", "b": 1}"#
+        );
+        assert_eq!(
+            build_array(&["1".into(), "null".into()], true).unwrap(),
+            "[1, null]"
+        );
     }
 }

@@ -3124,6 +3124,8 @@ impl<'a> Binder<'a> {
             ast::BinaryOperator::AtArrow => Some("@>"),
             ast::BinaryOperator::ArrowAt => Some("<@"),
             ast::BinaryOperator::Question => Some("?"),
+            ast::BinaryOperator::HashArrow => Some("#>"),
+            ast::BinaryOperator::HashLongArrow => Some("#>>"),
             // PostgreSQL's `^` is exponentiation (`#` is XOR).
             ast::BinaryOperator::PGExp | ast::BinaryOperator::BitwiseXor => Some("power"),
             _ => None,
@@ -4014,6 +4016,17 @@ impl Binder<'_> {
     /// A call of a [`crate::functions`] library function on bound
     /// arguments (untyped ones take the types it asks for).
     fn bind_library_call(&mut self, name: &str, mut bound: Vec<Typed>) -> Result<Typed> {
+        if matches!(
+            name,
+            "json_build_object"
+                | "jsonb_build_object"
+                | "json_build_array"
+                | "jsonb_build_array"
+                | "to_json"
+                | "to_jsonb"
+        ) {
+            bound = bound.into_iter().map(|b| self.as_json(b)).collect();
+        }
         let types_of = |b: &[Typed]| b.iter().map(|t| t.ty.clone()).collect::<Vec<_>>();
         let Some(sig) = crate::functions::resolve(name, &types_of(&bound))? else {
             let sig: Vec<String> = bound.iter().map(|b| types::type_display(&b.ty)).collect();
@@ -4033,6 +4046,28 @@ impl Binder<'_> {
             e: Expr::Func(Func::Lib(sig.func), args),
             ty: sig.result,
         })
+    }
+
+    /// A value as JSON, by its type: numbers and booleans as themselves,
+    /// JSON as it is, anything else as a string of its text form.
+    fn as_json(&mut self, mut b: Typed) -> Typed {
+        use crate::functions::LibFn;
+        let lib = |f: LibFn, e: Expr| Expr::Func(Func::Lib(f), vec![e]);
+        if b.ty == DataType::Unknown {
+            self.unify_with(&mut b, &DataType::Text);
+        }
+        let e = match &b.ty {
+            DataType::Json | DataType::Jsonb => b.e,
+            t if t.is_numeric() => lib(LibFn::ToJsonNumber, b.e),
+            DataType::Bool => lib(LibFn::ToJsonBool, b.e),
+            DataType::Uuid => lib(LibFn::ToJsonString, lib(LibFn::UuidText, b.e)),
+            DataType::TimestampTz => lib(LibFn::ToJsonString, lib(LibFn::TimestampTzText, b.e)),
+            _ => lib(LibFn::ToJsonString, b.e),
+        };
+        Typed {
+            e,
+            ty: DataType::Json,
+        }
     }
 
     /// SQL's special call syntax for library functions: `SUBSTRING(s FROM

@@ -1965,6 +1965,23 @@ async fn json_operators_and_functions_reach_into_documents() {
         sqlstate(&s, "SELECT jsonb_array_length(d) FROM docs WHERE id = 1").await,
         "22023"
     );
+    // Paths as text arrays, and documents built from values.
+    assert_eq!(
+        flat(
+            &s,
+            "SELECT d #> '{tags,1}', d #>> '{name}', d #> '{nope,x}' FROM docs WHERE id = 1"
+        )
+        .await,
+        r#""b"|ann|NULL"#
+    );
+    assert_eq!(
+        flat(&s, "SELECT jsonb_build_object('id', id, 'name', d->'name', 'ok', id < 2, 'none', NULL), json_build_object('a', 1.5, 'b', 'x'), jsonb_build_array(id, 'x', NULL, d->'tags'), to_jsonb('q\"'::text), to_json(7) FROM docs WHERE id = 1").await,
+        r#"{"id": 1, "ok": true, "name": "ann", "none": null}|{"a" : 1.5, "b" : "x"}|[1, "x", null, ["a", "b"]]|"q\""|7"#
+    );
+    assert_eq!(
+        sqlstate(&s, "SELECT jsonb_build_object('a')").await,
+        "22023"
+    );
     assert_eq!(sqlstate(&s, "SELECT 1 -> 'a'").await, "42883");
     assert_eq!(sqlstate(&s, "SELECT j @> j FROM docs").await, "42883");
 }

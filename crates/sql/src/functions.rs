@@ -666,6 +666,21 @@ fn format_template(template: &str, args: &[Datum]) -> Result<String> {
     Ok(out)
 }
 
+/// The element of `doc` at `path` (NULL where there is none), as JSON
+/// or, with `as_text`, as `->>` gives it.
+fn json_at(doc: &str, path: &[json::Step], as_text: bool) -> Result<Datum> {
+    let Some(v) = json::get(doc, path).map_err(bad_json)? else {
+        return Ok(Datum::Null);
+    };
+    if !as_text {
+        return Ok(Datum::Text(v));
+    }
+    Ok(match json::as_text(&v).map_err(bad_json)? {
+        Some(t) => Datum::Text(t),
+        None => Datum::Null,
+    })
+}
+
 /// A date or timestamp argument, in µs.
 fn ts_arg(d: &Datum) -> Result<i64> {
     match d {
@@ -1098,16 +1113,7 @@ pub fn call(f: LibFn, args: &[Datum]) -> Result<Datum> {
                 [Datum::Int(i)] => vec![json::Step::Index(*i)],
                 _ => keys.iter().map(|k| json::Step::Key(k)).collect(),
             };
-            let found = json::get(&doc, &path).map_err(bad_json)?;
-            let as_text = matches!(f, F::JsonGetText | F::JsonPathText);
-            match found {
-                None => Datum::Null,
-                Some(v) if as_text => match json::as_text(&v).map_err(bad_json)? {
-                    Some(t) => Datum::Text(t),
-                    None => Datum::Null,
-                },
-                Some(v) => Datum::Text(v),
-            }
+            json_at(&doc, &path, matches!(f, F::JsonGetText | F::JsonPathText))?
         }
         F::JsonContains | F::JsonContainedIn => {
             let (a, b) = (text_arg(&args[0])?, text_arg(&args[1])?);
@@ -1180,16 +1186,7 @@ pub fn call(f: LibFn, args: &[Datum]) -> Result<Datum> {
             let path = json::text_array(&text_arg(&args[1])?)
                 .map_err(|e| SqlError::new(code::INVALID_TEXT_REPRESENTATION, e))?;
             let steps: Vec<json::Step> = path.iter().map(|k| json::Step::Key(k)).collect();
-            match json::get(&text_arg(&args[0])?, &steps).map_err(bad_json)? {
-                None => Datum::Null,
-                Some(v) if f == F::JsonPathArrayText => {
-                    match json::as_text(&v).map_err(bad_json)? {
-                        Some(t) => Datum::Text(t),
-                        None => Datum::Null,
-                    }
-                }
-                Some(v) => Datum::Text(v),
-            }
+            json_at(&text_arg(&args[0])?, &steps, f == F::JsonPathArrayText)?
         }
         F::ToJsonNumber => Datum::Text(json::number(&text_arg(&args[0])?)),
         F::ToJsonBool => Datum::Text(match args[0].truth()? {

@@ -1,7 +1,9 @@
 //! Date and time functions that work on calendar fields: `age` (the
 //! symbolic difference in years, months and days), `to_char` of a date or
 //! timestamp with PostgreSQL's template patterns, `make_date`,
-//! `make_timestamp` and `to_timestamp` of epoch seconds.
+//! `make_timestamp` and `to_timestamp` of epoch seconds; `to_date` and
+//! `to_timestamp` of text read with a template; `justify_days`,
+//! `justify_hours` and `justify_interval`.
 
 use crate::error::{Result, SqlError};
 use crate::types::{self, Interval, MICROS_PER_DAY};
@@ -253,6 +255,223 @@ pub fn to_char(ts: i64, template: &str) -> String {
     out
 }
 
+/// `to_date(text, template)` and `to_timestamp(text, template)`: reads
+/// the fields the template names (`YYYY`, `YY`, `MM`, `DD`, `DDD`, `HH24`,
+/// `HH12`, `MI`, `SS`, `MS`, `US`, `Mon`, `Month`, `AM`/`PM`; `Dy`/`Day`
+/// and `TZ` are read and ignored); any other template character skips one
+/// character of the input, and spaces in the input before a field are
+/// skipped as PostgreSQL does. Unset fields are those of 0001-01-01 00:00.
+pub fn from_template(input: &str, template: &str) -> Result<i64> {
+    let bad = |what: String| SqlError::new("22007", what);
+    let (mut year, mut month, mut day) = (1i64, 1i64, 1i64);
+    let (mut hour, mut minute, mut second, mut micros) = (0i64, 0i64, 0i64, 0i64);
+    let mut day_of_year = None;
+    let mut pm = None;
+    let mut hour12 = false;
+    let mut rest = input;
+    let mut tpl = template;
+    while !tpl.is_empty() {
+        if let Some(quoted) = tpl.strip_prefix('"') {
+            let end = quoted.find('"').unwrap_or(quoted.len());
+            for _ in quoted[..end].chars() {
+                let mut cs = rest.chars();
+                cs.next();
+                rest = cs.as_str();
+            }
+            tpl = quoted.get(end + 1..).unwrap_or("");
+            continue;
+        }
+        let body = tpl.strip_prefix("FM").unwrap_or(tpl);
+        let Some(p) = PATTERNS.iter().find(|p| body.starts_with(**p)) else {
+            let c = tpl.chars().next().expect("not empty");
+            tpl = &tpl[c.len_utf8()..];
+            // A separator in the template skips one character of input.
+            let mut cs = rest.chars();
+            if cs.next().is_some() {
+                rest = cs.as_str();
+            }
+            continue;
+        };
+        tpl = &body[p.len()..];
+        rest = rest.trim_start();
+        let mut number = |width: usize, name: &str| -> Result<i64> {
+            let neg = rest.starts_with('-') && *name == *"year";
+            let digits_from = usize::from(neg);
+            let len = rest[digits_from..]
+                .bytes()
+                .take(width)
+                .take_while(u8::is_ascii_digit)
+                .count();
+            if len == 0 {
+                return Err(bad(format!(
+                    "invalid value \"{}\" for \"{p}\"",
+                    rest.chars().take(width).collect::<String>()
+                )));
+            }
+            let after = rest.as_bytes().get(digits_from + len).copied();
+            if len < width && after.is_some_and(|b| b.is_ascii_alphabetic()) {
+                return Err(bad(format!(
+                    "invalid value \"{}\" for \"{p}\"",
+                    rest.chars().take(width).collect::<String>()
+                )));
+            }
+            let v: i64 = rest[digits_from..digits_from + len]
+                .parse()
+                .expect("digits");
+            rest = &rest[digits_from + len..];
+            Ok(if neg { -v } else { v })
+        };
+        match *p {
+            "YYYY" => year = number(4, "year")?,
+            "YYY" => year = 2000 + number(3, "year")?,
+            "YY" => {
+                let y = number(2, "year")?;
+                year = if y < 70 { 2000 + y } else { 1900 + y };
+            }
+            "Y" => year = 2000 + number(1, "year")?,
+            "MM" => month = number(2, "month")?,
+            "DD" => day = number(2, "day")?,
+            "DDD" => day_of_year = Some(number(3, "day")?),
+            "HH24" => hour = number(2, "hour")?,
+            "HH12" | "HH" => {
+                hour = number(2, "hour")?;
+                hour12 = true;
+            }
+            "MI" => minute = number(2, "minute")?,
+            "SS" => second = number(2, "second")?,
+            "MS" => micros = number(3, "ms")? * 1000,
+            "US" => micros = number(6, "us")?,
+            "D" | "Q" => {
+                number(1, "field")?;
+            }
+            "MONTH" | "Month" | "month" | "MON" | "Mon" | "mon" => {
+                let lower = rest.to_ascii_lowercase();
+                let full = p.len() > 3;
+                let found = MONTHS.iter().enumerate().find_map(|(i, m)| {
+                    let m = m.to_ascii_lowercase();
+                    let word = if full { m.as_str() } else { &m[..3] };
+                    lower.starts_with(word).then_some((i, word.len()))
+                });
+                let Some((i, len)) = found else {
+                    return Err(bad(format!(
+                        "invalid value \"{}\" for \"{p}\"",
+                        rest.chars().take(3).collect::<String>()
+                    )));
+                };
+                month = i as i64 + 1;
+                rest = &rest[len..];
+            }
+            "DAY" | "Day" | "day" | "DY" | "Dy" | "dy" => {
+                let n = rest.chars().take_while(|c| c.is_alphabetic()).count();
+                rest = &rest[rest.char_indices().nth(n).map_or(rest.len(), |(i, _)| i)..];
+            }
+            "AM" | "PM" | "am" | "pm" | "A.M." | "P.M." | "a.m." | "p.m." => {
+                let lower = rest.to_ascii_lowercase();
+                let (is_pm, len) = if lower.starts_with("p.m.") {
+                    (true, 4)
+                } else if lower.starts_with("a.m.") {
+                    (false, 4)
+                } else if lower.starts_with("pm") {
+                    (true, 2)
+                } else if lower.starts_with("am") {
+                    (false, 2)
+                } else {
+                    return Err(bad(format!("invalid value for \"{p}\"")));
+                };
+                pm = Some(is_pm);
+                rest = &rest[len..];
+            }
+            _ => {
+                // TZ: a zone name; only UTC is known here.
+                let n = rest.chars().take_while(|c| c.is_alphabetic()).count();
+                rest = &rest[rest.char_indices().nth(n).map_or(rest.len(), |(i, _)| i)..];
+            }
+        }
+    }
+    if hour12 || pm.is_some() {
+        if !(1..=12).contains(&hour) {
+            return Err(SqlError::new(
+                "22008",
+                format!("hour \"{hour}\" is invalid for the 12-hour clock"),
+            ));
+        }
+        hour %= 12;
+        if pm == Some(true) {
+            hour += 12;
+        }
+    }
+    let date = match day_of_year {
+        Some(n) => {
+            let jan1 = make_date(year, 1, 1)?;
+            let days_in_year = if types::days_in_month(year, 2) == 29 {
+                366
+            } else {
+                365
+            };
+            if !(1..=days_in_year).contains(&n) {
+                return Err(out_of_range("date/time field value"));
+            }
+            jan1 + n as i32 - 1
+        }
+        None => make_date(year, month, day)?,
+    };
+    if hour > 24 || minute > 59 || second > 60 {
+        return Err(out_of_range("date/time field value"));
+    }
+    make_timestamp(date, hour, minute, second as f64).map(|t| t + micros)
+}
+
+/// `justify_days`: every 30 days become a month (signs made to agree).
+pub fn justify_days(mut i: Interval) -> Interval {
+    i.months += i.days / 30;
+    i.days %= 30;
+    if i.months > 0 && i.days < 0 {
+        i.days += 30;
+        i.months -= 1;
+    } else if i.months < 0 && i.days > 0 {
+        i.days -= 30;
+        i.months += 1;
+    }
+    i
+}
+
+/// `justify_hours`: every 24 hours become a day (signs made to agree).
+pub fn justify_hours(mut i: Interval) -> Interval {
+    i.days += (i.micros / MICROS_PER_DAY) as i32;
+    i.micros %= MICROS_PER_DAY;
+    if i.days > 0 && i.micros < 0 {
+        i.micros += MICROS_PER_DAY;
+        i.days -= 1;
+    } else if i.days < 0 && i.micros > 0 {
+        i.micros -= MICROS_PER_DAY;
+        i.days += 1;
+    }
+    i
+}
+
+/// `justify_interval`: both, with every field's sign made to agree.
+pub fn justify_interval(mut i: Interval) -> Interval {
+    i.days += (i.micros / MICROS_PER_DAY) as i32;
+    i.micros %= MICROS_PER_DAY;
+    i.months += i.days / 30;
+    i.days %= 30;
+    if i.months > 0 && (i.days < 0 || (i.days == 0 && i.micros < 0)) {
+        i.days += 30;
+        i.months -= 1;
+    } else if i.months < 0 && (i.days > 0 || (i.days == 0 && i.micros > 0)) {
+        i.days -= 30;
+        i.months += 1;
+    }
+    if i.days > 0 && i.micros < 0 {
+        i.micros += MICROS_PER_DAY;
+        i.days -= 1;
+    } else if i.days < 0 && i.micros > 0 {
+        i.micros -= MICROS_PER_DAY;
+        i.days += 1;
+    }
+    i
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,6 +513,56 @@ mod tests {
         );
         assert_eq!(to_char(t, "MS US DDD D Q"), "123 123456 065 3 1");
         assert_eq!(to_char(t, "FMMM/FMDD \"at\" FMHH12 pm"), "3/5 at 2 pm");
+    }
+
+    #[test]
+    fn templates_read_dates_and_times_back() {
+        let read =
+            |s: &str, t: &str| from_template(s, t).map(|v| to_char(v, "YYYY-MM-DD HH24:MI:SS.US"));
+        assert_eq!(
+            read("2024-01-05", "YYYY-MM-DD").unwrap(),
+            "2024-01-05 00:00:00.000000"
+        );
+        assert_eq!(
+            read("05 Mar 2024 02:07:09 PM", "DD Mon YYYY HH12:MI:SS AM").unwrap(),
+            "2024-03-05 14:07:09.000000"
+        );
+        assert_eq!(
+            read("20240305 1407", "YYYYMMDD HH24MI").unwrap(),
+            "2024-03-05 14:07:00.000000"
+        );
+        assert_eq!(
+            read("Tuesday, March 5, 24", "Day, Month DD, YY").unwrap(),
+            "2024-03-05 00:00:00.000000"
+        );
+        assert_eq!(
+            read("2024 065", "YYYY DDD").unwrap(),
+            "2024-03-05 00:00:00.000000"
+        );
+        assert_eq!(
+            read("12:30:01.250", "HH24:MI:SS.MS").unwrap(),
+            "0001-01-01 12:30:01.250000"
+        );
+        assert_eq!(read("2023-02-29", "YYYY-MM-DD").unwrap_err().code, "22008");
+        assert_eq!(read("20x4-01-05", "YYYY-MM-DD").unwrap_err().code, "22007");
+        assert_eq!(read("13:00 PM", "HH12:MI PM").unwrap_err().code, "22008");
+    }
+
+    #[test]
+    fn justify_moves_days_into_months_and_hours_into_days() {
+        let iv = |months, days, hours: i64| Interval {
+            months,
+            days,
+            micros: hours * 3_600_000_000,
+        };
+        let show = |i: Interval| (i.months, i.days, i.micros / 3_600_000_000);
+        assert_eq!(show(justify_days(iv(0, 35, 0))), (1, 5, 0));
+        assert_eq!(show(justify_days(iv(1, -5, 0))), (0, 25, 0));
+        assert_eq!(show(justify_hours(iv(0, 0, 27))), (0, 1, 3));
+        assert_eq!(show(justify_hours(iv(0, 1, -3))), (0, 0, 21));
+        // PostgreSQL: justify_interval('1 mon -1 hour') = 29 days 23:00:00
+        assert_eq!(show(justify_interval(iv(1, 0, -1))), (0, 29, 23));
+        assert_eq!(show(justify_interval(iv(0, 61, 49))), (2, 3, 1));
     }
 
     #[test]

@@ -71,12 +71,21 @@ pub enum LibFn {
     JsonContainedIn,
     /// `?`: a top-level key (or string element).
     JsonHasKey,
+    JsonConcat,
+    JsonDeleteKey,
+    JsonDeleteIndex,
     JsonTypeof,
     JsonArrayLength,
     /// `age(a, b)`; with one argument, from today's midnight.
     Age,
     AgeFromToday,
     MakeDate,
+    DivTrunc,
+    ToDate,
+    ToTimestampFormat,
+    JustifyDays,
+    JustifyHours,
+    JustifyInterval,
     MakeTimestamp,
     ToTimestamp,
     ToChar,
@@ -285,6 +294,14 @@ pub fn resolve(name: &str, args: &[DataType]) -> Result<Option<Signature>> {
             };
             sig(LibFn::Mod, vec![t.clone(); 2], t)
         }
+        "div" if n == 2 && all(is_num) => {
+            let t = if args.iter().all(is_int) {
+                T::Int8
+            } else {
+                T::Numeric(None)
+            };
+            sig(LibFn::DivTrunc, vec![t; 2], T::Numeric(None))
+        }
         "power" | "pow" if n == 2 && all(is_num) => {
             let t = if args.iter().any(|a| matches!(a, T::Numeric(_))) {
                 T::Numeric(None)
@@ -364,6 +381,15 @@ pub fn resolve(name: &str, args: &[DataType]) -> Result<Option<Signature>> {
             };
             sig(f, vec![T::Jsonb; 2], T::Bool)
         }
+        "||" if n == 2 && all(is_json) && args.contains(&T::Jsonb) => {
+            sig(LibFn::JsonConcat, vec![T::Jsonb; 2], T::Jsonb)
+        }
+        "-" if n == 2 && args[0] == T::Jsonb && args[1].is_integer() => {
+            sig(LibFn::JsonDeleteIndex, vec![T::Jsonb, T::Int4], T::Jsonb)
+        }
+        "-" if n == 2 && args[0] == T::Jsonb && is_text(&args[1]) => {
+            sig(LibFn::JsonDeleteKey, vec![T::Jsonb, text], T::Jsonb)
+        }
         "?" if n == 2 && is_json(&args[0]) && args[0] != T::Json && is_text(&args[1]) => {
             sig(LibFn::JsonHasKey, vec![T::Jsonb, text], T::Bool)
         }
@@ -409,6 +435,20 @@ pub fn resolve(name: &str, args: &[DataType]) -> Result<Option<Signature>> {
         }
         "to_timestamp" if n == 1 && is_num(&args[0]) => {
             sig(LibFn::ToTimestamp, vec![T::Float8], T::TimestampTz)
+        }
+        "to_date" if n == 2 && all(is_text) => sig(LibFn::ToDate, vec![text; 2], T::Date),
+        "to_timestamp" if n == 2 && all(is_text) => {
+            sig(LibFn::ToTimestampFormat, vec![text; 2], T::TimestampTz)
+        }
+        "justify_days" | "justify_hours" | "justify_interval"
+            if n == 1 && matches!(args[0], T::Interval | T::Unknown) =>
+        {
+            let f = match name {
+                "justify_days" => LibFn::JustifyDays,
+                "justify_hours" => LibFn::JustifyHours,
+                _ => LibFn::JustifyInterval,
+            };
+            sig(f, vec![T::Interval], T::Interval)
         }
         "to_char" if n == 2 && is_datetime(&args[0]) && is_text(&args[1]) => {
             let t = match &args[0] {
@@ -480,7 +520,9 @@ pub fn resolve(name: &str, args: &[DataType]) -> Result<Option<Signature>> {
         "jsonb_build_array" => sig(LibFn::JsonbBuildArray, vec![T::Json; n], T::Jsonb),
         "to_json" if n == 1 => sig(LibFn::ToJson, vec![T::Json], T::Json),
         "to_jsonb" if n == 1 => sig(LibFn::ToJsonb, vec![T::Json], T::Jsonb),
-        "#>" | "#>>" | "->" | "->>" | "@>" | "<@" | "?" => Err(no_operator(name, args)),
+        "#>" | "#>>" | "->" | "->>" | "@>" | "<@" | "?" | "||" | "-" => {
+            Err(no_operator(name, args))
+        }
         "to_json" | "to_jsonb" => bad(),
         "json_typeof"
         | "jsonb_typeof"
@@ -726,6 +768,11 @@ fn bad_json(detail: String) -> SqlError {
         "invalid input syntax for type json",
     )
     .with_hint(detail)
+}
+
+/// A JSONB deletion that has no meaning for the document (22023).
+fn json_delete(msg: String) -> SqlError {
+    invalid_argument(msg)
 }
 
 fn invalid_argument(msg: impl Into<String>) -> SqlError {
@@ -1120,6 +1167,18 @@ pub fn call(f: LibFn, args: &[Datum]) -> Result<Datum> {
             let (outer, inner) = if f == F::JsonContains { (a, b) } else { (b, a) };
             Datum::Bool(json::contains(&outer, &inner).map_err(bad_json)?)
         }
+        F::JsonConcat => {
+            Datum::Text(json::concat(&text_arg(&args[0])?, &text_arg(&args[1])?).map_err(bad_json)?)
+        }
+        F::JsonDeleteKey => Datum::Text(
+            json::delete_key(&text_arg(&args[0])?, &text_arg(&args[1])?).map_err(json_delete)?,
+        ),
+        F::JsonDeleteIndex => {
+            let Datum::Int(at) = args[1] else {
+                return Err(SqlError::internal("jsonb - expects an integer"));
+            };
+            Datum::Text(json::delete_index(&text_arg(&args[0])?, at).map_err(json_delete)?)
+        }
         F::JsonHasKey => Datum::Bool(
             json::has_key(&text_arg(&args[0])?, &text_arg(&args[1])?).map_err(bad_json)?,
         ),
@@ -1167,6 +1226,32 @@ pub fn call(f: LibFn, args: &[Datum]) -> Result<Datum> {
             )?)
         }
         F::ToTimestamp => Datum::Timestamp(datefns::from_epoch_seconds(float_arg(&args[0])?)?),
+        F::ToDate => {
+            let ts = datefns::from_template(&text_arg(&args[0])?, &text_arg(&args[1])?)?;
+            Datum::Date(ts.div_euclid(types::MICROS_PER_DAY) as i32)
+        }
+        F::ToTimestampFormat => Datum::Timestamp(datefns::from_template(
+            &text_arg(&args[0])?,
+            &text_arg(&args[1])?,
+        )?),
+        F::JustifyDays | F::JustifyHours | F::JustifyInterval => {
+            let Datum::Interval(i) = &args[0] else {
+                return Err(SqlError::internal("justify expects an interval"));
+            };
+            Datum::Interval(match f {
+                F::JustifyDays => datefns::justify_days(*i),
+                F::JustifyHours => datefns::justify_hours(*i),
+                _ => datefns::justify_interval(*i),
+            })
+        }
+        F::DivTrunc => {
+            let q = crate::expr::binary(crate::expr::BinOp::Div, args[0].clone(), args[1].clone())?;
+            match q {
+                Datum::Int(i) => Datum::Decimal(types::Decimal::from_i64(i)),
+                Datum::Null => Datum::Null,
+                other => call(F::Trunc, &[other])?,
+            }
+        }
         F::ToChar => Datum::Text(datefns::to_char(ts_arg(&args[0])?, &text_arg(&args[1])?)),
         F::Md5 => {
             let digest = match &args[0] {

@@ -10,6 +10,7 @@
 //! Access and tests on documents, for the operators and functions:
 //! [`get`] (`->`, `->>` with [`as_text`], `json_extract_path`),
 //! [`contains`] (`@>`, `<@`), [`has_key`] (`?`), [`type_of`],
+//! [`concat`] (`||`), [`delete_key`] and [`delete_index`] (`-`),
 //! [`array_length`], [`text_array`] (the path operand of `#>`); and
 //! building documents: [`string`], [`number`], [`build_object`],
 //! [`build_array`].
@@ -453,6 +454,63 @@ fn contains_value(a: &Value, b: &Value, top: bool) -> bool {
     }
 }
 
+/// `a || b` on JSONB: two objects merge (the right one's keys win), two
+/// arrays concatenate, and anything else becomes an array of both sides'
+/// elements (a non-array side counts as one element).
+pub fn concat(a: &str, b: &str) -> std::result::Result<String, String> {
+    let out = match (parse(a)?, parse(b)?) {
+        (Value::Object(mut x), Value::Object(y)) => {
+            x.extend(y);
+            Value::Object(x)
+        }
+        (x, y) => {
+            let elements = |v: Value| match v {
+                Value::Array(items) => items,
+                other => vec![other],
+            };
+            let mut items = elements(x);
+            items.extend(elements(y));
+            Value::Array(items)
+        }
+    };
+    Ok(to_jsonb(&out))
+}
+
+/// `doc - key` on JSONB: the object without `key`, or the array without
+/// its string elements equal to `key`.
+pub fn delete_key(doc: &str, key: &str) -> std::result::Result<String, String> {
+    Ok(to_jsonb(&match parse(doc)? {
+        Value::Object(fields) => {
+            Value::Object(fields.into_iter().filter(|(k, _)| k != key).collect())
+        }
+        Value::Array(items) => Value::Array(
+            items
+                .into_iter()
+                .filter(|x| !matches!(x, Value::String(s) if s == key))
+                .collect(),
+        ),
+        _ => return Err("cannot delete from scalar".into()),
+    }))
+}
+
+/// `doc - n` on JSONB: the array without its element at position `n`
+/// (negative: from the end); past either end, the array as it is.
+pub fn delete_index(doc: &str, at: i64) -> std::result::Result<String, String> {
+    match parse(doc)? {
+        Value::Array(mut items) => {
+            let at = if at < 0 { items.len() as i64 + at } else { at };
+            if let Ok(at) = usize::try_from(at) {
+                if at < items.len() {
+                    items.remove(at);
+                }
+            }
+            Ok(to_jsonb(&Value::Array(items)))
+        }
+        Value::Object(_) => Err("cannot delete from object using integer index".into()),
+        _ => Err("cannot delete from scalar".into()),
+    }
+}
+
 /// `a @> b`: whether the document `a` contains the document `b`, as
 /// PostgreSQL defines JSONB containment.
 pub fn contains(a: &str, b: &str) -> std::result::Result<bool, String> {
@@ -576,6 +634,31 @@ mod tests {
         ] {
             assert_eq!(normalize(input).unwrap(), want, "{input}");
         }
+    }
+
+    #[test]
+    fn concatenation_and_deletion_follow_postgresql() {
+        for (a, b, want) in [
+            (
+                r#"{"a":1,"b":2}"#,
+                r#"{"b":3,"c":4}"#,
+                r#"{"a": 1, "b": 3, "c": 4}"#,
+            ),
+            ("[1,2]", "[3]", "[1, 2, 3]"),
+            ("[1]", r#"{"a":1}"#, r#"[1, {"a": 1}]"#),
+            (r#"{"a":1}"#, "2", r#"[{"a": 1}, 2]"#),
+            ("1", "[2]", "[1, 2]"),
+            ("1", "2", "[1, 2]"),
+        ] {
+            assert_eq!(concat(a, b).unwrap(), want, "{a} || {b}");
+        }
+        assert_eq!(delete_key(r#"{"a":1,"b":2}"#, "a").unwrap(), r#"{"b": 2}"#);
+        assert_eq!(delete_key(r#"["a","b",1]"#, "a").unwrap(), r#"["b", 1]"#);
+        assert!(delete_key("1", "a").is_err());
+        assert_eq!(delete_index("[1,2,3]", -1).unwrap(), "[1, 2]");
+        assert_eq!(delete_index("[1,2,3]", 0).unwrap(), "[2, 3]");
+        assert_eq!(delete_index("[1,2,3]", 7).unwrap(), "[1, 2, 3]");
+        assert!(delete_index(r#"{"a":1}"#, 0).is_err());
     }
 
     #[test]

@@ -3496,8 +3496,9 @@ impl<'a> Binder<'a> {
                 compare_op,
                 right,
             } => {
+                let all = matches!(e, A::AllOp { .. });
                 let ast::Expr::Subquery(q) = right.as_ref() else {
-                    return Err(SqlError::unsupported("ANY/ALL over an array"));
+                    return self.bind_quantified_array(left, compare_op, right, all, scope);
                 };
                 let op = match compare_op {
                     ast::BinaryOperator::Eq => BinOp::Eq,
@@ -3508,7 +3509,6 @@ impl<'a> Binder<'a> {
                     ast::BinaryOperator::GtEq => BinOp::GtEq,
                     other => return Err(SqlError::unsupported(format!("operator {other} ANY"))),
                 };
-                let all = matches!(e, A::AllOp { .. });
                 self.bind_quantified(left, q, scope, SubqueryKind::Quantified { op, all })?
             }
             A::IsUnknown(x) | A::IsNotUnknown(x) => {
@@ -3531,6 +3531,59 @@ impl<'a> Binder<'a> {
             },
         };
         Ok(t)
+    }
+
+    /// `lhs op ANY (array)` and `lhs op ALL (array)` where the array is
+    /// written in the statement (`ARRAY[a, b]` or `'{a,b}'`): the
+    /// comparisons with each element joined by OR (ANY) or AND (ALL),
+    /// which gives SQL's answer with NULLs too. An empty array is false
+    /// for ANY and true for ALL.
+    fn bind_quantified_array(
+        &mut self,
+        lhs: &ast::Expr,
+        op: &ast::BinaryOperator,
+        array: &ast::Expr,
+        all: bool,
+        scope: &Scope,
+    ) -> Result<Typed> {
+        fn elements(e: &ast::Expr) -> Result<Vec<ast::Expr>> {
+            match e {
+                ast::Expr::Array(a) => Ok(a.elem.clone()),
+                ast::Expr::Nested(inner) | ast::Expr::Cast { expr: inner, .. } => elements(inner),
+                ast::Expr::Value(v) => match &v.value {
+                    ast::Value::SingleQuotedString(s) => Ok(crate::json::text_array(s)
+                        .map_err(|m| SqlError::new(code::INVALID_TEXT_REPRESENTATION, m))?
+                        .into_iter()
+                        .map(|x| ast::Expr::value(ast::Value::SingleQuotedString(x)))
+                        .collect()),
+                    _ => Err(SqlError::mismatch(
+                        "op ANY/ALL (array) requires array on right side",
+                    )),
+                },
+                _ => Err(SqlError::unsupported(
+                    "ANY/ALL over an array that is not written in the statement",
+                )),
+            }
+        }
+        let join = if all {
+            ast::BinaryOperator::And
+        } else {
+            ast::BinaryOperator::Or
+        };
+        let combined = elements(array)?
+            .into_iter()
+            .map(|el| ast::Expr::BinaryOp {
+                left: Box::new(lhs.clone()),
+                op: op.clone(),
+                right: Box::new(el),
+            })
+            .reduce(|acc, cmp| ast::Expr::BinaryOp {
+                left: Box::new(acc),
+                op: join.clone(),
+                right: Box::new(cmp),
+            })
+            .unwrap_or_else(|| ast::Expr::value(ast::Value::Boolean(all)));
+        self.bind_expr(&ast::Expr::Nested(Box::new(combined)), scope)
     }
 
     /// `lhs IN (subquery)`, `lhs op ANY/ALL (subquery)`.
@@ -3631,6 +3684,11 @@ impl<'a> Binder<'a> {
                 e: Expr::binary(op, l.e, r.e),
                 ty: DataType::Bool,
             });
+        }
+        // JSONB's `||` (merge) and `-` (delete a key or an element).
+        let jsonb = |t: &Typed| t.ty == DataType::Jsonb;
+        if (op == BinOp::Concat && (jsonb(&l) || jsonb(&r))) || (op == BinOp::Sub && jsonb(&l)) {
+            return self.bind_library_call(op.symbol(), vec![l, r]);
         }
         if op == BinOp::Concat {
             self.unify_with(&mut l, &DataType::Text);

@@ -1984,6 +1984,33 @@ async fn json_operators_and_functions_reach_into_documents() {
     );
     assert_eq!(sqlstate(&s, "SELECT 1 -> 'a'").await, "42883");
     assert_eq!(sqlstate(&s, "SELECT j @> j FROM docs").await, "42883");
+    // jsonb || merges objects and concatenates arrays; - deletes a key or an element.
+    assert_eq!(
+        flat(&s, r#"SELECT '{"a":1,"b":2}'::jsonb || '{"b":3,"c":4}'::jsonb, '[1,2]'::jsonb || '[3]'::jsonb, '[1]'::jsonb || '{"x":1}'::jsonb, d - 'name', (d->'tags') - 0, (d->'tags') - -1 FROM docs WHERE id = 1"#).await,
+        r#"{"a": 1, "b": 3, "c": 4}|[1, 2, 3]|[1, {"x": 1}]|{"n": 1.50, "sub": {"x": null}, "tags": ["a", "b"]}|["b"]|["a"]"#
+    );
+    assert_eq!(
+        sqlstate(&s, r#"SELECT '{"a":1}'::jsonb - 0"#).await,
+        "22023"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_and_all_compare_with_every_array_element() {
+    let c = cluster().await;
+    let s = connect(c.addrs[0]).await;
+    assert_eq!(
+        flat(&s, "SELECT 2 = ANY(ARRAY[1,2]), 3 = ANY(ARRAY[1,2]), 3 <> ALL('{1,2}'), 2 <> ALL('{1,2}'::int[]), 5 > ALL(ARRAY[1,4]), 1 = ANY('{}'::int[]), 1 = ALL('{}'::int[]), NULL::int = ANY(ARRAY[1])").await,
+        "t|f|t|f|t|f|t|NULL"
+    );
+    assert_eq!(
+        flat(
+            &s,
+            "SELECT 'b' = ANY(ARRAY['a','b']), 'c' = ANY(ARRAY['a','b'])"
+        )
+        .await,
+        "t|f"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -2024,6 +2051,19 @@ async fn date_string_and_math_functions_print_as_postgresql_does() {
         "ff|ffffffff|ffffffffffffffff|16|36"
     );
     assert_eq!(sqlstate(&s, "SELECT format('%s %s', 1)").await, "22023");
+    assert_eq!(
+        flat(&s, "SELECT div(7, 2), div(-7, 2), div(7.5, 2), to_date('2024-01-05', 'YYYY-MM-DD'), to_timestamp('05 Mar 2024 02:07 PM', 'DD Mon YYYY HH12:MI AM')").await,
+        "3|-3|3|2024-01-05|2024-03-05 14:07:00+00"
+    );
+    assert_eq!(
+        flat(&s, "SELECT justify_days(interval '35 days'), justify_hours(interval '27 hours'), justify_interval(interval '1 mon -1 hour')").await,
+        "1 mon 5 days|1 day 03:00:00|29 days 23:00:00"
+    );
+    assert_eq!(sqlstate(&s, "SELECT div(1, 0)").await, "22012");
+    assert_eq!(
+        sqlstate(&s, "SELECT to_date('2024-13-01', 'YYYY-MM-DD')").await,
+        "22008"
+    );
     // Casts to text print as the source type does.
     assert_eq!(
         flat(&s, "SELECT '550E8400-e29b-41d4-a716-446655440000'::uuid::text, CAST(TIMESTAMPTZ '2024-01-01 10:00:00+02' AS varchar)").await,

@@ -4567,29 +4567,57 @@ fn resolve_unknown(t: &DataType) -> DataType {
 
 /// The column name PostgreSQL gives an unaliased select item.
 fn output_name(e: &ast::Expr) -> String {
-    match e {
+    figure_name(e).unwrap_or_else(|| "?column?".into())
+}
+
+/// PostgreSQL's rules for naming an unaliased output column: a column's
+/// name, a function's name (also for the special call syntaxes such as
+/// `SUBSTRING(... FROM ...)`, `TRIM`, `POSITION`), `case`, `exists`;
+/// a cast takes the name of what it casts or, when that has none, the
+/// type's name (`1::int` is `int4`). `None` for `?column?`.
+fn figure_name(e: &ast::Expr) -> Option<String> {
+    let type_name = |t: &ast::DataType| match data_type_cast(t) {
+        Ok((ty, _)) => {
+            let name = ty.sql_name();
+            let base = name.split('(').next().unwrap_or_default();
+            if base == "char" {
+                "bpchar".into()
+            } else {
+                base.to_string()
+            }
+        }
+        Err(_) => t.to_string().to_lowercase(),
+    };
+    Some(match e {
         ast::Expr::Identifier(i) => ident(i),
-        ast::Expr::CompoundIdentifier(p) => p.last().map(ident).unwrap_or_default(),
-        ast::Expr::Function(f) => f
-            .name
-            .0
-            .last()
-            .and_then(|p| p.as_ident())
-            .map(ident)
-            .unwrap_or_else(|| "?column?".into()),
+        ast::Expr::CompoundIdentifier(p) => p.last().map(ident)?,
+        ast::Expr::Function(f) => f.name.0.last().and_then(|p| p.as_ident()).map(ident)?,
         ast::Expr::Cast {
             expr, data_type, ..
-        } => match expr.as_ref() {
-            ast::Expr::Value(_) => data_type.to_string().to_lowercase(),
-            other => output_name(other),
-        },
-        ast::Expr::Nested(inner) => output_name(inner),
+        } => figure_name(expr).unwrap_or_else(|| type_name(data_type)),
+        ast::Expr::Nested(inner) => figure_name(inner)?,
+        ast::Expr::Value(v) if matches!(v.value, ast::Value::Boolean(_)) => "bool".into(),
         ast::Expr::Case { .. } => "case".into(),
+        ast::Expr::Exists { .. } => "exists".into(),
         ast::Expr::Interval(_) => "interval".into(),
-        ast::Expr::TypedString(ts) => ts.data_type.to_string().to_lowercase(),
+        ast::Expr::TypedString(ts) => type_name(&ts.data_type),
         ast::Expr::Extract { .. } => "extract".into(),
-        _ => "?column?".into(),
-    }
+        ast::Expr::Substring { shorthand, .. } => {
+            if *shorthand { "substr" } else { "substring" }.into()
+        }
+        ast::Expr::Trim { trim_where, .. } => match trim_where {
+            Some(ast::TrimWhereField::Leading) => "ltrim",
+            Some(ast::TrimWhereField::Trailing) => "rtrim",
+            _ => "btrim",
+        }
+        .into(),
+        ast::Expr::Position { .. } => "position".into(),
+        ast::Expr::Ceil { .. } => "ceil".into(),
+        ast::Expr::Floor { .. } => "floor".into(),
+        ast::Expr::Overlay { .. } => "overlay".into(),
+        ast::Expr::Array(_) => "array".into(),
+        _ => return None,
+    })
 }
 
 fn first_words(s: &str) -> String {

@@ -2070,3 +2070,31 @@ async fn date_string_and_math_functions_print_as_postgresql_does() {
         "550e8400-e29b-41d4-a716-446655440000|2024-01-01 08:00:00+00"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unaliased_columns_are_named_as_postgresql_names_them() {
+    let c = cluster().await;
+    let s = connect(c.addrs[0]).await;
+    s.batch_execute("CREATE TABLE named (id INT PRIMARY KEY, label TEXT)")
+        .await
+        .unwrap();
+    let names = |sql: &'static str| {
+        let s = &s;
+        async move {
+            let stmt = s.prepare(sql).await.unwrap();
+            stmt.columns()
+                .iter()
+                .map(|c| c.name().to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        }
+    };
+    assert_eq!(
+        names("SELECT id, named.label, substr(label, 1, 2), substring(label FROM 2), trim(label), trim(leading from label), position('a' in label), ceil(1.5), count(*), upper(label) FROM named GROUP BY id, label").await,
+        "id,label,substr,substring,btrim,ltrim,position,ceil,count,upper"
+    );
+    assert_eq!(
+        names("SELECT 1::int, '1'::bigint, 2.5::double precision, 'x'::varchar(3), 'x'::char(2), label::text, (id + 1)::text, true, NULL, 1 + 1, CASE WHEN id > 0 THEN 1 END, EXISTS (SELECT 1), DATE '2024-01-01' FROM named").await,
+        "int4,int8,float8,varchar,bpchar,label,text,bool,?column?,?column?,case,exists,date"
+    );
+}

@@ -227,8 +227,13 @@ fn collect_plan<'p>(plan: &'p Plan, out: &mut Vec<ScanRef<'p>>) {
             collect_plan(input, out);
             collect_exprs(groups, out);
             collect_exprs(
-                aggs.iter()
-                    .flat_map(|a| a.arg.iter().chain(a.filter.iter())),
+                aggs.iter().flat_map(|a| {
+                    a.arg
+                        .iter()
+                        .chain(a.filter.iter())
+                        .chain(a.delimiter.iter())
+                        .chain(a.order_by.iter().map(|k| &k.expr))
+                }),
                 out,
             );
         }
@@ -1115,7 +1120,10 @@ fn join(
 
 /// One group of an aggregation: its values, accumulators and, for
 /// DISTINCT aggregates, the values seen.
-type GroupState = (Row, Vec<Acc>, Vec<HashSet<Vec<u8>>>);
+/// A group's key values, its accumulators, the values each DISTINCT
+/// aggregate took, and (when an aggregate has its own ORDER BY) the
+/// positions of its input rows.
+type GroupState = (Row, Vec<Acc>, Vec<HashSet<Vec<u8>>>, Vec<usize>);
 
 enum Acc {
     Count(i64),
@@ -1126,6 +1134,11 @@ enum Acc {
     Array(Vec<Datum>),
     Text(Option<String>),
     Bool(Option<bool>),
+    /// Count, sum and sum of squares of integer or numeric values, exact.
+    Moments(i64, Decimal, Decimal),
+    /// Count, sum and sum of squared deviations of float values
+    /// (Youngs-Cramer, as PostgreSQL's float aggregates).
+    FloatMoments(f64, f64, f64),
 }
 
 fn widen(v: Datum, arg_ty: &DataType) -> Result<Datum> {
@@ -1148,6 +1161,8 @@ impl Acc {
             AggFunc::ArrayAgg => Acc::Array(Vec::new()),
             AggFunc::StringAgg => Acc::Text(None),
             AggFunc::BoolAnd | AggFunc::BoolOr => Acc::Bool(None),
+            AggFunc::Variance { .. } if a.arg_ty.is_float() => Acc::FloatMoments(0.0, 0.0, 0.0),
+            AggFunc::Variance { .. } => Acc::Moments(0, Decimal::from_i64(0), Decimal::from_i64(0)),
         }
     }
 
@@ -1242,6 +1257,29 @@ impl Acc {
                     (Some(x), _) => x || b,
                 });
             }
+            Acc::Moments(n, sum, sumsq) => {
+                let x = match v {
+                    Datum::Int(i) => Decimal::from_i64(i),
+                    Datum::Decimal(d) => d,
+                    other => return Err(SqlError::internal(format!("variance of {other:?}"))),
+                };
+                *n += 1;
+                *sum = sum.add(&x)?;
+                *sumsq = sumsq.add(&x.mul(&x)?)?;
+            }
+            Acc::FloatMoments(n, sx, sxx) => {
+                let x = match v {
+                    Datum::Float(f) => f,
+                    Datum::Int(i) => i as f64,
+                    other => return Err(SqlError::internal(format!("variance of {other:?}"))),
+                };
+                *n += 1.0;
+                *sx += x;
+                if *n > 1.0 {
+                    let t = x * *n - *sx;
+                    *sxx += t * t / (*n * (*n - 1.0));
+                }
+            }
             Acc::Array(_) => unreachable!("handled above"),
         }
         Ok(())
@@ -1264,6 +1302,40 @@ impl Acc {
             Acc::Array(items) => Datum::Text(array_text(items, &a.arg_ty)),
             Acc::Text(t) => t.clone().map_or(Datum::Null, Datum::Text),
             Acc::Bool(b) => b.map_or(Datum::Null, Datum::Bool),
+            Acc::Moments(n, sum, sumsq) => {
+                let AggFunc::Variance { population, root } = a.func else {
+                    return Err(SqlError::internal("moments of a non-variance aggregate"));
+                };
+                if *n == 0 || (*n == 1 && !population) {
+                    return Ok(Datum::Null);
+                }
+                // (n * sum(x^2) - sum(x)^2) / (n * (n - 1)), or n * n.
+                let count = Decimal::from_i64(*n);
+                let numerator = count.mul(sumsq)?.sub(&sum.mul(sum)?)?;
+                if numerator.is_special() {
+                    return Ok(Datum::Decimal(Decimal::NAN));
+                }
+                if numerator.mantissa <= 0 {
+                    return Ok(Datum::Decimal(Decimal::from_i64(0)));
+                }
+                let other = Decimal::from_i64(if population { *n } else { *n - 1 });
+                let variance = numerator.div(&count.mul(&other)?)?;
+                Datum::Decimal(if root {
+                    variance.sqrt_at(variance.scale)?
+                } else {
+                    variance
+                })
+            }
+            Acc::FloatMoments(n, _, sxx) => {
+                let AggFunc::Variance { population, root } = a.func else {
+                    return Err(SqlError::internal("moments of a non-variance aggregate"));
+                };
+                if *n == 0.0 || (*n == 1.0 && !population) {
+                    return Ok(Datum::Null);
+                }
+                let variance = sxx / if population { *n } else { *n - 1.0 };
+                Datum::Float(if root { variance.sqrt() } else { variance })
+            }
         })
     }
 }
@@ -1272,7 +1344,8 @@ fn aggregate(rows: Vec<Row>, groups: &[Expr], aggs: &[AggCall], ctx: &EvalCtx) -
     let new_accs = || -> Vec<Acc> { aggs.iter().map(Acc::new).collect() };
     let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
     let mut states: Vec<GroupState> = Vec::new();
-    for r in &rows {
+    let any_ordered = aggs.iter().any(|a| !a.order_by.is_empty());
+    for (pos, r) in rows.iter().enumerate() {
         let g: Row = groups
             .iter()
             .map(|e| e.eval(r, ctx))
@@ -1281,22 +1354,49 @@ fn aggregate(rows: Vec<Row>, groups: &[Expr], aggs: &[AggCall], ctx: &EvalCtx) -
         let idx = match index.get(&key) {
             Some(i) => *i,
             None => {
-                states.push((g, new_accs(), vec![HashSet::new(); aggs.len()]));
+                states.push((g, new_accs(), vec![HashSet::new(); aggs.len()], Vec::new()));
                 index.insert(key, states.len() - 1);
                 states.len() - 1
             }
         };
-        let (_, accs, seen) = &mut states[idx];
+        let (_, accs, seen, members) = &mut states[idx];
         for (i, a) in aggs.iter().enumerate() {
-            accs[i].add(a, r, &mut seen[i], ctx)?;
+            if a.order_by.is_empty() {
+                accs[i].add(a, r, &mut seen[i], ctx)?;
+            }
+        }
+        if any_ordered {
+            members.push(pos);
+        }
+    }
+    // Aggregates with their own ORDER BY take their group's rows sorted.
+    for (i, a) in aggs.iter().enumerate() {
+        if a.order_by.is_empty() {
+            continue;
+        }
+        for (_, accs, seen, members) in &mut states {
+            let mut keyed = Vec::with_capacity(members.len());
+            for &pos in members.iter() {
+                let key: Row = a
+                    .order_by
+                    .iter()
+                    .map(|k| k.expr.eval(&rows[pos], ctx))
+                    .collect::<Result<_>>()?;
+                keyed.push((key, pos));
+            }
+            // Stable: rows with equal keys keep their input order.
+            keyed.sort_by(|(x, _), (y, _)| compare_keys(x, y, &a.order_by));
+            for (_, pos) in keyed {
+                accs[i].add(a, &rows[pos], &mut seen[i], ctx)?;
+            }
         }
     }
     if states.is_empty() && groups.is_empty() {
-        states.push((vec![], new_accs(), vec![]));
+        states.push((vec![], new_accs(), vec![], Vec::new()));
     }
     states
         .into_iter()
-        .map(|(mut g, accs, _)| {
+        .map(|(mut g, accs, _, _)| {
             for (acc, a) in accs.iter().zip(aggs) {
                 g.push(acc.value(a)?);
             }

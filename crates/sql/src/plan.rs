@@ -52,6 +52,12 @@ pub enum AggFunc {
     /// `bool_and` / `every`.
     BoolAnd,
     BoolOr,
+    /// `var_samp` / `variance`, `var_pop`, `stddev_samp` / `stddev`,
+    /// `stddev_pop`.
+    Variance {
+        population: bool,
+        root: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -65,6 +71,9 @@ pub struct AggCall {
     pub filter: Option<Expr>,
     /// The argument's type.
     pub arg_ty: DataType,
+    /// `ORDER BY` inside the call (`string_agg(x, ',' ORDER BY y)`): the
+    /// rows of a group are aggregated in this order.
+    pub order_by: Vec<SortKey>,
 }
 
 /// A window function.
@@ -135,6 +144,15 @@ impl WindowCall {
                 a.arg = a.arg.map(&mut *f).transpose()?;
                 a.filter = a.filter.map(&mut *f).transpose()?;
                 a.delimiter = a.delimiter.map(&mut *f).transpose()?;
+                a.order_by = std::mem::take(&mut a.order_by)
+                    .into_iter()
+                    .map(|k| {
+                        Ok(SortKey {
+                            expr: f(k.expr)?,
+                            ..k
+                        })
+                    })
+                    .collect::<Result<_>>()?;
                 WindowFunc::Agg(a)
             }
             other => other,
@@ -167,6 +185,7 @@ impl WindowCall {
         out.extend(self.order.iter().map(|k| &k.expr));
         if let WindowFunc::Agg(a) = &self.func {
             out.extend(a.arg.iter().chain(&a.filter).chain(&a.delimiter));
+            out.extend(a.order_by.iter().map(|k| &k.expr));
         }
         out
     }
@@ -340,7 +359,7 @@ pub enum SetOpKind {
     Except,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SortKey {
     pub expr: Expr,
     pub desc: bool,
@@ -1607,6 +1626,11 @@ impl<'a> Binder<'a> {
                 let found = std::mem::replace(&mut self.aggs, outer_aggs).unwrap_or_default();
                 let t = r?;
                 match (t.e, <[AggCall; 1]>::try_from(found)) {
+                    (Expr::AggRef(0), Ok([call])) if !call.order_by.is_empty() => {
+                        return Err(SqlError::unsupported(
+                            "aggregate ORDER BY in a window function",
+                        ));
+                    }
                     (Expr::AggRef(0), Ok([call])) => {
                         (WindowFunc::Agg(Box::new(call)), vec![], t.ty)
                     }
@@ -3727,9 +3751,20 @@ impl<'a> Binder<'a> {
             .map(ident)
             .unwrap_or_default();
         let name = name.as_str();
+        let mut order_clause: &[ast::OrderByExpr] = &[];
         let (args, distinct, star) = match &f.args {
             ast::FunctionArguments::None => (vec![], false, false),
             ast::FunctionArguments::List(l) => {
+                for clause in &l.clauses {
+                    match clause {
+                        ast::FunctionArgumentClause::OrderBy(o) => order_clause = o,
+                        other => {
+                            return Err(SqlError::unsupported(format!(
+                                "{other} in a function call"
+                            )))
+                        }
+                    }
+                }
                 let mut out = Vec::new();
                 let mut star = false;
                 for a in &l.args {
@@ -3771,12 +3806,37 @@ impl<'a> Binder<'a> {
             "string_agg" => Some(AggFunc::StringAgg),
             "bool_and" | "every" => Some(AggFunc::BoolAnd),
             "bool_or" => Some(AggFunc::BoolOr),
+            "var_samp" | "variance" | "var_pop" | "stddev_samp" | "stddev" | "stddev_pop" => {
+                Some(AggFunc::Variance {
+                    population: name.ends_with("_pop"),
+                    root: name.starts_with("stddev"),
+                })
+            }
             _ => None,
         };
         if agg.is_none() && f.filter.is_some() {
             return Err(SqlError::syntax(format!(
                 "FILTER specified, but {name} is not an aggregate function"
             )));
+        }
+        if agg.is_none() && !order_clause.is_empty() {
+            return Err(SqlError::new(
+                code::WRONG_OBJECT_TYPE,
+                format!("ORDER BY specified, but {name} is not an aggregate function"),
+            ));
+        }
+        if !f.within_group.is_empty() {
+            return Err(match name {
+                "percentile_cont" | "percentile_disc" | "mode" => SqlError::unsupported(format!(
+                    "the ordered-set aggregate {name} is not supported yet"
+                )),
+                _ => SqlError::new(
+                    code::WRONG_OBJECT_TYPE,
+                    format!(
+                        "{name} is not an ordered-set aggregate, so it cannot have WITHIN GROUP"
+                    ),
+                ),
+            });
         }
         if let Some(func) = agg {
             if self.aggs.is_none() {
@@ -3834,6 +3894,23 @@ impl<'a> Binder<'a> {
                 .as_ref()
                 .map(|w| self.bind_bool(w, scope, "FILTER"))
                 .transpose()?;
+            let mut order_by = Vec::new();
+            for o in order_clause {
+                let desc = matches!(o.options.sort, Some(ast::OrderBySort::Desc));
+                let key = self.bind_expr_no_agg(&o.expr, scope, "aggregate function calls")?;
+                let key = Self::fold(key)?.e;
+                if distinct && arg.as_ref() != Some(&key) {
+                    return Err(SqlError::new(
+                        code::INVALID_COLUMN_REFERENCE,
+                        "in an aggregate with DISTINCT, ORDER BY expressions must appear in argument list",
+                    ));
+                }
+                order_by.push(SortKey {
+                    expr: key,
+                    desc,
+                    nulls_first: o.options.nulls_first.unwrap_or(desc),
+                });
+            }
             let ty = match func {
                 AggFunc::CountStar | AggFunc::Count => DataType::Int8,
                 AggFunc::Sum => match &arg_ty {
@@ -3856,6 +3933,13 @@ impl<'a> Binder<'a> {
                 AggFunc::ArrayAgg => DataType::Text,
                 AggFunc::StringAgg => DataType::Text,
                 AggFunc::BoolAnd | AggFunc::BoolOr => DataType::Bool,
+                AggFunc::Variance { .. } => match &arg_ty {
+                    t if t.is_integer() || matches!(t, DataType::Numeric(_)) => {
+                        DataType::Numeric(None)
+                    }
+                    t if t.is_float() => DataType::Float8,
+                    t => return Err(no_function(name, t)),
+                },
             };
             let aggs = self.aggs.as_mut().expect("checked above");
             let call = AggCall {
@@ -3865,6 +3949,7 @@ impl<'a> Binder<'a> {
                 distinct,
                 filter,
                 arg_ty,
+                order_by,
             };
             let idx = match aggs.iter().position(|a| *a == call) {
                 Some(i) => i,

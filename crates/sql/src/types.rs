@@ -543,8 +543,41 @@ impl Decimal {
         }
     }
 
-    /// Division with PostgreSQL-like result scale (at least 16 digits),
-    /// rounded half away from zero.
+    /// The weight and first digit of a finite value in base 10,000, the
+    /// representation PostgreSQL's numeric uses (zero: `(0, 0)`).
+    fn base10000_head(&self) -> (i64, i128) {
+        let m = self.mantissa.unsigned_abs();
+        if m == 0 {
+            return (0, 0);
+        }
+        let exp10 = m.ilog10() as i64 - self.scale as i64;
+        let weight = exp10.div_euclid(4);
+        let shift = self.scale as i64 + 4 * weight;
+        let first = if shift >= 0 {
+            m / 10u128.pow(shift as u32)
+        } else {
+            m * 10u128.pow((-shift) as u32)
+        };
+        (weight, first as i128)
+    }
+
+    /// PostgreSQL's result scale for `self / o` (`select_div_scale`): at
+    /// least 16 significant digits and no fewer digits after the point
+    /// than either operand has, so `1 / 2` is `0.50000000000000000000`.
+    fn div_scale(&self, o: &Decimal) -> u32 {
+        let ((w1, f1), (w2, f2)) = (self.base10000_head(), o.base10000_head());
+        let mut qweight = w1 - w2;
+        if f1 <= f2 {
+            qweight -= 1;
+        }
+        (16 - qweight * 4)
+            .max(self.scale as i64)
+            .max(o.scale as i64)
+            .clamp(0, 1000) as u32
+    }
+
+    /// Division with PostgreSQL's result scale ([`Decimal::div_scale`],
+    /// at most 30 digits after the point), rounded half away from zero.
     pub fn div(&self, o: &Decimal) -> Result<Decimal> {
         if self.is_nan() || o.is_nan() {
             return Ok(Decimal::NAN);
@@ -558,7 +591,7 @@ impl Decimal {
             (false, true) => return Ok(Decimal::from_i64(0)),
             (false, false) => {}
         }
-        let mut t = self.scale.max(o.scale).clamp(16, MAX_SCALE);
+        let mut t = self.div_scale(o).min(MAX_SCALE);
         loop {
             let shift = t as i64 + o.scale as i64 - self.scale as i64;
             let (num, den) = if shift >= 0 {
@@ -580,6 +613,49 @@ impl Decimal {
                 }
                 return Ok(Decimal {
                     mantissa: q,
+                    scale: t,
+                });
+            }
+            if t == 0 {
+                return Err(overflow());
+            }
+            t -= 1;
+        }
+    }
+
+    /// The square root of a finite, non-negative value with `scale`
+    /// digits after the point (fewer when the digits would not fit),
+    /// rounded half up: exact integer arithmetic, no float detour.
+    pub fn sqrt_at(&self, scale: u32) -> Result<Decimal> {
+        if self.is_special() || self.mantissa < 0 {
+            return Err(SqlError::new(
+                "2201F",
+                "cannot take square root of a negative number",
+            ));
+        }
+        let mut t = scale.min(MAX_SCALE);
+        loop {
+            // sqrt(m / 10^s) * 10^t = sqrt(m * 10^(2t - s)).
+            let exp = 2 * t as i64 - self.scale as i64;
+            let n = if exp >= 0 {
+                pow10(exp as u32).and_then(|f| self.mantissa.checked_mul(f))
+            } else {
+                pow10((-exp) as u32).map(|f| self.mantissa / f)
+            };
+            if let Some(n) = n {
+                let n = n as u128;
+                let mut r = (n as f64).sqrt() as u128;
+                while r * r > n {
+                    r -= 1;
+                }
+                while (r + 1) * (r + 1) <= n {
+                    r += 1;
+                }
+                if n - r * r > r {
+                    r += 1;
+                }
+                return Ok(Decimal {
+                    mantissa: r as i128,
                     scale: t,
                 });
             }
@@ -2079,7 +2155,32 @@ mod tests {
         assert_eq!(Decimal::parse("1e3").unwrap().to_string(), "1000");
         assert_eq!(Decimal::parse(".5").unwrap().to_string(), "0.5");
         let third = Decimal::from_i64(1).div(&Decimal::from_i64(3)).unwrap();
-        assert_eq!(third.to_string(), "0.3333333333333333");
+        // PostgreSQL's select_div_scale: 16 significant digits, more
+        // when the quotient is below one base-10000 digit's weight.
+        assert_eq!(third.to_string(), "0.33333333333333333333");
+        let div = |a: &str, b: &str| {
+            Decimal::parse(a)
+                .unwrap()
+                .div(&Decimal::parse(b).unwrap())
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(div("10", "4"), "2.5000000000000000");
+        assert_eq!(div("2", "2"), "1.00000000000000000000");
+        assert_eq!(div("100000", "3"), "33333.333333333333");
+        assert_eq!(div("0", "5"), "0.00000000000000000000");
+        assert_eq!(div("1.5", "0.5"), "3.0000000000000000");
+        assert_eq!(div("7", "0.001"), "7000.0000000000000000");
+        let sqrt = |a: &str, scale| {
+            Decimal::parse(a)
+                .unwrap()
+                .sqrt_at(scale)
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(sqrt("1.6666666666666667", 16), "1.2909944487358056");
+        assert_eq!(sqrt("2", 4), "1.4142");
+        assert_eq!(sqrt("0.25", 2), "0.50");
         assert_eq!(
             Decimal::parse("1.50").unwrap(),
             Decimal::parse("1.5").unwrap()

@@ -2098,3 +2098,71 @@ async fn unaliased_columns_are_named_as_postgresql_names_them() {
         "int4,int8,float8,varchar,bpchar,label,text,bool,?column?,?column?,case,exists,date"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aggregates_take_their_own_order_and_statistics() {
+    let c = cluster().await;
+    let s = connect(c.addrs[0]).await;
+    s.batch_execute(
+        "CREATE TABLE obs (id INT PRIMARY KEY, grp TEXT, v INT, f FLOAT8);
+         INSERT INTO obs VALUES (1, 'a', 3, 1.5), (2, 'a', 1, 2.5), (3, 'b', 2, 4.0),
+                                (4, 'a', 2, NULL), (5, 'b', NULL, 8.0);",
+    )
+    .await
+    .unwrap();
+    // ORDER BY inside the call orders what the aggregate sees.
+    assert_eq!(
+        flat(&s, "SELECT grp, string_agg(id::text, ',' ORDER BY v DESC), array_agg(v ORDER BY v NULLS FIRST), string_agg(DISTINCT grp, '' ORDER BY grp) FROM obs GROUP BY grp ORDER BY grp").await,
+        "a|1,4,2|{1,2,3}|a;b|5,3|{NULL,2}|b"
+    );
+    assert_eq!(
+        flat(
+            &s,
+            "SELECT string_agg(grp || id, ' ' ORDER BY grp DESC, id) FROM obs"
+        )
+        .await,
+        "b3 b5 a1 a2 a4"
+    );
+    assert_eq!(
+        sqlstate(
+            &s,
+            "SELECT string_agg(DISTINCT grp, ',' ORDER BY id) FROM obs"
+        )
+        .await,
+        "42P10"
+    );
+    assert_eq!(
+        sqlstate(&s, "SELECT lower(grp ORDER BY id) FROM obs").await,
+        "42809"
+    );
+    assert_eq!(
+        sqlstate(&s, "SELECT count(*) WITHIN GROUP (ORDER BY id) FROM obs").await,
+        "42809"
+    );
+    // Variance and standard deviation, exact for integers and numerics.
+    assert_eq!(
+        flat(&s, "SELECT variance(x), var_pop(x), stddev(x), stddev_pop(x), var_samp(x::float8), stddev_samp(x::float8) FROM generate_series(1, 4) AS x").await,
+        "1.6666666666666667|1.2500000000000000|1.2909944487358056|1.1180339887498948|1.6666666666666667|1.2909944487358056"
+    );
+    assert_eq!(
+        flat(
+            &s,
+            "SELECT grp, variance(v), stddev(f) FROM obs GROUP BY grp ORDER BY grp"
+        )
+        .await,
+        "a|1.00000000000000000000|0.7071067811865476;b|NULL|2.8284271247461903"
+    );
+    assert_eq!(
+        flat(&s, "SELECT var_pop(v), variance(v) FROM obs WHERE id = 1").await,
+        "0|NULL"
+    );
+    // Numeric division keeps PostgreSQL's result scale.
+    assert_eq!(
+        flat(
+            &s,
+            "SELECT 1::numeric / 3, 10::numeric / 4, avg(x) FROM (VALUES (1), (1)) AS t(x)"
+        )
+        .await,
+        "0.33333333333333333333|2.5000000000000000|1.00000000000000000000"
+    );
+}

@@ -916,14 +916,22 @@ pub fn series(args: &[Datum]) -> Result<Vec<Datum>> {
         return Ok(vec![]);
     }
     let step = args.get(2).cloned().unwrap_or(Datum::Int(1));
-    let zero = expr::binary(BinOp::Eq, step.clone(), Datum::Int(0))?;
-    if zero == Datum::Bool(true) {
+    let zero = match &step {
+        // Intervals compare as PostgreSQL's do: a month is 30 days.
+        Datum::Interval(_) => Datum::Interval(types::Interval {
+            months: 0,
+            days: 0,
+            micros: 0,
+        }),
+        _ => Datum::Int(0),
+    };
+    if expr::binary(BinOp::Eq, step.clone(), zero.clone())? == Datum::Bool(true) {
         return Err(SqlError::new(
             code::INVALID_PARAMETER_VALUE,
             "step size cannot equal zero",
         ));
     }
-    let up = expr::binary(BinOp::Gt, step.clone(), Datum::Int(0))? == Datum::Bool(true);
+    let up = expr::binary(BinOp::Gt, step.clone(), zero)? == Datum::Bool(true);
     let (mut cur, stop) = (args[0].clone(), args[1].clone());
     let mut out = Vec::new();
     loop {

@@ -86,6 +86,19 @@ pub enum LibFn {
     JustifyDays,
     JustifyHours,
     JustifyInterval,
+    /// `encode(bytea, format)`: `hex`, `base64` or `escape`.
+    Encode,
+    /// `decode(text, format)`: the inverse of `encode`.
+    Decode,
+    /// `trunc(numeric, digits)`: toward zero, keeping `max(digits, 0)`
+    /// decimals.
+    TruncDigits,
+    /// `gcd` / `lcm` of int4 (`false`) or int8 (`true`) arguments.
+    Gcd(bool),
+    Lcm(bool),
+    /// `timezone(zone, ts)` and `ts AT TIME ZONE zone`: only UTC (and its
+    /// other names) is known, so the value is the same instant relabelled.
+    TimeZone,
     MakeTimestamp,
     ToTimestamp,
     ToChar,
@@ -437,6 +450,14 @@ pub fn resolve(name: &str, args: &[DataType]) -> Result<Option<Signature>> {
             sig(LibFn::ToTimestamp, vec![T::Float8], T::TimestampTz)
         }
         "to_date" if n == 2 && all(is_text) => sig(LibFn::ToDate, vec![text; 2], T::Date),
+        "timezone" if n == 2 && is_text(&args[0]) && args[1] == T::TimestampTz => {
+            sig(LibFn::TimeZone, vec![text, T::TimestampTz], T::Timestamp)
+        }
+        "timezone"
+            if n == 2 && is_text(&args[0]) && matches!(args[1], T::Timestamp | T::Unknown) =>
+        {
+            sig(LibFn::TimeZone, vec![text, T::Timestamp], T::TimestampTz)
+        }
         "to_timestamp" if n == 2 && all(is_text) => {
             sig(LibFn::ToTimestampFormat, vec![text; 2], T::TimestampTz)
         }
@@ -491,10 +512,35 @@ pub fn resolve(name: &str, args: &[DataType]) -> Result<Option<Signature>> {
             _ => sig(LibFn::ToHex32, vec![T::Int4], T::Text),
         },
         "gen_random_uuid" if n == 0 => sig(LibFn::GenRandomUuid, vec![], T::Uuid),
+        "encode" if n == 2 && matches!(args[0], T::Bytea | T::Unknown) && is_text(&args[1]) => {
+            sig(LibFn::Encode, vec![T::Bytea, text], T::Text)
+        }
+        "decode" if n == 2 && all(is_text) => sig(LibFn::Decode, vec![text; 2], T::Bytea),
+        "trunc" if n == 2 && is_num(&args[0]) && is_int(&args[1]) => sig(
+            LibFn::TruncDigits,
+            vec![T::Numeric(None), T::Int4],
+            T::Numeric(None),
+        ),
+        "gcd" | "lcm" if n == 2 && all(is_int) => {
+            let t = if args.contains(&T::Int8) {
+                T::Int8
+            } else {
+                T::Int4
+            };
+            let wide = t == T::Int8;
+            let f = if name == "gcd" {
+                LibFn::Gcd(wide)
+            } else {
+                LibFn::Lcm(wide)
+            };
+            sig(f, vec![t.clone(); 2], t)
+        }
         "bit_length" if n == 1 && is_text(&args[0]) => sig(LibFn::BitLength, vec![text], T::Int4),
         "age" | "make_date" | "make_timestamp" | "to_timestamp" | "to_char" | "clock_timestamp"
         | "md5" | "regexp_replace" | "translate" | "format" | "quote_ident" | "quote_literal"
-        | "to_hex" | "gen_random_uuid" | "bit_length" => bad(),
+        | "to_hex" | "gen_random_uuid" | "bit_length" | "encode" | "decode" | "gcd" | "lcm" => {
+            bad()
+        }
         "#>" | "#>>" if n == 2 && is_json(&args[0]) && is_text(&args[1]) => {
             let doc = json_type(&args[0]);
             let (f, result) = match name {
@@ -557,6 +603,148 @@ fn widest(a: &DataType, b: &DataType) -> DataType {
     } else {
         a.clone()
     }
+}
+
+fn unknown_encoding(name: &str) -> SqlError {
+    SqlError::new(
+        code::INVALID_PARAMETER_VALUE,
+        format!("unrecognized encoding: \"{name}\""),
+    )
+}
+
+const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Base64 as PostgreSQL's `encode` writes it: a newline every 76 characters.
+fn base64_encode(bytes: &[u8]) -> String {
+    let mut out = String::new();
+    for (i, chunk) in bytes.chunks(3).enumerate() {
+        if i > 0 && i % 19 == 0 {
+            out.push('\n');
+        }
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (j, &b)| acc | (u32::from(b) << (16 - 8 * j)));
+        for j in 0..4 {
+            if j <= chunk.len() {
+                out.push(BASE64[(n >> (18 - 6 * j) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Base64 input: whitespace ignored, `=` padding only at the end.
+fn base64_decode(text: &str) -> Result<Vec<u8>> {
+    let bad = |what: String| SqlError::new(code::INVALID_PARAMETER_VALUE, what);
+    let mut out = Vec::new();
+    let (mut acc, mut bits, mut padding) = (0u32, 0u32, 0usize);
+    for c in text.chars().filter(|c| !c.is_ascii_whitespace()) {
+        if c == '=' {
+            padding += 1;
+            continue;
+        }
+        if padding > 0 {
+            return Err(bad("unexpected \"=\" while decoding base64 sequence".into()));
+        }
+        let Some(v) = BASE64.iter().position(|&b| b as char == c) else {
+            return Err(bad(format!(
+                "invalid symbol \"{c}\" found while decoding base64 sequence"
+            )));
+        };
+        acc = (acc << 6) | v as u32;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    if bits >= 6 || padding > 2 {
+        return Err(bad("invalid base64 end sequence".into()));
+    }
+    Ok(out)
+}
+
+/// Hex digit pairs; whitespace between pairs is skipped.
+fn hex_decode(text: &str) -> Result<Vec<u8>> {
+    let digits: Vec<char> = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    let value = |c: char| {
+        c.to_digit(16).ok_or_else(|| {
+            SqlError::new(
+                code::INVALID_PARAMETER_VALUE,
+                format!("invalid hexadecimal digit: \"{c}\""),
+            )
+        })
+    };
+    if !digits.len().is_multiple_of(2) {
+        return Err(SqlError::new(
+            code::INVALID_PARAMETER_VALUE,
+            "invalid hexadecimal data: odd number of digits",
+        ));
+    }
+    digits
+        .chunks(2)
+        .map(|p| Ok((value(p[0])? * 16 + value(p[1])?) as u8))
+        .collect()
+}
+
+/// bytea's escape format: `\\` is a backslash, `\nnn` an octal byte.
+fn escape_decode(text: &str) -> Result<Vec<u8>> {
+    let b = text.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'\\' {
+            out.push(b[i]);
+            i += 1;
+        } else if b.get(i + 1) == Some(&b'\\') {
+            out.push(b'\\');
+            i += 2;
+        } else if let Some(oct) = b
+            .get(i + 1..i + 4)
+            .filter(|o| o[0] <= b'3' && o.iter().all(|c| (b'0'..=b'7').contains(c)))
+        {
+            out.push(oct.iter().fold(0u8, |acc, c| acc * 8 + (c - b'0')));
+            i += 4;
+        } else {
+            return Err(SqlError::new(
+                "22P02",
+                "invalid input syntax for type bytea",
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// `trunc(numeric, digits)`: toward zero; negative digits zero the tens,
+/// hundreds, ...; the result keeps `max(digits, 0)` decimals.
+fn trunc_decimal(d: Decimal, digits: i64) -> Result<Decimal> {
+    if d.is_special() {
+        return Ok(d);
+    }
+    let digits = digits.clamp(-38, 30);
+    if digits >= 0 && d.scale as i64 <= digits {
+        return d.round_to(digits as u32);
+    }
+    let drop = (d.scale as i64 - digits) as u32;
+    let Some(p) = 10i128.checked_pow(drop) else {
+        return Ok(Decimal::from_i64(0));
+    };
+    let kept = d.mantissa / p;
+    Ok(if digits >= 0 {
+        Decimal {
+            mantissa: kept,
+            scale: digits as u32,
+        }
+    } else {
+        Decimal {
+            mantissa: kept * 10i128.pow((-digits) as u32),
+            scale: 0,
+        }
+    })
 }
 
 fn text_arg(d: &Datum) -> Result<String> {
@@ -1230,6 +1418,99 @@ pub fn call(f: LibFn, args: &[Datum]) -> Result<Datum> {
             let ts = datefns::from_template(&text_arg(&args[0])?, &text_arg(&args[1])?)?;
             Datum::Date(ts.div_euclid(types::MICROS_PER_DAY) as i32)
         }
+        F::Encode => {
+            let Datum::Bytes(b) = &args[0] else {
+                return Err(SqlError::internal("encode expects bytea"));
+            };
+            Datum::Text(match text_arg(&args[1])?.to_ascii_lowercase().as_str() {
+                "hex" => b.iter().map(|x| format!("{x:02x}")).collect(),
+                "base64" => base64_encode(b),
+                "escape" => b
+                    .iter()
+                    .map(|&x| match x {
+                        b'\\' => "\\\\".to_string(),
+                        0 | 0x80..=0xff => format!("\\{x:03o}"),
+                        x => (x as char).to_string(),
+                    })
+                    .collect(),
+                other => return Err(unknown_encoding(other)),
+            })
+        }
+        F::Decode => {
+            let input = text_arg(&args[0])?;
+            Datum::Bytes(match text_arg(&args[1])?.to_ascii_lowercase().as_str() {
+                "hex" => hex_decode(&input)?,
+                "base64" => base64_decode(&input)?,
+                "escape" => escape_decode(&input)?,
+                other => return Err(unknown_encoding(other)),
+            })
+        }
+        F::TruncDigits => {
+            let d = match &args[0] {
+                Datum::Decimal(d) => *d,
+                Datum::Int(i) => Decimal::from_i64(*i),
+                other => return Err(SqlError::internal(format!("trunc of {other:?}"))),
+            };
+            Datum::Decimal(trunc_decimal(d, int_arg(&args[1])?)?)
+        }
+        F::Gcd(ret_is_int8) | F::Lcm(ret_is_int8) => {
+            let (a, b) = (int_arg(&args[0])?, int_arg(&args[1])?);
+            let (mut x, mut y) = (a.unsigned_abs(), b.unsigned_abs());
+            while y != 0 {
+                (x, y) = (y, x % y);
+            }
+            let out = if matches!(f, F::Gcd(_)) {
+                Some(x)
+            } else {
+                // lcm(0, 0) is 0.
+                match a.unsigned_abs().checked_div(x) {
+                    Some(q) => q.checked_mul(b.unsigned_abs()),
+                    None => Some(0),
+                }
+            };
+            let limit = if ret_is_int8 {
+                i64::MAX as u64
+            } else {
+                i32::MAX as u64
+            };
+            match out {
+                Some(v) if v <= limit => Datum::Int(v as i64),
+                _ => {
+                    return Err(SqlError::new(
+                        code::NUMERIC_VALUE_OUT_OF_RANGE,
+                        if ret_is_int8 {
+                            "bigint out of range"
+                        } else {
+                            "integer out of range"
+                        },
+                    ))
+                }
+            }
+        }
+        F::TimeZone => {
+            let zone = text_arg(&args[0])?;
+            let utc = [
+                "utc",
+                "gmt",
+                "z",
+                "zulu",
+                "etc/utc",
+                "etc/gmt",
+                "universal",
+                "+00",
+                "+00:00",
+                "-00",
+                "00:00",
+            ];
+            if !utc.contains(&zone.trim().to_ascii_lowercase().as_str()) {
+                return Err(SqlError::new(
+                    code::INVALID_PARAMETER_VALUE,
+                    format!("time zone \"{zone}\" not recognized"),
+                )
+                .with_hint("only UTC is known: the server's clock and every timestamptz are UTC"));
+            }
+            args[1].clone()
+        }
         F::ToTimestampFormat => Datum::Timestamp(datefns::from_template(
             &text_arg(&args[0])?,
             &text_arg(&args[1])?,
@@ -1383,6 +1664,21 @@ mod tests {
 
     fn t(s: &str) -> Datum {
         Datum::Text(s.into())
+    }
+
+    #[test]
+    fn base64_round_trips_and_wraps_lines_as_postgresql_does() {
+        let data: Vec<u8> = (0..=255u8).collect();
+        let text = base64_encode(&data);
+        assert!(text.lines().all(|l| l.len() <= 76));
+        assert_eq!(text.lines().next().unwrap().len(), 76);
+        assert_eq!(base64_decode(&text).unwrap(), data);
+        assert_eq!(base64_encode(b"a"), "YQ==");
+        assert_eq!(base64_encode(b"ab"), "YWI=");
+        assert_eq!(base64_decode("YW Jj\n").unwrap(), b"abc");
+        assert!(base64_decode("YQ=x").is_err());
+        assert!(base64_decode("Y").is_err());
+        assert!(base64_decode("Y*==").is_err());
     }
 
     #[test]

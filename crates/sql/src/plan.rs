@@ -2412,6 +2412,46 @@ impl<'a> Binder<'a> {
                 ),
             ));
         }
+        // generate_series(timestamp[tz], timestamp[tz], interval); dates
+        // count as timestamptz, as PostgreSQL resolves them.
+        let datetime = |t: &DataType| {
+            matches!(
+                t,
+                DataType::Timestamp | DataType::TimestampTz | DataType::Date
+            )
+        };
+        if bound.len() == 3
+            && bound[..2].iter().any(|b| datetime(&b.ty))
+            && bound[..2]
+                .iter()
+                .all(|b| datetime(&b.ty) || b.ty == DataType::Unknown)
+            && matches!(bound[2].ty, DataType::Interval | DataType::Unknown)
+        {
+            let ty = if bound[..2]
+                .iter()
+                .any(|b| matches!(b.ty, DataType::TimestampTz | DataType::Date))
+            {
+                DataType::TimestampTz
+            } else {
+                DataType::Timestamp
+            };
+            let mut args = Vec::new();
+            for (i, mut b) in bound.into_iter().enumerate() {
+                let want = if i == 2 {
+                    DataType::Interval
+                } else {
+                    ty.clone()
+                };
+                self.unify_with(&mut b, &want);
+                let e = if b.ty != want {
+                    Expr::Cast(Box::new(b.e), want.clone())
+                } else {
+                    b.e
+                };
+                args.push(Self::fold(Typed { e, ty: want })?.e);
+            }
+            return Ok((args, ty));
+        }
         let mut ty = DataType::Int4;
         for b in &bound {
             ty = match common_type(&ty, &b.ty) {
@@ -3185,6 +3225,14 @@ impl<'a> Binder<'a> {
     fn bind_expr_other(&mut self, e: &ast::Expr, scope: &Scope) -> Result<Typed> {
         use ast::Expr as A;
         let t = match e {
+            A::AtTimeZone {
+                timestamp,
+                time_zone,
+            } => {
+                let zone = self.bind_expr(time_zone, scope)?;
+                let ts = self.bind_expr(timestamp, scope)?;
+                return self.bind_library_call("timezone", vec![zone, ts]);
+            }
             A::Identifier(i) => match self.resolve_name(scope, None, &ident(i)) {
                 Ok((e, ty)) => Typed { e, ty },
                 // `current_schema` is also written without parentheses.
@@ -4687,6 +4735,7 @@ fn figure_name(e: &ast::Expr) -> Option<String> {
         ast::Expr::Interval(_) => "interval".into(),
         ast::Expr::TypedString(ts) => type_name(&ts.data_type),
         ast::Expr::Extract { .. } => "extract".into(),
+        ast::Expr::AtTimeZone { .. } => "timezone".into(),
         ast::Expr::Substring { shorthand, .. } => {
             if *shorthand { "substr" } else { "substring" }.into()
         }

@@ -2061,6 +2061,23 @@ async fn date_string_and_math_functions_print_as_postgresql_does() {
     );
     assert_eq!(sqlstate(&s, "SELECT div(1, 0)").await, "22012");
     assert_eq!(
+        flat(&s, r"SELECT encode('abc'::bytea, 'hex'), encode('hello world'::bytea, 'base64'), encode('\x00ff5c41'::bytea, 'escape'), decode('616263', 'hex'), decode('aGVsbG8gd29ybGQ=', 'base64'), decode('a\\b\101', 'escape')").await,
+        r"616263|aGVsbG8gd29ybGQ=|\000\377\\A|\x616263|\x68656c6c6f20776f726c64|\x615c6241"
+    );
+    assert_eq!(sqlstate(&s, "SELECT decode('6x', 'hex')").await, "22023");
+    assert_eq!(
+        sqlstate(&s, "SELECT encode('a'::bytea, 'rot13')").await,
+        "22023"
+    );
+    assert_eq!(
+        flat(&s, "SELECT trunc(2.567, 1), trunc(-2.567, 2), trunc(1234.5, -2), trunc(2.5, 3), gcd(12, 18), lcm(4, 6), gcd(0, 0), lcm(-4::int8, 6)").await,
+        "2.5|-2.56|1200|2.500|6|12|0|12"
+    );
+    assert_eq!(
+        sqlstate(&s, "SELECT lcm(2147483647, 2147483646)").await,
+        "22003"
+    );
+    assert_eq!(
         sqlstate(&s, "SELECT to_date('2024-13-01', 'YYYY-MM-DD')").await,
         "22008"
     );
@@ -2164,5 +2181,45 @@ async fn aggregates_take_their_own_order_and_statistics() {
         )
         .await,
         "0.33333333333333333333|2.5000000000000000|1.00000000000000000000"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generate_series_steps_through_timestamps() {
+    let c = cluster().await;
+    let s = connect(c.addrs[0]).await;
+    assert_eq!(
+        flat(&s, "SELECT * FROM generate_series(TIMESTAMP '2024-01-30', TIMESTAMP '2024-04-01', INTERVAL '1 month')").await,
+        "2024-01-30 00:00:00;2024-02-29 00:00:00;2024-03-29 00:00:00"
+    );
+    assert_eq!(
+        flat(&s, "SELECT g FROM generate_series('2024-01-01 12:00'::timestamp, '2024-01-01 10:00', '-1 hour') AS g").await,
+        "2024-01-01 12:00:00;2024-01-01 11:00:00;2024-01-01 10:00:00"
+    );
+    assert_eq!(
+        flat(
+            &s,
+            "SELECT generate_series(DATE '2024-01-01', DATE '2024-01-02', '12 hours')"
+        )
+        .await,
+        "2024-01-01 00:00:00+00;2024-01-01 12:00:00+00;2024-01-02 00:00:00+00"
+    );
+    assert_eq!(
+        flat(&s, "SELECT count(*), min(d)::date FROM generate_series(TIMESTAMPTZ '2024-01-01 00:00+00', TIMESTAMPTZ '2024-12-31 00:00+00', INTERVAL '1 day') AS d").await,
+        "366|2024-01-01"
+    );
+    assert_eq!(
+        sqlstate(&s, "SELECT * FROM generate_series(TIMESTAMP '2024-01-01', TIMESTAMP '2024-01-02', INTERVAL '0 days')").await,
+        "22023"
+    );
+    // AT TIME ZONE / timezone(): UTC relabels a timestamp as timestamptz
+    // and back; other zones are refused.
+    assert_eq!(
+        flat(&s, "SELECT TIMESTAMP '2024-01-01 10:00' AT TIME ZONE 'UTC', TIMESTAMPTZ '2024-01-01 10:00+02' AT TIME ZONE 'utc', timezone('Etc/UTC', TIMESTAMPTZ '2024-01-01 00:00+00')").await,
+        "2024-01-01 10:00:00+00|2024-01-01 08:00:00|2024-01-01 00:00:00"
+    );
+    assert_eq!(
+        sqlstate(&s, "SELECT now() AT TIME ZONE 'Mars/Olympus'").await,
+        "22023"
     );
 }

@@ -1,5 +1,7 @@
 //! ALTER TABLE — `ADD [CONSTRAINT name] PRIMARY KEY (cols)`, `ADD
-//! [COLUMN]`, `DROP [COLUMN]`, `RENAME [COLUMN] a TO b`, `RENAME TO` — and
+//! [COLUMN]`, `DROP [COLUMN]`, `ALTER [COLUMN] c SET / DROP DEFAULT`,
+//! `ALTER [COLUMN] c SET / DROP NOT NULL`, `RENAME [COLUMN] a TO b`,
+//! `RENAME TO` — and
 //! the maintenance statements clients send that have nothing to do here
 //! (`VACUUM`, `ANALYZE`, `CHECKPOINT`: accepted, no effect).
 //!
@@ -118,6 +120,10 @@ pub async fn alter_table(
                 drop_column(catalog, database, &desc, &plan::ident(c), *if_exists).await?;
                 catalog.refresh().await?;
             }
+            Ok(StmtResult::Command("ALTER TABLE".into()))
+        }
+        ast::AlterTableOperation::AlterColumn { column_name, op } => {
+            alter_column(catalog, database, &desc, &plan::ident(column_name), op).await?;
             Ok(StmtResult::Command("ALTER TABLE".into()))
         }
         ast::AlterTableOperation::RenameColumn {
@@ -386,6 +392,80 @@ async fn drop_column(
         exec::purge_prefix(catalog.kv(), &crate::encoding::index_prefix(desc.id, i.id)).await?;
     }
     Ok(())
+}
+
+/// `ALTER COLUMN c SET DEFAULT e / DROP DEFAULT / SET NOT NULL / DROP NOT
+/// NULL`. SET NOT NULL reads every row first and refuses (23502) if one
+/// holds a NULL there.
+async fn alter_column(
+    catalog: &Arc<Catalog>,
+    database: &str,
+    desc: &Arc<TableDesc>,
+    cname: &str,
+    op: &ast::AlterColumnOperation,
+) -> Result<()> {
+    let pos = visible_column(desc, cname).ok_or_else(|| undefined_column(&desc.name, cname))?;
+    let mut new = (**desc).clone();
+    let col = &mut new.columns[pos];
+    match op {
+        ast::AlterColumnOperation::SetDefault { value } => {
+            let no_tables = std::collections::HashMap::new();
+            let text = value.to_string();
+            plan::Binder::new(&no_tables, vec![]).bind_default(&text, &col.ty)?;
+            col.default = Some(text);
+            col.serial = false;
+        }
+        ast::AlterColumnOperation::DropDefault => {
+            col.default = None;
+            col.serial = false;
+        }
+        ast::AlterColumnOperation::DropNotNull => {
+            if desc.primary_key.contains(&pos) {
+                return Err(SqlError::new(
+                    code::INVALID_TABLE_DEFINITION,
+                    format!("column \"{cname}\" is in a primary key"),
+                ));
+            }
+            col.nullable = true;
+        }
+        ast::AlterColumnOperation::SetNotNull => {
+            col.nullable = false;
+            if desc.columns[pos].nullable && column_has_null(catalog, desc, pos).await? {
+                return Err(SqlError::new(
+                    code::NOT_NULL_VIOLATION,
+                    format!(
+                        "column \"{cname}\" of relation \"{}\" contains null values",
+                        desc.name
+                    ),
+                ));
+            }
+        }
+        other => {
+            return Err(SqlError::unsupported(format!(
+                "ALTER TABLE operation not supported yet: ALTER COLUMN {cname} {other}"
+            )))
+        }
+    }
+    catalog.replace_table(database, desc, &new).await
+}
+
+/// Whether some row of the table holds NULL in the column at `pos`.
+async fn column_has_null(catalog: &Catalog, desc: &TableDesc, pos: usize) -> Result<bool> {
+    let kv = catalog.kv();
+    let end = row_end(desc);
+    let mut lo = row_prefix(desc);
+    loop {
+        let chunk = kv.scan(&lo, &end, copy::BATCH_ROWS, false).await?;
+        let Some((last, _)) = chunk.last() else {
+            return Ok(false);
+        };
+        lo = tessera_common::keys::next_key(last);
+        for (_, v) in &chunk {
+            if exec::decode_row(desc, v)?[pos].is_null() {
+                return Ok(true);
+            }
+        }
+    }
 }
 
 async fn rename_column(

@@ -2223,3 +2223,65 @@ async fn generate_series_steps_through_timestamps() {
         "22023"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alter_column_changes_defaults_and_nullability() {
+    let c = cluster().await;
+    let s = connect(c.addrs[0]).await;
+    s.batch_execute(
+        "CREATE TABLE acc (id SERIAL PRIMARY KEY, name TEXT, kind TEXT DEFAULT 'basic');
+         INSERT INTO acc (name) VALUES ('a'), (NULL);
+         ALTER TABLE acc ALTER COLUMN kind SET DEFAULT 'pro';
+         INSERT INTO acc (name) VALUES ('c');
+         ALTER TABLE acc ALTER kind DROP DEFAULT;
+         INSERT INTO acc (name) VALUES ('d');",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        flat(&s, "SELECT id, name, kind FROM acc ORDER BY id").await,
+        "1|a|basic;2|NULL|basic;3|c|pro;4|d|NULL"
+    );
+    // SET NOT NULL checks the rows already there.
+    assert_eq!(
+        sqlstate(&s, "ALTER TABLE acc ALTER COLUMN name SET NOT NULL").await,
+        "23502"
+    );
+    s.batch_execute(
+        "UPDATE acc SET name = 'b' WHERE id = 2;
+         ALTER TABLE acc ALTER COLUMN name SET NOT NULL;",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        sqlstate(&s, "INSERT INTO acc (name) VALUES (NULL)").await,
+        "23502"
+    );
+    s.batch_execute(
+        "ALTER TABLE acc ALTER COLUMN name DROP NOT NULL;
+         INSERT INTO acc (name) VALUES (NULL);",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        flat(&s, "SELECT count(*) FROM acc WHERE name IS NULL").await,
+        "1"
+    );
+    assert_eq!(
+        sqlstate(&s, "ALTER TABLE acc ALTER COLUMN id DROP NOT NULL").await,
+        "42P16"
+    );
+    assert_eq!(
+        sqlstate(&s, "ALTER TABLE acc ALTER COLUMN nope SET DEFAULT 1").await,
+        "42703"
+    );
+    assert_eq!(
+        sqlstate(&s, "ALTER TABLE acc ALTER COLUMN kind SET DEFAULT 1 +").await,
+        "42601"
+    );
+    // The catalog shows the change.
+    assert_eq!(
+        flat(&s, "SELECT column_name, is_nullable, column_default FROM information_schema.columns WHERE table_name = 'acc' AND column_name IN ('name', 'kind') ORDER BY column_name").await,
+        "kind|YES|NULL;name|YES|NULL"
+    );
+}

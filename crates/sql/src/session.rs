@@ -105,6 +105,14 @@ pub struct Session {
     /// Tables created inside the open explicit transaction: dropped again
     /// if it does not commit.
     created_in_txn: Vec<String>,
+    /// The open transaction's savepoints, oldest first, with its writes
+    /// at each.
+    savepoints: Vec<(String, crate::txn::Savepoint)>,
+    /// The transaction of a failed block, kept while it has savepoints: a
+    /// ROLLBACK TO SAVEPOINT reopens it. `None` when the failure left the
+    /// KV transaction unusable (a serialization failure, a deadlock, a
+    /// cancelled statement), or when there is nothing to go back to.
+    failed_txn: Option<Txn>,
 }
 
 /// The isolation level a BEGIN / SET TRANSACTION asks for. READ
@@ -164,6 +172,91 @@ impl Session {
             txn_as_of: None,
             after_retry_error: false,
             created_in_txn: Vec::new(),
+            savepoints: Vec::new(),
+            failed_txn: None,
+        }
+    }
+
+    /// The open transaction fails: later statements are refused until
+    /// ROLLBACK (or ROLLBACK TO SAVEPOINT, when `recoverable` and a
+    /// savepoint exists).
+    fn fail_txn(&mut self, recoverable: bool) {
+        if !matches!(self.txn, TxnState::Open(_)) {
+            return;
+        }
+        if let TxnState::Open(txn) = std::mem::replace(&mut self.txn, TxnState::Failed) {
+            if recoverable && !self.savepoints.is_empty() {
+                self.failed_txn = Some(txn);
+            }
+        }
+    }
+
+    /// The transaction block ended (COMMIT, ROLLBACK): its savepoints go.
+    fn end_block(&mut self) {
+        self.savepoints.clear();
+        self.failed_txn = None;
+    }
+
+    /// SAVEPOINT, ROLLBACK TO SAVEPOINT and RELEASE SAVEPOINT.
+    fn savepoint_statement(&mut self, stmt: &Statement) -> Result<StmtResult> {
+        let (name, tag) = match stmt {
+            Statement::Savepoint { name } => (crate::plan::ident(name), "SAVEPOINT"),
+            Statement::ReleaseSavepoint { name } => (crate::plan::ident(name), "RELEASE"),
+            Statement::Rollback {
+                savepoint: Some(name),
+                ..
+            } => (crate::plan::ident(name), "ROLLBACK"),
+            _ => return Err(SqlError::internal("not a savepoint statement")),
+        };
+        if matches!(self.txn, TxnState::Idle) {
+            return Err(SqlError::new(
+                code::NO_ACTIVE_SQL_TRANSACTION,
+                format!("{tag} can only be used in transaction blocks"),
+            ));
+        }
+        let missing = || {
+            SqlError::new(
+                code::INVALID_SAVEPOINT_SPECIFICATION,
+                format!("savepoint \"{name}\" does not exist"),
+            )
+        };
+        let found = self.savepoints.iter().rposition(|(n, _)| *n == name);
+        match (tag, &mut self.txn) {
+            ("SAVEPOINT", TxnState::Open(txn)) => {
+                let sp = txn.savepoint();
+                self.savepoints.push((name, sp));
+                Ok(StmtResult::Command("SAVEPOINT".into()))
+            }
+            ("RELEASE", TxnState::Open(_)) => {
+                let i = found.ok_or_else(missing)?;
+                self.savepoints.truncate(i);
+                Ok(StmtResult::Command("RELEASE".into()))
+            }
+            ("ROLLBACK", TxnState::Open(txn)) => {
+                let i = found.ok_or_else(missing)?;
+                self.savepoints.truncate(i + 1);
+                txn.rollback_to(&self.savepoints[i].1);
+                Ok(StmtResult::Command("ROLLBACK".into()))
+            }
+            ("ROLLBACK", TxnState::Failed) => {
+                let i = found.ok_or_else(missing)?;
+                let Some(mut txn) = self.failed_txn.take() else {
+                    return Err(SqlError::new(
+                        code::SERIALIZATION_FAILURE,
+                        "restart transaction: the transaction was aborted and cannot continue \
+                         from a savepoint",
+                    )
+                    .with_hint("ROLLBACK and retry the whole transaction"));
+                };
+                self.savepoints.truncate(i + 1);
+                txn.rollback_to(&self.savepoints[i].1);
+                self.txn = TxnState::Open(txn);
+                Ok(StmtResult::Command("ROLLBACK".into()))
+            }
+            _ => Err(SqlError::new(
+                code::IN_FAILED_SQL_TRANSACTION,
+                "current transaction is aborted, commands ignored until end of transaction block",
+            )),
         }
     }
 
@@ -172,9 +265,7 @@ impl Session {
     /// half-buffered.
     fn start_statement(&mut self) {
         if std::mem::replace(&mut self.in_flight, true) {
-            if let TxnState::Open(_) = self.txn {
-                self.txn = TxnState::Failed;
-            }
+            self.fail_txn(false);
         }
     }
 
@@ -205,7 +296,7 @@ impl Session {
             .get(crate::objects::READ_ONLY_VAR)
             .is_some_and(|v| v == "on");
         if read_only && matches!(self.txn, TxnState::Open(_)) {
-            self.txn = TxnState::Failed;
+            self.fail_txn(true);
             return Err(SqlError::new(
                 code::READ_ONLY_SQL_TRANSACTION,
                 "cannot execute COPY FROM in a read-only transaction",
@@ -516,7 +607,7 @@ impl Session {
                          own time",
                     )
                     .with_hint("put AS OF SYSTEM TIME on the BEGIN");
-                    self.txn = TxnState::Failed;
+                    self.fail_txn(true);
                     return Err(e);
                 }
                 self.as_of = Some(ts);
@@ -540,8 +631,13 @@ impl Session {
     ) -> Result<StmtResult> {
         if let TxnState::Failed = self.txn {
             return match stmt {
+                Statement::Rollback {
+                    savepoint: Some(_),
+                    ..
+                } => self.savepoint_statement(stmt),
                 Statement::Rollback { .. } | Statement::Commit { .. } => {
                     self.txn = TxnState::Idle;
+                    self.end_block();
                     self.undo_created_tables().await?;
                     Ok(StmtResult::End("ROLLBACK".into()))
                 }
@@ -553,10 +649,17 @@ impl Session {
         }
         let explicit = matches!(self.txn, TxnState::Open(_));
         let r = self.dispatch(stmt, prebound, params).await;
+        if matches!(self.txn, TxnState::Idle) {
+            self.end_block();
+        }
         if let Err(e) = &r {
-            if let TxnState::Open(_) = self.txn {
-                self.txn = TxnState::Failed;
-            }
+            // Errors of the transaction itself (40001, 40P01, an unknown
+            // commit outcome, a cancel, an internal or connection error)
+            // leave nothing to continue from a savepoint.
+            let fatal = ["40", "57", "58", "XX", "08", "53"]
+                .iter()
+                .any(|class| e.code.starts_with(class));
+            self.fail_txn(!fatal);
             if explicit
                 && (e.code == code::SERIALIZATION_FAILURE || e.code == code::DEADLOCK_DETECTED)
             {
@@ -636,6 +739,11 @@ impl Session {
                 }
                 Ok(StmtResult::End("COMMIT".into()))
             }
+            Statement::Savepoint { .. }
+            | Statement::ReleaseSavepoint { .. }
+            | Statement::Rollback {
+                savepoint: Some(_), ..
+            } => self.savepoint_statement(stmt),
             Statement::Rollback {
                 savepoint: None, ..
             } => {
@@ -906,9 +1014,7 @@ impl Session {
         }
         let r = self.admin(a, params).await;
         if r.is_err() {
-            if let TxnState::Open(_) = self.txn {
-                self.txn = TxnState::Failed;
-            }
+            self.fail_txn(true);
         }
         r
     }

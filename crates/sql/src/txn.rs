@@ -70,6 +70,10 @@ pub struct ReadRow {
     pub origin: Origin,
 }
 
+/// The write buffer of a transaction at a SAVEPOINT.
+#[derive(Debug, Clone)]
+pub struct Savepoint(BTreeMap<Vec<u8>, Pending>);
+
 /// A transaction's write buffer and its view of KV.
 pub struct Txn {
     db: Arc<DB>,
@@ -130,6 +134,19 @@ impl Txn {
             .try_lock()
             .map(|k| k.isolation())
             .unwrap_or(Isolation::Serializable)
+    }
+
+    /// The buffered writes as they are now, for a SAVEPOINT.
+    pub fn savepoint(&self) -> Savepoint {
+        Savepoint(self.writes.clone())
+    }
+
+    /// Back to the writes of `sp` (ROLLBACK TO SAVEPOINT). Reads and row
+    /// locks taken since stay with the transaction: its commit still
+    /// validates them, which can only refuse more, never accept a wrong
+    /// result.
+    pub fn rollback_to(&mut self, sp: &Savepoint) {
+        self.writes = sp.0.clone();
     }
 
     /// Number of buffered writes.

@@ -2285,3 +2285,66 @@ async fn alter_column_changes_defaults_and_nullability() {
         "kind|YES|NULL;name|YES|NULL"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn savepoints_undo_what_came_after_them() {
+    let c = cluster().await;
+    let s = connect(c.addrs[0]).await;
+    s.batch_execute("CREATE TABLE sp (id INT PRIMARY KEY, v TEXT)")
+        .await
+        .unwrap();
+    s.batch_execute(
+        "BEGIN;
+         INSERT INTO sp VALUES (1, 'a');
+         SAVEPOINT one;
+         INSERT INTO sp VALUES (2, 'b');
+         UPDATE sp SET v = 'changed' WHERE id = 1;
+         SAVEPOINT two;
+         INSERT INTO sp VALUES (3, 'c');
+         ROLLBACK TO SAVEPOINT one;
+         INSERT INTO sp VALUES (4, 'd');
+         SAVEPOINT three;
+         RELEASE SAVEPOINT three;
+         COMMIT;",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        flat(&s, "SELECT id, v FROM sp ORDER BY id").await,
+        "1|a;4|d"
+    );
+    // An error inside the block is undone by ROLLBACK TO, and the block
+    // goes on (what psql's ON_ERROR_ROLLBACK and ORMs rely on).
+    s.batch_execute("BEGIN; INSERT INTO sp VALUES (5, 'e'); SAVEPOINT s;")
+        .await
+        .unwrap();
+    assert_eq!(
+        sqlstate(&s, "INSERT INTO sp VALUES (6, 'f'), (5, 'dup')").await,
+        "23505"
+    );
+    assert_eq!(sqlstate(&s, "SELECT 1").await, "25P02");
+    assert_eq!(sqlstate(&s, "ROLLBACK TO SAVEPOINT nope").await, "3B001");
+    s.batch_execute("ROLLBACK TO SAVEPOINT s; INSERT INTO sp VALUES (7, 'g'); COMMIT;")
+        .await
+        .unwrap();
+    assert_eq!(flat(&s, "SELECT id FROM sp ORDER BY id").await, "1;4;5;7");
+    // Savepoints belong to a transaction block.
+    assert_eq!(sqlstate(&s, "SAVEPOINT x").await, "25P01");
+    assert_eq!(sqlstate(&s, "RELEASE SAVEPOINT x").await, "25P01");
+    s.batch_execute("BEGIN; SAVEPOINT a;").await.unwrap();
+    assert_eq!(sqlstate(&s, "RELEASE SAVEPOINT b").await, "3B001");
+    s.batch_execute("ROLLBACK").await.unwrap();
+    // A ROLLBACK after a failure still ends the whole block.
+    s.batch_execute("BEGIN; INSERT INTO sp VALUES (8, 'h'); SAVEPOINT a;")
+        .await
+        .unwrap();
+    assert_eq!(sqlstate(&s, "SELECT 1/0").await, "22012");
+    s.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(flat(&s, "SELECT count(*) FROM sp WHERE id = 8").await, "0");
+    // Nothing from a rolled-back savepoint leaks into another session.
+    let other = connect(c.addrs[1]).await;
+    assert_eq!(
+        flat(&other, "SELECT id FROM sp ORDER BY id").await,
+        "1;4;5;7"
+    );
+}

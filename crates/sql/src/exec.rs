@@ -1859,6 +1859,11 @@ fn returning_rows(
     Ok(Some((r.columns.clone(), out)))
 }
 
+/// Inside BEGIN, an INSERT of at most this many rows reads its new keys
+/// at once so a duplicate fails the INSERT itself; a larger one (a bulk
+/// load) finds duplicates at COMMIT, without a read per row.
+const EARLY_UNIQUE_CHECK_ROWS: usize = 1000;
+
 async fn insert(p: &InsertPlan, catalog: &Catalog, txn: &mut Txn, ctx: &EvalCtx) -> Result<Output> {
     let table = &p.table;
     let checks = bind_checks(table)?;
@@ -1986,6 +1991,20 @@ async fn insert(p: &InsertPlan, catalog: &Catalog, txn: &mut Txn, ctx: &EvalCtx)
         update_row(txn, table, &rr, &old, &new)?;
         touched.insert(row_key_of(table, &new));
         written.push(new);
+    }
+    if txn.is_explicit() && written.len() <= EARLY_UNIQUE_CHECK_ROWS {
+        let mut keys = Vec::new();
+        // A hidden rowid is unique by construction: no read for it.
+        let rowid_keyed = table.primary_key.iter().any(|c| table.is_rowid(*c));
+        for row in &written {
+            if !rowid_keyed {
+                keys.push(row_key_of(table, row));
+            }
+            for idx in table.indexes.iter().filter(|i| i.unique) {
+                keys.push(index_entry(table, idx, row).0);
+            }
+        }
+        txn.check_inserted_absent(&keys).await?;
     }
     Ok(Output::Count {
         tag: "INSERT",

@@ -688,6 +688,7 @@ impl Session {
             Statement::StartTransaction { modes, .. } => {
                 if let TxnState::Idle = self.txn {
                     let mut txn = Txn::new(self.catalog.kv().clone());
+                    txn.set_explicit();
                     let level = requested_isolation(modes).unwrap_or(self.default_isolation());
                     txn.kv().set_isolation(level);
                     if self.after_retry_error {

@@ -10,7 +10,9 @@
 //!
 //! - an INSERT assumes the key is absent: at commit it is a conditional
 //!   put expecting absence; if the key exists then, the commit fails with
-//!   23505 (unique_violation);
+//!   23505 (unique_violation). Inside BEGIN a (not bulk) INSERT also reads
+//!   its new keys at once, so a key already committed fails the INSERT
+//!   itself, as in PostgreSQL ([`Txn::check_inserted_absent`]);
 //! - an UPDATE or DELETE of a row the transaction read assumes the row is
 //!   still what it read: a conditional put expecting that value (a DELETE
 //!   is a cput of the same value followed by a delete, in the same batch);
@@ -81,6 +83,8 @@ pub struct Txn {
     writes: BTreeMap<Vec<u8>, Pending>,
     /// Point reads take row locks (see [`Txn::lock_point_reads`]).
     lock_point_reads: bool,
+    /// A BEGIN ... COMMIT block (see [`Txn::check_inserted_absent`]).
+    explicit: bool,
 }
 
 fn range_ok(k: &[u8], start: &[u8], end: &[u8]) -> bool {
@@ -97,7 +101,40 @@ impl Txn {
             db,
             writes: BTreeMap::new(),
             lock_point_reads: false,
+            explicit: false,
         }
+    }
+
+    /// Marks the transaction as a BEGIN ... COMMIT block.
+    pub fn set_explicit(&mut self) {
+        self.explicit = true;
+    }
+
+    pub fn is_explicit(&self) -> bool {
+        self.explicit
+    }
+
+    /// In a BEGIN block, an INSERT of a key that others committed must
+    /// fail at the INSERT (23505), as in PostgreSQL, not only at COMMIT:
+    /// clients catch the error there and go on (after a ROLLBACK TO
+    /// SAVEPOINT). Reads the latest committed value of each new key this
+    /// transaction inserted (among `keys`), outside the transaction's read
+    /// set: the read only reports early what the conditional put at commit
+    /// enforces (a key committed after this check is still caught there).
+    pub async fn check_inserted_absent(&self, keys: &[Vec<u8>]) -> Result<()> {
+        for k in keys {
+            let Some(Pending {
+                value: Some(_),
+                cond: Cond::Absent { constraint },
+            }) = self.writes.get(k)
+            else {
+                continue;
+            };
+            if self.db.get(k).await?.is_some() {
+                return Err(unique_violation(constraint));
+            }
+        }
+        Ok(())
     }
 
     /// A read-only transaction over the snapshot at `ts` (AS OF SYSTEM
@@ -108,6 +145,7 @@ impl Txn {
             db,
             writes: BTreeMap::new(),
             lock_point_reads: false,
+            explicit: false,
         }
     }
 

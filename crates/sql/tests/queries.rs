@@ -2328,6 +2328,31 @@ async fn savepoints_undo_what_came_after_them() {
         .await
         .unwrap();
     assert_eq!(flat(&s, "SELECT id FROM sp ORDER BY id").await, "1;4;5;7");
+    // A duplicate of a committed key fails the INSERT itself inside a
+    // block (unique index too), so get-or-create works: savepoint, insert,
+    // on 23505 roll back to the savepoint and read.
+    s.batch_execute("CREATE UNIQUE INDEX sp_v ON sp (v); BEGIN; SAVEPOINT s;")
+        .await
+        .unwrap();
+    assert_eq!(
+        sqlstate(&s, "INSERT INTO sp VALUES (1, 'again')").await,
+        "23505"
+    );
+    s.batch_execute("ROLLBACK TO SAVEPOINT s").await.unwrap();
+    assert_eq!(
+        sqlstate(&s, "INSERT INTO sp VALUES (9, 'a')").await,
+        "23505"
+    );
+    s.batch_execute("ROLLBACK TO SAVEPOINT s; INSERT INTO sp VALUES (9, 'i'); COMMIT;")
+        .await
+        .unwrap();
+    assert_eq!(flat(&s, "SELECT v FROM sp WHERE id = 9").await, "i");
+    // Deleting a row and inserting its key again in one block is no
+    // duplicate.
+    s.batch_execute("BEGIN; DELETE FROM sp WHERE id = 9; INSERT INTO sp VALUES (9, 'j'); COMMIT;")
+        .await
+        .unwrap();
+    assert_eq!(flat(&s, "SELECT v FROM sp WHERE id = 9").await, "j");
     // Savepoints belong to a transaction block.
     assert_eq!(sqlstate(&s, "SAVEPOINT x").await, "25P01");
     assert_eq!(sqlstate(&s, "RELEASE SAVEPOINT x").await, "25P01");
@@ -2345,6 +2370,6 @@ async fn savepoints_undo_what_came_after_them() {
     let other = connect(c.addrs[1]).await;
     assert_eq!(
         flat(&other, "SELECT id FROM sp ORDER BY id").await,
-        "1;4;5;7"
+        "1;4;5;7;9"
     );
 }

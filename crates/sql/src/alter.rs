@@ -198,6 +198,7 @@ async fn add_column(
         default: None,
         hidden: false,
         serial: false,
+        identity: crate::catalog::Identity::None,
     };
     let mut checks = Vec::new();
     for opt in &def.options {

@@ -1922,6 +1922,16 @@ async fn insert(p: &InsertPlan, catalog: &Catalog, txn: &mut Txn, ctx: &EvalCtx)
         for (k, v) in r.into_iter().enumerate() {
             if let Some(v) = v {
                 let c = p.targets[k];
+                if table.columns[c].identity == crate::catalog::Identity::Always {
+                    let name = &table.columns[c].name;
+                    return Err(SqlError::new(
+                        code::GENERATED_ALWAYS,
+                        format!("cannot insert a non-DEFAULT value into column \"{name}\""),
+                    )
+                    .with_detail(format!(
+                        "Column \"{name}\" is an identity column defined as GENERATED ALWAYS."
+                    )));
+                }
                 row[c] = types::coerce_for_column(v, &table.columns[c].ty)?;
                 given[c] = true;
             }

@@ -2656,6 +2656,15 @@ impl<'a> Binder<'a> {
                 }
             };
             for p in &targets {
+                if table.columns[*p].identity == crate::catalog::Identity::Always {
+                    return Err(SqlError::new(
+                        code::GENERATED_ALWAYS,
+                        format!(
+                            "column \"{}\" can only be updated to DEFAULT",
+                            table.columns[*p].name
+                        ),
+                    ));
+                }
                 if sets.iter().any(|(q, _)| q == p)
                     || targets.iter().filter(|q| *q == p).count() > 1
                 {
@@ -5541,6 +5550,7 @@ mod tests {
             default: None,
             hidden: false,
             serial: false,
+            identity: crate::catalog::Identity::None,
         };
         Arc::new(TableDesc {
             name: "t".into(),

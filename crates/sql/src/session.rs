@@ -1307,6 +1307,7 @@ impl Session {
                 default: None,
                 hidden: false,
                 serial,
+                identity: crate::catalog::Identity::None,
             };
             for opt in &cd.options {
                 match &opt.option {
@@ -1331,6 +1332,31 @@ impl Session {
                     ast::ColumnOption::Check(c) => {
                         let given = c.name.as_ref().or(opt.name.as_ref()).map(plan::ident);
                         checks.push((given, c.expr.to_string(), Some(col.name.clone())));
+                    }
+                    ast::ColumnOption::Generated {
+                        generated_as: how @ (ast::GeneratedAs::Always | ast::GeneratedAs::ByDefault),
+                        sequence_options,
+                        generation_expr: None,
+                        ..
+                    } => {
+                        if !col.ty.is_integer() {
+                            return Err(SqlError::new(
+                                code::INVALID_PARAMETER_VALUE,
+                                "identity column type must be smallint, integer, or bigint",
+                            ));
+                        }
+                        if sequence_options.as_ref().is_some_and(|o| !o.is_empty()) {
+                            return Err(SqlError::unsupported(
+                                "sequence options of an identity column",
+                            ));
+                        }
+                        col.serial = true;
+                        col.nullable = false;
+                        col.identity = if matches!(how, ast::GeneratedAs::Always) {
+                            crate::catalog::Identity::Always
+                        } else {
+                            crate::catalog::Identity::ByDefault
+                        };
                     }
                     ast::ColumnOption::ForeignKey(f) => {
                         let mut f = f.clone();
@@ -1428,6 +1454,7 @@ impl Session {
                     default: None,
                     hidden: true,
                     serial: true,
+                    identity: crate::catalog::Identity::None,
                 });
                 vec![columns.len() - 1]
             }

@@ -86,6 +86,9 @@ pub enum LibFn {
     JustifyDays,
     JustifyHours,
     JustifyInterval,
+    /// `similar_to_escape(pattern [, escape])`: the regular expression a
+    /// SIMILAR TO pattern means.
+    SimilarToEscape,
     /// `encode(bytea, format)`: `hex`, `base64` or `escape`.
     Encode,
     /// `decode(text, format)`: the inverse of `encode`.
@@ -516,6 +519,9 @@ pub fn resolve(name: &str, args: &[DataType]) -> Result<Option<Signature>> {
             sig(LibFn::Encode, vec![T::Bytea, text], T::Text)
         }
         "decode" if n == 2 && all(is_text) => sig(LibFn::Decode, vec![text; 2], T::Bytea),
+        "similar_to_escape" if (n == 1 || n == 2) && all(is_text) => {
+            sig(LibFn::SimilarToEscape, vec![text; n], T::Text)
+        }
         "trunc" if n == 2 && is_num(&args[0]) && is_int(&args[1]) => sig(
             LibFn::TruncDigits,
             vec![T::Numeric(None), T::Int4],
@@ -603,6 +609,51 @@ fn widest(a: &DataType, b: &DataType) -> DataType {
     } else {
         a.clone()
     }
+}
+
+/// PostgreSQL's translation of a SIMILAR TO pattern into a regular
+/// expression anchored at both ends: `%` is `.*`, `_` is `.`, `(` opens
+/// a non-capturing group, the escape character makes the next one
+/// literal, `.`, `^`, `$` and `\\` are literal; bracket expressions and
+/// the other regex operators (`|`, `*`, `+`, `?`, `{m,n}`) pass through.
+pub fn similar_to_regex(pattern: &str, escape: Option<char>) -> String {
+    let mut out = String::from("^(?:");
+    let mut chars = pattern.chars();
+    let mut in_brackets = false;
+    while let Some(c) = chars.next() {
+        if Some(c) == escape {
+            if let Some(next) = chars.next() {
+                out.push_str(&regex_lite::escape(&next.to_string()));
+            }
+            continue;
+        }
+        if in_brackets {
+            if c == ']' {
+                in_brackets = false;
+            }
+            if c == '\\' {
+                out.push('\\');
+            }
+            out.push(c);
+            continue;
+        }
+        match c {
+            '[' => {
+                in_brackets = true;
+                out.push('[');
+            }
+            '%' => out.push_str(".*"),
+            '_' => out.push('.'),
+            '(' => out.push_str("(?:"),
+            '.' | '^' | '$' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push_str(")$");
+    out
 }
 
 fn unknown_encoding(name: &str) -> SqlError {
@@ -1417,6 +1468,24 @@ pub fn call(f: LibFn, args: &[Datum]) -> Result<Datum> {
         F::ToDate => {
             let ts = datefns::from_template(&text_arg(&args[0])?, &text_arg(&args[1])?)?;
             Datum::Date(ts.div_euclid(types::MICROS_PER_DAY) as i32)
+        }
+        F::SimilarToEscape => {
+            let escape = match args.get(1) {
+                None => Some('\\'),
+                Some(e) => {
+                    let e = text_arg(e)?;
+                    let mut cs = e.chars();
+                    match (cs.next(), cs.next()) {
+                        (None, _) => None,
+                        (Some(c), None) => Some(c),
+                        _ => {
+                            return Err(SqlError::new("22025", "invalid escape string")
+                                .with_hint("Escape string must be empty or one character."))
+                        }
+                    }
+                }
+            };
+            Datum::Text(similar_to_regex(&text_arg(&args[0])?, escape))
         }
         F::Encode => {
             let Datum::Bytes(b) = &args[0] else {

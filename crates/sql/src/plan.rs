@@ -851,6 +851,16 @@ fn expr_tables(e: &ast::Expr, out: &mut Vec<String>) {
             expr_tables(expr, out);
             expr_tables(pattern, out);
         }
+        A::SimilarTo {
+            expr,
+            pattern,
+            escape_char,
+            ..
+        } => {
+            expr_tables(expr, out);
+            expr_tables(pattern, out);
+            escape_char.iter().for_each(|x| expr_tables(x, out));
+        }
         A::Tuple(list) => list.iter().for_each(|x| expr_tables(x, out)),
         A::Case {
             operand,
@@ -3419,6 +3429,34 @@ impl<'a> Binder<'a> {
                     _ => PatternOp::Like,
                 };
                 self.bind_pattern(expr, pattern, *negated, how, "~~", scope)?
+            }
+            A::SimilarTo {
+                negated,
+                expr,
+                pattern,
+                escape_char,
+            } => {
+                // As PostgreSQL: `x ~ similar_to_escape(pattern [, escape])`.
+                let mut x = self.bind_expr(expr, scope)?;
+                self.unify_with(&mut x, &DataType::Text);
+                let mut args = vec![self.bind_expr(pattern, scope)?];
+                if let Some(esc) = escape_char {
+                    args.push(self.bind_expr(esc, scope)?);
+                }
+                let regex = self.bind_library_call("similar_to_escape", args)?;
+                if !x.ty.is_string() {
+                    return Err(SqlError::new(
+                        code::UNDEFINED_FUNCTION,
+                        format!(
+                            "operator does not exist: {} ~ text",
+                            types::type_display(&x.ty)
+                        ),
+                    ));
+                }
+                Typed {
+                    e: Expr::Like(Box::new(x.e), Box::new(regex.e), *negated, PatternOp::Regex),
+                    ty: DataType::Bool,
+                }
             }
             A::Cast {
                 expr, data_type, ..

@@ -2077,6 +2077,15 @@ async fn date_string_and_math_functions_print_as_postgresql_does() {
         sqlstate(&s, "SELECT lcm(2147483647, 2147483646)").await,
         "22003"
     );
+    // SIMILAR TO: SQL's regular expressions, anchored at both ends.
+    assert_eq!(
+        flat(&s, r"SELECT 'abc' SIMILAR TO 'a%', 'abc' SIMILAR TO 'b%', 'abc' SIMILAR TO '(a|x)_c', 'a.c' SIMILAR TO 'a.c', 'abc' SIMILAR TO 'a.c', 'aab' SIMILAR TO 'a+b', 'a%' SIMILAR TO 'a#%' ESCAPE '#', 'ab' SIMILAR TO 'a#%' ESCAPE '#', 'b2' NOT SIMILAR TO '[a-c][0-9]'").await,
+        "t|f|t|t|f|t|t|f|f"
+    );
+    assert_eq!(
+        sqlstate(&s, "SELECT 'a' SIMILAR TO 'a' ESCAPE 'xy'").await,
+        "22025"
+    );
     assert_eq!(
         sqlstate(&s, "SELECT to_date('2024-13-01', 'YYYY-MM-DD')").await,
         "22008"

@@ -862,6 +862,7 @@ impl Session {
                 self.drop_schemas(names, *if_exists, *cascade).await?;
                 Ok(StmtResult::Command("DROP SCHEMA".into()))
             }
+            Statement::CreateTable(ct) if ct.query.is_some() => self.create_table_as(ct).await,
             Statement::CreateTable(ct) => {
                 self.catalog.refresh().await?;
                 let name = self.new_name(&ct.name).await?;
@@ -1730,6 +1731,69 @@ impl Session {
     /// A transaction that created tables ended without committing: the
     /// tables go again (other sessions could see them meanwhile: DDL is
     /// not isolated, but it is undone).
+    /// `CREATE TABLE name AS query`: a table with the query's column names
+    /// and types (no primary key: keyed by a hidden rowid), filled by the
+    /// query in the same statement. If filling it fails the table is
+    /// dropped again; inside BEGIN it belongs to the transaction as CREATE
+    /// TABLE does.
+    async fn create_table_as(&mut self, ct: &ast::CreateTable) -> Result<StmtResult> {
+        let Some(query) = &ct.query else {
+            return Err(SqlError::internal("CREATE TABLE AS without a query"));
+        };
+        if !ct.columns.is_empty() || ct.like.is_some() {
+            return Err(SqlError::unsupported(
+                "CREATE TABLE AS with a column list is not supported yet",
+            ));
+        }
+        self.catalog.refresh().await?;
+        let name = self.new_name(&ct.name).await?;
+        if self.catalog.table(&self.database, &name).await?.is_some() {
+            if ct.if_not_exists {
+                return Ok(StmtResult::Command("CREATE TABLE AS".into()));
+            }
+            return Err(SqlError::new(
+                code::DUPLICATE_TABLE,
+                format!("relation \"{name}\" already exists"),
+            ));
+        }
+        let select = Statement::Query(query.clone());
+        let (bound, _) = self.bind(&select, vec![]).await?;
+        let defs: Vec<String> = bound
+            .columns()
+            .into_iter()
+            .map(|(n, t)| {
+                let t = if t == DataType::Unknown {
+                    DataType::Text
+                } else {
+                    t
+                };
+                format!("{} {}", crate::catalog::quote_ident(&n), t.sql_name())
+            })
+            .collect();
+        let create = parse(&format!("CREATE TABLE {} ({})", ct.name, defs.join(", ")))?;
+        let insert = parse(&format!("INSERT INTO {} {query}", ct.name))?;
+        let (Some(create), Some(insert)) = (create.first(), insert.first()) else {
+            return Err(SqlError::internal("CREATE TABLE AS: no statement"));
+        };
+        Box::pin(self.dispatch(create, None, &[])).await?;
+        let explicit = matches!(self.txn, TxnState::Open(_));
+        match Box::pin(self.dispatch(insert, None, &[])).await {
+            Ok(StmtResult::Command(tag)) => {
+                let rows = tag.rsplit(' ').next().unwrap_or("0").to_string();
+                Ok(StmtResult::Command(format!("SELECT {rows}")))
+            }
+            Ok(_) => Ok(StmtResult::Command("SELECT 0".into())),
+            Err(e) => {
+                if !explicit {
+                    // Undo the empty table (inside BEGIN, ROLLBACK does).
+                    let names = [ct.name.clone()];
+                    self.drop_tables(&names, true).await?;
+                }
+                Err(e)
+            }
+        }
+    }
+
     async fn undo_created_tables(&mut self) -> Result<()> {
         let names = std::mem::take(&mut self.created_in_txn);
         if names.is_empty() {

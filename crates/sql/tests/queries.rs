@@ -2422,3 +2422,51 @@ async fn identity_columns_number_rows_like_serial() {
         .await
         .contains("integer GENERATED ALWAYS AS IDENTITY"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_table_as_copies_a_query() {
+    let c = cluster().await;
+    let s = connect(c.addrs[0]).await;
+    s.batch_execute(
+        "CREATE TABLE src (id INT PRIMARY KEY, name TEXT, amount NUMERIC(8,2));
+         INSERT INTO src VALUES (1, 'a', 1.50), (2, 'b', 2.25), (3, 'c', NULL);",
+    )
+    .await
+    .unwrap();
+    let tag = s
+        .simple_query("CREATE TABLE copy AS SELECT id, upper(name) AS big, amount * 2 AS twice, 'x' AS lit FROM src WHERE id < 3")
+        .await
+        .unwrap();
+    assert!(matches!(
+        tag.last(),
+        Some(tokio_postgres::SimpleQueryMessage::CommandComplete(2))
+    ));
+    assert_eq!(
+        flat(&s, "SELECT id, big, twice, lit FROM copy ORDER BY id").await,
+        "1|A|3.00|x;2|B|4.50|x"
+    );
+    assert_eq!(
+        flat(&s, "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'copy' ORDER BY ordinal_position").await,
+        "id|integer;big|text;twice|numeric;lit|text"
+    );
+    // The copy is a table of its own.
+    s.batch_execute("INSERT INTO copy VALUES (9, 'Z', 0, 'y'); DELETE FROM src")
+        .await
+        .unwrap();
+    assert_eq!(flat(&s, "SELECT count(*) FROM copy").await, "3");
+    assert_eq!(sqlstate(&s, "CREATE TABLE copy AS SELECT 1").await, "42P07");
+    s.batch_execute("CREATE TABLE IF NOT EXISTS copy AS SELECT 1")
+        .await
+        .unwrap();
+    // A query that fails leaves no table behind; inside BEGIN, ROLLBACK
+    // removes it.
+    assert_eq!(
+        sqlstate(&s, "CREATE TABLE bad AS SELECT 1 / (id - id) FROM copy").await,
+        "22012"
+    );
+    assert_eq!(sqlstate(&s, "SELECT * FROM bad").await, "42P01");
+    s.batch_execute("BEGIN; CREATE TABLE intxn AS SELECT 1 AS one; ROLLBACK;")
+        .await
+        .unwrap();
+    assert_eq!(sqlstate(&s, "SELECT * FROM intxn").await, "42P01");
+}

@@ -1,5 +1,7 @@
 //! ALTER TABLE — `ADD [CONSTRAINT name] PRIMARY KEY (cols)`, `ADD
-//! [COLUMN]`, `DROP [COLUMN]`, `ALTER [COLUMN] c SET / DROP DEFAULT`,
+//! [CONSTRAINT name] CHECK (expr)` (ADD UNIQUE is a unique index, built by
+//! the session), `ADD [COLUMN]`, `DROP [COLUMN]`, `ALTER [COLUMN] c SET /
+//! DROP DEFAULT`,
 //! `ALTER [COLUMN] c SET / DROP NOT NULL`, `RENAME [COLUMN] a TO b`,
 //! `RENAME TO` — and
 //! the maintenance statements clients send that have nothing to do here
@@ -69,11 +71,41 @@ pub async fn alter_table(
         }
         return Err(SqlError::undefined_table(&name));
     };
-    let [op] = at.operations.as_slice() else {
-        return Err(SqlError::unsupported(
-            "ALTER TABLE with several operations is not supported yet",
+    // Several operations run one after the other, each on the table as
+    // the previous one left it (like all DDL here, not as one atomic step).
+    let renames = at
+        .operations
+        .iter()
+        .any(|op| matches!(op, ast::AlterTableOperation::RenameTable { .. }));
+    if renames && at.operations.len() > 1 {
+        return Err(SqlError::syntax(
+            "RENAME TO cannot be combined with other ALTER TABLE operations",
         ));
-    };
+    }
+    let mut desc = desc;
+    for (i, op) in at.operations.iter().enumerate() {
+        if i > 0 {
+            catalog.refresh().await?;
+            desc = catalog
+                .table(database, &name)
+                .await?
+                .ok_or_else(|| SqlError::undefined_table(&name))?;
+        }
+        alter_one(catalog, database, &name, &desc, op).await?;
+    }
+    Ok(StmtResult::Command("ALTER TABLE".into()))
+}
+
+/// One operation of an ALTER TABLE.
+async fn alter_one(
+    catalog: &Arc<Catalog>,
+    database: &str,
+    name: &str,
+    desc: &Arc<TableDesc>,
+    op: &ast::AlterTableOperation,
+) -> Result<StmtResult> {
+    let name = name.to_string();
+    let desc = desc.clone();
     match op {
         ast::AlterTableOperation::AddConstraint {
             constraint: ast::TableConstraint::PrimaryKey(pk),
@@ -97,6 +129,13 @@ pub async fn alter_table(
                 cols.push(pos);
             }
             add_primary_key(catalog, database, &desc, cols).await?;
+            Ok(StmtResult::Command("ALTER TABLE".into()))
+        }
+        ast::AlterTableOperation::AddConstraint {
+            constraint: ast::TableConstraint::Check(c),
+            ..
+        } => {
+            add_check(catalog, database, &desc, c).await?;
             Ok(StmtResult::Command("ALTER TABLE".into()))
         }
         ast::AlterTableOperation::AddColumn {
@@ -445,6 +484,77 @@ async fn alter_column(
             return Err(SqlError::unsupported(format!(
                 "ALTER TABLE operation not supported yet: ALTER COLUMN {cname} {other}"
             )))
+        }
+    }
+    catalog.replace_table(database, desc, &new).await
+}
+
+/// `ADD [CONSTRAINT name] CHECK (expr)`: every row must pass it first
+/// (23514 otherwise). Unnamed, it is `<table>_check` (numbered when taken).
+async fn add_check(
+    catalog: &Arc<Catalog>,
+    database: &str,
+    desc: &Arc<TableDesc>,
+    c: &ast::CheckConstraint,
+) -> Result<()> {
+    let base = crate::catalog::split_name(&desc.name).1.to_string();
+    let taken = |n: &str| desc.checks.iter().any(|c| c.name == n);
+    let name = match &c.name {
+        Some(n) => {
+            let n = plan::ident(n);
+            if taken(&n) {
+                return Err(SqlError::new(
+                    code::DUPLICATE_OBJECT,
+                    format!(
+                        "constraint \"{n}\" for relation \"{}\" already exists",
+                        desc.name
+                    ),
+                ));
+            }
+            n
+        }
+        None => {
+            let mut n = format!("{base}_check");
+            let mut i = 1;
+            while taken(&n) {
+                n = format!("{base}_check{i}");
+                i += 1;
+            }
+            n
+        }
+    };
+    let mut new = (**desc).clone();
+    let expr = c.expr.to_string();
+    let no_tables = std::collections::HashMap::new();
+    let check = plan::Binder::new(&no_tables, vec![]).bind_check(&new, &expr)?;
+    new.checks.push(crate::catalog::CheckDesc {
+        name: name.clone(),
+        expr,
+    });
+    let ctx = crate::expr::EvalCtx {
+        now: crate::types::now_micros(),
+        ..Default::default()
+    };
+    let kv = catalog.kv();
+    let end = row_end(desc);
+    let mut lo = row_prefix(desc);
+    loop {
+        let chunk = kv.scan(&lo, &end, copy::BATCH_ROWS, false).await?;
+        let Some((last, _)) = chunk.last() else {
+            break;
+        };
+        lo = tessera_common::keys::next_key(last);
+        for (_, v) in &chunk {
+            let row = exec::decode_row(desc, v)?;
+            if let crate::types::Datum::Bool(false) = check.eval(&row, &ctx)? {
+                return Err(SqlError::new(
+                    code::CHECK_VIOLATION,
+                    format!(
+                        "check constraint \"{name}\" of relation \"{}\" is violated by some row",
+                        desc.name
+                    ),
+                ));
+            }
         }
     }
     catalog.replace_table(database, desc, &new).await

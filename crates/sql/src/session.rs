@@ -883,6 +883,26 @@ impl Session {
             Statement::AlterTable(at) => {
                 self.catalog.refresh().await?;
                 let name = self.existing_name(&at.name).await?;
+                let unique = |op: &ast::AlterTableOperation| {
+                    matches!(
+                        op,
+                        ast::AlterTableOperation::AddConstraint {
+                            constraint: ast::TableConstraint::Unique(_),
+                            ..
+                        }
+                    )
+                };
+                if at.operations.iter().any(unique) {
+                    if !at.operations.iter().all(unique) {
+                        return Err(SqlError::unsupported(
+                            "ADD UNIQUE together with other ALTER TABLE operations",
+                        ));
+                    }
+                    for op in &at.operations {
+                        self.add_unique_constraint(&at.name, &name, op).await?;
+                    }
+                    return Ok(StmtResult::Command("ALTER TABLE".into()));
+                }
                 crate::alter::alter_table(&self.catalog, &self.database, &name, at).await
             }
             Statement::CreateIndex(ci) => self.create_index(ci).await,
@@ -1731,6 +1751,52 @@ impl Session {
     /// A transaction that created tables ended without committing: the
     /// tables go again (other sessions could see them meanwhile: DDL is
     /// not isolated, but it is undone).
+    /// `ALTER TABLE t ADD [CONSTRAINT name] UNIQUE (cols)`: a unique index,
+    /// named `<table>_<cols>_key` unless named, built as CREATE UNIQUE
+    /// INDEX builds one (23505 if the rows already hold a duplicate).
+    async fn add_unique_constraint(
+        &mut self,
+        table: &ast::ObjectName,
+        resolved: &str,
+        op: &ast::AlterTableOperation,
+    ) -> Result<()> {
+        let ast::AlterTableOperation::AddConstraint {
+            constraint: ast::TableConstraint::Unique(u),
+            ..
+        } = op
+        else {
+            return Err(SqlError::internal("not an ADD UNIQUE"));
+        };
+        let mut cols = Vec::new();
+        for ic in &u.columns {
+            let ast::Expr::Identifier(id) = &ic.column.expr else {
+                return Err(SqlError::unsupported("expressions in UNIQUE"));
+            };
+            cols.push(plan::ident(id));
+        }
+        let index = match &u.name {
+            Some(n) => plan::ident(n),
+            None => format!(
+                "{}_{}_key",
+                crate::catalog::split_name(resolved).1,
+                cols.join("_")
+            ),
+        };
+        let quoted: Vec<String> = cols
+            .iter()
+            .map(|c| crate::catalog::quote_ident(c))
+            .collect();
+        let sql = format!(
+            "CREATE UNIQUE INDEX {} ON {table} ({})",
+            crate::catalog::quote_ident(&index),
+            quoted.join(", ")
+        );
+        let Some(Statement::CreateIndex(ci)) = parse(&sql)?.into_iter().next() else {
+            return Err(SqlError::internal("ADD UNIQUE: no CREATE INDEX"));
+        };
+        self.create_index(&ci).await.map(|_| ())
+    }
+
     /// `CREATE TABLE name AS query`: a table with the query's column names
     /// and types (no primary key: keyed by a hidden rowid), filled by the
     /// query in the same statement. If filling it fails the table is

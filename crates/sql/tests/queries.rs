@@ -2470,3 +2470,80 @@ async fn create_table_as_copies_a_query() {
         .unwrap();
     assert_eq!(sqlstate(&s, "SELECT * FROM intxn").await, "42P01");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alter_table_adds_constraints_and_runs_several_operations() {
+    let c = cluster().await;
+    let s = connect(c.addrs[0]).await;
+    s.batch_execute(
+        "CREATE TABLE item (id INT PRIMARY KEY, code TEXT, qty INT);
+         INSERT INTO item VALUES (1, 'a', 5), (2, 'b', 0), (3, 'b', 7);",
+    )
+    .await
+    .unwrap();
+    // UNIQUE: refused while rows collide, then enforced.
+    assert_eq!(
+        sqlstate(
+            &s,
+            "ALTER TABLE item ADD CONSTRAINT item_code_uq UNIQUE (code)"
+        )
+        .await,
+        "23505"
+    );
+    s.batch_execute("UPDATE item SET code = 'c' WHERE id = 3; ALTER TABLE item ADD UNIQUE (code)")
+        .await
+        .unwrap();
+    assert_eq!(
+        sqlstate(&s, "INSERT INTO item VALUES (4, 'a', 1)").await,
+        "23505"
+    );
+    assert_eq!(
+        flat(
+            &s,
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'item' ORDER BY 1"
+        )
+        .await,
+        "item_code_key;item_pkey"
+    );
+    // CHECK: refused while a row breaks it, then enforced.
+    assert_eq!(
+        sqlstate(
+            &s,
+            "ALTER TABLE item ADD CONSTRAINT positive CHECK (qty > 0)"
+        )
+        .await,
+        "23514"
+    );
+    s.batch_execute("UPDATE item SET qty = 1 WHERE id = 2; ALTER TABLE item ADD CONSTRAINT positive CHECK (qty > 0)")
+        .await
+        .unwrap();
+    assert_eq!(
+        sqlstate(&s, "UPDATE item SET qty = -1 WHERE id = 1").await,
+        "23514"
+    );
+    assert_eq!(
+        sqlstate(
+            &s,
+            "ALTER TABLE item ADD CONSTRAINT positive CHECK (qty < 100)"
+        )
+        .await,
+        "42710"
+    );
+    // Several operations in one statement, in order.
+    s.batch_execute(
+        "ALTER TABLE item ADD COLUMN note TEXT DEFAULT 'n', ALTER COLUMN qty SET DEFAULT 1, DROP COLUMN code",
+    )
+    .await
+    .unwrap();
+    s.batch_execute("INSERT INTO item (id) VALUES (10)")
+        .await
+        .unwrap();
+    assert_eq!(
+        flat(&s, "SELECT * FROM item ORDER BY id").await,
+        "1|5|n;2|1|n;3|7|n;10|1|n"
+    );
+    assert_eq!(
+        sqlstate(&s, "ALTER TABLE item RENAME TO other, ADD COLUMN x INT").await,
+        "42601"
+    );
+}

@@ -892,6 +892,30 @@ impl Session {
                         }
                     )
                 };
+                let foreign = |op: &ast::AlterTableOperation| {
+                    matches!(
+                        op,
+                        ast::AlterTableOperation::AddConstraint {
+                            constraint: ast::TableConstraint::ForeignKey(_),
+                            ..
+                        }
+                    )
+                };
+                if at.operations.iter().any(foreign) {
+                    if at.operations.len() > 1 {
+                        return Err(SqlError::unsupported(
+                            "ADD FOREIGN KEY together with other ALTER TABLE operations",
+                        ));
+                    }
+                    if let ast::AlterTableOperation::AddConstraint {
+                        constraint: ast::TableConstraint::ForeignKey(f),
+                        ..
+                    } = &at.operations[0]
+                    {
+                        self.add_foreign_key(&at.name, &name, f).await?;
+                    }
+                    return Ok(StmtResult::Command("ALTER TABLE".into()));
+                }
                 if at.operations.iter().any(unique) {
                     if !at.operations.iter().all(unique) {
                         return Err(SqlError::unsupported(
@@ -1751,6 +1775,174 @@ impl Session {
     /// A transaction that created tables ended without committing: the
     /// tables go again (other sessions could see them meanwhile: DDL is
     /// not isolated, but it is undone).
+    /// `ALTER TABLE t ADD [CONSTRAINT name] FOREIGN KEY (cols) REFERENCES
+    /// p [(cols)] [ON DELETE ...]`: resolved as in CREATE TABLE; the index
+    /// that finds a parent's children is built first when there is none;
+    /// every existing row must then have its parent (23503 otherwise)
+    /// before the constraint is recorded on both tables.
+    async fn add_foreign_key(
+        &mut self,
+        table: &ast::ObjectName,
+        resolved: &str,
+        f: &ast::ForeignKeyConstraint,
+    ) -> Result<()> {
+        let missing = || SqlError::undefined_table(resolved);
+        let desc = self
+            .catalog
+            .table(&self.database, resolved)
+            .await?
+            .ok_or_else(missing)?;
+        let mut cols = Vec::new();
+        for id in &f.columns {
+            let n = plan::ident(id);
+            let pos = desc
+                .column_index(&n)
+                .filter(|p| !desc.columns[*p].hidden)
+                .ok_or_else(|| {
+                    SqlError::new(
+                        code::UNDEFINED_COLUMN,
+                        format!(
+                            "column \"{n}\" referenced in foreign key constraint does not exist"
+                        ),
+                    )
+                })?;
+            cols.push(pos);
+        }
+        let mut taken: Vec<String> = desc
+            .indexes
+            .iter()
+            .map(|i| i.name.clone())
+            .chain(desc.checks.iter().map(|c| c.name.clone()))
+            .chain(desc.fks.iter().map(|f| f.name.clone()))
+            .chain([desc.pkey_name()])
+            .collect();
+        let (fk, _) = self.foreign_key(&desc, f, cols, &mut taken).await?;
+        if desc.fks.iter().any(|d| d.name == fk.name) {
+            return Err(SqlError::new(
+                code::DUPLICATE_OBJECT,
+                format!(
+                    "constraint \"{}\" for relation \"{}\" already exists",
+                    fk.name, desc.name
+                ),
+            ));
+        }
+        // The children of a parent row are found through an index led by
+        // the referencing columns: build one if there is none.
+        let mut built_index = None;
+        if crate::fk::lookup_prefix(&desc, &fk.columns, &[]).is_none() {
+            let names: Vec<&str> = fk
+                .columns
+                .iter()
+                .map(|c| desc.columns[*c].name.as_str())
+                .collect();
+            let base = format!(
+                "{}_{}_idx",
+                crate::catalog::split_name(&desc.name).1,
+                names.join("_")
+            );
+            let mut index = base.clone();
+            let mut k = 0;
+            while taken.contains(&index) {
+                k += 1;
+                index = format!("{base}{k}");
+            }
+            let quoted: Vec<String> = names
+                .iter()
+                .map(|n| crate::catalog::quote_ident(n))
+                .collect();
+            let sql = format!(
+                "CREATE INDEX {} ON {table} ({})",
+                crate::catalog::quote_ident(&index),
+                quoted.join(", ")
+            );
+            let Some(Statement::CreateIndex(ci)) = parse(&sql)?.into_iter().next() else {
+                return Err(SqlError::internal("ADD FOREIGN KEY: no CREATE INDEX"));
+            };
+            self.create_index(&ci).await?;
+            self.catalog.refresh().await?;
+            let schema = crate::catalog::split_name(&desc.name).0;
+            built_index = Some(ast::ObjectName::from(vec![
+                ast::Ident::new(schema),
+                ast::Ident::new(index),
+            ]));
+        }
+        let r = self.link_foreign_key(resolved, fk).await;
+        if r.is_err() {
+            if let Some(index) = built_index {
+                let _ = self.drop_indexes(&[index], true).await;
+            }
+        }
+        r
+    }
+
+    /// Checks that every row of `resolved` has the parent `fk` asks for,
+    /// then records `fk` on the table and on its parent.
+    async fn link_foreign_key(
+        &mut self,
+        resolved: &str,
+        fk: crate::catalog::ForeignKeyDesc,
+    ) -> Result<()> {
+        let missing = || SqlError::undefined_table(resolved);
+        let desc = self
+            .catalog
+            .table(&self.database, resolved)
+            .await?
+            .ok_or_else(missing)?;
+        let mut new = (*desc).clone();
+        new.fks.push(fk.clone());
+        // Every row must reference an existing parent.
+        let kv = self.catalog.kv().clone();
+        let check_txn = Txn::new(kv.clone());
+        let prefix = crate::encoding::index_prefix(desc.id, crate::encoding::PRIMARY_INDEX_ID);
+        let end = tessera_storage::encoding::prefix_successor(&prefix).expect("a table prefix");
+        let mut lo = prefix;
+        let only_new = {
+            let mut t = new.clone();
+            t.fks = vec![fk.clone()];
+            t
+        };
+        loop {
+            let chunk = kv.scan(&lo, &end, crate::copy::BATCH_ROWS, false).await?;
+            let Some((last, _)) = chunk.last() else {
+                break;
+            };
+            lo = tessera_common::keys::next_key(last);
+            for (_, v) in &chunk {
+                let row = exec::decode_row(&desc, v)?;
+                crate::fk::check_parents(
+                    &self.catalog,
+                    &check_txn,
+                    &self.database,
+                    &only_new,
+                    &row,
+                    None,
+                )
+                .await?;
+            }
+        }
+        self.catalog
+            .replace_table(&self.database, &desc, &new)
+            .await?;
+        if fk.parent == desc.name {
+            let now = self
+                .catalog
+                .table(&self.database, resolved)
+                .await?
+                .ok_or_else(missing)?;
+            let mut linked = (*now).clone();
+            linked.inbound.push(crate::catalog::InboundFk {
+                child: desc.name.clone(),
+                name: fk.name.clone(),
+            });
+            self.catalog
+                .replace_table(&self.database, &now, &linked)
+                .await
+        } else {
+            self.link_parent(&fk.parent, Some((desc.name.clone(), fk.name.clone())), None)
+                .await
+        }
+    }
+
     /// `ALTER TABLE t ADD [CONSTRAINT name] UNIQUE (cols)`: a unique index,
     /// named `<table>_<cols>_key` unless named, built as CREATE UNIQUE
     /// INDEX builds one (23505 if the rows already hold a duplicate).

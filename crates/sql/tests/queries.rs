@@ -2547,3 +2547,61 @@ async fn alter_table_adds_constraints_and_runs_several_operations() {
         "42601"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alter_table_adds_foreign_keys_to_tables_with_rows() {
+    let c = cluster().await;
+    let s = connect(c.addrs[0]).await;
+    s.batch_execute(
+        "CREATE TABLE author (id INT PRIMARY KEY, name TEXT);
+         CREATE TABLE book (id INT PRIMARY KEY, author_id INT, title TEXT);
+         INSERT INTO author VALUES (1, 'ann'), (2, 'bob');
+         INSERT INTO book VALUES (10, 1, 'x'), (11, 3, 'orphan'), (12, NULL, 'anon');",
+    )
+    .await
+    .unwrap();
+    // A row without its parent refuses the constraint, and leaves nothing.
+    assert_eq!(
+        sqlstate(&s, "ALTER TABLE book ADD CONSTRAINT book_author_fk FOREIGN KEY (author_id) REFERENCES author (id)").await,
+        "23503"
+    );
+    assert_eq!(
+        flat(
+            &s,
+            "SELECT count(*) FROM pg_indexes WHERE tablename = 'book'"
+        )
+        .await,
+        "1"
+    );
+    s.batch_execute(
+        "DELETE FROM book WHERE id = 11;
+         ALTER TABLE book ADD CONSTRAINT book_author_fk FOREIGN KEY (author_id) REFERENCES author (id) ON DELETE CASCADE;",
+    )
+    .await
+    .unwrap();
+    // Enforced both ways from now on, through the index it built.
+    assert_eq!(
+        sqlstate(&s, "INSERT INTO book VALUES (13, 9, 'y')").await,
+        "23503"
+    );
+    s.batch_execute("INSERT INTO book VALUES (13, 2, 'y'); DELETE FROM author WHERE id = 1")
+        .await
+        .unwrap();
+    assert_eq!(flat(&s, "SELECT id FROM book ORDER BY id").await, "12;13");
+    assert_eq!(
+        sqlstate(&s, "ALTER TABLE book ADD CONSTRAINT book_author_fk FOREIGN KEY (author_id) REFERENCES author (id)").await,
+        "42710"
+    );
+    assert_eq!(
+        sqlstate(
+            &s,
+            "ALTER TABLE book ADD FOREIGN KEY (nope) REFERENCES author (id)"
+        )
+        .await,
+        "42703"
+    );
+    // The constraint shows up where clients look for it.
+    assert!(flat(&s, "SHOW CREATE TABLE book")
+        .await
+        .contains("book_author_fk"));
+}

@@ -60,6 +60,26 @@ pub async fn execute(b: &Bound, catalog: &Catalog, txn: &mut Txn, ctx: &EvalCtx)
                 .collect(),
         });
     }
+    if let Bound::ExplainAnalyze(inner) = b {
+        let started = std::time::Instant::now();
+        let out = Box::pin(execute(inner, catalog, txn, ctx)).await?;
+        let elapsed = started.elapsed();
+        let mut lines = explain(inner);
+        lines.push(match &out {
+            Output::Rows { rows, .. } => format!("rows returned: {}", rows.len()),
+            Output::Count { tag, count, .. } => {
+                format!("rows affected: {count} ({})", tag.to_lowercase())
+            }
+        });
+        lines.push(format!(
+            "Execution Time: {:.3} ms",
+            elapsed.as_secs_f64() * 1000.0
+        ));
+        return Ok(Output::Rows {
+            columns: vec![("QUERY PLAN".into(), DataType::Text)],
+            rows: lines.into_iter().map(|l| vec![Datum::Text(l)]).collect(),
+        });
+    }
     // Every scan of the statement (subqueries included) is read before
     // anything is written: the statement sees one snapshot of its tables.
     let mut scans = Vec::new();
@@ -81,7 +101,7 @@ pub async fn execute(b: &Bound, catalog: &Catalog, txn: &mut Txn, ctx: &EvalCtx)
         Bound::Insert(i) => insert(i, catalog, txn, ctx).await,
         Bound::Update(u) => update(u, catalog, txn, ctx).await,
         Bound::Delete(d) => delete(d, catalog, txn, ctx).await,
-        Bound::Explain(_) => unreachable!("handled above"),
+        Bound::Explain(_) | Bound::ExplainAnalyze(_) => unreachable!("handled above"),
     }
 }
 
@@ -303,7 +323,7 @@ fn collect_bound<'p>(b: &'p Bound, out: &mut Vec<ScanRef<'p>>) {
             collect_exprs(&d.filter, out);
             collect_returning(&d.returning, out);
         }
-        Bound::Explain(_) => {}
+        Bound::Explain(_) | Bound::ExplainAnalyze(_) => {}
     }
 }
 

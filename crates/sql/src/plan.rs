@@ -593,6 +593,9 @@ pub enum Bound {
     Update(UpdatePlan),
     Delete(DeletePlan),
     Explain(Box<Bound>),
+    /// EXPLAIN ANALYZE: runs the statement (writes included, as in
+    /// PostgreSQL) and reports the plan with what the run took.
+    ExplainAnalyze(Box<Bound>),
 }
 
 impl Bound {
@@ -606,7 +609,9 @@ impl Bound {
                 .as_ref()
                 .map(|r| r.columns.clone())
                 .unwrap_or_default(),
-            Bound::Explain(_) => vec![("QUERY PLAN".into(), DataType::Text)],
+            Bound::Explain(_) | Bound::ExplainAnalyze(_) => {
+                vec![("QUERY PLAN".into(), DataType::Text)]
+            }
         }
     }
 }
@@ -1213,12 +1218,15 @@ impl<'a> Binder<'a> {
             ast::Statement::Explain {
                 statement, analyze, ..
             } => {
-                if *analyze {
-                    return Err(SqlError::unsupported(
-                        "EXPLAIN ANALYZE is not supported yet",
-                    ));
+                let inner = Box::new(self.bind_statement(statement)?);
+                if matches!(*inner, Bound::Explain(_) | Bound::ExplainAnalyze(_)) {
+                    return Err(SqlError::syntax("EXPLAIN of an EXPLAIN"));
                 }
-                Ok(Bound::Explain(Box::new(self.bind_statement(statement)?)))
+                Ok(if *analyze {
+                    Bound::ExplainAnalyze(inner)
+                } else {
+                    Bound::Explain(inner)
+                })
             }
             other => Err(SqlError::unsupported(format!(
                 "statement not supported: {}",
@@ -5569,7 +5577,7 @@ pub fn explain(b: &Bound) -> Vec<String> {
             out.push(format!("delete from {}", d.table.name));
             scan_line(&mut out, &d.table, &d.range);
         }
-        Bound::Explain(inner) => out = explain(inner),
+        Bound::Explain(inner) | Bound::ExplainAnalyze(inner) => out = explain(inner),
     }
     out
 }

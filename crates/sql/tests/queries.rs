@@ -2605,3 +2605,33 @@ async fn alter_table_adds_foreign_keys_to_tables_with_rows() {
         .await
         .contains("book_author_fk"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_analyze_runs_the_statement() {
+    let c = cluster().await;
+    let s = connect(c.addrs[0]).await;
+    s.batch_execute(
+        "CREATE TABLE ea (id INT PRIMARY KEY, v INT);
+         INSERT INTO ea SELECT x, x * 10 FROM generate_series(1, 50) AS x;",
+    )
+    .await
+    .unwrap();
+    let plan = flat(
+        &s,
+        "EXPLAIN ANALYZE SELECT * FROM ea WHERE id BETWEEN 5 AND 9",
+    )
+    .await;
+    assert!(plan.contains("rows returned: 5"), "{plan}");
+    assert!(plan.contains("Execution Time: "), "{plan}");
+    assert!(plan.contains("/5 - /9") || plan.contains("ea@"), "{plan}");
+    // As in PostgreSQL, an analyzed UPDATE happens.
+    let plan = flat(&s, "EXPLAIN ANALYZE UPDATE ea SET v = 0 WHERE id <= 3").await;
+    assert!(plan.contains("rows affected: 3 (update)"), "{plan}");
+    assert_eq!(flat(&s, "SELECT count(*) FROM ea WHERE v = 0").await, "3");
+    s.batch_execute("BEGIN READ ONLY").await.unwrap();
+    assert_eq!(
+        sqlstate(&s, "EXPLAIN ANALYZE DELETE FROM ea").await,
+        "25006"
+    );
+    s.batch_execute("ROLLBACK").await.unwrap();
+}

@@ -89,6 +89,8 @@ pub enum Func {
     CurrentSchema,
     /// current_user, session_user, user, current_role.
     CurrentUser,
+    /// `current_setting(name [, missing_ok])`: what SHOW name says.
+    CurrentSetting,
     /// `round(x)` and `round(x, digits)`.
     Round,
     /// `booleq(a, b)` and `boolne(a, b)`.
@@ -186,6 +188,9 @@ pub struct EvalCtx {
     /// The first schema of the search path that exists (current_schema;
     /// empty: `public`).
     pub schema: String,
+    /// The session's settings at the statement's start, by lower-case
+    /// name (current_setting).
+    pub settings: Option<Arc<std::collections::BTreeMap<String, String>>>,
     /// The values a correlated subquery receives from its outer row.
     pub outer: Vec<Datum>,
     /// The rows the statement's scans read, for running subqueries
@@ -818,6 +823,24 @@ fn eval_func(f: Func, args: &[Expr], row: &[Datum], ctx: &EvalCtx) -> Result<Dat
             env!("CARGO_PKG_VERSION")
         )),
         Func::CurrentDatabase => Datum::Text(ctx.database.clone()),
+        Func::CurrentSetting => {
+            let name = match arg(0)? {
+                Datum::Null => return Ok(Datum::Null),
+                Datum::Text(t) => t.to_lowercase(),
+                other => other.kind_name().to_string(),
+            };
+            let missing_ok = args.len() > 1 && arg(1)?.truth()? == Some(true);
+            match ctx.settings.as_ref().and_then(|s| s.get(&name)) {
+                Some(v) => Datum::Text(v.clone()),
+                None if missing_ok => Datum::Null,
+                None => {
+                    return Err(SqlError::new(
+                        crate::error::code::UNDEFINED_OBJECT,
+                        format!("unrecognized configuration parameter \"{name}\""),
+                    ))
+                }
+            }
+        }
         Func::CurrentSchema => Datum::Text(if ctx.schema.is_empty() {
             crate::catalog::PUBLIC_SCHEMA.into()
         } else {

@@ -4212,6 +4212,25 @@ impl<'a> Binder<'a> {
                 arity(0)?;
                 (Func::CurrentSchema, DataType::Text)
             }
+            "current_setting" if bound.len() == 1 || bound.len() == 2 => {
+                self.unify_with(&mut bound[0], &DataType::Text);
+                if let Some(b) = bound.get_mut(1) {
+                    self.unify_with(b, &DataType::Bool);
+                }
+                if !bound[0].ty.is_string() || bound.get(1).is_some_and(|b| b.ty != DataType::Bool)
+                {
+                    let sig: Vec<String> =
+                        bound.iter().map(|b| types::type_display(&b.ty)).collect();
+                    return Err(SqlError::new(
+                        code::UNDEFINED_FUNCTION,
+                        format!(
+                            "function current_setting({}) does not exist",
+                            sig.join(", ")
+                        ),
+                    ));
+                }
+                (Func::CurrentSetting, DataType::Text)
+            }
             "current_user" | "session_user" | "user" | "current_role" => {
                 arity(0)?;
                 (Func::CurrentUser, DataType::Text)

@@ -113,6 +113,9 @@ pub struct Session {
     /// KV transaction unusable (a serialization failure, a deadlock, a
     /// cancelled statement), or when there is nothing to go back to.
     failed_txn: Option<Txn>,
+    /// Every setting SHOW knows, for current_setting(); rebuilt after any
+    /// statement that is not a query or DML (those cannot change one).
+    settings: Option<Arc<BTreeMap<String, String>>>,
 }
 
 /// The isolation level a BEGIN / SET TRANSACTION asks for. READ
@@ -174,7 +177,45 @@ impl Session {
             created_in_txn: Vec::new(),
             savepoints: Vec::new(),
             failed_txn: None,
+            settings: None,
         }
+    }
+
+    /// The settings for current_setting(), built once until one may
+    /// have changed.
+    fn settings_snapshot(&mut self) -> Arc<BTreeMap<String, String>> {
+        if let Some(s) = &self.settings {
+            return s.clone();
+        }
+        let mut map = BTreeMap::new();
+        let known = [
+            "server_version",
+            "server_version_num",
+            "transaction_isolation",
+            "default_transaction_isolation",
+            "client_encoding",
+            "server_encoding",
+            "datestyle",
+            "timezone",
+            "standard_conforming_strings",
+            "integer_datetimes",
+            "search_path",
+            "application_name",
+            "max_identifier_length",
+        ];
+        let names: Vec<String> = known
+            .iter()
+            .map(|n| n.to_string())
+            .chain(self.vars.keys().cloned())
+            .collect();
+        for n in names {
+            if let Ok(v) = self.show(&n) {
+                map.insert(n, v);
+            }
+        }
+        let s = Arc::new(map);
+        self.settings = Some(s.clone());
+        s
     }
 
     /// The open transaction fails: later statements are refused until
@@ -593,6 +634,7 @@ impl Session {
                 self.txn_as_of = Some(ts);
                 self.vars
                     .insert(crate::objects::READ_ONLY_VAR.into(), "on".into());
+                self.settings = None;
                 Ok(StmtResult::Begin)
             }
             Statement::Query(q) if !q.locks.is_empty() => Err(SqlError::new(
@@ -629,6 +671,9 @@ impl Session {
         prebound: Option<(&Bound, u64)>,
         params: &[Datum],
     ) -> Result<StmtResult> {
+        if !is_query_like(stmt) {
+            self.settings = None;
+        }
         if let TxnState::Failed = self.txn {
             return match stmt {
                 Statement::Rollback {
@@ -649,6 +694,9 @@ impl Session {
         }
         let explicit = matches!(self.txn, TxnState::Open(_));
         let r = self.dispatch(stmt, prebound, params).await;
+        if !is_query_like(stmt) {
+            self.settings = None;
+        }
         if matches!(self.txn, TxnState::Idle) {
             self.end_block();
         }
@@ -967,11 +1015,13 @@ impl Session {
         };
         let path = self.search_path();
         let schemas = self.catalog.schema_names(&self.database).await?;
+        let settings = Some(self.settings_snapshot());
         let ctx = EvalCtx {
             params: params.to_vec(),
             now: types::now_micros(),
             database: self.database.clone(),
             user: self.user.clone(),
+            settings,
             schema: path
                 .into_iter()
                 .find(|s| schemas.contains(s))

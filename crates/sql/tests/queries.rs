@@ -2635,3 +2635,48 @@ async fn explain_analyze_runs_the_statement() {
     );
     s.batch_execute("ROLLBACK").await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn current_setting_reads_what_show_reads() {
+    let c = cluster().await;
+    let s = connect(c.addrs[0]).await;
+    assert_eq!(
+        flat(&s, "SELECT current_setting('server_version_num'), current_setting('TimeZone'), current_setting('transaction_isolation')").await,
+        "150000|UTC|serializable"
+    );
+    s.batch_execute("SET application_name = 'tool'; SET myapp.tenant = '42'")
+        .await
+        .unwrap();
+    assert_eq!(
+        flat(
+            &s,
+            "SELECT current_setting('application_name'), current_setting('myapp.tenant')::int + 1"
+        )
+        .await,
+        "tool|43"
+    );
+    s.batch_execute("BEGIN ISOLATION LEVEL READ COMMITTED")
+        .await
+        .unwrap();
+    assert_eq!(
+        flat(&s, "SELECT current_setting('transaction_isolation')").await,
+        "read committed"
+    );
+    s.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(
+        flat(&s, "SELECT current_setting('no.such', true) IS NULL").await,
+        "t"
+    );
+    assert_eq!(
+        sqlstate(&s, "SELECT current_setting('no_such')").await,
+        "42704"
+    );
+    // Prepared, then the setting changes: the new value is read.
+    let stmt = s
+        .prepare("SELECT current_setting('myapp.tenant')")
+        .await
+        .unwrap();
+    s.batch_execute("SET myapp.tenant = '7'").await.unwrap();
+    let row = s.query_one(&stmt, &[]).await.unwrap();
+    assert_eq!(row.get::<_, String>(0), "7");
+}

@@ -1179,6 +1179,45 @@ impl Catalog {
         Ok(true)
     }
 
+    /// Makes `last` the sequence's last value: the next reservation starts
+    /// after it (setval).
+    pub async fn set_sequence(&self, seq_id: u64, last: u64) -> Result<()> {
+        let key = seq_key(seq_id);
+        loop {
+            let cur = self.db.get(&key).await?;
+            match self
+                .db
+                .cput(&key, &last.to_be_bytes(), cur.as_deref())
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(tessera_kv::db::Error::ConditionFailed { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// The sequence of a SERIAL or identity column by the name PostgreSQL
+    /// gives it, `<table>_<column>_seq` (optionally schema-qualified).
+    pub async fn sequence_named(&self, db: &str, name: &str) -> Result<Option<u64>> {
+        let (schema, base) = match name.rsplit_once('.') {
+            Some((s, b)) => (Some(s), b),
+            None => (None, name),
+        };
+        for t in self.tables(db).await? {
+            let (tschema, tbase) = split_name(&t.name);
+            if schema.is_some_and(|s| s != tschema) {
+                continue;
+            }
+            for (i, c) in t.columns.iter().enumerate() {
+                if c.serial && !t.is_rowid(i) && format!("{tbase}_{}_seq", c.name) == base {
+                    return Ok(Some(t.seq_id));
+                }
+            }
+        }
+        Ok(None)
+    }
+
     /// Reserves `n` consecutive values of a sequence; returns the first.
     /// Sequences are not transactional (as in PostgreSQL): a rolled-back
     /// insert leaves a gap.

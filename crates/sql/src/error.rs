@@ -145,6 +145,7 @@ pub mod code {
     pub const NO_ACTIVE_SQL_TRANSACTION: &str = "25P01";
     pub const IN_FAILED_SQL_TRANSACTION: &str = "25P02";
     pub const INVALID_SAVEPOINT_SPECIFICATION: &str = "3B001";
+    pub const OBJECT_NOT_IN_PREREQUISITE_STATE: &str = "55000";
     /// A value given for a GENERATED ALWAYS identity column.
     pub const GENERATED_ALWAYS: &str = "428C9";
     pub const INVALID_AUTHORIZATION: &str = "28000";

@@ -86,6 +86,9 @@ pub enum LibFn {
     JustifyDays,
     JustifyHours,
     JustifyInterval,
+    /// `pg_get_serial_sequence(table, column)`: the name of the sequence
+    /// of a SERIAL or identity column, `schema.<table>_<column>_seq`.
+    SerialSequenceName,
     /// `similar_to_escape(pattern [, escape])`: the regular expression a
     /// SIMILAR TO pattern means.
     SimilarToEscape,
@@ -519,6 +522,9 @@ pub fn resolve(name: &str, args: &[DataType]) -> Result<Option<Signature>> {
             sig(LibFn::Encode, vec![T::Bytea, text], T::Text)
         }
         "decode" if n == 2 && all(is_text) => sig(LibFn::Decode, vec![text; 2], T::Bytea),
+        "pg_get_serial_sequence" if n == 2 && all(is_text) => {
+            sig(LibFn::SerialSequenceName, vec![text; 2], T::Text)
+        }
         "similar_to_escape" if (n == 1 || n == 2) && all(is_text) => {
             sig(LibFn::SimilarToEscape, vec![text; n], T::Text)
         }
@@ -1468,6 +1474,20 @@ pub fn call(f: LibFn, args: &[Datum]) -> Result<Datum> {
         F::ToDate => {
             let ts = datefns::from_template(&text_arg(&args[0])?, &text_arg(&args[1])?)?;
             Datum::Date(ts.div_euclid(types::MICROS_PER_DAY) as i32)
+        }
+        F::SerialSequenceName => {
+            // Identifiers as SQL reads them: lower-cased unless quoted.
+            let ident = |s: &str| match s.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
+                Some(q) => q.to_string(),
+                None => s.to_lowercase(),
+            };
+            let table = text_arg(&args[0])?;
+            let (schema, name) = match table.rsplit_once('.') {
+                Some((s, t)) => (ident(s), ident(t)),
+                None => (crate::catalog::PUBLIC_SCHEMA.to_string(), ident(&table)),
+            };
+            let column = ident(&text_arg(&args[1])?);
+            Datum::Text(format!("{schema}.{name}_{column}_seq"))
         }
         F::SimilarToEscape => {
             let escape = match args.get(1) {

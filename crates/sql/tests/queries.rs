@@ -2680,3 +2680,50 @@ async fn current_setting_reads_what_show_reads() {
     let row = s.query_one(&stmt, &[]).await.unwrap();
     assert_eq!(row.get::<_, String>(0), "7");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serial_sequences_answer_nextval_currval_and_setval() {
+    let c = cluster().await;
+    let s = connect(c.addrs[0]).await;
+    s.batch_execute("CREATE TABLE users (id SERIAL PRIMARY KEY, name TEXT)")
+        .await
+        .unwrap();
+    // A bulk load with explicit ids, then the sequence is moved past them
+    // as migration scripts do; the next SERIAL value does not collide.
+    s.batch_execute("INSERT INTO users VALUES (1, 'a'), (2, 'b'), (50, 'c')")
+        .await
+        .unwrap();
+    assert_eq!(
+        flat(
+            &s,
+            "SELECT setval(pg_get_serial_sequence('users', 'id'), coalesce(max(id), 1)) FROM users"
+        )
+        .await,
+        "50"
+    );
+    s.batch_execute("INSERT INTO users (name) VALUES ('d')")
+        .await
+        .unwrap();
+    assert_eq!(flat(&s, "SELECT max(id) FROM users").await, "51");
+    assert_eq!(flat(&s, "SELECT nextval('users_id_seq')").await, "52");
+    assert_eq!(
+        flat(&s, "SELECT currval('public.users_id_seq'::regclass) AS c").await,
+        "52"
+    );
+    assert_eq!(
+        flat(&s, "SELECT setval('users_id_seq', 100, false)").await,
+        "100"
+    );
+    assert_eq!(flat(&s, "SELECT nextval('users_id_seq')").await, "100");
+    assert_eq!(sqlstate(&s, "SELECT nextval('nope_seq')").await, "42P01");
+    assert_eq!(
+        sqlstate(&s, "SELECT setval('users_id_seq', 0)").await,
+        "22003"
+    );
+    let other = connect(c.addrs[1]).await;
+    assert_eq!(
+        sqlstate(&other, "SELECT currval('users_id_seq')").await,
+        "55000"
+    );
+    assert_eq!(flat(&other, "SELECT nextval('users_id_seq')").await, "101");
+}

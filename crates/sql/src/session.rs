@@ -705,6 +705,10 @@ impl Session {
             .collect();
         let version = self.catalog.refresh().await?;
         let (bound, param_types, columns) = match &stmt {
+            Some(Statement::Query(q)) if sequence_function(q).is_some() => {
+                let (_, _, column) = sequence_function(q).expect("checked");
+                (None, declared, vec![(column, DataType::Int8)])
+            }
             Some(s) if is_query_like(s) => {
                 let (b, p) = self.bind(s, declared).await?;
                 let cols = b.columns();

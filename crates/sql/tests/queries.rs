@@ -2726,4 +2726,11 @@ async fn serial_sequences_answer_nextval_currval_and_setval() {
         "55000"
     );
     assert_eq!(flat(&other, "SELECT nextval('users_id_seq')").await, "101");
+    // Drivers send it prepared (extended protocol).
+    let row = other
+        .query_one("SELECT nextval('users_id_seq') AS id", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.columns()[0].name(), "id");
+    assert_eq!(row.get::<_, i64>(0), 102);
 }

@@ -122,16 +122,23 @@ impl Txn {
     /// set: the read only reports early what the conditional put at commit
     /// enforces (a key committed after this check is still caught there).
     pub async fn check_inserted_absent(&self, keys: &[Vec<u8>]) -> Result<()> {
-        for k in keys {
-            let Some(Pending {
-                value: Some(_),
-                cond: Cond::Absent { constraint },
-            }) = self.writes.get(k)
-            else {
-                continue;
-            };
-            if self.db.get(k).await?.is_some() {
-                return Err(unique_violation(constraint));
+        let new_keys: Vec<(Vec<u8>, String)> = keys
+            .iter()
+            .filter_map(|k| match self.writes.get(k) {
+                Some(Pending {
+                    value: Some(_),
+                    cond: Cond::Absent { constraint },
+                }) => Some((k.clone(), constraint.clone())),
+                _ => None,
+            })
+            .collect();
+        // Sixteen reads in flight at once: a multi-row INSERT does not pay
+        // one round trip per key.
+        for chunk in new_keys.chunks(16) {
+            let reads: Vec<_> = chunk.iter().map(|(k, _)| self.db.get(k)).collect();
+            let found = futures::future::try_join_all(reads).await?;
+            if let Some(i) = found.iter().position(Option::is_some) {
+                return Err(unique_violation(&chunk[i].1));
             }
         }
         Ok(())

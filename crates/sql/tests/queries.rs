@@ -2375,6 +2375,31 @@ async fn savepoints_undo_what_came_after_them() {
     assert_eq!(sqlstate(&s, "SELECT 1/0").await, "22012");
     s.batch_execute("ROLLBACK").await.unwrap();
     assert_eq!(flat(&s, "SELECT count(*) FROM sp WHERE id = 8").await, "0");
+    // After a serialization failure the transaction itself is gone: a
+    // ROLLBACK TO SAVEPOINT cannot continue it (40001 again), only ROLLBACK.
+    let rival = connect(c.addrs[0]).await;
+    s.batch_execute("BEGIN; SAVEPOINT a; SELECT v FROM sp WHERE id = 1")
+        .await
+        .unwrap();
+    rival
+        .batch_execute(
+            "BEGIN; SELECT v FROM sp WHERE id = 1; UPDATE sp SET v = 'rival' WHERE id = 1",
+        )
+        .await
+        .unwrap();
+    let (mine, ()) = tokio::join!(
+        s.batch_execute("UPDATE sp SET v = 'mine' WHERE id = 1"),
+        async {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            rival.batch_execute("COMMIT").await.unwrap();
+        }
+    );
+    let code = mine.unwrap_err().code().map(|c| c.code().to_string());
+    assert_eq!(code.as_deref(), Some("40001"));
+    assert_eq!(sqlstate(&s, "ROLLBACK TO SAVEPOINT a").await, "40001");
+    assert_eq!(sqlstate(&s, "SELECT 1").await, "25P02");
+    s.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(flat(&s, "SELECT v FROM sp WHERE id = 1").await, "rival");
     // Nothing from a rolled-back savepoint leaks into another session.
     let other = connect(c.addrs[1]).await;
     assert_eq!(

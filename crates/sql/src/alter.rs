@@ -198,7 +198,7 @@ fn undefined_column(table: &str, column: &str) -> SqlError {
 }
 
 /// The position of a visible column by name.
-fn visible_column(desc: &TableDesc, name: &str) -> Option<usize> {
+pub(crate) fn visible_column(desc: &TableDesc, name: &str) -> Option<usize> {
     desc.column_index(name).filter(|p| !desc.columns[*p].hidden)
 }
 
@@ -305,6 +305,38 @@ async fn add_column(
     Ok(())
 }
 
+/// The stored rows of a table, read in chunks of [`copy::BATCH_ROWS`]
+/// straight from KV (the latest committed values; DDL here is not
+/// transactional).
+pub(crate) struct TableRows {
+    next: Vec<u8>,
+    end: Vec<u8>,
+}
+
+impl TableRows {
+    pub(crate) fn new(desc: &TableDesc) -> TableRows {
+        TableRows {
+            next: row_prefix(desc),
+            end: row_end(desc),
+        }
+    }
+
+    /// The next chunk of `(key, value)` pairs; `None` after the last.
+    pub(crate) async fn next_chunk(
+        &mut self,
+        kv: &tessera_kv::DB,
+    ) -> Result<Option<Vec<(Vec<u8>, Vec<u8>)>>> {
+        let chunk = kv
+            .scan(&self.next, &self.end, copy::BATCH_ROWS, false)
+            .await?;
+        let Some((last, _)) = chunk.last() else {
+            return Ok(None);
+        };
+        self.next = tessera_common::keys::next_key(last);
+        Ok(Some(chunk))
+    }
+}
+
 fn row_prefix(desc: &TableDesc) -> Vec<u8> {
     crate::encoding::index_prefix(desc.id, crate::encoding::PRIMARY_INDEX_ID)
 }
@@ -327,14 +359,8 @@ async fn fill_column(
         ..Default::default()
     };
     let checks = exec::bind_checks(desc)?;
-    let end = row_end(desc);
-    let mut lo = row_prefix(desc);
-    loop {
-        let chunk = kv.scan(&lo, &end, copy::BATCH_ROWS, false).await?;
-        let Some((last, _)) = chunk.last() else {
-            return Ok(());
-        };
-        lo = tessera_common::keys::next_key(last);
+    let mut rows = TableRows::new(desc);
+    while let Some(chunk) = rows.next_chunk(kv).await? {
         let mut txn = crate::txn::Txn::new(kv.clone());
         for (k, v) in chunk {
             let mut row = exec::decode_row(desc, &v)?;
@@ -362,6 +388,7 @@ async fn fill_column(
         }
         txn.commit().await?;
     }
+    Ok(())
 }
 
 async fn drop_column(
@@ -514,13 +541,8 @@ async fn add_check(
             n
         }
         None => {
-            let mut n = format!("{base}_check");
-            let mut i = 1;
-            while taken(&n) {
-                n = format!("{base}_check{i}");
-                i += 1;
-            }
-            n
+            let mut names: Vec<String> = desc.checks.iter().map(|c| c.name.clone()).collect();
+            crate::catalog::fresh_name(format!("{base}_check"), &mut names)
         }
     };
     let mut new = (**desc).clone();
@@ -535,15 +557,8 @@ async fn add_check(
         now: crate::types::now_micros(),
         ..Default::default()
     };
-    let kv = catalog.kv();
-    let end = row_end(desc);
-    let mut lo = row_prefix(desc);
-    loop {
-        let chunk = kv.scan(&lo, &end, copy::BATCH_ROWS, false).await?;
-        let Some((last, _)) = chunk.last() else {
-            break;
-        };
-        lo = tessera_common::keys::next_key(last);
+    let mut rows = TableRows::new(desc);
+    while let Some(chunk) = rows.next_chunk(catalog.kv()).await? {
         for (_, v) in &chunk {
             let row = exec::decode_row(desc, v)?;
             if let crate::types::Datum::Bool(false) = check.eval(&row, &ctx)? {
@@ -562,21 +577,15 @@ async fn add_check(
 
 /// Whether some row of the table holds NULL in the column at `pos`.
 async fn column_has_null(catalog: &Catalog, desc: &TableDesc, pos: usize) -> Result<bool> {
-    let kv = catalog.kv();
-    let end = row_end(desc);
-    let mut lo = row_prefix(desc);
-    loop {
-        let chunk = kv.scan(&lo, &end, copy::BATCH_ROWS, false).await?;
-        let Some((last, _)) = chunk.last() else {
-            return Ok(false);
-        };
-        lo = tessera_common::keys::next_key(last);
+    let mut rows = TableRows::new(desc);
+    while let Some(chunk) = rows.next_chunk(catalog.kv()).await? {
         for (_, v) in &chunk {
             if exec::decode_row(desc, v)?[pos].is_null() {
                 return Ok(true);
             }
         }
     }
+    Ok(false)
 }
 
 async fn rename_column(

@@ -583,6 +583,19 @@ impl TableDesc {
 }
 
 /// An identifier as SQL text: quoted unless it is a plain lower-case name.
+/// `base`, or `base1`, `base2`, ... if taken; the name returned is added
+/// to `taken` (constraint and index names PostgreSQL makes up).
+pub fn fresh_name(base: String, taken: &mut Vec<String>) -> String {
+    let mut n = base.clone();
+    let mut k = 0;
+    while taken.contains(&n) {
+        k += 1;
+        n = format!("{base}{k}");
+    }
+    taken.push(n.clone());
+    n
+}
+
 pub fn quote_ident(s: &str) -> String {
     let plain = !s.is_empty()
         && s.chars()

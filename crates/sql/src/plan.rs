@@ -3171,8 +3171,20 @@ impl<'a> Binder<'a> {
         op_name: &str,
         scope: &Scope,
     ) -> Result<Typed> {
-        let mut x = self.bind_expr(expr, scope)?;
-        let mut p = self.bind_expr(pattern, scope)?;
+        let x = self.bind_expr(expr, scope)?;
+        let p = self.bind_expr(pattern, scope)?;
+        self.pattern_match(x, p, negated, how, op_name)
+    }
+
+    /// `x <op> p` over bound operands: both sides text.
+    fn pattern_match(
+        &mut self,
+        mut x: Typed,
+        mut p: Typed,
+        negated: bool,
+        how: PatternOp,
+        op_name: &str,
+    ) -> Result<Typed> {
         self.unify_with(&mut x, &DataType::Text);
         self.unify_with(&mut p, &DataType::Text);
         if !x.ty.is_string() || !p.ty.is_string() {
@@ -3445,26 +3457,13 @@ impl<'a> Binder<'a> {
                 escape_char,
             } => {
                 // As PostgreSQL: `x ~ similar_to_escape(pattern [, escape])`.
-                let mut x = self.bind_expr(expr, scope)?;
-                self.unify_with(&mut x, &DataType::Text);
+                let x = self.bind_expr(expr, scope)?;
                 let mut args = vec![self.bind_expr(pattern, scope)?];
                 if let Some(esc) = escape_char {
                     args.push(self.bind_expr(esc, scope)?);
                 }
                 let regex = self.bind_library_call("similar_to_escape", args)?;
-                if !x.ty.is_string() {
-                    return Err(SqlError::new(
-                        code::UNDEFINED_FUNCTION,
-                        format!(
-                            "operator does not exist: {} ~ text",
-                            types::type_display(&x.ty)
-                        ),
-                    ));
-                }
-                Typed {
-                    e: Expr::Like(Box::new(x.e), Box::new(regex.e), *negated, PatternOp::Regex),
-                    ty: DataType::Bool,
-                }
+                self.pattern_match(x, regex, *negated, PatternOp::Regex, "~")?
             }
             A::Cast {
                 expr, data_type, ..

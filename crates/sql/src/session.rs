@@ -1744,16 +1744,7 @@ impl Session {
         // Constraint names as PostgreSQL makes them: t_col_check, t_check,
         // t_col_key, numbered when taken.
         let mut taken: Vec<String> = vec![desc.pkey_name()];
-        let fresh = |base: String, taken: &mut Vec<String>| {
-            let mut n = base.clone();
-            let mut k = 0;
-            while taken.contains(&n) {
-                k += 1;
-                n = format!("{base}{k}");
-            }
-            taken.push(n.clone());
-            n
-        };
+        let fresh = crate::catalog::fresh_name;
         for (given, cols) in uniques {
             let names: Vec<&str> = cols
                 .iter()
@@ -2018,17 +2009,12 @@ impl Session {
         let mut cols = Vec::new();
         for id in &f.columns {
             let n = plan::ident(id);
-            let pos = desc
-                .column_index(&n)
-                .filter(|p| !desc.columns[*p].hidden)
-                .ok_or_else(|| {
-                    SqlError::new(
-                        code::UNDEFINED_COLUMN,
-                        format!(
-                            "column \"{n}\" referenced in foreign key constraint does not exist"
-                        ),
-                    )
-                })?;
+            let pos = crate::alter::visible_column(&desc, &n).ok_or_else(|| {
+                SqlError::new(
+                    code::UNDEFINED_COLUMN,
+                    format!("column \"{n}\" referenced in foreign key constraint does not exist"),
+                )
+            })?;
             cols.push(pos);
         }
         let mut taken: Vec<String> = desc
@@ -2063,25 +2049,8 @@ impl Session {
                 crate::catalog::split_name(&desc.name).1,
                 names.join("_")
             );
-            let mut index = base.clone();
-            let mut k = 0;
-            while taken.contains(&index) {
-                k += 1;
-                index = format!("{base}{k}");
-            }
-            let quoted: Vec<String> = names
-                .iter()
-                .map(|n| crate::catalog::quote_ident(n))
-                .collect();
-            let sql = format!(
-                "CREATE INDEX {} ON {table} ({})",
-                crate::catalog::quote_ident(&index),
-                quoted.join(", ")
-            );
-            let Some(Statement::CreateIndex(ci)) = parse(&sql)?.into_iter().next() else {
-                return Err(SqlError::internal("ADD FOREIGN KEY: no CREATE INDEX"));
-            };
-            self.create_index(&ci).await?;
+            let index = crate::catalog::fresh_name(base, &mut taken);
+            self.create_index_on(table, &index, &names, false).await?;
             self.catalog.refresh().await?;
             let schema = crate::catalog::split_name(&desc.name).0;
             built_index = Some(ast::ObjectName::from(vec![
@@ -2111,25 +2080,14 @@ impl Session {
             .table(&self.database, resolved)
             .await?
             .ok_or_else(missing)?;
-        let mut new = (*desc).clone();
-        new.fks.push(fk.clone());
-        // Every row must reference an existing parent.
+        // Every row must reference an existing parent (checked against
+        // this constraint alone).
+        let mut only_new = (*desc).clone();
+        only_new.fks = vec![fk.clone()];
         let kv = self.catalog.kv().clone();
         let check_txn = Txn::new(kv.clone());
-        let prefix = crate::encoding::index_prefix(desc.id, crate::encoding::PRIMARY_INDEX_ID);
-        let end = tessera_storage::encoding::prefix_successor(&prefix).expect("a table prefix");
-        let mut lo = prefix;
-        let only_new = {
-            let mut t = new.clone();
-            t.fks = vec![fk.clone()];
-            t
-        };
-        loop {
-            let chunk = kv.scan(&lo, &end, crate::copy::BATCH_ROWS, false).await?;
-            let Some((last, _)) = chunk.last() else {
-                break;
-            };
-            lo = tessera_common::keys::next_key(last);
+        let mut rows = crate::alter::TableRows::new(&desc);
+        while let Some(chunk) = rows.next_chunk(&kv).await? {
             for (_, v) in &chunk {
                 let row = exec::decode_row(&desc, v)?;
                 crate::fk::check_parents(
@@ -2143,27 +2101,23 @@ impl Session {
                 .await?;
             }
         }
+        let mut new = (*desc).clone();
+        new.fks.push(fk.clone());
+        let link = Some((desc.name.clone(), fk.name.clone()));
+        if fk.parent == desc.name {
+            // Its own parent: both ends of the link in one descriptor.
+            new.inbound.push(crate::catalog::InboundFk {
+                child: desc.name.clone(),
+                name: fk.name.clone(),
+            });
+        }
         self.catalog
             .replace_table(&self.database, &desc, &new)
             .await?;
         if fk.parent == desc.name {
-            let now = self
-                .catalog
-                .table(&self.database, resolved)
-                .await?
-                .ok_or_else(missing)?;
-            let mut linked = (*now).clone();
-            linked.inbound.push(crate::catalog::InboundFk {
-                child: desc.name.clone(),
-                name: fk.name.clone(),
-            });
-            self.catalog
-                .replace_table(&self.database, &now, &linked)
-                .await
-        } else {
-            self.link_parent(&fk.parent, Some((desc.name.clone(), fk.name.clone())), None)
-                .await
+            return Ok(());
         }
+        self.link_parent(&fk.parent, link, None).await
     }
 
     /// `ALTER TABLE t ADD [CONSTRAINT name] UNIQUE (cols)`: a unique index,
@@ -2197,17 +2151,31 @@ impl Session {
                 cols.join("_")
             ),
         };
-        let quoted: Vec<String> = cols
+        let cols: Vec<&str> = cols.iter().map(String::as_str).collect();
+        self.create_index_on(table, &index, &cols, true).await
+    }
+
+    /// `CREATE [UNIQUE] INDEX index ON table (columns)`, built as that
+    /// statement builds it (for the constraints ALTER TABLE adds).
+    async fn create_index_on(
+        &mut self,
+        table: &ast::ObjectName,
+        index: &str,
+        columns: &[&str],
+        unique: bool,
+    ) -> Result<()> {
+        let quoted: Vec<String> = columns
             .iter()
             .map(|c| crate::catalog::quote_ident(c))
             .collect();
         let sql = format!(
-            "CREATE UNIQUE INDEX {} ON {table} ({})",
-            crate::catalog::quote_ident(&index),
+            "CREATE {}INDEX {} ON {table} ({})",
+            if unique { "UNIQUE " } else { "" },
+            crate::catalog::quote_ident(index),
             quoted.join(", ")
         );
         let Some(Statement::CreateIndex(ci)) = parse(&sql)?.into_iter().next() else {
-            return Err(SqlError::internal("ADD UNIQUE: no CREATE INDEX"));
+            return Err(SqlError::internal("no CREATE INDEX parsed"));
         };
         self.create_index(&ci).await.map(|_| ())
     }

@@ -27,7 +27,7 @@ use tessera_common::proto::{
 use tessera_common::{Clock, PhysicalClock, Timestamp};
 use tessera_kv::replica::{descriptor_key, Replica, ReplicaContext, ReplicaShared};
 use tessera_raft::{Config, MultiRaft, StateRole};
-use tessera_storage::{mvcc, Engine, WriteBatch};
+use tessera_storage::{mvcc, Engine, NewestVersionCache, WriteBatch};
 use tokio::sync::oneshot;
 
 const NODES: u64 = 3;
@@ -39,9 +39,21 @@ const KEYS: [&[u8]; 3] = [b"k0", b"k1", b"k2"];
 /// An engine that loses writes like a machine crash does: synced writes
 /// are durable; unsynced ones (applied state, log truncation) survive a
 /// crash only as a prefix, in write order, the way a journal does.
-#[derive(Default)]
+/// It keeps a newest-version cache as the real engines do (forgotten on a
+/// crash), so the simulation checks reads served from it too.
 struct CrashEngine {
     inner: parking_lot::Mutex<CrashState>,
+    versions: NewestVersionCache,
+}
+
+impl Default for CrashEngine {
+    fn default() -> Self {
+        Self {
+            inner: Default::default(),
+            // Small, so that evictions happen too.
+            versions: NewestVersionCache::new(64 << 10),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -70,6 +82,7 @@ impl CrashEngine {
             apply(&mut s.durable, b);
         }
         s.view = s.durable.clone();
+        self.versions.clear();
     }
 
     fn unsynced(&self) -> usize {
@@ -105,6 +118,7 @@ impl Engine for CrashEngine {
         Ok(Box::new(items.into_iter()))
     }
     fn write(&self, batch: WriteBatch, sync: bool) -> tessera_storage::Result<()> {
+        let written = self.versions.begin_write(batch.version_keys());
         let mut s = self.inner.lock();
         apply(&mut s.view, &batch);
         s.unsynced.push(batch);
@@ -114,7 +128,12 @@ impl Engine for CrashEngine {
                 apply(&mut s.durable, b);
             }
         }
+        drop(s);
+        written.finish();
         Ok(())
+    }
+    fn newest_versions(&self) -> Option<&NewestVersionCache> {
+        Some(&self.versions)
     }
     fn sync(&self) -> tessera_storage::Result<()> {
         let mut s = self.inner.lock();

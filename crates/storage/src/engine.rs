@@ -5,6 +5,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
+use crate::version_cache::NewestVersionCache;
+
 /// Errors from the storage engine. An engine error while applying replicated
 /// state is not deterministic (another replica would not hit it): callers
 /// must stop the replica rather than carry on.
@@ -37,6 +39,12 @@ pub trait Engine: Send + Sync + 'static {
 
     /// Makes every write so far durable.
     fn sync(&self) -> Result<()>;
+
+    /// The engine's cache of newest MVCC versions, if it keeps one (kept
+    /// consistent by [`Engine::write`]; see [`NewestVersionCache`]).
+    fn newest_versions(&self) -> Option<&NewestVersionCache> {
+        None
+    }
 }
 
 impl<E: Engine + ?Sized> Engine for Arc<E> {
@@ -51,6 +59,10 @@ impl<E: Engine + ?Sized> Engine for Arc<E> {
     }
     fn sync(&self) -> Result<()> {
         (**self).sync()
+    }
+
+    fn newest_versions(&self) -> Option<&NewestVersionCache> {
+        (**self).newest_versions()
     }
 }
 
@@ -131,6 +143,14 @@ impl WriteBatch {
 
     pub fn into_ops(self) -> Vec<BatchOp> {
         self.ops
+    }
+
+    /// The encoded user keys of the MVCC versions this batch writes or
+    /// deletes (what a [`NewestVersionCache`] must forget).
+    pub fn version_keys(&self) -> impl Iterator<Item = &[u8]> {
+        self.ops
+            .iter()
+            .filter_map(|(k, _)| crate::mvcc::encoded_key_of_version(k))
     }
 
     /// The value this batch would leave for `key`: `Some(Some(v))` put,

@@ -31,6 +31,7 @@ use std::path::{Path, PathBuf};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode, Readable};
 
 use crate::engine::{Engine, EngineIterator, Error, Result, WriteBatch};
+use crate::version_cache::NewestVersionCache;
 
 /// Name of the lock file inside a store directory.
 pub const LOCK_FILE: &str = "LOCK";
@@ -55,6 +56,9 @@ pub struct FjallOptions {
     pub max_journal_bytes: u64,
     /// Size at which a keyspace's memtable is flushed. Default 32 MiB.
     pub max_memtable_bytes: u64,
+    /// Memory for the newest versions of recently read keys
+    /// ([`NewestVersionCache`]). Default 64 MiB.
+    pub version_cache_bytes: usize,
 }
 
 impl Default for FjallOptions {
@@ -64,6 +68,7 @@ impl Default for FjallOptions {
             worker_threads: 1,
             max_journal_bytes: 256 << 20,
             max_memtable_bytes: 32 << 20,
+            version_cache_bytes: 64 << 20,
         }
     }
 }
@@ -77,6 +82,7 @@ pub struct FjallEngine {
     local: Keyspace,
     data: Keyspace,
     db: Database,
+    versions: NewestVersionCache,
     path: PathBuf,
     _lock: File,
 }
@@ -127,6 +133,7 @@ impl FjallEngine {
             local,
             data,
             db,
+            versions: NewestVersionCache::new(opts.version_cache_bytes),
             path,
             _lock: lock,
         })
@@ -272,6 +279,7 @@ impl Engine for FjallEngine {
             // power loss. A later synced write makes it durable.
             PersistMode::Buffer
         };
+        let written = self.versions.begin_write(batch.version_keys());
         let mut b = self.db.batch().durability(Some(mode));
         for (k, v) in batch.into_ops() {
             let ks = self.keyspace_for(&k);
@@ -280,13 +288,19 @@ impl Engine for FjallEngine {
                 None => b.remove(ks, k),
             }
         }
-        b.commit().map_err(|e| map_err(&self.path, e))
+        let committed = b.commit().map_err(|e| map_err(&self.path, e));
+        written.finish();
+        committed
     }
 
     fn sync(&self) -> Result<()> {
         self.db
             .persist(PersistMode::SyncAll)
             .map_err(|e| map_err(&self.path, e))
+    }
+
+    fn newest_versions(&self) -> Option<&NewestVersionCache> {
+        Some(&self.versions)
     }
 }
 

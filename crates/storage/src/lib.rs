@@ -1,7 +1,9 @@
 //! Storage: the [`Engine`] trait over an ordered key/value store (the
 //! embedded LSM `fjall`, or memory for tests and simulation), the
 //! order-preserving key [`encoding`], and [`mvcc`]: versioned values at HLC
-//! timestamps, intents and their resolution, garbage collection.
+//! timestamps, intents and their resolution, garbage collection; and the
+//! [`version_cache`] that answers point reads of recently read keys without
+//! an LSM seek.
 //!
 //! Engine keys are split by their first byte:
 //!
@@ -16,10 +18,12 @@ pub mod engine;
 pub mod fjall_engine;
 pub mod memory;
 pub mod mvcc;
+pub mod version_cache;
 
 pub use engine::{Engine, EngineIterator, Error, Result, WriteBatch};
 pub use fjall_engine::FjallEngine;
 pub use memory::MemoryEngine;
+pub use version_cache::NewestVersionCache;
 
 /// First byte of node-local engine keys.
 pub const LOCAL_PREFIX: u8 = 0x00;

@@ -8,10 +8,25 @@ use std::ops::Bound;
 use parking_lot::RwLock;
 
 use crate::engine::{Engine, EngineIterator, Result, WriteBatch};
+use crate::version_cache::NewestVersionCache;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MemoryEngine {
     data: RwLock<BTreeMap<Vec<u8>, Vec<u8>>>,
+    versions: NewestVersionCache,
+}
+
+/// A small cache, so that tests and simulations also exercise its
+/// evictions.
+const VERSION_CACHE_BYTES: usize = 256 << 10;
+
+impl Default for MemoryEngine {
+    fn default() -> Self {
+        Self {
+            data: RwLock::default(),
+            versions: NewestVersionCache::new(VERSION_CACHE_BYTES),
+        }
+    }
 }
 
 impl MemoryEngine {
@@ -40,6 +55,7 @@ impl Engine for MemoryEngine {
     }
 
     fn write(&self, batch: WriteBatch, _sync: bool) -> Result<()> {
+        let written = self.versions.begin_write(batch.version_keys());
         let mut data = self.data.write();
         for (k, v) in batch.into_ops() {
             match v {
@@ -47,11 +63,17 @@ impl Engine for MemoryEngine {
                 None => data.remove(&k),
             };
         }
+        drop(data);
+        written.finish();
         Ok(())
     }
 
     fn sync(&self) -> Result<()> {
         Ok(())
+    }
+
+    fn newest_versions(&self) -> Option<&NewestVersionCache> {
+        Some(&self.versions)
     }
 }
 

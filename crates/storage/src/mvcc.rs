@@ -30,6 +30,7 @@ use tessera_common::Timestamp;
 
 use crate::encoding::{self, prefix_successor, DecodeError};
 use crate::engine::{Engine, EngineIterator, WriteBatch};
+use crate::version_cache::{Lookup, NewestVersion};
 use crate::{LOCK_PREFIX, MVCC_PREFIX, TXN_RECORD_PREFIX};
 
 /// Length of the encoded timestamp suffix of a version key.
@@ -202,6 +203,11 @@ fn split_version_key(k: &[u8]) -> MvccResult<(&[u8], Timestamp)> {
     }
     let (ek, ts) = k[1..].split_at(k.len() - 1 - TS_LEN);
     Ok((ek, decode_ts(ts)?))
+}
+
+/// The encoded user key of a version engine key; `None` for other keys.
+pub(crate) fn encoded_key_of_version(k: &[u8]) -> Option<&[u8]> {
+    (k.first() == Some(&MVCC_PREFIX) && k.len() >= 1 + 2 + TS_LEN).then(|| &k[1..k.len() - TS_LEN])
 }
 
 /// Decodes an encoded user key that must fill `ek` exactly.
@@ -486,6 +492,29 @@ fn first_version(
     Ok(engine.scan(from, to, false)?.next().transpose()?)
 }
 
+/// The newest version of the key encoded as `ek`, tombstones included
+/// (`Some(None)`: it has no version), from the engine's
+/// [`NewestVersionCache`] or read into it; `None` if the engine keeps no
+/// cache.
+fn cached_newest(engine: &dyn Engine, ek: &[u8]) -> MvccResult<Option<Option<NewestVersion>>> {
+    let Some(cache) = engine.newest_versions() else {
+        return Ok(None);
+    };
+    let ticket = match cache.lookup(ek) {
+        Lookup::Hit(newest) => return Ok(Some(newest)),
+        Lookup::Miss(ticket) => ticket,
+    };
+    let newest = match first_version(engine, &group_start(ek), &group_end(ek))? {
+        None => None,
+        Some((k, v)) => Some(NewestVersion {
+            ts: split_version_key(&k)?.1,
+            value: decode_value(&v)?,
+        }),
+    };
+    cache.fill(ticket, ek, newest.clone());
+    Ok(Some(newest))
+}
+
 /// The newest version of `key` at or below `ts`, tombstones included
 /// (`(ts, None)`), ignoring intents. For conditional writes and for callers
 /// that need the version's timestamp.
@@ -495,6 +524,12 @@ pub fn get_version(
     ts: Timestamp,
 ) -> MvccResult<Option<(Timestamp, Option<Vec<u8>>)>> {
     let ek = encode_key(key);
+    match cached_newest(engine, &ek)? {
+        Some(None) => return Ok(None),
+        Some(Some(v)) if v.ts <= ts => return Ok(Some((v.ts, v.value))),
+        // No cache, or versions above `ts`: seek below them.
+        _ => {}
+    }
     match first_version(engine, &version_key_enc(&ek, ts), &group_end(&ek))? {
         None => Ok(None),
         Some((k, v)) => {
@@ -838,9 +873,12 @@ fn newest_version_ts(
 ) -> MvccResult<Option<Timestamp>> {
     let ek = encode_key(key);
     let start = group_start(&ek);
-    let mut newest = match first_version(engine, &start, &group_end(&ek))? {
-        Some((k, _)) => Some(split_version_key(&k)?.1),
-        None => None,
+    let mut newest = match cached_newest(engine, &ek)? {
+        Some(cached) => cached.map(|v| v.ts),
+        None => match first_version(engine, &start, &group_end(&ek))? {
+            Some((k, _)) => Some(split_version_key(&k)?.1),
+            None => None,
+        },
     };
     for (k, v) in batch.ops() {
         if v.is_some() && k.len() == start.len() + TS_LEN && k.starts_with(&start) {
@@ -1081,6 +1119,63 @@ mod tests {
         get(e, key.as_bytes(), ts(wall), None)
             .unwrap()
             .map(|v| String::from_utf8(v).unwrap())
+    }
+
+    /// Point reads answered from the engine's newest-version cache follow
+    /// every kind of write of the key: a newer version, a committed
+    /// intent, a tombstone, garbage collection and a cleared span; reads
+    /// below the newest version, and within an uncertainty window, still
+    /// see what they must. Both engines keep a cache.
+    #[test]
+    fn cached_point_reads_follow_every_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let fjall = FjallEngine::open(dir.path()).unwrap();
+        let memory = MemoryEngine::new();
+        for e in [&fjall as &dyn Engine, &memory] {
+            assert!(e.newest_versions().is_some());
+            assert_eq!(read(e, "k", 50), None);
+            write(e, "k", 10, Some("a"));
+            assert_eq!(read(e, "k", 50), Some("a".into()));
+            assert_eq!(read(e, "k", 50), Some("a".into()), "from the cache");
+            write(e, "k", 20, Some("b"));
+            assert_eq!(read(e, "k", 50), Some("b".into()));
+            assert_eq!(read(e, "k", 15), Some("a".into()), "below the newest");
+            assert_eq!(read(e, "k", 5), None);
+            let window = get_within(e, b"k", ts(15), ts(25), None).unwrap();
+            assert_eq!(window, PointRead::Uncertain(ts(20)));
+            let t = txn(1, 30);
+            write_intent(e, "k", &t, Some("c"));
+            assert!(matches!(
+                get_within(e, b"k", ts(50), ts(50), None),
+                Err(MvccError::WriteIntent { .. })
+            ));
+            assert_eq!(read(e, "k", 29), Some("b".into()));
+            assert!(resolve(e, "k", &t, Some(30)));
+            assert_eq!(read(e, "k", 50), Some("c".into()));
+            write(e, "k", 40, None);
+            assert_eq!(read(e, "k", 50), None);
+            assert_eq!(read(e, "k", 35), Some("c".into()));
+            let mut b = WriteBatch::new();
+            gc(e, &mut b, b"", b"", ts(45)).unwrap();
+            e.write(b, false).unwrap();
+            assert_eq!(read(e, "k", 50), None);
+            write(e, "k", 60, Some("d"));
+            assert_eq!(read(e, "k", 70), Some("d".into()));
+            let mut b = WriteBatch::new();
+            clear_span(e, &mut b, b"", b"").unwrap();
+            e.write(b, false).unwrap();
+            assert_eq!(read(e, "k", 70), None);
+            assert_eq!(
+                newest_version_ts(e, &WriteBatch::new(), b"k").unwrap(),
+                None
+            );
+            write(e, "k", 80, Some("e"));
+            assert_eq!(
+                newest_version_ts(e, &WriteBatch::new(), b"k").unwrap(),
+                Some(ts(80))
+            );
+            assert_eq!(read(e, "k", 90), Some("e".into()));
+        }
     }
 
     fn rows(r: &ScanResult) -> Vec<(String, String)> {

@@ -1,0 +1,374 @@
+//! [`NewestVersionCache`]: the newest MVCC version of recently read keys,
+//! kept in memory so that a point read whose timestamp is above it needs no
+//! engine scan.
+//!
+//! An LSM engine answers a point `get` with bloom filters, but finding the
+//! newest version of a key is a *range* seek (versions are keyed by
+//! timestamp), which opens and positions an iterator in every table that
+//! may hold the key. Reads of hot rows pay that on every read. The cache
+//! holds, per encoded user key, the newest version's timestamp and value
+//! (or a tombstone); a read at or above that timestamp is answered from it.
+//!
+//! Consistency with the engine: an engine owning a cache calls
+//! [`NewestVersionCache::begin_write`] with the version keys of a batch
+//! before it commits the batch and [`WriteTicket::finish`] after. Between
+//! the two, lookups of the keys' stripes miss and nothing is filled there;
+//! `finish` drops the keys' entries and bumps the stripes' generations, so
+//! a fill made from an engine read that started before the write is
+//! refused. Hence an entry found in the cache is never older than the engine
+//! was when the lookup started, and a reader that looked at the engine
+//! (e.g. for an intent) before the cache sees versions at least as new as
+//! what it saw there.
+//!
+//! Memory is bounded: a shard over its share of the budget drops a quarter
+//! of its entries.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::Mutex;
+
+use tessera_common::Timestamp;
+
+/// Shards (independent locks) of a cache.
+const SHARDS: usize = 16;
+/// Generation stripes per shard: a write refuses concurrent fills of the
+/// keys hashing to its stripes only.
+const STRIPES: usize = 64;
+
+/// The newest version of a key: its timestamp and value (`None`: a
+/// deletion tombstone).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewestVersion {
+    pub ts: Timestamp,
+    pub value: Option<Vec<u8>>,
+}
+
+struct Entry {
+    encoded_key: Vec<u8>,
+    /// `None`: the key has no version at all.
+    newest: Option<NewestVersion>,
+}
+
+impl Entry {
+    fn bytes(&self) -> usize {
+        // Key, value and a fixed overhead for the map slot and headers.
+        self.encoded_key.len()
+            + self
+                .newest
+                .as_ref()
+                .and_then(|v| v.value.as_ref())
+                .map_or(0, Vec::len)
+            + 64
+    }
+}
+
+struct Shard {
+    entries: HashMap<u64, Entry>,
+    bytes: usize,
+    generation: [u64; STRIPES],
+    writes_in_flight: [u32; STRIPES],
+    evictions: u64,
+}
+
+impl Default for Shard {
+    fn default() -> Self {
+        Self {
+            entries: HashMap::new(),
+            bytes: 0,
+            generation: [0; STRIPES],
+            writes_in_flight: [0; STRIPES],
+            evictions: 0,
+        }
+    }
+}
+
+impl Shard {
+    fn remove(&mut self, hash: u64) {
+        if let Some(e) = self.entries.remove(&hash) {
+            self.bytes -= e.bytes();
+        }
+    }
+
+    /// Drops about a quarter of the entries, a different quarter each
+    /// time (by hash bits, so unrelated to key order or age).
+    fn evict_quarter(&mut self) {
+        self.evictions += 1;
+        let quarter = self.evictions % 4;
+        let mut freed = 0;
+        self.entries.retain(|hash, e| {
+            let keep = (hash >> 32) % 4 != quarter;
+            if !keep {
+                freed += e.bytes();
+            }
+            keep
+        });
+        self.bytes -= freed;
+    }
+}
+
+/// See the module docs.
+pub struct NewestVersionCache {
+    shards: Vec<Mutex<Shard>>,
+    shard_budget: usize,
+    hasher: std::hash::RandomState,
+}
+
+impl std::fmt::Debug for NewestVersionCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewestVersionCache")
+            .field("budget", &(self.shard_budget * SHARDS))
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a lookup found.
+#[derive(Debug, PartialEq)]
+pub enum Lookup {
+    /// The key's newest version (`None`: it has none).
+    Hit(Option<NewestVersion>),
+    /// Not cached: read the engine, then offer what it holds to
+    /// [`NewestVersionCache::fill`] with this ticket.
+    Miss(FillTicket),
+}
+
+/// Permission to fill one key, valid if no write touched its stripe since
+/// the lookup that issued it.
+#[derive(Debug, PartialEq)]
+pub struct FillTicket {
+    hash: u64,
+    generation: u64,
+}
+
+/// The stripes a batch being written touches; see
+/// [`NewestVersionCache::begin_write`].
+#[must_use = "a write ticket must be finished after the engine write"]
+pub struct WriteTicket<'c> {
+    cache: &'c NewestVersionCache,
+    hashes: Vec<u64>,
+}
+
+impl NewestVersionCache {
+    /// A cache holding about `budget_bytes` of keys and values.
+    pub fn new(budget_bytes: usize) -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            shard_budget: budget_bytes / SHARDS,
+            hasher: std::hash::RandomState::new(),
+        }
+    }
+
+    fn hash(&self, encoded_key: &[u8]) -> u64 {
+        let mut h = self.hasher.build_hasher();
+        h.write(encoded_key);
+        h.finish()
+    }
+
+    fn shard(&self, hash: u64) -> std::sync::MutexGuard<'_, Shard> {
+        // A panic while holding a shard leaves it consistent (every update
+        // is a single map operation), so a poisoned lock is still usable.
+        self.shards[(hash >> 60) as usize % SHARDS]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn stripe(hash: u64) -> usize {
+        hash as usize % STRIPES
+    }
+
+    /// The cached newest version of the key whose encoded form (as in the
+    /// version keys) is `encoded_key`.
+    pub fn lookup(&self, encoded_key: &[u8]) -> Lookup {
+        let hash = self.hash(encoded_key);
+        let stripe = Self::stripe(hash);
+        let shard = self.shard(hash);
+        if shard.writes_in_flight[stripe] == 0 {
+            if let Some(e) = shard.entries.get(&hash) {
+                if e.encoded_key == encoded_key {
+                    return Lookup::Hit(e.newest.clone());
+                }
+            }
+        }
+        Lookup::Miss(FillTicket {
+            hash,
+            generation: shard.generation[stripe],
+        })
+    }
+
+    /// Records that `newest` is the key's newest version, as read from the
+    /// engine after the lookup that issued `ticket`. Refused (silently) if a
+    /// write touched the key's stripe since, or one is under way.
+    pub fn fill(&self, ticket: FillTicket, encoded_key: &[u8], newest: Option<NewestVersion>) {
+        let stripe = Self::stripe(ticket.hash);
+        let mut shard = self.shard(ticket.hash);
+        if shard.writes_in_flight[stripe] != 0 || shard.generation[stripe] != ticket.generation {
+            return;
+        }
+        let entry = Entry {
+            encoded_key: encoded_key.to_vec(),
+            newest,
+        };
+        if entry.bytes() > self.shard_budget {
+            return;
+        }
+        shard.remove(ticket.hash);
+        if shard.bytes + entry.bytes() > self.shard_budget {
+            shard.evict_quarter();
+        }
+        shard.bytes += entry.bytes();
+        shard.entries.insert(ticket.hash, entry);
+    }
+
+    /// Announces a write of versions of the keys whose encoded forms are
+    /// `encoded_keys`: until the ticket is finished, their stripes miss.
+    pub fn begin_write<'k>(&self, encoded_keys: impl Iterator<Item = &'k [u8]>) -> WriteTicket<'_> {
+        let mut hashes: Vec<u64> = encoded_keys.map(|k| self.hash(k)).collect();
+        // Sorted, hashes of one shard are adjacent (the shard is the top
+        // bits); duplicates go, so each stripe is counted once per key.
+        hashes.sort_unstable();
+        hashes.dedup();
+        self.for_each_shard(&hashes, |shard, hash| {
+            shard.writes_in_flight[Self::stripe(hash)] += 1;
+            shard.remove(hash);
+        });
+        WriteTicket {
+            cache: self,
+            hashes,
+        }
+    }
+
+    /// Runs `f` on every hash, locking each shard once (hashes sorted by
+    /// shard).
+    fn for_each_shard(&self, hashes: &[u64], mut f: impl FnMut(&mut Shard, u64)) {
+        let mut rest = hashes;
+        while let Some(&first) = rest.first() {
+            let n = rest.partition_point(|h| h >> 60 == first >> 60);
+            let mut shard = self.shard(first);
+            for &hash in &rest[..n] {
+                f(&mut shard, hash);
+            }
+            rest = &rest[n..];
+        }
+    }
+
+    /// Forgets everything, and refuses fills from reads that started
+    /// before: for an engine whose contents changed other than by a write
+    /// (e.g. a simulated crash that lost unsynced writes).
+    pub fn clear(&self) {
+        for shard in &self.shards {
+            let mut shard = shard.lock().unwrap_or_else(|e| e.into_inner());
+            shard.entries.clear();
+            shard.bytes = 0;
+            for g in &mut shard.generation {
+                *g += 1;
+            }
+        }
+    }
+
+    /// Entries held (for tests and metrics).
+    pub fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).entries.len())
+            .sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl WriteTicket<'_> {
+    /// The batch is in the engine (or failed): drop the keys' entries again
+    /// (a fill may have slipped in before `begin_write`'s), and refuse
+    /// fills from reads that started before now.
+    pub fn finish(self) {
+        // Stripes shared by several keys of the batch were counted once per
+        // key; undo exactly what begin_write did.
+        self.cache.for_each_shard(&self.hashes, |shard, hash| {
+            let stripe = NewestVersionCache::stripe(hash);
+            shard.writes_in_flight[stripe] -= 1;
+            shard.generation[stripe] += 1;
+            shard.remove(hash);
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn version(wall: u64, v: &str) -> Option<NewestVersion> {
+        Some(NewestVersion {
+            ts: Timestamp::new(wall, 0),
+            value: Some(v.as_bytes().to_vec()),
+        })
+    }
+
+    fn fill_after_miss(c: &NewestVersionCache, k: &[u8], v: Option<NewestVersion>) {
+        match c.lookup(k) {
+            Lookup::Miss(t) => c.fill(t, k, v),
+            Lookup::Hit(_) => panic!("expected a miss"),
+        }
+    }
+
+    #[test]
+    fn fills_are_found_and_writes_drop_them() {
+        let c = NewestVersionCache::new(1 << 20);
+        fill_after_miss(&c, b"a", version(1, "x"));
+        fill_after_miss(&c, b"b", None);
+        assert_eq!(c.lookup(b"a"), Lookup::Hit(version(1, "x")));
+        assert_eq!(c.lookup(b"b"), Lookup::Hit(None));
+        c.begin_write([&b"a"[..]].into_iter()).finish();
+        assert!(matches!(c.lookup(b"a"), Lookup::Miss(_)));
+        assert_eq!(c.lookup(b"b"), Lookup::Hit(None));
+    }
+
+    /// A fill from a read that started before a write (and may have read
+    /// the engine before the batch) is refused, whether the write is under
+    /// way or finished; lookups miss while it is under way.
+    #[test]
+    fn fills_racing_a_write_are_refused() {
+        let c = NewestVersionCache::new(1 << 20);
+        let Lookup::Miss(before) = c.lookup(b"k") else {
+            panic!()
+        };
+        let w = c.begin_write([&b"k"[..]].into_iter());
+        let Lookup::Miss(during) = c.lookup(b"k") else {
+            panic!()
+        };
+        c.fill(during, b"k", version(1, "old"));
+        assert!(matches!(c.lookup(b"k"), Lookup::Miss(_)));
+        w.finish();
+        c.fill(before, b"k", version(1, "old"));
+        assert!(matches!(c.lookup(b"k"), Lookup::Miss(_)));
+        fill_after_miss(&c, b"k", version(2, "new"));
+        assert_eq!(c.lookup(b"k"), Lookup::Hit(version(2, "new")));
+    }
+
+    /// Two writes of one key (or of keys sharing a stripe) in flight at
+    /// once: lookups miss until both are finished.
+    #[test]
+    fn overlapping_writes_keep_the_stripe_closed() {
+        let c = NewestVersionCache::new(1 << 20);
+        let w1 = c.begin_write([&b"k"[..], &b"k"[..]].into_iter());
+        let w2 = c.begin_write([&b"k"[..]].into_iter());
+        w1.finish();
+        fill_after_miss(&c, b"k", version(1, "x"));
+        assert!(matches!(c.lookup(b"k"), Lookup::Miss(_)));
+        w2.finish();
+        fill_after_miss(&c, b"k", version(1, "x"));
+        assert_eq!(c.lookup(b"k"), Lookup::Hit(version(1, "x")));
+    }
+
+    #[test]
+    fn memory_stays_within_the_budget() {
+        let c = NewestVersionCache::new(16 * 1024);
+        for i in 0..10_000u32 {
+            let k = i.to_be_bytes();
+            fill_after_miss(&c, &k, version(1, "0123456789"));
+        }
+        let held: usize = c.shards.iter().map(|s| s.lock().unwrap().bytes).sum();
+        assert!(held <= 16 * 1024, "{held}");
+        assert!(!c.is_empty());
+    }
+}

@@ -52,6 +52,21 @@ pub enum LibFn {
     Exp,
     Ln,
     Log10,
+    /// `log(b, x)`: the logarithm of `x` to base `b`.
+    LogBase,
+    /// A trigonometric or hyperbolic function, or degrees/radians, of a
+    /// double.
+    Trig(Trig),
+    /// `atan2(y, x)`.
+    Atan2,
+    /// `factorial(n)`, as numeric.
+    Factorial,
+    /// `width_bucket(operand, low, high, count)`.
+    WidthBucket,
+    /// `num_nulls(...)` (`false`) / `num_nonnulls(...)` (`true`).
+    CountNulls(bool),
+    /// `scale(numeric)`: digits after the decimal point.
+    Scale,
     Pi,
     Random,
     Greatest,
@@ -200,6 +215,75 @@ fn is_num(t: &DataType) -> bool {
     t.is_numeric() || *t == DataType::Unknown
 }
 
+/// The one-argument functions of doubles named after trigonometry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trig {
+    Sin,
+    Cos,
+    Tan,
+    Cot,
+    Asin,
+    Acos,
+    Atan,
+    Sinh,
+    Cosh,
+    Tanh,
+    Asinh,
+    Acosh,
+    Atanh,
+    Degrees,
+    Radians,
+}
+
+impl Trig {
+    fn named(name: &str) -> Option<Trig> {
+        Some(match name {
+            "sin" => Trig::Sin,
+            "cos" => Trig::Cos,
+            "tan" => Trig::Tan,
+            "cot" => Trig::Cot,
+            "asin" => Trig::Asin,
+            "acos" => Trig::Acos,
+            "atan" => Trig::Atan,
+            "sinh" => Trig::Sinh,
+            "cosh" => Trig::Cosh,
+            "tanh" => Trig::Tanh,
+            "asinh" => Trig::Asinh,
+            "acosh" => Trig::Acosh,
+            "atanh" => Trig::Atanh,
+            "degrees" => Trig::Degrees,
+            "radians" => Trig::Radians,
+            _ => return None,
+        })
+    }
+
+    /// The function at `x`; outside its domain, PostgreSQL's 22003.
+    fn apply(self, x: f64) -> Result<f64> {
+        let out_of_range =
+            || SqlError::new(code::NUMERIC_VALUE_OUT_OF_RANGE, "input is out of range");
+        Ok(match self {
+            Trig::Sin => x.sin(),
+            Trig::Cos => x.cos(),
+            Trig::Tan => x.tan(),
+            Trig::Cot => 1.0 / x.tan(),
+            Trig::Asin | Trig::Acos if !(-1.0..=1.0).contains(&x) => return Err(out_of_range()),
+            Trig::Asin => x.asin(),
+            Trig::Acos => x.acos(),
+            Trig::Atan => x.atan(),
+            Trig::Sinh => x.sinh(),
+            Trig::Cosh => x.cosh(),
+            Trig::Tanh => x.tanh(),
+            Trig::Asinh => x.asinh(),
+            Trig::Acosh if x < 1.0 => return Err(out_of_range()),
+            Trig::Acosh => x.acosh(),
+            Trig::Atanh if !(-1.0..=1.0).contains(&x) => return Err(out_of_range()),
+            Trig::Atanh => x.atanh(),
+            Trig::Degrees => x.to_degrees(),
+            Trig::Radians => x.to_radians(),
+        })
+    }
+}
+
 /// The numeric type a math function computes in: NUMERIC stays NUMERIC,
 /// anything else (integers included, as in PostgreSQL) is double.
 fn math_type(t: &DataType) -> DataType {
@@ -344,6 +428,46 @@ pub fn resolve(name: &str, args: &[DataType]) -> Result<Option<Signature>> {
             };
             sig(f, vec![t.clone()], t)
         }
+        "log10" if n == 1 && all(is_num) => {
+            let t = math_type(&args[0]);
+            sig(LibFn::Log10, vec![t.clone()], t)
+        }
+        "log" if n == 2 && all(is_num) => {
+            let t = if args.iter().any(|a| matches!(a, T::Numeric(_))) || all(is_int) {
+                T::Numeric(None)
+            } else {
+                T::Float8
+            };
+            sig(LibFn::LogBase, vec![t.clone(); 2], t)
+        }
+        _ if n == 1 && all(is_num) && Trig::named(name).is_some() => {
+            let f = LibFn::Trig(Trig::named(name).expect("checked"));
+            sig(f, vec![T::Float8], T::Float8)
+        }
+        "atan2" if n == 2 && all(is_num) => sig(LibFn::Atan2, vec![T::Float8; 2], T::Float8),
+        "factorial" if n == 1 && all(is_int) => {
+            sig(LibFn::Factorial, vec![T::Int8], T::Numeric(None))
+        }
+        "width_bucket" if n == 4 && args[..3].iter().all(is_num) && is_int(&args[3]) => {
+            let t = if args[..3].iter().any(|a| matches!(a, T::Numeric(_))) {
+                T::Numeric(None)
+            } else {
+                T::Float8
+            };
+            sig(
+                LibFn::WidthBucket,
+                vec![t.clone(), t.clone(), t, T::Int4],
+                T::Int4,
+            )
+        }
+        "num_nulls" | "num_nonnulls" if n >= 1 => {
+            let params = args
+                .iter()
+                .map(|a| if *a == T::Unknown { T::Text } else { a.clone() })
+                .collect();
+            sig(LibFn::CountNulls(name == "num_nonnulls"), params, T::Int4)
+        }
+        "scale" if n == 1 && all(is_num) => sig(LibFn::Scale, vec![T::Numeric(None)], T::Int4),
         "pi" if n == 0 => sig(LibFn::Pi, vec![], T::Float8),
         "random" if n == 0 => sig(LibFn::Random, vec![], T::Float8),
         "greatest" | "least" if n >= 1 => {
@@ -594,7 +718,10 @@ pub fn resolve(name: &str, args: &[DataType]) -> Result<Option<Signature>> {
         | "strpos" | "position" | "left" | "right" | "lpad" | "rpad" | "repeat" | "reverse"
         | "split_part" | "initcap" | "chr" | "ascii" | "starts_with" | "octet_length" | "ceil"
         | "ceiling" | "floor" | "trunc" | "sign" | "mod" | "power" | "pow" | "sqrt" | "cbrt"
-        | "exp" | "ln" | "log" | "pi" | "random" | "greatest" | "least" | "date_trunc" => bad(),
+        | "exp" | "ln" | "log" | "pi" | "random" | "greatest" | "least" | "date_trunc"
+        | "log10" | "atan2" | "factorial" | "width_bucket" | "num_nulls" | "num_nonnulls"
+        | "scale" => bad(),
+        _ if Trig::named(name).is_some() => bad(),
         _ => Ok(None),
     }
 }
@@ -1098,6 +1225,15 @@ pub fn call(f: LibFn, args: &[Datum]) -> Result<Datum> {
             }
             return Ok(best.cloned().unwrap_or(Datum::Null));
         }
+        F::CountNulls(count_non_nulls) => {
+            let nulls = args.iter().filter(|a| a.is_null()).count();
+            let n = if count_non_nulls {
+                args.len() - nulls
+            } else {
+                nulls
+            };
+            return Ok(Datum::Int(n as i64));
+        }
         F::ClockTimestamp => return Ok(Datum::Timestamp(system_now_micros())),
         F::GenRandomUuid => {
             let mut b: [u8; 16] = rand::random();
@@ -1394,6 +1530,105 @@ pub fn call(f: LibFn, args: &[Datum]) -> Result<Datum> {
                 like_arg(&args[0], v)?
             }
         }
+        F::LogBase => {
+            let (b, x) = (float_arg(&args[0])?, float_arg(&args[1])?);
+            if b == 0.0 || x == 0.0 {
+                return Err(SqlError::new("2201E", "cannot take logarithm of zero"));
+            }
+            if b < 0.0 || x < 0.0 {
+                return Err(SqlError::new(
+                    "2201E",
+                    "cannot take logarithm of a negative number",
+                ));
+            }
+            if b == 1.0 {
+                return Err(SqlError::new(code::DIVISION_BY_ZERO, "division by zero"));
+            }
+            let v = x.ln() / b.ln();
+            // Exact powers come out exact (log(2, 8) is 3, not 2.9999...).
+            let v = if (v - v.round()).abs() < 1e-12 && b.powf(v.round()) == x {
+                v.round()
+            } else {
+                v
+            };
+            let numeric = args.iter().any(|a| matches!(a, Datum::Decimal(_)))
+                || args.iter().all(|a| matches!(a, Datum::Int(_)));
+            if numeric {
+                // As PostgreSQL prints a numeric logarithm: 16 decimals.
+                Datum::Decimal(Decimal::from_f64(v)?.round_to(16)?)
+            } else {
+                Datum::Float(v)
+            }
+        }
+        F::Trig(t) => Datum::Float(t.apply(float_arg(&args[0])?)?),
+        F::Atan2 => Datum::Float(float_arg(&args[0])?.atan2(float_arg(&args[1])?)),
+        F::Factorial => {
+            let n = int_arg(&args[0])?;
+            if n < 0 {
+                return Err(SqlError::new(
+                    code::NUMERIC_VALUE_OUT_OF_RANGE,
+                    "factorial of a negative number is undefined",
+                ));
+            }
+            let mut acc: i128 = 1;
+            for i in 2..=n as i128 {
+                acc = acc.checked_mul(i).ok_or_else(|| {
+                    SqlError::new(
+                        code::NUMERIC_VALUE_OUT_OF_RANGE,
+                        "value out of range: overflow",
+                    )
+                })?;
+            }
+            Datum::Decimal(Decimal {
+                mantissa: acc,
+                scale: 0,
+            })
+        }
+        F::WidthBucket => {
+            let (x, low, high) = (
+                float_arg(&args[0])?,
+                float_arg(&args[1])?,
+                float_arg(&args[2])?,
+            );
+            let count = int_arg(&args[3])?;
+            if count <= 0 {
+                return Err(SqlError::new("2201G", "count must be greater than zero"));
+            }
+            if low == high {
+                return Err(SqlError::new(
+                    "2201G",
+                    "lower bound cannot equal upper bound",
+                ));
+            }
+            if x.is_nan() || low.is_nan() || high.is_nan() {
+                return Err(SqlError::new(
+                    "2201G",
+                    "operand, lower bound, and upper bound cannot be NaN",
+                ));
+            }
+            let bucket = if low < high {
+                if x < low {
+                    0
+                } else if x >= high {
+                    count + 1
+                } else {
+                    ((x - low) / (high - low) * count as f64).floor() as i64 + 1
+                }
+            } else if x > low {
+                0
+            } else if x <= high {
+                count + 1
+            } else {
+                ((low - x) / (low - high) * count as f64).floor() as i64 + 1
+            };
+            Datum::Int(bucket.min(count + 1))
+        }
+        F::Scale => match &args[0] {
+            Datum::Decimal(d) if d.scale == types::SPECIAL => Datum::Null,
+            Datum::Decimal(d) => Datum::Int(d.scale as i64),
+            Datum::Int(_) => Datum::Int(0),
+            other => Datum::Int(Decimal::from_f64(float_arg(other)?)?.scale as i64),
+        },
         F::JsonGet | F::JsonGetText | F::JsonPath | F::JsonPathText => {
             let doc = text_arg(&args[0])?;
             let keys: Vec<String> = args[1..]
@@ -1700,7 +1935,7 @@ pub fn call(f: LibFn, args: &[Datum]) -> Result<Datum> {
             };
             Datum::Timestamp(date_trunc(&unit, micros)?)
         }
-        F::Concat | F::ConcatWs | F::Greatest | F::Least | F::Pi | F::Random => {
+        F::Concat | F::ConcatWs | F::Greatest | F::Least | F::Pi | F::Random | F::CountNulls(_) => {
             unreachable!("handled above")
         }
     })

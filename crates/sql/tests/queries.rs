@@ -983,6 +983,9 @@ async fn string_math_and_date_functions() {
         ("SELECT ceil(1.2), floor(-1.2), ceil(2.5::float8), floor(7), trunc(-2.7), sign(-3.5)", "2|-2|3|7|-2|-1"),
         ("SELECT mod(7, 3), mod(-7.5, 2), power(2, 10), sqrt(16), abs(-2)", "1|-1.5|1024|4|2"),
         ("SELECT greatest(1, 3, NULL, 2), least('b', 'a'), greatest(1, 2.5)", "3|a|2.5"),
+        ("SELECT round(sin(pi() / 2)::numeric, 6), cos(0), round(degrees(pi())), radians(180) = pi(), atan2(1, 1) = pi() / 4, round(acos(-1)::numeric, 4)", "1.000000|1|180|t|t|3.1416"),
+        ("SELECT log(2, 8), log(2.0, 64.0), log10(1000), factorial(5), width_bucket(5.35, 0.024, 10.06, 5), width_bucket(-1, 0, 10, 5), width_bucket(99, 0, 10, 5)", "3.0000000000000000|6.0000000000000000|3|120|3|0|6"),
+        ("SELECT num_nulls(1, NULL, 'a'), num_nonnulls(1, NULL, 'a'), scale(1.250), scale(7)", "1|2|3|0"),
         ("SELECT date_trunc('hour', TIMESTAMP '2020-01-02 03:04:05'), date_trunc('month', TIMESTAMP '2020-05-17')", "2020-01-02 03:00:00|2020-05-01 00:00:00"),
         ("SELECT string_agg(x::text, ',') FROM generate_series(1, 3) AS x", "1,2,3"),
         ("SELECT bool_and(x > 0), bool_or(x > 2), every(x > 1) FROM generate_series(1, 3) AS x", "t|t|f"),
@@ -993,6 +996,16 @@ async fn string_math_and_date_functions() {
     }
     assert_eq!(sqlstate(&t, "SELECT sqrt(-1)").await, "2201F");
     assert_eq!(sqlstate(&t, "SELECT ln(0)").await, "2201E");
+    assert_eq!(sqlstate(&t, "SELECT asin(2)").await, "22003");
+    assert_eq!(sqlstate(&t, "SELECT log(0, 2)").await, "2201E");
+    assert_eq!(sqlstate(&t, "SELECT log(1, 2)").await, "22012");
+    assert_eq!(sqlstate(&t, "SELECT factorial(-1)").await, "22003");
+    assert_eq!(sqlstate(&t, "SELECT factorial(40)").await, "22003");
+    assert_eq!(
+        sqlstate(&t, "SELECT width_bucket(1, 1, 1, 1)").await,
+        "2201G"
+    );
+    assert_eq!(sqlstate(&t, "SELECT sin('x'::text)").await, "42883");
     assert_eq!(sqlstate(&t, "SELECT upper(1)").await, "42883");
     assert_eq!(
         sqlstate(&t, "SELECT date_trunc('fortnight', now())").await,

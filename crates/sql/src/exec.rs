@@ -568,6 +568,37 @@ fn window(rows: Vec<Row>, calls: &[WindowCall], ctx: &EvalCtx) -> Result<Vec<Row
             let row = |pos: usize| &rows[part[order[pos]]];
             let n = part.len();
             let mut values = Vec::with_capacity(n);
+            // Each row's peer group (rows with equal ORDER BY values) as
+            // [start, end) positions, and its frame as [lo, hi).
+            let mut group_start = vec![0; n];
+            let mut group_end = vec![n; n];
+            let mut pos = 0;
+            while pos < n {
+                let mut end = pos + 1;
+                while end < n && peers(pos, end) {
+                    end += 1;
+                }
+                group_start[pos..end].fill(pos);
+                group_end[pos..end].fill(end);
+                pos = end;
+            }
+            let f = call.frame;
+            let at = |pos: usize, b: FrameBound, is_end: bool| -> usize {
+                let (p, e) = (pos as i128, i128::from(is_end));
+                let v = match b {
+                    FrameBound::UnboundedPreceding => 0,
+                    FrameBound::UnboundedFollowing => n as i128,
+                    FrameBound::Preceding(k) => p - i128::from(k) + e,
+                    FrameBound::Following(k) => p + i128::from(k) + e,
+                    FrameBound::CurrentRow if f.rows => p + e,
+                    FrameBound::CurrentRow if is_end => group_end[pos] as i128,
+                    FrameBound::CurrentRow => group_start[pos] as i128,
+                };
+                v.clamp(0, n as i128) as usize
+            };
+            let frames: Vec<(usize, usize)> = (0..n)
+                .map(|pos| (at(pos, f.start, false), at(pos, f.end, true)))
+                .collect();
             match &call.func {
                 WindowFunc::RowNumber => values.extend((1..=n as i64).map(Datum::Int)),
                 WindowFunc::Rank | WindowFunc::DenseRank => {
@@ -609,37 +640,70 @@ fn window(rows: Vec<Row>, calls: &[WindowCall], ctx: &EvalCtx) -> Result<Vec<Row
                         });
                     }
                 }
-                WindowFunc::Agg(a) => {
-                    // Each row's frame as [lo, hi) positions.
-                    let mut group_start = vec![0; n];
-                    let mut group_end = vec![n; n];
-                    let mut pos = 0;
-                    while pos < n {
-                        let mut end = pos + 1;
-                        while end < n && peers(pos, end) {
-                            end += 1;
-                        }
-                        group_start[pos..end].fill(pos);
-                        group_end[pos..end].fill(end);
-                        pos = end;
-                    }
-                    let f = call.frame;
-                    let at = |pos: usize, b: FrameBound, is_end: bool| -> usize {
-                        let (p, e) = (pos as i128, i128::from(is_end));
-                        let v = match b {
-                            FrameBound::UnboundedPreceding => 0,
-                            FrameBound::UnboundedFollowing => n as i128,
-                            FrameBound::Preceding(k) => p - i128::from(k) + e,
-                            FrameBound::Following(k) => p + i128::from(k) + e,
-                            FrameBound::CurrentRow if f.rows => p + e,
-                            FrameBound::CurrentRow if is_end => group_end[pos] as i128,
-                            FrameBound::CurrentRow => group_start[pos] as i128,
+                WindowFunc::FirstValue | WindowFunc::LastValue | WindowFunc::NthValue => {
+                    for (pos, &(lo, hi)) in frames.iter().enumerate() {
+                        let at = match call.func {
+                            WindowFunc::FirstValue => Some(lo),
+                            WindowFunc::LastValue => hi.checked_sub(1),
+                            _ => match call.args[1].eval(row(pos), ctx)? {
+                                Datum::Null => None,
+                                Datum::Int(k) if k > 0 => {
+                                    usize::try_from(k - 1).ok().and_then(|k| lo.checked_add(k))
+                                }
+                                _ => {
+                                    return Err(SqlError::new(
+                                        "22016",
+                                        "argument of nth_value must be greater than zero",
+                                    ))
+                                }
+                            },
                         };
-                        v.clamp(0, n as i128) as usize
-                    };
-                    let frames: Vec<(usize, usize)> = (0..n)
-                        .map(|pos| (at(pos, f.start, false), at(pos, f.end, true)))
-                        .collect();
+                        values.push(match at {
+                            Some(p) if p >= lo && p < hi => call.args[0].eval(row(p), ctx)?,
+                            _ => Datum::Null,
+                        });
+                    }
+                }
+                WindowFunc::Ntile => {
+                    for pos in 0..n {
+                        let k = match call.args[0].eval(row(pos), ctx)? {
+                            Datum::Null => {
+                                values.push(Datum::Null);
+                                continue;
+                            }
+                            Datum::Int(k) if k > 0 => k as usize,
+                            _ => {
+                                return Err(SqlError::new(
+                                    "22014",
+                                    "argument of ntile must be greater than zero",
+                                ))
+                            }
+                        };
+                        // The first n % k buckets hold one row more.
+                        let (small, larger) = (n / k, n % k);
+                        let in_larger = larger * (small + 1);
+                        let bucket = if pos < in_larger {
+                            pos / (small + 1)
+                        } else {
+                            larger + (pos - in_larger) / small.max(1)
+                        };
+                        values.push(Datum::Int(bucket as i64 + 1));
+                    }
+                }
+                WindowFunc::PercentRank | WindowFunc::CumeDist => {
+                    for pos in 0..n {
+                        values.push(Datum::Float(if call.func == WindowFunc::PercentRank {
+                            if n == 1 {
+                                0.0
+                            } else {
+                                group_start[pos] as f64 / (n - 1) as f64
+                            }
+                        } else {
+                            group_end[pos] as f64 / n as f64
+                        }));
+                    }
+                }
+                WindowFunc::Agg(a) => {
                     if frames.iter().all(|(lo, _)| *lo == 0) {
                         // Frames that start at the partition's start only
                         // grow: one accumulator for all of them.

@@ -87,6 +87,20 @@ pub enum WindowFunc {
     Lag,
     /// `lead(...)`: as lag, looking forward.
     Lead,
+    /// `first_value(v)` / `last_value(v)`: `v` at the frame's first / last
+    /// row (NULL for an empty frame).
+    FirstValue,
+    LastValue,
+    /// `nth_value(v, n)`: `v` at the frame's n-th row.
+    NthValue,
+    /// `ntile(k)`: the bucket (1..k) of the row when the partition is
+    /// divided as evenly as possible, the first buckets one row larger.
+    Ntile,
+    /// `percent_rank()`: (rank - 1) / (partition rows - 1).
+    PercentRank,
+    /// `cume_dist()`: rows up to the current row's last peer / partition
+    /// rows.
+    CumeDist,
     /// An aggregate over the frame: the whole partition without ORDER BY,
     /// else from its start to the current row and its peers (PostgreSQL's
     /// default frame).
@@ -711,6 +725,9 @@ pub fn referenced_tables(stmt: &ast::Statement) -> Vec<String> {
                 ast::FromTable::WithFromKeyword(f) | ast::FromTable::WithoutKeyword(f) => f,
             };
             from.iter().for_each(|t| twj_tables(t, &mut out));
+            if let Some(using) = &d.using {
+                using.iter().for_each(|t| twj_tables(t, &mut out));
+            }
             if let Some(w) = &d.selection {
                 expr_tables(w, &mut out);
             }
@@ -994,6 +1011,10 @@ struct ScopeCol {
     name: String,
     ty: DataType,
     hidden: bool,
+    /// A column of a join's side that USING (or NATURAL) merged into one
+    /// output column: reachable as `table.column` and through `table.*`
+    /// only.
+    qualified_only: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -1012,6 +1033,7 @@ impl Scope {
                     name: c.name.clone(),
                     ty: c.ty.clone(),
                     hidden: c.hidden,
+                    qualified_only: false,
                 })
                 .collect(),
         }
@@ -1020,7 +1042,11 @@ impl Scope {
     fn resolve(&self, table: Option<&str>, name: &str) -> Result<(usize, DataType)> {
         let mut found = None;
         for (i, c) in self.cols.iter().enumerate() {
-            if c.name == name && (table.is_none() || c.table.as_deref() == table) {
+            let reachable = match table {
+                None => !c.qualified_only,
+                Some(_) => c.table.as_deref() == table,
+            };
+            if c.name == name && reachable {
                 if found.is_some() {
                     return Err(SqlError::new(
                         code::AMBIGUOUS_COLUMN,
@@ -1465,6 +1491,7 @@ impl<'a> Binder<'a> {
                         name: n.clone(),
                         ty: ty.clone(),
                         hidden: false,
+                        qualified_only: false,
                     })
                     .collect(),
             };
@@ -1635,6 +1662,51 @@ impl<'a> Binder<'a> {
                 ];
                 (func, bound, ty)
             }
+            "first_value" | "last_value" | "nth_value" => {
+                let nth = name == "nth_value";
+                if nth {
+                    arity(2, 2)?;
+                } else {
+                    arity(1, 1)?;
+                }
+                let value = self.bind_expr(&args[0], scope)?;
+                let ty = resolve_unknown(&value.ty);
+                let mut bound = vec![Self::fold(value)?.e];
+                if nth {
+                    let mut n = self.bind_expr(&args[1], scope)?;
+                    self.unify_with(&mut n, &DataType::Int8);
+                    if !n.ty.is_integer() {
+                        return Err(SqlError::mismatch(
+                            "nth_value's position must be an integer",
+                        ));
+                    }
+                    bound.push(Self::fold(n)?.e);
+                }
+                let func = match name {
+                    "first_value" => WindowFunc::FirstValue,
+                    "last_value" => WindowFunc::LastValue,
+                    _ => WindowFunc::NthValue,
+                };
+                (func, bound, ty)
+            }
+            "ntile" => {
+                arity(1, 1)?;
+                let mut k = self.bind_expr(&args[0], scope)?;
+                self.unify_with(&mut k, &DataType::Int8);
+                if !k.ty.is_integer() {
+                    return Err(SqlError::mismatch("ntile's argument must be an integer"));
+                }
+                (WindowFunc::Ntile, vec![Self::fold(k)?.e], DataType::Int4)
+            }
+            "percent_rank" | "cume_dist" => {
+                arity(0, 0)?;
+                let func = if name == "percent_rank" {
+                    WindowFunc::PercentRank
+                } else {
+                    WindowFunc::CumeDist
+                };
+                (func, vec![], DataType::Float8)
+            }
             _ => {
                 // An aggregate over the window: bound as an aggregate.
                 let mut plain = f.clone();
@@ -1800,7 +1872,7 @@ impl<'a> Binder<'a> {
                         ));
                     }
                     for (i, c) in scope.cols.iter().enumerate() {
-                        if !c.hidden {
+                        if !c.hidden && !c.qualified_only {
                             items.push((
                                 c.name.clone(),
                                 Typed {
@@ -2300,6 +2372,7 @@ impl<'a> Binder<'a> {
                                 .unwrap_or_else(|| n.clone()),
                             ty: ty.clone(),
                             hidden: false,
+                            qualified_only: false,
                         })
                         .collect(),
                 };
@@ -2391,6 +2464,7 @@ impl<'a> Binder<'a> {
                     name: col,
                     ty,
                     hidden: false,
+                    qualified_only: false,
                 }],
             },
         ))
@@ -2522,25 +2596,63 @@ impl<'a> Binder<'a> {
             let right_width = rscope.cols.len();
             let mut joined = scope.clone();
             joined.cols.extend(rscope.cols.clone());
+            // USING (a, b) and NATURAL (the visible names both sides
+            // have) join on equal columns and merge each pair into one.
+            let using: Vec<String> = match constraint {
+                Some(ast::JoinConstraint::Using(cols)) => {
+                    cols.iter().map(table_name).collect::<Result<_>>()?
+                }
+                Some(ast::JoinConstraint::Natural) => scope
+                    .cols
+                    .iter()
+                    .filter(|c| !c.hidden && !c.qualified_only)
+                    .filter(|c| {
+                        rscope
+                            .cols
+                            .iter()
+                            .any(|r| !r.hidden && !r.qualified_only && r.name == c.name)
+                    })
+                    .map(|c| c.name.clone())
+                    .collect(),
+                _ => Vec::new(),
+            };
+            let mut merged: Vec<(String, usize, usize, DataType)> = Vec::new();
             let on = match constraint {
                 None | Some(ast::JoinConstraint::None) => None,
                 Some(ast::JoinConstraint::On(e)) => Some(self.bind_bool(e, &joined, "JOIN")?),
-                Some(ast::JoinConstraint::Using(cols)) => {
+                Some(ast::JoinConstraint::Using(_)) | Some(ast::JoinConstraint::Natural) => {
                     let mut pred: Option<Expr> = None;
-                    for c in cols {
-                        let name = table_name(c)?;
-                        let (l, _) = scope.resolve(None, &name)?;
-                        let (r, _) = rscope.resolve(None, &name)?;
+                    for name in &using {
+                        if merged.iter().any(|(n, ..)| n == name) {
+                            return Err(SqlError::new(
+                                code::DUPLICATE_COLUMN,
+                                format!("column \"{name}\" appears more than once in USING clause"),
+                            ));
+                        }
+                        let (l, lty) = scope.resolve(None, name).map_err(|_| {
+                            SqlError::new(
+                                code::UNDEFINED_COLUMN,
+                                format!("column \"{name}\" specified in USING clause does not exist in left table"),
+                            )
+                        })?;
+                        let (r, rty) = rscope.resolve(None, name).map_err(|_| {
+                            SqlError::new(
+                                code::UNDEFINED_COLUMN,
+                                format!("column \"{name}\" specified in USING clause does not exist in right table"),
+                            )
+                        })?;
                         let eq =
                             Expr::binary(BinOp::Eq, Expr::Column(l), Expr::Column(left_width + r));
                         pred = Some(match pred {
                             None => eq,
                             Some(p) => Expr::binary(BinOp::And, p, eq),
                         });
+                        let ty = common_type(&lty, &rty).unwrap_or(lty);
+                        merged.push((name.clone(), l, left_width + r, ty));
                     }
                     pred
                 }
-                Some(_) => return Err(SqlError::unsupported("NATURAL joins")),
+                Some(_) => return Err(SqlError::unsupported("JOIN ... USING (...) AS alias")),
             };
             // Split equalities between the two sides into hash keys.
             let mut left_keys = Vec::new();
@@ -2596,27 +2708,79 @@ impl<'a> Binder<'a> {
                 left_width,
                 right_width,
             };
-            scope = joined;
+            if merged.is_empty() {
+                scope = joined;
+                continue;
+            }
+            // The merged columns come first (as PostgreSQL shows them), then
+            // both sides' columns, the merged ones reachable by qualified
+            // name only.
+            let mut exprs = Vec::new();
+            let mut cols = Vec::new();
+            for (name, l, r, ty) in &merged {
+                let side = |i: usize| Expr::Column(i);
+                exprs.push(match kind {
+                    JoinKind::Right => side(*r),
+                    JoinKind::Full => Expr::Func(Func::Coalesce, vec![side(*l), side(*r)]),
+                    _ => side(*l),
+                });
+                cols.push(ScopeCol {
+                    table: None,
+                    name: name.clone(),
+                    ty: ty.clone(),
+                    hidden: false,
+                    qualified_only: false,
+                });
+                joined.cols[*l].qualified_only = true;
+                joined.cols[*r].qualified_only = true;
+            }
+            exprs.extend((0..joined.cols.len()).map(Expr::Column));
+            cols.extend(joined.cols);
+            plan = Plan::Project {
+                input: Box::new(plan),
+                exprs,
+            };
+            scope = Scope { cols };
         }
         Ok((plan, scope))
     }
 
     // -- DML ----------------------------------------------------------------
 
+    /// Binds RETURNING over the rows of `table`, named `alias` in the
+    /// statement.
     fn bind_returning(
         &mut self,
         items: &Option<Vec<ast::SelectItem>>,
         table: &Arc<TableDesc>,
+        alias: &str,
     ) -> Result<Option<Returning>> {
         let Some(items) = items else {
             return Ok(None);
         };
-        let scope = Scope::of_table(table, &table.name);
+        let scope = Scope::of_table(table, alias);
         let mut exprs = Vec::new();
         let mut columns = Vec::new();
         for item in items {
+            let all_columns = match item {
+                ast::SelectItem::Wildcard(_) => true,
+                ast::SelectItem::QualifiedWildcard(
+                    ast::SelectItemQualifiedWildcardKind::ObjectName(n),
+                    _,
+                ) => {
+                    let t = table_name(n)?;
+                    if crate::catalog::split_name(&t).1 != alias {
+                        return Err(SqlError::new(
+                            code::UNDEFINED_TABLE,
+                            format!("missing FROM-clause entry for table \"{t}\""),
+                        ));
+                    }
+                    true
+                }
+                _ => false,
+            };
             match item {
-                ast::SelectItem::Wildcard(_) => {
+                _ if all_columns => {
                     for (i, c) in table.columns.iter().enumerate() {
                         if !c.hidden {
                             exprs.push(Expr::Column(i));
@@ -2800,11 +2964,15 @@ impl<'a> Binder<'a> {
             }
             seen
         };
-        let Some(src) = &i.source else {
-            return Err(SqlError::unsupported("INSERT without VALUES or SELECT"));
-        };
-        let source = match src.body.as_ref() {
-            ast::SetExpr::Values(v) if src.order_by.is_none() && src.limit_clause.is_none() => {
+        let source = match i.source.as_deref().map(|src| (src, src.body.as_ref())) {
+            // INSERT ... DEFAULT VALUES: one row, every column its default.
+            None => {
+                targets.clear();
+                InsertSource::Values(vec![Vec::new()])
+            }
+            Some((src, ast::SetExpr::Values(v)))
+                if src.order_by.is_none() && src.limit_clause.is_none() =>
+            {
                 let empty = Scope::default();
                 let mut rows = Vec::new();
                 if let Some(first) = v.rows.first() {
@@ -2845,7 +3013,7 @@ impl<'a> Binder<'a> {
                 }
                 InsertSource::Values(rows)
             }
-            _ => {
+            Some((src, _)) => {
                 let q = self.bind_query(src)?;
                 if implicit_columns && q.columns.len() < targets.len() {
                     targets.truncate(q.columns.len());
@@ -2867,7 +3035,12 @@ impl<'a> Binder<'a> {
                 InsertSource::Query(Box::new(q.plan))
             }
         };
-        let returning = self.bind_returning(&i.returning, &table)?;
+        let alias = i
+            .table_alias
+            .as_ref()
+            .map(|a| ident(&a.alias))
+            .unwrap_or_else(|| crate::catalog::split_name(&table.name).1.to_string());
+        let returning = self.bind_returning(&i.returning, &table, &alias)?;
         let on_conflict = match &i.on {
             None => None,
             Some(on) => Some(self.bind_on_conflict(on, &table, i.table_alias.as_ref())?),
@@ -3001,7 +3174,7 @@ impl<'a> Binder<'a> {
         };
         let sets = self.bind_assignments(&u.assignments, &table, &scope)?;
         let (filter, range) = self.bind_row_filter(u.selection.as_ref(), &table, &scope)?;
-        let returning = self.bind_returning(&u.returning, &table)?;
+        let returning = self.bind_returning(&u.returning, &table, &alias)?;
         Ok(UpdatePlan {
             table,
             range,
@@ -3034,7 +3207,7 @@ impl<'a> Binder<'a> {
         let from = match &d.from {
             ast::FromTable::WithFromKeyword(f) | ast::FromTable::WithoutKeyword(f) => f,
         };
-        if from.len() != 1 || !from[0].joins.is_empty() || d.using.is_some() {
+        if from.len() != 1 || !from[0].joins.is_empty() {
             return Err(SqlError::unsupported("DELETE from several tables"));
         }
         let ast::TableFactor::Table { name, alias, .. } = &from[0].relation else {
@@ -3046,8 +3219,26 @@ impl<'a> Binder<'a> {
             .map(|a| ident(&a.name))
             .unwrap_or_else(|| crate::catalog::split_name(&table.name).1.to_string());
         let scope = Scope::of_table(&table, &alias);
-        let (filter, range) = self.bind_row_filter(d.selection.as_ref(), &table, &scope)?;
-        let returning = self.bind_returning(&d.returning, &table)?;
+        // DELETE ... USING others WHERE cond deletes the rows for which
+        // some combination of the others' rows satisfies cond: the rows
+        // where EXISTS (SELECT 1 FROM others WHERE cond).
+        let selection = match &d.using {
+            None => d.selection.clone(),
+            Some(using) => {
+                let others: Vec<String> = using.iter().map(ToString::to_string).collect();
+                let cond = d
+                    .selection
+                    .as_ref()
+                    .map(|w| format!(" WHERE {w}"))
+                    .unwrap_or_default();
+                Some(parse_expr(&format!(
+                    "EXISTS (SELECT 1 FROM {}{cond})",
+                    others.join(", ")
+                ))?)
+            }
+        };
+        let (filter, range) = self.bind_row_filter(selection.as_ref(), &table, &scope)?;
+        let returning = self.bind_returning(&d.returning, &table, &alias)?;
         Ok(DeletePlan {
             table,
             range,
@@ -4461,6 +4652,7 @@ fn derived(
                 name,
                 ty: ty.clone(),
                 hidden: false,
+                qualified_only: false,
             })
             .collect(),
     };

@@ -2772,3 +2772,186 @@ async fn serial_sequences_answer_nextval_currval_and_setval() {
     assert_eq!(row.columns()[0].name(), "id");
     assert_eq!(row.get::<_, i64>(0), 102);
 }
+
+/// `JOIN ... USING (cols)` and `NATURAL JOIN` join on the named (or all
+/// shared) columns and show each of them once, first: the left side's
+/// value for inner and left joins, the right side's for right joins, the
+/// one that is not NULL for full joins. The sides' own columns stay
+/// reachable by qualified name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn using_and_natural_joins_merge_their_columns() {
+    let c = cluster().await;
+    let t = connect(c.addrs[0]).await;
+    t.batch_execute(
+        "CREATE TABLE ua (id INT PRIMARY KEY, x TEXT);
+         CREATE TABLE ub (y TEXT, id INT PRIMARY KEY);
+         INSERT INTO ua VALUES (1, 'a1'), (2, 'a2'), (3, NULL);
+         INSERT INTO ub VALUES ('b1', 1), ('b3', 3), ('b4', 4);",
+    )
+    .await
+    .unwrap();
+    let cases = [
+        (
+            "SELECT * FROM ua JOIN ub USING (id) ORDER BY id",
+            "1|a1|b1;3|NULL|b3",
+        ),
+        ("SELECT id FROM ua JOIN ub USING (id) WHERE id > 1", "3"),
+        (
+            "SELECT * FROM ua NATURAL JOIN ub ORDER BY 1",
+            "1|a1|b1;3|NULL|b3",
+        ),
+        (
+            "SELECT id, ua.id, ub.id FROM ua LEFT JOIN ub USING (id) ORDER BY 1",
+            "1|1|1;2|2|NULL;3|3|3",
+        ),
+        (
+            "SELECT id, ua.id, ub.id FROM ua RIGHT JOIN ub USING (id) ORDER BY 1",
+            "1|1|1;3|3|3;4|NULL|4",
+        ),
+        (
+            "SELECT id, x, y FROM ua FULL JOIN ub USING (id) ORDER BY id",
+            "1|a1|b1;2|a2|NULL;3|NULL|b3;4|NULL|b4",
+        ),
+        (
+            "SELECT ub.* FROM ua JOIN ub USING (id) ORDER BY ub.id",
+            "b1|1;b3|3",
+        ),
+        ("SELECT count(*) FROM ua NATURAL LEFT JOIN ub", "3"),
+        (
+            "SELECT id FROM ua JOIN ub USING (id) JOIN ua AS u2 USING (id) ORDER BY 1",
+            "1;3",
+        ),
+    ];
+    for (q, want) in cases {
+        assert_eq!(flat(&t, q).await, want, "{q}");
+    }
+    let stmt = t
+        .prepare("SELECT * FROM ua JOIN ub USING (id)")
+        .await
+        .unwrap();
+    let names: Vec<&str> = stmt.columns().iter().map(|c| c.name()).collect();
+    assert_eq!(names, ["id", "x", "y"]);
+    assert_eq!(
+        sqlstate(&t, "SELECT * FROM ua JOIN ub USING (nope)").await,
+        "42703"
+    );
+    assert_eq!(
+        sqlstate(&t, "SELECT * FROM ua JOIN ub USING (id, id)").await,
+        "42701"
+    );
+    assert_eq!(
+        sqlstate(&t, "SELECT ua.nope FROM ua JOIN ub USING (id)").await,
+        "42703"
+    );
+}
+
+/// `INSERT ... DEFAULT VALUES`, `DELETE ... USING` (rows matched by some
+/// row of the other tables) and `RETURNING alias.*` / `alias.col`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_values_delete_using_and_qualified_returning() {
+    let c = cluster().await;
+    let t = connect(c.addrs[0]).await;
+    t.batch_execute(
+        "CREATE TABLE dv (id SERIAL PRIMARY KEY, t TEXT DEFAULT 'd', n INT);
+         CREATE TABLE orders (id INT PRIMARY KEY, customer INT, total INT);
+         CREATE TABLE banned (customer INT PRIMARY KEY, why TEXT);
+         INSERT INTO orders VALUES (1, 10, 5), (2, 20, 7), (3, 10, 9), (4, 30, 1);
+         INSERT INTO banned VALUES (10, 'fraud'), (30, 'spam');",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        flat(&t, "INSERT INTO dv DEFAULT VALUES RETURNING *").await,
+        "1|d|NULL"
+    );
+    assert_eq!(
+        flat(&t, "INSERT INTO dv AS x DEFAULT VALUES RETURNING x.id, x.*").await,
+        "2|2|d|NULL"
+    );
+    assert_eq!(
+        flat(
+            &t,
+            "DELETE FROM orders o USING banned b WHERE o.customer = b.customer AND b.why = 'fraud' RETURNING o.id"
+        )
+        .await,
+        "1;3"
+    );
+    assert_eq!(flat(&t, "SELECT id FROM orders ORDER BY id").await, "2;4");
+    assert_eq!(
+        flat(
+            &t,
+            "UPDATE orders AS o SET total = total + 1 WHERE id = 2 RETURNING o.*"
+        )
+        .await,
+        "2|20|8"
+    );
+    assert_eq!(
+        flat(&t, "DELETE FROM orders USING banned RETURNING orders.id").await,
+        "2;4"
+    );
+    assert_eq!(
+        sqlstate(&t, "DELETE FROM orders USING nope WHERE true").await,
+        "42P01"
+    );
+    assert_eq!(
+        sqlstate(&t, "DELETE FROM orders o RETURNING other.*").await,
+        "42P01"
+    );
+}
+
+/// first_value / last_value / nth_value read the row's frame (the default
+/// frame ends at the current row's last peer); ntile, percent_rank and
+/// cume_dist follow PostgreSQL's definitions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn value_and_distribution_window_functions() {
+    let c = cluster().await;
+    let t = connect(c.addrs[0]).await;
+    t.batch_execute(
+        "CREATE TABLE w (id INT PRIMARY KEY, g TEXT, v INT);
+         INSERT INTO w VALUES (1, 'a', 10), (2, 'a', 20), (3, 'a', 20), (4, 'a', 40),
+                              (5, 'b', 5), (6, 'b', 6), (7, 'c', 7);",
+    )
+    .await
+    .unwrap();
+    let cases = [
+        (
+            "SELECT id, first_value(id) OVER (PARTITION BY g ORDER BY v), last_value(id) OVER (PARTITION BY g ORDER BY v, id) FROM w ORDER BY id",
+            "1|1|1;2|1|2;3|1|3;4|1|4;5|5|5;6|5|6;7|7|7",
+        ),
+        (
+            "SELECT id, last_value(v) OVER (PARTITION BY g ORDER BY v) FROM w WHERE g = 'a' ORDER BY id",
+            "1|10;2|20;3|20;4|40",
+        ),
+        (
+            "SELECT id, last_value(id) OVER (PARTITION BY g ORDER BY id ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING), nth_value(id, 2) OVER (PARTITION BY g ORDER BY id) FROM w ORDER BY id",
+            "1|4|NULL;2|4|2;3|4|2;4|4|2;5|6|NULL;6|6|6;7|7|NULL",
+        ),
+        (
+            "SELECT id, ntile(3) OVER (ORDER BY id) FROM w ORDER BY id",
+            "1|1;2|1;3|1;4|2;5|2;6|3;7|3",
+        ),
+        (
+            "SELECT id, ntile(10) OVER (PARTITION BY g ORDER BY id) FROM w WHERE g <> 'a' ORDER BY id",
+            "5|1;6|2;7|1",
+        ),
+        (
+            "SELECT id, percent_rank() OVER (PARTITION BY g ORDER BY v), cume_dist() OVER (PARTITION BY g ORDER BY v) FROM w WHERE g IN ('a', 'c') ORDER BY id",
+            "1|0|0.25;2|0.3333333333333333|0.75;3|0.3333333333333333|0.75;4|1|1;7|0|1",
+        ),
+    ];
+    for (q, want) in cases {
+        assert_eq!(flat(&t, q).await, want, "{q}");
+    }
+    assert_eq!(
+        sqlstate(&t, "SELECT nth_value(v, 0) OVER () FROM w").await,
+        "22016"
+    );
+    assert_eq!(
+        sqlstate(&t, "SELECT ntile(0) OVER () FROM w").await,
+        "22014"
+    );
+    assert_eq!(
+        sqlstate(&t, "SELECT first_value(v, 1) OVER () FROM w").await,
+        "42883"
+    );
+}

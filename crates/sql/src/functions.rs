@@ -67,6 +67,9 @@ pub enum LibFn {
     CountNulls(bool),
     /// `scale(numeric)`: digits after the decimal point.
     Scale,
+    /// `pg_size_pretty(bytes)`: `123 bytes`, `10 kB`, ... as PostgreSQL
+    /// rounds them.
+    SizePretty,
     Pi,
     Random,
     Greatest,
@@ -284,6 +287,35 @@ impl Trig {
     }
 }
 
+/// PostgreSQL's `pg_size_pretty`: bytes below 10 kB, then each unit
+/// while the value is below 20 (half-rounded) thousand of it.
+fn size_pretty(bytes: i64) -> String {
+    // (name, limit, rounded, bits of the unit)
+    const UNITS: [(&str, i64, bool, u32); 6] = [
+        ("bytes", 10 * 1024, false, 0),
+        ("kB", 20 * 1024 - 1, true, 10),
+        ("MB", 20 * 1024 - 1, true, 20),
+        ("GB", 20 * 1024 - 1, true, 30),
+        ("TB", 20 * 1024 - 1, true, 40),
+        ("PB", 20 * 1024 - 1, true, 50),
+    ];
+    let half_rounded = |x: i64| (x + if x < 0 { -1 } else { 1 }) / 2;
+    let mut size = bytes;
+    for (i, &(name, limit, round, bits)) in UNITS.iter().enumerate() {
+        let last = i + 1 == UNITS.len();
+        if last || size.abs() < limit {
+            if round {
+                size = half_rounded(size);
+            }
+            return format!("{size} {name}");
+        }
+        let (_, _, next_round, next_bits) = UNITS[i + 1];
+        let shift = next_bits - bits - u32::from(next_round) + u32::from(round);
+        size /= 1i64 << shift;
+    }
+    unreachable!("the last unit always answers")
+}
+
 /// The numeric type a math function computes in: NUMERIC stays NUMERIC,
 /// anything else (integers included, as in PostgreSQL) is double.
 fn math_type(t: &DataType) -> DataType {
@@ -468,6 +500,7 @@ pub fn resolve(name: &str, args: &[DataType]) -> Result<Option<Signature>> {
             sig(LibFn::CountNulls(name == "num_nonnulls"), params, T::Int4)
         }
         "scale" if n == 1 && all(is_num) => sig(LibFn::Scale, vec![T::Numeric(None)], T::Int4),
+        "pg_size_pretty" if n == 1 && all(is_num) => sig(LibFn::SizePretty, vec![T::Int8], T::Text),
         "pi" if n == 0 => sig(LibFn::Pi, vec![], T::Float8),
         "random" if n == 0 => sig(LibFn::Random, vec![], T::Float8),
         "greatest" | "least" if n >= 1 => {
@@ -720,7 +753,7 @@ pub fn resolve(name: &str, args: &[DataType]) -> Result<Option<Signature>> {
         | "ceiling" | "floor" | "trunc" | "sign" | "mod" | "power" | "pow" | "sqrt" | "cbrt"
         | "exp" | "ln" | "log" | "pi" | "random" | "greatest" | "least" | "date_trunc"
         | "log10" | "atan2" | "factorial" | "width_bucket" | "num_nulls" | "num_nonnulls"
-        | "scale" => bad(),
+        | "scale" | "pg_size_pretty" => bad(),
         _ if Trig::named(name).is_some() => bad(),
         _ => Ok(None),
     }
@@ -1623,6 +1656,7 @@ pub fn call(f: LibFn, args: &[Datum]) -> Result<Datum> {
             };
             Datum::Int(bucket.min(count + 1))
         }
+        F::SizePretty => Datum::Text(size_pretty(int_arg(&args[0])?)),
         F::Scale => match &args[0] {
             Datum::Decimal(d) if d.scale == types::SPECIAL => Datum::Null,
             Datum::Decimal(d) => Datum::Int(d.scale as i64),

@@ -119,6 +119,8 @@ pub struct Session {
     /// Every setting SHOW knows, for current_setting(); rebuilt after any
     /// statement that is not a query or DML (those cannot change one).
     settings: Option<Arc<BTreeMap<String, String>>>,
+    /// Statements prepared with the SQL `PREPARE name AS ...`, by name.
+    sql_prepared: HashMap<String, Arc<Prepared>>,
 }
 
 /// The isolation level a BEGIN / SET TRANSACTION asks for. READ
@@ -231,6 +233,7 @@ impl Session {
             failed_txn: None,
             settings: None,
             sequence_values: HashMap::new(),
+            sql_prepared: HashMap::new(),
         }
     }
 
@@ -735,6 +738,73 @@ impl Session {
         })
     }
 
+    /// `PREPARE name [(types)] AS statement`: parsed and bound once, as
+    /// for the extended protocol's Parse.
+    async fn sql_prepare(
+        &mut self,
+        name: &ast::Ident,
+        data_types: &[ast::DataType],
+        statement: &Statement,
+    ) -> Result<StmtResult> {
+        let name = plan::ident(name);
+        if self.sql_prepared.contains_key(&name) {
+            return Err(SqlError::new(
+                "42P05",
+                format!("prepared statement \"{name}\" already exists"),
+            ));
+        }
+        let declared = data_types
+            .iter()
+            .map(|t| Ok(Some(plan::data_type(t)?.0)))
+            .collect::<Result<Vec<_>>>()?;
+        let prepared = self.prepare(&statement.to_string(), &declared).await?;
+        self.sql_prepared.insert(name, Arc::new(prepared));
+        Ok(StmtResult::Command("PREPARE".into()))
+    }
+
+    /// `EXECUTE name [(values)]`: the values are constant expressions,
+    /// converted to the statement's parameter types.
+    async fn sql_execute(
+        &mut self,
+        name: &ast::ObjectName,
+        values: &[ast::Expr],
+    ) -> Result<StmtResult> {
+        let name = plan::table_name(name)?;
+        let prepared = self
+            .sql_prepared
+            .get(&name)
+            .cloned()
+            .ok_or_else(|| no_prepared_statement(&name))?;
+        if values.len() != prepared.param_types.len() {
+            return Err(SqlError::new(
+                code::SYNTAX_ERROR,
+                format!("wrong number of parameters for prepared statement \"{name}\""),
+            )
+            .with_detail(format!(
+                "Expected {} parameters but got {}.",
+                prepared.param_types.len(),
+                values.len()
+            )));
+        }
+        let ctx = crate::expr::EvalCtx {
+            now: crate::types::now_micros(),
+            database: self.database.clone(),
+            user: self.user.clone(),
+            ..Default::default()
+        };
+        let no_tables = HashMap::new();
+        let mut params = Vec::with_capacity(values.len());
+        for (value, ty) in values.iter().zip(&prepared.param_types) {
+            let ty = match ty {
+                DataType::Unknown => DataType::Text,
+                t => t.clone(),
+            };
+            let e = Binder::new(&no_tables, vec![]).bind_default(&value.to_string(), &ty)?;
+            params.push(crate::types::coerce_for_column(e.eval(&[], &ctx)?, &ty)?);
+        }
+        Box::pin(self.execute_prepared_inner(&prepared, &params)).await
+    }
+
     /// Runs a prepared statement with decoded parameter values.
     pub async fn execute_prepared(&mut self, p: &Prepared, params: &[Datum]) -> Result<StmtResult> {
         self.start_statement();
@@ -1158,6 +1228,49 @@ impl Session {
                 self.sequence_call(q, func, args, column).await
             }
             s if is_query_like(s) => self.run_dml(s, prebound, params).await,
+            Statement::Prepare {
+                name,
+                data_types,
+                statement,
+            } => self.sql_prepare(name, data_types, statement).await,
+            Statement::Execute {
+                name: Some(name),
+                parameters,
+                immediate: false,
+                ..
+            } => self.sql_execute(name, parameters).await,
+            Statement::Deallocate { name, .. } => {
+                let name = plan::ident(name);
+                if name == "all" {
+                    self.sql_prepared.clear();
+                    return Ok(StmtResult::Command("DEALLOCATE ALL".into()));
+                }
+                if self.sql_prepared.remove(&name).is_none() {
+                    return Err(no_prepared_statement(&name));
+                }
+                Ok(StmtResult::Command("DEALLOCATE".into()))
+            }
+            Statement::Discard { object_type } => {
+                match object_type {
+                    ast::DiscardObject::ALL => {
+                        if !matches!(self.txn, TxnState::Idle) {
+                            return Err(SqlError::new(
+                                code::ACTIVE_SQL_TRANSACTION,
+                                "DISCARD ALL cannot run inside a transaction block",
+                            ));
+                        }
+                        // Prepared statements, settings, sequence state.
+                        self.sql_prepared.clear();
+                        self.vars.retain(|k, _| k == crate::objects::READ_ONLY_VAR);
+                        self.sequence_values.clear();
+                    }
+                    ast::DiscardObject::SEQUENCES => self.sequence_values.clear(),
+                    // Plans are re-bound whenever the catalog changes, and
+                    // there are no temporary objects to drop.
+                    ast::DiscardObject::PLANS | ast::DiscardObject::TEMP => {}
+                }
+                Ok(StmtResult::Command(format!("DISCARD {object_type}")))
+            }
             other => Err(SqlError::unsupported(format!(
                 "statement not supported yet: {}",
                 other
@@ -2674,4 +2787,12 @@ fn show_create_columns() -> Vec<(String, DataType)> {
         ("table_name".into(), DataType::Text),
         ("create_statement".into(), DataType::Text),
     ]
+}
+
+/// 26000: EXECUTE or DEALLOCATE of a name nothing was prepared as.
+fn no_prepared_statement(name: &str) -> SqlError {
+    SqlError::new(
+        "26000",
+        format!("prepared statement \"{name}\" does not exist"),
+    )
 }

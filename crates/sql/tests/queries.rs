@@ -986,6 +986,7 @@ async fn string_math_and_date_functions() {
         ("SELECT round(sin(pi() / 2)::numeric, 6), cos(0), round(degrees(pi())), radians(180) = pi(), atan2(1, 1) = pi() / 4, round(acos(-1)::numeric, 4)", "1.000000|1|180|t|t|3.1416"),
         ("SELECT log(2, 8), log(2.0, 64.0), log10(1000), factorial(5), width_bucket(5.35, 0.024, 10.06, 5), width_bucket(-1, 0, 10, 5), width_bucket(99, 0, 10, 5)", "3.0000000000000000|6.0000000000000000|3|120|3|0|6"),
         ("SELECT num_nulls(1, NULL, 'a'), num_nonnulls(1, NULL, 'a'), scale(1.250), scale(7)", "1|2|3|0"),
+        ("SELECT pg_size_pretty(10239), pg_size_pretty(10240), pg_size_pretty(12345678), pg_size_pretty(-5000000000), pg_size_pretty(4611686018427387904)", "10239 bytes|10 kB|12 MB|-4768 MB|4096 PB"),
         ("SELECT date_trunc('hour', TIMESTAMP '2020-01-02 03:04:05'), date_trunc('month', TIMESTAMP '2020-05-17')", "2020-01-02 03:00:00|2020-05-01 00:00:00"),
         ("SELECT string_agg(x::text, ',') FROM generate_series(1, 3) AS x", "1,2,3"),
         ("SELECT bool_and(x > 0), bool_or(x > 2), every(x > 1) FROM generate_series(1, 3) AS x", "t|t|f"),
@@ -2954,4 +2955,48 @@ async fn value_and_distribution_window_functions() {
         sqlstate(&t, "SELECT first_value(v, 1) OVER () FROM w").await,
         "42883"
     );
+}
+
+/// SQL-level `PREPARE` / `EXECUTE` / `DEALLOCATE [ALL]` and `DISCARD ALL`
+/// (what connection poolers send between clients).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_prepare_execute_deallocate_and_discard() {
+    let c = cluster().await;
+    let t = connect(c.addrs[0]).await;
+    t.batch_execute(
+        "CREATE TABLE pe (id INT PRIMARY KEY, name TEXT);
+         INSERT INTO pe VALUES (1, 'one'), (2, 'two');
+         PREPARE get_one (int) AS SELECT name FROM pe WHERE id = $1;
+         PREPARE put_one AS INSERT INTO pe VALUES ($1, $2);",
+    )
+    .await
+    .unwrap();
+    assert_eq!(flat(&t, "EXECUTE get_one(2)").await, "two");
+    assert_eq!(flat(&t, "EXECUTE get_one(1 + 0)").await, "one");
+    t.batch_execute("EXECUTE put_one(3, 'three')")
+        .await
+        .unwrap();
+    assert_eq!(flat(&t, "EXECUTE get_one(3)").await, "three");
+    assert_eq!(sqlstate(&t, "EXECUTE nope(1)").await, "26000");
+    assert_eq!(sqlstate(&t, "EXECUTE get_one(1, 2)").await, "42601");
+    assert_eq!(sqlstate(&t, "EXECUTE put_one(3, 'again')").await, "23505");
+    assert_eq!(sqlstate(&t, "PREPARE get_one AS SELECT 1").await, "42P05");
+    t.batch_execute("DEALLOCATE get_one").await.unwrap();
+    assert_eq!(sqlstate(&t, "EXECUTE get_one(1)").await, "26000");
+    assert_eq!(sqlstate(&t, "DEALLOCATE get_one").await, "26000");
+    t.batch_execute("PREPARE again AS SELECT 1; DEALLOCATE ALL")
+        .await
+        .unwrap();
+    assert_eq!(sqlstate(&t, "EXECUTE again").await, "26000");
+    // DISCARD ALL: prepared statements and settings go; not in a block.
+    t.batch_execute("PREPARE p AS SELECT 1; SET application_name = 'pooled'")
+        .await
+        .unwrap();
+    assert_eq!(flat(&t, "SHOW application_name").await, "pooled");
+    t.batch_execute("DISCARD ALL").await.unwrap();
+    assert_eq!(sqlstate(&t, "EXECUTE p").await, "26000");
+    assert_eq!(flat(&t, "SHOW application_name").await, "");
+    t.batch_execute("BEGIN").await.unwrap();
+    assert_eq!(sqlstate(&t, "DISCARD ALL").await, "25001");
+    t.batch_execute("ROLLBACK").await.unwrap();
 }

@@ -360,6 +360,80 @@ mod tests {
         assert_eq!(c.lookup(b"k"), Lookup::Hit(version(1, "x")));
     }
 
+    /// Writers commit ever newer versions of a few keys while readers
+    /// read them through a small cache (so entries are also evicted): no
+    /// read returns a version older than one whose write had returned
+    /// before the read began.
+    #[test]
+    fn concurrent_reads_never_see_a_version_older_than_a_finished_write() {
+        use std::sync::atomic::{AtomicU64, Ordering};
+
+        use crate::{mvcc, Engine, FjallEngine, WriteBatch};
+
+        const KEYS: usize = 8;
+        const WRITES_PER_WRITER: u64 = 1500;
+        let dir = tempfile::tempdir().unwrap();
+        let engine = FjallEngine::open_with(
+            dir.path(),
+            crate::fjall_engine::FjallOptions {
+                version_cache_bytes: 4 << 10,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let key = |k: usize| format!("key{k}").into_bytes();
+        let next: Vec<parking_lot::Mutex<u64>> = (0..KEYS).map(|_| Default::default()).collect();
+        let done: Vec<AtomicU64> = (0..KEYS).map(|_| AtomicU64::new(0)).collect();
+        let writers_left = AtomicU64::new(2);
+        std::thread::scope(|s| {
+            for w in 0..2u64 {
+                let (engine, next, done, writers_left) = (&engine, &next, &done, &writers_left);
+                s.spawn(move || {
+                    for i in 0..WRITES_PER_WRITER {
+                        let k = ((i * 7 + w * 3) % KEYS as u64) as usize;
+                        // One writer per key at a time, so versions of a
+                        // key are written in timestamp order.
+                        let mut n = next[k].lock();
+                        *n += 1;
+                        let v = *n;
+                        let mut b = WriteBatch::new();
+                        mvcc::put(
+                            engine,
+                            &mut b,
+                            &key(k),
+                            Timestamp::new(v, 0),
+                            Some(v.to_be_bytes().to_vec()),
+                            None,
+                        )
+                        .unwrap();
+                        engine.write(b, false).unwrap();
+                        drop(n);
+                        done[k].fetch_max(v, Ordering::SeqCst);
+                    }
+                    writers_left.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+            for r in 0..2usize {
+                let (engine, done, writers_left) = (&engine, &done, &writers_left);
+                s.spawn(move || {
+                    let mut i = r;
+                    while writers_left.load(Ordering::SeqCst) > 0 {
+                        i = (i + 5) % KEYS;
+                        let floor = done[i].load(Ordering::SeqCst);
+                        let read =
+                            mvcc::get(engine, &key(i), Timestamp::new(u64::MAX / 2, 0), None)
+                                .unwrap()
+                                .map_or(0, |v| u64::from_be_bytes(v.try_into().unwrap()));
+                        assert!(
+                            read >= floor,
+                            "key{i}: read version {read} after {floor} was written"
+                        );
+                    }
+                });
+            }
+        });
+    }
+
     #[test]
     fn memory_stays_within_the_budget() {
         let c = NewestVersionCache::new(16 * 1024);

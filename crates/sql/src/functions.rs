@@ -126,6 +126,8 @@ pub enum LibFn {
     MakeTimestamp,
     ToTimestamp,
     ToChar,
+    /// `to_char(number, template)` (see [`crate::numfmt`]).
+    ToCharNumber,
     ClockTimestamp,
     Md5,
     RegexpReplace,
@@ -640,6 +642,9 @@ pub fn resolve(name: &str, args: &[DataType]) -> Result<Option<Signature>> {
                 _ => T::Timestamp,
             };
             sig(LibFn::ToChar, vec![t, text], T::Text)
+        }
+        "to_char" if n == 2 && args[0].is_numeric() && is_text(&args[1]) => {
+            sig(LibFn::ToCharNumber, vec![args[0].clone(), text], T::Text)
         }
         "clock_timestamp" if n == 0 => sig(LibFn::ClockTimestamp, vec![], T::TimestampTz),
         "md5" if n == 1 && (is_text(&args[0]) || args[0] == T::Bytea) => {
@@ -1892,6 +1897,14 @@ pub fn call(f: LibFn, args: &[Datum]) -> Result<Datum> {
             }
         }
         F::ToChar => Datum::Text(datefns::to_char(ts_arg(&args[0])?, &text_arg(&args[1])?)),
+        F::ToCharNumber => {
+            let value = match &args[0] {
+                Datum::Decimal(d) => *d,
+                Datum::Int(i) => Decimal::from_i64(*i),
+                other => Decimal::from_f64(float_arg(other)?)?,
+            };
+            Datum::Text(crate::numfmt::to_char(&value, &text_arg(&args[1])?)?)
+        }
         F::Md5 => {
             let digest = match &args[0] {
                 Datum::Bytes(b) => md5::compute(b),

@@ -112,6 +112,7 @@ pub mod fk;
 pub mod functions;
 pub mod infoschema;
 pub mod json;
+pub mod numfmt;
 pub mod objects;
 pub mod pgcatalog;
 pub mod pgcompat;

@@ -2823,6 +2823,11 @@ async fn using_and_natural_joins_merge_their_columns() {
             "SELECT id FROM ua JOIN ub USING (id) JOIN ua AS u2 USING (id) ORDER BY 1",
             "1;3",
         ),
+        ("SELECT count(*) FROM ua NATURAL JOIN (SELECT 1 AS zz) s", "3"),
+        ("SELECT id, count(*) FROM ua JOIN ub USING (id) GROUP BY id ORDER BY id", "1|1;3|1"),
+        ("SELECT * FROM (SELECT * FROM ua JOIN ub USING (id)) s WHERE s.id = 3", "3|NULL|b3"),
+        ("SELECT id FROM ua JOIN ub USING (id) ORDER BY ua.x NULLS FIRST", "3;1"),
+        ("SELECT id FROM ua WHERE EXISTS (SELECT 1 FROM ub JOIN ua AS u3 USING (id) WHERE ub.id = ua.id) ORDER BY id", "1;3"),
     ];
     for (q, want) in cases {
         assert_eq!(flat(&t, q).await, want, "{q}");

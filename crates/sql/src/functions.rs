@@ -98,6 +98,9 @@ pub enum LibFn {
     Age,
     AgeFromToday,
     MakeDate,
+    /// `make_interval(years, months, weeks, days, hours, mins, secs)`,
+    /// missing trailing arguments 0.
+    MakeInterval,
     DivTrunc,
     ToDate,
     ToTimestampFormat,
@@ -606,6 +609,15 @@ pub fn resolve(name: &str, args: &[DataType]) -> Result<Option<Signature>> {
             sig(f, vec![t; n], T::Interval)
         }
         "make_date" if n == 3 && all(is_int) => sig(LibFn::MakeDate, vec![T::Int4; 3], T::Date),
+        "make_interval"
+            if n <= 7 && args[..n.min(6)].iter().all(is_int) && args.get(6).is_none_or(is_num) =>
+        {
+            let mut p = vec![T::Int4; n.min(6)];
+            if n == 7 {
+                p.push(T::Float8);
+            }
+            sig(LibFn::MakeInterval, p, T::Interval)
+        }
         "make_timestamp" if n == 6 && args[..5].iter().all(is_int) && is_num(&args[5]) => {
             let mut p = vec![T::Int4; 5];
             p.push(T::Float8);
@@ -758,7 +770,7 @@ pub fn resolve(name: &str, args: &[DataType]) -> Result<Option<Signature>> {
         | "ceiling" | "floor" | "trunc" | "sign" | "mod" | "power" | "pow" | "sqrt" | "cbrt"
         | "exp" | "ln" | "log" | "pi" | "random" | "greatest" | "least" | "date_trunc"
         | "log10" | "atan2" | "factorial" | "width_bucket" | "num_nulls" | "num_nonnulls"
-        | "scale" | "pg_size_pretty" => bad(),
+        | "scale" | "pg_size_pretty" | "make_interval" => bad(),
         _ if Trig::named(name).is_some() => bad(),
         _ => Ok(None),
     }
@@ -1728,6 +1740,31 @@ pub fn call(f: LibFn, args: &[Datum]) -> Result<Datum> {
             let today =
                 system_now_micros().div_euclid(types::MICROS_PER_DAY) * types::MICROS_PER_DAY;
             Datum::Interval(datefns::age(today, ts_arg(&args[0])?))
+        }
+        F::MakeInterval => {
+            let overflow = || SqlError::new(code::DATETIME_FIELD_OVERFLOW, "interval out of range");
+            let int = |i: usize| -> Result<i64> { args.get(i).map_or(Ok(0), int_arg) };
+            let (years, months, weeks, days) = (int(0)?, int(1)?, int(2)?, int(3)?);
+            let months = years
+                .checked_mul(12)
+                .and_then(|m| m.checked_add(months))
+                .and_then(|m| i32::try_from(m).ok())
+                .ok_or_else(overflow)?;
+            let days = weeks
+                .checked_mul(7)
+                .and_then(|d| d.checked_add(days))
+                .and_then(|d| i32::try_from(d).ok())
+                .ok_or_else(overflow)?;
+            let secs = args.get(6).map_or(Ok(0.0), float_arg)?;
+            let micros = (int(4)? as f64 * 3_600e6 + int(5)? as f64 * 60e6 + secs * 1e6).round();
+            if !micros.is_finite() || micros.abs() >= i64::MAX as f64 {
+                return Err(overflow());
+            }
+            Datum::Interval(types::Interval {
+                months,
+                days,
+                micros: micros as i64,
+            })
         }
         F::MakeDate => Datum::Date(datefns::make_date(
             int_arg(&args[0])?,

@@ -681,6 +681,43 @@ pub fn relation_key(n: &ast::ObjectName) -> Result<String> {
 /// The relation names (tables or views) a statement reads or writes, so
 /// their descriptors can be fetched before binding. Names of CTEs are
 /// included too (they may also name a table; the binder prefers the CTE).
+/// The arguments of a call with named ones (`make_interval(days => 3)`)
+/// in parameter order, parameters not given their defaults. Only
+/// `make_interval` has named parameters.
+fn place_named_arguments(
+    function: &str,
+    mut positional: Vec<ast::Expr>,
+    named: Vec<(String, ast::Expr)>,
+) -> Result<Vec<ast::Expr>> {
+    const MAKE_INTERVAL: [&str; 7] = ["years", "months", "weeks", "days", "hours", "mins", "secs"];
+    let no_such = |arg: &str| {
+        SqlError::new(
+            code::UNDEFINED_FUNCTION,
+            format!("function {function} has no parameter named \"{arg}\""),
+        )
+    };
+    if function != "make_interval" {
+        return Err(no_such(&named[0].0));
+    }
+    let zero = || ast::Expr::value(ast::Value::Number("0".into(), false));
+    for (arg, e) in named {
+        let pos = MAKE_INTERVAL
+            .iter()
+            .position(|p| *p == arg)
+            .ok_or_else(|| no_such(&arg))?;
+        if pos < positional.len() && positional[pos] != zero() {
+            return Err(SqlError::syntax(format!(
+                "argument \"{arg}\" of {function} is given twice"
+            )));
+        }
+        if positional.len() <= pos {
+            positional.resize_with(pos + 1, zero);
+        }
+        positional[pos] = e;
+    }
+    Ok(positional)
+}
+
 pub fn referenced_tables(stmt: &ast::Statement) -> Vec<String> {
     let mut out = Vec::new();
     match stmt {
@@ -4060,14 +4097,35 @@ impl<'a> Binder<'a> {
                 }
                 let mut out = Vec::new();
                 let mut star = false;
+                let mut named = Vec::new();
                 for a in &l.args {
                     match a {
-                        ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => {
+                        ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e))
+                            if named.is_empty() =>
+                        {
                             out.push(e.clone())
                         }
+                        ast::FunctionArg::Unnamed(_) if !named.is_empty() => {
+                            return Err(SqlError::syntax(
+                                "positional argument cannot follow named argument",
+                            ))
+                        }
                         ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Wildcard) => star = true,
+                        ast::FunctionArg::Named {
+                            name: arg_name,
+                            arg: ast::FunctionArgExpr::Expr(e),
+                            ..
+                        } => named.push((ident(arg_name), e.clone())),
+                        ast::FunctionArg::ExprNamed {
+                            name: ast::Expr::Identifier(arg_name),
+                            arg: ast::FunctionArgExpr::Expr(e),
+                            ..
+                        } => named.push((ident(arg_name), e.clone())),
                         other => return Err(SqlError::unsupported(format!("argument {other}"))),
                     }
+                }
+                if !named.is_empty() {
+                    out = place_named_arguments(name, out, named)?;
                 }
                 (
                     out,

@@ -987,6 +987,7 @@ async fn string_math_and_date_functions() {
         ("SELECT log(2, 8), log(2.0, 64.0), log10(1000), factorial(5), width_bucket(5.35, 0.024, 10.06, 5), width_bucket(-1, 0, 10, 5), width_bucket(99, 0, 10, 5)", "3.0000000000000000|6.0000000000000000|3|120|3|0|6"),
         ("SELECT num_nulls(1, NULL, 'a'), num_nonnulls(1, NULL, 'a'), scale(1.250), scale(7)", "1|2|3|0"),
         ("SELECT to_char(1234.5, 'FM9,999.00'), to_char(-7, '999'), to_char(3.14159::float8, '0.999'), to_char(123456, '999')", "1,234.50|  -7| 3.142| ###"),
+        ("SELECT make_interval(days => 3), make_interval(1, 2), make_interval(hours => 1, mins => 30), make_interval(weeks => 1, secs => 1.5), make_interval()", "3 days|1 year 2 mons|01:30:00|7 days 00:00:01.5|00:00:00"),
         ("SELECT pg_size_pretty(10239), pg_size_pretty(10240), pg_size_pretty(12345678), pg_size_pretty(-5000000000), pg_size_pretty(4611686018427387904)", "10239 bytes|10 kB|12 MB|-4768 MB|4096 PB"),
         ("SELECT date_trunc('hour', TIMESTAMP '2020-01-02 03:04:05'), date_trunc('month', TIMESTAMP '2020-05-17')", "2020-01-02 03:00:00|2020-05-01 00:00:00"),
         ("SELECT string_agg(x::text, ',') FROM generate_series(1, 3) AS x", "1,2,3"),
@@ -999,6 +1000,15 @@ async fn string_math_and_date_functions() {
     assert_eq!(sqlstate(&t, "SELECT sqrt(-1)").await, "2201F");
     assert_eq!(sqlstate(&t, "SELECT ln(0)").await, "2201E");
     assert_eq!(sqlstate(&t, "SELECT asin(2)").await, "22003");
+    assert_eq!(
+        sqlstate(&t, "SELECT make_interval(fortnights => 1)").await,
+        "42883"
+    );
+    assert_eq!(
+        sqlstate(&t, "SELECT make_interval(days => 1, 2)").await,
+        "42601"
+    );
+    assert_eq!(sqlstate(&t, "SELECT lower(s => 'x')").await, "42883");
     assert_eq!(sqlstate(&t, "SELECT log(0, 2)").await, "2201E");
     assert_eq!(sqlstate(&t, "SELECT log(1, 2)").await, "22012");
     assert_eq!(sqlstate(&t, "SELECT factorial(-1)").await, "22003");

@@ -107,10 +107,17 @@ pub fn to_char(value: &Decimal, template: &str) -> Result<String> {
         frac_places
     };
     let sign_char = if negative { '-' } else { '+' };
+    // `S` after the last digit place puts the sign there (`999S`: `485-`);
+    // elsewhere it goes just before the number.
+    let last_digit = toks.iter().rposition(is_digit);
+    let trailing_s = toks
+        .iter()
+        .position(|t| *t == Tok::AnchoredSign)
+        .is_some_and(|s| last_digit.is_none_or(|d| s > d));
     let mut out = String::new();
     let mut digit_index = 0; // digit places seen (integer, then fraction)
     let mut started = false; // a digit of the number (or a kept zero) printed
-    let mut sign_pending = !explicit_sign || toks.contains(&Tok::AnchoredSign);
+    let mut sign_pending = !explicit_sign || (toks.contains(&Tok::AnchoredSign) && !trailing_s);
     let put_sign = |out: &mut String, pending: &mut bool| {
         if *pending {
             *pending = false;
@@ -166,9 +173,12 @@ pub fn to_char(value: &Decimal, template: &str) -> Result<String> {
                 }
             }
             Tok::Group => out.push(','),
+            Tok::AnchoredSign if trailing_s => out.push(sign_char),
             Tok::AnchoredSign => {}
-            Tok::Minus => out.push(if negative { '-' } else { ' ' }),
-            Tok::Plus => out.push(if negative { ' ' } else { '+' }),
+            Tok::Minus if negative => out.push('-'),
+            Tok::Plus if !negative => out.push('+'),
+            Tok::Minus | Tok::Plus if !fill => out.push(' '),
+            Tok::Minus | Tok::Plus => {}
             Tok::Signed => out.push(sign_char),
             Tok::Lit(c) => out.push(*c),
         }
@@ -204,5 +214,24 @@ mod tests {
         assert_eq!(fmt("12", "999MI"), " 12 ");
         assert_eq!(fmt("-12", "999MI"), " 12-");
         assert_eq!(fmt("42", "FM999"), "42");
+        // The examples of PostgreSQL's documentation.
+        assert_eq!(fmt("-0.1", "99.99"), "  -.10");
+        assert_eq!(fmt("-0.1", "FM9.99"), "-.1");
+        assert_eq!(fmt("0.1", "0.9"), " 0.1");
+        assert_eq!(fmt("12", "9990999.9"), "    0012.0");
+        assert_eq!(fmt("12", "FM9990999.9"), "0012.");
+        assert_eq!(fmt("485", "999"), " 485");
+        assert_eq!(fmt("-485", "999"), "-485");
+        assert_eq!(fmt("1485", "9,999"), " 1,485");
+        assert_eq!(fmt("148.5", "999.999"), " 148.500");
+        assert_eq!(fmt("148.5", "FM999.999"), "148.5");
+        assert_eq!(fmt("-485", "999S"), "485-");
+        assert_eq!(fmt("-485", "999MI"), "485-");
+        assert_eq!(fmt("485", "999MI"), "485 ");
+        assert_eq!(fmt("485", "FM999MI"), "485");
+        assert_eq!(fmt("485", "PL999"), "+485");
+        assert_eq!(fmt("485", "SG999"), "+485");
+        assert_eq!(fmt("-485", "SG999"), "-485");
+        assert_eq!(fmt("-485", "9SG99"), "4-85");
     }
 }

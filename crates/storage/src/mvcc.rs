@@ -495,13 +495,18 @@ fn first_version(
 /// The newest version of the key encoded as `ek`, tombstones included
 /// (`Some(None)`: it has no version), from the engine's
 /// [`NewestVersionCache`] or read into it; `None` if the engine keeps no
-/// cache.
-fn cached_newest(engine: &dyn Engine, ek: &[u8]) -> MvccResult<Option<Option<NewestVersion>>> {
+/// cache, or (`fill` false) on a miss.
+fn cached_newest(
+    engine: &dyn Engine,
+    ek: &[u8],
+    fill: bool,
+) -> MvccResult<Option<Option<NewestVersion>>> {
     let Some(cache) = engine.newest_versions() else {
         return Ok(None);
     };
     let ticket = match cache.lookup(ek) {
         Lookup::Hit(newest) => return Ok(Some(newest)),
+        Lookup::Miss(_) if !fill => return Ok(None),
         Lookup::Miss(ticket) => ticket,
     };
     let newest = match first_version(engine, &group_start(ek), &group_end(ek))? {
@@ -524,7 +529,7 @@ pub fn get_version(
     ts: Timestamp,
 ) -> MvccResult<Option<(Timestamp, Option<Vec<u8>>)>> {
     let ek = encode_key(key);
-    match cached_newest(engine, &ek)? {
+    match cached_newest(engine, &ek, true)? {
         Some(None) => return Ok(None),
         Some(Some(v)) if v.ts <= ts => return Ok(Some((v.ts, v.value))),
         // No cache, or versions above `ts`: seek below them.
@@ -873,7 +878,8 @@ fn newest_version_ts(
 ) -> MvccResult<Option<Timestamp>> {
     let ek = encode_key(key);
     let start = group_start(&ek);
-    let mut newest = match cached_newest(engine, &ek)? {
+    // No fill on a miss: the write about to happen would drop the entry.
+    let mut newest = match cached_newest(engine, &ek, false)? {
         Some(cached) => cached.map(|v| v.ts),
         None => match first_version(engine, &start, &group_end(&ek))? {
             Some((k, _)) => Some(split_version_key(&k)?.1),

@@ -8,7 +8,8 @@
 //! /system/sql/view/<db>/<schema>/<name>          -> ViewDescriptor (protobuf)
 //! /system/sql/role/<name>                        -> "" (CREATE USER / ROLE)
 //! /system/sql/desc-id                            -> u64 counter: table ids
-//! /system/sql/seq/<sequence id>                  -> u64 counter: SERIAL values
+//! /system/sql/sequence/<db>/<schema>/<name>      -> SequenceDescriptor (CREATE SEQUENCE)
+//! /system/sql/seq/<sequence id>                  -> the last value handed out (i64; SERIAL too)
 //! /system/sql/version                            -> u64 counter: bumped by every DDL
 //! ```
 //!
@@ -76,6 +77,7 @@ const DB_PREFIX: &[u8] = b"\x02sql/db/";
 const TABLE_DESC_PREFIX: &[u8] = b"\x02sql/table/";
 const SEQ_PREFIX: &[u8] = b"\x02sql/seq/";
 const VIEW_DESC_PREFIX: &[u8] = b"\x02sql/view/";
+const SEQUENCE_DESC_PREFIX: &[u8] = b"\x02sql/sequence/";
 const ROLE_PREFIX: &[u8] = b"\x02sql/role/";
 const SCHEMA_PREFIX: &[u8] = b"\x02sql/schema/";
 
@@ -217,6 +219,88 @@ impl ViewDesc {
             name: p.name,
             query: p.query,
             columns: p.columns,
+        })
+    }
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct SequenceProto {
+    #[prost(string, tag = "1")]
+    name: String,
+    #[prost(uint64, tag = "2")]
+    id: u64,
+    #[prost(int64, tag = "3")]
+    start: i64,
+    #[prost(int64, tag = "4")]
+    increment: i64,
+    #[prost(int64, tag = "5")]
+    min: i64,
+    #[prost(int64, tag = "6")]
+    max: i64,
+    #[prost(bool, tag = "7")]
+    cycle: bool,
+    #[prost(string, tag = "8")]
+    type_name: String,
+}
+
+/// A sequence made by CREATE SEQUENCE (the sequences behind SERIAL and
+/// identity columns belong to their table and count 1, 2, 3, ...).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SequenceDesc {
+    pub name: String,
+    /// Its counter lives at `/system/sql/seq/<id>`.
+    pub id: u64,
+    pub start: i64,
+    pub increment: i64,
+    pub min: i64,
+    pub max: i64,
+    /// Whether it wraps around at its bound instead of failing.
+    pub cycle: bool,
+    /// `smallint`, `integer` or `bigint` (AS type).
+    pub type_name: String,
+}
+
+impl SequenceDesc {
+    /// The descriptor of the sequence of a SERIAL or identity column.
+    pub fn serial(name: String, id: u64) -> SequenceDesc {
+        SequenceDesc {
+            name,
+            id,
+            start: 1,
+            increment: 1,
+            min: 1,
+            max: i64::MAX,
+            cycle: false,
+            type_name: "bigint".into(),
+        }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        SequenceProto {
+            name: self.name.clone(),
+            id: self.id,
+            start: self.start,
+            increment: self.increment,
+            min: self.min,
+            max: self.max,
+            cycle: self.cycle,
+            type_name: self.type_name.clone(),
+        }
+        .encode_to_vec()
+    }
+
+    pub fn decode(buf: &[u8]) -> Result<SequenceDesc> {
+        let p = SequenceProto::decode(buf)
+            .map_err(|e| SqlError::internal(format!("corrupt sequence descriptor: {e}")))?;
+        Ok(SequenceDesc {
+            name: p.name,
+            id: p.id,
+            start: p.start,
+            increment: p.increment,
+            min: p.min,
+            max: p.max,
+            cycle: p.cycle,
+            type_name: p.type_name,
         })
     }
 }
@@ -660,7 +744,16 @@ fn role_key(name: &str) -> Vec<u8> {
     KeyEncoder::with_prefix(ROLE_PREFIX).str(name).finish()
 }
 
-fn seq_key(seq_id: u64) -> Vec<u8> {
+fn sequence_desc_key(db: &str, name: &str) -> Vec<u8> {
+    let (schema, name) = split_name(name);
+    KeyEncoder::with_prefix(SEQUENCE_DESC_PREFIX)
+        .str(db)
+        .str(schema)
+        .str(name)
+        .finish()
+}
+
+pub(crate) fn seq_key(seq_id: u64) -> Vec<u8> {
     KeyEncoder::with_prefix(SEQ_PREFIX).u64(seq_id).finish()
 }
 
@@ -683,6 +776,9 @@ struct Cache {
     tables: HashMap<(String, String), Arc<TableDesc>>,
     /// Views by (database, name); `None` remembers that there is none.
     views: HashMap<(String, String), Option<Arc<ViewDesc>>>,
+    /// Sequences (CREATE SEQUENCE) by (database, name); `None` remembers
+    /// that there is none.
+    sequences: HashMap<(String, String), Option<Arc<SequenceDesc>>>,
     /// Each database's schemas (see [`Catalog::schema_names`]).
     schemas: HashMap<String, Arc<Vec<String>>>,
 }
@@ -696,6 +792,7 @@ impl Cache {
         if v > self.version {
             self.tables.clear();
             self.views.clear();
+            self.sequences.clear();
             self.schemas.clear();
             self.version = v;
         }
@@ -722,6 +819,12 @@ static LAST_ROWID_TICK: std::sync::atomic::AtomicU64 = std::sync::atomic::Atomic
 /// Rowid ticks count 10 µs from 2025-01-01: 48 bits last until 2114.
 const ROWID_EPOCH_MS: u64 = 1_735_689_600_000;
 const ROWID_NODE_BITS: u32 = 15;
+
+fn read_i64(b: &[u8]) -> Result<i64> {
+    Ok(i64::from_be_bytes(b.try_into().map_err(|_| {
+        SqlError::internal("sequence counter is not an i64")
+    })?))
+}
 
 fn read_u64(v: Option<Vec<u8>>) -> Result<u64> {
     match v {
@@ -1192,9 +1295,152 @@ impl Catalog {
         Ok(true)
     }
 
-    /// Makes `last` the sequence's last value: the next reservation starts
-    /// after it (setval).
-    pub async fn set_sequence(&self, seq_id: u64, last: u64) -> Result<()> {
+    /// A sequence made by CREATE SEQUENCE, by (qualified) name: from the
+    /// cache, else from KV (absence is cached too, until the next DDL).
+    pub async fn sequence(&self, db: &str, name: &str) -> Result<Option<Arc<SequenceDesc>>> {
+        let key = (db.to_string(), name.to_string());
+        if let Some(s) = self.cache.lock().sequences.get(&key) {
+            return Ok(s.clone());
+        }
+        let s = match self.db.get(&sequence_desc_key(db, name)).await? {
+            Some(raw) => Some(Arc::new(SequenceDesc::decode(&raw)?)),
+            None => None,
+        };
+        self.cache.lock().sequences.insert(key, s.clone());
+        Ok(s)
+    }
+
+    /// The sequences of a database made by CREATE SEQUENCE, by name.
+    pub async fn sequences(&self, db: &str) -> Result<Vec<SequenceDesc>> {
+        self.descriptors(SEQUENCE_DESC_PREFIX, db, SequenceDesc::decode)
+            .await
+    }
+
+    /// Stores a new sequence (its counter starts absent: nothing handed
+    /// out yet); 42P07 if a table, view or sequence has the name, unless
+    /// `if_not_exists` (then false).
+    pub async fn create_sequence(
+        &self,
+        db: &str,
+        desc: &SequenceDesc,
+        if_not_exists: bool,
+    ) -> Result<bool> {
+        self.check_schema(db, &desc.name).await?;
+        let exists = || {
+            SqlError::new(
+                code::DUPLICATE_TABLE,
+                format!("relation \"{}\" already exists", desc.name),
+            )
+        };
+        let taken = self
+            .db
+            .get(&table_desc_key(db, &desc.name))
+            .await?
+            .is_some()
+            || self.db.get(&view_desc_key(db, &desc.name)).await?.is_some();
+        let created = !taken
+            && match self
+                .db
+                .cput(&sequence_desc_key(db, &desc.name), &desc.encode(), None)
+                .await
+            {
+                Ok(()) => true,
+                Err(KvError::ConditionFailed { .. }) => false,
+                Err(e) => return Err(e.into()),
+            };
+        if !created {
+            return if if_not_exists {
+                Ok(false)
+            } else {
+                Err(exists())
+            };
+        }
+        self.bump_version().await?;
+        Ok(true)
+    }
+
+    /// Removes a sequence and its counter; false if there was none.
+    pub async fn drop_sequence(&self, db: &str, name: &str) -> Result<bool> {
+        let key = sequence_desc_key(db, name);
+        let Some(raw) = self.db.get(&key).await? else {
+            return Ok(false);
+        };
+        let desc = SequenceDesc::decode(&raw)?;
+        self.db.delete(&key).await?;
+        self.db.delete(&seq_key(desc.id)).await?;
+        self.bump_version().await?;
+        Ok(true)
+    }
+
+    /// The last value `seq` handed out (None: none yet).
+    pub async fn sequence_last_value(&self, seq: &SequenceDesc) -> Result<Option<i64>> {
+        self.db
+            .get(&seq_key(seq.id))
+            .await?
+            .map(|b| read_i64(&b))
+            .transpose()
+    }
+
+    /// Hands out the next value of `seq` (nextval): start, then each step
+    /// `increment` further; past a bound it wraps around if the sequence
+    /// cycles, else fails with 2200H. Not transactional, as in PostgreSQL:
+    /// a value is never handed out twice, and a rolled-back transaction
+    /// leaves a gap.
+    pub async fn next_value(&self, seq: &SequenceDesc) -> Result<i64> {
+        let key = seq_key(seq.id);
+        let mut ambiguous_retries = 5;
+        loop {
+            let cur = self.db.get(&key).await?;
+            let next = match &cur {
+                None => seq.start,
+                Some(b) => {
+                    let last = read_i64(b)?;
+                    match last.checked_add(seq.increment) {
+                        Some(n) if (seq.min..=seq.max).contains(&n) => n,
+                        _ if seq.cycle => {
+                            if seq.increment > 0 {
+                                seq.min
+                            } else {
+                                seq.max
+                            }
+                        }
+                        _ => {
+                            let (which, bound) = if seq.increment > 0 {
+                                ("maximum", seq.max)
+                            } else {
+                                ("minimum", seq.min)
+                            };
+                            return Err(SqlError::new(
+                                code::SEQUENCE_LIMIT,
+                                format!(
+                                    "nextval: reached {which} value of sequence \"{}\" ({bound})",
+                                    split_name(&seq.name).1
+                                ),
+                            ));
+                        }
+                    }
+                }
+            };
+            match self
+                .db
+                .cput(&key, &next.to_be_bytes(), cur.as_deref())
+                .await
+            {
+                Ok(()) => return Ok(next),
+                Err(KvError::ConditionFailed { .. }) => continue,
+                // The lost attempt may have taken the value: take the next
+                // one (a gap, never a duplicate).
+                Err(KvError::Unavailable {
+                    ambiguous: true, ..
+                }) if ambiguous_retries > 0 => ambiguous_retries -= 1,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Makes `last` the sequence's last value: the next value is `last`
+    /// plus the increment (setval).
+    pub async fn set_sequence(&self, seq_id: u64, last: i64) -> Result<()> {
         let key = seq_key(seq_id);
         loop {
             let cur = self.db.get(&key).await?;
@@ -1208,6 +1454,18 @@ impl Catalog {
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+
+    /// A sequence by the name nextval() is given: one made by CREATE
+    /// SEQUENCE, else the sequence of a SERIAL or identity column.
+    pub async fn find_sequence(&self, db: &str, name: &str) -> Result<Option<Arc<SequenceDesc>>> {
+        if let Some(s) = self.sequence(db, name).await? {
+            return Ok(Some(s));
+        }
+        Ok(self
+            .sequence_named(db, name)
+            .await?
+            .map(|id| Arc::new(SequenceDesc::serial(name.to_string(), id))))
     }
 
     /// The sequence of a SERIAL or identity column by the name PostgreSQL

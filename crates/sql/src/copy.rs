@@ -425,6 +425,8 @@ pub struct CopyIn {
     /// `txn` is the session's open transaction (returned to it at the
     /// end), not the COPY's own (committed at the end).
     lent: bool,
+    /// For defaults that call nextval.
+    sequences: Option<Arc<crate::sequences::SequenceAccess>>,
 }
 
 impl std::fmt::Debug for CopyIn {
@@ -491,12 +493,19 @@ impl CopyIn {
             error: None,
             ended: false,
             lent: txn.is_some(),
+            sequences: None,
             txn: match txn {
                 Some(t) => t,
                 None => Txn::new(catalog.kv().clone()),
             },
             catalog,
         })
+    }
+
+    /// Lets the rows' defaults call sequence functions.
+    pub fn with_sequences(mut self, s: Arc<crate::sequences::SequenceAccess>) -> Self {
+        self.sequences = Some(s);
+        self
     }
 
     /// Columns per row (for CopyInResponse).
@@ -706,6 +715,7 @@ impl CopyIn {
         let plan = insert_plan(&self.table, &self.targets, rows);
         let ctx = EvalCtx {
             now: types::now_micros(),
+            sequences: self.sequences.clone(),
             ..EvalCtx::default()
         };
         exec::execute(&plan, &self.catalog, &mut self.txn, &ctx)

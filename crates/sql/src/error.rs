@@ -133,6 +133,7 @@ pub mod code {
     pub const INTERVAL_FIELD_OVERFLOW: &str = "22015";
     pub const DIVISION_BY_ZERO: &str = "22012";
     pub const INVALID_PARAMETER_VALUE: &str = "22023";
+    pub const SEQUENCE_LIMIT: &str = "2200H";
     pub const INVALID_TEXT_REPRESENTATION: &str = "22P02";
     pub const NOT_NULL_VIOLATION: &str = "23502";
     pub const UNIQUE_VIOLATION: &str = "23505";
@@ -153,6 +154,7 @@ pub mod code {
     pub const DEADLOCK_DETECTED: &str = "40P01";
     pub const STATEMENT_COMPLETION_UNKNOWN: &str = "40003";
     pub const SYNTAX_ERROR: &str = "42601";
+    pub const INVALID_NAME: &str = "42602";
     pub const UNDEFINED_COLUMN: &str = "42703";
     pub const UNDEFINED_FUNCTION: &str = "42883";
     pub const UNDEFINED_TABLE: &str = "42P01";

@@ -102,6 +102,8 @@ pub enum Func {
     Extract(DateTimeUnit),
     /// `date_part('unit', x)`: the same as a double precision.
     DatePart(DateTimeUnit),
+    /// nextval, currval, setval, lastval.
+    Sequence(crate::sequences::SeqFn),
 }
 
 /// What a subquery expression computes from the subquery's rows.
@@ -196,6 +198,8 @@ pub struct EvalCtx {
     /// The rows the statement's scans read, for running subqueries
     /// (set by the executor).
     pub env: Option<Arc<crate::exec::Env>>,
+    /// For sequence functions (a session's statements have it).
+    pub sequences: Option<Arc<crate::sequences::SequenceAccess>>,
 }
 
 impl Expr {
@@ -823,6 +827,17 @@ fn eval_func(f: Func, args: &[Expr], row: &[Datum], ctx: &EvalCtx) -> Result<Dat
             env!("CARGO_PKG_VERSION")
         )),
         Func::CurrentDatabase => Datum::Text(ctx.database.clone()),
+        Func::Sequence(f) => {
+            let values = (0..args.len()).map(arg).collect::<Result<Vec<_>>>()?;
+            match &ctx.sequences {
+                Some(s) => s.call(f, &values)?,
+                None => {
+                    return Err(SqlError::unsupported(
+                        "sequence functions are not available in this statement",
+                    ))
+                }
+            }
+        }
         Func::CurrentSetting => {
             let name = match arg(0)? {
                 Datum::Null => return Ok(Datum::Null),

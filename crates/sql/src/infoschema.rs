@@ -1,4 +1,5 @@
-//! `information_schema.tables`, `.columns` and `.schemata`, built from the
+//! `information_schema.tables`, `.columns`, `.schemata` and `.sequences`
+//! (those made by CREATE SEQUENCE), built from the
 //! catalog when a statement names them.
 //!
 //! Each is a view whose query lists its rows as `VALUES` (typed by casts),
@@ -170,6 +171,48 @@ pub async fn view(catalog: &Catalog, db: &str, name: &str) -> Result<Option<Arc<
                     ("catalog_name", "text"),
                     ("schema_name", "text"),
                     ("schema_owner", "text"),
+                ],
+                rows,
+            )
+        }
+        "sequences" => {
+            let mut rows = Vec::new();
+            for q in catalog.sequences(db).await? {
+                let (schema, name) = split_name(&q.name);
+                let bits = match q.type_name.as_str() {
+                    "smallint" => 16,
+                    "integer" => 32,
+                    _ => 64,
+                };
+                rows.push(vec![
+                    lit(Some(db)),
+                    lit(Some(schema)),
+                    lit(Some(name)),
+                    lit(Some(&q.type_name)),
+                    bits.to_string(),
+                    "2".into(),
+                    "0".into(),
+                    lit(Some(&q.start.to_string())),
+                    lit(Some(&q.min.to_string())),
+                    lit(Some(&q.max.to_string())),
+                    lit(Some(&q.increment.to_string())),
+                    lit(Some(if q.cycle { "YES" } else { "NO" })),
+                ]);
+            }
+            (
+                &[
+                    ("sequence_catalog", "text"),
+                    ("sequence_schema", "text"),
+                    ("sequence_name", "text"),
+                    ("data_type", "text"),
+                    ("numeric_precision", "integer"),
+                    ("numeric_precision_radix", "integer"),
+                    ("numeric_scale", "integer"),
+                    ("start_value", "text"),
+                    ("minimum_value", "text"),
+                    ("maximum_value", "text"),
+                    ("increment", "text"),
+                    ("cycle_option", "text"),
                 ],
                 rows,
             )

@@ -117,6 +117,7 @@ pub mod objects;
 pub mod pgcatalog;
 pub mod pgcompat;
 pub mod plan;
+pub mod sequences;
 pub mod server;
 pub mod session;
 pub mod txn;

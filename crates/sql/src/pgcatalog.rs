@@ -7,7 +7,8 @@
 //! aggregates work on it. As in PostgreSQL, `pg_catalog` comes first on
 //! the search path: `pg_tables` names `pg_catalog.pg_tables`. Columns are
 //! PostgreSQL's most-used ones, under its names; oid columns are bigint.
-//! Oids: a table's is its table id, an index's `1000000 + 100 * table id +
+//! Oids: a table's is its table id (a sequence's its id, from the same
+//! counter), an index's `1000000 + 100 * table id +
 //! index id`, a schema's 11 (`pg_catalog`), 2200 (`public`), 13000
 //! (`information_schema`) or 16384 + its position among the created ones;
 //! the owner of everything is role 10.
@@ -208,6 +209,19 @@ pub async fn view(catalog: &Catalog, db: &str, name: &str) -> Result<Option<Arc<
                     OWNER.into(),
                     boolean(false),
                     columns.to_string(),
+                    boolean(false),
+                ]);
+            }
+            for q in catalog.sequences(db).await? {
+                let (schema, qname) = split_name(&q.name);
+                rows.push(vec![
+                    q.id.to_string(),
+                    lit(Some(qname)),
+                    schema_oid(schema).to_string(),
+                    lit(Some("S")),
+                    OWNER.into(),
+                    boolean(false),
+                    "3".into(),
                     boolean(false),
                 ]);
             }

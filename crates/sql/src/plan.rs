@@ -4314,6 +4314,18 @@ impl<'a> Binder<'a> {
                 ty,
             });
         }
+        // nextval('s'::regclass): the name is what counts.
+        let mut args = args;
+        if matches!(name, "nextval" | "currval" | "setval") {
+            if let Some(ast::Expr::Cast {
+                expr, data_type, ..
+            }) = args.first()
+            {
+                if data_type.to_string().eq_ignore_ascii_case("regclass") {
+                    args[0] = (**expr).clone();
+                }
+            }
+        }
         let mut bound = Vec::new();
         for a in &args {
             bound.push(self.bind_expr(a, scope)?);
@@ -4478,6 +4490,44 @@ impl<'a> Binder<'a> {
                     ));
                 }
                 (Func::CurrentSetting, DataType::Text)
+            }
+            "nextval" | "currval" | "setval" | "lastval" => {
+                use crate::sequences::SeqFn;
+                let (f, wanted): (SeqFn, &[DataType]) = match name {
+                    "nextval" => (SeqFn::NextVal, &[DataType::Text]),
+                    "currval" => (SeqFn::CurrVal, &[DataType::Text]),
+                    "lastval" => (SeqFn::LastVal, &[]),
+                    _ if bound.len() == 3 => (
+                        SeqFn::SetVal,
+                        &[DataType::Text, DataType::Int8, DataType::Bool],
+                    ),
+                    _ => (SeqFn::SetVal, &[DataType::Text, DataType::Int8]),
+                };
+                arity(wanted.len())?;
+                for (b, ty) in bound.iter_mut().zip(wanted) {
+                    self.unify_with(b, ty);
+                    let fits = match ty {
+                        DataType::Text => b.ty.is_string(),
+                        DataType::Int8 => b.ty.is_integer(),
+                        t => &b.ty == t,
+                    };
+                    if !fits {
+                        let sig: Vec<String> =
+                            bound.iter().map(|b| types::type_display(&b.ty)).collect();
+                        return Err(SqlError::new(
+                            code::UNDEFINED_FUNCTION,
+                            format!("function {name}({}) does not exist", sig.join(", ")),
+                        ));
+                    }
+                }
+                for b in bound.iter_mut().skip(1) {
+                    if b.ty.is_integer() && b.ty != DataType::Int8 {
+                        let inner = std::mem::replace(&mut b.e, Expr::Literal(Datum::Null));
+                        b.e = Expr::Cast(Box::new(inner), DataType::Int8);
+                        b.ty = DataType::Int8;
+                    }
+                }
+                (Func::Sequence(f), DataType::Int8)
             }
             "current_user" | "session_user" | "user" | "current_role" => {
                 arity(0)?;

@@ -105,9 +105,9 @@ pub struct Session {
     /// Tables created inside the open explicit transaction: dropped again
     /// if it does not commit.
     created_in_txn: Vec<String>,
-    /// The last value nextval / setval gave each sequence in this session
-    /// (currval).
-    sequence_values: HashMap<u64, i64>,
+    /// The values nextval / setval gave in this session (currval,
+    /// lastval).
+    sequence_values: Arc<parking_lot::Mutex<crate::sequences::SessionSequences>>,
     /// The open transaction's savepoints, oldest first, with its writes
     /// at each.
     savepoints: Vec<(String, crate::txn::Savepoint)>,
@@ -156,55 +156,6 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>> {
     })
 }
 
-/// A SELECT whose only output is a call of nextval, currval or setval:
-/// the function, its arguments and the output column's name.
-fn sequence_function(q: &ast::Query) -> Option<(&'static str, Vec<ast::Expr>, String)> {
-    let ast::SetExpr::Select(select) = q.body.as_ref() else {
-        return None;
-    };
-    let [item] = select.projection.as_slice() else {
-        return None;
-    };
-    let (ast::SelectItem::UnnamedExpr(ast::Expr::Function(f))
-    | ast::SelectItem::ExprWithAlias {
-        expr: ast::Expr::Function(f),
-        ..
-    }) = item
-    else {
-        return None;
-    };
-    let name = f.name.0.last()?.as_ident().map(plan::ident)?;
-    let func = match name.as_str() {
-        "nextval" => "nextval",
-        "currval" => "currval",
-        "setval" => "setval",
-        _ => return None,
-    };
-    let ast::FunctionArguments::List(list) = &f.args else {
-        return None;
-    };
-    let args: Vec<ast::Expr> = list
-        .args
-        .iter()
-        .map(|a| match a {
-            ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => Some(e.clone()),
-            _ => None,
-        })
-        .collect::<Option<_>>()?;
-    let arity_ok = match func {
-        "setval" => args.len() == 2 || args.len() == 3,
-        _ => args.len() == 1,
-    };
-    if !arity_ok {
-        return None;
-    }
-    let column = match item {
-        ast::SelectItem::ExprWithAlias { alias, .. } => plan::ident(alias),
-        _ => func.to_string(),
-    };
-    Some((func, args, column))
-}
-
 fn is_query_like(s: &Statement) -> bool {
     matches!(
         s,
@@ -232,120 +183,18 @@ impl Session {
             savepoints: Vec::new(),
             failed_txn: None,
             settings: None,
-            sequence_values: HashMap::new(),
+            sequence_values: Default::default(),
             sql_prepared: HashMap::new(),
         }
     }
 
-    /// `SELECT nextval(s) | currval(s) | setval(s, v [, is_called])` as the
-    /// only output column, with any FROM / WHERE: the query runs with the
-    /// call's arguments as its columns, then each row's call is made (the
-    /// sequences are those of SERIAL and identity columns; calls elsewhere
-    /// in a statement are not supported).
-    async fn sequence_call(
-        &mut self,
-        q: &ast::Query,
-        func: &str,
-        args: Vec<ast::Expr>,
-        column: String,
-    ) -> Result<StmtResult> {
-        let mut query = q.clone();
-        let ast::SetExpr::Select(select) = query.body.as_mut() else {
-            return Err(SqlError::internal("sequence call outside a SELECT"));
-        };
-        select.projection = args
-            .into_iter()
-            .map(|a| match a {
-                // 'name'::regclass: the name is what counts here.
-                ast::Expr::Cast {
-                    expr, data_type, ..
-                } if data_type.to_string().eq_ignore_ascii_case("regclass") => {
-                    ast::SelectItem::UnnamedExpr(*expr)
-                }
-                a => ast::SelectItem::UnnamedExpr(a),
-            })
-            .collect();
-        let rows =
-            match Box::pin(self.run_dml(&Statement::Query(Box::new(query)), None, &[])).await? {
-                StmtResult::Rows { rows, .. } => rows,
-                StmtResult::RowStream { mut rows, .. } => {
-                    let mut out = Vec::new();
-                    while let Some(r) = rows.recv().await {
-                        out.push(r?);
-                    }
-                    out
-                }
-                _ => Vec::new(),
-            };
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            let name = match &row[0] {
-                Datum::Null => {
-                    out.push(vec![Datum::Null]);
-                    continue;
-                }
-                Datum::Text(t) => t.trim_matches('"').to_string(),
-                other => {
-                    return Err(SqlError::mismatch(format!(
-                        "{func} expects a sequence name, not {}",
-                        other.kind_name()
-                    )))
-                }
-            };
-            let seq = self
-                .catalog
-                .sequence_named(&self.database, &name)
-                .await?
-                .ok_or_else(|| {
-                    SqlError::new(
-                        code::UNDEFINED_TABLE,
-                        format!("relation \"{name}\" does not exist"),
-                    )
-                })?;
-            let value = match func {
-                "nextval" => {
-                    let v = self.catalog.reserve(seq, 1).await?;
-                    self.sequence_values.insert(seq, v);
-                    v
-                }
-                "currval" => *self.sequence_values.get(&seq).ok_or_else(|| {
-                    SqlError::new(
-                        code::OBJECT_NOT_IN_PREREQUISITE_STATE,
-                        format!(
-                            "currval of sequence \"{name}\" is not yet defined in this session"
-                        ),
-                    )
-                })?,
-                _ => {
-                    let v = match row.get(1) {
-                        Some(Datum::Int(v)) => *v,
-                        Some(Datum::Null) => {
-                            out.push(vec![Datum::Null]);
-                            continue;
-                        }
-                        _ => return Err(SqlError::mismatch("setval expects a bigint value")),
-                    };
-                    let called = !matches!(row.get(2), Some(Datum::Bool(false)));
-                    if v < 1 {
-                        return Err(SqlError::new(
-                            code::NUMERIC_VALUE_OUT_OF_RANGE,
-                            format!("setval: value {v} is out of bounds for sequence \"{name}\""),
-                        ));
-                    }
-                    let last = if called { v } else { v - 1 };
-                    self.catalog.set_sequence(seq, last as u64).await?;
-                    if called {
-                        self.sequence_values.insert(seq, v);
-                    }
-                    v
-                }
-            };
-            out.push(vec![Datum::Int(value)]);
-        }
-        Ok(StmtResult::Rows {
-            columns: vec![(column, DataType::Int8)],
-            rows: out,
-            tag: "SELECT".into(),
+    /// What a statement's sequence functions need.
+    fn sequence_access(&self) -> Arc<crate::sequences::SequenceAccess> {
+        Arc::new(crate::sequences::SequenceAccess {
+            catalog: self.catalog.clone(),
+            database: self.database.clone(),
+            search_path: self.search_path(),
+            session: self.sequence_values.clone(),
         })
     }
 
@@ -524,8 +373,11 @@ impl Session {
             .catalog
             .resolve(&self.database, &path, &stmt.table)
             .await?;
-        let c = crate::copy::CopyIn::start(self.catalog.clone(), &self.database, stmt, lent).await;
-        Ok(StmtResult::CopyIn(Box::new(c?)))
+        let c =
+            crate::copy::CopyIn::start(self.catalog.clone(), &self.database, stmt, lent).await?;
+        Ok(StmtResult::CopyIn(Box::new(
+            c.with_sequences(self.sequence_access()),
+        )))
     }
 
     /// Whether an explicit transaction is open (or failed).
@@ -708,10 +560,6 @@ impl Session {
             .collect();
         let version = self.catalog.refresh().await?;
         let (bound, param_types, columns) = match &stmt {
-            Some(Statement::Query(q)) if sequence_function(q).is_some() => {
-                let (_, _, column) = sequence_function(q).expect("checked");
-                (None, declared, vec![(column, DataType::Int8)])
-            }
             Some(s) if is_query_like(s) => {
                 let (b, p) = self.bind(s, declared).await?;
                 let cols = b.columns();
@@ -1007,6 +855,42 @@ impl Session {
                     .await?;
                 Ok(StmtResult::Command("DROP VIEW".into()))
             }
+            Statement::CreateSequence {
+                temporary,
+                if_not_exists,
+                name,
+                sequence_options,
+            } => {
+                let path = self.search_path();
+                crate::sequences::create_sequence(
+                    &self.catalog,
+                    &self.database,
+                    &path,
+                    name,
+                    *if_not_exists,
+                    *temporary,
+                    sequence_options,
+                )
+                .await?;
+                Ok(StmtResult::Command("CREATE SEQUENCE".into()))
+            }
+            Statement::Drop {
+                object_type: ast::ObjectType::Sequence,
+                if_exists,
+                names,
+                ..
+            } => {
+                let path = self.search_path();
+                crate::sequences::drop_sequences(
+                    &self.catalog,
+                    &self.database,
+                    &path,
+                    names,
+                    *if_exists,
+                )
+                .await?;
+                Ok(StmtResult::Command("DROP SEQUENCE".into()))
+            }
             Statement::CreateRole(_)
             | Statement::CreateUser(_)
             | Statement::Drop {
@@ -1223,10 +1107,6 @@ impl Session {
                 names,
                 ..
             } => self.drop_indexes(names, *if_exists).await,
-            Statement::Query(q) if sequence_function(q).is_some() => {
-                let (func, args, column) = sequence_function(q).expect("checked");
-                self.sequence_call(q, func, args, column).await
-            }
             s if is_query_like(s) => self.run_dml(s, prebound, params).await,
             Statement::Prepare {
                 name,
@@ -1262,9 +1142,9 @@ impl Session {
                         // Prepared statements, settings, sequence state.
                         self.sql_prepared.clear();
                         self.vars.retain(|k, _| k == crate::objects::READ_ONLY_VAR);
-                        self.sequence_values.clear();
+                        self.sequence_values.lock().clear();
                     }
-                    ast::DiscardObject::SEQUENCES => self.sequence_values.clear(),
+                    ast::DiscardObject::SEQUENCES => self.sequence_values.lock().clear(),
                     // Plans are re-bound whenever the catalog changes, and
                     // there are no temporary objects to drop.
                     ast::DiscardObject::PLANS | ast::DiscardObject::TEMP => {}
@@ -1308,6 +1188,7 @@ impl Session {
             database: self.database.clone(),
             user: self.user.clone(),
             settings,
+            sequences: Some(self.sequence_access()),
             schema: path
                 .into_iter()
                 .find(|s| schemas.contains(s))

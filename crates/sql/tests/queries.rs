@@ -2785,6 +2785,113 @@ async fn serial_sequences_answer_nextval_currval_and_setval() {
     assert_eq!(row.get::<_, i64>(0), 102);
 }
 
+/// CREATE SEQUENCE with PostgreSQL's options; nextval, currval, setval
+/// and lastval anywhere in an expression (DEFAULT, VALUES, SET, a
+/// projection over many rows); bounds, cycles, DROP SEQUENCE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn created_sequences_work_in_any_expression() {
+    let c = cluster().await;
+    let s = connect(c.addrs[0]).await;
+    s.batch_execute(
+        "CREATE SEQUENCE order_no START WITH 1000 INCREMENT BY 10;
+         CREATE TABLE orders (id BIGINT PRIMARY KEY DEFAULT nextval('order_no'), item TEXT);
+         INSERT INTO orders (item) VALUES ('a'), ('b');
+         INSERT INTO orders VALUES (nextval('order_no'::regclass) + 1, 'c');",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        flat(&s, "SELECT id, item FROM orders ORDER BY id").await,
+        "1000|a;1010|b;1021|c"
+    );
+    assert_eq!(
+        flat(&s, "SELECT currval('order_no'), lastval()").await,
+        "1020|1020"
+    );
+    // One value per row, in a projection and in UPDATE ... SET.
+    assert_eq!(
+        flat(&s, "SELECT count(DISTINCT n) FROM (SELECT nextval('order_no') AS n FROM generate_series(1, 5)) v").await,
+        "5"
+    );
+    s.batch_execute("UPDATE orders SET item = item || nextval('order_no')::text")
+        .await
+        .unwrap();
+    assert_eq!(
+        flat(&s, "SELECT item FROM orders ORDER BY item").await,
+        "a1080;b1090;c1100"
+    );
+    // Another session continues the sequence and has no currval yet.
+    let other = connect(c.addrs[1]).await;
+    assert_eq!(
+        sqlstate(&other, "SELECT currval('order_no')").await,
+        "55000"
+    );
+    assert_eq!(sqlstate(&other, "SELECT lastval()").await, "55000");
+    assert_eq!(flat(&other, "SELECT nextval('ORDER_NO')").await, "1110");
+    assert_eq!(
+        flat(&other, "SELECT setval('order_no', 5, false)").await,
+        "5"
+    );
+    assert_eq!(flat(&s, "SELECT nextval('order_no')").await, "5");
+    // Bounds: a descending sequence that stops, one that cycles.
+    s.batch_execute(
+        "CREATE SEQUENCE down INCREMENT -1 MINVALUE 1 MAXVALUE 2;
+         CREATE SEQUENCE ring AS smallint MINVALUE 1 MAXVALUE 2 CYCLE;",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        flat(&s, "SELECT nextval('down'), nextval('down')").await,
+        "2|1"
+    );
+    assert_eq!(sqlstate(&s, "SELECT nextval('down')").await, "2200H");
+    assert_eq!(
+        flat(
+            &s,
+            "SELECT nextval('ring'), nextval('ring'), nextval('ring')"
+        )
+        .await,
+        "1|2|1"
+    );
+    assert_eq!(sqlstate(&s, "SELECT setval('ring', 3)").await, "22003");
+    // Names: taken, bad options, IF [NOT] EXISTS, a schema.
+    assert_eq!(sqlstate(&s, "CREATE SEQUENCE orders").await, "42P07");
+    assert_eq!(sqlstate(&s, "CREATE SEQUENCE ring").await, "42P07");
+    s.batch_execute("CREATE SEQUENCE IF NOT EXISTS ring")
+        .await
+        .unwrap();
+    assert_eq!(sqlstate(&s, "CREATE SEQUENCE z INCREMENT 0").await, "22023");
+    s.batch_execute("CREATE SCHEMA app; CREATE SEQUENCE app.ids START 7")
+        .await
+        .unwrap();
+    assert_eq!(flat(&s, "SELECT nextval('app.ids')").await, "7");
+    assert_eq!(sqlstate(&s, "SELECT nextval('ids')").await, "42P01");
+    s.batch_execute("SET search_path = app, public")
+        .await
+        .unwrap();
+    assert_eq!(flat(&s, "SELECT nextval('ids')").await, "8");
+    assert_eq!(
+        flat(&s, "SELECT sequence_schema, sequence_name, start_value, increment, cycle_option FROM information_schema.sequences ORDER BY 2").await,
+        "public|down|2|-1|NO;app|ids|7|1|NO;public|order_no|1000|10|NO;public|ring|1|1|YES"
+    );
+    assert_eq!(
+        flat(
+            &s,
+            "SELECT relname FROM pg_catalog.pg_class WHERE relkind = 'S' ORDER BY 1"
+        )
+        .await,
+        "down;ids;order_no;ring"
+    );
+    s.batch_execute("DROP SEQUENCE ids, ring; DROP SEQUENCE IF EXISTS nope")
+        .await
+        .unwrap();
+    assert_eq!(sqlstate(&s, "SELECT nextval('ring')").await, "42P01");
+    assert_eq!(sqlstate(&s, "DROP SEQUENCE ring").await, "42P01");
+    // Recreated, it starts over.
+    s.batch_execute("CREATE SEQUENCE ring").await.unwrap();
+    assert_eq!(flat(&s, "SELECT nextval('ring')").await, "1");
+}
+
 /// `JOIN ... USING (cols)` and `NATURAL JOIN` join on the named (or all
 /// shared) columns and show each of them once, first: the left side's
 /// value for inner and left joins, the right side's for right joins, the

@@ -104,6 +104,8 @@ pub enum Func {
     DatePart(DateTimeUnit),
     /// nextval, currval, setval, lastval.
     Sequence(crate::sequences::SeqFn),
+    /// pg_backend_pid().
+    BackendPid,
 }
 
 /// What a subquery expression computes from the subquery's rows.
@@ -200,6 +202,8 @@ pub struct EvalCtx {
     pub env: Option<Arc<crate::exec::Env>>,
     /// For sequence functions (a session's statements have it).
     pub sequences: Option<Arc<crate::sequences::SequenceAccess>>,
+    /// The session's process id (pg_backend_pid).
+    pub backend_pid: i32,
 }
 
 impl Expr {
@@ -827,6 +831,7 @@ fn eval_func(f: Func, args: &[Expr], row: &[Datum], ctx: &EvalCtx) -> Result<Dat
             env!("CARGO_PKG_VERSION")
         )),
         Func::CurrentDatabase => Datum::Text(ctx.database.clone()),
+        Func::BackendPid => Datum::Int(ctx.backend_pid as i64),
         Func::Sequence(f) => {
             let values = (0..args.len()).map(arg).collect::<Result<Vec<_>>>()?;
             match &ctx.sequences {

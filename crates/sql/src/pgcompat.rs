@@ -191,6 +191,31 @@ pub async fn answer(
                 }
             }
         }
+        let others = [("'v'", "view"), ("'S'", "sequence")];
+        for (kind, what) in others {
+            if !kinds.contains(kind) {
+                continue;
+            }
+            let names = match what {
+                "view" => catalog.view_names(db).await?,
+                _ => catalog
+                    .sequences(db)
+                    .await?
+                    .into_iter()
+                    .map(|q| q.name)
+                    .collect(),
+            };
+            for n in names {
+                let (schema, name) = split_name(&n);
+                if visible(schema, name) {
+                    let mut r = vec![text(schema), text(name), text(what), text(user)];
+                    if with_table {
+                        r.push(Datum::Null);
+                    }
+                    out.push(r);
+                }
+            }
+        }
         out.sort_by(|a, b| format!("{:?}", a[1]).cmp(&format!("{:?}", b[1])));
         let mut names = vec!["Schema", "Name", "Type", "Owner"];
         if with_table {

@@ -4468,6 +4468,10 @@ impl<'a> Binder<'a> {
                 arity(0)?;
                 (Func::CurrentDatabase, DataType::Text)
             }
+            "pg_backend_pid" => {
+                arity(0)?;
+                (Func::BackendPid, DataType::Int4)
+            }
             "current_schema" => {
                 arity(0)?;
                 (Func::CurrentSchema, DataType::Text)

@@ -271,19 +271,20 @@ pub fn descriptor_from_options(
     for o in options {
         match o {
             ast::SequenceOptions::DataType(t) => {
-                type_name =
-                    match t.to_string().to_lowercase().as_str() {
-                        "smallint" | "int2" => "smallint",
-                        "integer" | "int" | "int4" => "integer",
-                        "bigint" | "int8" => "bigint",
-                        other => return Err(SqlError::new(
+                type_name = match t.to_string().to_lowercase().as_str() {
+                    "smallint" | "int2" => "smallint",
+                    "integer" | "int" | "int4" => "integer",
+                    "bigint" | "int8" => "bigint",
+                    other => {
+                        return Err(SqlError::new(
                             code::INVALID_PARAMETER_VALUE,
                             format!(
                                 "sequence type must be smallint, integer, or bigint, not {other}"
                             ),
-                        )),
+                        ))
                     }
-                    .to_string()
+                }
+                .to_string()
             }
             ast::SequenceOptions::IncrementBy(e, _) => increment = number(e, "INCREMENT")?,
             ast::SequenceOptions::MinValue(e) => {

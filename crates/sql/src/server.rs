@@ -307,6 +307,7 @@ impl StartupHandler for Conn {
             s.user = user;
         }
         let (pid, secret) = self.shared.pids.generate(client);
+        self.session.lock().await.backend_pid = pid;
         let (handle, guard) = self.shared.cancels.register(pid, secret.clone());
         client.session_extensions().insert(handle);
         client.session_extensions().insert(guard);

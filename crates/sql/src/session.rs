@@ -88,6 +88,9 @@ pub struct Session {
     catalog: Arc<Catalog>,
     pub database: String,
     pub user: String,
+    /// The process id the client was given (BackendKeyData;
+    /// pg_backend_pid).
+    pub backend_pid: i32,
     txn: TxnState,
     vars: BTreeMap<String, String>,
     /// A statement started and has not returned: if the next one finds
@@ -146,14 +149,53 @@ fn isolation_name(i: Isolation) -> &'static str {
 
 /// Parses SQL text into statements (PostgreSQL dialect); 42601 on error.
 pub fn parse(sql: &str) -> Result<Vec<Statement>> {
-    Parser::parse_sql(&PostgreSqlDialect {}, sql).map_err(|e| {
+    Parser::parse_sql(&PostgreSqlDialect {}, sql).or_else(|e| {
+        // `TABLE name` as a statement (SQL's short form of SELECT * FROM
+        // name), which the parser takes only inside a query.
+        if let Some(rewritten) = table_statements_as_selects(sql) {
+            if let Ok(stmts) = Parser::parse_sql(&PostgreSqlDialect {}, &rewritten) {
+                return Ok(stmts);
+            }
+        }
         let msg = e.to_string();
         let msg = msg
             .strip_prefix("sql parser error: ")
             .unwrap_or(&msg)
             .to_string();
-        SqlError::syntax(format!("syntax error: {msg}"))
+        Err(SqlError::syntax(format!("syntax error: {msg}")))
     })
+}
+
+/// `sql` with every statement that starts with the keyword TABLE starting
+/// with `SELECT * FROM` instead; `None` if there is none.
+fn table_statements_as_selects(sql: &str) -> Option<String> {
+    use sqlparser::tokenizer::{Token, Tokenizer, Whitespace};
+    let tokens = Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize().ok()?;
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut at_start = true;
+    let mut changed = false;
+    for t in &tokens {
+        match t {
+            Token::Whitespace(_) => {}
+            Token::SemiColon => at_start = true,
+            Token::Word(w)
+                if at_start && w.quote_style.is_none() && w.value.eq_ignore_ascii_case("table") =>
+            {
+                out.push_str("SELECT * FROM");
+                changed = true;
+                at_start = false;
+                continue;
+            }
+            _ => at_start = false,
+        }
+        // Comments are dropped: a line comment would need its newline.
+        match t {
+            Token::Whitespace(Whitespace::SingleLineComment { .. })
+            | Token::Whitespace(Whitespace::MultiLineComment(_)) => out.push(' '),
+            t => out.push_str(&t.to_string()),
+        }
+    }
+    changed.then_some(out)
 }
 
 fn is_query_like(s: &Statement) -> bool {
@@ -184,6 +226,7 @@ impl Session {
             failed_txn: None,
             settings: None,
             sequence_values: Default::default(),
+            backend_pid: 0,
             sql_prepared: HashMap::new(),
         }
     }
@@ -1189,6 +1232,7 @@ impl Session {
             user: self.user.clone(),
             settings,
             sequences: Some(self.sequence_access()),
+            backend_pid: self.backend_pid,
             schema: path
                 .into_iter()
                 .find(|s| schemas.contains(s))

@@ -510,6 +510,16 @@ async fn psql_describe_commands_work() {
         !ok && text.contains("Did not find any relation named \"nosuch\""),
         "{text}"
     );
+    a.batch_execute("CREATE SEQUENCE ids; CREATE VIEW tv AS SELECT id FROM t")
+        .await
+        .unwrap();
+    let ds = run("\\ds").await;
+    assert!(ds.contains(" ids ") && ds.contains(" sequence "), "{ds}");
+    assert!(ds.contains("(1 row)"), "{ds}");
+    let dv = run("\\dv").await;
+    assert!(dv.contains(" tv ") && dv.contains(" view "), "{dv}");
+    assert!(dv.contains("(1 row)"), "{dv}");
+    assert!(run("\\d").await.contains("(5 rows)"));
 
     // pgbench's startup query finds its table (and only if it exists).
     let q = "select o.n, p.partstrat, pg_catalog.count(i.inhparent) \

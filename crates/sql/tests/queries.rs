@@ -2892,6 +2892,27 @@ async fn created_sequences_work_in_any_expression() {
     assert_eq!(flat(&s, "SELECT nextval('ring')").await, "1");
 }
 
+/// `TABLE name` is `SELECT * FROM name`; pg_backend_pid() is the
+/// session's process id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn table_statement_and_backend_pid() {
+    let c = cluster().await;
+    let s = connect(c.addrs[0]).await;
+    s.batch_execute(
+        "CREATE TABLE tt (k INT PRIMARY KEY, v TEXT); INSERT INTO tt VALUES (2, 'b'), (1, 'a')",
+    )
+    .await
+    .unwrap();
+    assert_eq!(flat(&s, "TABLE tt").await, "1|a;2|b");
+    assert_eq!(flat(&s, "table tt; -- the table\n").await, "1|a;2|b");
+    assert_eq!(sqlstate(&s, "TABLE nope").await, "42P01");
+    assert_eq!(sqlstate(&s, "TABLE").await, "42601");
+    let pid = flat(&s, "SELECT pg_backend_pid()").await;
+    assert_eq!(flat(&s, "SELECT pg_backend_pid()").await, pid);
+    let other = connect(c.addrs[0]).await;
+    assert_ne!(flat(&other, "SELECT pg_backend_pid()").await, pid);
+}
+
 /// `JOIN ... USING (cols)` and `NATURAL JOIN` join on the named (or all
 /// shared) columns and show each of them once, first: the left side's
 /// value for inner and left joins, the right side's for right joins, the

@@ -131,6 +131,7 @@ pub mod code {
     pub const INVALID_DATETIME_FORMAT: &str = "22007";
     pub const DATETIME_FIELD_OVERFLOW: &str = "22008";
     pub const INTERVAL_FIELD_OVERFLOW: &str = "22015";
+    pub const SUBSTRING_ERROR: &str = "22011";
     pub const DIVISION_BY_ZERO: &str = "22012";
     pub const INVALID_PARAMETER_VALUE: &str = "22023";
     pub const SEQUENCE_LIMIT: &str = "2200H";

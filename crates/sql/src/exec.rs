@@ -1250,7 +1250,7 @@ impl Acc {
             AggFunc::Avg => Acc::Avg(None, 0),
             AggFunc::Min => Acc::Min(None),
             AggFunc::Max => Acc::Max(None),
-            AggFunc::ArrayAgg => Acc::Array(Vec::new()),
+            AggFunc::ArrayAgg | AggFunc::JsonAgg { .. } => Acc::Array(Vec::new()),
             AggFunc::StringAgg => Acc::Text(None),
             AggFunc::BoolAnd | AggFunc::BoolOr => Acc::Bool(None),
             AggFunc::Variance { .. } if a.arg_ty.is_float() => Acc::FloatMoments(0.0, 0.0, 0.0),
@@ -1391,7 +1391,23 @@ impl Acc {
             Acc::Avg(Some(s), n) => expr::binary(BinOp::Div, s.clone(), Datum::Int(*n))?,
             Acc::Min(m) | Acc::Max(m) => m.clone().unwrap_or(Datum::Null),
             Acc::Array(items) if items.is_empty() => Datum::Null,
-            Acc::Array(items) => Datum::Text(array_text(items, &a.arg_ty)),
+            Acc::Array(items) => match a.func {
+                AggFunc::JsonAgg { jsonb } => {
+                    let items: Vec<String> = items
+                        .iter()
+                        .map(|v| match v {
+                            Datum::Null => "null".to_string(),
+                            Datum::Text(t) => t.clone(),
+                            v => types::format_datum(v, &DataType::Unknown).unwrap_or_default(),
+                        })
+                        .collect();
+                    Datum::Text(
+                        crate::json::build_array(&items, jsonb)
+                            .map_err(|e| SqlError::new(code::INVALID_TEXT_REPRESENTATION, e))?,
+                    )
+                }
+                _ => Datum::Text(array_text(items, &a.arg_ty)),
+            },
             Acc::Text(t) => t.clone().map_or(Datum::Null, Datum::Text),
             Acc::Bool(b) => b.map_or(Datum::Null, Datum::Bool),
             Acc::Moments(n, sum, sumsq) => {

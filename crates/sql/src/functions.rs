@@ -135,6 +135,8 @@ pub enum LibFn {
     Md5,
     RegexpReplace,
     Translate,
+    /// `overlay(s placing t from start [for count])`.
+    Overlay,
     Format,
     QuoteIdent,
     QuoteLiteral,
@@ -671,6 +673,18 @@ pub fn resolve(name: &str, args: &[DataType]) -> Result<Option<Signature>> {
             sig(LibFn::RegexpReplace, vec![text; n], T::Text)
         }
         "translate" if n == 3 && all(is_text) => sig(LibFn::Translate, vec![text; 3], T::Text),
+        "overlay"
+            if (n == 3 || n == 4)
+                && is_text(&args[0])
+                && is_text(&args[1])
+                && args[2..].iter().all(is_int) =>
+        {
+            let mut p = vec![text.clone(), text.clone(), T::Int4];
+            if n == 4 {
+                p.push(T::Int4);
+            }
+            sig(LibFn::Overlay, p, T::Text)
+        }
         "format" if n >= 1 && is_text(&args[0]) => {
             let mut p = vec![text.clone()];
             p.extend(args[1..].iter().map(|t| match t {
@@ -1981,6 +1995,27 @@ pub fn call(f: LibFn, args: &[Datum]) -> Result<Datum> {
                 &text_arg(&args[2])?,
                 &flags,
             )?)
+        }
+        F::Overlay => {
+            let s: Vec<char> = text_arg(&args[0])?.chars().collect();
+            let what = text_arg(&args[1])?;
+            let start = int_arg(&args[2])?;
+            let count = match args.get(3) {
+                Some(c) => int_arg(c)?,
+                None => what.chars().count() as i64,
+            };
+            if start < 1 || count < 0 {
+                return Err(SqlError::new(
+                    code::SUBSTRING_ERROR,
+                    "negative substring length not allowed",
+                ));
+            }
+            let head = (start - 1).min(s.len() as i64) as usize;
+            let tail = (start - 1).saturating_add(count).min(s.len() as i64) as usize;
+            let mut out: String = s[..head].iter().collect();
+            out.push_str(&what);
+            out.extend(&s[tail..]);
+            Datum::Text(out)
         }
         F::Translate => {
             let from: Vec<char> = text_arg(&args[1])?.chars().collect();

@@ -47,6 +47,10 @@ pub enum AggFunc {
     Min,
     Max,
     ArrayAgg,
+    /// `json_agg` / `jsonb_agg`: the values as a JSON array.
+    JsonAgg {
+        jsonb: bool,
+    },
     /// `string_agg(value, delimiter)`.
     StringAgg,
     /// `bool_and` / `every`.
@@ -4154,6 +4158,8 @@ impl<'a> Binder<'a> {
             "min" => Some(AggFunc::Min),
             "max" => Some(AggFunc::Max),
             "array_agg" => Some(AggFunc::ArrayAgg),
+            "json_agg" => Some(AggFunc::JsonAgg { jsonb: false }),
+            "jsonb_agg" => Some(AggFunc::JsonAgg { jsonb: true }),
             "string_agg" => Some(AggFunc::StringAgg),
             "bool_and" | "every" => Some(AggFunc::BoolAnd),
             "bool_or" => Some(AggFunc::BoolOr),
@@ -4229,6 +4235,7 @@ impl<'a> Binder<'a> {
                         }
                         delimiter = Some(Self::fold(d)?.e);
                     }
+                    AggFunc::JsonAgg { .. } => t = self.as_json(t),
                     AggFunc::BoolAnd | AggFunc::BoolOr => {
                         self.unify_with(&mut t, &DataType::Bool);
                         if t.ty != DataType::Bool {
@@ -4282,6 +4289,8 @@ impl<'a> Binder<'a> {
                 AggFunc::Min | AggFunc::Max => arg_ty.clone(),
                 // Arrays are not a type yet: the text form of the array.
                 AggFunc::ArrayAgg => DataType::Text,
+                AggFunc::JsonAgg { jsonb: false } => DataType::Json,
+                AggFunc::JsonAgg { jsonb: true } => DataType::Jsonb,
                 AggFunc::StringAgg => DataType::Text,
                 AggFunc::BoolAnd | AggFunc::BoolOr => DataType::Bool,
                 AggFunc::Variance { .. } => match &arg_ty {
@@ -4680,6 +4689,16 @@ impl Binder<'_> {
                 (name, args)
             }
             ast::Expr::Position { expr, r#in } => ("strpos", vec![&**r#in, &**expr]),
+            ast::Expr::Overlay {
+                expr,
+                overlay_what,
+                overlay_from,
+                overlay_for,
+            } => {
+                let mut args = vec![&**expr, &**overlay_what, &**overlay_from];
+                args.extend(overlay_for.as_deref());
+                ("overlay", args)
+            }
             ast::Expr::Ceil { expr, field } | ast::Expr::Floor { expr, field } => {
                 if !matches!(
                     field,

@@ -2892,6 +2892,46 @@ async fn created_sequences_work_in_any_expression() {
     assert_eq!(flat(&s, "SELECT nextval('ring')").await, "1");
 }
 
+/// json_agg / jsonb_agg gather values (NULLs as null, in ORDER BY order);
+/// OVERLAY replaces a substring.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_aggregates_and_overlay() {
+    let c = cluster().await;
+    let s = connect(c.addrs[0]).await;
+    assert_eq!(
+        flat(
+            &s,
+            "SELECT json_agg(x), jsonb_agg(x ORDER BY x DESC) FROM generate_series(1, 3) x"
+        )
+        .await,
+        "[1, 2, 3]|[3, 2, 1]"
+    );
+    assert_eq!(
+        flat(&s, "SELECT json_agg(v), jsonb_agg(DISTINCT b) FROM (VALUES ('a', true), (NULL, true)) t(v, b)").await,
+        "[\"a\", null]|[true]"
+    );
+    assert_eq!(
+        flat(
+            &s,
+            "SELECT jsonb_agg(x) IS NULL, json_agg(x) IS NULL FROM generate_series(1, 0) x"
+        )
+        .await,
+        "t|t"
+    );
+    assert_eq!(
+        flat(&s, "SELECT k % 2, jsonb_agg(jsonb_build_object('k', k)) FROM generate_series(1, 3) k GROUP BY 1 ORDER BY 1").await,
+        "0|[{\"k\": 2}];1|[{\"k\": 1}, {\"k\": 3}]"
+    );
+    assert_eq!(
+        flat(&s, "SELECT overlay('Txxxxas' placing 'hom' from 2 for 4), overlay('abc' placing 'XY' from 2), overlay('abc' placing 'Z' from 9)").await,
+        "Thomas|aXY|abcZ"
+    );
+    assert_eq!(
+        sqlstate(&s, "SELECT overlay('abc' placing 'x' from 0)").await,
+        "22011"
+    );
+}
+
 /// `TABLE name` is `SELECT * FROM name`; pg_backend_pid() is the
 /// session's process id.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

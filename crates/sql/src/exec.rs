@@ -243,6 +243,7 @@ fn collect_plan<'p>(plan: &'p Plan, out: &mut Vec<ScanRef<'p>>) {
             input,
             groups,
             aggs,
+            ..
         } => {
             collect_plan(input, out);
             collect_exprs(groups, out);
@@ -870,7 +871,38 @@ pub fn run_sync(plan: &Plan, ctx: &EvalCtx) -> Result<Vec<Row>> {
             input,
             groups,
             aggs,
-        } => aggregate(run_sync(input, ctx)?, groups, aggs, ctx)?,
+            sets,
+        } if sets.is_empty() => aggregate(run_sync(input, ctx)?, groups, aggs, ctx)?,
+        Plan::Aggregate {
+            input,
+            groups,
+            aggs,
+            sets,
+        } => {
+            let rows = run_sync(input, ctx)?;
+            let mut out = Vec::new();
+            for set in sets {
+                let set_groups: Vec<Expr> = set.iter().map(|&i| groups[i].clone()).collect();
+                // Not taken by this set: NULL.
+                for r in aggregate(rows.clone(), &set_groups, aggs, ctx)? {
+                    let mut full = vec![Datum::Null; groups.len()];
+                    for (k, &i) in set.iter().enumerate() {
+                        full[i] = r[k].clone();
+                    }
+                    full.extend(r.into_iter().skip(set.len()));
+                    for (k, a) in aggs.iter().enumerate() {
+                        if let AggFunc::Grouping { positions, len } = a.func {
+                            let bits = positions[..len as usize].iter().fold(0i64, |acc, p| {
+                                (acc << 1) | i64::from(!set.contains(&(*p as usize)))
+                            });
+                            full[groups.len() + k] = Datum::Int(bits);
+                        }
+                    }
+                    out.push(full);
+                }
+            }
+            out
+        }
         Plan::Sort { input, keys } => {
             let rows = run_sync(input, ctx)?;
             let mut keyed: Vec<(Vec<Datum>, Row)> = rows
@@ -1245,7 +1277,9 @@ impl Acc {
     /// An empty accumulator for `a`.
     fn new(a: &AggCall) -> Acc {
         match a.func {
-            AggFunc::CountStar | AggFunc::Count => Acc::Count(0),
+            // GROUPING() is 0 unless a grouping set leaves a group out
+            // (see the Aggregate plan's grouping sets).
+            AggFunc::CountStar | AggFunc::Count | AggFunc::Grouping { .. } => Acc::Count(0),
             AggFunc::Sum => Acc::Sum(None),
             AggFunc::Avg => Acc::Avg(None, 0),
             AggFunc::Min => Acc::Min(None),
@@ -1267,6 +1301,9 @@ impl Acc {
         seen: &mut HashSet<Vec<u8>>,
         ctx: &EvalCtx,
     ) -> Result<()> {
+        if matches!(a.func, AggFunc::Grouping { .. }) {
+            return Ok(());
+        }
         if let Some(f) = &a.filter {
             if !truthy(f, r, ctx)? {
                 return Ok(());

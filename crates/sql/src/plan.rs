@@ -51,6 +51,14 @@ pub enum AggFunc {
     JsonAgg {
         jsonb: bool,
     },
+    /// `GROUPING(a, b, ...)`: per output row, a bit per argument (the
+    /// first the most significant), set if the row's grouping set leaves
+    /// that group out. `positions[..len]` are the arguments' positions
+    /// among the query's groups.
+    Grouping {
+        positions: [u8; 8],
+        len: u8,
+    },
     /// `string_agg(value, delimiter)`.
     StringAgg,
     /// `bool_and` / `every`.
@@ -454,6 +462,10 @@ pub enum Plan {
         input: Box<Plan>,
         groups: Vec<Expr>,
         aggs: Vec<AggCall>,
+        /// GROUPING SETS / ROLLUP / CUBE: the input is grouped once per
+        /// set (positions in `groups`); the groups a set leaves out are
+        /// NULL in its rows. Empty: one grouping by all of `groups`.
+        sets: Vec<Vec<usize>>,
     },
     Sort {
         input: Box<Plan>,
@@ -1149,6 +1161,9 @@ pub struct Binder<'a> {
     windows: Option<Vec<WindowCall>>,
     /// The next [`Plan::WorkTable`] id.
     next_work_table: usize,
+    /// The GROUP BY expressions of the query whose select list is being
+    /// bound (for GROUPING()).
+    grouping_groups: Vec<Expr>,
     /// Views being expanded (a view that reaches itself is an error).
     expanding: Vec<String>,
 }
@@ -1161,6 +1176,7 @@ impl<'a> Binder<'a> {
             params,
             aggs: None,
             agg_context: "WHERE",
+            grouping_groups: Vec::new(),
             outer: Vec::new(),
             ctes: Vec::new(),
             work_tables: Vec::new(),
@@ -1859,11 +1875,10 @@ impl<'a> Binder<'a> {
             plan = push_filter(plan, pred);
         }
         // Select list, HAVING, ORDER BY: aggregates allowed.
-        let group_exprs: Vec<Typed> = match &select.group_by {
-            ast::GroupByExpr::Expressions(exprs, mods) if mods.is_empty() => exprs
-                .iter()
-                .map(|e| self.bind_group_item(e, select, &scope))
-                .collect::<Result<_>>()?,
+        let (group_exprs, grouping_sets) = match &select.group_by {
+            ast::GroupByExpr::Expressions(exprs, mods) if mods.is_empty() => {
+                self.bind_group_by(exprs, select, &scope)?
+            }
             ast::GroupByExpr::Expressions(..) | ast::GroupByExpr::All(_) => {
                 return Err(SqlError::unsupported("this GROUP BY form is not supported"))
             }
@@ -1871,6 +1886,10 @@ impl<'a> Binder<'a> {
         self.aggs = Some(Vec::new());
         self.agg_context = "";
         self.windows = Some(Vec::new());
+        let outer_groups = std::mem::replace(
+            &mut self.grouping_groups,
+            group_exprs.iter().map(|g| g.e.clone()).collect(),
+        );
         let mut items: Vec<(String, Typed)> = Vec::new();
         // Set-returning functions of the select list: (position, arguments).
         let mut srfs: Vec<(usize, Vec<Expr>)> = Vec::new();
@@ -2001,6 +2020,7 @@ impl<'a> Binder<'a> {
         }
         let aggs = self.aggs.take().unwrap_or_default();
         let windows = self.windows.take().unwrap_or_default();
+        self.grouping_groups = outer_groups;
         let is_agg = !aggs.is_empty() || !group_exprs.is_empty() || having.is_some();
 
         let ngroups = group_exprs.len();
@@ -2027,6 +2047,7 @@ impl<'a> Binder<'a> {
                 input: Box::new(plan),
                 groups: groups.clone(),
                 aggs,
+                sets: grouping_sets,
             };
             if let Some(h) = having {
                 plan = Plan::Filter {
@@ -2154,6 +2175,164 @@ impl<'a> Binder<'a> {
             plan,
             columns,
             lock: None,
+        })
+    }
+
+    /// The GROUP BY list: the distinct grouping expressions and, if it
+    /// uses ROLLUP, CUBE or GROUPING SETS, the grouping sets (positions in
+    /// the expressions): the cross product of its items' sets, a plain
+    /// item being in every set.
+    fn bind_group_by(
+        &mut self,
+        items: &[ast::Expr],
+        select: &ast::Select,
+        scope: &Scope,
+    ) -> Result<(Vec<Typed>, Vec<Vec<usize>>)> {
+        let mut exprs: Vec<Typed> = Vec::new();
+        let mut position = |this: &mut Self, e: &ast::Expr| -> Result<usize> {
+            let t = this.bind_group_item(e, select, scope)?;
+            Ok(match exprs.iter().position(|x| x.e == t.e) {
+                Some(i) => i,
+                None => {
+                    exprs.push(t);
+                    exprs.len() - 1
+                }
+            })
+        };
+        let mut sets: Vec<Vec<usize>> = vec![Vec::new()];
+        let mut any_sets = false;
+        for item in items {
+            let lists: &Vec<Vec<ast::Expr>> = match item {
+                ast::Expr::Rollup(l) | ast::Expr::Cube(l) | ast::Expr::GroupingSets(l) => l,
+                e => {
+                    let i = position(self, e)?;
+                    for s in &mut sets {
+                        s.push(i);
+                    }
+                    continue;
+                }
+            };
+            any_sets = true;
+            let mut elements: Vec<Vec<usize>> = Vec::new();
+            for list in lists {
+                let mut el = Vec::new();
+                for e in list {
+                    if matches!(
+                        e,
+                        ast::Expr::Rollup(_) | ast::Expr::Cube(_) | ast::Expr::GroupingSets(_)
+                    ) {
+                        return Err(SqlError::unsupported(
+                            "nested ROLLUP, CUBE or GROUPING SETS",
+                        ));
+                    }
+                    // `()` inside GROUPING SETS: the empty set.
+                    if matches!(e, ast::Expr::Tuple(t) if t.is_empty()) {
+                        continue;
+                    }
+                    el.push(position(self, e)?);
+                }
+                elements.push(el);
+            }
+            let item_sets: Vec<Vec<usize>> = match item {
+                // (a, b, c), (a, b), (a), ()
+                ast::Expr::Rollup(_) => (0..=elements.len())
+                    .rev()
+                    .map(|n| elements[..n].concat())
+                    .collect(),
+                // Every subset, the largest first.
+                ast::Expr::Cube(_) => {
+                    if elements.len() > 12 {
+                        return Err(SqlError::new(
+                            code::PROGRAM_LIMIT_EXCEEDED,
+                            "CUBE is limited to 12 elements",
+                        ));
+                    }
+                    let n = elements.len();
+                    let mut masks: Vec<u32> = (0..1u32 << n).collect();
+                    masks.sort_by_key(|m| std::cmp::Reverse(m.count_ones()));
+                    masks
+                        .into_iter()
+                        .map(|m| {
+                            (0..n)
+                                .filter(|i| m & (1 << (n - 1 - i)) != 0)
+                                .flat_map(|i| elements[i].clone())
+                                .collect()
+                        })
+                        .collect()
+                }
+                _ => elements,
+            };
+            sets = sets
+                .iter()
+                .flat_map(|s| {
+                    item_sets.iter().map(move |t| {
+                        let mut u = s.clone();
+                        u.extend(t.iter().filter(|i| !s.contains(i)));
+                        u
+                    })
+                })
+                .collect();
+        }
+        if !any_sets {
+            sets.clear();
+        }
+        Ok((exprs, sets))
+    }
+
+    /// `GROUPING(args)`: each argument must be one of the query's GROUP
+    /// BY expressions.
+    fn bind_grouping(&mut self, args: &[ast::Expr], scope: &Scope) -> Result<Typed> {
+        if self.aggs.is_none() {
+            return Err(SqlError::new(
+                code::GROUPING_ERROR,
+                format!(
+                    "grouping operations are not allowed in {}",
+                    self.agg_context
+                ),
+            ));
+        }
+        if args.is_empty() || args.len() > 8 {
+            return Err(SqlError::new(
+                code::UNDEFINED_FUNCTION,
+                "GROUPING takes 1 to 8 arguments",
+            ));
+        }
+        let mut positions = [0u8; 8];
+        for (k, a) in args.iter().enumerate() {
+            let t = self.bind_expr_no_agg(a, scope, "GROUPING")?;
+            positions[k] = match self.grouping_groups.iter().position(|g| *g == t.e) {
+                Some(p) if p < 256 => p as u8,
+                _ => {
+                    return Err(SqlError::new(
+                        code::GROUPING_ERROR,
+                        "arguments to GROUPING must be grouping expressions of the associated query level",
+                    ))
+                }
+            };
+        }
+        let call = AggCall {
+            func: AggFunc::Grouping {
+                positions,
+                len: args.len() as u8,
+            },
+            arg: None,
+            delimiter: None,
+            distinct: false,
+            filter: None,
+            arg_ty: DataType::Int4,
+            order_by: Vec::new(),
+        };
+        let aggs = self.aggs.as_mut().expect("checked above");
+        let idx = match aggs.iter().position(|a| *a == call) {
+            Some(i) => i,
+            None => {
+                aggs.push(call);
+                aggs.len() - 1
+            }
+        };
+        Ok(Typed {
+            e: Expr::AggRef(idx),
+            ty: DataType::Int4,
         })
     }
 
@@ -4147,6 +4326,9 @@ impl<'a> Binder<'a> {
         if let Some(over) = &f.over {
             return self.bind_window(f, name, &args, over, scope);
         }
+        if name == "grouping" {
+            return self.bind_grouping(&args, scope);
+        }
         let agg = match name {
             "count" => Some(if star {
                 AggFunc::CountStar
@@ -4291,6 +4473,7 @@ impl<'a> Binder<'a> {
                 AggFunc::ArrayAgg => DataType::Text,
                 AggFunc::JsonAgg { jsonb: false } => DataType::Json,
                 AggFunc::JsonAgg { jsonb: true } => DataType::Jsonb,
+                AggFunc::Grouping { .. } => DataType::Int4,
                 AggFunc::StringAgg => DataType::Text,
                 AggFunc::BoolAnd | AggFunc::BoolOr => DataType::Bool,
                 AggFunc::Variance { .. } => match &arg_ty {
@@ -5821,11 +6004,17 @@ fn explain_plan(plan: &Plan, depth: usize, out: &mut Vec<String>) {
             input,
             groups,
             aggs,
+            sets,
         } => {
             out.push(format!(
-                "{pad}aggregate ({} groups keys, {} aggregates)",
+                "{pad}aggregate ({} groups keys, {} aggregates{})",
                 groups.len(),
-                aggs.len()
+                aggs.len(),
+                if sets.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {} grouping sets", sets.len())
+                }
             ));
             explain_plan(input, depth + 1, out);
         }

@@ -2932,6 +2932,71 @@ async fn json_aggregates_and_overlay() {
     );
 }
 
+/// GROUP BY ROLLUP, CUBE and GROUPING SETS (alone or after plain
+/// groups), with GROUPING() telling which groups a row leaves out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollup_cube_and_grouping_sets() {
+    let c = cluster().await;
+    let s = connect(c.addrs[0]).await;
+    s.batch_execute(
+        "CREATE TABLE sales (id INT PRIMARY KEY, a TEXT, b INT, v INT);
+         INSERT INTO sales VALUES (1, 'x', 1, 10), (2, 'x', 2, 20), (3, 'y', 1, 30);
+         CREATE TABLE nosales (a TEXT, v INT);",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        flat(
+            &s,
+            "SELECT a, b, sum(v), grouping(a, b) FROM sales GROUP BY ROLLUP (a, b) ORDER BY a, b"
+        )
+        .await,
+        "x|1|10|0;x|2|20|0;x|NULL|30|1;y|1|30|0;y|NULL|30|1;NULL|NULL|60|3"
+    );
+    assert_eq!(
+        flat(
+            &s,
+            "SELECT a, b, count(*) FROM sales GROUP BY CUBE (a, b) ORDER BY a, b"
+        )
+        .await,
+        "x|1|1;x|2|1;x|NULL|2;y|1|1;y|NULL|1;NULL|1|2;NULL|2|1;NULL|NULL|3"
+    );
+    assert_eq!(
+        flat(
+            &s,
+            "SELECT a, b, sum(v) FROM sales GROUP BY GROUPING SETS ((a), (b), ()) ORDER BY a, b"
+        )
+        .await,
+        "x|NULL|30;y|NULL|30;NULL|1|40;NULL|2|20;NULL|NULL|60"
+    );
+    assert_eq!(
+        flat(
+            &s,
+            "SELECT a, b, sum(v) FROM sales GROUP BY a, ROLLUP (b) ORDER BY a, b"
+        )
+        .await,
+        "x|1|10;x|2|20;x|NULL|30;y|1|30;y|NULL|30"
+    );
+    assert_eq!(
+        flat(&s, "SELECT CASE WHEN grouping(a) = 1 THEN 'total' ELSE a END, sum(v) FROM sales GROUP BY ROLLUP (a) HAVING sum(v) > 30").await,
+        "total|60"
+    );
+    // Over no rows the empty set still gives its one row.
+    assert_eq!(
+        flat(
+            &s,
+            "SELECT a, count(*), sum(v) FROM nosales GROUP BY ROLLUP (a)"
+        )
+        .await,
+        "NULL|0|NULL"
+    );
+    assert_eq!(
+        sqlstate(&s, "SELECT grouping(v) FROM sales GROUP BY ROLLUP (a)").await,
+        "42803"
+    );
+    assert_eq!(sqlstate(&s, "SELECT grouping(a) FROM sales").await, "42803");
+}
+
 /// `TABLE name` is `SELECT * FROM name`; pg_backend_pid() is the
 /// session's process id.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1284,7 +1284,10 @@ impl Acc {
             AggFunc::Avg => Acc::Avg(None, 0),
             AggFunc::Min => Acc::Min(None),
             AggFunc::Max => Acc::Max(None),
-            AggFunc::ArrayAgg | AggFunc::JsonAgg { .. } => Acc::Array(Vec::new()),
+            AggFunc::ArrayAgg
+            | AggFunc::JsonAgg { .. }
+            | AggFunc::Percentile { .. }
+            | AggFunc::Mode => Acc::Array(Vec::new()),
             AggFunc::StringAgg => Acc::Text(None),
             AggFunc::BoolAnd | AggFunc::BoolOr => Acc::Bool(None),
             AggFunc::Variance { .. } if a.arg_ty.is_float() => Acc::FloatMoments(0.0, 0.0, 0.0),
@@ -1429,6 +1432,11 @@ impl Acc {
             Acc::Min(m) | Acc::Max(m) => m.clone().unwrap_or(Datum::Null),
             Acc::Array(items) if items.is_empty() => Datum::Null,
             Acc::Array(items) => match a.func {
+                AggFunc::Percentile {
+                    cont,
+                    fraction_bits,
+                } => percentile(items, cont, f64::from_bits(fraction_bits)),
+                AggFunc::Mode => mode(items),
                 AggFunc::JsonAgg { jsonb } => {
                     let items: Vec<String> = items
                         .iter()
@@ -1548,6 +1556,45 @@ fn aggregate(rows: Vec<Row>, groups: &[Expr], aggs: &[AggCall], ctx: &EvalCtx) -
             Ok(g)
         })
         .collect()
+}
+
+/// The value at fraction `f` of `sorted` (NULLs skipped): interpolated
+/// between its neighbours (`cont`, float values), or the first value at or
+/// past it.
+fn percentile(sorted: &[Datum], cont: bool, f: f64) -> Datum {
+    let values: Vec<&Datum> = sorted.iter().filter(|v| !v.is_null()).collect();
+    if values.is_empty() {
+        return Datum::Null;
+    }
+    let n = values.len();
+    if !cont {
+        let at = ((f * n as f64).ceil() as usize).clamp(1, n) - 1;
+        return values[at].clone();
+    }
+    let pos = f * (n - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    match (values[lo], values[hi]) {
+        (Datum::Float(a), Datum::Float(b)) => Datum::Float(a + (pos - lo as f64) * (b - a)),
+        (a, _) => a.clone(),
+    }
+}
+
+/// The most frequent value of `sorted` (NULLs skipped); among equally
+/// frequent ones the first.
+fn mode(sorted: &[Datum]) -> Datum {
+    let mut best: Option<(&Datum, usize)> = None;
+    let mut run: Option<(&Datum, usize)> = None;
+    for v in sorted.iter().filter(|v| !v.is_null()) {
+        run = match run {
+            Some((r, n)) if r == v => Some((r, n + 1)),
+            _ => Some((v, 1)),
+        };
+        let (r, n) = run.expect("just set");
+        if best.is_none_or(|(_, b)| n > b) {
+            best = Some((r, n));
+        }
+    }
+    best.map_or(Datum::Null, |(v, _)| v.clone())
 }
 
 /// PostgreSQL's text form of a one-dimensional array: `{1,NULL,"a b"}`.

@@ -59,6 +59,16 @@ pub enum AggFunc {
         positions: [u8; 8],
         len: u8,
     },
+    /// `percentile_cont(f) / percentile_disc(f) WITHIN GROUP (ORDER BY
+    /// x)`: the value at fraction `f` (bits of an f64) of the sorted
+    /// values, interpolated (cont) or the first at or past it (disc).
+    Percentile {
+        cont: bool,
+        fraction_bits: u64,
+    },
+    /// `mode() WITHIN GROUP (ORDER BY x)`: the most frequent value (the
+    /// first in the order among equally frequent ones).
+    Mode,
     /// `string_agg(value, delimiter)`.
     StringAgg,
     /// `bool_and` / `every`.
@@ -2279,6 +2289,119 @@ impl<'a> Binder<'a> {
         Ok((exprs, sets))
     }
 
+    /// The ordered-set aggregates: `percentile_cont(f)`,
+    /// `percentile_disc(f)` and `mode()`, `WITHIN GROUP (ORDER BY x)`; the
+    /// fraction must be a constant.
+    fn bind_ordered_set(
+        &mut self,
+        name: &str,
+        args: &[ast::Expr],
+        within: &[ast::OrderByExpr],
+        scope: &Scope,
+    ) -> Result<Typed> {
+        if self.aggs.is_none() {
+            return Err(SqlError::new(
+                code::GROUPING_ERROR,
+                format!(
+                    "aggregate functions are not allowed in {}",
+                    self.agg_context
+                ),
+            ));
+        }
+        let [order] = within else {
+            return Err(SqlError::new(
+                code::UNDEFINED_FUNCTION,
+                format!("function {name} takes one ORDER BY expression in WITHIN GROUP"),
+            ));
+        };
+        let func = if name == "mode" {
+            if !args.is_empty() {
+                return Err(SqlError::new(
+                    code::UNDEFINED_FUNCTION,
+                    "function mode takes no direct arguments",
+                ));
+            }
+            AggFunc::Mode
+        } else {
+            let [fraction] = args else {
+                return Err(SqlError::new(
+                    code::UNDEFINED_FUNCTION,
+                    format!("function {name} takes one fraction"),
+                ));
+            };
+            let mut t = self.bind_expr_no_agg(fraction, scope, "aggregate function calls")?;
+            self.unify_with(&mut t, &DataType::Float8);
+            let value = match &Self::fold(t)?.e {
+                Expr::Literal(d) => types::cast(d.clone(), &DataType::Float8)?,
+                _ => {
+                    return Err(SqlError::unsupported(format!(
+                        "{name} with a fraction that is not a constant"
+                    )))
+                }
+            };
+            let f = match value {
+                Datum::Float(f) => f,
+                _ => {
+                    return Err(SqlError::mismatch(format!(
+                        "{name} needs a numeric fraction"
+                    )))
+                }
+            };
+            if !(0.0..=1.0).contains(&f) {
+                return Err(SqlError::new(
+                    code::NUMERIC_VALUE_OUT_OF_RANGE,
+                    format!("percentile value {f} is not between 0 and 1"),
+                ));
+            }
+            AggFunc::Percentile {
+                cont: name == "percentile_cont",
+                fraction_bits: f.to_bits(),
+            }
+        };
+        let mut x = self.bind_expr_no_agg(&order.expr, scope, "aggregate function calls")?;
+        if matches!(func, AggFunc::Percentile { cont: true, .. }) {
+            self.unify_with(&mut x, &DataType::Float8);
+            if !x.ty.is_numeric() {
+                return Err(no_function(name, &x.ty));
+            }
+            if x.ty != DataType::Float8 {
+                x = Typed {
+                    e: Expr::Cast(Box::new(x.e), DataType::Float8),
+                    ty: DataType::Float8,
+                };
+            }
+        } else if x.ty == DataType::Unknown {
+            self.unify_with(&mut x, &DataType::Text);
+        }
+        let x = Self::fold(x)?;
+        let desc = matches!(order.options.sort, Some(ast::OrderBySort::Desc));
+        let call = AggCall {
+            func,
+            arg: Some(x.e.clone()),
+            delimiter: None,
+            distinct: false,
+            filter: None,
+            arg_ty: x.ty.clone(),
+            order_by: vec![SortKey {
+                expr: x.e,
+                desc,
+                nulls_first: order.options.nulls_first.unwrap_or(desc),
+            }],
+        };
+        let aggs = self.aggs.as_mut().expect("checked above");
+        let idx = match aggs.iter().position(|a| *a == call) {
+            Some(i) => i,
+            None => {
+                aggs.push(call);
+                aggs.len() - 1
+            }
+        };
+        Ok(Typed {
+            e: Expr::AggRef(idx),
+            ty: x.ty,
+        })
+    }
+
     /// `GROUPING(args)`: each argument must be one of the query's GROUP
     /// BY expressions.
     fn bind_grouping(&mut self, args: &[ast::Expr], scope: &Scope) -> Result<Typed> {
@@ -4366,9 +4489,9 @@ impl<'a> Binder<'a> {
         }
         if !f.within_group.is_empty() {
             return Err(match name {
-                "percentile_cont" | "percentile_disc" | "mode" => SqlError::unsupported(format!(
-                    "the ordered-set aggregate {name} is not supported yet"
-                )),
+                "percentile_cont" | "percentile_disc" | "mode" => {
+                    return self.bind_ordered_set(name, &args, &f.within_group, scope)
+                }
                 _ => SqlError::new(
                     code::WRONG_OBJECT_TYPE,
                     format!(
@@ -4474,6 +4597,7 @@ impl<'a> Binder<'a> {
                 AggFunc::JsonAgg { jsonb: false } => DataType::Json,
                 AggFunc::JsonAgg { jsonb: true } => DataType::Jsonb,
                 AggFunc::Grouping { .. } => DataType::Int4,
+                AggFunc::Percentile { .. } | AggFunc::Mode => arg_ty.clone(),
                 AggFunc::StringAgg => DataType::Text,
                 AggFunc::BoolAnd | AggFunc::BoolOr => DataType::Bool,
                 AggFunc::Variance { .. } => match &arg_ty {

@@ -2997,6 +2997,45 @@ async fn rollup_cube_and_grouping_sets() {
     assert_eq!(sqlstate(&s, "SELECT grouping(a) FROM sales").await, "42803");
 }
 
+/// The ordered-set aggregates percentile_cont, percentile_disc and mode.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ordered_set_aggregates() {
+    let c = cluster().await;
+    let s = connect(c.addrs[0]).await;
+    assert_eq!(
+        flat(&s, "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY x), percentile_disc(0.5) WITHIN GROUP (ORDER BY x), percentile_disc(0.25) WITHIN GROUP (ORDER BY x DESC) FROM generate_series(1, 4) x").await,
+        "2.5|2|4"
+    );
+    assert_eq!(
+        flat(&s, "SELECT percentile_cont(0.25) WITHIN GROUP (ORDER BY v) FROM (VALUES (40), (10), (NULL), (30), (20)) t(v)").await,
+        "17.5"
+    );
+    assert_eq!(
+        flat(&s, "SELECT g, mode() WITHIN GROUP (ORDER BY v) FROM (VALUES (1, 'b'), (1, 'a'), (1, 'b'), (2, 'c'), (2, 'a')) t(g, v) GROUP BY g ORDER BY g").await,
+        "1|b;2|a"
+    );
+    assert_eq!(
+        flat(&s, "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY x) IS NULL, mode() WITHIN GROUP (ORDER BY x) IS NULL FROM generate_series(1, 0) x").await,
+        "t|t"
+    );
+    assert_eq!(
+        sqlstate(
+            &s,
+            "SELECT percentile_cont(1.5) WITHIN GROUP (ORDER BY x) FROM generate_series(1, 3) x"
+        )
+        .await,
+        "22003"
+    );
+    assert_eq!(
+        sqlstate(
+            &s,
+            "SELECT sum(x) WITHIN GROUP (ORDER BY x) FROM generate_series(1, 3) x"
+        )
+        .await,
+        "42809"
+    );
+}
+
 /// `TABLE name` is `SELECT * FROM name`; pg_backend_pid() is the
 /// session's process id.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -279,6 +279,17 @@ fn collect_plan<'p>(plan: &'p Plan, out: &mut Vec<ScanRef<'p>>) {
             collect_plan(left, out);
             collect_plan(right, out);
         }
+        Plan::Lateral {
+            left,
+            sub,
+            args,
+            on,
+            ..
+        } => {
+            collect_plan(left, out);
+            collect_plan(&sub.plan, out);
+            collect_exprs(args.iter().chain(on), out);
+        }
         Plan::Recursive {
             anchor, recursive, ..
         } => {
@@ -968,6 +979,40 @@ pub fn run_sync(plan: &Plan, ctx: &EvalCtx) -> Result<Vec<Row>> {
             left,
             right,
         } => set_op(*op, *all, run_sync(left, ctx)?, run_sync(right, ctx)?),
+        Plan::Lateral {
+            left,
+            sub,
+            args,
+            on,
+            outer,
+            right_width,
+        } => {
+            let mut out = Vec::new();
+            for l in run_sync(left, ctx)? {
+                let values: Vec<Datum> = args
+                    .iter()
+                    .map(|a| a.eval(&l, ctx))
+                    .collect::<Result<_>>()?;
+                let mut matched = false;
+                for r in subquery_rows(sub, values, ctx)?.iter() {
+                    let mut row = l.clone();
+                    row.extend(r.iter().cloned());
+                    if let Some(p) = on {
+                        if !truthy(p, &row, ctx)? {
+                            continue;
+                        }
+                    }
+                    matched = true;
+                    out.push(row);
+                }
+                if *outer && !matched {
+                    let mut row = l;
+                    row.extend(std::iter::repeat_n(Datum::Null, *right_width));
+                    out.push(row);
+                }
+            }
+            out
+        }
     })
 }
 

@@ -467,6 +467,19 @@ pub enum Plan {
         left_width: usize,
         right_width: usize,
     },
+    /// `left [LEFT] JOIN LATERAL (subquery)`: the subquery runs once per
+    /// left row (its outer values `args` taken from that row); output: the
+    /// left row, then the subquery's (NULLs for an unmatched left row of
+    /// an outer join).
+    Lateral {
+        left: Box<Plan>,
+        sub: Arc<SubqueryPlan>,
+        args: Vec<Expr>,
+        /// Over the joined row.
+        on: Option<Expr>,
+        outer: bool,
+        right_width: usize,
+    },
     /// Output: the group values, then the aggregates.
     Aggregate {
         input: Box<Plan>,
@@ -2737,6 +2750,55 @@ impl<'a> Binder<'a> {
         }
     }
 
+    /// `LATERAL (subquery) [alias]` joined to `left`: the subquery is
+    /// bound as a correlated subquery of the left side's scope.
+    fn bind_lateral(
+        &mut self,
+        left: Plan,
+        left_scope: &Scope,
+        factor: &ast::TableFactor,
+        outer: bool,
+        on: Option<&ast::Expr>,
+    ) -> Result<(Plan, Scope)> {
+        let ast::TableFactor::Derived {
+            subquery, alias, ..
+        } = factor
+        else {
+            return Err(SqlError::internal("LATERAL without a subquery"));
+        };
+        let (sub, columns, args) = self.bind_subquery(subquery, left_scope)?;
+        let alias_name = alias.as_ref().map(|a| ident(&a.name));
+        let mut scope = left_scope.clone();
+        let right_width = columns.len();
+        scope
+            .cols
+            .extend(columns.iter().enumerate().map(|(i, (n, ty))| {
+                ScopeCol {
+                    table: alias_name.clone(),
+                    name: alias
+                        .as_ref()
+                        .and_then(|a| a.columns.get(i))
+                        .map(|c| ident(&c.name))
+                        .unwrap_or_else(|| n.clone()),
+                    ty: ty.clone(),
+                    hidden: false,
+                    qualified_only: false,
+                }
+            }));
+        let on = on.map(|e| self.bind_bool(e, &scope, "JOIN")).transpose()?;
+        Ok((
+            Plan::Lateral {
+                left: Box::new(left),
+                sub,
+                args,
+                on,
+                outer,
+                right_width,
+            },
+            scope,
+        ))
+    }
+
     /// The FROM list: its items cross-joined (no FROM: one empty row).
     fn bind_from(&mut self, from: &[ast::TableWithJoins]) -> Result<(Plan, Scope)> {
         if from.is_empty() {
@@ -2744,6 +2806,15 @@ impl<'a> Binder<'a> {
         }
         let mut acc: Option<(Plan, Scope)> = None;
         for t in from {
+            if let (Some((lp, ls)), ast::TableFactor::Derived { lateral: true, .. }) =
+                (&acc, &t.relation)
+            {
+                if t.joins.is_empty() {
+                    let joined = self.bind_lateral(lp.clone(), ls, &t.relation, false, None)?;
+                    acc = Some(joined);
+                    continue;
+                }
+            }
             let (p, s) = self.bind_table_with_joins(t)?;
             acc = Some(match acc {
                 None => (p, s),
@@ -2920,6 +2991,26 @@ impl<'a> Binder<'a> {
     fn bind_table_with_joins(&mut self, t: &ast::TableWithJoins) -> Result<(Plan, Scope)> {
         let (mut plan, mut scope) = self.bind_table_factor(&t.relation)?;
         for j in &t.joins {
+            if matches!(j.relation, ast::TableFactor::Derived { lateral: true, .. }) {
+                let (outer, on) = match &j.join_operator {
+                    ast::JoinOperator::Join(c) | ast::JoinOperator::Inner(c) => (false, Some(c)),
+                    ast::JoinOperator::Left(c) | ast::JoinOperator::LeftOuter(c) => (true, Some(c)),
+                    ast::JoinOperator::CrossJoin(_) => (false, None),
+                    _ => {
+                        return Err(SqlError::new(
+                            code::INVALID_COLUMN_REFERENCE,
+                            "the combining JOIN type must be INNER or LEFT for a LATERAL reference",
+                        ))
+                    }
+                };
+                let on = match on {
+                    None | Some(ast::JoinConstraint::None) => None,
+                    Some(ast::JoinConstraint::On(e)) => Some(e),
+                    Some(_) => return Err(SqlError::unsupported("USING or NATURAL with LATERAL")),
+                };
+                (plan, scope) = self.bind_lateral(plan, &scope, &j.relation, outer, on)?;
+                continue;
+            }
             let (rplan, rscope) = self.bind_table_factor(&j.relation)?;
             let (kind, constraint) = match &j.join_operator {
                 ast::JoinOperator::Join(c) | ast::JoinOperator::Inner(c) => {
@@ -5670,6 +5761,21 @@ fn finalize_ranges(plan: Plan) -> Plan {
             left_width,
             right_width,
         },
+        Plan::Lateral {
+            left,
+            sub,
+            args,
+            on,
+            outer,
+            right_width,
+        } => Plan::Lateral {
+            left: Box::new(finalize_ranges(*left)),
+            sub,
+            args,
+            on,
+            outer,
+            right_width,
+        },
         other => other,
     }
 }
@@ -6163,6 +6269,16 @@ fn explain_plan(plan: &Plan, depth: usize, out: &mut Vec<String>) {
             ));
             explain_plan(input, depth + 1, out);
         }
+        Plan::Lateral {
+            left, sub, outer, ..
+        } => {
+            out.push(format!(
+                "{pad}lateral join{} (the subquery runs per left row)",
+                if *outer { " (left)" } else { "" }
+            ));
+            explain_plan(left, depth + 1, out);
+            explain_plan(&sub.plan, depth + 1, out);
+        }
         Plan::SetOp {
             op,
             all,
@@ -6293,7 +6409,9 @@ mod tests {
                 | Plan::Distinct { input }
                 | Plan::DistinctOn { input, .. }
                 | Plan::Limit { input, .. } => find(input),
-                Plan::Join { left, .. } | Plan::SetOp { left, .. } => find(left),
+                Plan::Join { left, .. } | Plan::SetOp { left, .. } | Plan::Lateral { left, .. } => {
+                    find(left)
+                }
                 Plan::Recursive { anchor, .. } => find(anchor),
                 Plan::Window { input, .. } => find(input),
                 Plan::Values { .. } | Plan::Series { .. } | Plan::WorkTable { .. } => None,

@@ -2997,6 +2997,48 @@ async fn rollup_cube_and_grouping_sets() {
     assert_eq!(sqlstate(&s, "SELECT grouping(a) FROM sales").await, "42803");
 }
 
+/// LATERAL subqueries see the columns of the FROM items before them:
+/// comma, CROSS JOIN, [INNER] JOIN ... ON and LEFT JOIN ... ON.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lateral_subqueries() {
+    let c = cluster().await;
+    let s = connect(c.addrs[0]).await;
+    s.batch_execute(
+        "CREATE TABLE authors (id INT PRIMARY KEY, name TEXT);
+         CREATE TABLE posts (id INT PRIMARY KEY, author INT, score INT);
+         INSERT INTO authors VALUES (1, 'ann'), (2, 'bob'), (3, 'cy');
+         INSERT INTO posts VALUES (10, 1, 5), (11, 1, 9), (12, 1, 7), (13, 2, 3);",
+    )
+    .await
+    .unwrap();
+    // The top two posts of each author.
+    assert_eq!(
+        flat(&s, "SELECT a.name, p.id FROM authors a, LATERAL (SELECT id FROM posts WHERE author = a.id ORDER BY score DESC LIMIT 2) p ORDER BY 1, 2").await,
+        "ann|11;ann|12;bob|13"
+    );
+    assert_eq!(
+        flat(&s, "SELECT a.name, p.n FROM authors a LEFT JOIN LATERAL (SELECT count(*) AS n, max(score) AS m FROM posts WHERE author = a.id) p ON p.m > 4 ORDER BY 1").await,
+        "ann|3;bob|NULL;cy|NULL"
+    );
+    assert_eq!(
+        flat(&s, "SELECT a.id, x.double FROM authors a CROSS JOIN LATERAL (SELECT a.id * 2 AS double) x WHERE a.id < 3 ORDER BY 1").await,
+        "1|2;2|4"
+    );
+    assert_eq!(
+        flat(&s, "SELECT a.name, t.total FROM authors a JOIN LATERAL (SELECT sum(score) AS total FROM posts WHERE author = a.id) t ON t.total IS NOT NULL ORDER BY 1").await,
+        "ann|21;bob|3"
+    );
+    // Without LATERAL the outer column is not in scope.
+    assert_eq!(
+        sqlstate(
+            &s,
+            "SELECT * FROM authors a, (SELECT id FROM posts WHERE author = a.id) p"
+        )
+        .await,
+        "42P01"
+    );
+}
+
 /// The ordered-set aggregates percentile_cont, percentile_disc and mode.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ordered_set_aggregates() {

@@ -1301,6 +1301,8 @@ enum Acc {
     Min(Option<Datum>),
     Max(Option<Datum>),
     Array(Vec<Datum>),
+    /// Keys and JSON values (json_object_agg).
+    Pairs(Vec<(String, String)>),
     Text(Option<String>),
     Bool(Option<bool>),
     /// Count, sum and sum of squares of integer or numeric values, exact.
@@ -1329,6 +1331,7 @@ impl Acc {
             AggFunc::Avg => Acc::Avg(None, 0),
             AggFunc::Min => Acc::Min(None),
             AggFunc::Max => Acc::Max(None),
+            AggFunc::JsonObjectAgg { .. } => Acc::Pairs(Vec::new()),
             AggFunc::ArrayAgg
             | AggFunc::JsonAgg { .. }
             | AggFunc::Percentile { .. }
@@ -1361,6 +1364,20 @@ impl Acc {
             Some(e) => e.eval(r, ctx)?,
             None => Datum::Bool(true),
         };
+        if let Acc::Pairs(pairs) = self {
+            let key = match v {
+                Datum::Null => return Err(SqlError::new("22004", "field name must not be null")),
+                Datum::Text(t) => t,
+                other => types::format_datum(&other, &a.arg_ty).unwrap_or_default(),
+            };
+            let value = match a.delimiter.as_ref().map(|e| e.eval(r, ctx)).transpose()? {
+                None | Some(Datum::Null) => "null".to_string(),
+                Some(Datum::Text(t)) => t,
+                Some(other) => types::format_datum(&other, &DataType::Unknown).unwrap_or_default(),
+            };
+            pairs.push((key, value));
+            return Ok(());
+        }
         if let Acc::Array(items) = self {
             // array_agg keeps NULLs.
             if !a.distinct || seen.insert(hash_key(std::slice::from_ref(&v))) {
@@ -1457,7 +1474,7 @@ impl Acc {
                     *sxx += t * t / (*n * (*n - 1.0));
                 }
             }
-            Acc::Array(_) => unreachable!("handled above"),
+            Acc::Array(_) | Acc::Pairs(_) => unreachable!("handled above"),
         }
         Ok(())
     }
@@ -1475,6 +1492,23 @@ impl Acc {
             Acc::Avg(None, _) => Datum::Null,
             Acc::Avg(Some(s), n) => expr::binary(BinOp::Div, s.clone(), Datum::Int(*n))?,
             Acc::Min(m) | Acc::Max(m) => m.clone().unwrap_or(Datum::Null),
+            Acc::Pairs(pairs) if pairs.is_empty() => Datum::Null,
+            Acc::Pairs(pairs) => {
+                let bad = |e| SqlError::new(code::INVALID_TEXT_REPRESENTATION, e);
+                match a.func {
+                    AggFunc::JsonObjectAgg { jsonb: true } => {
+                        Datum::Text(crate::json::build_object(pairs, true).map_err(bad)?)
+                    }
+                    // PostgreSQL's json_object_agg spacing: `{ "k" : v, ... }`.
+                    _ => {
+                        let body: Vec<String> = pairs
+                            .iter()
+                            .map(|(k, v)| format!("{} : {v}", crate::json::string(k)))
+                            .collect();
+                        Datum::Text(format!("{{ {} }}", body.join(", ")))
+                    }
+                }
+            }
             Acc::Array(items) if items.is_empty() => Datum::Null,
             Acc::Array(items) => match a.func {
                 AggFunc::Percentile {

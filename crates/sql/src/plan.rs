@@ -51,6 +51,11 @@ pub enum AggFunc {
     JsonAgg {
         jsonb: bool,
     },
+    /// `json_object_agg(key, value)` / `jsonb_object_agg`: a JSON object
+    /// (the value, as JSON, rides in [`AggCall::delimiter`]).
+    JsonObjectAgg {
+        jsonb: bool,
+    },
     /// `GROUPING(a, b, ...)`: per output row, a bit per argument (the
     /// first the most significant), set if the row's grouping set leaves
     /// that group out. `positions[..len]` are the arguments' positions
@@ -4556,6 +4561,8 @@ impl<'a> Binder<'a> {
             "array_agg" => Some(AggFunc::ArrayAgg),
             "json_agg" => Some(AggFunc::JsonAgg { jsonb: false }),
             "jsonb_agg" => Some(AggFunc::JsonAgg { jsonb: true }),
+            "json_object_agg" => Some(AggFunc::JsonObjectAgg { jsonb: false }),
+            "jsonb_object_agg" => Some(AggFunc::JsonObjectAgg { jsonb: true }),
             "string_agg" => Some(AggFunc::StringAgg),
             "bool_and" | "every" => Some(AggFunc::BoolAnd),
             "bool_or" => Some(AggFunc::BoolOr),
@@ -4601,7 +4608,10 @@ impl<'a> Binder<'a> {
                     ),
                 ));
             }
-            let wanted = if func == AggFunc::StringAgg { 2 } else { 1 };
+            let wanted = match func {
+                AggFunc::StringAgg | AggFunc::JsonObjectAgg { .. } => 2,
+                _ => 1,
+            };
             let mut delimiter = None;
             let (arg, arg_ty) = if func == AggFunc::CountStar {
                 (None, DataType::Int8)
@@ -4632,6 +4642,12 @@ impl<'a> Binder<'a> {
                         delimiter = Some(Self::fold(d)?.e);
                     }
                     AggFunc::JsonAgg { .. } => t = self.as_json(t),
+                    AggFunc::JsonObjectAgg { .. } => {
+                        self.unify_with(&mut t, &DataType::Text);
+                        let d =
+                            self.bind_expr_no_agg(&args[1], scope, "aggregate function calls")?;
+                        delimiter = Some(Self::fold(self.as_json(d))?.e);
+                    }
                     AggFunc::BoolAnd | AggFunc::BoolOr => {
                         self.unify_with(&mut t, &DataType::Bool);
                         if t.ty != DataType::Bool {
@@ -4687,6 +4703,8 @@ impl<'a> Binder<'a> {
                 AggFunc::ArrayAgg => DataType::Text,
                 AggFunc::JsonAgg { jsonb: false } => DataType::Json,
                 AggFunc::JsonAgg { jsonb: true } => DataType::Jsonb,
+                AggFunc::JsonObjectAgg { jsonb: false } => DataType::Json,
+                AggFunc::JsonObjectAgg { jsonb: true } => DataType::Jsonb,
                 AggFunc::Grouping { .. } => DataType::Int4,
                 AggFunc::Percentile { .. } | AggFunc::Mode => arg_ty.clone(),
                 AggFunc::StringAgg => DataType::Text,

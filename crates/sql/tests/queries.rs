@@ -2930,6 +2930,34 @@ async fn json_aggregates_and_overlay() {
         sqlstate(&s, "SELECT overlay('abc' placing 'x' from 0)").await,
         "22011"
     );
+    assert_eq!(
+        flat(
+            &s,
+            "SELECT json_object_agg(k, v) FROM (VALUES ('a', 1), ('b', 2)) t(k, v)"
+        )
+        .await,
+        "{ \"a\" : 1, \"b\" : 2 }"
+    );
+    assert_eq!(
+        flat(&s, "SELECT jsonb_object_agg(k, v), json_object_agg(x, x * 2) FROM (VALUES ('b', 'x', 1), ('a', NULL, 2)) t(k, v, x)").await,
+        "{\"a\": null, \"b\": \"x\"}|{ \"1\" : 2, \"2\" : 4 }"
+    );
+    assert_eq!(
+        flat(
+            &s,
+            "SELECT jsonb_object_agg(x, x) IS NULL FROM generate_series(1, 0) x"
+        )
+        .await,
+        "t"
+    );
+    assert_eq!(
+        sqlstate(
+            &s,
+            "SELECT json_object_agg(k, 1) FROM (VALUES ('a'), (NULL)) t(k)"
+        )
+        .await,
+        "22004"
+    );
 }
 
 /// GROUP BY ROLLUP, CUBE and GROUPING SETS (alone or after plain

@@ -2307,6 +2307,22 @@ impl<'a> Binder<'a> {
         Ok((exprs, sets))
     }
 
+    /// Registers an aggregate of the select list being bound (once: equal
+    /// calls share one result); returns its [`Expr::AggRef`] position.
+    fn add_agg(&mut self, call: AggCall) -> usize {
+        let aggs = self
+            .aggs
+            .as_mut()
+            .expect("callers check that aggregates are allowed");
+        match aggs.iter().position(|a| *a == call) {
+            Some(i) => i,
+            None => {
+                aggs.push(call);
+                aggs.len() - 1
+            }
+        }
+    }
+
     /// The ordered-set aggregates: `percentile_cont(f)`,
     /// `percentile_disc(f)` and `mode()`, `WITHIN GROUP (ORDER BY x)`; the
     /// fraction must be a constant.
@@ -2406,14 +2422,7 @@ impl<'a> Binder<'a> {
                 nulls_first: order.options.nulls_first.unwrap_or(desc),
             }],
         };
-        let aggs = self.aggs.as_mut().expect("checked above");
-        let idx = match aggs.iter().position(|a| *a == call) {
-            Some(i) => i,
-            None => {
-                aggs.push(call);
-                aggs.len() - 1
-            }
-        };
+        let idx = self.add_agg(call);
         Ok(Typed {
             e: Expr::AggRef(idx),
             ty: x.ty,
@@ -2463,14 +2472,7 @@ impl<'a> Binder<'a> {
             arg_ty: DataType::Int4,
             order_by: Vec::new(),
         };
-        let aggs = self.aggs.as_mut().expect("checked above");
-        let idx = match aggs.iter().position(|a| *a == call) {
-            Some(i) => i,
-            None => {
-                aggs.push(call);
-                aggs.len() - 1
-            }
-        };
+        let idx = self.add_agg(call);
         Ok(Typed {
             e: Expr::AggRef(idx),
             ty: DataType::Int4,
@@ -4717,8 +4719,7 @@ impl<'a> Binder<'a> {
                     t => return Err(no_function(name, t)),
                 },
             };
-            let aggs = self.aggs.as_mut().expect("checked above");
-            let call = AggCall {
+            let idx = self.add_agg(AggCall {
                 func,
                 arg,
                 delimiter,
@@ -4726,14 +4727,7 @@ impl<'a> Binder<'a> {
                 filter,
                 arg_ty,
                 order_by,
-            };
-            let idx = match aggs.iter().position(|a| *a == call) {
-                Some(i) => i,
-                None => {
-                    aggs.push(call);
-                    aggs.len() - 1
-                }
-            };
+            });
             return Ok(Typed {
                 e: Expr::AggRef(idx),
                 ty,

@@ -47,10 +47,13 @@ impl SessionSequences {
 
 /// A statement's access to sequences (part of its evaluation context).
 pub struct SequenceAccess {
-    pub catalog: Arc<Catalog>,
-    pub database: String,
-    pub search_path: Vec<String>,
-    pub session: Arc<Mutex<SessionSequences>>,
+    catalog: Arc<Catalog>,
+    database: String,
+    search_path: Vec<String>,
+    session: Arc<Mutex<SessionSequences>>,
+    /// The sequences this statement named, by the text naming them: a
+    /// call per row resolves its name once.
+    resolved: Mutex<HashMap<String, Arc<SequenceDesc>>>,
 }
 
 impl std::fmt::Debug for SequenceAccess {
@@ -60,6 +63,21 @@ impl std::fmt::Debug for SequenceAccess {
 }
 
 impl SequenceAccess {
+    pub fn new(
+        catalog: Arc<Catalog>,
+        database: String,
+        search_path: Vec<String>,
+        session: Arc<Mutex<SessionSequences>>,
+    ) -> Self {
+        SequenceAccess {
+            catalog,
+            database,
+            search_path,
+            session,
+            resolved: Mutex::new(HashMap::new()),
+        }
+    }
+
     /// Runs a KV operation from synchronous evaluation.
     fn block<T>(&self, f: impl Future<Output = Result<T>>) -> Result<T> {
         let handle = tokio::runtime::Handle::try_current()
@@ -80,13 +98,9 @@ impl SequenceAccess {
         let candidates: Vec<String> = match parts.as_slice() {
             [schema, name] => vec![qualified_name(schema, name)],
             [name] => {
-                let schemas = self.catalog.schema_names(&self.database).await?;
-                let mut c: Vec<String> = self
-                    .search_path
-                    .iter()
-                    .filter(|s| schemas.contains(s))
-                    .map(|s| qualified_name(s, name))
-                    .collect();
+                let mut c =
+                    along_search_path(&self.catalog, &self.database, &self.search_path, name)
+                        .await?;
                 c.push(name.clone());
                 c
             }
@@ -106,6 +120,16 @@ impl SequenceAccess {
             code::UNDEFINED_TABLE,
             format!("relation \"{text}\" does not exist"),
         ))
+    }
+
+    /// [`SequenceAccess::resolve`], once per name and statement.
+    fn sequence(&self, text: &str) -> Result<Arc<SequenceDesc>> {
+        if let Some(s) = self.resolved.lock().get(text) {
+            return Ok(s.clone());
+        }
+        let s = self.block(self.resolve(text))?;
+        self.resolved.lock().insert(text.to_string(), s.clone());
+        Ok(s)
     }
 
     /// Evaluates a sequence function over its evaluated arguments.
@@ -130,18 +154,15 @@ impl SequenceAccess {
         };
         match f {
             SeqFn::NextVal => {
-                let v = self.block(async {
-                    let seq = self.resolve(&name).await?;
-                    let v = self.catalog.next_value(&seq).await?;
-                    Ok((seq.id, v))
-                })?;
+                let seq = self.sequence(&name)?;
+                let v = self.block(self.catalog.next_value(&seq))?;
                 let mut session = self.session.lock();
-                session.values.insert(v.0, v.1);
-                session.last = Some(v.1);
-                Ok(Datum::Int(v.1))
+                session.values.insert(seq.id, v);
+                session.last = Some(v);
+                Ok(Datum::Int(v))
             }
             SeqFn::CurrVal => {
-                let seq = self.block(self.resolve(&name))?;
+                let seq = self.sequence(&name)?;
                 let v = self.session.lock().values.get(&seq.id).copied();
                 v.map(Datum::Int).ok_or_else(|| {
                     SqlError::new(
@@ -164,8 +185,8 @@ impl SequenceAccess {
                     Some(Datum::Bool(b)) => *b,
                     _ => true,
                 };
-                let seq = self.block(async {
-                    let seq = self.resolve(&name).await?;
+                let seq = self.sequence(&name)?;
+                self.block(async {
                     if !(seq.min..=seq.max).contains(&value) {
                         return Err(SqlError::new(
                             code::NUMERIC_VALUE_OUT_OF_RANGE,
@@ -185,8 +206,7 @@ impl SequenceAccess {
                             SqlError::new(code::NUMERIC_VALUE_OUT_OF_RANGE, "bigint out of range")
                         })?
                     };
-                    self.catalog.set_sequence(seq.id, last).await?;
-                    Ok(seq)
+                    self.catalog.set_sequence(seq.id, last).await
                 })?;
                 if called {
                     self.session.lock().values.insert(seq.id, value);
@@ -196,6 +216,21 @@ impl SequenceAccess {
             SeqFn::LastVal => unreachable!("handled above"),
         }
     }
+}
+
+/// `name` qualified by each schema of `search_path` that exists, in order.
+async fn along_search_path(
+    catalog: &Catalog,
+    db: &str,
+    search_path: &[String],
+    name: &str,
+) -> Result<Vec<String>> {
+    let schemas = catalog.schema_names(db).await?;
+    Ok(search_path
+        .iter()
+        .filter(|s| schemas.contains(s))
+        .map(|s| qualified_name(s, name))
+        .collect())
 }
 
 fn short_name(name: &str) -> &str {
@@ -378,9 +413,8 @@ pub async fn create_sequence(
     }
     let name = crate::objects::new_name(catalog, db, search_path, name).await?;
     // Options are checked before an id is spent on them.
-    descriptor_from_options(name.clone(), 0, options)?;
-    let id = catalog.allocate_id().await?;
-    let desc = descriptor_from_options(name, id, options)?;
+    let mut desc = descriptor_from_options(name, 0, options)?;
+    desc.id = catalog.allocate_id().await?;
     catalog.create_sequence(db, &desc, if_not_exists).await?;
     Ok(())
 }
@@ -398,12 +432,7 @@ pub async fn drop_sequences(
         let candidates: Vec<String> = if n.0.len() > 1 {
             vec![name.clone()]
         } else {
-            let schemas = catalog.schema_names(db).await?;
-            search_path
-                .iter()
-                .filter(|s| schemas.contains(s))
-                .map(|s| qualified_name(s, &name))
-                .collect()
+            along_search_path(catalog, db, search_path, &name).await?
         };
         let mut found = None;
         for c in candidates {

@@ -233,12 +233,12 @@ impl Session {
 
     /// What a statement's sequence functions need.
     fn sequence_access(&self) -> Arc<crate::sequences::SequenceAccess> {
-        Arc::new(crate::sequences::SequenceAccess {
-            catalog: self.catalog.clone(),
-            database: self.database.clone(),
-            search_path: self.search_path(),
-            session: self.sequence_values.clone(),
-        })
+        Arc::new(crate::sequences::SequenceAccess::new(
+            self.catalog.clone(),
+            self.database.clone(),
+            self.search_path(),
+            self.sequence_values.clone(),
+        ))
     }
 
     /// The settings for current_setting(), built once until one may

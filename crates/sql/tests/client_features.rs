@@ -239,6 +239,21 @@ async fn copy_from_stdin_loads_rows_and_maintains_indexes() {
         .await,
         format!("6001|NULL|a,\"b\"{};6002|9|NULL", " ".repeat(15))
     );
+    // Column defaults that call nextval are filled per row.
+    a.batch_execute(
+        "CREATE SEQUENCE tag_no START 100; \
+         CREATE TABLE tags (id INT PRIMARY KEY DEFAULT nextval('tag_no'), name TEXT)",
+    )
+    .await
+    .unwrap();
+    let rows = copy_in(c.addrs[0], "COPY tags (name) FROM STDIN", &["x\ny\n"])
+        .await
+        .unwrap();
+    assert_eq!(rows, 2);
+    assert_eq!(
+        flat(&a, "SELECT id, name FROM tags ORDER BY id").await,
+        "100|x;101|y"
+    );
     // Errors carry SQLSTATEs; the session keeps working.
     assert_eq!(
         copy_in(c.addrs[0], "COPY acc FROM STDIN", &["7000\tx\t0\t\n"]).await,

@@ -20,7 +20,7 @@ use parking_lot::Mutex;
 use prost::Message as _;
 use tessera_common::keys;
 use tessera_common::proto::{
-    self, kv_error, kv_request, KvRequest, KvResponse, RangeDescriptor, ReplicaType,
+    self, kv_error, kv_request, KvRequest, KvResponse, RangeDescriptor, ReplicaType, TxnStatus,
 };
 use tessera_common::{Clock, Timestamp};
 
@@ -62,6 +62,19 @@ pub enum Error {
         ts: Timestamp,
         threshold: Timestamp,
     },
+}
+
+impl Error {
+    /// Whether the operation may or may not have taken effect.
+    pub fn is_ambiguous(&self) -> bool {
+        matches!(
+            self,
+            Error::Unavailable {
+                ambiguous: true,
+                ..
+            }
+        )
+    }
 }
 
 impl std::fmt::Display for Error {
@@ -623,6 +636,17 @@ impl DB {
         let mut last_err = String::from("no attempt made");
         let mut tried: Vec<u64> = Vec::new();
         let mut ambiguous = false;
+        // Whether the operation, once applied, commits a transaction (a
+        // one-phase commit, or a record marked STAGING or COMMITTED): after
+        // an attempt that may have applied, no later failure says it did
+        // not, since the first attempt's own write may be what the retry
+        // runs into (another transaction's intent laid over it, a range
+        // split since). Such failures are reported as outcome-unknown.
+        let mut commits = false;
+        let unknown = |e: Error, last_err: &str| Error::Unavailable {
+            reason: format!("{last_err}; then: {e}; the commit may or may not have applied"),
+            ambiguous: true,
+        };
         loop {
             if Instant::now() >= deadline {
                 return Err(Error::Unavailable {
@@ -687,8 +711,21 @@ impl DB {
                 backoff = (backoff * 2).min(Duration::from_millis(500));
                 continue;
             };
-            let op = build(&desc)?;
+            let op = match build(&desc) {
+                Ok(op) => op,
+                Err(e) if ambiguous && commits => return Err(unknown(e, &last_err)),
+                Err(e) => return Err(e),
+            };
             let is_read = matches!(op, kv_request::Op::Get(_) | kv_request::Op::Scan(_));
+            commits |= match &op {
+                kv_request::Op::TxnWrite(w) => {
+                    w.one_phase
+                        || w.end
+                            .as_ref()
+                            .is_some_and(|e| e.status != TxnStatus::Aborted as i32)
+                }
+                _ => false,
+            };
             // A write outside a transaction, or a one-phase commit that may
             // be pushed, takes its timestamp where it applies: a second
             // attempt after a first one that applied would write again,
@@ -790,8 +827,17 @@ impl DB {
                     }
                     return Err(Error::ConditionFailed { actual: c.actual });
                 }
+                kv_error::Kind::BadRequest(m) if ambiguous && commits => {
+                    return Err(unknown(Error::BadRequest(m), &last_err))
+                }
                 kv_error::Kind::BadRequest(m) => return Err(Error::BadRequest(m)),
+                kv_error::Kind::WriteIntent(w) if ambiguous && commits => {
+                    return Err(unknown(Error::WriteIntent(w.intents), &last_err))
+                }
                 kv_error::Kind::WriteIntent(w) => return Err(Error::WriteIntent(w.intents)),
+                kv_error::Kind::TxnAborted(a) if ambiguous && commits => {
+                    return Err(unknown(Error::Retry(a.reason), &last_err))
+                }
                 kv_error::Kind::TxnAborted(a) => return Err(Error::Retry(a.reason)),
                 kv_error::Kind::WriteTooOld(w) => {
                     if ambiguous {
@@ -815,6 +861,9 @@ impl DB {
                 }
                 kv_error::Kind::Uncertainty(u) => {
                     return Err(Error::Uncertainty(u.ts.unwrap_or_default().into()))
+                }
+                kv_error::Kind::Internal(m) if ambiguous && commits => {
+                    return Err(unknown(Error::Internal(m), &last_err))
                 }
                 kv_error::Kind::Internal(m) => return Err(Error::Internal(m)),
                 kv_error::Kind::Unavailable(u) => {

@@ -118,6 +118,19 @@ pub struct Txn {
     shared: Arc<Mutex<Shared>>,
     heartbeat: Option<tokio::task::JoinHandle<()>>,
     finished: bool,
+    /// Whether a STAGING or COMMITTED mark was sent for the record: from
+    /// then on a failure is definite only once the record is ABORTED.
+    commit_sent: bool,
+}
+
+/// What became of a transaction its coordinator tried to abort.
+enum Aborted {
+    /// Its record is ABORTED (or it never wrote one).
+    Yes,
+    /// Its record was COMMITTED already, at this timestamp.
+    No(Timestamp),
+    /// The record could not be reached.
+    Unknown,
 }
 
 /// A transaction dropped before it finished (ROLLBACK, a failed statement,
@@ -169,6 +182,7 @@ impl Txn {
             })),
             heartbeat: None,
             finished: false,
+            commit_sent: false,
             db,
         }
     }
@@ -591,10 +605,24 @@ impl Txn {
                 self.commit_wait(ts).await;
                 Ok(ts)
             }
-            Err(e) => {
-                self.abort_written().await;
-                Err(e)
-            }
+            Err(e) => match self.abort_written().await {
+                Aborted::Yes => Err(e),
+                // Recovery found every write of a STAGING record in place
+                // and committed it: the failure came after the commit.
+                Aborted::No(ts) => {
+                    self.commit_wait(ts).await;
+                    Ok(ts)
+                }
+                Aborted::Unknown if self.commit_sent && !e.is_ambiguous() => {
+                    Err(Error::Unavailable {
+                        reason: format!(
+                            "{e}; the transaction could not be aborted, and may have committed"
+                        ),
+                        ambiguous: true,
+                    })
+                }
+                Aborted::Unknown => Err(e),
+            },
         };
         if let Some(h) = self.heartbeat.take() {
             h.abort();
@@ -652,21 +680,40 @@ impl Txn {
         }
     }
 
-    async fn abort_written(&mut self) {
+    /// Marks the record ABORTED and removes the intents - unless the
+    /// record is COMMITTED already (recovery of a STAGING record found
+    /// every write in place): then they are resolved as committed. When
+    /// the record cannot be reached the intents stay; whoever meets one
+    /// pushes the record and decides.
+    async fn abort_written(&mut self) -> Aborted {
         if let Some(h) = self.heartbeat.take() {
             h.abort();
         }
         if self.intents.is_empty() {
-            return;
+            return Aborted::Yes;
         }
         let end = self.abort_request();
         let anchor = self.anchor.clone();
-        let _ = self
+        let reply = self
             .db
             .send_op(&anchor, kv_request::Op::TxnWrite(end.clone()))
             .await;
         let keys = std::mem::take(&mut self.intents);
-        self.db.clone().resolve_in_background(self.id, keys, None);
+        match reply.map(|(_, r)| r.record) {
+            Ok(Some(rec)) if rec.status == TxnStatus::Committed as i32 => {
+                let ts: Timestamp = rec.timestamp.unwrap_or_default().into();
+                self.db
+                    .clone()
+                    .resolve_in_background(self.id, keys, Some(ts));
+                Aborted::No(ts)
+            }
+            // Marked now, or aborted earlier by another transaction.
+            Ok(_) | Err(Error::Retry(_)) => {
+                self.db.clone().resolve_in_background(self.id, keys, None);
+                Aborted::Yes
+            }
+            Err(_) => Aborted::Unknown,
+        }
     }
 
     async fn commit_writes(
@@ -717,6 +764,7 @@ impl Txn {
             self.start_heartbeat();
         }
         // Round 1: everything at once.
+        self.commit_sent = true;
         let mut pushed = false;
         let mut staged = true;
         let mut results = Vec::new();
@@ -790,6 +838,7 @@ impl Txn {
         }
         // Explicit commit.
         let meta = self.meta(commit_ts);
+        self.commit_sent = true;
         self.db.finish_record(meta, commit_ts).await?;
         let keys = std::mem::take(&mut self.intents);
         self.db
@@ -850,6 +899,7 @@ impl Txn {
             self.refresh(commit_ts).await?;
         }
         let meta = self.meta(commit_ts);
+        self.commit_sent = true;
         self.db.finish_record(meta, commit_ts).await?;
         let keys = std::mem::take(&mut self.intents);
         self.db

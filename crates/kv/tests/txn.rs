@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use tessera_common::proto::{
-    batch_write::Write, kv_request, BatchWrite, KvRequest, PutRequest, RangeDescriptor,
+    batch_write::Write, kv_error, kv_request, BatchWrite, EndTxnRequest, KvRequest, PutRequest,
+    RangeDescriptor, TxnMeta, TxnStatus, TxnWriteRequest,
 };
 use tessera_kv::db::{DialError, DialFuture, Error};
 use tessera_kv::txn::{Isolation, Txn, TXN_EXPIRY};
@@ -393,6 +394,111 @@ async fn a_commit_whose_reply_was_lost_is_reported_as_unknown_not_as_a_retry() {
         other => panic!("an applied commit was reported as {other:?}"),
     }
     assert_eq!(db.get(b"list").await.unwrap(), Some(b"1,2,3".to_vec()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_whose_reply_was_lost_is_unknown_even_if_the_retry_meets_an_intent() {
+    // Found by the chaos harness (append under clock skew, whose restarts
+    // kill the leaseholder): a one-phase commit applied, its reply was
+    // lost, and another transaction laid an intent over its write before
+    // the retry. The retry met that intent, waited for it and tried again
+    // as if nothing had applied: it met its own first write as "write too
+    // old" and either failed to refresh (the client was told to retry a
+    // transaction that had committed) or refreshed and applied a second
+    // time (here: reported as a success at a later timestamp).
+    let c = ready_cluster(&[]).await;
+    let db = c.dbs[&1].clone();
+    db.put(b"list", b"1").await.unwrap();
+    let mut t = Txn::begin(db.clone(), Isolation::Serializable);
+    let v = t.get(b"list").await.unwrap().unwrap();
+    let mut appended = v.clone();
+    appended.extend_from_slice(b",2");
+    // The other transaction's intent; its record never appears, so it is
+    // aborted once it looks abandoned.
+    let now = db.clock().now();
+    let other = TxnMeta {
+        id: vec![7; 16],
+        anchor: b"list".to_vec(),
+        write_ts: Some(now.into()),
+        read_ts: Some(now.into()),
+        ..Default::default()
+    };
+    *c.net.after_lost_reply_op.lock() = Some(kv_request::Op::TxnWrite(TxnWriteRequest {
+        txn: Some(other),
+        writes: vec![put(b"list", b"1,2,3")],
+        ..Default::default()
+    }));
+    c.net.lose_next_write_reply.store(true, Ordering::SeqCst);
+    match t.commit(vec![put(b"list", &appended)]).await {
+        Err(Error::Unavailable {
+            ambiguous: true, ..
+        }) => {}
+        other => panic!("an applied commit was reported as {other:?}"),
+    }
+    // The other transaction is abandoned: readers abort it and see the
+    // commit whose reply was lost.
+    assert_eq!(db.get(b"list").await.unwrap(), Some(b"1,2".to_vec()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aborting_a_transaction_that_recovery_committed_answers_with_the_record() {
+    // A coordinator that fails after its record went STAGING aborts it;
+    // if recovery committed it first, the answer must say so (the
+    // coordinator then resolves the intents as committed and reports
+    // success instead of removing them).
+    let c = ready_cluster(&[]).await;
+    let store = c.net.up(1).unwrap();
+    let range_id = store.first_range().unwrap().0.range_id;
+    let now = c.dbs[&1].clock().now();
+    let meta = TxnMeta {
+        id: vec![9; 16],
+        anchor: b"anchor".to_vec(),
+        write_ts: Some(now.into()),
+        read_ts: Some(now.into()),
+        ..Default::default()
+    };
+    let end = |status: TxnStatus| {
+        kv_request::Op::TxnWrite(TxnWriteRequest {
+            txn: Some(meta.clone()),
+            end: Some(EndTxnRequest {
+                status: status as i32,
+                commit_ts: Some(now.into()),
+                in_flight: Vec::new(),
+            }),
+            ..Default::default()
+        })
+    };
+    // Sent to each node in turn until the leaseholder answers.
+    let net = &c.net;
+    let send = |op: kv_request::Op| async move {
+        for n in 1..=3 {
+            let resp = net
+                .up(n)
+                .unwrap()
+                .execute(KvRequest {
+                    range_id,
+                    op: Some(op.clone()),
+                    ..Default::default()
+                })
+                .await;
+            let not_leaseholder = matches!(
+                resp.error.as_ref().and_then(|e| e.kind.as_ref()),
+                Some(kv_error::Kind::NotLeaseholder(_))
+            );
+            if !not_leaseholder {
+                return resp;
+            }
+        }
+        panic!("no leaseholder");
+    };
+    let committed = send(end(TxnStatus::Committed)).await;
+    assert!(committed.error.is_none(), "{committed:?}");
+    let aborted = send(end(TxnStatus::Aborted)).await;
+    assert!(aborted.error.is_none(), "{aborted:?}");
+    assert_eq!(
+        aborted.record.map(|r| r.status),
+        Some(TxnStatus::Committed as i32)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -263,8 +263,10 @@ impl Replica {
                     TxnStatus::Aborted => {
                         return aborted("transaction aborted by a conflicting transaction")
                     }
+                    // A coordinator aborting a transaction that recovery
+                    // committed learns it from the record.
                     TxnStatus::Committed => {
-                        return if end.status == TxnStatus::Committed as i32 {
+                        return if end.status != TxnStatus::Staging as i32 {
                             with_record(r.clone())
                         } else {
                             internal("transaction already committed")
@@ -456,7 +458,7 @@ impl Replica {
                         }
                     }
                     Some(r) if status(&r) == TxnStatus::Committed => {
-                        return if end.status == TxnStatus::Committed as i32 {
+                        return if end.status != TxnStatus::Staging as i32 {
                             with_record(r)
                         } else {
                             internal("transaction already committed")

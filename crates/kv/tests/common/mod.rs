@@ -25,6 +25,8 @@ pub struct Net {
     /// A write (key, value) another client makes right after the reply
     /// is lost, before the loser retries.
     pub after_lost_reply: parking_lot::Mutex<Option<(Vec<u8>, Vec<u8>)>>,
+    /// Any request another client makes right after the reply is lost.
+    pub after_lost_reply_op: parking_lot::Mutex<Option<tessera_common::proto::kv_request::Op>>,
 }
 
 impl Net {
@@ -87,10 +89,13 @@ impl NodeDialer for Dialer {
                 .0
                 .lose_next_write_reply
                 .swap(false, std::sync::atomic::Ordering::SeqCst);
-        let then = if lose {
-            self.0.after_lost_reply.lock().take()
+        let (then, then_op) = if lose {
+            (
+                self.0.after_lost_reply.lock().take(),
+                self.0.after_lost_reply_op.lock().take(),
+            )
         } else {
-            None
+            (None, None)
         };
         let range_id = req.range_id;
         Box::pin(async move {
@@ -107,6 +112,14 @@ impl NodeDialer for Dialer {
                                 ..Default::default()
                             };
                             s.execute(put).await;
+                        }
+                        if let Some(op) = then_op {
+                            let req = KvRequest {
+                                range_id,
+                                op: Some(op),
+                                ..Default::default()
+                            };
+                            s.execute(req).await;
                         }
                         return Err(DialError::unanswered("timed out"));
                     }

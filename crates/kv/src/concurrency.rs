@@ -390,14 +390,19 @@ impl Concurrency {
                 .load(std::sync::atomic::Ordering::Acquire)
     }
 
-    /// Waits until no write in flight touches the key or span.
-    pub async fn wait_for_writes(&self, start: &[u8], end: Option<&[u8]>) {
+    /// Waits until no write in flight touches the key or span; calls
+    /// `on_wait` once if it has to wait.
+    pub async fn wait_for_writes(&self, start: &[u8], end: Option<&[u8]>, on_wait: impl FnOnce()) {
+        let mut on_wait = Some(on_wait);
         loop {
             let released = self.latch_released.notified();
             tokio::pin!(released);
             released.as_mut().enable();
             if !self.latches.lock().conflicts(start, end) {
                 return;
+            }
+            if let Some(f) = on_wait.take() {
+                f();
             }
             released.await;
         }

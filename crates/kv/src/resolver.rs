@@ -116,6 +116,7 @@ impl DB {
                     commit_ts: commit_ts.map(Into::into),
                     more: Vec::new(),
                     commit_record_anchor: Vec::new(),
+                    background: true,
                 };
                 if self.resolver.enqueue(desc.range_id, req) {
                     tokio::spawn(self.clone().send_resolutions(desc.range_id));

@@ -76,6 +76,10 @@ pub struct StoreConfig {
     pub gc_ttl: Duration,
     /// How often a leaseholder garbage-collects its range.
     pub gc_interval: Duration,
+    /// How long the raft thread may hold back a background intent
+    /// resolution, waiting for another proposal to share its raft round
+    /// and fsync. Zero proposes them at once.
+    pub background_resolution_delay: Duration,
     /// Hooks that let tests stop a request at a chosen point; all empty
     /// outside tests.
     pub testing: TestingKnobs,
@@ -112,6 +116,7 @@ impl StoreConfig {
             proposal_timeout: Duration::from_secs(10),
             gc_ttl: Duration::from_secs(4 * 3600),
             gc_interval: Duration::from_secs(600),
+            background_resolution_delay: Duration::from_millis(2),
             testing: TestingKnobs::default(),
         }
     }
@@ -150,7 +155,31 @@ enum RaftMsg {
         reply: oneshot::Sender<Option<ReplicationProgress>>,
     },
     Status(oneshot::Sender<HashMap<u64, tessera_raft::GroupStatus>>),
+    /// Someone waits for a held-back background resolution: propose them.
+    ProposeHeldBack,
     Stop,
+}
+
+impl RaftMsg {
+    /// A proposal the raft thread may hold back (see
+    /// [`StoreConfig::background_resolution_delay`]).
+    fn may_wait(&self) -> bool {
+        matches!(self, RaftMsg::Propose { cmd, .. }
+            if matches!(&cmd.cmd, Some(raft_command::Cmd::ResolveIntents(r)) if r.background))
+    }
+
+    /// Does this message bring held-back proposals out? Any other proposal
+    /// (they share its raft round, placed before it in the log, as they
+    /// were submitted first), and whatever changes who leads.
+    fn releases_held_back(&self) -> bool {
+        matches!(
+            self,
+            RaftMsg::Propose { .. }
+                | RaftMsg::ChangeReplicas { .. }
+                | RaftMsg::TransferLease { .. }
+                | RaftMsg::ProposeHeldBack
+        )
+    }
 }
 
 /// All replicas of one node.
@@ -257,8 +286,16 @@ impl Store {
             .spawn(move || {
                 // Without its raft thread a node still answers RPCs but no
                 // range on it moves: fail stop, like a storage failure.
-                let run =
-                    std::panic::AssertUnwindSafe(|| raft_loop(mr, rx, transport, ctx, cfg.tick));
+                let run = std::panic::AssertUnwindSafe(|| {
+                    raft_loop(
+                        mr,
+                        rx,
+                        transport,
+                        ctx,
+                        cfg.tick,
+                        cfg.background_resolution_delay,
+                    )
+                });
                 if std::panic::catch_unwind(run).is_err() {
                     tracing::error!("the raft thread panicked (a bug); stopping the node");
                     std::process::exit(70);
@@ -656,6 +693,12 @@ impl Store {
                 Some(rx),
             ),
         }
+    }
+
+    /// Someone waits on a write in flight, which may be a background
+    /// resolution the raft thread holds back: propose those now.
+    fn propose_held_back(&self) {
+        let _ = self.tx.send(RaftMsg::ProposeHeldBack);
     }
 
     /// Hands a command to the raft thread; the receiver says what became
@@ -1072,10 +1115,20 @@ fn raft_loop(
     transport: Arc<dyn RaftTransport>,
     ctx: Arc<ReplicaContext>,
     tick: Duration,
+    hold_back: Duration,
 ) {
     let mut next_tick = Instant::now() + tick;
+    // Background resolutions waiting for another proposal to go with, and
+    // when they go regardless.
+    let mut held_back: Vec<RaftMsg> = Vec::new();
+    let mut held_until = Instant::now();
     loop {
-        let wait = next_tick.saturating_duration_since(Instant::now());
+        let until = if held_back.is_empty() {
+            next_tick
+        } else {
+            next_tick.min(held_until)
+        };
+        let wait = until.saturating_duration_since(Instant::now());
         let first = match rx.recv_timeout(wait) {
             Ok(m) => Some(m),
             Err(mpsc::RecvTimeoutError::Timeout) => None,
@@ -1088,7 +1141,19 @@ fn raft_loop(
                 let _ = mr.process_ready();
                 return;
             }
-            handle(&mut mr, msg, &ctx);
+            if !hold_back.is_zero() && msg.may_wait() {
+                if held_back.is_empty() {
+                    held_until = Instant::now() + hold_back;
+                }
+                held_back.push(msg);
+            } else {
+                if msg.releases_held_back() {
+                    for m in held_back.drain(..) {
+                        handle(&mut mr, m, &ctx);
+                    }
+                }
+                handle(&mut mr, msg, &ctx);
+            }
             handled += 1;
             next = if handled < 4096 {
                 rx.try_recv().ok()
@@ -1097,6 +1162,11 @@ fn raft_loop(
             };
         }
         let now = Instant::now();
+        if !held_back.is_empty() && now >= held_until {
+            for m in held_back.drain(..) {
+                handle(&mut mr, m, &ctx);
+            }
+        }
         if now >= next_tick {
             mr.tick();
             // Never catch up missed ticks in a burst: after a stall (GC,
@@ -1260,6 +1330,6 @@ fn handle(mr: &mut MultiRaft<Replica>, msg: RaftMsg, ctx: &Arc<ReplicaContext>) 
         RaftMsg::Status(reply) => {
             let _ = reply.send(mr.statuses());
         }
-        RaftMsg::Stop => {}
+        RaftMsg::ProposeHeldBack | RaftMsg::Stop => {}
     }
 }

@@ -1188,6 +1188,7 @@ impl DB {
             commit_ts: Some(ts.into()),
             more: Vec::new(),
             commit_record_anchor: meta.anchor.clone(),
+            background: true,
         };
         let build = |desc: &proto::RangeDescriptor| -> Result<kv_request::Op> {
             Ok(kv_request::Op::ResolveIntents(
@@ -1226,6 +1227,8 @@ impl DB {
                 commit_ts: commit_ts.map(Into::into),
                 more: Vec::new(),
                 commit_record_anchor: Vec::new(),
+                // Someone waits for these (a reader or writer that met them).
+                background: false,
             };
             let first = group[0].clone();
             let build = |desc: &proto::RangeDescriptor| -> Result<kv_request::Op> {

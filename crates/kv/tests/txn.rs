@@ -16,7 +16,7 @@ use tessera_common::proto::{
 };
 use tessera_kv::db::{DialError, DialFuture, Error};
 use tessera_kv::txn::{Isolation, Txn, TXN_EXPIRY};
-use tessera_kv::{NodeDialer, DB};
+use tessera_kv::{NodeDialer, StoreConfig, DB};
 
 fn put(key: &[u8], value: &[u8]) -> BatchWrite {
     BatchWrite {
@@ -28,7 +28,11 @@ fn put(key: &[u8], value: &[u8]) -> BatchWrite {
 }
 
 async fn ready_cluster(splits: &[&[u8]]) -> Cluster {
-    let c = cluster(3).await;
+    ready_cluster_with(splits, |_| {}).await
+}
+
+async fn ready_cluster_with(splits: &[&[u8]], tune: impl Fn(&mut StoreConfig)) -> Cluster {
+    let c = cluster_with(3, tune).await;
     let db = c.dbs[&1].clone();
     wait_for_three_voters(&db).await;
     for s in splits {
@@ -1047,4 +1051,76 @@ async fn a_parallel_commit_marks_its_record_in_its_anchor_range_resolution() {
             Some(b"1".to_vec())
         );
     }
+}
+
+/// Intents of `key` on any node.
+fn intents_of(c: &Cluster, key: &[u8]) -> usize {
+    c.net
+        .stores
+        .read()
+        .values()
+        .filter(|store| {
+            tessera_storage::mvcc::get_intent(store.engine().as_ref(), key)
+                .unwrap()
+                .is_some()
+        })
+        .count()
+}
+
+/// A finished transaction's background resolutions wait in the raft
+/// thread for the node's next proposal, to share its raft round and fsync
+/// (here the wait is an hour, so nothing else brings them out), and never
+/// keep anyone waiting: a reader or writer that meets them has them
+/// proposed at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_back_resolutions_go_with_the_next_proposal_or_when_someone_waits() {
+    let c = ready_cluster_with(&[b"m"], |cfg| {
+        cfg.background_resolution_delay = Duration::from_secs(3600);
+    })
+    .await;
+    let db = c.dbs[&1].clone();
+    for key in [&b"a"[..], b"z"] {
+        let desc = db.range_for(key).await.unwrap();
+        db.transfer_lease(key, 1).await.unwrap();
+        wait_for("the lease on node 1", Duration::from_secs(10), async || {
+            db.leaseholder_of(&desc).await.ok() == Some(1)
+        })
+        .await;
+        db.put(key, b"0").await.unwrap();
+    }
+    let commit = async |a: &[u8], z: &[u8]| {
+        let mut t = Txn::begin(db.clone(), Isolation::Serializable);
+        t.commit(vec![put(a, b"1"), put(z, b"1")]).await.unwrap();
+    };
+    // Nothing but the held-back resolution (the COMMITTED mark with the
+    // anchor range's intents) is left to propose: the intents stay.
+    commit(b"a1", b"z1").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(intents_of(&c, b"a1"), 3, "resolved without a proposal");
+    // The next transaction's proposals bring it out.
+    commit(b"a2", b"z2").await;
+    wait_for("a1 resolved", Duration::from_secs(5), async || {
+        intents_of(&c, b"a1") == 0
+    })
+    .await;
+    // A reader of held-back intents, on another node, does not wait for
+    // the hour, nor for its pushes to find the transaction committed (3 s
+    // here): it meets the intents (or the latches of their resolutions)
+    // and has them proposed at once (in milliseconds).
+    let started = Instant::now();
+    for key in [&b"z1"[..], b"a2", b"z2"] {
+        let mut t = Txn::begin(c.dbs[&2].clone(), Isolation::Serializable);
+        assert_eq!(t.get(key).await.unwrap(), Some(b"1".to_vec()));
+        t.rollback().await;
+    }
+    // So does a writer.
+    commit(b"a3", b"z3").await;
+    let mut t = Txn::begin(c.dbs[&3].clone(), Isolation::Serializable);
+    t.commit(vec![put(b"z3", b"2")]).await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "waited {:?}",
+        started.elapsed()
+    );
+    assert_eq!(db.get(b"z3").await.unwrap(), Some(b"2".to_vec()));
 }

@@ -144,7 +144,10 @@ impl Store {
                 Some(end) => tsc.record_span(start, end, read_ts, reader),
             }
         }
-        shared.conc.wait_for_writes(start, end).await;
+        shared
+            .conc
+            .wait_for_writes(start, end, || self.propose_held_back())
+            .await;
         Ok(ReadPlan {
             read_ts,
             limit,
@@ -391,7 +394,10 @@ impl Store {
         let engine = self.ctx.engine.as_ref();
         loop {
             for k in &keys {
-                shared.conc.wait_for_writes(k, None).await;
+                shared
+                    .conc
+                    .wait_for_writes(k, None, || self.propose_held_back())
+                    .await;
             }
             let mut locks = shared.conc.locks.lock();
             // A write latched meanwhile: wait for it too (a write latched
@@ -602,7 +608,10 @@ impl Store {
                 .lock()
                 .record_point(&q.key, max_ts, None);
         }
-        shared.conc.wait_for_writes(&q.key, None).await;
+        shared
+            .conc
+            .wait_for_writes(&q.key, None, || self.propose_held_back())
+            .await;
         let found = match mvcc::get_intent(self.ctx.engine.as_ref(), &q.key) {
             // A lock is not the write: the write may still be on its way.
             Ok(Some(i)) => {
@@ -653,6 +662,8 @@ impl Store {
                     ..Default::default()
                 };
             }
+            // The intent's resolution may be held back on this node.
+            self.propose_held_back();
             if tokio::time::timeout_at(deadline, changed).await.is_err() {
                 return KvResponse {
                     found: true,
@@ -702,7 +713,10 @@ impl Store {
             .tscache
             .lock()
             .record_span(&r.start, &r.end, to, txn_id(&r.txn_id));
-        shared.conc.wait_for_writes(&r.start, Some(&r.end)).await;
+        shared
+            .conc
+            .wait_for_writes(&r.start, Some(&r.end), || self.propose_held_back())
+            .await;
         let engine = self.ctx.engine.as_ref();
         match mvcc::scan_intents(engine, &r.start, &r.end, 0) {
             Ok(intents) => {

@@ -643,10 +643,6 @@ impl DB {
         // runs into (another transaction's intent laid over it, a range
         // split since). Such failures are reported as outcome-unknown.
         let mut commits = false;
-        let unknown = |e: Error, last_err: &str| Error::Unavailable {
-            reason: format!("{last_err}; then: {e}; the commit may or may not have applied"),
-            ambiguous: true,
-        };
         loop {
             if Instant::now() >= deadline {
                 return Err(Error::Unavailable {
@@ -713,8 +709,7 @@ impl DB {
             };
             let op = match build(&desc) {
                 Ok(op) => op,
-                Err(e) if ambiguous && commits => return Err(unknown(e, &last_err)),
-                Err(e) => return Err(e),
+                Err(e) => return Err(final_error(e, ambiguous && commits, &last_err)),
             };
             let is_read = matches!(op, kv_request::Op::Get(_) | kv_request::Op::Scan(_));
             commits |= match &op {
@@ -827,18 +822,27 @@ impl DB {
                     }
                     return Err(Error::ConditionFailed { actual: c.actual });
                 }
-                kv_error::Kind::BadRequest(m) if ambiguous && commits => {
-                    return Err(unknown(Error::BadRequest(m), &last_err))
+                kv_error::Kind::BadRequest(m) => {
+                    return Err(final_error(
+                        Error::BadRequest(m),
+                        ambiguous && commits,
+                        &last_err,
+                    ))
                 }
-                kv_error::Kind::BadRequest(m) => return Err(Error::BadRequest(m)),
-                kv_error::Kind::WriteIntent(w) if ambiguous && commits => {
-                    return Err(unknown(Error::WriteIntent(w.intents), &last_err))
+                kv_error::Kind::WriteIntent(w) => {
+                    return Err(final_error(
+                        Error::WriteIntent(w.intents),
+                        ambiguous && commits,
+                        &last_err,
+                    ))
                 }
-                kv_error::Kind::WriteIntent(w) => return Err(Error::WriteIntent(w.intents)),
-                kv_error::Kind::TxnAborted(a) if ambiguous && commits => {
-                    return Err(unknown(Error::Retry(a.reason), &last_err))
+                kv_error::Kind::TxnAborted(a) => {
+                    return Err(final_error(
+                        Error::Retry(a.reason),
+                        ambiguous && commits,
+                        &last_err,
+                    ))
                 }
-                kv_error::Kind::TxnAborted(a) => return Err(Error::Retry(a.reason)),
                 kv_error::Kind::WriteTooOld(w) => {
                     if ambiguous {
                         // An earlier attempt of this very commit may have
@@ -862,10 +866,13 @@ impl DB {
                 kv_error::Kind::Uncertainty(u) => {
                     return Err(Error::Uncertainty(u.ts.unwrap_or_default().into()))
                 }
-                kv_error::Kind::Internal(m) if ambiguous && commits => {
-                    return Err(unknown(Error::Internal(m), &last_err))
+                kv_error::Kind::Internal(m) => {
+                    return Err(final_error(
+                        Error::Internal(m),
+                        ambiguous && commits,
+                        &last_err,
+                    ))
                 }
-                kv_error::Kind::Internal(m) => return Err(Error::Internal(m)),
                 kv_error::Kind::Unavailable(u) => {
                     ambiguous |= u.ambiguous;
                     last_err = u.reason;
@@ -880,6 +887,19 @@ impl DB {
                 }
             }
         }
+    }
+}
+
+/// The error a request ends with. Once an attempt of a commit may have
+/// applied, no later failure says it did not (the retry may be running
+/// into that attempt's own write): the outcome is unknown.
+fn final_error(e: Error, commit_may_have_applied: bool, last_err: &str) -> Error {
+    if !commit_may_have_applied {
+        return e;
+    }
+    Error::Unavailable {
+        reason: format!("{last_err}; then: {e}; the commit may or may not have applied"),
+        ambiguous: true,
     }
 }
 

@@ -226,7 +226,7 @@ async fn a_write_whose_reply_was_lost_is_never_reported_as_a_definite_failure() 
     // was lost was sent again, and the second attempt wrote over a value
     // another client had written in between, so the put took effect twice.
     // Its outcome is unknown, and the newer value stays.
-    *c.net.after_lost_reply.lock() = Some((b"amb-put".to_vec(), b"2".to_vec()));
+    c.net.put_after_lost_reply(b"amb-put", b"2");
     c.net
         .lose_next_write_reply
         .store(true, std::sync::atomic::Ordering::SeqCst);

@@ -374,21 +374,27 @@ async fn linearizable_commits_wait_out_the_clock_uncertainty() {
     db.set_commit_wait(false);
 }
 
+/// A cluster where `list` holds "1", and a transaction that read it and
+/// is about to append: its value with ",2" appended.
+async fn list_read_for_an_append() -> (Cluster, Arc<DB>, Txn, Vec<u8>) {
+    let c = ready_cluster(&[]).await;
+    let db = c.dbs[&1].clone();
+    db.put(b"list", b"1").await.unwrap();
+    let mut t = Txn::begin(db.clone(), Isolation::Serializable);
+    let mut appended = t.get(b"list").await.unwrap().unwrap();
+    appended.extend_from_slice(b",2");
+    (c, db, t, appended)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_commit_whose_reply_was_lost_is_reported_as_unknown_not_as_a_retry() {
     // Found by the chaos harness (append under kill): the retry of a
     // one-phase commit that had applied met its own write, was told
     // "write too old", and the client was told to retry: the append then
     // happened twice.
-    let c = ready_cluster(&[]).await;
-    let db = c.dbs[&1].clone();
-    db.put(b"list", b"1").await.unwrap();
-    let mut t = Txn::begin(db.clone(), Isolation::Serializable);
-    let v = t.get(b"list").await.unwrap().unwrap();
-    let mut appended = v.clone();
-    appended.extend_from_slice(b",2");
+    let (c, db, mut t, appended) = list_read_for_an_append().await;
     // The reply is lost, and another client appends before the retry.
-    *c.net.after_lost_reply.lock() = Some((b"list".to_vec(), b"1,2,3".to_vec()));
+    c.net.put_after_lost_reply(b"list", b"1,2,3");
     c.net.lose_next_write_reply.store(true, Ordering::SeqCst);
     let r = t.commit(vec![put(b"list", &appended)]).await;
     match r {
@@ -410,13 +416,7 @@ async fn a_commit_whose_reply_was_lost_is_unknown_even_if_the_retry_meets_an_int
     // old" and either failed to refresh (the client was told to retry a
     // transaction that had committed) or refreshed and applied a second
     // time (here: reported as a success at a later timestamp).
-    let c = ready_cluster(&[]).await;
-    let db = c.dbs[&1].clone();
-    db.put(b"list", b"1").await.unwrap();
-    let mut t = Txn::begin(db.clone(), Isolation::Serializable);
-    let v = t.get(b"list").await.unwrap().unwrap();
-    let mut appended = v.clone();
-    appended.extend_from_slice(b",2");
+    let (c, db, mut t, appended) = list_read_for_an_append().await;
     // The other transaction's intent; its record never appears, so it is
     // aborted once it looks abandoned.
     let now = db.clock().now();
@@ -427,7 +427,7 @@ async fn a_commit_whose_reply_was_lost_is_unknown_even_if_the_retry_meets_an_int
         read_ts: Some(now.into()),
         ..Default::default()
     };
-    *c.net.after_lost_reply_op.lock() = Some(kv_request::Op::TxnWrite(TxnWriteRequest {
+    *c.net.after_lost_reply.lock() = Some(kv_request::Op::TxnWrite(TxnWriteRequest {
         txn: Some(other),
         writes: vec![put(b"list", b"1,2,3")],
         ..Default::default()
@@ -515,7 +515,7 @@ async fn a_blind_commit_whose_reply_was_lost_is_not_applied_twice() {
     for isolation in [Isolation::Serializable, Isolation::ReadCommitted] {
         db.put(b"blind", b"old").await.unwrap();
         let mut t = Txn::begin(db.clone(), isolation);
-        *c.net.after_lost_reply.lock() = Some((b"blind".to_vec(), b"between".to_vec()));
+        c.net.put_after_lost_reply(b"blind", b"between");
         c.net.lose_next_write_reply.store(true, Ordering::SeqCst);
         match t.commit(vec![put(b"blind", b"mine")]).await {
             Err(Error::Unavailable {

@@ -22,11 +22,21 @@ pub struct Net {
     pub raft_cut: RwLock<HashSet<u64>>,
     /// The next write is applied but its reply is lost (as on a timeout).
     pub lose_next_write_reply: std::sync::atomic::AtomicBool,
-    /// A write (key, value) another client makes right after the reply
-    /// is lost, before the loser retries.
-    pub after_lost_reply: parking_lot::Mutex<Option<(Vec<u8>, Vec<u8>)>>,
-    /// Any request another client makes right after the reply is lost.
-    pub after_lost_reply_op: parking_lot::Mutex<Option<tessera_common::proto::kv_request::Op>>,
+    /// A request another client makes right after the reply is lost,
+    /// before the loser retries.
+    pub after_lost_reply: parking_lot::Mutex<Option<tessera_common::proto::kv_request::Op>>,
+}
+
+impl Net {
+    /// Another client's put of `key` right after the next lost reply.
+    pub fn put_after_lost_reply(&self, key: &[u8], value: &[u8]) {
+        *self.after_lost_reply.lock() = Some(tessera_common::proto::kv_request::Op::Put(
+            tessera_common::proto::PutRequest {
+                key: key.to_vec(),
+                value: value.to_vec(),
+            },
+        ));
+    }
 }
 
 impl Net {
@@ -89,13 +99,10 @@ impl NodeDialer for Dialer {
                 .0
                 .lose_next_write_reply
                 .swap(false, std::sync::atomic::Ordering::SeqCst);
-        let (then, then_op) = if lose {
-            (
-                self.0.after_lost_reply.lock().take(),
-                self.0.after_lost_reply_op.lock().take(),
-            )
+        let then = if lose {
+            self.0.after_lost_reply.lock().take()
         } else {
-            (None, None)
+            None
         };
         let range_id = req.range_id;
         Box::pin(async move {
@@ -103,17 +110,7 @@ impl NodeDialer for Dialer {
                 Some(s) => {
                     let resp = s.execute(req).await;
                     if lose {
-                        if let Some((key, value)) = then {
-                            let put = KvRequest {
-                                range_id,
-                                op: Some(tessera_common::proto::kv_request::Op::Put(
-                                    tessera_common::proto::PutRequest { key, value },
-                                )),
-                                ..Default::default()
-                            };
-                            s.execute(put).await;
-                        }
-                        if let Some(op) = then_op {
+                        if let Some(op) = then {
                             let req = KvRequest {
                                 range_id,
                                 op: Some(op),

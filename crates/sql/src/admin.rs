@@ -81,11 +81,20 @@ fn words(sql: &str) -> Vec<(usize, &str)> {
     out
 }
 
+/// The object name that is the whole of `text`.
 fn object_name(text: &str) -> Result<String> {
-    let name = Parser::new(&PostgreSqlDialect {})
+    let syntax = |e: sqlparser::parser::ParserError| SqlError::syntax(format!("syntax error: {e}"));
+    let mut p = Parser::new(&PostgreSqlDialect {})
         .try_with_sql(text)
-        .and_then(|mut p| p.parse_object_name(false))
-        .map_err(|e| SqlError::syntax(format!("syntax error: {e}")))?;
+        .map_err(syntax)?;
+    let name = p.parse_object_name(false).map_err(syntax)?;
+    let next = p.peek_token();
+    if next.token != sqlparser::tokenizer::Token::EOF {
+        return Err(SqlError::syntax(format!(
+            "syntax error at or near \"{}\"",
+            next.token
+        )));
+    }
     crate::plan::table_name(&name)
 }
 
@@ -175,5 +184,7 @@ mod tests {
         assert!(parse("SELECT 1").unwrap().is_none());
         assert!(parse("SHOW RANGES FROM nothing").is_err());
         assert!(parse("ALTER TABLE t SPLIT AT VALUES (1); SELECT 1").is_err());
+        assert!(parse("SHOW RANGES FROM TABLE t; SELECT 1").is_err());
+        assert!(parse("SHOW RANGES FROM TABLE t extra").is_err());
     }
 }

@@ -4,6 +4,7 @@
 //! ```text
 //! server      pgwire front end: startup, simple + extended protocol, values
 //! session     one connection: transaction state, SET/SHOW, DDL, dispatch
+//! split       a query string -> its statements' texts (quotes, comments)
 //! plan        sqlparser AST -> bound tree (names, types, $n inference)
 //!             -> Plan; WHERE on the primary key or on the leading column
 //!             of a secondary index -> point lookups / spans / index joins
@@ -120,6 +121,7 @@ pub mod plan;
 pub mod sequences;
 pub mod server;
 pub mod session;
+pub mod split;
 pub mod txn;
 pub mod types;
 pub mod wire_batch;

@@ -50,17 +50,26 @@ fn rows_result(columns: Vec<(String, DataType)>, rows: Vec<Vec<Datum>>) -> StmtR
 /// `SELECT pg_sleep(seconds)`: waits (an await point, so a cancel request
 /// interrupts it) and returns one NULL of type void, shown as text.
 pub async fn pg_sleep(sql: &str) -> Option<StmtResult> {
+    let secs = pg_sleep_seconds(sql)?;
+    if secs.is_finite() && secs > 0.0 {
+        tokio::time::sleep(std::time::Duration::from_secs_f64(secs.min(1e6))).await;
+    }
+    Some(rows_result(cols(&["pg_sleep"]), vec![vec![Datum::Null]]))
+}
+
+/// Whether `sql` is a `SELECT pg_sleep(n)` that [`pg_sleep`] answers.
+pub fn is_pg_sleep(sql: &str) -> bool {
+    pg_sleep_seconds(sql).is_some()
+}
+
+fn pg_sleep_seconds(sql: &str) -> Option<f64> {
     let s = sql.trim().trim_end_matches(';').trim().to_ascii_lowercase();
     let arg = s
         .strip_prefix("select")?
         .trim_start()
         .strip_prefix("pg_sleep(")?
         .strip_suffix(')')?;
-    let secs: f64 = arg.trim().trim_matches('\'').parse().ok()?;
-    if secs.is_finite() && secs > 0.0 {
-        tokio::time::sleep(std::time::Duration::from_secs_f64(secs.min(1e6))).await;
-    }
-    Some(rows_result(cols(&["pg_sleep"]), vec![vec![Datum::Null]]))
+    arg.trim().trim_matches('\'').parse().ok()
 }
 
 /// The string literal following `after` in `sql`.

@@ -166,6 +166,37 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>> {
     })
 }
 
+/// One statement of a query string holding several, checked before any
+/// of them runs.
+enum Piece {
+    /// Taken by a recognizer that reads the text itself (SPLIT AT, SHOW
+    /// RANGES, AS OF SYSTEM TIME, VACUUM, pg_sleep, psql's catalog
+    /// queries).
+    Recognized,
+    Parsed(Vec<Statement>),
+}
+
+fn check_statement_text(sql: &str) -> Result<Piece> {
+    if crate::copy::parse(sql)?.is_some() {
+        return Err(SqlError::new(
+            code::FEATURE_NOT_SUPPORTED,
+            "COPY FROM STDIN must be sent as a query string of its own",
+        ));
+    }
+    if crate::alter::maintenance(sql).is_some()
+        || crate::pgcompat::is_pg_sleep(sql)
+        || sql.contains("pg_catalog.")
+        || admin::parse(sql)?.is_some()
+    {
+        return Ok(Piece::Recognized);
+    }
+    if let Some((rest, _)) = crate::aost::extract(sql)? {
+        parse(&rest)?;
+        return Ok(Piece::Recognized);
+    }
+    Ok(Piece::Parsed(parse(sql)?))
+}
+
 /// `sql` with every statement that starts with the keyword TABLE starting
 /// with `SELECT * FROM` instead; `None` if there is none.
 fn table_statements_as_selects(sql: &str) -> Option<String> {
@@ -438,6 +469,96 @@ impl Session {
     }
 
     async fn execute_sql_inner(&mut self, sql: &str) -> Vec<Result<StmtResult>> {
+        let texts = crate::split::statements(sql);
+        if texts.len() <= 1 {
+            return self.execute_statement_text(sql).await;
+        }
+        // PostgreSQL parses the whole string before running any of it: a
+        // syntax error anywhere runs nothing.
+        let mut pieces = Vec::with_capacity(texts.len());
+        for t in &texts {
+            match check_statement_text(t) {
+                Ok(p) => pieces.push(p),
+                Err(e) => return vec![Err(e)],
+            }
+        }
+        let dml_only = pieces.iter().all(|p| match p {
+            Piece::Parsed(stmts) => stmts.iter().all(is_query_like),
+            Piece::Recognized => false,
+        });
+        if dml_only && matches!(self.txn, TxnState::Idle) {
+            let stmts: Vec<Statement> = pieces
+                .into_iter()
+                .flat_map(|p| match p {
+                    Piece::Parsed(stmts) => stmts,
+                    Piece::Recognized => vec![],
+                })
+                .collect();
+            return self.run_implicit_block(&stmts).await;
+        }
+        let mut out = Vec::new();
+        for t in texts {
+            let results = self.execute_statement_text(t).await;
+            let failed = results.iter().any(|r| r.is_err());
+            out.extend(results);
+            if failed {
+                break;
+            }
+        }
+        out
+    }
+
+    /// Runs the statements of one query string (queries and DML only,
+    /// outside BEGIN) as one transaction, as PostgreSQL does: all of them
+    /// commit or none. Nothing has been sent to the client yet, so a
+    /// serialization failure or deadlock runs the whole block again (up
+    /// to [`IMPLICIT_RETRIES`] times).
+    async fn run_implicit_block(&mut self, stmts: &[Statement]) -> Vec<Result<StmtResult>> {
+        let after_retry_error = self.after_retry_error;
+        let mut attempt = 0;
+        loop {
+            let mut txn = Txn::new(self.catalog.kv().clone());
+            txn.set_explicit();
+            txn.kv().set_isolation(self.default_isolation());
+            self.txn = TxnState::Open(txn);
+            self.vars
+                .insert(crate::objects::READ_ONLY_VAR.into(), "off".into());
+            let mut out = Vec::with_capacity(stmts.len());
+            let mut failure = None;
+            for s in stmts {
+                match self.run_statement(s, None, &[]).await {
+                    Ok(r) => out.push(Ok(r)),
+                    Err(e) => {
+                        failure = Some(e);
+                        break;
+                    }
+                }
+            }
+            let state = std::mem::replace(&mut self.txn, TxnState::Idle);
+            self.end_block();
+            self.after_retry_error = after_retry_error;
+            let e = match (failure, state) {
+                (None, TxnState::Open(txn)) => match txn.commit().await {
+                    Ok(()) => return out,
+                    Err(e) => e,
+                },
+                (Some(e), _) => e,
+                (None, _) => SqlError::internal("a query string's transaction ended early"),
+            };
+            let retry = e.code == code::SERIALIZATION_FAILURE || e.code == code::DEADLOCK_DETECTED;
+            if retry && attempt < IMPLICIT_RETRIES {
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(2u64 << attempt.min(6))).await;
+                continue;
+            }
+            out.push(Err(e));
+            return out;
+        }
+    }
+
+    /// Runs the text of one statement (or a string the recognizers below
+    /// take whole).
+    async fn execute_statement_text(&mut self, sql: &str) -> Vec<Result<StmtResult>> {
         match crate::copy::parse(sql) {
             Ok(Some(c)) => return vec![self.start_copy(&c).await],
             Ok(None) => {}

@@ -255,6 +255,96 @@ async fn explicit_transactions_commit_roll_back_and_see_their_own_writes() {
     assert_eq!(flat(&b, "SELECT v FROM kv WHERE k = 5").await, "five");
 }
 
+/// The results of a simple query: each row's values joined by `|`,
+/// rows by `;`, one entry per statement that returned rows.
+async fn results(c: &tokio_postgres::Client, sql: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rows = Vec::new();
+    for m in c.simple_query(sql).await.unwrap() {
+        match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => rows.push(
+                (0..r.len())
+                    .map(|i| r.get(i).unwrap_or("NULL"))
+                    .collect::<Vec<_>>()
+                    .join("|"),
+            ),
+            tokio_postgres::SimpleQueryMessage::CommandComplete(_) if !rows.is_empty() => {
+                out.push(std::mem::take(&mut rows).join(";"))
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_string_of_several_statements_runs_them_all_or_none() {
+    let c = cluster().await;
+    let a = connect(c.addrs[0]).await;
+    let b = connect(c.addrs[1]).await;
+    // DDL, SPLIT AT and SHOW RANGES among other statements.
+    let r = results(
+        &a,
+        "CREATE TABLE m (k INT PRIMARY KEY, v TEXT); \
+         INSERT INTO m VALUES (1, 'a;b'), (20, $$c;d$$); -- a comment; with a semicolon
+         ALTER TABLE m SPLIT AT VALUES (10); \
+         SHOW RANGES FROM TABLE m; SELECT v FROM m ORDER BY k; VACUUM",
+    )
+    .await;
+    assert_eq!(r.len(), 3, "{r:?}");
+    assert!(r[0].ends_with("|/10"), "SPLIT AT: {r:?}");
+    assert_eq!(r[1].matches(';').count(), 1, "two ranges: {r:?}");
+    assert_eq!(r[2], "a;b;c;d");
+
+    // Queries and DML outside BEGIN: one transaction, as in PostgreSQL. A
+    // failure undoes the statements before it, on both ranges.
+    assert_eq!(
+        sqlstate(
+            &a,
+            "INSERT INTO m VALUES (2, 'x'); UPDATE m SET v = 'y' WHERE k = 20; \
+             INSERT INTO m VALUES (1, 'dup')"
+        )
+        .await,
+        "23505"
+    );
+    assert_eq!(
+        flat(&b, "SELECT k, v FROM m ORDER BY k").await,
+        "1|a;b;20|c;d"
+    );
+    assert_eq!(sqlstate(&a, "DELETE FROM m; SELECT 1/0").await, "22012");
+    assert_eq!(flat(&b, "SELECT count(*) FROM m").await, "2");
+    // The session is not left in a transaction.
+    assert_eq!(flat(&a, "SELECT count(*) FROM m").await, "2");
+    // Later statements see the earlier ones' writes; all commit together.
+    let r = results(
+        &a,
+        "INSERT INTO m VALUES (3, 'c'); UPDATE m SET v = v || '!' WHERE k > 1; \
+         SELECT k, v FROM m ORDER BY k",
+    )
+    .await;
+    assert_eq!(r, ["1|a;b;3|c!;20|c;d!"]);
+    assert_eq!(
+        flat(&b, "SELECT count(*) FROM m WHERE v LIKE '%!'").await,
+        "2"
+    );
+
+    // A syntax error anywhere runs nothing.
+    assert_eq!(
+        sqlstate(&a, "INSERT INTO m VALUES (4, 'd'); SELEC 1").await,
+        "42601"
+    );
+    assert_eq!(
+        sqlstate(
+            &a,
+            "CREATE TABLE n (k INT PRIMARY KEY); SHOW RANGES FROM TABLE n m"
+        )
+        .await,
+        "42601"
+    );
+    assert_eq!(flat(&b, "SELECT count(*) FROM m WHERE k = 4").await, "0");
+    assert_eq!(sqlstate(&b, "SELECT * FROM n").await, "42P01");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conflicting_transactions_fail_with_serialization_or_unique_errors() {
     let c = cluster().await;

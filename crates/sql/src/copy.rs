@@ -897,6 +897,7 @@ fn insert_plan(table: &Arc<TableDesc>, targets: &[usize], rows: Vec<Vec<Datum>>)
         ),
         returning: None,
         on_conflict: None,
+        arbiters: Vec::new(),
     })
 }
 

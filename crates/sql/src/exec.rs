@@ -22,9 +22,9 @@ use crate::encoding::{self, encode_key_datum, index_prefix, PRIMARY_INDEX_ID};
 use crate::error::{code, Result, SqlError};
 use crate::expr::{self, BinOp, EvalCtx, Expr, SubqueryPlan};
 use crate::plan::{
-    explain, join_strategy, AggCall, AggFunc, Binder, Bound, BoundQuery, DeletePlan, FrameBound,
-    InsertPlan, InsertSource, JoinKind, JoinStrategy, KeyRange, OnConflict, Plan, Returning,
-    RowLock, SetOpKind, SortKey, UpdatePlan, WindowCall, WindowFunc, LOOKUP_JOIN_LIMIT,
+    explain, join_strategy, AggCall, AggFunc, Arbiter, Binder, Bound, BoundQuery, DeletePlan,
+    FrameBound, InsertPlan, InsertSource, JoinKind, JoinStrategy, KeyRange, OnConflict, Plan,
+    Returning, RowLock, SetOpKind, SortKey, UpdatePlan, WindowCall, WindowFunc, LOOKUP_JOIN_LIMIT,
 };
 use crate::txn::{ReadRow, Txn};
 use crate::types::{self, DataType, Datum, Decimal};
@@ -2038,6 +2038,41 @@ pub fn index_entry(table: &TableDesc, idx: &IndexDesc, row: &[Datum]) -> (Vec<u8
     (k, pk)
 }
 
+/// The existing row that one of `arbiters` (ON CONFLICT's constraints)
+/// finds in conflict with the proposed `row`, if any. Every key looked
+/// up is locked, present or absent: a concurrent upsert of the same
+/// values waits for this transaction, then sees its row. NULLs never
+/// conflict in a unique index.
+async fn conflicting_row(
+    txn: &mut Txn,
+    table: &TableDesc,
+    arbiters: &[Arbiter],
+    row: &[Datum],
+) -> Result<Option<ReadRow>> {
+    for a in arbiters {
+        let key = match a {
+            Arbiter::PrimaryKey => row_key_of(table, row),
+            Arbiter::Unique(i) => {
+                let idx = &table.indexes[*i];
+                if idx.columns.iter().any(|c| row[*c].is_null()) {
+                    continue;
+                }
+                let (entry_key, _) = index_entry(table, idx, row);
+                let Some(entry) = txn.get_locked(&[entry_key]).await?.pop().flatten() else {
+                    continue;
+                };
+                let mut key = index_prefix(table.id, PRIMARY_INDEX_ID);
+                key.extend_from_slice(&entry.value);
+                key
+            }
+        };
+        if let Some(rr) = txn.get_locked(&[key]).await?.pop().flatten() {
+            return Ok(Some(rr));
+        }
+    }
+    Ok(None)
+}
+
 /// Buffers a new row and its index entries.
 fn insert_row(txn: &mut Txn, table: &TableDesc, row: &[Datum], guarded: bool) -> Result<()> {
     let key = row_key_of(table, row);
@@ -2219,24 +2254,17 @@ async fn insert(p: &InsertPlan, catalog: &Catalog, txn: &mut Txn, ctx: &EvalCtx)
             written.push(row);
             continue;
         };
-        let key = row_key_of(table, &row);
-        // Locked, present or absent: a concurrent upsert of the same key
-        // waits for this transaction, then sees its row.
-        let existing = txn
-            .get_locked(std::slice::from_ref(&key))
-            .await?
-            .pop()
-            .flatten();
-        let Some(rr) = existing else {
-            insert_row(txn, table, &row, true)?;
-            touched.insert(key);
+        let Some(rr) = conflicting_row(txn, table, &p.arbiters, &row).await? else {
+            let pk_checked = p.arbiters.contains(&Arbiter::PrimaryKey);
+            insert_row(txn, table, &row, pk_checked)?;
+            touched.insert(row_key_of(table, &row));
             written.push(row);
             continue;
         };
         let OnConflict::DoUpdate { sets, filter } = oc else {
             continue;
         };
-        if !touched.insert(key) {
+        if !touched.insert(rr.key.clone()) {
             return Err(SqlError::new(
                 code::CARDINALITY_VIOLATION,
                 "ON CONFLICT DO UPDATE command cannot affect row a second time",

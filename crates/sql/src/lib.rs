@@ -38,14 +38,19 @@
 //!   a UNIQUE index is 23505 (NULLs never conflict). The planner uses the
 //!   first index whose leading column the WHERE clause constrains (when
 //!   the primary key is not constrained) and EXPLAIN names it and its spans.
-//! - `INSERT ... ON CONFLICT [(pk cols) | ON CONSTRAINT t_pkey] DO NOTHING`
-//!   and `... DO UPDATE SET col = EXCLUDED.col [, ...] [WHERE ...]`: only
-//!   the primary key is an arbiter (a conflict in a UNIQUE secondary index
-//!   is still 23505). A row found is read (an update of it is a cput of
-//!   what was read); a row not found is inserted expecting it still absent
-//!   at commit — if another transaction inserted it meanwhile, the commit
-//!   fails with 40001 (and an implicit transaction retries, now seeing the
-//!   row) rather than 23505. DO UPDATE touching one row twice is 21000.
+//! - `INSERT ... ON CONFLICT [(cols) | ON CONSTRAINT name] DO NOTHING`
+//!   and `... DO UPDATE SET col = EXCLUDED.col [, ...] [WHERE ...]`: the
+//!   arbiter is the primary key or the UNIQUE constraint / index whose
+//!   columns (or name) the target gives; DO NOTHING without a target
+//!   checks all of them (a conflict in a unique index that is not an
+//!   arbiter is still 23505; NULLs never conflict). The keys looked up
+//!   are locked, present or absent, so concurrent upserts of one value
+//!   queue. A row found is read (an update of it is a cput of what was
+//!   read); a row not found by its primary key is inserted expecting it
+//!   still absent at commit — if another transaction inserted it
+//!   meanwhile, the commit fails with 40001 (and an implicit transaction
+//!   retries, now seeing the row) rather than 23505. DO UPDATE touching
+//!   one row twice is 21000.
 //! - `ALTER TABLE t SPLIT AT VALUES (...)`, `SHOW RANGES FROM TABLE t`,
 //!   `SHOW RANGES FROM INDEX t@idx`: see [`admin`].
 //! - `SHOW CREATE TABLE t`: the CREATE TABLE and CREATE INDEX statements.

@@ -607,9 +607,19 @@ pub struct InsertPlan {
     pub source: InsertSource,
     pub returning: Option<Returning>,
     pub on_conflict: Option<OnConflict>,
+    /// The constraints ON CONFLICT checks, in order (empty without it).
+    pub arbiters: Vec<Arbiter>,
 }
 
-/// `ON CONFLICT` on the primary key.
+/// A unique constraint that ON CONFLICT checks for an existing row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arbiter {
+    PrimaryKey,
+    /// The unique index at this position of the table's `indexes`.
+    Unique(usize),
+}
+
+/// What `ON CONFLICT` does when an arbiter finds an existing row.
 #[derive(Debug, Clone)]
 pub enum OnConflict {
     DoNothing,
@@ -3482,9 +3492,12 @@ impl<'a> Binder<'a> {
             .map(|a| ident(&a.alias))
             .unwrap_or_else(|| crate::catalog::split_name(&table.name).1.to_string());
         let returning = self.bind_returning(&i.returning, &table, &alias)?;
-        let on_conflict = match &i.on {
-            None => None,
-            Some(on) => Some(self.bind_on_conflict(on, &table, i.table_alias.as_ref())?),
+        let (on_conflict, arbiters) = match &i.on {
+            None => (None, Vec::new()),
+            Some(on) => {
+                let (oc, arbiters) = self.bind_on_conflict(on, &table, i.table_alias.as_ref())?;
+                (Some(oc), arbiters)
+            }
         };
         Ok(InsertPlan {
             table,
@@ -3492,6 +3505,7 @@ impl<'a> Binder<'a> {
             source,
             returning,
             on_conflict,
+            arbiters,
         })
     }
 
@@ -3500,7 +3514,7 @@ impl<'a> Binder<'a> {
         on: &ast::OnInsert,
         table: &Arc<TableDesc>,
         alias: Option<&ast::TableAliasWithoutColumns>,
-    ) -> Result<OnConflict> {
+    ) -> Result<(OnConflict, Vec<Arbiter>)> {
         let ast::OnInsert::OnConflict(oc) = on else {
             return Err(SqlError::unsupported("ON DUPLICATE KEY UPDATE"));
         };
@@ -3510,13 +3524,18 @@ impl<'a> Binder<'a> {
                 "there is no unique or exclusion constraint matching the ON CONFLICT specification",
             )
         };
-        match &oc.conflict_target {
+        let unique_indexes = || table.indexes.iter().enumerate().filter(|(_, i)| i.unique);
+        let arbiters = match &oc.conflict_target {
+            // Any unique constraint.
             None => {
                 if matches!(oc.action, ast::OnConflictAction::DoUpdate(_)) {
                     return Err(SqlError::syntax(
                         "ON CONFLICT DO UPDATE requires inference specification or constraint name",
                     ));
                 }
+                let mut all = vec![Arbiter::PrimaryKey];
+                all.extend(unique_indexes().map(|(n, _)| Arbiter::Unique(n)));
+                all
             }
             Some(ast::ConflictTarget::Columns { columns, predicate }) => {
                 if predicate.is_some() {
@@ -3535,26 +3554,43 @@ impl<'a> Binder<'a> {
                 }
                 cols.sort_unstable();
                 cols.dedup();
-                let mut pk = table.primary_key.clone();
-                pk.sort_unstable();
-                if cols != pk {
-                    return Err(no_match());
+                let sorted = |c: &[usize]| {
+                    let mut c = c.to_vec();
+                    c.sort_unstable();
+                    c
+                };
+                if cols == sorted(&table.primary_key) {
+                    vec![Arbiter::PrimaryKey]
+                } else {
+                    let (n, _) = unique_indexes()
+                        .find(|(_, i)| sorted(&i.columns) == cols)
+                        .ok_or_else(no_match)?;
+                    vec![Arbiter::Unique(n)]
                 }
             }
             Some(ast::ConflictTarget::OnConstraint(n)) => {
-                if table_name(n)? != table.pkey_name() {
-                    return Err(SqlError::new(
-                        code::UNDEFINED_OBJECT,
-                        format!(
-                            "constraint \"{n}\" for table \"{}\" does not exist",
-                            table.name
-                        ),
-                    ));
+                let name = table_name(n)?;
+                if name == table.pkey_name() {
+                    vec![Arbiter::PrimaryKey]
+                } else {
+                    let (n, _) =
+                        unique_indexes()
+                            .find(|(_, i)| i.name == name)
+                            .ok_or_else(|| {
+                                SqlError::new(
+                                    code::UNDEFINED_OBJECT,
+                                    format!(
+                                        "constraint \"{name}\" for table \"{}\" does not exist",
+                                        table.name
+                                    ),
+                                )
+                            })?;
+                    vec![Arbiter::Unique(n)]
                 }
             }
-        }
+        };
         let ast::OnConflictAction::DoUpdate(du) = &oc.action else {
-            return Ok(OnConflict::DoNothing);
+            return Ok((OnConflict::DoNothing, arbiters));
         };
         let alias = alias
             .map(|a| ident(&a.alias))
@@ -3567,7 +3603,7 @@ impl<'a> Binder<'a> {
             .as_ref()
             .map(|w| self.bind_bool(w, &scope, "WHERE"))
             .transpose()?;
-        Ok(OnConflict::DoUpdate { sets, filter })
+        Ok((OnConflict::DoUpdate { sets, filter }, arbiters))
     }
 
     fn bind_update(&mut self, u: &ast::Update) -> Result<UpdatePlan> {

@@ -203,6 +203,79 @@ async fn insert_on_conflict_do_nothing_and_do_update() {
     );
     assert_eq!(flat(&a, "SELECT count(*) FROM u").await, "5");
 
+    // A UNIQUE constraint or index as the arbiter: by its columns or by
+    // name; DO NOTHING without a target skips a conflict in any of them.
+    a.batch_execute(
+        "CREATE TABLE users (id SERIAL PRIMARY KEY, email TEXT UNIQUE, a INT, b INT, visits INT DEFAULT 1); \
+         CREATE UNIQUE INDEX users_ab ON users (a, b); \
+         INSERT INTO users (email, a, b) VALUES ('x@e', 1, 1), ('y@e', 1, 2)",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        flat(
+            &a,
+            "INSERT INTO users (email) VALUES ('x@e'), ('z@e') \
+             ON CONFLICT (email) DO UPDATE SET visits = users.visits + 1 RETURNING id, email, visits"
+        )
+        .await,
+        "1|x@e|2;4|z@e|1"
+    );
+    assert_eq!(
+        flat(
+            &a,
+            "INSERT INTO users (email, a, b) VALUES ('w@e', 1, 2) \
+             ON CONFLICT ON CONSTRAINT users_ab DO UPDATE SET email = EXCLUDED.email RETURNING id"
+        )
+        .await,
+        "2"
+    );
+    assert_eq!(
+        flat(
+            &a,
+            "INSERT INTO users (email, a, b) VALUES ('w@e', 5, 5), ('v@e', 1, 1), ('u@e', 9, 9) \
+             ON CONFLICT DO NOTHING RETURNING email"
+        )
+        .await,
+        "u@e"
+    );
+    // NULLs never conflict; a conflict in another unique index than the
+    // arbiter is still 23505.
+    a.batch_execute(
+        "INSERT INTO users (email, a, b) VALUES (NULL, 1, NULL), (NULL, 1, NULL) ON CONFLICT (email) DO NOTHING",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        sqlstate(
+            &a,
+            "INSERT INTO users (email, a, b) VALUES ('t@e', 1, 1) ON CONFLICT (email) DO NOTHING"
+        )
+        .await,
+        "23505"
+    );
+    // The same value twice in one statement.
+    assert_eq!(
+        sqlstate(
+            &a,
+            "INSERT INTO users (email) VALUES ('q@e'), ('q@e') ON CONFLICT (email) DO UPDATE SET visits = 0"
+        )
+        .await,
+        "21000"
+    );
+    assert_eq!(
+        sqlstate(
+            &a,
+            "INSERT INTO users (email) VALUES ('q@e') ON CONFLICT ON CONSTRAINT nope DO NOTHING"
+        )
+        .await,
+        "42704"
+    );
+    assert_eq!(
+        flat(&a, "SELECT email, a, b, visits FROM users ORDER BY id").await,
+        "x@e|1|1|2;w@e|1|2|1;z@e|NULL|NULL|1;u@e|9|9|1;NULL|1|NULL|1;NULL|1|NULL|1"
+    );
+
     // Concurrent upserts of one counter from two nodes: none is lost
     // (a conflicting commit fails with 40001 and the statement retries).
     let b = connect(c.addrs[1]).await;

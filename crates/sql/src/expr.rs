@@ -602,7 +602,10 @@ pub fn binary(op: BinOp, a: Datum, b: Datum) -> Result<Datum> {
         }));
     }
     if op == BinOp::Concat {
-        let s = |d: &Datum| types::format_datum(d, &DataType::Unknown).unwrap_or_default();
+        let s = |d: &Datum| match d {
+            Bool(b) => b.to_string(),
+            d => types::format_datum(d, &DataType::Unknown).unwrap_or_default(),
+        };
         return Ok(Text(format!("{}{}", s(&a), s(&b))));
     }
     Ok(match (a, b) {

@@ -3824,6 +3824,18 @@ impl<'a> Binder<'a> {
     fn bind_expr(&mut self, e: &ast::Expr, scope: &Scope) -> Result<Typed> {
         match e {
             ast::Expr::Nested(inner) => self.bind_expr(inner, scope),
+            // Text compares byte-wise, which is the C collation.
+            ast::Expr::Collate { expr, collation } => {
+                let name = collation.to_string();
+                let name = name.trim_matches('"');
+                if !["C", "POSIX", "default", "ucs_basic"].contains(&name) {
+                    return Err(SqlError::new(
+                        code::UNDEFINED_OBJECT,
+                        format!("collation \"{name}\" for encoding \"UTF8\" does not exist"),
+                    ));
+                }
+                self.bind_expr(expr, scope)
+            }
             ast::Expr::BinaryOp { left, op, right } => self.bind_binary_op(left, op, right, scope),
             other => self.bind_expr_other(other, scope),
         }
@@ -4419,12 +4431,24 @@ impl<'a> Binder<'a> {
                             DataType::Int8
                         },
                     }
-                } else {
-                    let d =
-                        Decimal::parse(n).ok_or_else(|| SqlError::invalid_text("numeric", n))?;
+                } else if let Some(d) = Decimal::parse(n) {
                     Typed {
                         e: Expr::Literal(Datum::Decimal(d)),
                         ty: DataType::Numeric(None),
+                    }
+                } else {
+                    // Beyond numeric's 38 digits (`1e300`): a double.
+                    match n.parse::<f64>() {
+                        Ok(f) if f.is_finite() => Typed {
+                            e: Expr::Literal(Datum::Float(f)),
+                            ty: DataType::Float8,
+                        },
+                        _ => {
+                            return Err(SqlError::new(
+                                code::NUMERIC_VALUE_OUT_OF_RANGE,
+                                "value overflows numeric format",
+                            ))
+                        }
                     }
                 }
             }
@@ -4506,10 +4530,14 @@ impl<'a> Binder<'a> {
         } else {
             arith_type(op, &l.ty, &r.ty)?
         };
-        Ok(Typed {
-            e: Expr::binary(op, l.e, r.e),
-            ty,
-        })
+        let mut e = Expr::binary(op, l.e, r.e);
+        if matches!(ty, DataType::Int2 | DataType::Int4 | DataType::Float4) {
+            // Integers are computed in 64 bits and reals in double
+            // precision: the result is brought to its type (for integers,
+            // 22003 "integer out of range" if it does not fit).
+            e = Expr::Cast(Box::new(e), ty.clone());
+        }
+        Ok(Typed { e, ty })
     }
 
     fn bind_function(&mut self, f: &ast::Function, scope: &Scope) -> Result<Typed> {
@@ -5362,6 +5390,11 @@ fn arith_type(op: BinOp, a: &DataType, b: &DataType) -> Result<DataType> {
                 T::Int2
             }
         }
+        (T::Float4, T::Float4)
+            if matches!(op, BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div) =>
+        {
+            T::Float4
+        }
         (x, y) if (x.is_float() || y.is_float()) && x.is_numeric() && y.is_numeric() => T::Float8,
         (x, y) if x.is_numeric() && y.is_numeric() => T::Numeric(None),
         (T::Date, y) if y.is_integer() && matches!(op, BinOp::Add | BinOp::Sub) => T::Date,
@@ -5569,11 +5602,14 @@ fn figure_name(e: &ast::Expr) -> Option<String> {
         ast::Expr::Function(f) => f.name.0.last().and_then(|p| p.as_ident()).map(ident)?,
         ast::Expr::Cast {
             expr, data_type, ..
-        } => figure_name(expr).unwrap_or_else(|| type_name(data_type)),
+        } => match figure_name(expr) {
+            Some(n) if !named_by_type(expr) => n,
+            _ => type_name(data_type),
+        },
         ast::Expr::Nested(inner) => figure_name(inner)?,
         ast::Expr::Value(v) if matches!(v.value, ast::Value::Boolean(_)) => "bool".into(),
         ast::Expr::Case { .. } => "case".into(),
-        ast::Expr::Exists { .. } => "exists".into(),
+        ast::Expr::Exists { negated: false, .. } => "exists".into(),
         ast::Expr::Interval(_) => "interval".into(),
         ast::Expr::TypedString(ts) => type_name(&ts.data_type),
         ast::Expr::Extract { .. } => "extract".into(),
@@ -5592,8 +5628,41 @@ fn figure_name(e: &ast::Expr) -> Option<String> {
         ast::Expr::Floor { .. } => "floor".into(),
         ast::Expr::Overlay { .. } => "overlay".into(),
         ast::Expr::Array(_) => "array".into(),
+        // A scalar subquery: its (first) column's name.
+        ast::Expr::Subquery(q) => query_first_name(q)?,
         _ => return None,
     })
+}
+
+/// Whether [`figure_name`] names `e` after a type (`true` is `bool`,
+/// `1::int` is `int4`): an outer cast's type name replaces such a name.
+fn named_by_type(e: &ast::Expr) -> bool {
+    match e {
+        ast::Expr::Value(v) => matches!(v.value, ast::Value::Boolean(_)),
+        ast::Expr::TypedString(_) | ast::Expr::Interval(_) => true,
+        ast::Expr::Cast { expr, .. } => named_by_type(expr) || figure_name(expr).is_none(),
+        ast::Expr::Nested(inner) => named_by_type(inner),
+        _ => false,
+    }
+}
+
+/// The name of the first output column of `q` (the left-most SELECT's).
+fn query_first_name(q: &ast::Query) -> Option<String> {
+    let mut body = q.body.as_ref();
+    loop {
+        match body {
+            ast::SetExpr::Select(s) => {
+                return match s.projection.first()? {
+                    ast::SelectItem::UnnamedExpr(e) => figure_name(e),
+                    ast::SelectItem::ExprWithAlias { alias, .. } => Some(ident(alias)),
+                    _ => None,
+                };
+            }
+            ast::SetExpr::SetOperation { left, .. } => body = left,
+            ast::SetExpr::Query(q) => body = q.body.as_ref(),
+            _ => return None,
+        }
+    }
 }
 
 fn first_words(s: &str) -> String {

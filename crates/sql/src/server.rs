@@ -595,7 +595,7 @@ fn to_response(r: StmtResult, format: &Format) -> Response {
         StmtResult::Rows { columns, rows, tag } => rows_response(&columns, rows, &tag, format),
         StmtResult::RowStream { columns, rows } => streamed_response(&columns, rows, format),
         StmtResult::Command(tag) => Response::Execution(Tag::new(&tag)),
-        StmtResult::Begin => Response::TransactionStart(Tag::new("BEGIN")),
+        StmtResult::Begin(tag) => Response::TransactionStart(Tag::new(tag)),
         StmtResult::End(tag) => Response::TransactionEnd(Tag::new(&tag)),
         StmtResult::Empty => Response::EmptyQuery,
         // Started by `Conn::start_copy`; never reaches here.

@@ -45,7 +45,8 @@ pub enum StmtResult {
     },
     /// A command tag, complete (`CREATE TABLE`, `INSERT 0 3`).
     Command(String),
-    Begin,
+    /// BEGIN or START TRANSACTION (the tag says which).
+    Begin(&'static str),
     /// COMMIT or ROLLBACK (the tag says which).
     End(String),
     Empty,
@@ -874,7 +875,8 @@ impl Session {
         }
         let ts = as_of.resolve(self.catalog.kv().clock().now())?;
         match stmt {
-            Statement::StartTransaction { .. } => {
+            Statement::StartTransaction { begin, .. } => {
+                let tag = if *begin { "BEGIN" } else { "START TRANSACTION" };
                 if !matches!(self.txn, TxnState::Idle) {
                     return Err(SqlError::new(
                         code::ACTIVE_SQL_TRANSACTION,
@@ -886,7 +888,7 @@ impl Session {
                 self.vars
                     .insert(crate::objects::READ_ONLY_VAR.into(), "on".into());
                 self.settings = None;
-                Ok(StmtResult::Begin)
+                Ok(StmtResult::Begin(tag))
             }
             Statement::Query(q) if !q.locks.is_empty() => Err(SqlError::new(
                 code::FEATURE_NOT_SUPPORTED,
@@ -984,7 +986,8 @@ impl Session {
             crate::objects::check_read_only(stmt)?;
         }
         match stmt {
-            Statement::StartTransaction { modes, .. } => {
+            Statement::StartTransaction { modes, begin, .. } => {
+                let tag = if *begin { "BEGIN" } else { "START TRANSACTION" };
                 if let TxnState::Idle = self.txn {
                     let mut txn = Txn::new(self.catalog.kv().clone());
                     txn.set_explicit();
@@ -1001,7 +1004,7 @@ impl Session {
                         if ro { "on" } else { "off" }.into(),
                     );
                 }
-                Ok(StmtResult::Begin)
+                Ok(StmtResult::Begin(tag))
             }
             Statement::CreateView(cv) => {
                 let path = self.search_path();

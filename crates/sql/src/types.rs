@@ -847,26 +847,33 @@ pub fn days_in_month(y: i64, m: u32) -> u32 {
     }
 }
 
-fn parse_date_part(s: &str) -> Option<i64> {
+/// `YYYY-MM-DD` as days since 1970-01-01; a month or day that does not
+/// exist (`2023-02-29`) is a field overflow, as in PostgreSQL.
+fn parse_date_part(s: &str) -> DateTimeResult<i64> {
     let mut it = s.splitn(3, '-');
-    let y: i64 = it.next()?.trim().parse().ok()?;
-    let m: u32 = it.next()?.trim().parse().ok()?;
-    let d: u32 = it.next()?.trim().parse().ok()?;
+    let mut field = || -> DateTimeResult<&str> {
+        let f = it.next().ok_or(DateTimeError::BadFormat)?.trim();
+        if f.is_empty() || !f.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(DateTimeError::BadFormat);
+        }
+        Ok(f)
+    };
+    let (y, m, d) = (field()?, field()?, field()?);
+    let y: i64 = y.parse().map_err(|_| DateTimeError::FieldOverflow)?;
+    let m: u32 = m.parse().map_err(|_| DateTimeError::FieldOverflow)?;
+    let d: u32 = d.parse().map_err(|_| DateTimeError::FieldOverflow)?;
     if !(1..=12).contains(&m) || d == 0 || d > days_in_month(y, m) {
-        return None;
+        return Err(DateTimeError::FieldOverflow);
     }
-    Some(days_from_civil(y, m, d))
+    Ok(days_from_civil(y, m, d))
 }
 
 pub fn parse_date(s: &str) -> Result<i32> {
     let t = s.trim();
     let date = t.split([' ', 'T']).next().unwrap_or("");
-    parse_date_part(date).map(|d| d as i32).ok_or_else(|| {
-        SqlError::new(
-            code::INVALID_DATETIME_FORMAT,
-            format!("invalid input syntax for type date: \"{s}\""),
-        )
-    })
+    parse_date_part(date)
+        .map(|d| d as i32)
+        .map_err(|e| e.for_input("date", s))
 }
 
 /// Why date/time text was refused: PostgreSQL tells a malformed value
@@ -931,7 +938,7 @@ pub fn parse_timestamp(s: &str) -> Result<i64> {
         Some(i) => (&t[..i], t[i + 1..].trim()),
         None => (t, ""),
     };
-    let days = parse_date_part(date).ok_or_else(|| bad(DateTimeError::BadFormat))?;
+    let days = parse_date_part(date).map_err(bad)?;
     let (clock, offset) = split_zone(rest).map_err(bad)?;
     let time_of_day = if clock.is_empty() {
         0
@@ -953,7 +960,7 @@ pub fn parse_time(s: &str) -> Result<i64> {
     let bad = |e: DateTimeError| e.for_input("time", s);
     let mut t = s.trim();
     if let Some(i) = t.find([' ', 'T']) {
-        if parse_date_part(&t[..i]).is_some() {
+        if parse_date_part(&t[..i]).is_ok() {
             t = t[i + 1..].trim();
         }
     }
@@ -2074,6 +2081,8 @@ pub fn cast(d: Datum, ty: &DataType) -> Result<Datum> {
         (Datum::Time(t), DataType::Interval) => Datum::Interval(Interval::from_micros(t)),
         (Datum::Interval(iv), DataType::Interval) => Datum::Interval(iv),
         (Datum::Interval(iv), DataType::Time) => Datum::Time(wrap_time(iv.micros as i128)),
+        // The cast says `true` where the output format says `t`.
+        (Datum::Bool(b), t) if t.is_string() => Datum::Text(b.to_string()),
         (d, t) if t.is_string() => {
             Datum::Text(format_datum(&d, &DataType::Unknown).unwrap_or_default())
         }

@@ -583,6 +583,16 @@ async fn psql_describe_commands_work() {
         !ok && text.contains("Did not find any relation named \"nosuch\""),
         "{text}"
     );
+    // Command tags as psql prints them.
+    let (ok, text) = psql(c.addrs[0], "START TRANSACTION; BEGIN; COMMIT").await;
+    assert!(ok, "{text}");
+    assert_eq!(
+        text.lines()
+            .filter(|l| !l.starts_with("WARNING"))
+            .collect::<Vec<_>>(),
+        ["START TRANSACTION", "BEGIN", "COMMIT"],
+        "{text}"
+    );
     a.batch_execute("CREATE SEQUENCE ids; CREATE VIEW tv AS SELECT id FROM t")
         .await
         .unwrap();

@@ -3359,3 +3359,64 @@ async fn sql_prepare_execute_deallocate_and_discard() {
     assert_eq!(sqlstate(&t, "DISCARD ALL").await, "25001");
     t.batch_execute("ROLLBACK").await.unwrap();
 }
+
+/// Details checked against PostgreSQL 15 with the same statements: the
+/// names of unaliased columns, casts to text, 32-bit integer and real
+/// arithmetic, literals beyond numeric's range, date field errors and
+/// COLLATE "C".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_details_of_names_casts_and_ranges() {
+    let c = cluster().await;
+    let t = connect(c.addrs[0]).await;
+    t.batch_execute(
+        "CREATE TABLE d (name TEXT PRIMARY KEY, floor INT); INSERT INTO d VALUES ('b', 1), ('a', 2)",
+    )
+    .await
+    .unwrap();
+    let names = |sql: &'static str| {
+        let t = &t;
+        async move {
+            let st = t.prepare(sql).await.unwrap();
+            let names: Vec<&str> = st.columns().iter().map(|c| c.name()).collect();
+            names.join(",")
+        }
+    };
+    assert_eq!(
+        names("SELECT (SELECT floor FROM d LIMIT 1), (SELECT 1 AS one UNION SELECT 2)").await,
+        "floor,one"
+    );
+    assert_eq!(
+        names("SELECT true::text, 1::int::text, name::varchar, EXISTS (SELECT 1), NOT EXISTS (SELECT 1) FROM d").await,
+        "text,text,name,exists,?column?"
+    );
+    assert_eq!(
+        flat(
+            &t,
+            "SELECT true::text, false::varchar, 'x' || true, 1::bool::text"
+        )
+        .await,
+        "true|false|xtrue|true"
+    );
+    assert_eq!(sqlstate(&t, "SELECT 2147483647::int4 + 1").await, "22003");
+    assert_eq!(
+        sqlstate(&t, "SELECT floor * 2000000000 FROM d").await,
+        "22003"
+    );
+    assert_eq!(sqlstate(&t, "SELECT 32767::int2 + 1::int2").await, "22003");
+    assert_eq!(
+        flat(&t, "SELECT 2147483647::int4 + 1::int8").await,
+        "2147483648"
+    );
+    assert_eq!(flat(&t, "SELECT 0.1::float4 + 0.2::float4").await, "0.3");
+    assert_eq!(flat(&t, "SELECT 1e300::float8 * 10").await, "1e+301");
+    assert_eq!(sqlstate(&t, "SELECT date '2020-02-30'").await, "22008");
+    assert_eq!(sqlstate(&t, "SELECT date '2020-0x-01'").await, "22007");
+    assert_eq!(
+        flat(&t, "SELECT name FROM d ORDER BY name COLLATE \"C\"").await,
+        "a;b"
+    );
+    assert_eq!(
+        sqlstate(&t, "SELECT name FROM d ORDER BY name COLLATE \"xx\"").await,
+        "42704"
+    );
+}

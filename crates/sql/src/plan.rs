@@ -4166,6 +4166,9 @@ impl<'a> Binder<'a> {
                         ty: DataType::Text,
                     };
                 }
+                if matches!(ty, DataType::Text | DataType::Varchar(_)) {
+                    t = char_as_text(t);
+                }
                 Self::fold(Typed {
                     e: Expr::Cast(Box::new(t.e), ty.clone()),
                     ty,
@@ -4511,6 +4514,7 @@ impl<'a> Binder<'a> {
         if op == BinOp::Concat {
             self.unify_with(&mut l, &DataType::Text);
             self.unify_with(&mut r, &DataType::Text);
+            let (l, r) = (char_as_text(l), char_as_text(r));
             return Ok(Typed {
                 e: Expr::binary(op, l.e, r.e),
                 ty: DataType::Text,
@@ -4692,6 +4696,7 @@ impl<'a> Binder<'a> {
                 match func {
                     AggFunc::StringAgg => {
                         self.unify_with(&mut t, &DataType::Text);
+                        t = char_as_text(t);
                         let mut d =
                             self.bind_expr_no_agg(&args[1], scope, "aggregate function calls")?;
                         self.unify_with(&mut d, &DataType::Text);
@@ -4832,6 +4837,7 @@ impl<'a> Binder<'a> {
                 if !ok {
                     return Err(no_function(name, &bound[0].ty));
                 }
+                bound[0] = char_as_text(bound[0].clone());
                 match name {
                     "lower" => (Func::Lower, DataType::Text),
                     "upper" => (Func::Upper, DataType::Text),
@@ -5090,7 +5096,19 @@ impl Binder<'_> {
         }
         let args = bound
             .into_iter()
-            .map(|b| Ok(Self::fold(b)?.e))
+            .zip(
+                sig.params
+                    .iter()
+                    .chain(std::iter::repeat(&DataType::Unknown)),
+            )
+            .map(|(b, p)| {
+                // Functions over text see CHAR(n) values without padding;
+                // octet_length and the `any` arguments of concat keep it.
+                let text_param = *p == DataType::Text
+                    && !matches!(name, "octet_length" | "concat" | "concat_ws");
+                let b = if text_param { char_as_text(b) } else { b };
+                Ok(Self::fold(b)?.e)
+            })
             .collect::<Result<_>>()?;
         Ok(Typed {
             e: Expr::Func(Func::Lib(sig.func), args),
@@ -5632,6 +5650,18 @@ fn figure_name(e: &ast::Expr) -> Option<String> {
         ast::Expr::Subquery(q) => query_first_name(q)?,
         _ => return None,
     })
+}
+
+/// A CHAR(n) value used as text loses its padding, as PostgreSQL's cast
+/// from bpchar to text does (`'x'::char(3) || '|'` is `x|`).
+fn char_as_text(t: Typed) -> Typed {
+    if !matches!(t.ty, DataType::Char(_)) {
+        return t;
+    }
+    Typed {
+        e: Expr::Func(Func::Lib(crate::functions::LibFn::RTrim), vec![t.e]),
+        ty: DataType::Text,
+    }
 }
 
 /// Whether [`figure_name`] names `e` after a type (`true` is `bool`,

@@ -3419,4 +3419,20 @@ async fn postgres_details_of_names_casts_and_ranges() {
         sqlstate(&t, "SELECT name FROM d ORDER BY name COLLATE \"xx\"").await,
         "42704"
     );
+    // CHAR(n) used as text loses its padding; output, octet_length and
+    // concat keep it.
+    t.batch_execute(
+        "CREATE TABLE ch (id INT PRIMARY KEY, c CHAR(4)); INSERT INTO ch VALUES (1, 'ab')",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        flat(
+            &t,
+            "SELECT c, length(c), octet_length(c), c || '|', concat(c, '|'), upper(c), \
+             c::text || '|', c::varchar || '|', string_agg(c, ',') OVER () FROM ch"
+        )
+        .await,
+        "ab  |2|4|ab||ab  ||AB|ab||ab||ab"
+    );
 }

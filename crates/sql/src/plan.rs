@@ -1197,6 +1197,8 @@ pub struct Binder<'a> {
     /// Window functions found while binding a select list or its ORDER BY
     /// (None: not allowed here).
     windows: Option<Vec<WindowCall>>,
+    /// The `WINDOW name AS (...)` definitions of the select being bound.
+    named_windows: Vec<ast::NamedWindowDefinition>,
     /// The next [`Plan::WorkTable`] id.
     next_work_table: usize,
     /// The GROUP BY expressions of the query whose select list is being
@@ -1220,6 +1222,7 @@ impl<'a> Binder<'a> {
             work_tables: Vec::new(),
             next_work_table: 0,
             windows: None,
+            named_windows: Vec::new(),
             expanding: Vec::new(),
         }
     }
@@ -1402,7 +1405,8 @@ impl<'a> Binder<'a> {
             )
         };
         let q = &cte.query;
-        if q.order_by.is_some() || q.limit_clause.is_some() || q.with.is_some() {
+        if q.order_by.is_some() || q.limit_clause.is_some() || q.fetch.is_some() || q.with.is_some()
+        {
             return Err(SqlError::unsupported(
                 "ORDER BY, LIMIT or WITH in a recursive query",
             ));
@@ -1634,9 +1638,79 @@ impl<'a> Binder<'a> {
     fn bind_select(&mut self, select: &ast::Select, q: Option<&ast::Query>) -> Result<BoundQuery> {
         // An enclosing query's window functions wait while this one binds.
         let outer_windows = self.windows.take();
+        let outer_named = std::mem::replace(&mut self.named_windows, select.named_window.clone());
         let r = self.bind_select_inner(select, q);
         self.windows = outer_windows;
+        self.named_windows = outer_named;
         r
+    }
+
+    /// The window `over` names or defines, with named windows (`OVER w`,
+    /// `OVER (w ORDER BY ...)`) replaced by their definitions.
+    fn resolve_window(&self, over: &ast::WindowType) -> Result<ast::WindowSpec> {
+        let named = |name: &ast::Ident| -> Result<ast::WindowSpec> {
+            let mut name = ident(name);
+            for _ in 0..=self.named_windows.len() {
+                let def = self
+                    .named_windows
+                    .iter()
+                    .find(|d| ident(&d.0) == name)
+                    .ok_or_else(|| {
+                        SqlError::new(
+                            code::UNDEFINED_OBJECT,
+                            format!("window \"{name}\" does not exist"),
+                        )
+                    })?;
+                match &def.1 {
+                    ast::NamedWindowExpr::WindowSpec(spec) => return Ok(spec.clone()),
+                    ast::NamedWindowExpr::NamedWindow(other) => name = ident(other),
+                }
+            }
+            Err(SqlError::syntax(
+                "named windows refer to each other in a cycle",
+            ))
+        };
+        let mut spec = match over {
+            ast::WindowType::NamedWindow(name) => return named(name),
+            ast::WindowType::WindowSpec(spec) => spec.clone(),
+        };
+        let mut depth = 0;
+        while let Some(base_name) = spec.window_name.take() {
+            depth += 1;
+            if depth > self.named_windows.len() + 1 {
+                return Err(SqlError::syntax(
+                    "named windows refer to each other in a cycle",
+                ));
+            }
+            let base = named(&base_name)?;
+            if !spec.partition_by.is_empty() {
+                return Err(SqlError::new(
+                    code::WINDOWING_ERROR,
+                    format!(
+                        "cannot override PARTITION BY clause of window \"{}\"",
+                        ident(&base_name)
+                    ),
+                ));
+            }
+            if !spec.order_by.is_empty() && !base.order_by.is_empty() {
+                return Err(SqlError::new(
+                    code::WINDOWING_ERROR,
+                    format!(
+                        "cannot override ORDER BY clause of window \"{}\"",
+                        ident(&base_name)
+                    ),
+                ));
+            }
+            spec.partition_by = base.partition_by;
+            if spec.order_by.is_empty() {
+                spec.order_by = base.order_by;
+            }
+            if spec.window_frame.is_none() {
+                spec.window_frame = base.window_frame;
+            }
+            spec.window_name = base.window_name;
+        }
+        Ok(spec)
     }
 
     /// A window function call: its result is a column the select's
@@ -1655,15 +1729,10 @@ impl<'a> Binder<'a> {
                 "window functions are not allowed here (only in the select list and ORDER BY)",
             ));
         }
-        let ast::WindowType::WindowSpec(spec) = over else {
-            return Err(SqlError::unsupported("named windows (OVER name)"));
-        };
-        if spec.window_name.is_some() {
-            return Err(SqlError::unsupported("named windows (OVER name)"));
-        }
+        let spec = self.resolve_window(over)?;
         // No window function inside another one.
         let calls = self.windows.take();
-        let r = self.bind_window_call(f, name, args, spec, scope);
+        let r = self.bind_window_call(f, name, args, &spec, scope);
         self.windows = calls;
         let (call, ty) = r?;
         let calls = self.windows.as_mut().expect("checked above");
@@ -2512,12 +2581,52 @@ impl<'a> Binder<'a> {
                 };
             }
         }
-        self.bind_expr_no_agg(e, scope, "GROUP BY")
+        match self.bind_expr_no_agg(e, scope, "GROUP BY") {
+            // A name that is no input column may be an output column's
+            // alias (input columns win, as in PostgreSQL).
+            Err(err) if err.code == code::UNDEFINED_COLUMN => {
+                let ast::Expr::Identifier(name) = e else {
+                    return Err(err);
+                };
+                let name = ident(name);
+                let aliased = select.projection.iter().find_map(|item| match item {
+                    ast::SelectItem::ExprWithAlias { expr, alias } if ident(alias) == name => {
+                        Some(expr)
+                    }
+                    _ => None,
+                });
+                match aliased {
+                    Some(x) => self.bind_expr_no_agg(x, scope, "GROUP BY"),
+                    None => Err(err),
+                }
+            }
+            r => r,
+        }
     }
 
     fn bind_limit(&mut self, q: &ast::Query, plan: Plan) -> Result<Plan> {
-        let Some(lc) = &q.limit_clause else {
-            return Ok(plan);
+        // `FETCH FIRST [n] ROWS ONLY` is the standard's LIMIT n (1 when
+        // no count is given).
+        let one = ast::Expr::value(ast::Value::Number("1".into(), false));
+        let fetched = match &q.fetch {
+            None => None,
+            Some(f) if f.with_ties || f.percent => {
+                return Err(SqlError::unsupported("FETCH ... WITH TIES or PERCENT"))
+            }
+            Some(f) => Some(f.quantity.as_ref().unwrap_or(&one)),
+        };
+        let no_limit = ast::LimitClause::LimitOffset {
+            limit: None,
+            offset: None,
+            limit_by: Vec::new(),
+        };
+        let lc = match (&q.limit_clause, fetched) {
+            (None, None) => return Ok(plan),
+            (Some(ast::LimitClause::LimitOffset { limit: Some(_), .. }), Some(_)) => {
+                return Err(SqlError::syntax("multiple LIMIT clauses not allowed"))
+            }
+            (Some(lc), _) => lc,
+            (None, Some(_)) => &no_limit,
         };
         let (limit, offset) = match lc {
             ast::LimitClause::LimitOffset {
@@ -2528,7 +2637,10 @@ impl<'a> Binder<'a> {
                 if !limit_by.is_empty() {
                     return Err(SqlError::unsupported("LIMIT BY"));
                 }
-                (limit.as_ref(), offset.as_ref().map(|o| &o.value))
+                (
+                    limit.as_ref().or(fetched),
+                    offset.as_ref().map(|o| &o.value),
+                )
             }
             ast::LimitClause::OffsetCommaLimit { .. } => {
                 return Err(SqlError::syntax("LIMIT #,# syntax is not supported"))
@@ -3422,7 +3534,7 @@ impl<'a> Binder<'a> {
                 InsertSource::Values(vec![Vec::new()])
             }
             Some((src, ast::SetExpr::Values(v)))
-                if src.order_by.is_none() && src.limit_clause.is_none() =>
+                if src.order_by.is_none() && src.limit_clause.is_none() && src.fetch.is_none() =>
             {
                 let empty = Scope::default();
                 let mut rows = Vec::new();
@@ -3836,7 +3948,47 @@ impl<'a> Binder<'a> {
                 }
                 self.bind_expr(expr, scope)
             }
-            ast::Expr::BinaryOp { left, op, right } => self.bind_binary_op(left, op, right, scope),
+            ast::Expr::BinaryOp { left, op, right } => {
+                if let (ast::Expr::Tuple(l), ast::Expr::Tuple(r)) = (left.as_ref(), right.as_ref())
+                {
+                    let expanded = row_comparison(l, op, r)?;
+                    return self.bind_expr(&expanded, scope);
+                }
+                self.bind_binary_op(left, op, right, scope)
+            }
+            ast::Expr::In {
+                expr,
+                target: ast::InTarget::List(list),
+                negated,
+                ..
+            } if matches!(expr.as_ref(), ast::Expr::Tuple(_)) => {
+                let ast::Expr::Tuple(l) = expr.as_ref() else {
+                    unreachable!("matched above")
+                };
+                let mut any: Option<ast::Expr> = None;
+                for item in list {
+                    let ast::Expr::Tuple(r) = item else {
+                        return Err(SqlError::syntax(
+                            "IN: each item must be a row like the left side",
+                        ));
+                    };
+                    let eq = row_comparison(l, &ast::BinaryOperator::Eq, r)?;
+                    any = Some(match any {
+                        None => eq,
+                        Some(a) => or_expr(a, eq),
+                    });
+                }
+                let any = any.ok_or_else(|| SqlError::syntax("IN needs at least one item"))?;
+                let e = if *negated {
+                    ast::Expr::UnaryOp {
+                        op: ast::UnaryOperator::Not,
+                        expr: Box::new(ast::Expr::Nested(Box::new(any))),
+                    }
+                } else {
+                    any
+                };
+                self.bind_expr(&e, scope)
+            }
             other => self.bind_expr_other(other, scope),
         }
     }
@@ -5649,6 +5801,62 @@ fn figure_name(e: &ast::Expr) -> Option<String> {
         // A scalar subquery: its (first) column's name.
         ast::Expr::Subquery(q) => query_first_name(q)?,
         _ => return None,
+    })
+}
+
+fn binop_expr(l: ast::Expr, op: ast::BinaryOperator, r: ast::Expr) -> ast::Expr {
+    ast::Expr::Nested(Box::new(ast::Expr::BinaryOp {
+        left: Box::new(l),
+        op,
+        right: Box::new(r),
+    }))
+}
+
+fn or_expr(l: ast::Expr, r: ast::Expr) -> ast::Expr {
+    binop_expr(l, ast::BinaryOperator::Or, r)
+}
+
+/// A comparison of two rows, `(a, b) op (x, y)`, as comparisons of their
+/// fields: `=` all equal, `<>` any differs, `<` `<=` `>` `>=` ordered by
+/// the first field that differs (as in PostgreSQL).
+fn row_comparison(l: &[ast::Expr], op: &ast::BinaryOperator, r: &[ast::Expr]) -> Result<ast::Expr> {
+    use ast::BinaryOperator as B;
+    if l.len() != r.len() || l.is_empty() {
+        return Err(SqlError::syntax(
+            "unequal number of entries in row expressions",
+        ));
+    }
+    let pairs = l.iter().cloned().zip(r.iter().cloned());
+    let fold = |join: B, cmp: B| {
+        pairs
+            .clone()
+            .map(|(a, b)| binop_expr(a, cmp.clone(), b))
+            .reduce(|acc, e| binop_expr(acc, join.clone(), e))
+            .expect("rows are not empty")
+    };
+    Ok(match op {
+        B::Eq => fold(B::And, B::Eq),
+        B::NotEq => fold(B::Or, B::NotEq),
+        B::Lt | B::LtEq | B::Gt | B::GtEq => {
+            let strict = if matches!(op, B::Lt | B::LtEq) {
+                B::Lt
+            } else {
+                B::Gt
+            };
+            let mut fields: Vec<(ast::Expr, ast::Expr)> = pairs.collect();
+            let (a, b) = fields.pop().expect("rows are not empty");
+            let mut acc = binop_expr(a, op.clone(), b);
+            while let Some((a, b)) = fields.pop() {
+                let tie = binop_expr(binop_expr(a.clone(), B::Eq, b.clone()), B::And, acc);
+                acc = or_expr(binop_expr(a, strict.clone(), b), tie);
+            }
+            acc
+        }
+        other => {
+            return Err(SqlError::unsupported(format!(
+                "operator {other} between rows"
+            )))
+        }
     })
 }
 

@@ -3436,3 +3436,65 @@ async fn postgres_details_of_names_casts_and_ranges() {
         "ab  |2|4|ab||ab  ||AB|ab||ab||ab"
     );
 }
+
+/// Row comparisons (keyset pagination), FETCH FIRST, GROUP BY an output
+/// alias and named windows, with PostgreSQL's results.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn row_comparisons_fetch_first_group_by_alias_and_named_windows() {
+    let c = cluster().await;
+    let t = connect(c.addrs[0]).await;
+    t.batch_execute(
+        "CREATE TABLE k (a INT, b INT, c TEXT, PRIMARY KEY (a, b)); \
+         INSERT INTO k SELECT x, y, x || '-' || y FROM generate_series(1, 3) x, generate_series(1, 3) y",
+    )
+    .await
+    .unwrap();
+    let cases = [
+        ("SELECT c FROM k WHERE (a, b) > (2, 2) ORDER BY a, b", "2-3;3-1;3-2;3-3"),
+        ("SELECT c FROM k WHERE (a, b) >= (2, 2) AND (a, b) < (3, 2) ORDER BY a, b", "2-2;2-3;3-1"),
+        ("SELECT c FROM k WHERE (a, b) <= (1, 2) ORDER BY a, b", "1-1;1-2"),
+        ("SELECT c FROM k WHERE (a, b) = (2, 3)", "2-3"),
+        ("SELECT c FROM k WHERE (a, b) <> (1, 1) AND a = 1 ORDER BY b", "1-2;1-3"),
+        ("SELECT c FROM k WHERE (a, b) IN ((1, 1), (3, 2)) ORDER BY c", "1-1;3-2"),
+        ("SELECT c FROM k WHERE (a, b) NOT IN ((1, 1), (3, 2)) AND a = 1 ORDER BY c", "1-2;1-3"),
+        ("SELECT (1, NULL) = (1, 2), (1, 2) < (1, NULL), (1, 2) < (2, NULL)", "NULL|NULL|t"),
+        ("SELECT c FROM k ORDER BY c FETCH FIRST 2 ROWS ONLY", "1-1;1-2"),
+        ("SELECT c FROM k ORDER BY c OFFSET 7 ROWS FETCH NEXT ROW ONLY", "3-2"),
+        ("SELECT a * 10 AS t, count(*) FROM k GROUP BY t ORDER BY t", "10|3;20|3;30|3"),
+        (
+            "SELECT a, b, sum(b) OVER w, row_number() OVER w, rank() OVER v FROM k \
+             WINDOW w AS (PARTITION BY a ORDER BY b), v AS (ORDER BY a) ORDER BY a, b LIMIT 4",
+            "1|1|1|1|1;1|2|3|2|1;1|3|6|3|1;2|1|1|1|4",
+        ),
+        (
+            "SELECT a, first_value(b) OVER (w ORDER BY b DESC) FROM k WINDOW w AS (PARTITION BY a) ORDER BY a LIMIT 2",
+            "1|3;1|3",
+        ),
+    ];
+    for (q, want) in cases {
+        assert_eq!(flat(&t, q).await, want, "{q}");
+    }
+    assert_eq!(sqlstate(&t, "SELECT (1, 2) = (1, 2, 3)").await, "42601");
+    // An input column wins over an output alias of the same name: `a`
+    // is then not grouped.
+    assert_eq!(
+        sqlstate(&t, "SELECT a AS b, count(*) FROM k GROUP BY b").await,
+        "42803"
+    );
+    assert_eq!(
+        sqlstate(&t, "SELECT c FROM k LIMIT 1 FETCH FIRST 2 ROWS ONLY").await,
+        "42601"
+    );
+    assert_eq!(
+        sqlstate(&t, "SELECT sum(a) OVER nosuch FROM k").await,
+        "42704"
+    );
+    assert_eq!(
+        sqlstate(
+            &t,
+            "SELECT sum(a) OVER (w ORDER BY b) FROM k WINDOW w AS (ORDER BY a)"
+        )
+        .await,
+        "42P20"
+    );
+}

@@ -160,6 +160,7 @@ pub mod code {
     pub const UNDEFINED_FUNCTION: &str = "42883";
     pub const UNDEFINED_TABLE: &str = "42P01";
     pub const UNDEFINED_OBJECT: &str = "42704";
+    pub const INVALID_ESCAPE_SEQUENCE: &str = "22025";
     pub const UNDEFINED_PARAMETER: &str = "42P02";
     pub const DUPLICATE_TABLE: &str = "42P07";
     pub const DUPLICATE_COLUMN: &str = "42701";

@@ -1199,6 +1199,9 @@ pub struct Binder<'a> {
     windows: Option<Vec<WindowCall>>,
     /// The `WINDOW name AS (...)` definitions of the select being bound.
     named_windows: Vec<ast::NamedWindowDefinition>,
+    /// The query about to be bound is a branch of a set operation: its
+    /// untyped (NULL, string literal) columns stay untyped.
+    set_op_branch: bool,
     /// The next [`Plan::WorkTable`] id.
     next_work_table: usize,
     /// The GROUP BY expressions of the query whose select list is being
@@ -1223,6 +1226,7 @@ impl<'a> Binder<'a> {
             next_work_table: 0,
             windows: None,
             named_windows: Vec::new(),
+            set_op_branch: false,
             expanding: Vec::new(),
         }
     }
@@ -1514,8 +1518,13 @@ impl<'a> Binder<'a> {
                     ast::SetQuantifier::Distinct | ast::SetQuantifier::None => false,
                     other => return Err(SqlError::unsupported(format!("{op} {other}"))),
                 };
-                let l = self.bind_set_expr(left)?;
-                let r = self.bind_set_expr(right)?;
+                let keep_unknown = self.set_op_branch;
+                self.set_op_branch = true;
+                let l = self.bind_set_expr(left);
+                self.set_op_branch = true;
+                let r = self.bind_set_expr(right);
+                self.set_op_branch = false;
+                let (l, r) = (l?, r?);
                 let name = op.to_string().to_uppercase();
                 if l.columns.len() != r.columns.len() {
                     return Err(SqlError::syntax(format!(
@@ -1542,6 +1551,11 @@ impl<'a> Binder<'a> {
                     };
                     lcast.push(cast(lt));
                     rcast.push(cast(rt));
+                    let ty = if keep_unknown {
+                        ty
+                    } else {
+                        resolve_unknown(&ty)
+                    };
                     columns.push((ln.clone(), ty));
                 }
                 let wrap = |plan: Plan, exprs: Vec<Expr>| {
@@ -1639,10 +1653,20 @@ impl<'a> Binder<'a> {
         // An enclosing query's window functions wait while this one binds.
         let outer_windows = self.windows.take();
         let outer_named = std::mem::replace(&mut self.named_windows, select.named_window.clone());
+        let keep_unknown = std::mem::replace(&mut self.set_op_branch, false);
         let r = self.bind_select_inner(select, q);
         self.windows = outer_windows;
         self.named_windows = outer_named;
-        r
+        let mut bq = r?;
+        // A branch of UNION / INTERSECT / EXCEPT leaves a NULL or string
+        // literal column untyped: the other branch decides (`SELECT 1
+        // UNION SELECT NULL` is integer), as in PostgreSQL.
+        if !keep_unknown {
+            for c in &mut bq.columns {
+                c.1 = resolve_unknown(&c.1);
+            }
+        }
+        Ok(bq)
     }
 
     /// The window `over` names or defines, with named windows (`OVER w`,
@@ -2176,7 +2200,7 @@ impl<'a> Binder<'a> {
         let mut columns = Vec::new();
         for (name, t) in &items {
             exprs.push(fix(t.e.clone())?);
-            columns.push((name.clone(), resolve_unknown(&t.ty)));
+            columns.push((name.clone(), t.ty.clone()));
         }
         let visible = exprs.len();
         let mut keys = Vec::new();
@@ -4282,6 +4306,41 @@ impl<'a> Binder<'a> {
                 };
                 self.bind_pattern(expr, pattern, *negated, how, "~~", scope)?
             }
+            A::Like {
+                negated,
+                expr,
+                pattern,
+                escape_char: Some(esc),
+                any: false,
+            }
+            | A::ILike {
+                negated,
+                expr,
+                pattern,
+                escape_char: Some(esc),
+                any: false,
+            } => {
+                let how = match e {
+                    A::ILike { .. } => PatternOp::ILike,
+                    _ => PatternOp::Like,
+                };
+                let text = |v: &ast::Value| match v {
+                    ast::Value::SingleQuotedString(s) | ast::Value::EscapedStringLiteral(s) => {
+                        Some(s.clone())
+                    }
+                    _ => None,
+                };
+                let (Some(p), Some(esc)) = (literal_text(pattern, &text), literal_text(esc, &text))
+                else {
+                    return Err(SqlError::unsupported(
+                        "LIKE ... ESCAPE with a pattern or escape that is not a string literal",
+                    ));
+                };
+                let pattern = ast::Expr::value(ast::Value::SingleQuotedString(
+                    like_pattern_with_escape(&p, &esc)?,
+                ));
+                self.bind_pattern(expr, &pattern, *negated, how, "~~", scope)?
+            }
             A::SimilarTo {
                 negated,
                 expr,
@@ -4609,6 +4668,7 @@ impl<'a> Binder<'a> {
             }
             ast::Value::SingleQuotedString(s)
             | ast::Value::EscapedStringLiteral(s)
+            | ast::Value::UnicodeStringLiteral(s)
             | ast::Value::DoubleQuotedString(s) => Typed {
                 e: Expr::Literal(Datum::Text(s.clone())),
                 ty: DataType::Unknown,
@@ -5802,6 +5862,53 @@ fn figure_name(e: &ast::Expr) -> Option<String> {
         ast::Expr::Subquery(q) => query_first_name(q)?,
         _ => return None,
     })
+}
+
+/// The text of a string literal expression.
+fn literal_text(e: &ast::Expr, text: &dyn Fn(&ast::Value) -> Option<String>) -> Option<String> {
+    match e {
+        ast::Expr::Value(v) => text(&v.value),
+        ast::Expr::Nested(inner) => literal_text(inner, text),
+        _ => None,
+    }
+}
+
+/// A LIKE pattern written with `ESCAPE esc` rewritten to the default
+/// escape, the backslash (an empty `esc`: no escape character at all).
+fn like_pattern_with_escape(pattern: &str, esc: &str) -> Result<String> {
+    let mut chars = esc.chars();
+    let esc = match (chars.next(), chars.next()) {
+        (None, _) => None,
+        (Some(c), None) => Some(c),
+        _ => {
+            return Err(
+                SqlError::new(code::INVALID_ESCAPE_SEQUENCE, "invalid escape string")
+                    .with_hint("Escape string must be empty or one character."),
+            )
+        }
+    };
+    let mut out = String::with_capacity(pattern.len() + 4);
+    let mut it = pattern.chars();
+    while let Some(c) = it.next() {
+        if Some(c) == esc {
+            match it.next() {
+                Some(n) => {
+                    out.push('\\');
+                    out.push(n);
+                }
+                // A trailing escape character stands for itself.
+                None => {
+                    out.push('\\');
+                    out.push(c);
+                }
+            }
+        } else if c == '\\' {
+            out.push_str("\\\\");
+        } else {
+            out.push(c);
+        }
+    }
+    Ok(out)
 }
 
 fn binop_expr(l: ast::Expr, op: ast::BinaryOperator, r: ast::Expr) -> ast::Expr {

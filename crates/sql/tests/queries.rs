@@ -3419,6 +3419,31 @@ async fn postgres_details_of_names_casts_and_ranges() {
         sqlstate(&t, "SELECT name FROM d ORDER BY name COLLATE \"xx\"").await,
         "42704"
     );
+    // UNION branches: an untyped NULL or string literal takes the other
+    // branch's type.
+    assert_eq!(
+        flat(&t, "SELECT 1 UNION SELECT NULL UNION SELECT '2' ORDER BY 1").await,
+        "1;2;NULL"
+    );
+    assert_eq!(
+        names("SELECT floor FROM d UNION ALL SELECT NULL").await,
+        "floor"
+    );
+    assert_eq!(sqlstate(&t, "SELECT 1 UNION SELECT 'x'").await, "22P02");
+    // LIKE ... ESCAPE and U& strings.
+    assert_eq!(
+        flat(
+            &t,
+            "SELECT 'a%c' LIKE 'a#%c' ESCAPE '#', 'abc' LIKE 'a#%c' ESCAPE '#', \
+             'a\\c' LIKE 'a\\c' ESCAPE '', 'a_c' ILIKE 'A!_C' ESCAPE '!', U&'\\0041'"
+        )
+        .await,
+        "t|f|t|t|A"
+    );
+    assert_eq!(
+        sqlstate(&t, "SELECT 'a' LIKE 'a' ESCAPE 'xy'").await,
+        "22025"
+    );
     // CHAR(n) used as text loses its padding; output, octet_length and
     // concat keep it.
     t.batch_execute(

@@ -1998,6 +1998,12 @@ impl<'a> Binder<'a> {
         select: &ast::Select,
         q: Option<&ast::Query>,
     ) -> Result<BoundQuery> {
+        if select.into.is_some() {
+            // The session runs a SELECT INTO statement as CREATE TABLE AS.
+            return Err(SqlError::unsupported(
+                "SELECT ... INTO here (only as a statement of its own)",
+            ));
+        }
         // FROM
         let (mut plan, scope) = self.bind_from(&select.from)?;
         // WHERE

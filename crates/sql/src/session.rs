@@ -167,6 +167,23 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>> {
     })
 }
 
+/// The table a `SELECT ... INTO table` creates and the query without
+/// its INTO; `None` for any other query.
+fn select_into(q: &ast::Query) -> Option<(ast::Expr, ast::Query)> {
+    let ast::SetExpr::Select(sel) = q.body.as_ref() else {
+        return None;
+    };
+    let target = match sel.into.as_ref()?.targets.as_slice() {
+        [t] => t.clone(),
+        _ => return None,
+    };
+    let mut q = q.clone();
+    if let ast::SetExpr::Select(sel) = q.body.as_mut() {
+        sel.into = None;
+    }
+    Some((target, q))
+}
+
 /// One statement of a query string holding several, checked before any
 /// of them runs.
 enum Piece {
@@ -1005,6 +1022,15 @@ impl Session {
                     );
                 }
                 Ok(StmtResult::Begin(tag))
+            }
+            // SELECT ... INTO t: CREATE TABLE t AS SELECT ...
+            Statement::Query(q) if select_into(q).is_some() => {
+                let (name, q) = select_into(q).expect("checked");
+                let stmts = parse(&format!("CREATE TABLE {name} AS {q}"))?;
+                let Some(Statement::CreateTable(ct)) = stmts.first() else {
+                    return Err(SqlError::internal("SELECT INTO: no CREATE TABLE"));
+                };
+                Box::pin(self.create_table_as(ct)).await
             }
             Statement::CreateView(cv) => {
                 let path = self.search_path();

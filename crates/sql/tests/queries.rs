@@ -3419,6 +3419,12 @@ async fn postgres_details_of_names_casts_and_ranges() {
         sqlstate(&t, "SELECT name FROM d ORDER BY name COLLATE \"xx\"").await,
         "42704"
     );
+    // SELECT ... INTO creates the table (it was a plain SELECT).
+    t.batch_execute("SELECT name, floor * 10 AS f INTO d2 FROM d WHERE floor > 1")
+        .await
+        .unwrap();
+    assert_eq!(flat(&t, "SELECT name, f FROM d2").await, "a|20");
+    assert_eq!(sqlstate(&t, "SELECT 1 INTO x1, x2").await, "0A000");
     // UNION branches: an untyped NULL or string literal takes the other
     // branch's type.
     assert_eq!(

@@ -298,7 +298,7 @@ pub async fn answer(
     if s.starts_with("SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod)")
         && s.contains("FROM pg_catalog.pg_attribute a")
     {
-        let names = [
+        let mut names = vec![
             "attname",
             "format_type",
             "pg_get_expr",
@@ -307,6 +307,17 @@ pub async fn answer(
             "attidentity",
             "attgenerated",
         ];
+        // \d+ also asks for storage, compression, statistics target and
+        // the column's comment.
+        let plus = s.contains("a.attstorage");
+        if plus {
+            names.extend([
+                "attstorage",
+                "attcompression",
+                "attstattarget",
+                "col_description",
+            ]);
+        }
         let mut out = Vec::new();
         if let Some(t) = match oid_after(&s, "WHERE a.attrelid =") {
             Some(oid) => table_by_oid(catalog, db, oid).await?,
@@ -318,7 +329,7 @@ pub async fn answer(
                 } else {
                     c.default.clone().map(text).unwrap_or(Datum::Null)
                 };
-                out.push(vec![
+                let mut row = vec![
                     text(&c.name),
                     text(format_type(&c.ty)),
                     default,
@@ -326,7 +337,12 @@ pub async fn answer(
                     Datum::Null,
                     text(""),
                     text(""),
-                ]);
+                ];
+                if plus {
+                    // Values are stored inline in the row ('p', plain).
+                    row.extend([text("p"), text(""), Datum::Null, Datum::Null]);
+                }
+                out.push(row);
             }
         }
         return Ok(Some(rows_result(cols(&names), out)));

@@ -575,6 +575,11 @@ async fn psql_describe_commands_work() {
     assert!(d.contains("numeric(10,2)"), "{d}");
     assert!(d.contains("character varying(5)"), "{d}");
     assert!(d.contains("\"s_n_c_idx\" btree (n, c)"), "{d}");
+    let dplus = run("\\d+ t").await;
+    assert!(
+        dplus.contains("Storage") && dplus.contains("| plain"),
+        "{dplus}"
+    );
     let d = run("\\d nokey").await;
     assert!(d.contains("x      | integer"), "{d}");
     assert!(!d.contains("rowid"), "{d}");

@@ -1285,6 +1285,20 @@ impl Catalog {
         }
     }
 
+    /// The roles CREATE ROLE / USER recorded, in name order.
+    pub async fn role_names(&self) -> Result<Vec<String>> {
+        let end = prefix_successor(ROLE_PREFIX).expect("prefix is not all 0xff");
+        let mut names = Vec::new();
+        for (k, _) in self.db.scan(ROLE_PREFIX, &end, 0, false).await? {
+            let mut d = KeyDecoder::new(&k[ROLE_PREFIX.len()..]);
+            names.push(
+                d.string()
+                    .map_err(|e| SqlError::internal(format!("role key: {e}")))?,
+            );
+        }
+        Ok(names)
+    }
+
     /// Removes a role; false if there was none.
     pub async fn drop_role(&self, name: &str) -> Result<bool> {
         let key = role_key(name);

@@ -294,6 +294,83 @@ pub async fn answer(
         return Ok(Some(rows_result(cols(&names), out)));
     }
 
+    // \l: the databases.
+    if s.starts_with("SELECT d.datname as \"Name\"") && s.contains("FROM pg_catalog.pg_database d")
+    {
+        let names = [
+            "Name",
+            "Owner",
+            "Encoding",
+            "Collate",
+            "Ctype",
+            "ICU Locale",
+            "Locale Provider",
+            "Access privileges",
+        ];
+        let mut dbs = catalog.database_names().await?;
+        dbs.sort();
+        let out = dbs
+            .into_iter()
+            .map(|d| {
+                vec![
+                    text(d),
+                    text(user),
+                    text("UTF8"),
+                    text("C"),
+                    text("C"),
+                    Datum::Null,
+                    text("libc"),
+                    Datum::Null,
+                ]
+            })
+            .collect();
+        return Ok(Some(rows_result(cols(&names), out)));
+    }
+
+    // \du: the roles (every one may log in; there are no privileges).
+    if s.starts_with("SELECT r.rolname, r.rolsuper") && s.contains("FROM pg_catalog.pg_roles r") {
+        let names = [
+            "rolname",
+            "rolsuper",
+            "rolinherit",
+            "rolcreaterole",
+            "rolcreatedb",
+            "rolcanlogin",
+            "rolconnlimit",
+            "rolvaliduntil",
+            "memberof",
+            "rolreplication",
+            "rolbypassrls",
+        ];
+        let mut roles = catalog.role_names().await?;
+        for builtin in ["root", user] {
+            if !roles.iter().any(|r| r == builtin) {
+                roles.push(builtin.to_string());
+            }
+        }
+        roles.sort();
+        let out = roles
+            .into_iter()
+            .map(|r| {
+                let sup = if r == "root" { "t" } else { "f" };
+                vec![
+                    text(r),
+                    text(sup),
+                    text("t"),
+                    text(sup),
+                    text(sup),
+                    text("t"),
+                    text("-1"),
+                    Datum::Null,
+                    text("{}"),
+                    text("f"),
+                    text("f"),
+                ]
+            })
+            .collect();
+        return Ok(Some(rows_result(cols(&names), out)));
+    }
+
     // \d name: the columns.
     if s.starts_with("SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod)")
         && s.contains("FROM pg_catalog.pg_attribute a")

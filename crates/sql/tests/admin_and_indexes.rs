@@ -575,6 +575,11 @@ async fn psql_describe_commands_work() {
     assert!(d.contains("numeric(10,2)"), "{d}");
     assert!(d.contains("character varying(5)"), "{d}");
     assert!(d.contains("\"s_n_c_idx\" btree (n, c)"), "{d}");
+    let l = run("\\l").await;
+    assert!(l.contains(" defaultdb ") && l.contains("| UTF8 "), "{l}");
+    a.batch_execute("CREATE USER alice").await.unwrap();
+    let du = run("\\du").await;
+    assert!(du.contains(" alice ") && du.contains("Superuser"), "{du}");
     let dplus = run("\\d+ t").await;
     assert!(
         dplus.contains("Storage") && dplus.contains("| plain"),

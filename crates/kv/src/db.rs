@@ -767,6 +767,8 @@ impl DB {
                 self.cache.lock().set_leaseholder(desc.range_id, target);
                 return Ok((desc, resp));
             };
+            // A failure that ends the request (see [`final_error`]).
+            let fail = |e: Error| final_error(e, ambiguous && commits, &last_err);
             match kind {
                 kv_error::Kind::NotLeaseholder(nl) => {
                     tried.push(target);
@@ -822,27 +824,9 @@ impl DB {
                     }
                     return Err(Error::ConditionFailed { actual: c.actual });
                 }
-                kv_error::Kind::BadRequest(m) => {
-                    return Err(final_error(
-                        Error::BadRequest(m),
-                        ambiguous && commits,
-                        &last_err,
-                    ))
-                }
-                kv_error::Kind::WriteIntent(w) => {
-                    return Err(final_error(
-                        Error::WriteIntent(w.intents),
-                        ambiguous && commits,
-                        &last_err,
-                    ))
-                }
-                kv_error::Kind::TxnAborted(a) => {
-                    return Err(final_error(
-                        Error::Retry(a.reason),
-                        ambiguous && commits,
-                        &last_err,
-                    ))
-                }
+                kv_error::Kind::BadRequest(m) => return Err(fail(Error::BadRequest(m))),
+                kv_error::Kind::WriteIntent(w) => return Err(fail(Error::WriteIntent(w.intents))),
+                kv_error::Kind::TxnAborted(a) => return Err(fail(Error::Retry(a.reason))),
                 kv_error::Kind::WriteTooOld(w) => {
                     if ambiguous {
                         // An earlier attempt of this very commit may have
@@ -866,13 +850,7 @@ impl DB {
                 kv_error::Kind::Uncertainty(u) => {
                     return Err(Error::Uncertainty(u.ts.unwrap_or_default().into()))
                 }
-                kv_error::Kind::Internal(m) => {
-                    return Err(final_error(
-                        Error::Internal(m),
-                        ambiguous && commits,
-                        &last_err,
-                    ))
-                }
+                kv_error::Kind::Internal(m) => return Err(fail(Error::Internal(m))),
                 kv_error::Kind::Unavailable(u) => {
                     ambiguous |= u.ambiguous;
                     last_err = u.reason;

@@ -4330,14 +4330,7 @@ impl<'a> Binder<'a> {
                     A::ILike { .. } => PatternOp::ILike,
                     _ => PatternOp::Like,
                 };
-                let text = |v: &ast::Value| match v {
-                    ast::Value::SingleQuotedString(s) | ast::Value::EscapedStringLiteral(s) => {
-                        Some(s.clone())
-                    }
-                    _ => None,
-                };
-                let (Some(p), Some(esc)) = (literal_text(pattern, &text), literal_text(esc, &text))
-                else {
+                let (Some(p), Some(esc)) = (string_literal(pattern), string_literal(esc)) else {
                     return Err(SqlError::unsupported(
                         "LIKE ... ESCAPE with a pattern or escape that is not a string literal",
                     ));
@@ -5871,10 +5864,15 @@ fn figure_name(e: &ast::Expr) -> Option<String> {
 }
 
 /// The text of a string literal expression.
-fn literal_text(e: &ast::Expr, text: &dyn Fn(&ast::Value) -> Option<String>) -> Option<String> {
+fn string_literal(e: &ast::Expr) -> Option<String> {
     match e {
-        ast::Expr::Value(v) => text(&v.value),
-        ast::Expr::Nested(inner) => literal_text(inner, text),
+        ast::Expr::Value(v) => match &v.value {
+            ast::Value::SingleQuotedString(s) | ast::Value::EscapedStringLiteral(s) => {
+                Some(s.clone())
+            }
+            _ => None,
+        },
+        ast::Expr::Nested(inner) => string_literal(inner),
         _ => None,
     }
 }

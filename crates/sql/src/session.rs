@@ -167,6 +167,27 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>> {
     })
 }
 
+/// A serialization failure or a deadlock: the transaction may succeed
+/// if run again.
+fn is_retry_error(e: &SqlError) -> bool {
+    e.code == code::SERIALIZATION_FAILURE || e.code == code::DEADLOCK_DETECTED
+}
+
+/// The wait before the `attempt`th server-side retry (4 ms, doubling up
+/// to 128 ms).
+async fn retry_backoff(attempt: usize) {
+    tokio::time::sleep(std::time::Duration::from_millis(2u64 << attempt.min(6))).await;
+}
+
+/// The command tag of BEGIN / START TRANSACTION (`begin`: spelled BEGIN).
+fn begin_tag(begin: bool) -> &'static str {
+    if begin {
+        "BEGIN"
+    } else {
+        "START TRANSACTION"
+    }
+}
+
 /// The table a `SELECT ... INTO table` creates and the query without
 /// its INTO; `None` for any other query.
 fn select_into(q: &ast::Query) -> Option<(ast::Expr, ast::Query)> {
@@ -515,10 +536,28 @@ impl Session {
             return self.run_implicit_block(&stmts).await;
         }
         let mut out = Vec::new();
-        for t in texts {
-            let results = self.execute_statement_text(t).await;
+        for (text, piece) in texts.into_iter().zip(pieces) {
+            let results = match piece {
+                Piece::Parsed(stmts) => self.run_statements(&stmts).await,
+                Piece::Recognized => self.execute_statement_text(text).await,
+            };
             let failed = results.iter().any(|r| r.is_err());
             out.extend(results);
+            if failed {
+                break;
+            }
+        }
+        out
+    }
+
+    /// Runs `stmts` in order, stopping at the first error (its result is
+    /// the last one).
+    async fn run_statements(&mut self, stmts: &[Statement]) -> Vec<Result<StmtResult>> {
+        let mut out = Vec::with_capacity(stmts.len());
+        for s in stmts {
+            let r = self.run_statement(s, None, &[]).await;
+            let failed = r.is_err();
+            out.push(r);
             if failed {
                 break;
             }
@@ -541,17 +580,11 @@ impl Session {
             self.txn = TxnState::Open(txn);
             self.vars
                 .insert(crate::objects::READ_ONLY_VAR.into(), "off".into());
-            let mut out = Vec::with_capacity(stmts.len());
-            let mut failure = None;
-            for s in stmts {
-                match self.run_statement(s, None, &[]).await {
-                    Ok(r) => out.push(Ok(r)),
-                    Err(e) => {
-                        failure = Some(e);
-                        break;
-                    }
-                }
-            }
+            let mut out = self.run_statements(stmts).await;
+            let failure = match out.last() {
+                Some(Err(_)) => out.pop().and_then(Result::err),
+                _ => None,
+            };
             let state = std::mem::replace(&mut self.txn, TxnState::Idle);
             self.end_block();
             self.after_retry_error = after_retry_error;
@@ -563,10 +596,9 @@ impl Session {
                 (Some(e), _) => e,
                 (None, _) => SqlError::internal("a query string's transaction ended early"),
             };
-            let retry = e.code == code::SERIALIZATION_FAILURE || e.code == code::DEADLOCK_DETECTED;
-            if retry && attempt < IMPLICIT_RETRIES {
+            if is_retry_error(&e) && attempt < IMPLICIT_RETRIES {
                 attempt += 1;
-                tokio::time::sleep(std::time::Duration::from_millis(2u64 << attempt.min(6))).await;
+                retry_backoff(attempt).await;
                 continue;
             }
             out.push(Err(e));
@@ -619,23 +651,11 @@ impl Session {
             Ok(None) => {}
             Err(e) => return vec![Err(e)],
         }
-        let stmts = match parse(sql) {
-            Ok(s) => s,
-            Err(e) => return vec![Err(e)],
-        };
-        if stmts.is_empty() {
-            return vec![Ok(StmtResult::Empty)];
+        match parse(sql) {
+            Ok(stmts) if stmts.is_empty() => vec![Ok(StmtResult::Empty)],
+            Ok(stmts) => self.run_statements(&stmts).await,
+            Err(e) => vec![Err(e)],
         }
-        let mut out = Vec::new();
-        for s in &stmts {
-            let r = self.run_statement(s, None, &[]).await;
-            let failed = r.is_err();
-            out.push(r);
-            if failed {
-                break;
-            }
-        }
-        out
     }
 
     /// The session's `search_path` as a list of schemas (`$user` is the
@@ -893,7 +913,7 @@ impl Session {
         let ts = as_of.resolve(self.catalog.kv().clock().now())?;
         match stmt {
             Statement::StartTransaction { begin, .. } => {
-                let tag = if *begin { "BEGIN" } else { "START TRANSACTION" };
+                let tag = begin_tag(*begin);
                 if !matches!(self.txn, TxnState::Idle) {
                     return Err(SqlError::new(
                         code::ACTIVE_SQL_TRANSACTION,
@@ -978,9 +998,7 @@ impl Session {
                 .iter()
                 .any(|class| e.code.starts_with(class));
             self.fail_txn(!fatal);
-            if explicit
-                && (e.code == code::SERIALIZATION_FAILURE || e.code == code::DEADLOCK_DETECTED)
-            {
+            if explicit && is_retry_error(e) {
                 self.after_retry_error = true;
             }
         }
@@ -1004,7 +1022,7 @@ impl Session {
         }
         match stmt {
             Statement::StartTransaction { modes, begin, .. } => {
-                let tag = if *begin { "BEGIN" } else { "START TRANSACTION" };
+                let tag = begin_tag(*begin);
                 if let TxnState::Idle = self.txn {
                     let mut txn = Txn::new(self.catalog.kv().clone());
                     txn.set_explicit();
@@ -1420,16 +1438,9 @@ impl Session {
                     };
                     match r {
                         Ok(out) => break out,
-                        Err(e)
-                            if (e.code == code::SERIALIZATION_FAILURE
-                                || e.code == code::DEADLOCK_DETECTED)
-                                && attempt < IMPLICIT_RETRIES =>
-                        {
+                        Err(e) if is_retry_error(&e) && attempt < IMPLICIT_RETRIES => {
                             attempt += 1;
-                            tokio::time::sleep(std::time::Duration::from_millis(
-                                2u64 << attempt.min(6),
-                            ))
-                            .await;
+                            retry_backoff(attempt).await;
                         }
                         Err(e) => return Err(e),
                     }

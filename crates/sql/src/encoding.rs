@@ -45,6 +45,11 @@ const TAG_DATE: u8 = 0x70;
 const TAG_TIMESTAMP: u8 = 0x80;
 const TAG_TIME: u8 = 0x90;
 const TAG_INTERVAL: u8 = 0xa0;
+const TAG_ARRAY: u8 = 0xb0;
+/// In a key, each array element is preceded by this byte and the array
+/// ends with [`ARRAY_END`], so a prefix sorts first (`{1}` < `{1,0}`).
+const ARRAY_ELEMENT: u8 = 0x01;
+const ARRAY_END: u8 = 0x00;
 
 /// `/table/<id>/<index>`: the prefix of every key of one index.
 pub fn index_prefix(table_id: u64, index_id: u64) -> Vec<u8> {
@@ -126,6 +131,14 @@ pub fn encode_key_datum(buf: &mut Vec<u8>, d: &Datum) {
             enc::encode_i64(buf, (span >> 64) as i64);
             enc::encode_u64(buf, span as u64);
         }
+        Datum::Array(items) => {
+            buf.push(TAG_ARRAY);
+            for d in items {
+                buf.push(ARRAY_ELEMENT);
+                encode_key_datum(buf, d);
+            }
+            buf.push(ARRAY_END);
+        }
     }
 }
 
@@ -174,6 +187,17 @@ pub fn decode_key_datum(d: &mut KeyDecoder<'_>) -> Result<Datum> {
             Datum::Interval(
                 Interval::from_span(high << 64 | low).ok_or_else(|| corrupt("interval"))?,
             )
+        }
+        TAG_ARRAY => {
+            let mut items = Vec::new();
+            loop {
+                match d.raw(1).map_err(corrupt)?[0] {
+                    ARRAY_END => break,
+                    ARRAY_ELEMENT => items.push(decode_key_datum(d)?),
+                    other => return Err(corrupt(format!("array element marker {other:#x}"))),
+                }
+            }
+            Datum::Array(items)
         }
         other => return Err(corrupt(format!("unknown datum tag {other:#x}"))),
     })
@@ -311,56 +335,69 @@ pub fn encode_row(cols: &[(u32, &Datum)]) -> Vec<u8> {
             continue;
         }
         put_varint(&mut buf, *id as u64);
-        match d {
-            Datum::Null => unreachable!("skipped above"),
-            Datum::Bool(b) => {
-                buf.push(TAG_BOOL);
-                buf.push(*b as u8);
-            }
-            Datum::Int(i) => {
-                buf.push(TAG_INT);
-                put_varint(&mut buf, zigzag(*i));
-            }
-            Datum::Float(f) => {
-                buf.push(TAG_FLOAT);
-                buf.extend_from_slice(&f.to_bits().to_le_bytes());
-            }
-            Datum::Decimal(d) => {
-                buf.push(TAG_DEC_POS);
-                buf.extend_from_slice(&d.mantissa.to_le_bytes());
-                put_varint(&mut buf, d.scale as u64);
-            }
-            Datum::Text(s) => {
-                buf.push(TAG_TEXT);
-                put_varint(&mut buf, s.len() as u64);
-                buf.extend_from_slice(s.as_bytes());
-            }
-            Datum::Bytes(b) => {
-                buf.push(TAG_BYTES);
-                put_varint(&mut buf, b.len() as u64);
-                buf.extend_from_slice(b);
-            }
-            Datum::Date(d) => {
-                buf.push(TAG_DATE);
-                put_varint(&mut buf, zigzag(*d as i64));
-            }
-            Datum::Timestamp(t) => {
-                buf.push(TAG_TIMESTAMP);
-                put_varint(&mut buf, zigzag(*t));
-            }
-            Datum::Time(t) => {
-                buf.push(TAG_TIME);
-                put_varint(&mut buf, zigzag(*t));
-            }
-            Datum::Interval(iv) => {
-                buf.push(TAG_INTERVAL);
-                put_varint(&mut buf, zigzag(iv.months as i64));
-                put_varint(&mut buf, zigzag(iv.days as i64));
-                put_varint(&mut buf, zigzag(iv.micros));
+        encode_value_datum(&mut buf, d);
+    }
+    buf
+}
+
+/// Appends one datum in value form: its tag and payload (a NULL, which
+/// rows omit, only inside arrays).
+fn encode_value_datum(buf: &mut Vec<u8>, d: &Datum) {
+    match d {
+        Datum::Null => buf.push(TAG_NULL),
+        Datum::Bool(b) => {
+            buf.push(TAG_BOOL);
+            buf.push(*b as u8);
+        }
+        Datum::Int(i) => {
+            buf.push(TAG_INT);
+            put_varint(buf, zigzag(*i));
+        }
+        Datum::Float(f) => {
+            buf.push(TAG_FLOAT);
+            buf.extend_from_slice(&f.to_bits().to_le_bytes());
+        }
+        Datum::Decimal(d) => {
+            buf.push(TAG_DEC_POS);
+            buf.extend_from_slice(&d.mantissa.to_le_bytes());
+            put_varint(buf, d.scale as u64);
+        }
+        Datum::Text(s) => {
+            buf.push(TAG_TEXT);
+            put_varint(buf, s.len() as u64);
+            buf.extend_from_slice(s.as_bytes());
+        }
+        Datum::Bytes(b) => {
+            buf.push(TAG_BYTES);
+            put_varint(buf, b.len() as u64);
+            buf.extend_from_slice(b);
+        }
+        Datum::Date(d) => {
+            buf.push(TAG_DATE);
+            put_varint(buf, zigzag(*d as i64));
+        }
+        Datum::Timestamp(t) => {
+            buf.push(TAG_TIMESTAMP);
+            put_varint(buf, zigzag(*t));
+        }
+        Datum::Time(t) => {
+            buf.push(TAG_TIME);
+            put_varint(buf, zigzag(*t));
+        }
+        Datum::Interval(iv) => {
+            buf.push(TAG_INTERVAL);
+            put_varint(buf, zigzag(iv.months as i64));
+            put_varint(buf, zigzag(iv.days as i64));
+            put_varint(buf, zigzag(iv.micros));
+        }
+        Datum::Array(items) => {
+            buf.push(TAG_ARRAY);
+            put_varint(buf, items.len() as u64);
+            for d in items {
+                encode_value_datum(buf, d);
             }
         }
     }
-    buf
 }
 
 /// Decodes a row value into `(column id, datum)` pairs.
@@ -369,60 +406,74 @@ pub fn decode_row(buf: &[u8]) -> Result<Vec<(u32, Datum)>> {
     let mut pos = 0;
     while pos < buf.len() {
         let id = get_varint(buf, &mut pos)? as u32;
-        let tag = take(buf, &mut pos, 1)?[0];
-        let d = match tag {
-            TAG_BOOL => Datum::Bool(take(buf, &mut pos, 1)?[0] != 0),
-            TAG_INT => Datum::Int(unzigzag(get_varint(buf, &mut pos)?)),
-            TAG_FLOAT => {
-                let b: [u8; 8] = take(buf, &mut pos, 8)?.try_into().expect("8 bytes taken");
-                Datum::Float(f64::from_bits(u64::from_le_bytes(b)))
-            }
-            TAG_DEC_POS => {
-                let b: [u8; 16] = take(buf, &mut pos, 16)?.try_into().expect("16 bytes taken");
-                let scale = get_varint(buf, &mut pos)? as u32;
-                Datum::Decimal(Decimal {
-                    mantissa: i128::from_le_bytes(b),
-                    scale,
-                })
-            }
-            TAG_TEXT => {
-                let n = get_varint(buf, &mut pos)? as usize;
-                let b = take(buf, &mut pos, n)?;
-                Datum::Text(
-                    String::from_utf8(b.to_vec())
-                        .map_err(|_| SqlError::internal("corrupt row value: bad UTF-8"))?,
-                )
-            }
-            TAG_BYTES => {
-                let n = get_varint(buf, &mut pos)? as usize;
-                Datum::Bytes(take(buf, &mut pos, n)?.to_vec())
-            }
-            TAG_DATE => Datum::Date(unzigzag(get_varint(buf, &mut pos)?) as i32),
-            TAG_TIMESTAMP => Datum::Timestamp(unzigzag(get_varint(buf, &mut pos)?)),
-            TAG_TIME => Datum::Time(unzigzag(get_varint(buf, &mut pos)?)),
-            TAG_INTERVAL => {
-                let field = |pos: &mut usize| -> Result<i32> {
-                    i32::try_from(unzigzag(get_varint(buf, pos)?))
-                        .map_err(|_| SqlError::internal("corrupt row value: interval field"))
-                };
-                let months = field(&mut pos)?;
-                let days = field(&mut pos)?;
-                let micros = unzigzag(get_varint(buf, &mut pos)?);
-                Datum::Interval(Interval {
-                    months,
-                    days,
-                    micros,
-                })
-            }
-            other => {
-                return Err(SqlError::internal(format!(
-                    "corrupt row value: unknown tag {other:#x}"
-                )))
-            }
-        };
+        let d = decode_value_datum(buf, &mut pos)?;
         out.push((id, d));
     }
     Ok(out)
+}
+
+/// Reads one datum in value form (see [`encode_value_datum`]).
+fn decode_value_datum(buf: &[u8], pos: &mut usize) -> Result<Datum> {
+    let tag = take(buf, pos, 1)?[0];
+    Ok(match tag {
+        TAG_NULL => Datum::Null,
+        TAG_BOOL => Datum::Bool(take(buf, pos, 1)?[0] != 0),
+        TAG_INT => Datum::Int(unzigzag(get_varint(buf, pos)?)),
+        TAG_FLOAT => {
+            let b: [u8; 8] = take(buf, pos, 8)?.try_into().expect("8 bytes taken");
+            Datum::Float(f64::from_bits(u64::from_le_bytes(b)))
+        }
+        TAG_DEC_POS => {
+            let b: [u8; 16] = take(buf, pos, 16)?.try_into().expect("16 bytes taken");
+            let scale = get_varint(buf, pos)? as u32;
+            Datum::Decimal(Decimal {
+                mantissa: i128::from_le_bytes(b),
+                scale,
+            })
+        }
+        TAG_TEXT => {
+            let n = get_varint(buf, pos)? as usize;
+            let b = take(buf, pos, n)?;
+            Datum::Text(
+                String::from_utf8(b.to_vec())
+                    .map_err(|_| SqlError::internal("corrupt row value: bad UTF-8"))?,
+            )
+        }
+        TAG_BYTES => {
+            let n = get_varint(buf, pos)? as usize;
+            Datum::Bytes(take(buf, pos, n)?.to_vec())
+        }
+        TAG_DATE => Datum::Date(unzigzag(get_varint(buf, pos)?) as i32),
+        TAG_TIMESTAMP => Datum::Timestamp(unzigzag(get_varint(buf, pos)?)),
+        TAG_TIME => Datum::Time(unzigzag(get_varint(buf, pos)?)),
+        TAG_INTERVAL => {
+            let field = |pos: &mut usize| -> Result<i32> {
+                i32::try_from(unzigzag(get_varint(buf, pos)?))
+                    .map_err(|_| SqlError::internal("corrupt row value: interval field"))
+            };
+            let months = field(pos)?;
+            let days = field(pos)?;
+            let micros = unzigzag(get_varint(buf, pos)?);
+            Datum::Interval(Interval {
+                months,
+                days,
+                micros,
+            })
+        }
+        TAG_ARRAY => {
+            let n = get_varint(buf, pos)? as usize;
+            let mut items = Vec::with_capacity(n.min(buf.len()));
+            for _ in 0..n {
+                items.push(decode_value_datum(buf, pos)?);
+            }
+            Datum::Array(items)
+        }
+        other => {
+            return Err(SqlError::internal(format!(
+                "corrupt row value: unknown tag {other:#x}"
+            )))
+        }
+    })
 }
 
 #[cfg(test)]

@@ -136,6 +136,8 @@ pub mod code {
     pub const INVALID_PARAMETER_VALUE: &str = "22023";
     pub const SEQUENCE_LIMIT: &str = "2200H";
     pub const INVALID_TEXT_REPRESENTATION: &str = "22P02";
+    pub const INVALID_BINARY_REPRESENTATION: &str = "22P03";
+    pub const ARRAY_SUBSCRIPT_ERROR: &str = "2202E";
     pub const NOT_NULL_VIOLATION: &str = "23502";
     pub const UNIQUE_VIOLATION: &str = "23505";
     pub const FOREIGN_KEY_VIOLATION: &str = "23503";

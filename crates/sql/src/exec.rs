@@ -1071,8 +1071,15 @@ fn set_op(op: SetOpKind, all: bool, left: Vec<Row>, right: Vec<Row>) -> Vec<Row>
 }
 
 /// The values of `generate_series(start, stop [, step])`: integers or
-/// numerics; NULL arguments give no rows; a zero step is an error.
+/// numerics; NULL arguments give no rows; a zero step is an error. With
+/// one argument, `unnest(array)`: the array's elements.
 pub fn series(args: &[Datum]) -> Result<Vec<Datum>> {
+    if let [a] = args {
+        return Ok(match a {
+            Datum::Array(items) => items.clone(),
+            _ => Vec::new(),
+        });
+    }
     if args.iter().any(Datum::is_null) {
         return Ok(vec![]);
     }
@@ -1530,7 +1537,7 @@ impl Acc {
                             .map_err(|e| SqlError::new(code::INVALID_TEXT_REPRESENTATION, e))?,
                     )
                 }
-                _ => Datum::Text(array_text(items, &a.arg_ty)),
+                _ => Datum::Array(items.clone()),
             },
             Acc::Text(t) => t.clone().map_or(Datum::Null, Datum::Text),
             Acc::Bool(b) => b.map_or(Datum::Null, Datum::Bool),
@@ -1674,30 +1681,6 @@ fn mode(sorted: &[Datum]) -> Datum {
         }
     }
     best.map_or(Datum::Null, |(v, _)| v.clone())
-}
-
-/// PostgreSQL's text form of a one-dimensional array: `{1,NULL,"a b"}`.
-/// (Arrays are not a column type yet; `array_agg` returns this text.)
-pub fn array_text(items: &[Datum], ty: &DataType) -> String {
-    let parts: Vec<String> = items
-        .iter()
-        .map(|d| match types::format_datum(d, ty) {
-            None => "NULL".to_string(),
-            Some(s) => {
-                let plain = !s.is_empty()
-                    && !s.eq_ignore_ascii_case("null")
-                    && !s
-                        .chars()
-                        .any(|c| c.is_whitespace() || "{},\\\"".contains(c));
-                if plain {
-                    s
-                } else {
-                    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
-                }
-            }
-        })
-        .collect();
-    format!("{{{}}}", parts.join(","))
 }
 
 // ---------------------------------------------------------------------------
@@ -2691,12 +2674,5 @@ mod tests {
         );
         let right = join(&l, &r, JoinKind::Right, keys, None, (1, 1), &ctx).unwrap();
         assert_eq!(right.len(), 2);
-        assert_eq!(
-            array_text(
-                &[Datum::Int(1), Datum::Null, Datum::Text("a b".into())],
-                &DataType::Text
-            ),
-            "{1,NULL,\"a b\"}"
-        );
     }
 }

@@ -120,6 +120,8 @@ pub enum SubqueryKind {
     In { negated: bool },
     /// `lhs op ANY/ALL (SELECT ...)`.
     Quantified { op: BinOp, all: bool },
+    /// `ARRAY(SELECT ...)`: the first column of every row, as an array.
+    Array,
 }
 
 /// The plan of a subquery, shared by the copies of its expression.
@@ -484,6 +486,11 @@ fn eval_subquery(
             }
         },
         SubqueryKind::Exists => Datum::Bool(!rows.is_empty()),
+        SubqueryKind::Array => Datum::Array(
+            rows.iter()
+                .map(|r| r.first().cloned().unwrap_or(Datum::Null))
+                .collect(),
+        ),
         SubqueryKind::In { negated } => {
             let v = left.unwrap_or(Datum::Null);
             let r = quantified(BinOp::Eq, false, &v, &rows)?;
@@ -503,10 +510,25 @@ fn eval_subquery(
 /// false if some comparison is false, else NULL if some was NULL, else
 /// true. Over no rows ANY is false and ALL is true, whatever `v` is.
 fn quantified(op: BinOp, all: bool, v: &Datum, rows: &[Vec<Datum>]) -> Result<Datum> {
+    quantified_values(
+        op,
+        all,
+        v,
+        rows.iter().map(|r| r.first().unwrap_or(&Datum::Null)),
+    )
+}
+
+/// `v op ANY (values)` (or ALL), with the NULL rules of [`quantified`]:
+/// for subquery rows and for the elements of an array.
+pub fn quantified_values<'a>(
+    op: BinOp,
+    all: bool,
+    v: &Datum,
+    values: impl Iterator<Item = &'a Datum>,
+) -> Result<Datum> {
     let mut saw_null = false;
-    for r in rows {
-        let x = r.first().cloned().unwrap_or(Datum::Null);
-        match binary(op, v.clone(), x)? {
+    for x in values {
+        match binary(op, v.clone(), x.clone())? {
             Datum::Bool(b) if b != all => return Ok(Datum::Bool(b)),
             Datum::Bool(_) => {}
             _ => saw_null = true,

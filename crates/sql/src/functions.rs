@@ -163,6 +163,8 @@ pub enum LibFn {
     UuidText,
     /// The text form of a TIMESTAMPTZ (with its zone, as casts print it).
     TimestampTzText,
+    /// An array function or operator (see [`crate::array`]).
+    Array(crate::array::ArrayFn),
 }
 
 /// A resolved call: the function, the types untyped arguments take, and
@@ -348,6 +350,9 @@ pub fn resolve(name: &str, args: &[DataType]) -> Result<Option<Signature>> {
     };
     let all = |ok: fn(&DataType) -> bool| args.iter().all(ok);
     let bad = || Err(no_such(name, args));
+    if let Some((f, params, result)) = crate::array::resolve(name, args) {
+        return sig(LibFn::Array(f), params, result);
+    }
     match name {
         "substring" | "substr" if (n == 2 || n == 3) && is_text(&args[0]) => {
             if !args[1..].iter().all(is_int) {
@@ -1249,6 +1254,7 @@ pub fn call(f: LibFn, args: &[Datum]) -> Result<Datum> {
     use LibFn as F;
     // Functions that look at NULL arguments themselves.
     match f {
+        F::Array(f) => return crate::array::call(f, args),
         F::Concat => {
             let parts: Vec<String> = args
                 .iter()
@@ -2040,6 +2046,7 @@ pub fn call(f: LibFn, args: &[Datum]) -> Result<Datum> {
         F::TimestampTzText => {
             Datum::Text(types::format_datum(&args[0], &DataType::TimestampTz).unwrap_or_default())
         }
+        F::Array(_) => unreachable!("array functions return above"),
         F::DateTrunc => {
             let unit = text_arg(&args[0])?.to_ascii_lowercase();
             let micros = match &args[1] {

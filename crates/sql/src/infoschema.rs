@@ -134,10 +134,14 @@ pub async fn view(catalog: &Catalog, db: &str, name: &str) -> Result<Option<Arc<
                         (i + 1).to_string(),
                         lit(c.default.as_deref()),
                         lit(Some(if c.nullable { "YES" } else { "NO" })),
-                        lit(Some(&type_display(&c.ty))),
+                        lit(Some(&match &c.ty {
+                            DataType::Array(_) => "ARRAY".to_string(),
+                            ty => type_display(ty),
+                        })),
                         num(max_len),
                         num(precision),
                         num(scale),
+                        lit(Some(&udt_name(&c.ty))),
                     ]);
                 }
             }
@@ -154,6 +158,7 @@ pub async fn view(catalog: &Catalog, db: &str, name: &str) -> Result<Option<Arc<
                     ("character_maximum_length", "integer"),
                     ("numeric_precision", "integer"),
                     ("numeric_scale", "integer"),
+                    ("udt_name", "text"),
                 ],
                 rows,
             )
@@ -224,4 +229,15 @@ pub async fn view(catalog: &Catalog, db: &str, name: &str) -> Result<Option<Arc<
         query: values_query(cols, &rows),
         columns: cols.iter().map(|(n, _)| n.to_string()).collect(),
     })))
+}
+
+/// The name of a column's type in `pg_type` (`int4`, `varchar`, `_text`).
+fn udt_name(ty: &DataType) -> String {
+    match ty {
+        DataType::Array(elem) => format!("_{}", udt_name(elem)),
+        DataType::Varchar(_) => "varchar".into(),
+        DataType::Char(_) => "bpchar".into(),
+        DataType::Numeric(_) => "numeric".into(),
+        other => other.sql_name(),
+    }
 }

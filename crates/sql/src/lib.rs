@@ -107,6 +107,7 @@
 pub mod admin;
 pub mod alter;
 pub mod aost;
+pub mod array;
 pub mod catalog;
 pub mod copy;
 pub mod datefns;

@@ -84,8 +84,7 @@ fn type_len(ty: &DataType) -> i32 {
     }
 }
 
-/// The oid of PostgreSQL's array type of `ty` (arrays are not a column
-/// type here; clients look the oids up).
+/// The oid of PostgreSQL's array type of `ty`.
 fn array_oid(ty: &DataType) -> u32 {
     match ty {
         DataType::Bool => 1000,
@@ -107,7 +106,7 @@ fn array_oid(ty: &DataType) -> u32 {
         DataType::Numeric(_) => 1231,
         DataType::Uuid => 2951,
         DataType::Jsonb => 3807,
-        DataType::Unknown => 0,
+        DataType::Array(_) | DataType::Unknown => 0,
     }
 }
 

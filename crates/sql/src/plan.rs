@@ -24,10 +24,12 @@ use std::sync::Arc;
 
 use sqlparser::ast;
 
+use crate::array::ArrayFn;
 use crate::catalog::{TableDesc, ViewDesc};
 use crate::encoding;
 use crate::error::{code, Result, SqlError};
 use crate::expr::{BinOp, Expr, Func, PatternOp, SubqueryKind, SubqueryPlan};
+use crate::functions::LibFn;
 use crate::types::{self, DataType, DateTimeUnit, Datum, Decimal};
 
 /// An expression with its type.
@@ -440,7 +442,8 @@ pub enum Plan {
     Values {
         rows: Vec<Vec<Expr>>,
     },
-    /// `generate_series(start, stop [, step])` in FROM: one column.
+    /// `generate_series(start, stop [, step])` or `unnest(array)` (one
+    /// argument) in FROM: one column.
     Series {
         args: Vec<Expr>,
     },
@@ -1055,6 +1058,28 @@ pub fn data_type(t: &ast::DataType) -> Result<(DataType, bool)> {
                 fields: None,
                 precision: None,
             } => DataType::Interval,
+            A::Array(
+                ast::ArrayElemTypeDef::SquareBracket(elem, _)
+                | ast::ArrayElemTypeDef::Qualified(elem, _)
+                | ast::ArrayElemTypeDef::AngleBracket(elem)
+                | ast::ArrayElemTypeDef::Parenthesis(elem),
+            ) => array_of(data_type(elem)?)?,
+            A::Custom(name, _) if name.to_string().starts_with('_') => {
+                // PostgreSQL's name of an array type: `_int4` is `int4[]`.
+                let n = name.to_string().to_lowercase();
+                let undefined = || {
+                    SqlError::new(
+                        code::UNDEFINED_OBJECT,
+                        format!("type \"{n}\" does not exist"),
+                    )
+                };
+                let elem =
+                    sqlparser::parser::Parser::new(&sqlparser::dialect::PostgreSqlDialect {})
+                        .try_with_sql(&n[1..])
+                        .and_then(|mut p| p.parse_data_type())
+                        .map_err(|_| undefined())?;
+                array_of(data_type(&elem).map_err(|_| undefined())?)?
+            }
             A::Custom(name, _) => {
                 let n = name.to_string().to_lowercase();
                 return Ok(match n.as_str() {
@@ -1085,6 +1110,29 @@ pub fn data_type(t: &ast::DataType) -> Result<(DataType, bool)> {
         },
         false,
     ))
+}
+
+/// Whether `e` is an array written in the statement (`ARRAY[...]` or a
+/// `'{...}'` literal, maybe cast), whose elements ANY/ALL can expand into
+/// comparisons the planner can use as key spans.
+fn written_array(e: &ast::Expr) -> bool {
+    match e {
+        ast::Expr::Array(_) => true,
+        ast::Expr::Nested(inner) | ast::Expr::Cast { expr: inner, .. } => written_array(inner),
+        ast::Expr::Value(v) => matches!(v.value, ast::Value::SingleQuotedString(_)),
+        _ => false,
+    }
+}
+
+/// The array type of an element type (`int[]`); arrays of arrays and of
+/// SERIAL are refused.
+fn array_of((elem, serial): (DataType, bool)) -> Result<DataType> {
+    if serial || matches!(elem, DataType::Array(_)) {
+        return Err(SqlError::unsupported(
+            "arrays of arrays and of serial types are not supported",
+        ));
+    }
+    Ok(DataType::Array(Box::new(elem)))
 }
 
 // ---------------------------------------------------------------------------
@@ -2035,12 +2083,19 @@ impl<'a> Binder<'a> {
             | ast::SelectItem::ExprWithAlias { expr: e, .. } = item
             {
                 if let ast::Expr::Function(f) = e {
-                    if function_name(f) == "generate_series" {
-                        let (args, ty) = self.bind_series_args(f, &scope)?;
+                    let fname = function_name(f);
+                    if fname == "generate_series" || fname == "unnest" {
+                        let (args, ty) = match (&f.args, fname.as_str()) {
+                            (ast::FunctionArguments::List(list), "unnest") => {
+                                self.bind_unnest_list(list, &scope)?
+                            }
+                            (_, "unnest") => return Err(no_function("unnest", &DataType::Unknown)),
+                            _ => self.bind_series_args(f, &scope)?,
+                        };
                         srfs.push((items.len(), args));
                         let name = match item {
                             ast::SelectItem::ExprWithAlias { alias, .. } => ident(alias),
-                            _ => "generate_series".into(),
+                            _ => fname.clone(),
                         };
                         items.push((
                             name,
@@ -2905,6 +2960,23 @@ impl<'a> Binder<'a> {
             ast::TableFactor::NestedJoin {
                 table_with_joins, ..
             } => self.bind_table_with_joins(table_with_joins),
+            ast::TableFactor::UNNEST {
+                alias,
+                array_exprs,
+                with_offset: false,
+                with_ordinality: false,
+                ..
+            } => {
+                let args = ast::TableFunctionArgs {
+                    args: array_exprs
+                        .iter()
+                        .map(|e| ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e.clone())))
+                        .collect(),
+                    settings: None,
+                };
+                let name = ast::ObjectName::from(vec![ast::Ident::new("unnest")]);
+                self.bind_table_function(&name, &args, alias.as_ref())
+            }
             other => Err(SqlError::unsupported(format!("FROM item {other}"))),
         }
     }
@@ -3008,7 +3080,7 @@ impl<'a> Binder<'a> {
         alias: Option<&ast::TableAlias>,
     ) -> Result<(Plan, Scope)> {
         let fname = table_name(name)?;
-        if fname != "generate_series" {
+        if fname != "generate_series" && fname != "unnest" {
             return Err(SqlError::new(
                 code::UNDEFINED_FUNCTION,
                 format!("function {fname} does not exist"),
@@ -3019,7 +3091,11 @@ impl<'a> Binder<'a> {
             args: args.args.clone(),
             clauses: vec![],
         };
-        let (args, ty) = self.bind_series_list(&list, &Scope::default())?;
+        let (args, ty) = if fname == "unnest" {
+            self.bind_unnest_list(&list, &Scope::default())?
+        } else {
+            self.bind_series_list(&list, &Scope::default())?
+        };
         let alias_name = alias.map(|a| ident(&a.name)).unwrap_or(fname.clone());
         let col = alias
             .and_then(|a| a.columns.first())
@@ -3041,6 +3117,25 @@ impl<'a> Binder<'a> {
                 }],
             },
         ))
+    }
+
+    /// The argument of `unnest(array)` and the type of its elements.
+    fn bind_unnest_list(
+        &mut self,
+        list: &ast::FunctionArgumentList,
+        scope: &Scope,
+    ) -> Result<(Vec<Expr>, DataType)> {
+        let [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e))] = list.args.as_slice()
+        else {
+            return Err(SqlError::unsupported(
+                "unnest takes one array (unnest of several arrays is not supported)",
+            ));
+        };
+        let a = self.bind_expr_no_agg(e, scope, "FROM")?;
+        let DataType::Array(elem) = a.ty.clone() else {
+            return Err(no_function("unnest", &a.ty));
+        };
+        Ok((vec![Self::fold(a)?.e], *elem))
     }
 
     /// The arguments of generate_series and the type of its values.
@@ -4100,6 +4195,26 @@ impl<'a> Binder<'a> {
             let r = self.bind_expr(right, scope)?;
             return self.bind_library_call(name, vec![l, r]);
         }
+        if matches!(op, ast::BinaryOperator::PGOverlap) {
+            let l = self.bind_expr(left, scope)?;
+            let r = self.bind_expr(right, scope)?;
+            return self.bind_library_call("&&", vec![l, r]);
+        }
+        if matches!(op, ast::BinaryOperator::StringConcat) {
+            let l = self.bind_expr(left, scope)?;
+            let r = self.bind_expr(right, scope)?;
+            let name = match (&l.ty, &r.ty) {
+                (DataType::Array(_), DataType::Array(_) | DataType::Unknown)
+                | (DataType::Unknown, DataType::Array(_)) => Some("array_cat"),
+                (DataType::Array(_), _) => Some("array_append"),
+                (_, DataType::Array(_)) => Some("array_prepend"),
+                _ => None,
+            };
+            if let Some(name) = name {
+                return self.bind_library_call(name, vec![l, r]);
+            }
+            return self.bind_binary(BinOp::Concat, l, r);
+        }
         let op = match op {
             ast::BinaryOperator::Plus => BinOp::Add,
             ast::BinaryOperator::Minus => BinOp::Sub,
@@ -4470,6 +4585,10 @@ impl<'a> Binder<'a> {
                 }
             }
             A::Function(f) => self.bind_function(f, scope)?,
+            A::Array(a) => self.bind_array(&a.elem, scope)?,
+            A::CompoundFieldAccess { root, access_chain } => {
+                self.bind_subscripts(root, access_chain, scope)?
+            }
             A::Subquery(q) => {
                 let (plan, cols, args) = self.bind_subquery(q, scope)?;
                 if cols.len() != 1 {
@@ -4570,10 +4689,14 @@ impl<'a> Binder<'a> {
                 ast::Expr::Array(a) => Ok(a.elem.clone()),
                 ast::Expr::Nested(inner) | ast::Expr::Cast { expr: inner, .. } => elements(inner),
                 ast::Expr::Value(v) => match &v.value {
-                    ast::Value::SingleQuotedString(s) => Ok(crate::json::text_array(s)
-                        .map_err(|m| SqlError::new(code::INVALID_TEXT_REPRESENTATION, m))?
+                    ast::Value::SingleQuotedString(s) => Ok(crate::array::parse_elements(s)?
                         .into_iter()
-                        .map(|x| ast::Expr::value(ast::Value::SingleQuotedString(x)))
+                        .map(|x| {
+                            ast::Expr::value(match x {
+                                Some(x) => ast::Value::SingleQuotedString(x),
+                                None => ast::Value::Null,
+                            })
+                        })
                         .collect()),
                     _ => Err(SqlError::mismatch(
                         "op ANY/ALL (array) requires array on right side",
@@ -4583,6 +4706,9 @@ impl<'a> Binder<'a> {
                     "ANY/ALL over an array that is not written in the statement",
                 )),
             }
+        }
+        if !written_array(array) {
+            return self.bind_quantified_runtime(lhs, op, array, all, scope);
         }
         let join = if all {
             ast::BinaryOperator::And
@@ -4630,6 +4756,176 @@ impl<'a> Binder<'a> {
             },
             ty: DataType::Bool,
         })
+    }
+
+    /// `lhs op ANY/ALL (array)` over an array known only when the row is
+    /// (a column, a parameter, a function's result): each element is
+    /// compared when the expression runs. A parameter there is an array
+    /// of the left side's type (psycopg's `x = ANY(%s)` with a list).
+    fn bind_quantified_runtime(
+        &mut self,
+        lhs: &ast::Expr,
+        op: &ast::BinaryOperator,
+        array: &ast::Expr,
+        all: bool,
+        scope: &Scope,
+    ) -> Result<Typed> {
+        let op = match op {
+            ast::BinaryOperator::Eq => BinOp::Eq,
+            ast::BinaryOperator::NotEq => BinOp::NotEq,
+            ast::BinaryOperator::Lt => BinOp::Lt,
+            ast::BinaryOperator::LtEq => BinOp::LtEq,
+            ast::BinaryOperator::Gt => BinOp::Gt,
+            ast::BinaryOperator::GtEq => BinOp::GtEq,
+            other => return Err(SqlError::unsupported(format!("operator {other} ANY"))),
+        };
+        let mut l = self.bind_expr(lhs, scope)?;
+        let mut a = self.bind_expr(array, scope)?;
+        if a.ty == DataType::Unknown {
+            let elem = resolve_unknown(&l.ty);
+            self.unify_with(&mut a, &DataType::Array(Box::new(elem)));
+            a = Self::fold(a)?;
+        }
+        let DataType::Array(elem) = a.ty.clone() else {
+            return Err(SqlError::mismatch(
+                "op ANY/ALL (array) requires array on right side",
+            ));
+        };
+        self.unify_with(&mut l, &elem);
+        check_comparable(&l.ty, &elem, op)?;
+        Ok(Typed {
+            e: Expr::Func(
+                Func::Lib(LibFn::Array(ArrayFn::Quantified { op, all })),
+                vec![Self::fold(l)?.e, a.e],
+            ),
+            ty: DataType::Bool,
+        })
+    }
+
+    /// `ARRAY[a, b, ...]`: the elements take their common type.
+    fn bind_array(&mut self, elems: &[ast::Expr], scope: &Scope) -> Result<Typed> {
+        let mut bound = Vec::with_capacity(elems.len());
+        for e in elems {
+            bound.push(self.bind_expr(e, scope)?);
+        }
+        let mut elem = DataType::Unknown;
+        for b in &bound {
+            elem = common_type(&elem, &b.ty).ok_or_else(|| {
+                SqlError::mismatch(format!(
+                    "ARRAY types {} and {} cannot be matched",
+                    types::type_display(&elem),
+                    types::type_display(&b.ty)
+                ))
+            })?;
+        }
+        if matches!(elem, DataType::Array(_)) {
+            return Err(SqlError::unsupported(
+                "arrays of arrays (multidimensional arrays)",
+            ));
+        }
+        let elem = if bound.is_empty() {
+            DataType::Unknown
+        } else {
+            resolve_unknown(&elem)
+        };
+        let mut args = Vec::with_capacity(bound.len());
+        for mut b in bound {
+            self.unify_with(&mut b, &elem);
+            let e = if b.ty != elem {
+                Expr::Cast(Box::new(b.e), elem.clone())
+            } else {
+                b.e
+            };
+            args.push(
+                Self::fold(Typed {
+                    e,
+                    ty: elem.clone(),
+                })?
+                .e,
+            );
+        }
+        let e = if args.iter().all(|a| matches!(a, Expr::Literal(_))) {
+            let values = args
+                .into_iter()
+                .map(|a| match a {
+                    Expr::Literal(d) => d,
+                    _ => unreachable!("all literals"),
+                })
+                .collect();
+            Expr::Literal(Datum::Array(values))
+        } else {
+            Expr::Func(Func::Lib(LibFn::Array(ArrayFn::Build)), args)
+        };
+        Ok(Typed {
+            e,
+            ty: DataType::Array(Box::new(elem)),
+        })
+    }
+
+    /// `a[i]`, `a[lo:hi]` (and chains of them: `a[2:3][1]`).
+    fn bind_subscripts(
+        &mut self,
+        root: &ast::Expr,
+        chain: &[ast::AccessExpr],
+        scope: &Scope,
+    ) -> Result<Typed> {
+        let mut t = self.bind_expr(root, scope)?;
+        for access in chain {
+            let DataType::Array(elem) = t.ty.clone() else {
+                return Err(SqlError::mismatch(format!(
+                    "cannot subscript type {} because it does not support subscripting",
+                    types::type_display(&t.ty)
+                )));
+            };
+            let mut bound_int = |e: &ast::Expr| -> Result<Expr> {
+                let mut b = self.bind_expr(e, scope)?;
+                self.unify_with(&mut b, &DataType::Int4);
+                if !b.ty.is_integer() {
+                    return Err(SqlError::mismatch(format!(
+                        "array subscript must have type integer, not {}",
+                        types::type_display(&b.ty)
+                    )));
+                }
+                Ok(Self::fold(b)?.e)
+            };
+            t = match access {
+                ast::AccessExpr::Subscript(ast::Subscript::Index { index }) => Typed {
+                    e: Expr::Func(
+                        Func::Lib(LibFn::Array(ArrayFn::Subscript)),
+                        vec![t.e, bound_int(index)?],
+                    ),
+                    ty: *elem,
+                },
+                ast::AccessExpr::Subscript(ast::Subscript::Slice {
+                    lower_bound,
+                    upper_bound,
+                    stride: None,
+                }) => {
+                    let mut args = vec![t.e];
+                    if let Some(lo) = lower_bound {
+                        args.push(bound_int(lo)?);
+                    }
+                    if let Some(hi) = upper_bound {
+                        args.push(bound_int(hi)?);
+                    }
+                    let f = ArrayFn::Slice {
+                        lower: lower_bound.is_some(),
+                        upper: upper_bound.is_some(),
+                    };
+                    Typed {
+                        e: Expr::Func(Func::Lib(LibFn::Array(f)), args),
+                        ty: DataType::Array(elem),
+                    }
+                }
+                other => {
+                    return Err(SqlError::unsupported(format!(
+                        "{other} after {}",
+                        first_words(&root.to_string())
+                    )))
+                }
+            };
+        }
+        Ok(t)
     }
 
     fn bind_value(&mut self, v: &ast::Value) -> Result<Typed> {
@@ -4819,6 +5115,27 @@ impl<'a> Binder<'a> {
                     star,
                 )
             }
+            ast::FunctionArguments::Subquery(q) if name == "array" => {
+                let (plan, cols, args) = self.bind_subquery(q, scope)?;
+                if cols.len() != 1 {
+                    return Err(SqlError::syntax("subquery must return only one column"));
+                }
+                let elem = resolve_unknown(&cols[0].1);
+                if matches!(elem, DataType::Array(_)) {
+                    return Err(SqlError::unsupported(
+                        "ARRAY() of arrays (multidimensional arrays)",
+                    ));
+                }
+                return Ok(Typed {
+                    e: Expr::Subquery {
+                        kind: SubqueryKind::Array,
+                        lhs: None,
+                        plan,
+                        args,
+                    },
+                    ty: DataType::Array(Box::new(elem)),
+                });
+            }
             ast::FunctionArguments::Subquery(_) => {
                 return Err(SqlError::unsupported("subqueries are not supported yet"))
             }
@@ -4981,8 +5298,15 @@ impl<'a> Binder<'a> {
                     t => return Err(no_function(name, t)),
                 },
                 AggFunc::Min | AggFunc::Max => arg_ty.clone(),
-                // Arrays are not a type yet: the text form of the array.
-                AggFunc::ArrayAgg => DataType::Text,
+                AggFunc::ArrayAgg => match &arg_ty {
+                    DataType::Unknown => DataType::Array(Box::new(DataType::Text)),
+                    DataType::Array(_) => {
+                        return Err(SqlError::unsupported(
+                            "array_agg of arrays (multidimensional arrays)",
+                        ))
+                    }
+                    t => DataType::Array(Box::new(t.clone())),
+                },
                 AggFunc::JsonAgg { jsonb: false } => DataType::Json,
                 AggFunc::JsonAgg { jsonb: true } => DataType::Jsonb,
                 AggFunc::JsonObjectAgg { jsonb: false } => DataType::Json,
@@ -5574,6 +5898,7 @@ fn family(t: &DataType) -> u8 {
         DataType::Date | DataType::Timestamp | DataType::TimestampTz => 5,
         DataType::Time => 6,
         DataType::Interval => 7,
+        DataType::Array(elem) => 100 + family(elem),
         _ => 0,
     }
 }
@@ -5766,6 +6091,9 @@ fn common_type(a: &DataType, b: &DataType) -> Option<DataType> {
     if a.is_string() && b.is_string() {
         return Some(T::Text);
     }
+    if let (T::Array(x), T::Array(y)) = (a, b) {
+        return Some(T::Array(Box::new(common_type(x, y)?)));
+    }
     if family(a) == family(b) && family(a) == 5 {
         // date < timestamp < timestamptz
         return Some(if *a == T::TimestampTz || *b == T::TimestampTz {
@@ -5857,6 +6185,8 @@ fn figure_name(e: &ast::Expr) -> Option<String> {
         ast::Expr::Floor { .. } => "floor".into(),
         ast::Expr::Overlay { .. } => "overlay".into(),
         ast::Expr::Array(_) => "array".into(),
+        // `a[1]` is named after `a`.
+        ast::Expr::CompoundFieldAccess { root, .. } => figure_name(root)?,
         // A scalar subquery: its (first) column's name.
         ast::Expr::Subquery(q) => query_first_name(q)?,
         _ => return None,
@@ -6726,6 +7056,7 @@ fn explain_plan(plan: &Plan, depth: usize, out: &mut Vec<String>) {
             out.push(format!("{pad}distinct on ({} keys)", keys.len()));
             explain_plan(input, depth + 1, out);
         }
+        Plan::Series { args } if args.len() == 1 => out.push(format!("{pad}unnest")),
         Plan::Series { .. } => out.push(format!("{pad}generate_series")),
         Plan::ProjectSet { input, exprs, srfs } => {
             out.push(format!(

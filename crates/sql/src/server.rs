@@ -372,6 +372,16 @@ fn put_binary(buf: &mut BytesMut, d: &Datum, ty: &DataType) {
             buf.put_i32(iv.months);
         }
         (Datum::Decimal(d), _) => put_numeric(buf, d),
+        (Datum::Array(items), _) => {
+            let elem = ty.element().cloned().unwrap_or(DataType::Text);
+            let encoded = crate::array::to_binary(items, elem.pg_type().oid(), |d, out| {
+                let mut b = BytesMut::new();
+                put_binary(&mut b, d, &elem);
+                out.extend_from_slice(&b);
+                Ok(())
+            });
+            buf.put_slice(&encoded.unwrap_or_default());
+        }
         (Datum::Null, _) => {}
     }
 }
@@ -533,6 +543,9 @@ fn decode_param(v: &Option<Bytes>, ty: &DataType, binary: bool) -> Result<Datum,
             })
         }
         DataType::Numeric(_) => Datum::Decimal(get_numeric(b).ok_or_else(bad)?),
+        DataType::Array(elem) => crate::array::from_binary(b, |e| {
+            decode_param(&Some(Bytes::copy_from_slice(e)), elem, true)
+        })?,
         DataType::Text | DataType::Varchar(_) | DataType::Char(_) | DataType::Unknown => {
             let s = std::str::from_utf8(b).map_err(|_| bad())?.to_string();
             types::cast(Datum::Text(s), ty)?

@@ -20,6 +20,7 @@
 //! | INTERVAL                      | `Interval` (months, days, µs) |
 //! | UUID                          | `Bytes` (16 bytes) |
 //! | JSON, JSONB                   | `Text` (JSON: as given; JSONB: normalized) |
+//! | T[] (one dimension)           | `Array` of T's datums |
 //!
 //! Text input and output follow PostgreSQL's formats (`t`/`f`, `\x` hex
 //! bytea, ISO dates, `+00` on TIMESTAMPTZ, which is always shown in UTC;
@@ -60,6 +61,8 @@ pub enum DataType {
     Uuid,
     Json,
     Jsonb,
+    /// A one-dimensional array of the element type (see [`crate::array`]).
+    Array(Box<DataType>),
     /// The type of a bare NULL or an untyped parameter, before inference.
     Unknown,
 }
@@ -90,12 +93,16 @@ impl DataType {
             DataType::Uuid => "uuid".into(),
             DataType::Json => "json".into(),
             DataType::Jsonb => "jsonb".into(),
+            DataType::Array(elem) => format!("{}[]", elem.sql_name()),
             DataType::Unknown => "unknown".into(),
         }
     }
 
     /// Parses what [`DataType::sql_name`] produced (catalog storage).
     pub fn from_sql_name(s: &str) -> Option<DataType> {
+        if let Some(elem) = s.strip_suffix("[]") {
+            return Some(DataType::Array(Box::new(DataType::from_sql_name(elem)?)));
+        }
         let (base, args) = match s.find('(') {
             Some(i) => (&s[..i], Some(s[i + 1..].trim_end_matches(')'))),
             None => (s, None),
@@ -174,6 +181,35 @@ impl DataType {
             DataType::Uuid => Type::UUID,
             DataType::Json => Type::JSON,
             DataType::Jsonb => Type::JSONB,
+            DataType::Array(elem) => match elem.pg_type() {
+                Type::INT2 => Type::INT2_ARRAY,
+                Type::INT4 => Type::INT4_ARRAY,
+                Type::INT8 => Type::INT8_ARRAY,
+                Type::FLOAT4 => Type::FLOAT4_ARRAY,
+                Type::FLOAT8 => Type::FLOAT8_ARRAY,
+                Type::BOOL => Type::BOOL_ARRAY,
+                Type::VARCHAR => Type::VARCHAR_ARRAY,
+                Type::BPCHAR => Type::BPCHAR_ARRAY,
+                Type::NUMERIC => Type::NUMERIC_ARRAY,
+                Type::BYTEA => Type::BYTEA_ARRAY,
+                Type::DATE => Type::DATE_ARRAY,
+                Type::TIME => Type::TIME_ARRAY,
+                Type::TIMESTAMP => Type::TIMESTAMP_ARRAY,
+                Type::TIMESTAMPTZ => Type::TIMESTAMPTZ_ARRAY,
+                Type::INTERVAL => Type::INTERVAL_ARRAY,
+                Type::UUID => Type::UUID_ARRAY,
+                Type::JSON => Type::JSON_ARRAY,
+                Type::JSONB => Type::JSONB_ARRAY,
+                _ => Type::TEXT_ARRAY,
+            },
+        }
+    }
+
+    /// The element type of an array type.
+    pub fn element(&self) -> Option<&DataType> {
+        match self {
+            DataType::Array(elem) => Some(elem),
+            _ => None,
         }
     }
 
@@ -201,7 +237,31 @@ impl DataType {
             Type::JSON => DataType::Json,
             Type::JSONB => DataType::Jsonb,
             Type::UNKNOWN => DataType::Unknown,
-            _ => return None,
+            other => {
+                let elem = match other {
+                    Type::INT2_ARRAY => Type::INT2,
+                    Type::INT4_ARRAY => Type::INT4,
+                    Type::INT8_ARRAY => Type::INT8,
+                    Type::FLOAT4_ARRAY => Type::FLOAT4,
+                    Type::FLOAT8_ARRAY => Type::FLOAT8,
+                    Type::BOOL_ARRAY => Type::BOOL,
+                    Type::TEXT_ARRAY => Type::TEXT,
+                    Type::VARCHAR_ARRAY => Type::VARCHAR,
+                    Type::BPCHAR_ARRAY => Type::BPCHAR,
+                    Type::NUMERIC_ARRAY => Type::NUMERIC,
+                    Type::BYTEA_ARRAY => Type::BYTEA,
+                    Type::DATE_ARRAY => Type::DATE,
+                    Type::TIME_ARRAY => Type::TIME,
+                    Type::TIMESTAMP_ARRAY => Type::TIMESTAMP,
+                    Type::TIMESTAMPTZ_ARRAY => Type::TIMESTAMPTZ,
+                    Type::INTERVAL_ARRAY => Type::INTERVAL,
+                    Type::UUID_ARRAY => Type::UUID,
+                    Type::JSON_ARRAY => Type::JSON,
+                    Type::JSONB_ARRAY => Type::JSONB,
+                    _ => return None,
+                };
+                DataType::Array(Box::new(DataType::from_pg_type(&elem)?))
+            }
         })
     }
 }
@@ -223,6 +283,8 @@ pub enum Datum {
     /// Microseconds since midnight, 0 to 24:00:00 (which PostgreSQL allows).
     Time(i64),
     Interval(Interval),
+    /// A one-dimensional array (see [`crate::array`]).
+    Array(Vec<Datum>),
 }
 
 impl Datum {
@@ -255,6 +317,7 @@ impl Datum {
             Datum::Timestamp(_) => "timestamp",
             Datum::Time(_) => "time without time zone",
             Datum::Interval(_) => "interval",
+            Datum::Array(_) => "array",
         }
     }
 
@@ -282,6 +345,7 @@ impl Datum {
             (Timestamp(a), Date(b)) => a.cmp(&(*b as i64 * MICROS_PER_DAY)),
             (Time(a), Time(b)) => a.cmp(b),
             (Interval(a), Interval(b)) => a.span().cmp(&b.span()),
+            (Array(a), Array(b)) => crate::array::compare(a, b)?,
             _ => return None,
         })
     }
@@ -1869,6 +1933,9 @@ pub fn format_datum(d: &Datum, ty: &DataType) -> Option<String> {
         Datum::Date(d) => format_date(*d),
         Datum::Time(t) => format_time(*t),
         Datum::Interval(iv) => iv.to_string(),
+        Datum::Array(items) => {
+            crate::array::format(items, ty.element().unwrap_or(&DataType::Unknown))
+        }
         Datum::Timestamp(t) => {
             let mut s = format_timestamp(*t);
             if *ty == DataType::TimestampTz {
@@ -1977,6 +2044,7 @@ pub fn parse_datum(s: &str, ty: &DataType) -> Result<Datum> {
         DataType::Jsonb => {
             Datum::Text(crate::json::normalize(s).map_err(|e| json_error(ty, s, &e))?)
         }
+        DataType::Array(elem) => crate::array::parse(s, elem)?,
     })
 }
 
@@ -1999,6 +2067,7 @@ pub fn type_display(ty: &DataType) -> String {
         DataType::Timestamp => "timestamp without time zone".into(),
         DataType::TimestampTz => "timestamp with time zone".into(),
         DataType::Time => "time without time zone".into(),
+        DataType::Array(elem) => format!("{}[]", type_display(elem)),
         other => other.sql_name(),
     }
 }
@@ -2081,6 +2150,12 @@ pub fn cast(d: Datum, ty: &DataType) -> Result<Datum> {
         (Datum::Time(t), DataType::Interval) => Datum::Interval(Interval::from_micros(t)),
         (Datum::Interval(iv), DataType::Interval) => Datum::Interval(iv),
         (Datum::Interval(iv), DataType::Time) => Datum::Time(wrap_time(iv.micros as i128)),
+        (Datum::Array(items), DataType::Array(elem)) => Datum::Array(
+            items
+                .into_iter()
+                .map(|d| cast(d, elem))
+                .collect::<Result<Vec<_>>>()?,
+        ),
         // The cast says `true` where the output format says `t`.
         (Datum::Bool(b), t) if t.is_string() => Datum::Text(b.to_string()),
         (d, t) if t.is_string() => {
@@ -2146,6 +2221,12 @@ pub fn coerce_for_column(d: Datum, ty: &DataType) -> Result<Datum> {
             }
         }
         (Datum::Decimal(d), DataType::Numeric(Some((p, s)))) => Datum::Decimal(d.fit(*p, *s)?),
+        (Datum::Array(items), DataType::Array(elem)) => Datum::Array(
+            items
+                .into_iter()
+                .map(|d| coerce_for_column(d, elem))
+                .collect::<Result<Vec<_>>>()?,
+        ),
         (d, _) => d,
     })
 }

@@ -346,6 +346,46 @@ async fn a_query_string_of_several_statements_runs_them_all_or_none() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_string_that_meets_a_conflict_is_retried_whole() {
+    let c = cluster().await;
+    let a = connect(c.addrs[0]).await;
+    let b = connect(c.addrs[1]).await;
+    a.batch_execute(
+        "CREATE TABLE r (k INT PRIMARY KEY, v INT); INSERT INTO r VALUES (1, 0); \
+         CREATE TABLE gate (k INT PRIMARY KEY, v INT); INSERT INTO gate VALUES (1, 0)",
+    )
+    .await
+    .unwrap();
+    // b holds the gate row; a's string reads row 1 of r, then waits for
+    // the gate while b changes row 1 and commits. a's first attempt read a
+    // stale row 1, so it cannot commit; the server runs the whole string
+    // again and, since no result had been sent, the client sees only the
+    // second attempt's results.
+    b.batch_execute("BEGIN; UPDATE gate SET v = 1 WHERE k = 1")
+        .await
+        .unwrap();
+    let (first, ()) = tokio::join!(
+        async {
+            results(
+                &a,
+                "SELECT v FROM r WHERE k = 1; UPDATE gate SET v = 2 WHERE k = 1; \
+                 UPDATE r SET v = v + 1 WHERE k = 1; SELECT v FROM r WHERE k = 1",
+            )
+            .await
+        },
+        async {
+            tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+            b.batch_execute("UPDATE r SET v = 100 WHERE k = 1; COMMIT")
+                .await
+                .unwrap();
+        }
+    );
+    assert_eq!(first, ["100", "101"], "the retried attempt's results");
+    assert_eq!(flat(&b, "SELECT v FROM r WHERE k = 1").await, "101");
+    assert_eq!(flat(&b, "SELECT v FROM gate WHERE k = 1").await, "2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conflicting_transactions_fail_with_serialization_or_unique_errors() {
     let c = cluster().await;
     let a = connect(c.addrs[0]).await;

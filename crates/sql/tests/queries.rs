@@ -3529,3 +3529,137 @@ async fn row_comparisons_fetch_first_group_by_alias_and_named_windows() {
         "42P20"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arrays_are_values_columns_keys_and_parameters() {
+    let c = cluster().await;
+    let t = connect(c.addrs[0]).await;
+    t.batch_execute(
+        "CREATE TABLE arr (id INT PRIMARY KEY, tags TEXT[], nums INT[], f FLOAT8[]); \
+         INSERT INTO arr VALUES (1, ARRAY['a','b'], '{1,2,3}', '{1.5,NULL}'), \
+           (2, '{}', ARRAY[4], NULL), (3, '{\"c d\",e}', '{}', '{}'); \
+         CREATE INDEX ON arr (nums)",
+    )
+    .await
+    .unwrap();
+    let cases = [
+        (
+            "SELECT ARRAY[1,2,3], ARRAY['x','y z',NULL], '{1,2}'::int[]",
+            "{1,2,3}|{x,\"y z\",NULL}|{1,2}",
+        ),
+        ("SELECT (ARRAY[10,20,30])[2], (ARRAY[10,20,30])[2:3], (ARRAY[10,20,30])[5]", "20|{20,30}|NULL"),
+        ("SELECT * FROM arr ORDER BY id", "1|{a,b}|{1,2,3}|{1.5,NULL};2|{}|{4}|NULL;3|{\"c d\",e}|{}|{}"),
+        (
+            "SELECT id, tags[1], array_length(nums, 1), cardinality(nums) FROM arr ORDER BY id",
+            "1|a|3|3;2|NULL|1|1;3|c d|NULL|0",
+        ),
+        ("SELECT id FROM arr WHERE 2 = ANY(nums)", "1"),
+        ("SELECT id FROM arr WHERE 'a' = ANY(tags) OR tags @> ARRAY['e'] ORDER BY id", "1;3"),
+        ("SELECT id FROM arr WHERE nums && ARRAY[3,4] ORDER BY id", "1;2"),
+        ("SELECT id FROM arr WHERE nums <@ '{1,2,3,4}' ORDER BY id", "1;2;3"),
+        ("SELECT array_agg(id ORDER BY id DESC) FROM arr", "{3,2,1}"),
+        ("SELECT unnest(ARRAY[1,2,3])", "1;2;3"),
+        ("SELECT v FROM unnest(ARRAY['p','q']) AS t(v)", "p;q"),
+        ("SELECT id, unnest(tags) FROM arr ORDER BY id, 2", "1|a;1|b;3|c d;3|e"),
+        ("SELECT ARRAY(SELECT id FROM arr ORDER BY id)", "{1,2,3}"),
+        (
+            "SELECT array_to_string(ARRAY[1,NULL,3], ',', '*'), string_to_array('a,b,,c', ','), \
+             array_append(ARRAY[1], 2), ARRAY[1] || ARRAY[2,3], 0 || ARRAY[1], ARRAY[1,2] || 3",
+            "1,*,3|{a,b,\"\",c}|{1,2}|{1,2,3}|{0,1}|{1,2,3}",
+        ),
+        (
+            "SELECT array_position(ARRAY['a','b','c'], 'b'), array_remove(ARRAY[1,2,1], 1), \
+             array_replace(ARRAY[1,2,1], 1, 9), array_cat(NULL::int[], ARRAY[1])",
+            "2|{2}|{9,2,9}|{1}",
+        ),
+        ("SELECT ARRAY[1,2] = ARRAY[1,2], ARRAY[1,2] < ARRAY[1,3], ARRAY[1] < ARRAY[1,0]", "t|t|t"),
+        (
+            "SELECT 1 = ANY('{1,2}'), 3 <> ALL(ARRAY[1,2]), NULL::int = ANY(ARRAY[1]), 1 = ANY(NULL::int[])",
+            "t|t|NULL|NULL",
+        ),
+        ("SELECT '{1,2}'::int[]::text, pg_typeof(ARRAY[1,2])", "{1,2}|integer[]"),
+        ("SELECT nums, count(*) FROM arr GROUP BY nums ORDER BY nums", "{}|1;{1,2,3}|1;{4}|1"),
+        // The secondary index on an array column serves equality.
+        ("SELECT id FROM arr WHERE nums = ARRAY[4]", "2"),
+        (
+            "SELECT data_type, udt_name FROM information_schema.columns \
+             WHERE table_name = 'arr' AND column_name = 'tags'",
+            "ARRAY|_text",
+        ),
+    ];
+    for (q, want) in cases {
+        assert_eq!(flat(&t, q).await, want, "{q}");
+    }
+    assert_eq!(
+        flat(
+            &t,
+            "UPDATE arr SET nums = nums || 99 WHERE id = 1 RETURNING nums"
+        )
+        .await,
+        "{1,2,3,99}"
+    );
+    assert_eq!(sqlstate(&t, "SELECT '{1,x}'::int[]").await, "22P02");
+    assert_eq!(sqlstate(&t, "SELECT '{1,2'::int[]").await, "22P02");
+    assert_eq!(sqlstate(&t, "SELECT '{{1},{2}}'::int[]").await, "0A000");
+    assert_eq!(sqlstate(&t, "SELECT ARRAY[1,'a']").await, "22P02");
+    assert_eq!(sqlstate(&t, "SELECT (ARRAY[1,2])['x']").await, "22P02");
+    assert_eq!(sqlstate(&t, "SELECT 1 = ANY(5)").await, "42804");
+    assert_eq!(
+        sqlstate(&t, "INSERT INTO arr (id, nums) VALUES (9, '{a}')").await,
+        "22P02"
+    );
+
+    // An array primary key: rows in array order, point lookups by value.
+    t.batch_execute(
+        "CREATE TABLE arrpk (k INT[] PRIMARY KEY, v TEXT); \
+         INSERT INTO arrpk VALUES ('{1,2}', 'a'), ('{1}', 'b'), ('{1,2,0}', 'c'), ('{0,5}', 'd')",
+    )
+    .await
+    .unwrap();
+    assert_eq!(flat(&t, "SELECT v FROM arrpk ORDER BY k").await, "d;b;a;c");
+    assert_eq!(flat(&t, "SELECT v FROM arrpk WHERE k = '{1,2}'").await, "a");
+    assert_eq!(
+        sqlstate(&t, "INSERT INTO arrpk VALUES (ARRAY[1,2], 'dup')").await,
+        "23505"
+    );
+
+    // Parameters and binary results (tokio-postgres sends and reads
+    // arrays in the binary format): `= ANY($1)` with a list, as drivers
+    // send `IN` lists.
+    let ids: Vec<i32> = vec![1, 3, 7];
+    let rows = t
+        .query(
+            "SELECT id, tags FROM arr WHERE id = ANY($1) ORDER BY id",
+            &[&ids],
+        )
+        .await
+        .unwrap();
+    let got: Vec<(i32, Vec<Option<String>>)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(
+        got,
+        [
+            (1, vec![Some("a".to_string()), Some("b".to_string())]),
+            (3, vec![Some("c d".to_string()), Some("e".to_string())])
+        ]
+    );
+    let tags: Vec<Option<&str>> = vec![Some("x"), None, Some("y \"z\"")];
+    t.execute("INSERT INTO arr (id, tags) VALUES (5, $1)", &[&tags])
+        .await
+        .unwrap();
+    assert_eq!(
+        flat(&t, "SELECT tags FROM arr WHERE id = 5").await,
+        "{x,NULL,\"y \\\"z\\\"\"}"
+    );
+    let back: Vec<Option<String>> = t
+        .query_one("SELECT tags FROM arr WHERE id = 5", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(back, [Some("x".into()), None, Some("y \"z\"".into())]);
+    let f: Vec<Option<f64>> = t
+        .query_one("SELECT f FROM arr WHERE id = 1", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(f, [Some(1.5), None]);
+}

@@ -122,6 +122,9 @@ pub enum SubqueryKind {
     Quantified { op: BinOp, all: bool },
     /// `ARRAY(SELECT ...)`: the first column of every row, as an array.
     Array,
+    /// A catalog lookup: the second column of the first row whose first
+    /// column equals `lhs` (NULL if none does).
+    Lookup,
 }
 
 /// The plan of a subquery, shared by the copies of its expression.
@@ -486,6 +489,16 @@ fn eval_subquery(
             }
         },
         SubqueryKind::Exists => Datum::Bool(!rows.is_empty()),
+        SubqueryKind::Lookup => match left {
+            None | Some(Datum::Null) => Datum::Null,
+            Some(key) => rows
+                .iter()
+                .find(|r| {
+                    r.first().and_then(|k| k.sql_cmp(&key)) == Some(std::cmp::Ordering::Equal)
+                })
+                .and_then(|r| r.get(1).cloned())
+                .unwrap_or(Datum::Null),
+        },
         SubqueryKind::Array => Datum::Array(
             rows.iter()
                 .map(|r| r.first().cloned().unwrap_or(Datum::Null))

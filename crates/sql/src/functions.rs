@@ -165,6 +165,19 @@ pub enum LibFn {
     TimestampTzText,
     /// An array function or operator (see [`crate::array`]).
     Array(crate::array::ArrayFn),
+    /// `format_type(type oid, typmod)`: the type's SQL name.
+    FormatType,
+    /// `pg_get_expr(expr, relation [, pretty])`: a default's or
+    /// predicate's SQL text (kept as text, so returned as it is).
+    GetExpr,
+    /// `parse_ident(text)`: a qualified identifier's parts (quoted ones
+    /// as written, the others in lower case).
+    ParseIdent,
+    /// `name::regclass` (the binder builds it): the oid the lookup found,
+    /// or 42P01 if it found none.
+    RegclassChecked,
+    /// `to_regtype(name)`: the type's oid, NULL if there is no such type.
+    ToRegtype,
 }
 
 /// A resolved call: the function, the types untyped arguments take, and
@@ -352,6 +365,29 @@ pub fn resolve(name: &str, args: &[DataType]) -> Result<Option<Signature>> {
     let bad = || Err(no_such(name, args));
     if let Some((f, params, result)) = crate::array::resolve(name, args) {
         return sig(LibFn::Array(f), params, result);
+    }
+    match name {
+        "format_type" if n == 2 && all(is_int) => {
+            return sig(LibFn::FormatType, vec![T::Int8, T::Int4], T::Text)
+        }
+        "pg_get_expr" if (n == 2 || n == 3) && is_text(&args[0]) => {
+            let mut p = vec![text.clone(), T::Int8];
+            if n == 3 {
+                p.push(T::Bool);
+            }
+            return sig(LibFn::GetExpr, p, T::Text);
+        }
+        "to_regtype" if n == 1 && all(is_text) => {
+            return sig(LibFn::ToRegtype, vec![text.clone()], T::Int8)
+        }
+        "parse_ident" if n == 1 && all(is_text) => {
+            return sig(
+                LibFn::ParseIdent,
+                vec![text.clone()],
+                T::Array(Box::new(T::Text)),
+            )
+        }
+        _ => {}
     }
     match name {
         "substring" | "substr" if (n == 2 || n == 3) && is_text(&args[0]) => {
@@ -1255,6 +1291,16 @@ pub fn call(f: LibFn, args: &[Datum]) -> Result<Datum> {
     // Functions that look at NULL arguments themselves.
     match f {
         F::Array(f) => return crate::array::call(f, args),
+        F::RegclassChecked => {
+            return match (&args[0], &args[1]) {
+                (Datum::Null, _) => Ok(Datum::Null),
+                (name, Datum::Null) => Err(SqlError::new(
+                    code::UNDEFINED_TABLE,
+                    format!("relation \"{}\" does not exist", text_arg(name)?),
+                )),
+                (_, oid) => Ok(oid.clone()),
+            }
+        }
         F::Concat => {
             let parts: Vec<String> = args
                 .iter()
@@ -2047,6 +2093,30 @@ pub fn call(f: LibFn, args: &[Datum]) -> Result<Datum> {
             Datum::Text(types::format_datum(&args[0], &DataType::TimestampTz).unwrap_or_default())
         }
         F::Array(_) => unreachable!("array functions return above"),
+        F::FormatType => {
+            match crate::pgcatalog::format_type(int_arg(&args[0])?, int_arg(&args[1])?) {
+                Some(name) => Datum::Text(name),
+                None => Datum::Text("???".into()),
+            }
+        }
+        F::GetExpr => args[0].clone(),
+        F::RegclassChecked => unreachable!("returns above"),
+        F::ToRegtype => {
+            let name = text_arg(&args[0])?;
+            let parsed = sqlparser::parser::Parser::new(&sqlparser::dialect::PostgreSqlDialect {})
+                .try_with_sql(&name)
+                .and_then(|mut p| p.parse_data_type());
+            match parsed.ok().and_then(|t| crate::plan::data_type(&t).ok()) {
+                Some((ty, false)) => Datum::Int(ty.pg_type().oid() as i64),
+                _ => Datum::Null,
+            }
+        }
+        F::ParseIdent => Datum::Array(
+            parse_ident(&text_arg(&args[0])?)?
+                .into_iter()
+                .map(Datum::Text)
+                .collect(),
+        ),
         F::DateTrunc => {
             let unit = text_arg(&args[0])?.to_ascii_lowercase();
             let micros = match &args[1] {
@@ -2106,6 +2176,63 @@ fn date_trunc(unit: &str, micros: i64) -> Result<i64> {
             ))
         }
     })
+}
+
+/// The parts of a qualified identifier (`a."B c".d`): unquoted parts in
+/// lower case, quoted ones as written (`""` is a quote).
+fn parse_ident(s: &str) -> Result<Vec<String>> {
+    let bad = || {
+        SqlError::new(
+            code::INVALID_PARAMETER_VALUE,
+            format!("string is not a valid identifier: \"{s}\""),
+        )
+    };
+    let mut parts = Vec::new();
+    let mut chars = s.trim().chars().peekable();
+    loop {
+        let mut part = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            loop {
+                match chars.next() {
+                    Some('"') if chars.peek() == Some(&'"') => {
+                        chars.next();
+                        part.push('"');
+                    }
+                    Some('"') => break,
+                    Some(c) => part.push(c),
+                    None => return Err(bad()),
+                }
+            }
+            if part.is_empty() {
+                return Err(bad());
+            }
+        } else {
+            while let Some(c) = chars.peek().copied().filter(|c| *c != '.') {
+                if c.is_whitespace() {
+                    break;
+                }
+                part.push(c.to_ascii_lowercase());
+                chars.next();
+            }
+            if part.is_empty() {
+                return Err(bad());
+            }
+        }
+        parts.push(part);
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        match chars.next() {
+            None => return Ok(parts),
+            Some('.') => {
+                while chars.peek().is_some_and(|c| c.is_whitespace()) {
+                    chars.next();
+                }
+            }
+            Some(_) => return Err(bad()),
+        }
+    }
 }
 
 #[cfg(test)]

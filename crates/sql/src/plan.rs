@@ -927,6 +927,13 @@ fn twj_tables(t: &ast::TableWithJoins, out: &mut Vec<String>) {
 fn expr_tables(e: &ast::Expr, out: &mut Vec<String>) {
     use ast::Expr as A;
     match e {
+        A::Cast {
+            expr, data_type, ..
+        } if is_regclass(data_type) => {
+            out.push(format!("{}pg_class", crate::pgcatalog::PREFIX));
+            out.push(format!("{}pg_namespace", crate::pgcatalog::PREFIX));
+            expr_tables(expr, out);
+        }
         A::Subquery(q) | A::Exists { subquery: q, .. } => query_tables(q, out),
         A::In { expr, target, .. } => {
             expr_tables(expr, out);
@@ -993,6 +1000,13 @@ fn expr_tables(e: &ast::Expr, out: &mut Vec<String>) {
         }
         A::Function(f) => match &f.args {
             ast::FunctionArguments::List(l) => {
+                match function_name(f).as_str() {
+                    "pg_get_constraintdef" => {
+                        out.push(format!("{}pg_constraint", crate::pgcatalog::PREFIX))
+                    }
+                    "pg_get_indexdef" => out.push(format!("{}pg_index", crate::pgcatalog::PREFIX)),
+                    _ => {}
+                }
                 for a in &l.args {
                     if let ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(x)) = a {
                         expr_tables(x, out)
@@ -1038,6 +1052,7 @@ pub fn data_type(t: &ast::DataType) -> Result<(DataType, bool)> {
             A::Numeric(n) | A::Decimal(n) | A::Dec(n) => numeric(n),
             A::Bytea => DataType::Bytea,
             A::Uuid => DataType::Uuid,
+            A::Regclass => DataType::Int8,
             A::JSON => DataType::Json,
             A::JSONB => DataType::Jsonb,
             A::Date => DataType::Date,
@@ -1094,6 +1109,11 @@ pub fn data_type(t: &ast::DataType) -> Result<(DataType, bool)> {
                     "bpchar" => (DataType::Char(None), false),
                     "timestamptz" => (DataType::TimestampTz, false),
                     "string" => (DataType::Text, false),
+                    // Object identifiers and the catalog's `name` type.
+                    "oid" | "regclass" | "regtype" | "regproc" | "regnamespace" => {
+                        (DataType::Int8, false)
+                    }
+                    "name" => (DataType::Text, false),
                     _ => {
                         return Err(SqlError::new(
                             code::UNDEFINED_OBJECT,
@@ -1110,6 +1130,13 @@ pub fn data_type(t: &ast::DataType) -> Result<(DataType, bool)> {
         },
         false,
     ))
+}
+
+/// Whether a cast's type is `regclass` (a relation's oid, looked up by
+/// name).
+fn is_regclass(t: &ast::DataType) -> bool {
+    let name = t.to_string().to_ascii_lowercase();
+    name == "regclass" || name == "pg_catalog.regclass"
 }
 
 /// Whether `e` is an array written in the statement (`ARRAY[...]` or a
@@ -2084,12 +2111,20 @@ impl<'a> Binder<'a> {
             {
                 if let ast::Expr::Function(f) = e {
                     let fname = function_name(f);
-                    if fname == "generate_series" || fname == "unnest" {
+                    if matches!(
+                        fname.as_str(),
+                        "generate_series" | "unnest" | "generate_subscripts"
+                    ) {
                         let (args, ty) = match (&f.args, fname.as_str()) {
                             (ast::FunctionArguments::List(list), "unnest") => {
                                 self.bind_unnest_list(list, &scope)?
                             }
-                            (_, "unnest") => return Err(no_function("unnest", &DataType::Unknown)),
+                            (ast::FunctionArguments::List(list), "generate_subscripts") => {
+                                self.bind_subscripts_list(list, &scope)?
+                            }
+                            (_, "unnest" | "generate_subscripts") => {
+                                return Err(no_function(&fname, &DataType::Unknown))
+                            }
                             _ => self.bind_series_args(f, &scope)?,
                         };
                         srfs.push((items.len(), args));
@@ -3136,6 +3171,42 @@ impl<'a> Binder<'a> {
             return Err(no_function("unnest", &a.ty));
         };
         Ok((vec![Self::fold(a)?.e], *elem))
+    }
+
+    /// `generate_subscripts(array, dim)`: the series 1..cardinality of a
+    /// one-dimensional array (nothing for another dimension).
+    fn bind_subscripts_list(
+        &mut self,
+        list: &ast::FunctionArgumentList,
+        scope: &Scope,
+    ) -> Result<(Vec<Expr>, DataType)> {
+        let [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(a)), ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(d))] =
+            list.args.as_slice()
+        else {
+            return Err(no_function("generate_subscripts", &DataType::Unknown));
+        };
+        let a = self.bind_expr_no_agg(a, scope, "FROM")?;
+        if !matches!(a.ty, DataType::Array(_)) {
+            return Err(no_function("generate_subscripts", &a.ty));
+        }
+        let mut d = self.bind_expr_no_agg(d, scope, "FROM")?;
+        self.unify_with(&mut d, &DataType::Int4);
+        if !d.ty.is_integer() {
+            return Err(no_function("generate_subscripts", &d.ty));
+        }
+        let cardinality = Expr::Func(
+            Func::Lib(LibFn::Array(ArrayFn::Cardinality)),
+            vec![Self::fold(a)?.e],
+        );
+        let upper = Expr::Case {
+            operand: None,
+            whens: vec![(
+                Expr::binary(BinOp::Eq, Self::fold(d)?.e, Expr::Literal(Datum::Int(1))),
+                cardinality,
+            )],
+            otherwise: Some(Box::new(Expr::Literal(Datum::Int(0)))),
+        };
+        Ok((vec![Expr::Literal(Datum::Int(1)), upper], DataType::Int4))
     }
 
     /// The arguments of generate_series and the type of its values.
@@ -4472,6 +4543,33 @@ impl<'a> Binder<'a> {
             }
             A::Cast {
                 expr, data_type, ..
+            } if is_regclass(data_type)
+                || matches!(expr.as_ref(), ast::Expr::Cast { data_type: inner, .. } if is_regclass(inner)) =>
+            {
+                self.bind_regclass(expr, data_type, scope)?
+            }
+            // `oid::regtype::text`: the type's name.
+            A::Cast {
+                expr, data_type, ..
+            } if matches!(expr.as_ref(), ast::Expr::Cast { data_type: inner, .. }
+                    if inner.to_string().eq_ignore_ascii_case("regtype"))
+                && data_type_cast(data_type).is_ok_and(|(t, _)| t.is_string()) =>
+            {
+                let ast::Expr::Cast { expr: oid, .. } = expr.as_ref() else {
+                    unreachable!("matched above")
+                };
+                let mut oid = self.bind_expr(oid, scope)?;
+                self.unify_with(&mut oid, &DataType::Int8);
+                Typed {
+                    e: Expr::Func(
+                        Func::Lib(LibFn::FormatType),
+                        vec![Self::fold(oid)?.e, Expr::Literal(Datum::Int(-1))],
+                    ),
+                    ty: DataType::Text,
+                }
+            }
+            A::Cast {
+                expr, data_type, ..
             } => {
                 let (ty, _) = data_type_cast(data_type)?;
                 let mut t = self.bind_expr(expr, scope)?;
@@ -4802,6 +4900,153 @@ impl<'a> Binder<'a> {
         })
     }
 
+    /// `(lhs)` looked up in the two-column rows of `sql` (an uncorrelated
+    /// query over the catalog relations): the second column of the first
+    /// row whose first column equals `lhs`, NULL if none does.
+    fn bind_lookup(&mut self, lhs: Typed, sql: &str, scope: &Scope) -> Result<Typed> {
+        let (plan, cols, args) = self.bind_subquery(&parse_query(sql)?, scope)?;
+        Ok(Typed {
+            e: Expr::Subquery {
+                kind: SubqueryKind::Lookup,
+                lhs: Some(Box::new(Self::fold(lhs)?.e)),
+                plan,
+                args,
+            },
+            ty: cols[1].1.clone(),
+        })
+    }
+
+    /// Casts involving `regclass`: `'name'::regclass` looks the relation
+    /// up in pg_class (a name without a schema in pg_catalog, then
+    /// public; 42P01 if there is none), an integer is taken as the oid,
+    /// and `x::regclass::text` is the relation's name.
+    fn bind_regclass(
+        &mut self,
+        expr: &ast::Expr,
+        data_type: &ast::DataType,
+        scope: &Scope,
+    ) -> Result<Typed> {
+        if !is_regclass(data_type) {
+            // `x::regclass::<type>`.
+            let ast::Expr::Cast { expr: inner, .. } = expr else {
+                unreachable!("matched by the caller")
+            };
+            let (ty, _) = data_type_cast(data_type)?;
+            let oid = self.bind_regclass(inner, &ast::DataType::Regclass, scope)?;
+            if !ty.is_string() {
+                return Ok(Typed {
+                    e: Expr::Cast(Box::new(oid.e), ty.clone()),
+                    ty,
+                });
+            }
+            return self.bind_lookup(oid, "SELECT oid, relname FROM pg_catalog.pg_class", scope);
+        }
+        let mut t = self.bind_expr(expr, scope)?;
+        if t.ty.is_integer() {
+            return Ok(Typed {
+                e: Expr::Cast(Box::new(t.e), DataType::Int8),
+                ty: DataType::Int8,
+            });
+        }
+        if !(t.ty.is_string() || t.ty == DataType::Unknown) {
+            return Err(SqlError::mismatch(format!(
+                "cannot cast type {} to regclass",
+                types::type_display(&t.ty)
+            )));
+        }
+        self.unify_with(&mut t, &DataType::Text);
+        let name = Self::fold(t)?;
+        // The name as `schema.relation`, parts unquoted and folded.
+        let key = Typed {
+            e: Expr::Func(
+                Func::Lib(LibFn::Array(ArrayFn::ToString)),
+                vec![
+                    Expr::Func(Func::Lib(LibFn::ParseIdent), vec![name.e.clone()]),
+                    Expr::Literal(Datum::Text(".".into())),
+                ],
+            ),
+            ty: DataType::Text,
+        };
+        let found = self.bind_lookup(
+            key,
+            "SELECT k, oid FROM ( \
+               SELECT n.nspname || '.' || c.relname AS k, c.oid, 0 AS pref \
+               FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+               UNION ALL \
+               SELECT c.relname, c.oid, CASE WHEN n.nspname = 'pg_catalog' THEN 1 ELSE 2 END \
+               FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+               WHERE n.nspname IN ('pg_catalog', 'public')) AS names ORDER BY pref",
+            scope,
+        )?;
+        Ok(Typed {
+            e: Expr::Func(Func::Lib(LibFn::RegclassChecked), vec![name.e, found.e]),
+            ty: DataType::Int8,
+        })
+    }
+
+    /// `pg_get_constraintdef(oid [, pretty])` and `pg_get_indexdef(oid
+    /// [, column, pretty])`: the definition the catalog relation holds.
+    fn bind_catalog_definition(
+        &mut self,
+        name: &str,
+        args: &[ast::Expr],
+        scope: &Scope,
+    ) -> Result<Typed> {
+        let (oid, sql) = match (name, args) {
+            ("pg_get_constraintdef", [oid] | [oid, _]) => {
+                (oid, "SELECT oid, condef FROM pg_catalog.pg_constraint")
+            }
+            ("pg_get_indexdef", [oid]) => {
+                (oid, "SELECT indexrelid, indexdef FROM pg_catalog.pg_index")
+            }
+            // Column `n` of an index: its name (there are no expression
+            // indexes); 0 is the whole definition.
+            ("pg_get_indexdef", [oid, column, _]) => {
+                let mut oid = self.bind_expr(oid, scope)?;
+                self.unify_with(&mut oid, &DataType::Int8);
+                let mut column = self.bind_expr(column, scope)?;
+                self.unify_with(&mut column, &DataType::Int4);
+                let defs = self.bind_lookup(
+                    oid.clone(),
+                    "SELECT indexrelid, indexdef FROM pg_catalog.pg_index",
+                    scope,
+                )?;
+                let names = self.bind_lookup(
+                    oid,
+                    "SELECT indexrelid, indcolnames FROM pg_catalog.pg_index",
+                    scope,
+                )?;
+                let column = Self::fold(column)?.e;
+                return Ok(Typed {
+                    e: Expr::Case {
+                        operand: None,
+                        whens: vec![(
+                            Expr::binary(BinOp::Eq, column.clone(), Expr::Literal(Datum::Int(0))),
+                            defs.e,
+                        )],
+                        otherwise: Some(Box::new(Expr::Func(
+                            Func::Lib(LibFn::Array(ArrayFn::Subscript)),
+                            vec![names.e, column],
+                        ))),
+                    },
+                    ty: DataType::Text,
+                });
+            }
+            _ => {
+                return Err(SqlError::new(
+                    code::UNDEFINED_FUNCTION,
+                    format!(
+                        "function {name} with {} arguments does not exist",
+                        args.len()
+                    ),
+                ))
+            }
+        };
+        let mut oid = self.bind_expr(oid, scope)?;
+        self.unify_with(&mut oid, &DataType::Int8);
+        self.bind_lookup(oid, sql, scope)
+    }
+
     /// `ARRAY[a, b, ...]`: the elements take their common type.
     fn bind_array(&mut self, elems: &[ast::Expr], scope: &Scope) -> Result<Typed> {
         let mut bound = Vec::with_capacity(elems.len());
@@ -4869,7 +5114,29 @@ impl<'a> Binder<'a> {
         chain: &[ast::AccessExpr],
         scope: &Scope,
     ) -> Result<Typed> {
-        let mut t = self.bind_expr(root, scope)?;
+        // `t.col[1]` arrives as `t` with the accesses `.col` and `[1]`.
+        let dots = chain
+            .iter()
+            .take_while(|a| matches!(a, ast::AccessExpr::Dot(ast::Expr::Identifier(_))))
+            .count();
+        let mut t = if dots == 0 {
+            self.bind_expr(root, scope)?
+        } else {
+            let ast::Expr::Identifier(first) = root else {
+                return Err(SqlError::unsupported(format!(
+                    "field access on {}",
+                    first_words(&root.to_string())
+                )));
+            };
+            let mut parts = vec![first.clone()];
+            for a in &chain[..dots] {
+                if let ast::AccessExpr::Dot(ast::Expr::Identifier(i)) = a {
+                    parts.push(i.clone());
+                }
+            }
+            self.bind_expr(&ast::Expr::CompoundIdentifier(parts), scope)?
+        };
+        let chain = &chain[dots..];
         for access in chain {
             let DataType::Array(elem) = t.ty.clone() else {
                 return Err(SqlError::mismatch(format!(
@@ -5337,6 +5604,9 @@ impl<'a> Binder<'a> {
                 ty,
             });
         }
+        if matches!(name, "pg_get_constraintdef" | "pg_get_indexdef") {
+            return self.bind_catalog_definition(name, &args, scope);
+        }
         // nextval('s'::regclass): the name is what counts.
         let mut args = args;
         if matches!(name, "nextval" | "currval" | "setval") {
@@ -5563,7 +5833,10 @@ impl<'a> Binder<'a> {
             }
             // Every relation is taken as visible (the search path is not
             // known here).
-            "pg_table_is_visible" => {
+            "pg_table_is_visible"
+            | "pg_type_is_visible"
+            | "pg_collation_is_visible"
+            | "pg_function_is_visible" => {
                 arity(1)?;
                 return Ok(Typed {
                     e: Expr::Literal(Datum::Bool(true)),

@@ -696,3 +696,80 @@ async fn index_backfill_covers_every_row_and_finds_duplicates_across_chunks() {
         "2500"
     );
 }
+
+/// The catalog queries ORMs reflect tables with (these are the shapes
+/// SQLAlchemy's inspector sends): pg_constraint and pg_index with their
+/// key arrays unnested, pg_attrdef, format_type, pg_get_constraintdef,
+/// pg_get_indexdef and regclass casts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orm_reflection_queries_read_the_catalog() {
+    let c = cluster().await;
+    let t = connect(c.addrs[0]).await;
+    t.batch_execute(
+        "CREATE TABLE rauthor (id SERIAL PRIMARY KEY, name VARCHAR(80) NOT NULL UNIQUE, \
+           score NUMERIC(10,2) DEFAULT 0); \
+         CREATE TABLE rbook (id BIGINT PRIMARY KEY, title VARCHAR(200) NOT NULL, \
+           author_id INT NOT NULL REFERENCES rauthor(id) ON DELETE CASCADE, tags TEXT[], \
+           CONSTRAINT uq_t UNIQUE (author_id, title), CONSTRAINT pos CHECK (id > 0)); \
+         CREATE INDEX ix_title ON rbook (title)",
+    )
+    .await
+    .unwrap();
+    let cases = [
+        (
+            "SELECT a.attname, format_type(a.atttypid, a.atttypmod), \
+               (SELECT pg_get_expr(d.adbin, d.adrelid) FROM pg_catalog.pg_attrdef d \
+                WHERE d.adrelid = a.attrelid AND d.adnum = a.attnum), a.attnotnull \
+             FROM pg_catalog.pg_class c JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid \
+             WHERE c.relname = 'rauthor' AND a.attnum > 0 ORDER BY a.attnum",
+            "id|integer|nextval('rauthor_id_seq'::regclass)|t;\
+             name|character varying(80)|NULL|t;score|numeric(10,2)|0|f",
+        ),
+        (
+            "SELECT format_type(atttypid, atttypmod) FROM pg_attribute \
+             WHERE attrelid = 'rbook'::regclass AND attname = 'tags'",
+            "text[]",
+        ),
+        // Constraint columns in key order, through the index's key array.
+        (
+            "SELECT k.conname, array_agg(a.attname ORDER BY k.ord) FROM \
+               (SELECT con.conname, con.conrelid, unnest(i.indkey) AS attnum, \
+                       generate_subscripts(i.indkey, 1) AS ord \
+                FROM pg_catalog.pg_constraint con \
+                JOIN pg_catalog.pg_index i ON con.conindid = i.indexrelid \
+                WHERE con.contype IN ('p', 'u') AND con.conrelid = 'rbook'::regclass) k \
+             JOIN pg_catalog.pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = k.attnum \
+             GROUP BY k.conname ORDER BY k.conname",
+            "rbook_pkey|{id};uq_t|{author_id,title}",
+        ),
+        (
+            "SELECT conname, pg_get_constraintdef(oid, true), confrelid::regclass::text, confkey \
+             FROM pg_catalog.pg_constraint WHERE contype IN ('f', 'c') \
+               AND conrelid = 'public.rbook'::regclass ORDER BY conname",
+            "pos|CHECK ((id > 0))|NULL|NULL;\
+             rbook_author_id_fkey|FOREIGN KEY (author_id) REFERENCES rauthor(id) ON DELETE CASCADE|rauthor|{1}",
+        ),
+        (
+            "SELECT c.relname, i.indisunique, i.indoption, pg_get_indexdef(i.indexrelid) \
+             FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid \
+             WHERE i.indrelid = 'rbook'::regclass AND NOT i.indisprimary ORDER BY c.relname",
+            "ix_title|f|0|CREATE INDEX ix_title ON public.rbook USING btree (title);\
+             uq_t|t|0 0|CREATE UNIQUE INDEX uq_t ON public.rbook USING btree (author_id, title)",
+        ),
+        (
+            "SELECT 'pg_catalog.pg_class'::regclass, to_regtype('int4'), to_regtype('hstore'), \
+               23::regtype::text, '1015'::oid::regtype::text, parse_ident('a.\"B c\"')",
+            "1259|23|NULL|integer|character varying[]|{a,\"B c\"}",
+        ),
+        (
+            "SELECT relname, relkind, relpersistence FROM pg_catalog.pg_class \
+             WHERE relkind = ANY (ARRAY['r', 'p']) AND relname LIKE 'r%' ORDER BY relname",
+            "rauthor|r|p;rbook|r|p",
+        ),
+    ];
+    for (q, want) in cases {
+        assert_eq!(flat(&t, q).await, want, "{q}");
+    }
+    assert_eq!(sqlstate(&t, "SELECT 'nosuch'::regclass").await, "42P01");
+    assert_eq!(sqlstate(&t, "SELECT parse_ident('a..b')").await, "22023");
+}

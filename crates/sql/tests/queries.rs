@@ -1620,7 +1620,8 @@ async fn pg_catalog_relations_describe_the_catalog() {
         flat(
             &t,
             "SELECT n.nspname, c.relname, c.relkind FROM pg_class c \
-             JOIN pg_namespace n ON n.oid = c.relnamespace ORDER BY 2"
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname <> 'pg_catalog' ORDER BY 2"
         )
         .await,
         "public|acct|r;public|acct_owner|i;public|acct_pkey|i;app|log|r;public|owners|v"

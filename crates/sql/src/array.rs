@@ -354,6 +354,42 @@ pub enum ArrayFn {
     ToString,
     /// `string_to_array(s, delimiter [, null_text])`.
     FromString,
+    /// The elements as JSON (`to_json`, `array_to_json`): `[1,"a",null]`.
+    ToJson(ElemKind),
+    /// The elements' text forms, for a cast of the array to text.
+    AsText(ElemKind),
+}
+
+/// What an array's elements are, for the conversions whose result
+/// depends on more than the datum (a UUID is held as bytes, a
+/// TIMESTAMPTZ as a timestamp).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ElemKind {
+    Plain,
+    /// JSON or JSONB: the text is the JSON.
+    Json,
+    TimestampTz,
+    Uuid,
+}
+
+impl ElemKind {
+    pub fn of(elem: &DataType) -> ElemKind {
+        match elem {
+            DataType::Json | DataType::Jsonb => ElemKind::Json,
+            DataType::TimestampTz => ElemKind::TimestampTz,
+            DataType::Uuid => ElemKind::Uuid,
+            _ => ElemKind::Plain,
+        }
+    }
+
+    fn text(self, d: &Datum) -> Option<String> {
+        let ty = match self {
+            ElemKind::TimestampTz => DataType::TimestampTz,
+            ElemKind::Uuid => DataType::Uuid,
+            _ => DataType::Unknown,
+        };
+        format_datum(d, &ty)
+    }
 }
 
 /// An array function for a name and argument types: the function, the
@@ -612,6 +648,27 @@ pub fn call(f: ArrayFn, args: &[Datum]) -> Result<Datum> {
             )
         }
         _ if args.iter().any(Datum::is_null) => Datum::Null,
+        F::ToJson(kind) => {
+            let parts: Vec<String> = items(&args[0])?
+                .iter()
+                .map(|d| match (d, kind) {
+                    (Datum::Null, _) => "null".to_string(),
+                    (Datum::Bool(b), _) => b.to_string(),
+                    (Datum::Int(_) | Datum::Float(_) | Datum::Decimal(_), _) => {
+                        crate::json::number(&kind.text(d).unwrap_or_default())
+                    }
+                    (Datum::Text(t), ElemKind::Json) => t.clone(),
+                    (d, _) => crate::json::string(&kind.text(d).unwrap_or_default()),
+                })
+                .collect();
+            Datum::Text(format!("[{}]", parts.join(",")))
+        }
+        F::AsText(kind) => Datum::Array(
+            items(&args[0])?
+                .iter()
+                .map(|d| kind.text(d).map_or(Datum::Null, Datum::Text))
+                .collect(),
+        ),
         F::Subscript => subscript(items(&args[0])?, int_arg(&args[1])?),
         F::Slice { lower, upper } => {
             let lo = lower.then(|| int_arg(&args[1])).transpose()?;

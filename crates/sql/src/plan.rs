@@ -1132,6 +1132,109 @@ pub fn data_type(t: &ast::DataType) -> Result<(DataType, bool)> {
     ))
 }
 
+/// A set-returning function in FROM after other items (`FROM t,
+/// unnest(t.a) AS x`) may use their columns, as in PostgreSQL: it becomes
+/// `LATERAL (SELECT f(...) AS x) AS x`. `None` for anything else.
+fn function_as_lateral(f: &ast::TableFactor) -> Result<Option<ast::TableFactor>> {
+    let (name, args, alias) = match f {
+        ast::TableFactor::Table {
+            name,
+            args: Some(args),
+            alias,
+            ..
+        } => (table_name(name)?, args.args.clone(), alias.clone()),
+        ast::TableFactor::Function {
+            name, args, alias, ..
+        } => (table_name(name)?, args.clone(), alias.clone()),
+        ast::TableFactor::UNNEST {
+            alias,
+            array_exprs,
+            with_offset: false,
+            with_ordinality: false,
+            ..
+        } => (
+            "unnest".to_string(),
+            array_exprs
+                .iter()
+                .map(|e| ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e.clone())))
+                .collect(),
+            alias.clone(),
+        ),
+        _ => return Ok(None),
+    };
+    if !matches!(name.as_str(), "generate_series" | "unnest") {
+        return Ok(None);
+    }
+    // Without column references it is bound on its own (and a cross join
+    // keeps its size limit).
+    let mentions = args.iter().any(|a| match a {
+        ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => mentions_columns(e),
+        _ => false,
+    });
+    if !mentions {
+        return Ok(None);
+    }
+    let column = alias
+        .as_ref()
+        .map(|a| {
+            a.columns
+                .first()
+                .map(|c| c.name.clone())
+                .unwrap_or(a.name.clone())
+        })
+        .unwrap_or_else(|| ast::Ident::new(&name));
+    let call = ast::Expr::Function(ast::Function {
+        name: ast::ObjectName::from(vec![ast::Ident::new(&name)]),
+        uses_odbc_syntax: false,
+        parameters: ast::FunctionArguments::None,
+        args: ast::FunctionArguments::List(ast::FunctionArgumentList {
+            duplicate_treatment: None,
+            args,
+            clauses: vec![],
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: vec![],
+    });
+    let sql = format!("SELECT {call} AS {column}");
+    let alias = ast::TableAlias {
+        explicit: true,
+        name: alias
+            .as_ref()
+            .map(|a| a.name.clone())
+            .unwrap_or(ast::Ident::new(&name)),
+        columns: vec![ast::TableAliasColumnDef::from_name(column.value.clone())],
+        at: None,
+    };
+    Ok(Some(ast::TableFactor::Derived {
+        lateral: true,
+        subquery: Box::new(parse_query(&sql)?),
+        alias: Some(alias),
+        sample: None,
+    }))
+}
+
+/// Whether an expression names a column (in the forms a function's
+/// arguments take: operators, casts, calls, subscripts).
+fn mentions_columns(e: &ast::Expr) -> bool {
+    use ast::Expr as A;
+    match e {
+        A::Identifier(_) | A::CompoundIdentifier(_) | A::CompoundFieldAccess { .. } => true,
+        A::BinaryOp { left, right, .. } => mentions_columns(left) || mentions_columns(right),
+        A::UnaryOp { expr, .. } | A::Nested(expr) | A::Cast { expr, .. } => mentions_columns(expr),
+        A::Array(a) => a.elem.iter().any(mentions_columns),
+        A::Function(f) => match &f.args {
+            ast::FunctionArguments::List(l) => l.args.iter().any(|a| match a {
+                ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(x)) => mentions_columns(x),
+                _ => false,
+            }),
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
 /// Whether a cast's type is `regclass` (a relation's oid, looked up by
 /// name).
 fn is_regclass(t: &ast::DataType) -> bool {
@@ -3072,11 +3175,13 @@ impl<'a> Binder<'a> {
         }
         let mut acc: Option<(Plan, Scope)> = None;
         for t in from {
+            let as_lateral = function_as_lateral(&t.relation)?;
+            let relation = as_lateral.as_ref().unwrap_or(&t.relation);
             if let (Some((lp, ls)), ast::TableFactor::Derived { lateral: true, .. }) =
-                (&acc, &t.relation)
+                (&acc, relation)
             {
                 if t.joins.is_empty() {
-                    let joined = self.bind_lateral(lp.clone(), ls, &t.relation, false, None)?;
+                    let joined = self.bind_lateral(lp.clone(), ls, relation, false, None)?;
                     acc = Some(joined);
                     continue;
                 }
@@ -3316,7 +3421,9 @@ impl<'a> Binder<'a> {
     fn bind_table_with_joins(&mut self, t: &ast::TableWithJoins) -> Result<(Plan, Scope)> {
         let (mut plan, mut scope) = self.bind_table_factor(&t.relation)?;
         for j in &t.joins {
-            if matches!(j.relation, ast::TableFactor::Derived { lateral: true, .. }) {
+            let as_lateral = function_as_lateral(&j.relation)?;
+            let relation = as_lateral.as_ref().unwrap_or(&j.relation);
+            if matches!(relation, ast::TableFactor::Derived { lateral: true, .. }) {
                 let (outer, on) = match &j.join_operator {
                     ast::JoinOperator::Join(c) | ast::JoinOperator::Inner(c) => (false, Some(c)),
                     ast::JoinOperator::Left(c) | ast::JoinOperator::LeftOuter(c) => (true, Some(c)),
@@ -3333,7 +3440,7 @@ impl<'a> Binder<'a> {
                     Some(ast::JoinConstraint::On(e)) => Some(e),
                     Some(_) => return Err(SqlError::unsupported("USING or NATURAL with LATERAL")),
                 };
-                (plan, scope) = self.bind_lateral(plan, &scope, &j.relation, outer, on)?;
+                (plan, scope) = self.bind_lateral(plan, &scope, relation, outer, on)?;
                 continue;
             }
             let (rplan, rscope) = self.bind_table_factor(&j.relation)?;
@@ -4576,6 +4683,22 @@ impl<'a> Binder<'a> {
                 if let Expr::Param(_) = t.e {
                     self.unify_with(&mut t, &ty);
                 }
+                // An array of such values prints its elements the same way.
+                if let (DataType::Array(elem), true) = (
+                    &t.ty,
+                    ty.is_string() || matches!(&ty, DataType::Array(e) if e.is_string()),
+                ) {
+                    let kind = crate::array::ElemKind::of(elem);
+                    if kind != crate::array::ElemKind::Plain {
+                        t = Typed {
+                            e: Expr::Func(
+                                Func::Lib(LibFn::Array(ArrayFn::AsText(kind))),
+                                vec![t.e],
+                            ),
+                            ty: DataType::Array(Box::new(DataType::Text)),
+                        };
+                    }
+                }
                 // Types whose values do not say how they print: their text
                 // form is made with the type known here.
                 let text_of = match t.ty {
@@ -4808,12 +4931,29 @@ impl<'a> Binder<'a> {
         if !written_array(array) {
             return self.bind_quantified_runtime(lhs, op, array, all, scope);
         }
+        let items = elements(array)?;
+        // `= ANY` is IN and `<> ALL` is NOT IN (the same NULL rules), which
+        // the planner turns into point spans.
+        let in_list = match (op, all) {
+            (ast::BinaryOperator::Eq, false) => Some(false),
+            (ast::BinaryOperator::NotEq, true) => Some(true),
+            _ => None,
+        };
+        if let (Some(negated), false) = (in_list, items.is_empty()) {
+            let e = ast::Expr::In {
+                expr: Box::new(lhs.clone()),
+                target: ast::InTarget::List(items),
+                negated,
+                global: false,
+            };
+            return self.bind_expr(&e, scope);
+        }
         let join = if all {
             ast::BinaryOperator::And
         } else {
             ast::BinaryOperator::Or
         };
-        let combined = elements(array)?
+        let combined = items
             .into_iter()
             .map(|el| ast::Expr::BinaryOp {
                 left: Box::new(lhs.clone()),
@@ -5607,6 +5747,13 @@ impl<'a> Binder<'a> {
         if matches!(name, "pg_get_constraintdef" | "pg_get_indexdef") {
             return self.bind_catalog_definition(name, &args, scope);
         }
+        if name == "array_to_json" && args.len() == 1 {
+            let a = self.bind_expr(&args[0], scope)?;
+            if !matches!(a.ty, DataType::Array(_)) {
+                return Err(no_function(name, &a.ty));
+            }
+            return Ok(self.as_json(a));
+        }
         // nextval('s'::regclass): the name is what counts.
         let mut args = args;
         if matches!(name, "nextval" | "currval" | "setval") {
@@ -5938,6 +6085,10 @@ impl Binder<'_> {
             DataType::Bool => lib(LibFn::ToJsonBool, b.e),
             DataType::Uuid => lib(LibFn::ToJsonString, lib(LibFn::UuidText, b.e)),
             DataType::TimestampTz => lib(LibFn::ToJsonString, lib(LibFn::TimestampTzText, b.e)),
+            DataType::Array(elem) => lib(
+                LibFn::Array(ArrayFn::ToJson(crate::array::ElemKind::of(elem))),
+                b.e,
+            ),
             _ => lib(LibFn::ToJsonString, b.e),
         };
         Typed {

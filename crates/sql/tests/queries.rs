@@ -3582,6 +3582,21 @@ async fn arrays_are_values_columns_keys_and_parameters() {
         ("SELECT nums, count(*) FROM arr GROUP BY nums ORDER BY nums", "{}|1;{1,2,3}|1;{4}|1"),
         // The secondary index on an array column serves equality.
         ("SELECT id FROM arr WHERE nums = ARRAY[4]", "2"),
+        // Functions in FROM may use the columns of the items before them.
+        ("SELECT count(*) FROM arr, unnest(arr.nums) AS x", "4"),
+        (
+            "SELECT id, x FROM arr CROSS JOIN LATERAL unnest(arr.tags) AS x ORDER BY 1, 2",
+            "1|a;1|b;3|c d;3|e",
+        ),
+        (
+            "SELECT to_json(nums), to_jsonb(tags), array_to_json(ARRAY[1.5, NULL]) FROM arr WHERE id = 1",
+            "[1,2,3]|[\"a\", \"b\"]|[1.5,null]",
+        ),
+        (
+            "SELECT ARRAY['2024-01-01'::timestamptz]::text, \
+             ARRAY['a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid]::text",
+            "{\"2024-01-01 00:00:00+00\"}|{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}",
+        ),
         (
             "SELECT data_type, udt_name FROM information_schema.columns \
              WHERE table_name = 'arr' AND column_name = 'tags'",
@@ -3591,6 +3606,9 @@ async fn arrays_are_values_columns_keys_and_parameters() {
     for (q, want) in cases {
         assert_eq!(flat(&t, q).await, want, "{q}");
     }
+    // `= ANY (written array)` is an IN list: point lookups, not a scan.
+    let plan = flat(&t, "EXPLAIN SELECT * FROM arr WHERE id = ANY(ARRAY[1, 3])").await;
+    assert!(plan.contains("point lookup"), "{plan}");
     assert_eq!(
         flat(
             &t,

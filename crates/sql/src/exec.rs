@@ -2477,7 +2477,14 @@ pub fn stream_query(
     }
     let mut subquery = false;
     for e in exprs.iter().flatten().chain(filter.iter()) {
-        e.walk(&mut |x| subquery |= matches!(x, Expr::Subquery { .. }));
+        // Subqueries need the statement's reads; set_config must take
+        // effect when the statement ends.
+        e.walk(&mut |x| {
+            subquery |= matches!(
+                x,
+                Expr::Subquery { .. } | Expr::Func(expr::Func::SetConfig, _)
+            )
+        });
     }
     if subquery {
         return Ok(None);

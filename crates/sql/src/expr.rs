@@ -91,6 +91,9 @@ pub enum Func {
     CurrentUser,
     /// `current_setting(name [, missing_ok])`: what SHOW name says.
     CurrentSetting,
+    /// `set_config(name, value, is_local)`: SET name = value (applied when
+    /// the statement ends); returns the value.
+    SetConfig,
     /// `round(x)` and `round(x, digits)`.
     Round,
     /// `booleq(a, b)` and `boolne(a, b)`.
@@ -209,6 +212,9 @@ pub struct EvalCtx {
     pub sequences: Option<Arc<crate::sequences::SequenceAccess>>,
     /// The session's process id (pg_backend_pid).
     pub backend_pid: i32,
+    /// Settings set_config() changed, for the session to apply when the
+    /// statement ends (`None` for a value: back to the default).
+    pub setting_changes: Option<Arc<std::sync::Mutex<Vec<(String, Option<String>)>>>>,
 }
 
 impl Expr {
@@ -904,6 +910,29 @@ fn eval_func(f: Func, args: &[Expr], row: &[Datum], ctx: &EvalCtx) -> Result<Dat
         } else {
             ctx.schema.clone()
         }),
+        Func::SetConfig => {
+            let name = match arg(0)? {
+                Datum::Text(n) => n.to_lowercase(),
+                _ => {
+                    return Err(SqlError::new(
+                        code::INVALID_PARAMETER_VALUE,
+                        "SET requires parameter name",
+                    ))
+                }
+            };
+            let value = match arg(1)? {
+                Datum::Text(v) => Some(v),
+                _ => None,
+            };
+            let Some(changes) = &ctx.setting_changes else {
+                return Err(SqlError::unsupported("set_config() outside a session"));
+            };
+            changes
+                .lock()
+                .map_err(|_| SqlError::internal("settings lock poisoned"))?
+                .push((name, value.clone()));
+            value.map_or(Datum::Null, Datum::Text)
+        }
         Func::CurrentUser => Datum::Text(if ctx.user.is_empty() {
             "root".into()
         } else {

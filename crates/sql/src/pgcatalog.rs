@@ -10,7 +10,8 @@
 //! whose query lists its rows as `VALUES`, so filters, joins and
 //! aggregates work on it. As in PostgreSQL, `pg_catalog` comes first on
 //! the search path: `pg_tables` names `pg_catalog.pg_tables`. Columns are
-//! PostgreSQL's most-used ones, under its names; oid columns are bigint.
+//! PostgreSQL's most-used ones, under its names and types (oid columns
+//! are `oid`, an integer type here).
 //! Oids: a table's is its table id (a sequence's its id, from the same
 //! counter), an index's `1000000 + 100 * table id +
 //! index id`, a schema's 11 (`pg_catalog`), 2200 (`public`), 13000
@@ -33,7 +34,7 @@ const OWNER: &str = "10";
 
 /// The relations this module answers, with the oids PostgreSQL gives
 /// them (`'pg_catalog.pg_class'::regclass`).
-const RELATIONS: [(&str, u32); 16] = [
+const RELATIONS: [(&str, u32); 17] = [
     ("pg_namespace", 2615),
     ("pg_class", 1259),
     ("pg_tables", 12_904),
@@ -50,6 +51,7 @@ const RELATIONS: [(&str, u32); 16] = [
     ("pg_collation", 3456),
     ("pg_am", 2601),
     ("pg_opclass", 2616),
+    ("pg_range", 3541),
 ];
 
 /// The internal name of `name` if it is one of these relations, qualified
@@ -63,7 +65,7 @@ pub fn resolve(name: &str) -> Option<String> {
 }
 
 /// The types a column can have, for `pg_type`.
-const TYPES: [DataType; 19] = [
+const TYPES: [DataType; 20] = [
     DataType::Bool,
     DataType::Bytea,
     DataType::Int8,
@@ -83,13 +85,14 @@ const TYPES: [DataType; 19] = [
     DataType::Numeric(None),
     DataType::Uuid,
     DataType::Jsonb,
+    DataType::Oid,
 ];
 
 fn type_len(ty: &DataType) -> i32 {
     match ty {
         DataType::Bool => 1,
         DataType::Int2 => 2,
-        DataType::Int4 | DataType::Float4 | DataType::Date => 4,
+        DataType::Int4 | DataType::Float4 | DataType::Date | DataType::Oid => 4,
         DataType::Int8
         | DataType::Float8
         | DataType::Time
@@ -122,6 +125,7 @@ fn array_oid(ty: &DataType) -> u32 {
         DataType::Numeric(_) => 1231,
         DataType::Uuid => 2951,
         DataType::Jsonb => 3807,
+        DataType::Oid => 1028,
         DataType::Array(_) | DataType::Unknown => 0,
     }
 }
@@ -156,12 +160,16 @@ fn class_row(
         }
         .into(),
         lit(None),
+        "0".into(),
     ]
 }
 
 /// `format_type(oid, typmod)`: `character varying(80)`, `numeric(10,2)`,
 /// `integer[]`; `None` for an oid that is not a type here.
 pub fn format_type(oid: i64, typmod: i64) -> Option<String> {
+    if oid == 0 {
+        return Some("-".into());
+    }
     let ty = DataType::from_pg_type(&pgwire::api::Type::from_oid(u32::try_from(oid).ok()?)?)?;
     let with_mod = |ty: DataType| -> DataType {
         let m = typmod - 4;
@@ -250,11 +258,7 @@ pub async fn view(catalog: &Catalog, db: &str, name: &str) -> Result<Option<Arc<
                 .map(|s| vec![schema_oid(s).to_string(), lit(Some(s)), OWNER.into()])
                 .collect();
             (
-                &[
-                    ("oid", "bigint"),
-                    ("nspname", "text"),
-                    ("nspowner", "bigint"),
-                ],
+                &[("oid", "oid"), ("nspname", "text"), ("nspowner", "oid")],
                 rows,
             )
         }
@@ -320,17 +324,18 @@ pub async fn view(catalog: &Catalog, db: &str, name: &str) -> Result<Option<Arc<
             }
             (
                 &[
-                    ("oid", "bigint"),
+                    ("oid", "oid"),
                     ("relname", "text"),
-                    ("relnamespace", "bigint"),
+                    ("relnamespace", "oid"),
                     ("relkind", "text"),
-                    ("relowner", "bigint"),
+                    ("relowner", "oid"),
                     ("relhasindex", "boolean"),
                     ("relnatts", "smallint"),
                     ("relispartition", "boolean"),
                     ("relpersistence", "text"),
-                    ("relam", "bigint"),
+                    ("relam", "oid"),
                     ("reloptions", "text[]"),
+                    ("reltype", "oid"),
                 ],
                 rows,
             )
@@ -448,9 +453,9 @@ pub async fn view(catalog: &Catalog, db: &str, name: &str) -> Result<Option<Arc<
             }
             (
                 &[
-                    ("attrelid", "bigint"),
+                    ("attrelid", "oid"),
                     ("attname", "text"),
-                    ("atttypid", "bigint"),
+                    ("atttypid", "oid"),
                     ("attnum", "smallint"),
                     ("attnotnull", "boolean"),
                     ("atthasdef", "boolean"),
@@ -460,7 +465,7 @@ pub async fn view(catalog: &Catalog, db: &str, name: &str) -> Result<Option<Arc<
                     ("atttypmod", "integer"),
                     ("attidentity", "text"),
                     ("attgenerated", "text"),
-                    ("attcollation", "bigint"),
+                    ("attcollation", "oid"),
                 ],
                 rows,
             )
@@ -479,6 +484,7 @@ pub async fn view(catalog: &Catalog, db: &str, name: &str) -> Result<Option<Arc<
                     "0".into(),
                     collation(ty).to_string(),
                     lit(Some(",")),
+                    "0".into(),
                 ]);
                 // Its array type: `_int4`.
                 let array = DataType::Array(Box::new(ty.clone()));
@@ -493,19 +499,21 @@ pub async fn view(catalog: &Catalog, db: &str, name: &str) -> Result<Option<Arc<
                     t.oid().to_string(),
                     collation(&array).to_string(),
                     lit(Some(",")),
+                    "0".into(),
                 ]);
             }
             (
                 &[
-                    ("oid", "bigint"),
+                    ("oid", "oid"),
                     ("typname", "text"),
-                    ("typnamespace", "bigint"),
+                    ("typnamespace", "oid"),
                     ("typlen", "smallint"),
                     ("typtype", "text"),
-                    ("typarray", "bigint"),
-                    ("typelem", "bigint"),
-                    ("typcollation", "bigint"),
+                    ("typarray", "oid"),
+                    ("typelem", "oid"),
+                    ("typcollation", "oid"),
                     ("typdelim", "text"),
+                    ("typbasetype", "oid"),
                 ],
                 rows,
             )
@@ -530,9 +538,9 @@ pub async fn view(catalog: &Catalog, db: &str, name: &str) -> Result<Option<Arc<
                 .collect();
             (
                 &[
-                    ("oid", "bigint"),
+                    ("oid", "oid"),
                     ("datname", "text"),
-                    ("datdba", "bigint"),
+                    ("datdba", "oid"),
                     ("encoding", "integer"),
                     ("datcollate", "text"),
                     ("datctype", "text"),
@@ -562,8 +570,8 @@ pub async fn view(catalog: &Catalog, db: &str, name: &str) -> Result<Option<Arc<
             }
             (
                 &[
-                    ("oid", "bigint"),
-                    ("adrelid", "bigint"),
+                    ("oid", "oid"),
+                    ("adrelid", "oid"),
                     ("adnum", "smallint"),
                     // The default's SQL text (pg_get_expr returns it).
                     ("adbin", "text"),
@@ -574,8 +582,8 @@ pub async fn view(catalog: &Catalog, db: &str, name: &str) -> Result<Option<Arc<
         // Comments are not kept.
         "pg_description" => (
             &[
-                ("objoid", "bigint"),
-                ("classoid", "bigint"),
+                ("objoid", "oid"),
+                ("classoid", "oid"),
                 ("objsubid", "integer"),
                 ("description", "text"),
             ],
@@ -606,8 +614,8 @@ pub async fn view(catalog: &Catalog, db: &str, name: &str) -> Result<Option<Arc<
                 .collect();
             (
                 &[
-                    ("seqrelid", "bigint"),
-                    ("seqtypid", "bigint"),
+                    ("seqrelid", "oid"),
+                    ("seqtypid", "oid"),
                     ("seqstart", "bigint"),
                     ("seqincrement", "bigint"),
                     ("seqmax", "bigint"),
@@ -620,9 +628,9 @@ pub async fn view(catalog: &Catalog, db: &str, name: &str) -> Result<Option<Arc<
         }
         "pg_collation" => (
             &[
-                ("oid", "bigint"),
+                ("oid", "oid"),
                 ("collname", "text"),
-                ("collnamespace", "bigint"),
+                ("collnamespace", "oid"),
             ],
             vec![
                 vec!["100".into(), lit(Some("default")), "11".into()],
@@ -630,18 +638,27 @@ pub async fn view(catalog: &Catalog, db: &str, name: &str) -> Result<Option<Arc<
             ],
         ),
         "pg_am" => (
-            &[("oid", "bigint"), ("amname", "text"), ("amtype", "text")],
+            &[("oid", "oid"), ("amname", "text"), ("amtype", "text")],
             vec![
                 vec!["2".into(), lit(Some("heap")), lit(Some("t"))],
                 vec!["403".into(), lit(Some("btree")), lit(Some("i"))],
             ],
         ),
+        // There are no range types.
+        "pg_range" => (
+            &[
+                ("rngtypid", "oid"),
+                ("rngsubtype", "oid"),
+                ("rngmultitypid", "oid"),
+            ],
+            Vec::new(),
+        ),
         // Every index uses its columns' default operator class.
         "pg_opclass" => (
             &[
-                ("oid", "bigint"),
+                ("oid", "oid"),
                 ("opcname", "text"),
-                ("opcmethod", "bigint"),
+                ("opcmethod", "oid"),
                 ("opcdefault", "boolean"),
             ],
             Vec::new(),
@@ -698,15 +715,15 @@ pub async fn view(catalog: &Catalog, db: &str, name: &str) -> Result<Option<Arc<
             }
             (
                 &[
-                    ("indexrelid", "bigint"),
-                    ("indrelid", "bigint"),
+                    ("indexrelid", "oid"),
+                    ("indrelid", "oid"),
                     ("indnatts", "smallint"),
                     ("indnkeyatts", "smallint"),
                     ("indisunique", "boolean"),
                     ("indisprimary", "boolean"),
                     ("indisvalid", "boolean"),
                     ("indkey", "smallint[]"),
-                    ("indclass", "bigint[]"),
+                    ("indclass", "oid[]"),
                     // int2vector's text form (`0 0`), as drivers read it.
                     ("indoption", "text"),
                     ("indexprs", "text"),
@@ -832,16 +849,16 @@ pub async fn view(catalog: &Catalog, db: &str, name: &str) -> Result<Option<Arc<
             }
             (
                 &[
-                    ("oid", "bigint"),
+                    ("oid", "oid"),
                     ("conname", "text"),
-                    ("connamespace", "bigint"),
+                    ("connamespace", "oid"),
                     ("contype", "text"),
                     ("condeferrable", "boolean"),
                     ("condeferred", "boolean"),
                     ("convalidated", "boolean"),
-                    ("conrelid", "bigint"),
-                    ("conindid", "bigint"),
-                    ("confrelid", "bigint"),
+                    ("conrelid", "oid"),
+                    ("conindid", "oid"),
+                    ("confrelid", "oid"),
                     ("confupdtype", "text"),
                     ("confdeltype", "text"),
                     ("confmatchtype", "text"),

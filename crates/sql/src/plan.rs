@@ -1110,9 +1110,8 @@ pub fn data_type(t: &ast::DataType) -> Result<(DataType, bool)> {
                     "timestamptz" => (DataType::TimestampTz, false),
                     "string" => (DataType::Text, false),
                     // Object identifiers and the catalog's `name` type.
-                    "oid" | "regclass" | "regtype" | "regproc" | "regnamespace" => {
-                        (DataType::Int8, false)
-                    }
+                    "oid" => (DataType::Oid, false),
+                    "regclass" | "regtype" | "regproc" | "regnamespace" => (DataType::Int8, false),
                     "name" => (DataType::Text, false),
                     _ => {
                         return Err(SqlError::new(
@@ -5936,6 +5935,23 @@ impl<'a> Binder<'a> {
                 }
                 (Func::CurrentSetting, DataType::Text)
             }
+            "set_config" if bound.len() == 3 => {
+                self.unify_with(&mut bound[0], &DataType::Text);
+                self.unify_with(&mut bound[1], &DataType::Text);
+                self.unify_with(&mut bound[2], &DataType::Bool);
+                if !bound[0].ty.is_string()
+                    || !bound[1].ty.is_string()
+                    || bound[2].ty != DataType::Bool
+                {
+                    let sig: Vec<String> =
+                        bound.iter().map(|b| types::type_display(&b.ty)).collect();
+                    return Err(SqlError::new(
+                        code::UNDEFINED_FUNCTION,
+                        format!("function set_config({}) does not exist", sig.join(", ")),
+                    ));
+                }
+                (Func::SetConfig, DataType::Text)
+            }
             "nextval" | "currval" | "setval" | "lastval" => {
                 use crate::sequences::SeqFn;
                 let (f, wanted): (SeqFn, &[DataType]) = match name {
@@ -6501,7 +6517,7 @@ fn common_type(a: &DataType, b: &DataType) -> Option<DataType> {
         let rank = |t: &T| match t {
             T::Int2 => 0,
             T::Int4 => 1,
-            T::Int8 => 2,
+            T::Int8 | T::Oid => 2,
             T::Numeric(_) => 3,
             T::Float4 => 4,
             _ => 5,

@@ -353,6 +353,7 @@ fn put_binary(buf: &mut BytesMut, d: &Datum, ty: &DataType) {
     match (d, ty) {
         (Datum::Int(i), DataType::Int2) => buf.put_i16(*i as i16),
         (Datum::Int(i), DataType::Int4) => buf.put_i32(*i as i32),
+        (Datum::Int(i), DataType::Oid) => buf.put_u32(*i as u32),
         (Datum::Int(i), _) => buf.put_i64(*i),
         (Datum::Float(f), DataType::Float4) => buf.put_f32(*f as f32),
         (Datum::Float(f), _) => buf.put_f64(*f),
@@ -498,6 +499,9 @@ fn decode_param(v: &Option<Bytes>, ty: &DataType, binary: bool) -> Result<Datum,
             Datum::Int(i32::from_be_bytes(arr(4)?.try_into().map_err(|_| bad())?) as i64)
         }
         DataType::Int8 => Datum::Int(i64::from_be_bytes(arr(8)?.try_into().map_err(|_| bad())?)),
+        DataType::Oid => {
+            Datum::Int(u32::from_be_bytes(arr(4)?.try_into().map_err(|_| bad())?) as i64)
+        }
         DataType::Float4 => {
             Datum::Float(f32::from_be_bytes(arr(4)?.try_into().map_err(|_| bad())?) as f64)
         }

@@ -1393,7 +1393,9 @@ impl Session {
         let path = self.search_path();
         let schemas = self.catalog.schema_names(&self.database).await?;
         let settings = Some(self.settings_snapshot());
+        let changes = Arc::new(std::sync::Mutex::new(Vec::new()));
         let ctx = EvalCtx {
+            setting_changes: Some(changes.clone()),
             params: params.to_vec(),
             now: types::now_micros(),
             database: self.database.clone(),
@@ -1447,6 +1449,19 @@ impl Session {
                 }
             }
         };
+        // set_config() calls take effect now, as SET would.
+        let changes = std::mem::take(
+            &mut *changes
+                .lock()
+                .map_err(|_| SqlError::internal("settings lock poisoned"))?,
+        );
+        for (name, value) in changes {
+            match value {
+                Some(v) => self.vars.insert(name, v),
+                None => self.vars.remove(&name),
+            };
+            self.settings = None;
+        }
         Ok(match out {
             Output::Rows { columns, rows } => StmtResult::Rows {
                 columns,

@@ -63,6 +63,9 @@ pub enum DataType {
     Jsonb,
     /// A one-dimensional array of the element type (see [`crate::array`]).
     Array(Box<DataType>),
+    /// An object identifier: an unsigned 32-bit integer (`oid`); it
+    /// counts as an integer type.
+    Oid,
     /// The type of a bare NULL or an untyped parameter, before inference.
     Unknown,
 }
@@ -94,6 +97,7 @@ impl DataType {
             DataType::Json => "json".into(),
             DataType::Jsonb => "jsonb".into(),
             DataType::Array(elem) => format!("{}[]", elem.sql_name()),
+            DataType::Oid => "oid".into(),
             DataType::Unknown => "unknown".into(),
         }
     }
@@ -135,12 +139,16 @@ impl DataType {
             "uuid" => DataType::Uuid,
             "json" => DataType::Json,
             "jsonb" => DataType::Jsonb,
+            "oid" => DataType::Oid,
             _ => return None,
         })
     }
 
     pub fn is_integer(&self) -> bool {
-        matches!(self, DataType::Int2 | DataType::Int4 | DataType::Int8)
+        matches!(
+            self,
+            DataType::Int2 | DataType::Int4 | DataType::Int8 | DataType::Oid
+        )
     }
 
     pub fn is_float(&self) -> bool {
@@ -181,6 +189,7 @@ impl DataType {
             DataType::Uuid => Type::UUID,
             DataType::Json => Type::JSON,
             DataType::Jsonb => Type::JSONB,
+            DataType::Oid => Type::OID,
             DataType::Array(elem) => match elem.pg_type() {
                 Type::INT2 => Type::INT2_ARRAY,
                 Type::INT4 => Type::INT4_ARRAY,
@@ -200,6 +209,7 @@ impl DataType {
                 Type::UUID => Type::UUID_ARRAY,
                 Type::JSON => Type::JSON_ARRAY,
                 Type::JSONB => Type::JSONB_ARRAY,
+                Type::OID => Type::OID_ARRAY,
                 _ => Type::TEXT_ARRAY,
             },
         }
@@ -237,6 +247,7 @@ impl DataType {
             Type::JSON => DataType::Json,
             Type::JSONB => DataType::Jsonb,
             Type::UNKNOWN => DataType::Unknown,
+            Type::OID => DataType::Oid,
             other => {
                 let elem = match other {
                     Type::INT2_ARRAY => Type::INT2,
@@ -258,6 +269,7 @@ impl DataType {
                     Type::UUID_ARRAY => Type::UUID,
                     Type::JSON_ARRAY => Type::JSON,
                     Type::JSONB_ARRAY => Type::JSONB,
+                    Type::OID_ARRAY => Type::OID,
                     _ => return None,
                 };
                 DataType::Array(Box::new(DataType::from_pg_type(&elem)?))
@@ -2011,7 +2023,7 @@ pub fn parse_uuid(s: &str) -> Option<Vec<u8>> {
 pub fn parse_datum(s: &str, ty: &DataType) -> Result<Datum> {
     let bad = || SqlError::invalid_text(&type_display(ty), s);
     Ok(match ty {
-        DataType::Int2 | DataType::Int4 | DataType::Int8 => {
+        DataType::Int2 | DataType::Int4 | DataType::Int8 | DataType::Oid => {
             let v: i64 = s.trim().parse().map_err(|_| bad())?;
             check_int_range(v, ty)?;
             Datum::Int(v)
@@ -2076,6 +2088,7 @@ pub fn check_int_range(v: i64, ty: &DataType) -> Result<()> {
     let ok = match ty {
         DataType::Int2 => i16::try_from(v).is_ok(),
         DataType::Int4 => i32::try_from(v).is_ok(),
+        DataType::Oid => u32::try_from(v).is_ok(),
         _ => true,
     };
     if ok {

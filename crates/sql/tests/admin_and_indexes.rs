@@ -771,5 +771,39 @@ async fn orm_reflection_queries_read_the_catalog() {
         assert_eq!(flat(&t, q).await, want, "{q}");
     }
     assert_eq!(sqlstate(&t, "SELECT 'nosuch'::regclass").await, "42P01");
+
+    // What asyncpg sends before it looks types up: set_config sets as SET
+    // does, and an `oid[]` parameter (binary, 4-byte elements) reaches a
+    // recursive query over pg_type that follows array element types.
+    assert_eq!(
+        flat(&t, "SELECT set_config('jit', 'off', false)").await,
+        "off"
+    );
+    assert_eq!(flat(&t, "SHOW jit").await, "off");
+    let oids: Vec<u32> = vec![1016];
+    let rows = t
+        .query(
+            "WITH RECURSIVE tree(oid, name, elem, depth) AS ( \
+               SELECT t.oid, t.typname, t.typelem, 0 FROM pg_catalog.pg_type t \
+               WHERE t.oid = any($1::oid[]) \
+               UNION ALL \
+               SELECT t.oid, t.typname, t.typelem, tree.depth + 1 \
+               FROM pg_catalog.pg_type t, tree WHERE tree.elem <> 0 AND t.oid = tree.elem) \
+             SELECT oid, name, elem::regtype::text FROM tree ORDER BY depth DESC",
+            &[&oids],
+        )
+        .await
+        .unwrap();
+    let got: Vec<(u32, String, String)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (20, "int8".to_string(), "-".to_string()),
+            (1016, "_int8".to_string(), "bigint".to_string())
+        ]
+    );
     assert_eq!(sqlstate(&t, "SELECT parse_ident('a..b')").await, "22023");
 }

@@ -214,8 +214,12 @@ pub struct EvalCtx {
     pub backend_pid: i32,
     /// Settings set_config() changed, for the session to apply when the
     /// statement ends (`None` for a value: back to the default).
-    pub setting_changes: Option<Arc<std::sync::Mutex<Vec<(String, Option<String>)>>>>,
+    pub setting_changes: Option<SettingChanges>,
 }
+
+/// Settings changed by set_config() during a statement: `(name, value)`,
+/// `None` for back to the default.
+pub type SettingChanges = Arc<std::sync::Mutex<Vec<(String, Option<String>)>>>;
 
 impl Expr {
     pub fn lit(d: Datum) -> Expr {

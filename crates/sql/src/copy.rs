@@ -5,14 +5,17 @@
 //!
 //! ```text
 //! COPY [schema.]table [(col, ...)] FROM STDIN
-//!     [ [WITH] ( FORMAT text|csv, DELIMITER 'c', NULL 's', HEADER [bool],
+//!     [ [WITH] ( FORMAT text|csv|binary, DELIMITER 'c', NULL 's', HEADER [bool],
 //!                QUOTE 'c', ESCAPE 'c', FREEZE [bool], ENCODING 'utf8' ) ]
-//!     | [ CSV | HEADER | DELIMITER [AS] 'c' | NULL [AS] 's' | QUOTE [AS] 'c'
-//!         | ESCAPE [AS] 'c' | FREEZE ]...            -- pre-9.0 form
+//!     | [ BINARY | CSV | HEADER | DELIMITER [AS] 'c' | NULL [AS] 's'
+//!         | QUOTE [AS] 'c' | ESCAPE [AS] 'c' | FREEZE ]...   -- pre-9.0 form
 //! ```
 //!
-//! `FREEZE` is accepted and ignored (there is no vacuum to spare). Binary
-//! format and `COPY ... TO` are not supported (0A000).
+//! `FREEZE` is accepted and ignored (there is no vacuum to spare). The
+//! binary format is PostgreSQL's (`PGCOPY` header, each field's length
+//! and binary value, as a bind parameter's; 22P04 for a bad signature or
+//! row width, 22P03 for a bad value). `COPY ... TO` is not supported
+//! (0A000).
 //!
 //! Rows are parsed as CopyData messages arrive and added, in batches of
 //! at most [`BATCH_ROWS`] rows or about [`BATCH_BYTES`] of input, to one
@@ -46,7 +49,14 @@ pub const BATCH_BYTES: usize = 1 << 20;
 pub enum Format {
     Text,
     Csv,
+    /// PostgreSQL's binary COPY format: a `PGCOPY` header, then per row
+    /// a field count and each field's length and binary value.
+    Binary,
 }
+
+/// The binary format's signature (11 bytes), before the flags and the
+/// header extension.
+const BINARY_SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
 
 /// The parsed statement.
 #[derive(Debug, Clone, PartialEq)]
@@ -298,7 +308,6 @@ pub fn parse(sql: &str) -> Result<Option<CopyStmt>> {
         escape: b'"',
     };
     let (mut delimiter, mut null, mut quote, mut escape) = (None, None, None, None);
-    let binary = || SqlError::unsupported("COPY BINARY is not supported yet");
     t.eat_kw("with");
     if t.eat_punct('(') {
         loop {
@@ -307,7 +316,7 @@ pub fn parse(sql: &str) -> Result<Option<CopyStmt>> {
                 "format" => match t.ident()?.as_str() {
                     "text" => stmt.format = Format::Text,
                     "csv" => stmt.format = Format::Csv,
-                    "binary" => return Err(binary()),
+                    "binary" => stmt.format = Format::Binary,
                     f => {
                         return Err(SqlError::new(
                             code::INVALID_PARAMETER_VALUE,
@@ -348,7 +357,7 @@ pub fn parse(sql: &str) -> Result<Option<CopyStmt>> {
                 return Err(unexpected(Some(tok)));
             };
             match w.as_str() {
-                "binary" => return Err(binary()),
+                "binary" => stmt.format = Format::Binary,
                 "csv" => stmt.format = Format::Csv,
                 "header" => stmt.header = true,
                 "freeze" => {}
@@ -368,6 +377,17 @@ pub fn parse(sql: &str) -> Result<Option<CopyStmt>> {
     }
     if let Some(tok) = t.next() {
         return Err(unexpected(Some(tok)));
+    }
+    if stmt.format == Format::Binary
+        && (delimiter.is_some()
+            || null.is_some()
+            || stmt.header
+            || quote.is_some()
+            || escape.is_some())
+    {
+        return Err(SqlError::syntax(
+            "cannot specify DELIMITER, NULL, HEADER, QUOTE or ESCAPE in BINARY mode",
+        ));
     }
     if stmt.format == Format::Csv {
         stmt.delimiter = b',';
@@ -513,6 +533,11 @@ impl CopyIn {
         self.targets.len()
     }
 
+    /// Whether the rows come in the binary format (for CopyInResponse).
+    pub fn is_binary(&self) -> bool {
+        self.stmt.format == Format::Binary
+    }
+
     /// Takes one CopyData payload; writes a batch when one is full. An
     /// error is kept for [`CopyIn::finish`] and the rest is ignored.
     pub async fn data(&mut self, bytes: &[u8]) {
@@ -562,6 +587,9 @@ impl CopyIn {
 
     /// Splits complete records off the buffer (all of it at the end).
     async fn consume(&mut self, at_end: bool) -> Result<()> {
+        if self.stmt.format == Format::Binary {
+            return self.consume_binary(at_end).await;
+        }
         let mut start = 0;
         while let Some(end) = self.record_end(start, at_end) {
             let mut rec = &self.buf[start..end];
@@ -596,12 +624,113 @@ impl CopyIn {
         Ok(())
     }
 
+    /// Splits complete binary rows off the buffer: the header first, then
+    /// rows until the trailer (a field count of -1).
+    async fn consume_binary(&mut self, at_end: bool) -> Result<()> {
+        let bad = |m: &str| SqlError::new(code::BAD_COPY_FILE_FORMAT, m.to_string());
+        let mut pos = 0;
+        loop {
+            let b = &self.buf[pos..];
+            if self.line == 0 {
+                // Signature, flags, header extension length and extension.
+                if b.len() < BINARY_SIGNATURE.len() + 8 {
+                    break;
+                }
+                if &b[..BINARY_SIGNATURE.len()] != BINARY_SIGNATURE {
+                    return Err(bad("COPY file signature not recognized"));
+                }
+                let at = BINARY_SIGNATURE.len();
+                let flags = u32::from_be_bytes(b[at..at + 4].try_into().expect("4 bytes"));
+                if flags & 0xffff_0000 != 0 {
+                    return Err(bad(
+                        "invalid COPY file header (unrecognized critical flags)",
+                    ));
+                }
+                let ext =
+                    u32::from_be_bytes(b[at + 4..at + 8].try_into().expect("4 bytes")) as usize;
+                if b.len() < at + 8 + ext {
+                    break;
+                }
+                pos += at + 8 + ext;
+                self.line = 1;
+                continue;
+            }
+            if b.len() < 2 {
+                break;
+            }
+            let count = i16::from_be_bytes([b[0], b[1]]);
+            if count == -1 {
+                self.ended = true;
+                pos = self.buf.len();
+                break;
+            }
+            if count as usize != self.targets.len() || count < 0 {
+                return Err(bad(&format!(
+                    "row field count is {count}, expected {} ({})",
+                    self.targets.len(),
+                    self.context(None)
+                )));
+            }
+            // The whole row, or wait for more data.
+            let mut at = 2;
+            let mut fields = Vec::with_capacity(count as usize);
+            let mut complete = true;
+            for _ in 0..count {
+                let Some(len) = b.get(at..at + 4) else {
+                    complete = false;
+                    break;
+                };
+                let len = i32::from_be_bytes(len.try_into().expect("4 bytes"));
+                at += 4;
+                if len < 0 {
+                    fields.push(None);
+                    continue;
+                }
+                let Some(value) = b.get(at..at + len as usize) else {
+                    complete = false;
+                    break;
+                };
+                fields.push(Some(bytes::Bytes::copy_from_slice(value)));
+                at += len as usize;
+            }
+            if !complete {
+                break;
+            }
+            let row = fields
+                .iter()
+                .enumerate()
+                .map(|(k, f)| {
+                    let ty = &self.table.columns[self.targets[k]].ty;
+                    crate::server::decode_param(f, ty, true).map_err(|mut e| {
+                        e.code = code::INVALID_BINARY_REPRESENTATION;
+                        e.message = format!("{} ({})", e.message, self.context(Some(k)));
+                        e
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            pos += at;
+            self.line += 1;
+            self.pending_bytes += at;
+            self.pending.push(row);
+            if self.pending.len() >= BATCH_ROWS || self.pending_bytes >= BATCH_BYTES {
+                self.buf.drain(..pos);
+                pos = 0;
+                self.flush().await?;
+            }
+        }
+        self.buf.drain(..pos);
+        if at_end && !self.ended && !self.buf.is_empty() {
+            return Err(bad("unexpected EOF in COPY data"));
+        }
+        Ok(())
+    }
+
     /// Where the record starting at `start` ends (its newline), if the
     /// buffer holds all of it. CSV newlines inside quotes are data.
     fn record_end(&self, start: usize, at_end: bool) -> Option<usize> {
         let b = &self.buf[start..];
         let found = match self.stmt.format {
-            Format::Text => b.iter().position(|c| *c == b'\n'),
+            Format::Text | Format::Binary => b.iter().position(|c| *c == b'\n'),
             Format::Csv => {
                 let (q, e) = (self.stmt.quote, self.stmt.escape);
                 let mut in_quotes = false;
@@ -645,7 +774,7 @@ impl CopyIn {
 
     fn parse_record(&self, rec: &[u8]) -> Result<Vec<Datum>> {
         let fields = match self.stmt.format {
-            Format::Text => split_text(rec, self.stmt.delimiter, &self.stmt.null),
+            Format::Text | Format::Binary => split_text(rec, self.stmt.delimiter, &self.stmt.null),
             Format::Csv => split_csv(
                 rec,
                 self.stmt.delimiter,

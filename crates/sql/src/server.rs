@@ -468,7 +468,11 @@ fn get_numeric(b: &[u8]) -> Option<Decimal> {
 }
 
 /// Decodes a parameter value sent in `format` for type `ty`.
-fn decode_param(v: &Option<Bytes>, ty: &DataType, binary: bool) -> Result<Datum, SqlError> {
+pub(crate) fn decode_param(
+    v: &Option<Bytes>,
+    ty: &DataType,
+    binary: bool,
+) -> Result<Datum, SqlError> {
     let Some(b) = v else { return Ok(Datum::Null) };
     let bad = || {
         SqlError::new(
@@ -633,9 +637,10 @@ impl Conn {
     /// tells the client to send it.
     async fn start_copy(&self, c: CopyIn) -> Response {
         let columns = c.columns();
+        let format = if c.is_binary() { 1 } else { 0 };
         *self.copy.lock().await = Some(c);
         Response::CopyIn(CopyResponse::new(
-            0,
+            format,
             columns,
             futures::stream::empty::<PgWireResult<CopyData>>(),
         ))

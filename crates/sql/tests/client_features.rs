@@ -314,6 +314,95 @@ async fn copy_from_stdin_loads_rows_and_maintains_indexes() {
     );
 }
 
+/// COPY FROM STDIN in the binary format (asyncpg's copy_records_to_table
+/// sends it): the header, rows of (length, binary value) fields, the
+/// trailer; data split anywhere across CopyData messages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_copy_from_stdin_loads_rows() {
+    let c = cluster().await;
+    let a = connect(c.addrs[0]).await;
+    a.batch_execute("CREATE TABLE bin (id INT PRIMARY KEY, name TEXT, tags INT[])")
+        .await
+        .unwrap();
+    fn field(out: &mut Vec<u8>, value: Option<&[u8]>) {
+        match value {
+            None => out.extend_from_slice(&(-1i32).to_be_bytes()),
+            Some(v) => {
+                out.extend_from_slice(&(v.len() as i32).to_be_bytes());
+                out.extend_from_slice(v);
+            }
+        }
+    }
+    let mut data = b"PGCOPY\n\xff\r\n\0".to_vec();
+    data.extend_from_slice(&0u32.to_be_bytes()); // flags
+    data.extend_from_slice(&0u32.to_be_bytes()); // no header extension
+    for i in 0..3000i32 {
+        data.extend_from_slice(&3i16.to_be_bytes());
+        field(&mut data, Some(&i.to_be_bytes()));
+        let name = format!("n{i}");
+        field(&mut data, (i % 2 == 0).then_some(name.as_bytes()));
+        // int4[] {i, i + 1}: 1 dimension, no NULLs, element oid 23.
+        let mut arr = Vec::new();
+        for x in [1i32, 0, 23, 2, 1, 4, i, 4, i + 1] {
+            arr.extend_from_slice(&x.to_be_bytes());
+        }
+        field(&mut data, Some(&arr));
+    }
+    data.extend_from_slice(&(-1i16).to_be_bytes());
+    let chunks: Vec<&[u8]> = data.chunks(7777).collect();
+    let conn = connect(c.addrs[0]).await;
+    let sink = conn
+        .copy_in("COPY bin FROM STDIN WITH (FORMAT binary)")
+        .await
+        .unwrap();
+    futures::pin_mut!(sink);
+    for chunk in chunks {
+        sink.send(Bytes::copy_from_slice(chunk)).await.unwrap();
+    }
+    assert_eq!(sink.finish().await.unwrap(), 3000);
+    assert_eq!(
+        flat(&a, "SELECT count(*), count(name), sum(tags[2]) FROM bin").await,
+        "3000|1500|4501500"
+    );
+    assert_eq!(
+        flat(
+            &a,
+            "SELECT name, tags FROM bin WHERE id IN (10, 11) ORDER BY id"
+        )
+        .await,
+        "n10|{10,11};NULL|{11,12}"
+    );
+
+    // A bad signature and a row of the wrong width are 22P04.
+    async fn binary_copy(addr: std::net::SocketAddr, data: Vec<u8>) -> Result<u64, String> {
+        let c = connect(addr).await;
+        let sink = c
+            .copy_in("COPY bin FROM STDIN (FORMAT binary)")
+            .await
+            .map_err(|e| code_of(&e))?;
+        futures::pin_mut!(sink);
+        sink.send(Bytes::from(data))
+            .await
+            .map_err(|e| code_of(&e))?;
+        sink.finish().await.map_err(|e| code_of(&e))
+    }
+    assert_eq!(
+        binary_copy(c.addrs[0], b"PGCOPY\nxx".to_vec()).await,
+        Err("22P04".into())
+    );
+    let mut short = b"PGCOPY\n\xff\r\n\0".to_vec();
+    short.extend_from_slice(&[0; 8]);
+    short.extend_from_slice(&1i16.to_be_bytes());
+    field(&mut short, Some(&5000i32.to_be_bytes()));
+    short.extend_from_slice(&(-1i16).to_be_bytes());
+    assert_eq!(binary_copy(c.addrs[0], short).await, Err("22P04".into()));
+    assert_eq!(
+        sqlstate(&a, "COPY bin FROM STDIN (FORMAT binary, DELIMITER ',')").await,
+        "42601"
+    );
+    assert_eq!(flat(&a, "SELECT count(*) FROM bin").await, "3000");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_request_interrupts_a_running_statement() {
     let c = cluster().await;

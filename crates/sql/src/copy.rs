@@ -1064,8 +1064,21 @@ mod tests {
             "0A000"
         );
         assert_eq!(
-            parse("copy t from stdin (format binary)").unwrap_err().code,
-            "0A000"
+            parse("copy t from stdin (format binary)")
+                .unwrap()
+                .unwrap()
+                .format,
+            Format::Binary
+        );
+        assert_eq!(
+            parse("copy t from stdin binary").unwrap().unwrap().format,
+            Format::Binary
+        );
+        assert_eq!(
+            parse("copy t from stdin (format binary, header)")
+                .unwrap_err()
+                .code,
+            "42601"
         );
         assert_eq!(parse("copy t from stdin with (").unwrap_err().code, "42601");
     }

@@ -204,7 +204,7 @@ fn collect_plan<'p>(plan: &'p Plan, out: &mut Vec<ScanRef<'p>>) {
             collect_exprs(filter, out);
         }
         Plan::Values { rows } => collect_exprs(rows.iter().flatten(), out),
-        Plan::Series { args } => collect_exprs(args, out),
+        Plan::Series { args } | Plan::Unnest { args } => collect_exprs(args, out),
         Plan::Filter { input, predicate } => {
             collect_plan(input, out);
             collect_expr(predicate, out);
@@ -803,6 +803,26 @@ pub fn run_sync(plan: &Plan, ctx: &EvalCtx) -> Result<Vec<Row>> {
             .iter()
             .map(|r| r.iter().map(|e| e.eval(&[], ctx)).collect())
             .collect::<Result<_>>()?,
+        Plan::Unnest { args } => {
+            let arrays: Vec<Vec<Datum>> = args
+                .iter()
+                .map(|a| {
+                    Ok(match a.eval(&[], ctx)? {
+                        Datum::Array(items) => items,
+                        _ => Vec::new(),
+                    })
+                })
+                .collect::<Result<_>>()?;
+            let n = arrays.iter().map(Vec::len).max().unwrap_or(0);
+            (0..n)
+                .map(|i| {
+                    arrays
+                        .iter()
+                        .map(|a| a.get(i).cloned().unwrap_or(Datum::Null))
+                        .collect()
+                })
+                .collect()
+        }
         Plan::Series { args } => {
             let vals: Vec<Datum> = args
                 .iter()

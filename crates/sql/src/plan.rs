@@ -447,6 +447,11 @@ pub enum Plan {
     Series {
         args: Vec<Expr>,
     },
+    /// `unnest(a, b, ...)` in FROM: a column per array, as many rows as
+    /// the longest has elements (the others padded with NULLs).
+    Unnest {
+        args: Vec<Expr>,
+    },
     Filter {
         input: Box<Plan>,
         predicate: Expr,
@@ -1161,7 +1166,9 @@ fn function_as_lateral(f: &ast::TableFactor) -> Result<Option<ast::TableFactor>>
         ),
         _ => return Ok(None),
     };
-    if !matches!(name.as_str(), "generate_series" | "unnest") {
+    if !matches!(name.as_str(), "generate_series" | "unnest")
+        || (name == "unnest" && args.len() != 1)
+    {
         return Ok(None);
     }
     // Without column references it is bound on its own (and a cross join
@@ -1283,6 +1290,11 @@ struct ScopeCol {
     /// output column: reachable as `table.column` and through `table.*`
     /// only.
     qualified_only: bool,
+    /// A column read from a table: which read of a table (an id unique in
+    /// the process) and whether it is in that table's primary key.
+    /// Grouping by a table's whole primary key groups by its other
+    /// columns too (they depend on it), as in PostgreSQL.
+    key: Option<(u64, bool)>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -1292,19 +1304,49 @@ struct Scope {
 
 impl Scope {
     fn of_table(t: &TableDesc, alias: &str) -> Scope {
+        static READS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let read = READS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Scope {
             cols: t
                 .columns
                 .iter()
-                .map(|c| ScopeCol {
+                .enumerate()
+                .map(|(i, c)| ScopeCol {
                     table: Some(alias.to_string()),
                     name: c.name.clone(),
                     ty: c.ty.clone(),
                     hidden: c.hidden,
                     qualified_only: false,
+                    key: Some((read, t.primary_key.contains(&i))),
                 })
                 .collect(),
         }
+    }
+
+    /// The columns that depend on `groups` through a primary key: every
+    /// other column of a table read whose whole primary key is grouped.
+    fn dependent_columns(&self, groups: &[Expr]) -> Vec<usize> {
+        let grouped = |i: usize| groups.contains(&Expr::Column(i));
+        let mut reads: Vec<u64> = self
+            .cols
+            .iter()
+            .filter_map(|c| c.key.map(|k| k.0))
+            .collect();
+        reads.dedup();
+        let mut out = Vec::new();
+        for read in reads {
+            let cols: Vec<usize> = (0..self.cols.len())
+                .filter(|i| self.cols[*i].key.is_some_and(|k| k.0 == read))
+                .collect();
+            let pk_grouped = cols
+                .iter()
+                .filter(|i| self.cols[**i].key.is_some_and(|k| k.1))
+                .all(|i| grouped(*i));
+            if pk_grouped {
+                out.extend(cols.into_iter().filter(|i| !grouped(*i)));
+            }
+        }
+        out
     }
 
     fn resolve(&self, table: Option<&str>, name: &str) -> Result<(usize, DataType)> {
@@ -1782,6 +1824,7 @@ impl<'a> Binder<'a> {
                         ty: ty.clone(),
                         hidden: false,
                         qualified_only: false,
+                        key: None,
                     })
                     .collect(),
             };
@@ -2197,6 +2240,16 @@ impl<'a> Binder<'a> {
                 return Err(SqlError::unsupported("this GROUP BY form is not supported"))
             }
         };
+        let mut group_exprs = group_exprs;
+        if grouping_sets.is_empty() && !group_exprs.is_empty() {
+            let groups: Vec<Expr> = group_exprs.iter().map(|g| g.e.clone()).collect();
+            for c in scope.dependent_columns(&groups) {
+                group_exprs.push(Typed {
+                    e: Expr::Column(c),
+                    ty: scope.cols[c].ty.clone(),
+                });
+            }
+        }
         self.aggs = Some(Vec::new());
         self.agg_context = "";
         self.windows = Some(Vec::new());
@@ -3080,6 +3133,7 @@ impl<'a> Binder<'a> {
                             ty: ty.clone(),
                             hidden: false,
                             qualified_only: false,
+                            key: None,
                         })
                         .collect(),
                 };
@@ -3151,6 +3205,7 @@ impl<'a> Binder<'a> {
                     ty: ty.clone(),
                     hidden: false,
                     qualified_only: false,
+                    key: None,
                 }
             }));
         let on = on.map(|e| self.bind_bool(e, &scope, "JOIN")).transpose()?;
@@ -3230,12 +3285,42 @@ impl<'a> Binder<'a> {
             args: args.args.clone(),
             clauses: vec![],
         };
+        let alias_name = alias.map(|a| ident(&a.name)).unwrap_or(fname.clone());
+        if fname == "unnest" && list.args.len() > 1 {
+            // unnest(a, b, ...): a column per array.
+            let mut exprs = Vec::new();
+            let mut cols = Vec::new();
+            for (i, a) in list.args.iter().enumerate() {
+                let ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) = a else {
+                    return Err(SqlError::unsupported(format!("argument {a}")));
+                };
+                let mut t = self.bind_expr_no_agg(e, &Scope::default(), "FROM")?;
+                if t.ty == DataType::Unknown {
+                    self.unify_with(&mut t, &DataType::Array(Box::new(DataType::Text)));
+                }
+                let DataType::Array(elem) = t.ty.clone() else {
+                    return Err(no_function("unnest", &t.ty));
+                };
+                exprs.push(Self::fold(t)?.e);
+                cols.push(ScopeCol {
+                    table: Some(alias_name.clone()),
+                    name: alias
+                        .and_then(|a| a.columns.get(i))
+                        .map(|c| ident(&c.name))
+                        .unwrap_or_else(|| "unnest".into()),
+                    ty: *elem,
+                    hidden: false,
+                    qualified_only: false,
+                    key: None,
+                });
+            }
+            return Ok((Plan::Unnest { args: exprs }, Scope { cols }));
+        }
         let (args, ty) = if fname == "unnest" {
             self.bind_unnest_list(&list, &Scope::default())?
         } else {
             self.bind_series_list(&list, &Scope::default())?
         };
-        let alias_name = alias.map(|a| ident(&a.name)).unwrap_or(fname.clone());
         let col = alias
             .and_then(|a| a.columns.first())
             .map(|c| ident(&c.name))
@@ -3253,6 +3338,7 @@ impl<'a> Binder<'a> {
                     ty,
                     hidden: false,
                     qualified_only: false,
+                    key: None,
                 }],
             },
         ))
@@ -3595,6 +3681,7 @@ impl<'a> Binder<'a> {
                     ty: ty.clone(),
                     hidden: false,
                     qualified_only: false,
+                    key: None,
                 });
                 joined.cols[*l].qualified_only = true;
                 joined.cols[*r].qualified_only = true;
@@ -6018,6 +6105,15 @@ impl<'a> Binder<'a> {
                     ty: DataType::Text,
                 });
             }
+            // Comments are not kept (pg_description is empty).
+            "obj_description" | "col_description" | "shobj_description"
+                if bound.len() == 1 || bound.len() == 2 =>
+            {
+                return Ok(Typed {
+                    e: Expr::Literal(Datum::Null),
+                    ty: DataType::Text,
+                });
+            }
             // Every object is owned by root (role 10; see pg_catalog).
             "pg_get_userbyid" => {
                 arity(1)?;
@@ -6251,6 +6347,7 @@ fn derived(
                 ty: ty.clone(),
                 hidden: false,
                 qualified_only: false,
+                key: None,
             })
             .collect(),
     };
@@ -7498,6 +7595,7 @@ fn explain_plan(plan: &Plan, depth: usize, out: &mut Vec<String>) {
         }
         Plan::Series { args } if args.len() == 1 => out.push(format!("{pad}unnest")),
         Plan::Series { .. } => out.push(format!("{pad}generate_series")),
+        Plan::Unnest { .. } => out.push(format!("{pad}unnest")),
         Plan::ProjectSet { input, exprs, srfs } => {
             out.push(format!(
                 "{pad}project set ({} columns, {} set-returning)",
@@ -7651,7 +7749,10 @@ mod tests {
                 }
                 Plan::Recursive { anchor, .. } => find(anchor),
                 Plan::Window { input, .. } => find(input),
-                Plan::Values { .. } | Plan::Series { .. } | Plan::WorkTable { .. } => None,
+                Plan::Values { .. }
+                | Plan::Series { .. }
+                | Plan::Unnest { .. }
+                | Plan::WorkTable { .. } => None,
             }
         }
         match b {

@@ -3682,3 +3682,106 @@ async fn arrays_are_values_columns_keys_and_parameters() {
         .get(0);
     assert_eq!(f, [Some(1.5), None]);
 }
+
+/// What ORMs such as Django send besides plain queries: grouping by a
+/// primary key and selecting the table's other columns, INSERT ... SELECT
+/// FROM unnest of several arrays (bulk inserts), ALTER COLUMN ... TYPE
+/// (migrations widening a varchar), obj_description.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_by_primary_key_multi_array_unnest_and_alter_column_type() {
+    let c = cluster().await;
+    let t = connect(c.addrs[0]).await;
+    t.batch_execute(
+        "CREATE TABLE author (id INT PRIMARY KEY, name VARCHAR(5) NOT NULL, n INT); \
+         CREATE TABLE book (id INT PRIMARY KEY, author_id INT REFERENCES author(id), price INT); \
+         INSERT INTO author VALUES (1, 'ann', 10), (2, 'bob', 20)",
+    )
+    .await
+    .unwrap();
+    // Several arrays unnested side by side, the shorter padded with NULLs.
+    let ids: Vec<i32> = vec![1, 2, 3];
+    let authors: Vec<i32> = vec![1, 1, 2];
+    let prices: Vec<i32> = vec![5, 7];
+    t.execute(
+        "INSERT INTO book (id, author_id, price) \
+         SELECT * FROM unnest($1::int[], $2::int[], $3::int[])",
+        &[&ids, &authors, &prices],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        flat(&t, "SELECT id, author_id, price FROM book ORDER BY id").await,
+        "1|1|5;2|1|7;3|2|NULL"
+    );
+    assert_eq!(
+        flat(
+            &t,
+            "SELECT * FROM unnest(ARRAY[1, 2], ARRAY['a']) AS u(x, y)"
+        )
+        .await,
+        "1|a;2|NULL"
+    );
+    // GROUP BY the primary key: the table's other columns may be selected.
+    let cases = [
+        (
+            "SELECT a.name, a.n, count(b.id), sum(b.price) FROM author a \
+             LEFT JOIN book b ON b.author_id = a.id GROUP BY a.id ORDER BY a.name",
+            "ann|10|2|12;bob|20|1|NULL",
+        ),
+        (
+            "SELECT obj_description(1, 'pg_class'), col_description(1, 1)",
+            "NULL|NULL",
+        ),
+    ];
+    for (q, want) in cases {
+        assert_eq!(flat(&t, q).await, want, "{q}");
+    }
+    // Grouping by another column does not make the rest selectable.
+    assert_eq!(
+        sqlstate(&t, "SELECT a.name, a.n FROM author a GROUP BY a.name").await,
+        "42803"
+    );
+    // ALTER COLUMN TYPE: a change every stored value already satisfies.
+    t.batch_execute("ALTER TABLE author ALTER COLUMN name TYPE varchar(150)")
+        .await
+        .unwrap();
+    t.batch_execute("INSERT INTO author VALUES (3, 'a longer name', 30)")
+        .await
+        .unwrap();
+    t.batch_execute("ALTER TABLE author ALTER COLUMN n TYPE bigint")
+        .await
+        .unwrap();
+    assert_eq!(
+        flat(
+            &t,
+            "SELECT format_type(atttypid, atttypmod) FROM pg_attribute \
+             WHERE attrelid = 'author'::regclass AND attnum IN (2, 3) ORDER BY attnum"
+        )
+        .await,
+        "character varying(150);bigint"
+    );
+    assert_eq!(
+        sqlstate(&t, "ALTER TABLE author ALTER COLUMN name TYPE varchar(3)").await,
+        "22001"
+    );
+    assert_eq!(
+        sqlstate(&t, "ALTER TABLE author ALTER COLUMN n TYPE text").await,
+        "0A000"
+    );
+    // A foreign key's columns keep their family.
+    assert_eq!(
+        sqlstate(&t, "ALTER TABLE book ALTER COLUMN author_id TYPE text").await,
+        "42804"
+    );
+    t.batch_execute("ALTER TABLE book ALTER COLUMN author_id TYPE bigint")
+        .await
+        .unwrap();
+    assert_eq!(
+        sqlstate(&t, "INSERT INTO book VALUES (9, 99, 1)").await,
+        "23503"
+    );
+    assert_eq!(
+        flat(&t, "SELECT name FROM author WHERE id = 3").await,
+        "a longer name"
+    );
+}

@@ -504,6 +504,12 @@ impl Session {
         self.start_statement();
         let r = self.execute_sql_inner(sql).await;
         self.in_flight = false;
+        // Any error inside a transaction block aborts it, as in
+        // PostgreSQL: one found before a statement ran (a syntax error)
+        // as much as one a statement raised.
+        if r.iter().any(|x| x.is_err()) {
+            self.fail_txn(true);
+        }
         r
     }
 
@@ -707,6 +713,19 @@ impl Session {
 
     /// Parses and binds one statement for the extended protocol.
     pub async fn prepare(&mut self, sql: &str, declared: &[Option<DataType>]) -> Result<Prepared> {
+        let r = self.prepare_inner(sql, declared).await;
+        if r.is_err() {
+            // A statement that does not parse or bind aborts the block.
+            self.fail_txn(true);
+        }
+        r
+    }
+
+    async fn prepare_inner(
+        &mut self,
+        sql: &str,
+        declared: &[Option<DataType>],
+    ) -> Result<Prepared> {
         if let Some(c) = crate::copy::parse(sql)? {
             return Ok(Prepared {
                 sql: sql.to_string(),
@@ -860,6 +879,9 @@ impl Session {
         self.start_statement();
         let r = self.execute_prepared_inner(p, params).await;
         self.in_flight = false;
+        if r.is_err() {
+            self.fail_txn(true);
+        }
         r
     }
 

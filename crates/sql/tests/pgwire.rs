@@ -240,6 +240,33 @@ async fn explicit_transactions_commit_roll_back_and_see_their_own_writes() {
     a.batch_execute("ROLLBACK").await.unwrap();
     assert_eq!(flat(&a, "SELECT count(*) FROM kv WHERE k = 4").await, "0");
 
+    // So does an error found before anything runs: a syntax error, an
+    // unknown table, in the simple and in the extended protocol. COMMIT
+    // then rolls back (its tag says so) and nothing of the block stays.
+    for bad in ["SELEC 1", "SELECT * FROM nosuch"] {
+        a.batch_execute("BEGIN; INSERT INTO kv VALUES (6, 'six')")
+            .await
+            .unwrap();
+        assert!(a.simple_query(bad).await.is_err(), "{bad}");
+        assert_eq!(sqlstate(&a, "SELECT 1").await, "25P02");
+        let tag = a.simple_query("COMMIT").await.unwrap();
+        assert!(
+            matches!(
+                &tag[0],
+                tokio_postgres::SimpleQueryMessage::CommandComplete(0)
+            ),
+            "{bad}"
+        );
+        assert_eq!(flat(&b, "SELECT count(*) FROM kv WHERE k = 6").await, "0");
+        a.batch_execute("BEGIN; INSERT INTO kv VALUES (6, 'six')")
+            .await
+            .unwrap();
+        assert!(a.prepare(bad).await.is_err(), "{bad}");
+        assert_eq!(sqlstate(&a, "SELECT 1").await, "25P02");
+        a.batch_execute("COMMIT").await.unwrap();
+        assert_eq!(flat(&b, "SELECT count(*) FROM kv WHERE k = 6").await, "0");
+    }
+
     // tokio-postgres' transaction API (extended protocol).
     let mut a = a;
     let tx = a.transaction().await.unwrap();

@@ -36,8 +36,27 @@ use crate::error::{code, Result, SqlError};
 use crate::session::StmtResult;
 use crate::{copy, exec, plan};
 
-/// `VACUUM ...`, `ANALYZE ...`, `CHECKPOINT`: the command tag to answer.
+/// `VACUUM ...`, `ANALYZE ...`, `CHECKPOINT`, `SET CONSTRAINTS ALL
+/// DEFERRED | IMMEDIATE`: the command tag to answer. (Every constraint is
+/// checked when its statement runs, so no constraint is deferrable and
+/// SET CONSTRAINTS ALL changes nothing, as in PostgreSQL for
+/// non-deferrable constraints.)
 pub fn maintenance(sql: &str) -> Option<StmtResult> {
+    let words: Vec<String> = sql
+        .trim()
+        .trim_end_matches(';')
+        .split_whitespace()
+        .map(str::to_ascii_uppercase)
+        .collect();
+    if let [set, constraints, all, mode] = words.as_slice() {
+        if set == "SET"
+            && constraints == "CONSTRAINTS"
+            && all == "ALL"
+            && (mode == "DEFERRED" || mode == "IMMEDIATE")
+        {
+            return Some(StmtResult::Command("SET CONSTRAINTS".into()));
+        }
+    }
     let first = sql
         .trim_start()
         .split(|c: char| c.is_whitespace() || c == ';')
@@ -806,6 +825,11 @@ mod tests {
             }
         }
         assert!(maintenance("vacuumx").is_none());
+        assert!(matches!(
+            maintenance("SET CONSTRAINTS ALL IMMEDIATE;"),
+            Some(StmtResult::Command(t)) if t == "SET CONSTRAINTS"
+        ));
+        assert!(maintenance("set constraints fk_a deferred").is_none());
         assert!(maintenance("select 1").is_none());
     }
 }

@@ -76,6 +76,9 @@ pub struct Prepared {
     pub copy: Option<crate::copy::CopyStmt>,
     /// `AS OF SYSTEM TIME` (resolved at each execution).
     pub as_of: Option<crate::aost::AsOf>,
+    /// A command with nothing to do here (VACUUM, SET CONSTRAINTS, ...;
+    /// see [`crate::alter::maintenance`]): its tag.
+    pub command: Option<String>,
 }
 
 enum TxnState {
@@ -737,6 +740,7 @@ impl Session {
                 admin: None,
                 copy: Some(c),
                 as_of: None,
+                command: None,
             });
         }
         if let Some(a) = admin::parse(sql)? {
@@ -762,6 +766,21 @@ impl Session {
                 admin: Some(a),
                 copy: None,
                 as_of: None,
+                command: None,
+            });
+        }
+        if let Some(StmtResult::Command(tag)) = crate::alter::maintenance(sql) {
+            return Ok(Prepared {
+                sql: sql.to_string(),
+                stmt: None,
+                bound: None,
+                catalog_version: self.catalog.cached_version(),
+                param_types: vec![],
+                columns: vec![],
+                admin: None,
+                copy: None,
+                as_of: None,
+                command: Some(tag),
             });
         }
         let (text, as_of) = match crate::aost::extract(sql)? {
@@ -804,6 +823,7 @@ impl Session {
             admin: None,
             copy: None,
             as_of,
+            command: None,
         })
     }
 
@@ -895,6 +915,15 @@ impl Session {
         }
         if let Some(a) = &p.admin {
             return self.run_admin(a, params).await;
+        }
+        if let Some(tag) = &p.command {
+            if let TxnState::Failed = self.txn {
+                return Err(SqlError::new(
+                    code::IN_FAILED_SQL_TRANSACTION,
+                    "current transaction is aborted, commands ignored until end of transaction block",
+                ));
+            }
+            return Ok(StmtResult::Command(tag.clone()));
         }
         let Some(stmt) = &p.stmt else {
             return Ok(StmtResult::Empty);

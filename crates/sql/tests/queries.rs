@@ -3784,4 +3784,12 @@ async fn group_by_primary_key_multi_array_unnest_and_alter_column_type() {
         flat(&t, "SELECT name FROM author WHERE id = 3").await,
         "a longer name"
     );
+    // Django's constraint checks: SET CONSTRAINTS (every constraint here
+    // is checked at once, so it changes nothing), in both protocols.
+    t.execute("SET CONSTRAINTS ALL IMMEDIATE", &[])
+        .await
+        .unwrap();
+    t.batch_execute("BEGIN; SET CONSTRAINTS ALL DEFERRED; COMMIT")
+        .await
+        .unwrap();
 }

@@ -2179,60 +2179,14 @@ fn date_trunc(unit: &str, micros: i64) -> Result<i64> {
 }
 
 /// The parts of a qualified identifier (`a."B c".d`): unquoted parts in
-/// lower case, quoted ones as written (`""` is a quote).
+/// lower case, quoted ones as written, as PostgreSQL reads a name.
 fn parse_ident(s: &str) -> Result<Vec<String>> {
-    let bad = || {
+    crate::sequences::parse_relation_name(s).map_err(|_| {
         SqlError::new(
             code::INVALID_PARAMETER_VALUE,
             format!("string is not a valid identifier: \"{s}\""),
         )
-    };
-    let mut parts = Vec::new();
-    let mut chars = s.trim().chars().peekable();
-    loop {
-        let mut part = String::new();
-        if chars.peek() == Some(&'"') {
-            chars.next();
-            loop {
-                match chars.next() {
-                    Some('"') if chars.peek() == Some(&'"') => {
-                        chars.next();
-                        part.push('"');
-                    }
-                    Some('"') => break,
-                    Some(c) => part.push(c),
-                    None => return Err(bad()),
-                }
-            }
-            if part.is_empty() {
-                return Err(bad());
-            }
-        } else {
-            while let Some(c) = chars.peek().copied().filter(|c| *c != '.') {
-                if c.is_whitespace() {
-                    break;
-                }
-                part.push(c.to_ascii_lowercase());
-                chars.next();
-            }
-            if part.is_empty() {
-                return Err(bad());
-            }
-        }
-        parts.push(part);
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
-            chars.next();
-        }
-        match chars.next() {
-            None => return Ok(parts),
-            Some('.') => {
-                while chars.peek().is_some_and(|c| c.is_whitespace()) {
-                    chars.next();
-                }
-            }
-            Some(_) => return Err(bad()),
-        }
-    }
+    })
 }
 
 #[cfg(test)]

@@ -134,6 +134,18 @@ fn boolean(b: bool) -> String {
     b.to_string()
 }
 
+/// An index's CREATE INDEX statement, as `pg_indexes.indexdef` and
+/// `pg_get_indexdef` give it.
+fn index_definition(schema: &str, table: &str, name: &str, unique: bool, cols: &str) -> String {
+    format!(
+        "CREATE {}INDEX {} ON {}.{} USING btree ({cols})",
+        if unique { "UNIQUE " } else { "" },
+        quote_ident(name),
+        quote_ident(schema),
+        quote_ident(table),
+    )
+}
+
 /// A row of `pg_class`.
 fn class_row(
     oid: u64,
@@ -398,13 +410,7 @@ pub async fn view(catalog: &Catalog, db: &str, name: &str) -> Result<Option<Arc<
             for t in catalog.tables(db).await? {
                 let (schema, tname) = split_name(&t.name);
                 for (_, name, unique, cols) in indexes(&t) {
-                    let def = format!(
-                        "CREATE {}INDEX {} ON {}.{} USING btree ({cols})",
-                        if unique { "UNIQUE " } else { "" },
-                        quote_ident(&name),
-                        quote_ident(schema),
-                        quote_ident(tname),
-                    );
+                    let def = index_definition(schema, tname, &name, unique, &cols);
                     rows.push(vec![
                         lit(Some(schema)),
                         lit(Some(tname)),
@@ -681,13 +687,7 @@ pub async fn view(catalog: &Catalog, db: &str, name: &str) -> Result<Option<Arc<
                         .iter()
                         .map(|p| t.columns[*p].name.as_str())
                         .collect();
-                    let def = format!(
-                        "CREATE {}INDEX {} ON {}.{} USING btree ({cols})",
-                        if unique { "UNIQUE " } else { "" },
-                        quote_ident(&name),
-                        quote_ident(schema),
-                        quote_ident(tname),
-                    );
+                    let def = index_definition(schema, tname, &name, unique, &cols);
                     rows.push(vec![
                         oid.to_string(),
                         t.id.to_string(),

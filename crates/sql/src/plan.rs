@@ -1221,6 +1221,19 @@ fn function_as_lateral(f: &ast::TableFactor) -> Result<Option<ast::TableFactor>>
     }))
 }
 
+/// The comparison of `x op ANY / ALL (...)`.
+fn quantified_op(op: &ast::BinaryOperator) -> Result<BinOp> {
+    Ok(match op {
+        ast::BinaryOperator::Eq => BinOp::Eq,
+        ast::BinaryOperator::NotEq => BinOp::NotEq,
+        ast::BinaryOperator::Lt => BinOp::Lt,
+        ast::BinaryOperator::LtEq => BinOp::LtEq,
+        ast::BinaryOperator::Gt => BinOp::Gt,
+        ast::BinaryOperator::GtEq => BinOp::GtEq,
+        other => return Err(SqlError::unsupported(format!("operator {other} ANY"))),
+    })
+}
+
 /// Whether an expression names a column (in the forms a function's
 /// arguments take: operators, casts, calls, subscripts).
 fn mentions_columns(e: &ast::Expr) -> bool {
@@ -4945,15 +4958,7 @@ impl<'a> Binder<'a> {
                 let ast::Expr::Subquery(q) = right.as_ref() else {
                     return self.bind_quantified_array(left, compare_op, right, all, scope);
                 };
-                let op = match compare_op {
-                    ast::BinaryOperator::Eq => BinOp::Eq,
-                    ast::BinaryOperator::NotEq => BinOp::NotEq,
-                    ast::BinaryOperator::Lt => BinOp::Lt,
-                    ast::BinaryOperator::LtEq => BinOp::LtEq,
-                    ast::BinaryOperator::Gt => BinOp::Gt,
-                    ast::BinaryOperator::GtEq => BinOp::GtEq,
-                    other => return Err(SqlError::unsupported(format!("operator {other} ANY"))),
-                };
+                let op = quantified_op(compare_op)?;
                 self.bind_quantified(left, q, scope, SubqueryKind::Quantified { op, all })?
             }
             A::IsUnknown(x) | A::IsNotUnknown(x) => {
@@ -5094,15 +5099,7 @@ impl<'a> Binder<'a> {
         all: bool,
         scope: &Scope,
     ) -> Result<Typed> {
-        let op = match op {
-            ast::BinaryOperator::Eq => BinOp::Eq,
-            ast::BinaryOperator::NotEq => BinOp::NotEq,
-            ast::BinaryOperator::Lt => BinOp::Lt,
-            ast::BinaryOperator::LtEq => BinOp::LtEq,
-            ast::BinaryOperator::Gt => BinOp::Gt,
-            ast::BinaryOperator::GtEq => BinOp::GtEq,
-            other => return Err(SqlError::unsupported(format!("operator {other} ANY"))),
-        };
+        let op = quantified_op(op)?;
         let mut l = self.bind_expr(lhs, scope)?;
         let mut a = self.bind_expr(array, scope)?;
         if a.ty == DataType::Unknown {

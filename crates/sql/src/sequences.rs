@@ -239,7 +239,7 @@ fn short_name(name: &str) -> &str {
 
 /// `s`, `"S"`, `app.s` as PostgreSQL reads a relation name in text:
 /// unquoted parts fold to lower case.
-fn parse_relation_name(text: &str) -> Result<Vec<String>> {
+pub(crate) fn parse_relation_name(text: &str) -> Result<Vec<String>> {
     let bad = || SqlError::new(code::INVALID_NAME, "invalid name syntax");
     let mut parts = Vec::new();
     let mut chars = text.trim().chars().peekable();

@@ -81,6 +81,25 @@ pub struct Prepared {
     pub command: Option<String>,
 }
 
+impl Prepared {
+    /// A prepared statement that is not a parsed statement (COPY, SPLIT
+    /// AT, a command answered as is): the caller sets what it is.
+    fn special(sql: &str, catalog_version: u64) -> Prepared {
+        Prepared {
+            sql: sql.to_string(),
+            stmt: None,
+            bound: None,
+            catalog_version,
+            param_types: vec![],
+            columns: vec![],
+            admin: None,
+            copy: None,
+            as_of: None,
+            command: None,
+        }
+    }
+}
+
 enum TxnState {
     Idle,
     Open(Txn),
@@ -731,16 +750,8 @@ impl Session {
     ) -> Result<Prepared> {
         if let Some(c) = crate::copy::parse(sql)? {
             return Ok(Prepared {
-                sql: sql.to_string(),
-                stmt: None,
-                bound: None,
-                catalog_version: self.catalog.cached_version(),
-                param_types: vec![],
-                columns: vec![],
-                admin: None,
                 copy: Some(c),
-                as_of: None,
-                command: None,
+                ..Prepared::special(sql, self.catalog.cached_version())
             });
         }
         if let Some(a) = admin::parse(sql)? {
@@ -757,30 +768,16 @@ impl Session {
                 AdminStmt::ShowRanges { .. } => declared,
             };
             return Ok(Prepared {
-                sql: sql.to_string(),
-                stmt: None,
-                bound: None,
-                catalog_version: self.catalog.cached_version(),
                 param_types,
                 columns: a.columns(),
                 admin: Some(a),
-                copy: None,
-                as_of: None,
-                command: None,
+                ..Prepared::special(sql, self.catalog.cached_version())
             });
         }
         if let Some(StmtResult::Command(tag)) = crate::alter::maintenance(sql) {
             return Ok(Prepared {
-                sql: sql.to_string(),
-                stmt: None,
-                bound: None,
-                catalog_version: self.catalog.cached_version(),
-                param_types: vec![],
-                columns: vec![],
-                admin: None,
-                copy: None,
-                as_of: None,
                 command: Some(tag),
+                ..Prepared::special(sql, self.catalog.cached_version())
             });
         }
         let (text, as_of) = match crate::aost::extract(sql)? {

@@ -21,7 +21,7 @@
 use std::sync::Arc;
 
 use crate::catalog::{
-    quote_ident, split_name, Catalog, Identity, TableDesc, ViewDesc, PUBLIC_SCHEMA,
+    quote_ident, split_name, Catalog, ForeignKeyDesc, Identity, TableDesc, ViewDesc, PUBLIC_SCHEMA,
 };
 use crate::error::Result;
 use crate::infoschema::{lit, values_query};
@@ -132,6 +132,30 @@ fn array_oid(ty: &DataType) -> u32 {
 
 fn boolean(b: bool) -> String {
     b.to_string()
+}
+
+/// A foreign key as `pg_get_constraintdef` gives it: `FOREIGN KEY (a)
+/// REFERENCES parent(id) [ON DELETE ...]`.
+pub fn fk_definition(t: &TableDesc, f: &ForeignKeyDesc, parent: &TableDesc) -> String {
+    let names = |cols: &[usize], owner: &TableDesc| -> String {
+        cols.iter()
+            .map(|p| quote_ident(&owner.columns[*p].name))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let action = if f.cascade_delete {
+        " ON DELETE CASCADE"
+    } else if f.set_null_delete {
+        " ON DELETE SET NULL"
+    } else {
+        ""
+    };
+    format!(
+        "FOREIGN KEY ({}) REFERENCES {}({}){action}",
+        names(&f.columns, t),
+        crate::catalog::quote_name(&parent.name),
+        names(&f.parent_columns, parent)
+    )
 }
 
 /// An index's CREATE INDEX statement, as `pg_indexes.indexdef` and
@@ -811,12 +835,12 @@ pub async fn view(catalog: &Catalog, db: &str, name: &str) -> Result<Option<Arc<
                     let Some(parent) = tables.iter().find(|p| p.name == f.parent) else {
                         continue;
                     };
-                    let (on_delete, action) = if f.cascade_delete {
-                        ("c", " ON DELETE CASCADE")
+                    let on_delete = if f.cascade_delete {
+                        "c"
                     } else if f.set_null_delete {
-                        ("n", " ON DELETE SET NULL")
+                        "n"
                     } else {
-                        ("a", "")
+                        "a"
                     };
                     push(
                         &f.name,
@@ -826,12 +850,7 @@ pub async fn view(catalog: &Catalog, db: &str, name: &str) -> Result<Option<Arc<
                         keys(&f.columns, t),
                         keys(&f.parent_columns, parent),
                         on_delete,
-                        format!(
-                            "FOREIGN KEY ({}) REFERENCES {}({}){action}",
-                            names(&f.columns, t),
-                            crate::catalog::quote_name(&parent.name),
-                            names(&f.parent_columns, parent)
-                        ),
+                        fk_definition(t, f, parent),
                     );
                 }
                 for c in &t.checks {

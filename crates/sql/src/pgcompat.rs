@@ -273,12 +273,15 @@ pub async fn answer(
             None => None,
         } {
             let f = || text("f");
+            // A table on either side of a foreign key has triggers in
+            // PostgreSQL (psql then asks for its foreign keys).
+            let has_fks = !t.fks.is_empty() || !t.inbound.is_empty();
             out.push(vec![
                 text("0"),
                 text("r"),
                 text(if indexes(&t).is_empty() { "f" } else { "t" }),
                 f(),
-                f(),
+                text(if has_fks { "t" } else { "f" }),
                 f(),
                 f(),
                 f(),
@@ -292,6 +295,55 @@ pub async fn answer(
             ]);
         }
         return Ok(Some(rows_result(cols(&names), out)));
+    }
+
+    // \d name: its foreign keys, and those of other tables that
+    // reference it.
+    if s.contains("FROM pg_catalog.pg_constraint r") && s.contains("r.contype = 'f'") {
+        let mut out = Vec::new();
+        if let Some(t) = match oid_after(&s, "WHERE r.conrelid =") {
+            Some(oid) => table_by_oid(catalog, db, oid).await?,
+            None => None,
+        } {
+            let all = tables(catalog, db).await?;
+            for f in &t.fks {
+                if let Some(parent) = all.iter().find(|p| p.name == f.parent) {
+                    out.push(vec![
+                        text("t"),
+                        text(&f.name),
+                        text(crate::pgcatalog::fk_definition(&t, f, parent)),
+                        text(&t.name),
+                    ]);
+                }
+            }
+        }
+        out.sort_by(|a, b| a[1].sort_cmp(&b[1]));
+        return Ok(Some(rows_result(
+            cols(&["sametable", "conname", "condef", "ontable"]),
+            out,
+        )));
+    }
+    if s.contains("WHERE confrelid IN (SELECT pg_catalog.pg_partition_ancestors(") {
+        let mut out = Vec::new();
+        if let Some(t) = match oid_after(&s, "pg_catalog.pg_partition_ancestors(") {
+            Some(oid) => table_by_oid(catalog, db, oid).await?,
+            None => None,
+        } {
+            for child in tables(catalog, db).await? {
+                for f in child.fks.iter().filter(|f| f.parent == t.name) {
+                    out.push(vec![
+                        text(&f.name),
+                        text(&child.name),
+                        text(crate::pgcatalog::fk_definition(&child, f, &t)),
+                    ]);
+                }
+            }
+        }
+        out.sort_by(|a, b| a[0].sort_cmp(&b[0]));
+        return Ok(Some(rows_result(
+            cols(&["conname", "ontable", "condef"]),
+            out,
+        )));
     }
 
     // \l: the databases.
@@ -493,9 +545,11 @@ pub async fn answer(
         return Ok(Some(rows_result(c, out)));
     }
 
-    // \d name: policies, statistics, publications, inheritance: none.
+    // \d name: policies, statistics, publications, inheritance, user
+    // triggers: none.
     let empty: &[(&str, usize)] = &[
         ("FROM pg_catalog.pg_policy pol", 6),
+        ("pg_catalog.pg_get_triggerdef(t.oid, true)", 5),
         ("FROM pg_catalog.pg_statistic_ext", 9),
         ("FROM pg_catalog.pg_publication p", 3),
         ("SELECT c.oid::pg_catalog.regclass FROM pg_catalog.pg_class c, pg_catalog.pg_inherits i", 1),

@@ -585,6 +585,23 @@ async fn psql_describe_commands_work() {
         dplus.contains("Storage") && dplus.contains("| plain"),
         "{dplus}"
     );
+    // Foreign keys, from both sides.
+    a.batch_execute(
+        "CREATE TABLE child (id INT PRIMARY KEY, tid INT REFERENCES t (id) ON DELETE CASCADE)",
+    )
+    .await
+    .unwrap();
+    let d = run("\\d child").await;
+    assert!(
+        d.contains("Foreign-key constraints:\n    \"child_tid_fkey\" FOREIGN KEY (tid) REFERENCES t(id) ON DELETE CASCADE"),
+        "{d}"
+    );
+    let d = run("\\d t").await;
+    assert!(
+        d.contains("Referenced by:\n    TABLE \"child\" CONSTRAINT \"child_tid_fkey\" FOREIGN KEY (tid) REFERENCES t(id) ON DELETE CASCADE"),
+        "{d}"
+    );
+    a.batch_execute("DROP TABLE child").await.unwrap();
     let d = run("\\d nokey").await;
     assert!(d.contains("x      | integer"), "{d}");
     assert!(!d.contains("rowid"), "{d}");

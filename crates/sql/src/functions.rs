@@ -178,6 +178,9 @@ pub enum LibFn {
     RegclassChecked,
     /// `to_regtype(name)`: the type's oid, NULL if there is no such type.
     ToRegtype,
+    /// The first `n` characters (an explicit cast to `varchar(n)` or
+    /// `char(n)`).
+    TruncateChars(u32),
 }
 
 /// A resolved call: the function, the types untyped arguments take, and
@@ -2101,6 +2104,13 @@ pub fn call(f: LibFn, args: &[Datum]) -> Result<Datum> {
         }
         F::GetExpr => args[0].clone(),
         F::RegclassChecked => unreachable!("returns above"),
+        F::TruncateChars(n) => {
+            let s = text_arg(&args[0])?;
+            match s.char_indices().nth(n as usize) {
+                Some((i, _)) => Datum::Text(s[..i].to_string()),
+                None => Datum::Text(s),
+            }
+        }
         F::ToRegtype => {
             let name = text_arg(&args[0])?;
             let parsed = sqlparser::parser::Parser::new(&sqlparser::dialect::PostgreSqlDialect {})

@@ -4814,10 +4814,23 @@ impl<'a> Binder<'a> {
                 if matches!(ty, DataType::Text | DataType::Varchar(_)) {
                     t = char_as_text(t);
                 }
-                Self::fold(Typed {
+                let cast = Self::fold(Typed {
                     e: Expr::Cast(Box::new(t.e), ty.clone()),
-                    ty,
-                })?
+                    ty: ty.clone(),
+                })?;
+                // An explicit cast to a length cuts the string to it (an
+                // assignment refuses a longer one instead).
+                match (ty, cast.e) {
+                    (DataType::Varchar(Some(n)) | DataType::Char(Some(n)), e) => {
+                        let f = LibFn::TruncateChars(n);
+                        let e = match e {
+                            Expr::Literal(d) => Expr::Literal(crate::functions::call(f, &[d])?),
+                            e => Expr::Func(Func::Lib(f), vec![e]),
+                        };
+                        Typed { e, ty: cast.ty }
+                    }
+                    (_, e) => Typed { e, ty: cast.ty },
+                }
             }
             A::Interval(iv) => Typed {
                 e: Expr::Literal(Datum::Interval(interval_literal(iv)?)),

@@ -3398,6 +3398,23 @@ async fn postgres_details_of_names_casts_and_ranges() {
         .await,
         "true|false|xtrue|true"
     );
+    // An explicit cast to a length cuts; an assignment refuses.
+    assert_eq!(
+        flat(
+            &t,
+            "SELECT 'abcdef'::varchar(2), 'abc'::char(2), 'ab'::char(4) || '|', name::varchar(1) FROM d ORDER BY 1 LIMIT 1"
+        )
+        .await,
+        "ab|ab|ab||a"
+    );
+    assert_eq!(
+        sqlstate(
+            &t,
+            "CREATE TABLE vc (v VARCHAR(2)); INSERT INTO vc VALUES ('abc')"
+        )
+        .await,
+        "22001"
+    );
     assert_eq!(sqlstate(&t, "SELECT 2147483647::int4 + 1").await, "22003");
     assert_eq!(
         sqlstate(&t, "SELECT floor * 2000000000 FROM d").await,

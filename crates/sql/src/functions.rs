@@ -2026,10 +2026,15 @@ pub fn call(f: LibFn, args: &[Datum]) -> Result<Datum> {
         | F::JsonBuildArray
         | F::JsonbBuildArray => unreachable!("handled above"),
         F::JsonPathArray | F::JsonPathArrayText => {
-            let path = json::text_array(&text_arg(&args[1])?)
-                .map_err(|e| SqlError::new(code::INVALID_TEXT_REPRESENTATION, e))?;
-            let steps: Vec<json::Step> = path.iter().map(|k| json::Step::Key(k)).collect();
-            json_at(&text_arg(&args[0])?, &steps, f == F::JsonPathArrayText)?
+            // A NULL step finds nothing, as in PostgreSQL.
+            let path = crate::array::parse_elements(&text_arg(&args[1])?)?;
+            match path.into_iter().collect::<Option<Vec<String>>>() {
+                None => Datum::Null,
+                Some(path) => {
+                    let steps: Vec<json::Step> = path.iter().map(|k| json::Step::Key(k)).collect();
+                    json_at(&text_arg(&args[0])?, &steps, f == F::JsonPathArrayText)?
+                }
+            }
         }
         F::ToJsonNumber => Datum::Text(json::number(&text_arg(&args[0])?)),
         F::ToJsonBool => Datum::Text(match args[0].truth()? {

@@ -11,7 +11,7 @@
 //! [`get`] (`->`, `->>` with [`as_text`], `json_extract_path`),
 //! [`contains`] (`@>`, `<@`), [`has_key`] (`?`), [`type_of`],
 //! [`concat`] (`||`), [`delete_key`] and [`delete_index`] (`-`),
-//! [`array_length`], [`text_array`] (the path operand of `#>`); and
+//! [`array_length`]; and
 //! building documents: [`string`], [`number`], [`build_object`],
 //! [`build_array`].
 
@@ -517,53 +517,6 @@ pub fn contains(a: &str, b: &str) -> std::result::Result<bool, String> {
     Ok(contains_value(&parse(a)?, &parse(b)?, true))
 }
 
-/// The elements of a PostgreSQL text array literal (`{a,"b c",d}`), as
-/// the path operand of `#>` is written.
-pub fn text_array(s: &str) -> std::result::Result<Vec<String>, String> {
-    let inner = s
-        .trim()
-        .strip_prefix('{')
-        .and_then(|r| r.strip_suffix('}'))
-        .ok_or_else(|| format!("malformed array literal: \"{s}\""))?;
-    let mut out = Vec::new();
-    if inner.trim().is_empty() {
-        return Ok(out);
-    }
-    let mut chars = inner.chars().peekable();
-    loop {
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
-            chars.next();
-        }
-        let mut item = String::new();
-        if chars.peek() == Some(&'"') {
-            chars.next();
-            loop {
-                match chars.next() {
-                    Some('"') => break,
-                    Some('\\') => item.extend(chars.next()),
-                    Some(c) => item.push(c),
-                    None => return Err(format!("malformed array literal: \"{s}\"")),
-                }
-            }
-            while chars.peek().is_some_and(|c| c.is_whitespace()) {
-                chars.next();
-            }
-        } else {
-            while let Some(c) = chars.peek().copied().filter(|c| *c != ',') {
-                item.push(c);
-                chars.next();
-            }
-            item = item.trim().to_string();
-        }
-        out.push(item);
-        match chars.next() {
-            None => return Ok(out),
-            Some(',') => {}
-            Some(_) => return Err(format!("malformed array literal: \"{s}\"")),
-        }
-    }
-}
-
 /// A JSON string holding `s`.
 pub fn string(s: &str) -> String {
     let mut out = String::new();
@@ -724,10 +677,7 @@ mod tests {
     }
 
     #[test]
-    fn text_arrays_and_built_documents() {
-        assert_eq!(text_array("{a, \"b c\",1}").unwrap(), vec!["a", "b c", "1"]);
-        assert_eq!(text_array("{}").unwrap(), Vec::<String>::new());
-        assert!(text_array("a,b").is_err());
+    fn numbers_and_built_documents() {
         assert_eq!(number("1.50"), "1.50");
         assert_eq!(number("NaN"), "\"NaN\"");
         let fields = [

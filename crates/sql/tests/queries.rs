@@ -1996,11 +1996,12 @@ async fn json_operators_and_functions_reach_into_documents() {
     assert_eq!(
         flat(
             &s,
-            "SELECT d #> '{tags,1}', d #>> '{name}', d #> '{nope,x}' FROM docs WHERE id = 1"
+            "SELECT d #> '{tags,1}', d #>> '{name}', d #> '{nope,x}', d #> '{name,NULL}' FROM docs WHERE id = 1"
         )
         .await,
-        r#""b"|ann|NULL"#
+        r#""b"|ann|NULL|NULL"#
     );
+    assert_eq!(sqlstate(&s, "SELECT d #> 'name' FROM docs").await, "22P02");
     assert_eq!(
         flat(&s, "SELECT jsonb_build_object('id', id, 'name', d->'name', 'ok', id < 2, 'none', NULL), json_build_object('a', 1.5, 'b', 'x'), jsonb_build_array(id, 'x', NULL, d->'tags'), to_jsonb('q\"'::text), to_json(7) FROM docs WHERE id = 1").await,
         r#"{"id": 1, "ok": true, "name": "ann", "none": null}|{"a" : 1.5, "b" : "x"}|[1, "x", null, ["a", "b"]]|"q\""|7"#

@@ -30,6 +30,12 @@
 //!   lost lock can cost a retry, never an anomaly. READ COMMITTED
 //!   transactions, which do not validate their reads, always replicate
 //!   their locks.
+//! - **Published waits.** A transaction blocked on another one tells its
+//!   record's leaseholder whom it waits for (deadlock detection follows
+//!   these edges, see `txn.rs`); the leaseholder keeps that in memory and
+//!   answers pushes with it, so waiting costs no raft command. The
+//!   periodic heartbeat also writes it into the record, so a new
+//!   leaseholder learns it within a heartbeat interval.
 //! - **Intent wake-ups.** A request blocked on another transaction's
 //!   intent (or lock) waits on the range's notifier, woken whenever an
 //!   intent on the range is resolved, instead of polling.
@@ -287,6 +293,56 @@ pub struct HeldLock {
     pub since: Timestamp,
 }
 
+/// Whom a transaction waits for, as its coordinator last published it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PublishedWait {
+    pub waiting_for: Vec<u8>,
+    pub waiting_for_anchor: Vec<u8>,
+    pub priority: i32,
+}
+
+/// The published waits of the transactions whose records this range holds.
+#[derive(Default)]
+pub struct Waits {
+    by_txn: HashMap<[u8; 16], PublishedWait>,
+}
+
+impl Waits {
+    /// Records what `txn` waits for now (nothing: forgets it).
+    pub fn publish(&mut self, txn: [u8; 16], wait: PublishedWait) {
+        if wait.waiting_for.is_empty() {
+            self.by_txn.remove(&txn);
+            return;
+        }
+        if self.by_txn.len() >= MAX_LOCKS && !self.by_txn.contains_key(&txn) {
+            // Forgetting costs only time: the periodic heartbeats write
+            // the waits into the records too.
+            self.by_txn.clear();
+        }
+        self.by_txn.insert(txn, wait);
+    }
+
+    /// `rec` as pushers should see it: a live record with the latest
+    /// published wait (and, for a record not written yet, the priority).
+    pub fn annotate(&mut self, rec: &mut tessera_common::proto::TxnRecord) {
+        use tessera_common::proto::TxnStatus;
+        let Ok(id) = <[u8; 16]>::try_from(rec.id.as_slice()) else {
+            return;
+        };
+        if rec.status == TxnStatus::Committed as i32 || rec.status == TxnStatus::Aborted as i32 {
+            self.by_txn.remove(&id);
+            return;
+        }
+        if let Some(w) = self.by_txn.get(&id) {
+            rec.waiting_for = w.waiting_for.clone();
+            rec.waiting_for_anchor = w.waiting_for_anchor.clone();
+            if rec.priority == 0 {
+                rec.priority = w.priority;
+            }
+        }
+    }
+}
+
 /// The unreplicated row locks of one range, by key.
 #[derive(Default)]
 pub struct LockTable {
@@ -365,6 +421,8 @@ pub struct Concurrency {
     /// `latches`, so that checking the locks and latching a write is one
     /// step, as is checking the latches and taking a lock.
     pub locks: Mutex<LockTable>,
+    /// Published waits of transactions anchored here (leaseholder).
+    pub waits: Mutex<Waits>,
     /// Until when (monotonic ms) a planned lease move is under way: row
     /// locks are replicated, not kept in memory.
     handover_until_ms: std::sync::atomic::AtomicU64,
@@ -449,6 +507,53 @@ mod tests {
         locks.acquire(b"k".to_vec(), held);
         locks.clear();
         assert!(locks.blocking(b"k", Some(t2)).is_none());
+    }
+
+    #[test]
+    fn published_waits_annotate_live_records_and_go_with_final_ones() {
+        use tessera_common::proto::{TxnRecord, TxnStatus};
+        let mut waits = Waits::default();
+        let wait = PublishedWait {
+            waiting_for: vec![2; 16],
+            waiting_for_anchor: b"b".to_vec(),
+            priority: 7,
+        };
+        waits.publish([1; 16], wait.clone());
+        // Not written yet: the wait and the priority come from memory.
+        let mut rec = TxnRecord {
+            id: vec![1; 16],
+            status: TxnStatus::Pending as i32,
+            ..Default::default()
+        };
+        waits.annotate(&mut rec);
+        assert_eq!(
+            (rec.waiting_for.clone(), rec.waiting_for_anchor.clone()),
+            (vec![2; 16], b"b".to_vec())
+        );
+        assert_eq!(rec.priority, 7);
+        // Nothing awaited any more: the record keeps what it says.
+        waits.publish([1; 16], PublishedWait::default());
+        let mut rec = TxnRecord {
+            id: vec![1; 16],
+            ..Default::default()
+        };
+        waits.annotate(&mut rec);
+        assert!(rec.waiting_for.is_empty());
+        // A finished transaction waits for nothing, and is forgotten.
+        waits.publish([1; 16], wait);
+        let mut done = TxnRecord {
+            id: vec![1; 16],
+            status: TxnStatus::Committed as i32,
+            ..Default::default()
+        };
+        waits.annotate(&mut done);
+        assert!(done.waiting_for.is_empty());
+        let mut rec = TxnRecord {
+            id: vec![1; 16],
+            ..Default::default()
+        };
+        waits.annotate(&mut rec);
+        assert!(rec.waiting_for.is_empty());
     }
 
     #[test]

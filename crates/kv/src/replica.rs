@@ -33,7 +33,7 @@ use crate::lease::LeaseState;
 use crate::overlay::{Overlay, PendingWrites};
 
 mod txn_eval;
-pub use txn_eval::{aborted, read_record, write_intent_error};
+pub use txn_eval::{aborted, read_record, record_without_raft, write_intent_error};
 
 /// A step of a membership change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

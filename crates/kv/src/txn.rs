@@ -420,7 +420,7 @@ impl Txn {
                     // The range split under the anchor: write the record
                     // by itself before any lock.
                     let meta = self.meta(self.read_ts);
-                    self.db.heartbeat(&meta, None).await?;
+                    self.db.heartbeat(&meta, None, false).await?;
                     if self.heartbeat.is_none() {
                         self.start_heartbeat();
                     }
@@ -858,7 +858,7 @@ impl Txn {
         if self.anchor.is_empty() {
             self.anchor = writes.keys().next().cloned().expect("not empty");
             let meta = self.meta(self.read_ts);
-            self.db.heartbeat(&meta, None).await?;
+            self.db.heartbeat(&meta, None, false).await?;
         }
         if self.heartbeat.is_none() {
             self.start_heartbeat();
@@ -1034,7 +1034,7 @@ impl Txn {
             loop {
                 tokio::time::sleep(HEARTBEAT_INTERVAL).await;
                 let waiting = shared.lock().waiting_for.clone();
-                if let Ok(rec) = db.heartbeat(&meta, waiting).await {
+                if let Ok(rec) = db.heartbeat(&meta, waiting, false).await {
                     if rec.status == TxnStatus::Aborted as i32 {
                         shared.lock().aborted = true;
                         return;
@@ -1050,14 +1050,14 @@ impl Txn {
         self.shared.lock().waiting_for = Some((intent.txn_id.clone(), intent.anchor.clone()));
         let meta = self.meta(self.read_ts);
         let waiting = self.shared.lock().waiting_for.clone();
-        let me = self.db.heartbeat(&meta, waiting).await?;
+        let me = self.db.heartbeat(&meta, waiting, true).await?;
         if me.status == TxnStatus::Aborted as i32 {
             return Err(Error::Retry(
                 "transaction aborted by a conflicting transaction".into(),
             ));
         }
-        // The record exists now (the heartbeat wrote it): keep it alive
-        // while waiting.
+        // Keep the record alive while waiting (the periodic heartbeat
+        // writes it if it is not there yet).
         if self.heartbeat.is_none() {
             self.start_heartbeat();
         }
@@ -1133,16 +1133,22 @@ impl DB {
         Ok(groups)
     }
 
+    /// Heartbeats the record of `meta` (creating it if missing) and
+    /// publishes what the transaction waits for. `wait_only`: publishes
+    /// the wait alone, kept in the anchor leaseholder's memory (see
+    /// [`proto::HeartbeatTxnRequest`]).
     async fn heartbeat(
         &self,
         meta: &proto::TxnMeta,
         waiting: Option<(Vec<u8>, Vec<u8>)>,
+        wait_only: bool,
     ) -> Result<TxnRecord> {
         let (wf, wfa) = waiting.unwrap_or_default();
         let op = kv_request::Op::HeartbeatTxn(proto::HeartbeatTxnRequest {
             txn: Some(meta.clone()),
             waiting_for: wf,
             waiting_for_anchor: wfa,
+            wait_only,
         });
         let (_, resp) = self.send_op(&meta.anchor, op.clone()).await?;
         Ok(resp.record.unwrap_or_default())

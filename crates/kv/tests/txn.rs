@@ -1124,3 +1124,42 @@ async fn held_back_resolutions_go_with_the_next_proposal_or_when_someone_waits()
     );
     assert_eq!(db.get(b"z3").await.unwrap(), Some(b"2".to_vec()));
 }
+
+/// Waiting is free of consensus: a writer blocked on another
+/// transaction's lock publishes its wait and pushes the holder without a
+/// raft command on either record's range (the leaseholders answer from
+/// memory and from their state); only the periodic heartbeat, a second
+/// later, writes a record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_on_a_lock_costs_no_raft_command() {
+    let c = ready_cluster(&[b"m"]).await;
+    let db = c.dbs[&1].clone();
+    db.put(b"a", b"1").await.unwrap();
+    db.put(b"z", b"1").await.unwrap();
+    // The holder's record would be on the first range, the waiter's on
+    // the second.
+    let mut holder = Txn::begin(db.clone(), Isolation::Serializable);
+    holder.lock(&[b"a".to_vec()]).await.unwrap();
+    let mut waiter = Txn::begin(c.dbs[&2].clone(), Isolation::Serializable);
+    waiter.lock(&[b"z".to_vec()]).await.unwrap();
+    let commands = async || {
+        applied_index(&c, |d| d.start_key.is_empty()).await
+            + applied_index(&c, |d| d.start_key == b"m").await
+    };
+    let before = commands().await;
+    let blocked = tokio::spawn(async move {
+        let v = waiter.lock(&[b"a".to_vec()]).await;
+        (waiter, v)
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!blocked.is_finished(), "a writer went through a held lock");
+    assert_eq!(commands().await, before, "raft commands while waiting");
+    holder.commit(vec![put(b"a", b"2")]).await.unwrap();
+    let (mut waiter, v) = tokio::time::timeout(Duration::from_secs(5), blocked)
+        .await
+        .expect("the waiter was not woken")
+        .unwrap();
+    assert_eq!(v.unwrap(), vec![Some(b"2".to_vec())]);
+    waiter.commit(vec![put(b"a", b"3")]).await.unwrap();
+    assert_eq!(db.get(b"a").await.unwrap(), Some(b"3".to_vec()));
+}

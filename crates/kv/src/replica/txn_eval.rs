@@ -102,6 +102,72 @@ fn with_record(rec: TxnRecord) -> KvResponse {
     }
 }
 
+/// The answer to a record command that would write nothing, read from
+/// the leaseholder's state without a raft round: a push that neither
+/// aborts nor finds an expired coordinator, and a `wait_only` heartbeat
+/// (its wait is kept in memory by the caller). `None`: the command may
+/// change the record and must go through raft ([`Replica::apply_txn_record`]
+/// decides it the same way). A record can only be older here than at the
+/// command's place in the log, and the statuses a record leaves
+/// (PENDING, STAGING) send the pusher waiting again, never deciding.
+pub fn record_without_raft(
+    engine: &dyn Engine,
+    anchor: &[u8],
+    cmd: &proto::TxnRecordCommand,
+    now: Timestamp,
+) -> Result<Option<TxnRecord>, String> {
+    use txn_record_command::Op;
+    let pending_view = |id: &[u8], ts: Timestamp, heartbeat: Timestamp, priority: i32| TxnRecord {
+        id: id.to_vec(),
+        anchor: anchor.to_vec(),
+        status: TxnStatus::Pending as i32,
+        timestamp: Some(ts.into()),
+        heartbeat: Some(heartbeat.into()),
+        priority,
+        ..Default::default()
+    };
+    match &cmd.op {
+        Some(Op::Push(p)) => {
+            let Some(id) = txn_id(&p.pushee_id) else {
+                return Ok(None);
+            };
+            let pushee_ts = ts_of(&p.pushee_ts);
+            Ok(match read_record(engine, anchor, &id)? {
+                None if !p.abort && !expired(pushee_ts, now) => {
+                    Some(pending_view(&p.pushee_id, pushee_ts, pushee_ts, 0))
+                }
+                None => None,
+                Some(r)
+                    if status(&r) != TxnStatus::Pending
+                        || (!p.abort && !expired(ts_of(&r.heartbeat), now)) =>
+                {
+                    Some(r)
+                }
+                Some(_) => None,
+            })
+        }
+        Some(Op::Heartbeat(h)) if h.wait_only => {
+            let meta = h.txn.clone().unwrap_or_default();
+            let Some(id) = txn_id(&meta.id) else {
+                return Ok(None);
+            };
+            Ok(match read_record(engine, anchor, &id)? {
+                // Waiting means a write is missing: a STAGING record must
+                // go back to PENDING, through raft.
+                Some(r) if status(&r) == TxnStatus::Staging => None,
+                Some(r) => Some(r),
+                None => Some(pending_view(
+                    &meta.id,
+                    ts_of(&meta.write_ts),
+                    now,
+                    meta.priority,
+                )),
+            })
+        }
+        _ => Ok(None),
+    }
+}
+
 impl Replica {
     /// Writes the intents of a transaction (or commits them in one phase),
     /// all at one timestamp, and updates its record if `end` is set. All or

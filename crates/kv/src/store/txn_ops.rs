@@ -11,9 +11,10 @@ use tessera_common::Timestamp;
 use tessera_storage::mvcc::{self, TxnMeta};
 
 use super::{batch_write_key, not_leaseholder, Store};
-use crate::concurrency::HeldLock;
+use crate::concurrency::{HeldLock, PublishedWait};
 use crate::replica::{
-    contains, internal, key_mismatch, kv_err, ts_of, write_intent_error, ReplicaShared,
+    contains, internal, key_mismatch, kv_err, record_without_raft, ts_of, write_intent_error,
+    ReplicaShared,
 };
 use crate::txn::txn_id;
 
@@ -540,8 +541,47 @@ impl Store {
         if !shared.is_leader() {
             return not_leaseholder(shared);
         }
-        self.propose(shared.range_id, raft_command::Cmd::TxnRecord(cmd))
-            .await
+        use proto::txn_record_command::Op;
+        // A heartbeat publishes its wait whether or not it goes through
+        // raft (a periodic one with no wait clears it).
+        if let Some(Op::Heartbeat(h)) = &cmd.op {
+            let meta = h.txn.clone().unwrap_or_default();
+            if let Some(id) = txn_id(&meta.id) {
+                shared.conc.waits.lock().publish(
+                    id,
+                    PublishedWait {
+                        waiting_for: h.waiting_for.clone(),
+                        waiting_for_anchor: h.waiting_for_anchor.clone(),
+                        priority: meta.priority,
+                    },
+                );
+            }
+        }
+        let mut resp = None;
+        if shared.has_valid_lease(self.ctx.mono_ms()) {
+            let now = self.ctx.clock.now();
+            match record_without_raft(self.ctx.engine.as_ref(), anchor, &cmd, now) {
+                Ok(Some(rec)) => {
+                    resp = Some(KvResponse {
+                        record: Some(rec),
+                        ..Default::default()
+                    })
+                }
+                Ok(None) => {}
+                Err(e) => return internal(e),
+            }
+        }
+        let mut resp = match resp {
+            Some(r) => r,
+            None => {
+                self.propose(shared.range_id, raft_command::Cmd::TxnRecord(cmd))
+                    .await
+            }
+        };
+        if let Some(rec) = resp.record.as_mut() {
+            shared.conc.waits.lock().annotate(rec);
+        }
+        resp
     }
 
     pub(super) async fn resolve_intents(

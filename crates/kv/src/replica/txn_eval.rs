@@ -102,6 +102,49 @@ fn with_record(rec: TxnRecord) -> KvResponse {
     }
 }
 
+/// What a push does to the pushee's record `rec` (anchored at `anchor`):
+/// the record to answer with, and whether it changed (it must be
+/// written). A pending transaction is aborted if the push says so or its
+/// coordinator stopped heartbeating; one with no record yet is alive
+/// until its intent or lock (`pushee_ts`) is that old.
+fn decide_push(
+    rec: Option<TxnRecord>,
+    p: &proto::PushTxnRequest,
+    anchor: &[u8],
+    now: Timestamp,
+) -> (TxnRecord, bool) {
+    let pushee_ts = ts_of(&p.pushee_ts);
+    match rec {
+        None => {
+            let abort = p.abort || expired(pushee_ts, now);
+            let status = if abort {
+                TxnStatus::Aborted
+            } else {
+                TxnStatus::Pending
+            };
+            let r = TxnRecord {
+                id: p.pushee_id.clone(),
+                anchor: anchor.to_vec(),
+                status: status as i32,
+                timestamp: Some(pushee_ts.into()),
+                // Not started heartbeating yet: alive as far as anyone can
+                // tell, since its intent or lock.
+                heartbeat: Some(if abort { now } else { pushee_ts }.into()),
+                ..Default::default()
+            };
+            (r, abort)
+        }
+        Some(mut r) => {
+            let abort =
+                status(&r) == TxnStatus::Pending && (p.abort || expired(ts_of(&r.heartbeat), now));
+            if abort {
+                r.status = TxnStatus::Aborted as i32;
+            }
+            (r, abort)
+        }
+    }
+}
+
 /// The answer to a record command that would write nothing, read from
 /// the leaseholder's state without a raft round: a push that neither
 /// aborts nor finds an expired coordinator, and a `wait_only` heartbeat
@@ -117,34 +160,14 @@ pub fn record_without_raft(
     now: Timestamp,
 ) -> Result<Option<TxnRecord>, String> {
     use txn_record_command::Op;
-    let pending_view = |id: &[u8], ts: Timestamp, heartbeat: Timestamp, priority: i32| TxnRecord {
-        id: id.to_vec(),
-        anchor: anchor.to_vec(),
-        status: TxnStatus::Pending as i32,
-        timestamp: Some(ts.into()),
-        heartbeat: Some(heartbeat.into()),
-        priority,
-        ..Default::default()
-    };
     match &cmd.op {
         Some(Op::Push(p)) => {
             let Some(id) = txn_id(&p.pushee_id) else {
                 return Ok(None);
             };
-            let pushee_ts = ts_of(&p.pushee_ts);
-            Ok(match read_record(engine, anchor, &id)? {
-                None if !p.abort && !expired(pushee_ts, now) => {
-                    Some(pending_view(&p.pushee_id, pushee_ts, pushee_ts, 0))
-                }
-                None => None,
-                Some(r)
-                    if status(&r) != TxnStatus::Pending
-                        || (!p.abort && !expired(ts_of(&r.heartbeat), now)) =>
-                {
-                    Some(r)
-                }
-                Some(_) => None,
-            })
+            let rec = read_record(engine, anchor, &id)?;
+            let (r, changed) = decide_push(rec, p, anchor, now);
+            Ok((!changed).then_some(r))
         }
         Some(Op::Heartbeat(h)) if h.wait_only => {
             let meta = h.txn.clone().unwrap_or_default();
@@ -156,12 +179,15 @@ pub fn record_without_raft(
                 // go back to PENDING, through raft.
                 Some(r) if status(&r) == TxnStatus::Staging => None,
                 Some(r) => Some(r),
-                None => Some(pending_view(
-                    &meta.id,
-                    ts_of(&meta.write_ts),
-                    now,
-                    meta.priority,
-                )),
+                None => Some(TxnRecord {
+                    id: meta.id.clone(),
+                    anchor: anchor.to_vec(),
+                    status: TxnStatus::Pending as i32,
+                    timestamp: Some(ts_of(&meta.write_ts).into()),
+                    heartbeat: Some(now.into()),
+                    priority: meta.priority,
+                    ..Default::default()
+                }),
             })
         }
         _ => Ok(None),
@@ -472,30 +498,11 @@ impl Replica {
                 with_record(r)
             }
             Op::Push(p) => {
-                let pushee_ts = ts_of(&p.pushee_ts);
-                match rec {
-                    None => {
-                        if p.abort || expired(pushee_ts, now) {
-                            let r = fresh(TxnStatus::Aborted, pushee_ts, 0);
-                            write_record(batch, &r);
-                            with_record(r)
-                        } else {
-                            // Not started heartbeating yet: alive as far as
-                            // anyone can tell.
-                            let mut r = fresh(TxnStatus::Pending, pushee_ts, 0);
-                            r.heartbeat = Some(pushee_ts.into());
-                            with_record(r)
-                        }
-                    }
-                    Some(mut r) => {
-                        let hb = ts_of(&r.heartbeat);
-                        if status(&r) == TxnStatus::Pending && (p.abort || expired(hb, now)) {
-                            r.status = TxnStatus::Aborted as i32;
-                            write_record(batch, &r);
-                        }
-                        with_record(r)
-                    }
+                let (r, changed) = decide_push(rec, &p, &anchor, now);
+                if changed {
+                    write_record(batch, &r);
                 }
+                with_record(r)
             }
             Op::Recover(rv) => match rec {
                 Some(mut r)

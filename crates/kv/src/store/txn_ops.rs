@@ -557,22 +557,20 @@ impl Store {
                 );
             }
         }
-        let mut resp = None;
-        if shared.has_valid_lease(self.ctx.mono_ms()) {
+        let answered = if shared.has_valid_lease(self.ctx.mono_ms()) {
             let now = self.ctx.clock.now();
             match record_without_raft(self.ctx.engine.as_ref(), anchor, &cmd, now) {
-                Ok(Some(rec)) => {
-                    resp = Some(KvResponse {
-                        record: Some(rec),
-                        ..Default::default()
-                    })
-                }
-                Ok(None) => {}
+                Ok(r) => r,
                 Err(e) => return internal(e),
             }
-        }
-        let mut resp = match resp {
-            Some(r) => r,
+        } else {
+            None
+        };
+        let mut resp = match answered {
+            Some(rec) => KvResponse {
+                record: Some(rec),
+                ..Default::default()
+            },
             None => {
                 self.propose(shared.range_id, raft_command::Cmd::TxnRecord(cmd))
                     .await

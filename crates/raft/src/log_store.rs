@@ -226,6 +226,20 @@ impl GroupStorage {
         }
     }
 
+    /// Records in `batch` the hard state with `applied` as its commit index,
+    /// for a batch that applies entries up to `applied` and is written
+    /// before the iteration's synced write of the hard state (and of new
+    /// entries): should only the first reach the disk, the commit index
+    /// there is neither below the applied index nor above the log.
+    pub fn write_commit_for_apply(&self, applied: u64, batch: &mut WriteBatch) {
+        let mut hs = self.hard_state.clone();
+        hs.commit = applied;
+        batch.put(
+            hard_state_key(self.range_id),
+            hs.write_to_bytes().unwrap_or_default(),
+        );
+    }
+
     /// Records the applied index (and membership) in `batch`, which must be
     /// the batch holding the applied commands' effects.
     pub fn set_applied(

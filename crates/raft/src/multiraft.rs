@@ -9,6 +9,8 @@
 //!     queue leader messages (safe to send before the local append)
 //!     install a received snapshot
 //!     append entries + hard state  ──┐
+//! send the leader messages           │
+//! apply entries committed and durable before this Ready, answer clients
 //! engine.write(batch, sync = true)  <─┘  one fsync for all groups
 //! for every group:                       (phase 2: apply)
 //!     queue messages that needed the append to be durable
@@ -817,6 +819,9 @@ impl<S: StateMachine> MultiRaft<S> {
         let mut batch = WriteBatch::new();
         let mut must_sync = false;
         let mut readies = Vec::new();
+        // Entries committed (and already durable here) that can be applied
+        // before this iteration's fsync.
+        let mut early = Vec::new();
         for (range_id, g) in self.groups.iter_mut() {
             if !g.node.has_ready() {
                 continue;
@@ -833,6 +838,15 @@ impl<S: StateMachine> MultiRaft<S> {
                 &g.sm,
                 rd.take_messages(),
             );
+            if rd.snapshot().is_empty()
+                && !rd.committed_entries().is_empty()
+                && rd
+                    .committed_entries()
+                    .iter()
+                    .all(|e| e.get_entry_type() == EntryType::EntryNormal)
+            {
+                early.push((*range_id, rd.take_committed_entries()));
+            }
             if !rd.snapshot().is_empty() {
                 let snap: Snapshot = rd.snapshot().clone();
                 if let Err(e) = g.sm.apply_snapshot(&snap.data, &mut batch) {
@@ -855,6 +869,52 @@ impl<S: StateMachine> MultiRaft<S> {
         if !self.outbox.is_empty() {
             send_early(std::mem::take(&mut self.outbox));
         }
+
+        // Entries raft reports committed are durable on this node already
+        // (raft-rs hands out none above the persisted index), so they are
+        // applied, and their clients answered, before the fsync of the new
+        // entries: an answer does not wait for an unrelated write. The
+        // commit index goes into the same batch, so that after a crash the
+        // applied index is never above the committed one.
+        let mut new_groups = Vec::new();
+        let mut destroyed = Vec::new();
+        let mut applied_groups = Vec::new();
+        if !early.is_empty() {
+            let mut early_batch = WriteBatch::new();
+            let mut answered = Vec::new();
+            for (range_id, committed) in early {
+                let g = self
+                    .groups
+                    .get_mut(&range_id)
+                    .expect("group of a ready exists");
+                let last = committed.last().map_or(0, |e| e.index);
+                g.node
+                    .mut_store()
+                    .write_commit_for_apply(last, &mut early_batch);
+                let created = new_groups.len();
+                let last = Self::apply_committed(
+                    range_id,
+                    g,
+                    &committed,
+                    &mut early_batch,
+                    &mut new_groups,
+                    &mut destroyed,
+                )?;
+                if new_groups.len() == created {
+                    answered.push((range_id, last));
+                } else {
+                    // A split: its clients are answered once the new group
+                    // exists, at the end of the iteration.
+                    applied_groups.push((range_id, last));
+                }
+            }
+            self.engine.write(early_batch, false)?;
+            for (range_id, applied) in answered {
+                if let Some(g) = self.groups.get_mut(&range_id) {
+                    g.sm.on_applied(applied);
+                }
+            }
+        }
         if !batch.is_empty() {
             // One sync for every range's new entries and votes; a batch
             // that only moves commit indexes is ordered in the journal
@@ -863,9 +923,6 @@ impl<S: StateMachine> MultiRaft<S> {
         }
 
         let mut apply_batch = WriteBatch::new();
-        let mut applied_groups = Vec::new();
-        let mut new_groups = Vec::new();
-        let mut destroyed = Vec::new();
         for (range_id, mut rd) in readies {
             let g = self
                 .groups
@@ -897,62 +954,14 @@ impl<S: StateMachine> MultiRaft<S> {
             if committed.is_empty() {
                 continue;
             }
-            let mut effects = Vec::new();
-            let mut conf_state = None;
-            let mut last = 0;
-            for e in &committed {
-                last = e.index;
-                match e.get_entry_type() {
-                    EntryType::EntryNormal => {
-                        if !e.data.is_empty() {
-                            g.sm.apply(e.index, e.term, &e.data, &mut apply_batch, &mut effects);
-                        }
-                    }
-                    EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => {
-                        let (cc, context) = decode_conf_change(e).map_err(|err| {
-                            tessera_storage::Error::Corruption(format!(
-                                "range {range_id}: bad conf change: {err}"
-                            ))
-                        })?;
-                        let cs = g.node.apply_conf_change(&cc).map_err(|err| {
-                            tessera_storage::Error::Corruption(format!(
-                                "range {range_id}: cannot apply conf change: {err}"
-                            ))
-                        })?;
-                        g.sm.apply_conf_change(
-                            e.index,
-                            &context,
-                            &cs,
-                            &mut apply_batch,
-                            &mut effects,
-                        );
-                        conf_state = Some(cs);
-                    }
-                }
-            }
-            g.node
-                .mut_store()
-                .set_applied(last, conf_state, &mut apply_batch);
-            g.node.advance_apply_to(last);
-            for effect in effects {
-                match effect {
-                    Effect::CreateGroup {
-                        range_id: new_id,
-                        voters,
-                        learners,
-                        state_machine,
-                        campaign,
-                    } => {
-                        let storage =
-                            GroupStorage::initialized(new_id, voters, learners, &mut apply_batch);
-                        new_groups.push((new_id, storage, state_machine, campaign));
-                    }
-                    Effect::Destroy => {
-                        g.destroy(&mut apply_batch);
-                        destroyed.push(range_id);
-                    }
-                }
-            }
+            let last = Self::apply_committed(
+                range_id,
+                g,
+                &committed,
+                &mut apply_batch,
+                &mut new_groups,
+                &mut destroyed,
+            )?;
             applied_groups.push((range_id, last));
         }
         if !apply_batch.is_empty() {
@@ -984,6 +993,68 @@ impl<S: StateMachine> MultiRaft<S> {
         Ok(ReadyOutput {
             messages: std::mem::take(&mut self.outbox),
         })
+    }
+
+    /// Applies `committed` (a run of committed entries of one group) into
+    /// `batch` with the applied index and the effects' writes. Groups the
+    /// effects create are pushed to `new_groups`; a destroyed group (this
+    /// replica was removed) to `destroyed`. Returns the last index applied.
+    fn apply_committed(
+        range_id: u64,
+        g: &mut Group<S>,
+        committed: &[raft::eraftpb::Entry],
+        batch: &mut WriteBatch,
+        new_groups: &mut Vec<(u64, GroupStorage, S, bool)>,
+        destroyed: &mut Vec<u64>,
+    ) -> tessera_storage::Result<u64> {
+        let mut effects = Vec::new();
+        let mut conf_state = None;
+        let mut last = 0;
+        for e in committed {
+            last = e.index;
+            match e.get_entry_type() {
+                EntryType::EntryNormal => {
+                    if !e.data.is_empty() {
+                        g.sm.apply(e.index, e.term, &e.data, batch, &mut effects);
+                    }
+                }
+                EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => {
+                    let (cc, context) = decode_conf_change(e).map_err(|err| {
+                        tessera_storage::Error::Corruption(format!(
+                            "range {range_id}: bad conf change: {err}"
+                        ))
+                    })?;
+                    let cs = g.node.apply_conf_change(&cc).map_err(|err| {
+                        tessera_storage::Error::Corruption(format!(
+                            "range {range_id}: cannot apply conf change: {err}"
+                        ))
+                    })?;
+                    g.sm.apply_conf_change(e.index, &context, &cs, batch, &mut effects);
+                    conf_state = Some(cs);
+                }
+            }
+        }
+        g.node.mut_store().set_applied(last, conf_state, batch);
+        g.node.advance_apply_to(last);
+        for effect in effects {
+            match effect {
+                Effect::CreateGroup {
+                    range_id: new_id,
+                    voters,
+                    learners,
+                    state_machine,
+                    campaign,
+                } => {
+                    let storage = GroupStorage::initialized(new_id, voters, learners, batch);
+                    new_groups.push((new_id, storage, state_machine, campaign));
+                }
+                Effect::Destroy => {
+                    g.destroy(batch);
+                    destroyed.push(range_id);
+                }
+            }
+        }
+        Ok(last)
     }
 
     /// Builds snapshots raft asked for, and truncates long logs.

@@ -118,7 +118,7 @@ impl Engine for CrashEngine {
         Ok(Box::new(items.into_iter()))
     }
     fn write(&self, batch: WriteBatch, sync: bool) -> tessera_storage::Result<()> {
-        let written = self.versions.begin_write(batch.version_keys());
+        let written = self.versions.begin_batch(batch.version_ops());
         let mut s = self.inner.lock();
         apply(&mut s.view, &batch);
         s.unsynced.push(batch);
@@ -129,7 +129,7 @@ impl Engine for CrashEngine {
             }
         }
         drop(s);
-        written.finish();
+        written.finish(true);
         Ok(())
     }
     fn newest_versions(&self) -> Option<&NewestVersionCache> {

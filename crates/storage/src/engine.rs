@@ -145,12 +145,14 @@ impl WriteBatch {
         self.ops
     }
 
-    /// The encoded user keys of the MVCC versions this batch writes or
-    /// deletes (what a [`NewestVersionCache`] must forget).
-    pub fn version_keys(&self) -> impl Iterator<Item = &[u8]> {
-        self.ops
-            .iter()
-            .filter_map(|(k, _)| crate::mvcc::encoded_key_of_version(k))
+    /// This batch's operations on MVCC versions, for a
+    /// [`NewestVersionCache`]: each version's encoded user key, and for a
+    /// put its timestamp and stored value.
+    pub fn version_ops(&self) -> impl Iterator<Item = crate::version_cache::VersionOp<'_>> {
+        self.ops.iter().filter_map(|(k, v)| {
+            let (ek, ts) = crate::mvcc::version_of(k)?;
+            Some((ek, v.as_deref().map(|v| (ts, v))))
+        })
     }
 
     /// The value this batch would leave for `key`: `Some(Some(v))` put,

@@ -279,7 +279,7 @@ impl Engine for FjallEngine {
             // power loss. A later synced write makes it durable.
             PersistMode::Buffer
         };
-        let written = self.versions.begin_write(batch.version_keys());
+        let written = self.versions.begin_batch(batch.version_ops());
         let mut b = self.db.batch().durability(Some(mode));
         for (k, v) in batch.into_ops() {
             let ks = self.keyspace_for(&k);
@@ -289,7 +289,7 @@ impl Engine for FjallEngine {
             }
         }
         let committed = b.commit().map_err(|e| map_err(&self.path, e));
-        written.finish();
+        written.finish(committed.is_ok());
         committed
     }
 

@@ -55,7 +55,7 @@ impl Engine for MemoryEngine {
     }
 
     fn write(&self, batch: WriteBatch, _sync: bool) -> Result<()> {
-        let written = self.versions.begin_write(batch.version_keys());
+        let written = self.versions.begin_batch(batch.version_ops());
         let mut data = self.data.write();
         for (k, v) in batch.into_ops() {
             match v {
@@ -64,7 +64,7 @@ impl Engine for MemoryEngine {
             };
         }
         drop(data);
-        written.finish();
+        written.finish(true);
         Ok(())
     }
 

@@ -205,11 +205,6 @@ fn split_version_key(k: &[u8]) -> MvccResult<(&[u8], Timestamp)> {
     Ok((ek, decode_ts(ts)?))
 }
 
-/// The encoded user key of a version engine key; `None` for other keys.
-pub(crate) fn encoded_key_of_version(k: &[u8]) -> Option<&[u8]> {
-    (k.first() == Some(&MVCC_PREFIX) && k.len() >= 1 + 2 + TS_LEN).then(|| &k[1..k.len() - TS_LEN])
-}
-
 /// Decodes an encoded user key that must fill `ek` exactly.
 fn decode_user_key(ek: &[u8]) -> MvccResult<Vec<u8>> {
     let (key, n) = encoding::decode_bytes(ek)?;
@@ -263,6 +258,18 @@ fn decode_value(raw: &[u8]) -> MvccResult<Option<Vec<u8>>> {
         Some((&TAG_TOMBSTONE, [])) => Ok(None),
         _ => Err(corrupt(format!("bad version value tag: {raw:x?}"))),
     }
+}
+
+/// A version's stored value decoded (`Some(None)`: a tombstone); `None`
+/// if it is not a valid stored value.
+pub(crate) fn decode_stored_value(raw: &[u8]) -> Option<Option<Vec<u8>>> {
+    decode_value(raw).ok()
+}
+
+/// The encoded user key and timestamp of a version engine key; `None`
+/// for other keys.
+pub(crate) fn version_of(k: &[u8]) -> Option<(&[u8], Timestamp)> {
+    split_version_key(k).ok()
 }
 
 fn is_tombstone(raw: &[u8]) -> MvccResult<bool> {

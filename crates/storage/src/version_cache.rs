@@ -20,6 +20,13 @@
 //! (e.g. for an intent) before the cache sees versions at least as new as
 //! what it saw there.
 //!
+//! Writes of cached keys keep them cached ([`NewestVersionCache::begin_batch`]):
+//! when a batch only adds versions to a key whose newest version was cached
+//! as it began, and no other write touched the key's stripe meanwhile, the
+//! newer of the cached version and the batch's newest is the key's newest
+//! version after it, and `finish` installs that. A hot row written by every
+//! transaction is then read from memory by each next one.
+//!
 //! Memory is bounded: a shard over its share of the budget drops a quarter
 //! of its entries.
 
@@ -83,10 +90,23 @@ impl Default for Shard {
 }
 
 impl Shard {
-    fn remove(&mut self, hash: u64) {
-        if let Some(e) = self.entries.remove(&hash) {
-            self.bytes -= e.bytes();
+    fn remove(&mut self, hash: u64) -> Option<Entry> {
+        let e = self.entries.remove(&hash)?;
+        self.bytes -= e.bytes();
+        Some(e)
+    }
+
+    /// Holds `entry` under `hash` (replacing any), within `budget` bytes.
+    fn insert(&mut self, hash: u64, entry: Entry, budget: usize) {
+        if entry.bytes() > budget {
+            return;
         }
+        self.remove(hash);
+        if self.bytes + entry.bytes() > budget {
+            self.evict_quarter();
+        }
+        self.bytes += entry.bytes();
+        self.entries.insert(hash, entry);
     }
 
     /// Drops about a quarter of the entries, a different quarter each
@@ -145,7 +165,15 @@ pub struct FillTicket {
 pub struct WriteTicket<'c> {
     cache: &'c NewestVersionCache,
     hashes: Vec<u64>,
+    /// Entries to install once the batch is in the engine (sorted by hash):
+    /// the key's newest version after the batch, and its stripe's
+    /// generation when the write began.
+    installs: Vec<(u64, Entry, u64)>,
 }
+
+/// One operation of a batch on a version of a key: the encoded key, and
+/// for a put the version's timestamp and stored value (`None`: a delete).
+pub type VersionOp<'k> = (&'k [u8], Option<(Timestamp, &'k [u8])>);
 
 impl NewestVersionCache {
     /// A cache holding about `budget_bytes` of keys and values.
@@ -207,45 +235,70 @@ impl NewestVersionCache {
             encoded_key: encoded_key.to_vec(),
             newest,
         };
-        if entry.bytes() > self.shard_budget {
-            return;
-        }
-        shard.remove(ticket.hash);
-        if shard.bytes + entry.bytes() > self.shard_budget {
-            shard.evict_quarter();
-        }
-        shard.bytes += entry.bytes();
-        shard.entries.insert(ticket.hash, entry);
+        shard.insert(ticket.hash, entry, self.shard_budget);
     }
 
     /// Announces a write of versions of the keys whose encoded forms are
-    /// `encoded_keys`: until the ticket is finished, their stripes miss.
+    /// `encoded_keys`: until the ticket is finished, their stripes miss;
+    /// after, the keys are no longer cached.
     pub fn begin_write<'k>(&self, encoded_keys: impl Iterator<Item = &'k [u8]>) -> WriteTicket<'_> {
-        let mut hashes: Vec<u64> = encoded_keys.map(|k| self.hash(k)).collect();
+        self.begin(encoded_keys.map(|k| (k, None)))
+    }
+
+    /// Announces the write of a batch of version operations: like
+    /// [`NewestVersionCache::begin_write`], except that a cached key the
+    /// batch only adds versions to stays cached, with its new newest
+    /// version (see the module docs).
+    pub fn begin_batch<'k>(&self, ops: impl Iterator<Item = VersionOp<'k>>) -> WriteTicket<'_> {
+        self.begin(ops)
+    }
+
+    fn begin<'k>(&self, ops: impl Iterator<Item = VersionOp<'k>>) -> WriteTicket<'_> {
+        let mut ops: Vec<(u64, VersionOp<'k>)> = ops.map(|op| (self.hash(op.0), op)).collect();
         // Sorted, hashes of one shard are adjacent (the shard is the top
-        // bits); duplicates go, so each stripe is counted once per key.
-        hashes.sort_unstable();
+        // bits); the sort is stable, so a key's operations stay in batch
+        // order.
+        ops.sort_by_key(|(hash, _)| *hash);
+        let mut hashes: Vec<u64> = ops.iter().map(|(hash, _)| *hash).collect();
+        // Duplicates go, so each stripe is counted once per key.
         hashes.dedup();
-        self.for_each_shard(&hashes, |shard, hash| {
-            shard.writes_in_flight[Self::stripe(hash)] += 1;
-            shard.remove(hash);
+        let mut cached = Vec::new();
+        self.for_each_shard(&hashes, |shard, hashes| {
+            for &hash in hashes {
+                let stripe = Self::stripe(hash);
+                shard.writes_in_flight[stripe] += 1;
+                if let Some(e) = shard.remove(hash) {
+                    cached.push((hash, e, shard.generation[stripe]));
+                }
+            }
         });
+        let installs = cached
+            .into_iter()
+            .filter_map(|(hash, e, generation)| {
+                let start = ops.partition_point(|(h, _)| *h < hash);
+                let end = ops.partition_point(|(h, _)| *h <= hash);
+                let newest = newest_after(e.newest, &e.encoded_key, &ops[start..end])?;
+                let entry = Entry {
+                    encoded_key: e.encoded_key,
+                    newest: Some(newest),
+                };
+                Some((hash, entry, generation))
+            })
+            .collect();
         WriteTicket {
             cache: self,
             hashes,
+            installs,
         }
     }
 
-    /// Runs `f` on every hash, locking each shard once (hashes sorted by
-    /// shard).
-    fn for_each_shard(&self, hashes: &[u64], mut f: impl FnMut(&mut Shard, u64)) {
+    /// Runs `f` on the hashes of each shard, locking each shard once
+    /// (hashes sorted by shard).
+    fn for_each_shard(&self, hashes: &[u64], mut f: impl FnMut(&mut Shard, &[u64])) {
         let mut rest = hashes;
         while let Some(&first) = rest.first() {
             let n = rest.partition_point(|h| h >> 60 == first >> 60);
-            let mut shard = self.shard(first);
-            for &hash in &rest[..n] {
-                f(&mut shard, hash);
-            }
+            f(&mut self.shard(first), &rest[..n]);
             rest = &rest[n..];
         }
     }
@@ -277,18 +330,71 @@ impl NewestVersionCache {
     }
 }
 
+/// The newest version of the key encoded as `encoded_key` after `ops` (the
+/// batch's operations whose key hashes like it), given that it was
+/// `before`; `None` if the batch deletes a version of the key (or holds
+/// one that cannot be decoded).
+fn newest_after(
+    before: Option<NewestVersion>,
+    encoded_key: &[u8],
+    ops: &[(u64, VersionOp<'_>)],
+) -> Option<NewestVersion> {
+    let mut newest = before;
+    for (_, (key, op)) in ops {
+        if *key != encoded_key {
+            continue;
+        }
+        let (ts, raw) = (*op)?;
+        if newest.as_ref().is_none_or(|n| n.ts <= ts) {
+            let value = crate::mvcc::decode_stored_value(raw)?;
+            newest = Some(NewestVersion { ts, value });
+        }
+    }
+    newest
+}
+
 impl WriteTicket<'_> {
-    /// The batch is in the engine (or failed): drop the keys' entries again
-    /// (a fill may have slipped in before `begin_write`'s), and refuse
-    /// fills from reads that started before now.
-    pub fn finish(self) {
-        // Stripes shared by several keys of the batch were counted once per
-        // key; undo exactly what begin_write did.
-        self.cache.for_each_shard(&self.hashes, |shard, hash| {
-            let stripe = NewestVersionCache::stripe(hash);
-            shard.writes_in_flight[stripe] -= 1;
-            shard.generation[stripe] += 1;
-            shard.remove(hash);
+    /// The batch is in the engine (`written`) or failed: drop the keys'
+    /// entries again (a fill may have slipped in before `begin_write`'s),
+    /// refuse fills from reads that started before now, and, if written,
+    /// install the new newest versions of keys that were cached, where no
+    /// other write touched their stripe since this one began.
+    pub fn finish(self, written: bool) {
+        let installs = if written { self.installs } else { Vec::new() };
+        self.cache.for_each_shard(&self.hashes, |shard, hashes| {
+            let shard_of = |hash: u64| hash >> 60;
+            let here = shard_of(hashes[0]);
+            // Checked before this write's own counts go: the stripe may
+            // count only this write's keys, and its generation must be the
+            // one seen when the write began.
+            let undisturbed: Vec<&(u64, Entry, u64)> = installs
+                .iter()
+                .filter(|(hash, _, generation)| {
+                    let stripe = NewestVersionCache::stripe(*hash);
+                    let own = hashes
+                        .iter()
+                        .filter(|h| NewestVersionCache::stripe(**h) == stripe)
+                        .count();
+                    shard_of(*hash) == here
+                        && shard.writes_in_flight[stripe] as usize == own
+                        && shard.generation[stripe] == *generation
+                })
+                .collect();
+            // Stripes shared by several keys of the batch were counted
+            // once per key; undo exactly what begin did.
+            for &hash in hashes {
+                let stripe = NewestVersionCache::stripe(hash);
+                shard.writes_in_flight[stripe] -= 1;
+                shard.generation[stripe] += 1;
+                shard.remove(hash);
+            }
+            for (hash, entry, _) in undisturbed {
+                let entry = Entry {
+                    encoded_key: entry.encoded_key.clone(),
+                    newest: entry.newest.clone(),
+                };
+                shard.insert(*hash, entry, self.cache.shard_budget);
+            }
         });
     }
 }
@@ -318,7 +424,7 @@ mod tests {
         fill_after_miss(&c, b"b", None);
         assert_eq!(c.lookup(b"a"), Lookup::Hit(version(1, "x")));
         assert_eq!(c.lookup(b"b"), Lookup::Hit(None));
-        c.begin_write([&b"a"[..]].into_iter()).finish();
+        c.begin_write([&b"a"[..]].into_iter()).finish(true);
         assert!(matches!(c.lookup(b"a"), Lookup::Miss(_)));
         assert_eq!(c.lookup(b"b"), Lookup::Hit(None));
     }
@@ -338,7 +444,7 @@ mod tests {
         };
         c.fill(during, b"k", version(1, "old"));
         assert!(matches!(c.lookup(b"k"), Lookup::Miss(_)));
-        w.finish();
+        w.finish(true);
         c.fill(before, b"k", version(1, "old"));
         assert!(matches!(c.lookup(b"k"), Lookup::Miss(_)));
         fill_after_miss(&c, b"k", version(2, "new"));
@@ -352,12 +458,95 @@ mod tests {
         let c = NewestVersionCache::new(1 << 20);
         let w1 = c.begin_write([&b"k"[..], &b"k"[..]].into_iter());
         let w2 = c.begin_write([&b"k"[..]].into_iter());
-        w1.finish();
+        w1.finish(true);
         fill_after_miss(&c, b"k", version(1, "x"));
         assert!(matches!(c.lookup(b"k"), Lookup::Miss(_)));
-        w2.finish();
+        w2.finish(true);
         fill_after_miss(&c, b"k", version(1, "x"));
         assert_eq!(c.lookup(b"k"), Lookup::Hit(version(1, "x")));
+    }
+
+    /// A batch putting `value` at `wall` for `key`, and the key's encoded
+    /// form (the cache's key).
+    fn put_batch(key: &[u8], wall: u64, value: Option<&str>) -> (crate::WriteBatch, Vec<u8>) {
+        let engine = crate::MemoryEngine::new();
+        let mut b = crate::WriteBatch::new();
+        crate::mvcc::put(
+            &engine,
+            &mut b,
+            key,
+            Timestamp::new(wall, 0),
+            value.map(|v| v.as_bytes().to_vec()),
+            None,
+        )
+        .unwrap();
+        let ek = b.version_ops().next().unwrap().0.to_vec();
+        (b, ek)
+    }
+
+    #[test]
+    fn writes_of_cached_keys_leave_their_newest_version_cached() {
+        let c = NewestVersionCache::new(1 << 20);
+        let (b2, ek) = put_batch(b"k", 2, Some("two"));
+        fill_after_miss(&c, &ek, version(1, "one"));
+        c.begin_batch(b2.version_ops()).finish(true);
+        assert_eq!(c.lookup(&ek), Lookup::Hit(version(2, "two")));
+        // A version below the newest leaves the newest.
+        let (b1, _) = put_batch(b"k", 1, Some("late"));
+        c.begin_batch(b1.version_ops()).finish(true);
+        assert_eq!(c.lookup(&ek), Lookup::Hit(version(2, "two")));
+        // A tombstone is a version too.
+        let (b3, _) = put_batch(b"k", 3, None);
+        c.begin_batch(b3.version_ops()).finish(true);
+        let tombstone = Some(NewestVersion {
+            ts: Timestamp::new(3, 0),
+            value: None,
+        });
+        assert_eq!(c.lookup(&ek), Lookup::Hit(tombstone));
+        // A key that had no entry gets none: older versions are unknown.
+        let (b, other) = put_batch(b"other", 5, Some("x"));
+        c.begin_batch(b.version_ops()).finish(true);
+        assert!(matches!(c.lookup(&other), Lookup::Miss(_)));
+    }
+
+    #[test]
+    fn failed_writes_and_deletes_of_versions_uncache_the_key() {
+        let c = NewestVersionCache::new(1 << 20);
+        let (b2, ek) = put_batch(b"k", 2, Some("two"));
+        fill_after_miss(&c, &ek, version(1, "one"));
+        c.begin_batch(b2.version_ops()).finish(false);
+        assert!(matches!(c.lookup(&ek), Lookup::Miss(_)));
+
+        fill_after_miss(&c, &ek, version(1, "one"));
+        let mut gc = crate::WriteBatch::new();
+        gc.delete(crate::mvcc::encode_version_key(b"k", Timestamp::new(1, 0)));
+        c.begin_batch(gc.version_ops()).finish(true);
+        assert!(matches!(c.lookup(&ek), Lookup::Miss(_)));
+    }
+
+    /// A write that overlaps another on the key's stripe cannot know which
+    /// landed last: it installs nothing, whether the other is still under
+    /// way when it finishes or finished in between.
+    #[test]
+    fn overlapping_writes_install_nothing() {
+        let c = NewestVersionCache::new(1 << 20);
+        let (b2, ek) = put_batch(b"k", 2, Some("two"));
+        let (b3, _) = put_batch(b"k", 3, Some("three"));
+        fill_after_miss(&c, &ek, version(1, "one"));
+        let w2 = c.begin_batch(b2.version_ops());
+        let w3 = c.begin_batch(b3.version_ops());
+        w2.finish(true);
+        assert!(matches!(c.lookup(&ek), Lookup::Miss(_)));
+        w3.finish(true);
+        assert!(matches!(c.lookup(&ek), Lookup::Miss(_)));
+
+        fill_after_miss(&c, &ek, version(3, "three"));
+        let (b4, _) = put_batch(b"k", 4, Some("four"));
+        let (b5, _) = put_batch(b"k", 5, Some("five"));
+        let w4 = c.begin_batch(b4.version_ops());
+        c.begin_batch(b5.version_ops()).finish(true);
+        w4.finish(true);
+        assert!(matches!(c.lookup(&ek), Lookup::Miss(_)));
     }
 
     /// Writers commit ever newer versions of a few keys while readers

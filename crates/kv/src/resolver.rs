@@ -96,8 +96,22 @@ impl DB {
     pub(crate) fn resolve_in_background(
         self: Arc<Self>,
         id: [u8; 16],
+        keys: Vec<Vec<u8>>,
+        commit_ts: Option<Timestamp>,
+    ) {
+        self.resolve_in_background_with(id, keys, commit_ts, false);
+    }
+
+    /// [`DB::resolve_in_background`]; `record_staging`: the transaction
+    /// committed but its record may still be STAGING, so each resolution
+    /// leaves a marker for a recovery (see
+    /// `ResolveIntentsRequest.record_staging`).
+    pub(crate) fn resolve_in_background_with(
+        self: Arc<Self>,
+        id: [u8; 16],
         mut keys: Vec<Vec<u8>>,
         commit_ts: Option<Timestamp>,
+        record_staging: bool,
     ) {
         tokio::spawn(async move {
             keys.sort();
@@ -117,6 +131,7 @@ impl DB {
                     more: Vec::new(),
                     commit_record_anchor: Vec::new(),
                     background: true,
+                    record_staging: record_staging && commit_ts.is_some(),
                 };
                 if self.resolver.enqueue(desc.range_id, req) {
                     tokio::spawn(self.clone().send_resolutions(desc.range_id));
@@ -157,7 +172,8 @@ impl DB {
             }
             if let Some(id) = crate::txn::txn_id(&r.txn_id) {
                 let commit_ts = r.commit.then(|| r.commit_ts.unwrap_or_default().into());
-                self.resolve_intents(id, rest, commit_ts).await?;
+                self.resolve_intents_with(id, rest, commit_ts, r.record_staging)
+                    .await?;
             }
         }
         Ok(())

@@ -280,6 +280,75 @@ async fn a_dead_coordinator_with_a_write_missing_is_aborted_by_others() {
     assert_eq!(c.dbs[&3].get(b"z").await.unwrap(), Some(b"after".to_vec()));
 }
 
+/// Drops every parallel commit's COMMITTED mark (the resolution naming its
+/// record's anchor) while the other resolutions get through: a coordinator
+/// that dies right after answering its client, the record still STAGING
+/// and the writes of other ranges already resolved.
+struct MarkDroppingDialer {
+    inner: Dialer,
+}
+
+impl NodeDialer for MarkDroppingDialer {
+    fn send(&self, node_id: u64, req: KvRequest) -> DialFuture {
+        if let Some(kv_request::Op::ResolveIntents(r)) = &req.op {
+            if !r.commit_record_anchor.is_empty() {
+                return Box::pin(async { Err(DialError::not_sent("coordinator is dead")) });
+            }
+        }
+        self.inner.send(node_id, req)
+    }
+    fn first_range(&self) -> Option<(RangeDescriptor, u64)> {
+        self.inner.first_range()
+    }
+    fn known_nodes(&self) -> Vec<u64> {
+        self.inner.known_nodes()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recovery_racing_the_committed_mark_finds_the_writes_resolved_before_it() {
+    let c = ready_cluster(&[b"m"]).await;
+    let db = c.dbs[&1].clone();
+    let dying = Arc::new(DB::new(
+        Arc::new(MarkDroppingDialer {
+            inner: Dialer(c.net.clone()),
+        }),
+        db.clock().clone(),
+    ));
+    // A commit pushed above its read timestamp (say, by a lease newer than
+    // it) commits explicitly instead: try fresh keys until one commits in
+    // parallel.
+    for i in 0..10 {
+        let (a, z) = (format!("a{i}").into_bytes(), format!("z{i}").into_bytes());
+        db.put(&a, b"old").await.unwrap();
+        db.put(&z, b"old").await.unwrap();
+        dying.get(&a).await.unwrap();
+        dying.get(&z).await.unwrap();
+        let mut t = Txn::begin(dying.clone(), Isolation::Serializable);
+        t.commit(vec![put(&a, b"new"), put(&z, b"new")])
+            .await
+            .unwrap();
+        drop(t);
+        // `z` (off the record's range) is resolved; `a` keeps its intent
+        // under the STAGING record if the commit was a parallel one.
+        wait_for("z resolved", Duration::from_secs(10), async || {
+            intents_of(&c, &z) == 0
+        })
+        .await;
+        if intents_of(&c, &a) == 0 {
+            continue;
+        }
+        // A reader meets `a`'s intent and, once the record's heartbeat has
+        // expired, recovers the record: `z` is not missing (its marker
+        // says it was resolved committed), so the commit stands.
+        let mut t = Txn::begin(c.dbs[&2].clone(), Isolation::Serializable);
+        assert_eq!(t.get(&a).await.unwrap(), Some(b"new".to_vec()));
+        assert_eq!(t.get(&z).await.unwrap(), Some(b"new".to_vec()));
+        return;
+    }
+    panic!("no commit was a parallel one");
+}
+
 /// Delays transactional writes to keys with a prefix, to interleave two
 /// commits into a deadlock.
 struct SlowDialer {

@@ -362,6 +362,9 @@ pub fn engine_span(start: &[u8], end: &[u8]) -> [(Vec<u8>, Vec<u8>); 3] {
     ]
 }
 
+/// The byte that ends a [`resolved_marker_key`] (a record key has none).
+const RESOLVED_MARKER: u8 = b'w';
+
 /// The engine key of the record of transaction `id` anchored at `anchor`:
 /// it sorts with the anchor key, so it lives on (and moves with) the range
 /// holding that key.
@@ -983,6 +986,31 @@ pub fn resolve_intent(
     txn_id: [u8; 16],
     commit_ts: Option<Timestamp>,
 ) -> MvccResult<bool> {
+    resolve(engine, batch, key, txn_id, commit_ts, false)
+}
+
+/// [`resolve_intent`] committing at `commit_ts` while the transaction's
+/// record may still be STAGING: a write intent resolved leaves a marker
+/// ([`resolved_marker_key`]) that [`has_resolved_marker`] finds, so that a
+/// recovery of the record takes the write as in place.
+pub fn resolve_intent_leaving_marker(
+    engine: &dyn Engine,
+    batch: &mut WriteBatch,
+    key: &[u8],
+    txn_id: [u8; 16],
+    commit_ts: Timestamp,
+) -> MvccResult<bool> {
+    resolve(engine, batch, key, txn_id, Some(commit_ts), true)
+}
+
+fn resolve(
+    engine: &dyn Engine,
+    batch: &mut WriteBatch,
+    key: &[u8],
+    txn_id: [u8; 16],
+    commit_ts: Option<Timestamp>,
+    leave_marker: bool,
+) -> MvccResult<bool> {
     let Some(intent) = read_intent(engine, Some(batch), key)? else {
         return Ok(false);
     };
@@ -993,9 +1021,30 @@ pub fn resolve_intent(
         let mut v = Vec::new();
         encode_value(&mut v, intent.value.as_deref());
         batch.put(encode_version_key(key, ts), v);
+        if leave_marker {
+            let mut at = Vec::new();
+            append_ts(&mut at, ts);
+            batch.put(resolved_marker_key(key, &txn_id), at);
+        }
     }
     batch.delete(encode_intent_key(key));
     Ok(true)
+}
+
+/// The engine key of the marker that [`resolve_intent_leaving_marker`]
+/// leaves beside `key` for transaction `id`: in the records keyspace, just
+/// after the key of a record of `id` anchored at `key`, so it lives on (and
+/// moves with) the range holding `key`.
+pub fn resolved_marker_key(key: &[u8], id: &[u8; 16]) -> Vec<u8> {
+    let mut k = txn_record_key(key, id);
+    k.push(RESOLVED_MARKER);
+    k
+}
+
+/// Whether transaction `id`'s write of `key` was resolved as committed
+/// with a marker (see [`resolve_intent_leaving_marker`]).
+pub fn has_resolved_marker(engine: &dyn Engine, key: &[u8], id: &[u8; 16]) -> MvccResult<bool> {
+    Ok(engine.get(&resolved_marker_key(key, id))?.is_some())
 }
 
 /// Garbage-collects versions of the user keys in `[start, end)` (empty
@@ -1492,6 +1541,31 @@ mod tests {
         assert!(!resolve_intent(&e, &mut b, b"k", t2.id, Some(ts(20))).unwrap());
         assert!(b.is_empty());
         assert!(get_intent(&e, b"k").unwrap().is_some());
+    }
+
+    #[test]
+    fn a_resolution_leaving_a_marker_is_found_by_it_and_kept_with_the_key() {
+        let e = MemoryEngine::new();
+        let (t, other) = (txn(1, 20), txn(2, 20));
+        write_intent(&e, "k", &t, Some("v"));
+        // A lock is not a write: no marker.
+        let mut b = WriteBatch::new();
+        lock(&e, &mut b, b"l", &t).unwrap();
+        e.write(b, false).unwrap();
+        let mut b = WriteBatch::new();
+        assert!(resolve_intent_leaving_marker(&e, &mut b, b"k", t.id, ts(20)).unwrap());
+        assert!(resolve_intent_leaving_marker(&e, &mut b, b"l", t.id, ts(20)).unwrap());
+        e.write(b, false).unwrap();
+        assert_eq!(read(&e, "k", 20).as_deref(), Some("v"));
+        assert!(has_resolved_marker(&e, b"k", &t.id).unwrap());
+        assert!(!has_resolved_marker(&e, b"l", &t.id).unwrap());
+        assert!(!has_resolved_marker(&e, b"k", &other.id).unwrap());
+        // The marker sorts with its key: a range's span holds it.
+        let [_, _, (lo, hi)] = engine_span(b"k", b"k\0");
+        let marker = resolved_marker_key(b"k", &t.id);
+        assert!(lo <= marker && marker < hi);
+        let [_, _, (lo, hi)] = engine_span(b"a", b"k");
+        assert!(!(lo <= marker && marker < hi));
     }
 
     #[test]

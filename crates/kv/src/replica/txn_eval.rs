@@ -631,7 +631,13 @@ impl Replica {
                 if !contains(desc, &key) {
                     continue;
                 }
-                match mvcc::resolve_intent(&view, batch, &key, id, commit_ts) {
+                let resolved = match commit_ts {
+                    Some(ts) if req.record_staging => {
+                        mvcc::resolve_intent_leaving_marker(&view, batch, &key, id, ts)
+                    }
+                    _ => mvcc::resolve_intent(&view, batch, &key, id, commit_ts),
+                };
+                match resolved {
                     Ok(found) => tracing::trace!(
                         target: "tessera_kv::apply",
                         "range {} txn {}: resolve {} {}{}",

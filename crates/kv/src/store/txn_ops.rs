@@ -650,14 +650,26 @@ impl Store {
             .conc
             .wait_for_writes(&q.key, None, || self.propose_held_back())
             .await;
-        let found = match mvcc::get_intent(self.ctx.engine.as_ref(), &q.key) {
+        let engine = self.ctx.engine.as_ref();
+        let found = match mvcc::get_intent(engine, &q.key) {
             // A lock is not the write: the write may still be on its way.
-            Ok(Some(i)) => {
-                !i.lock_only
+            Ok(Some(i))
+                if !i.lock_only
                     && i.txn.id.as_slice() == q.txn_id.as_slice()
-                    && i.txn.timestamp <= max_ts
+                    && i.txn.timestamp <= max_ts =>
+            {
+                true
             }
-            Ok(None) => false,
+            // Resolved already, by a resolution racing the COMMITTED mark
+            // (read after the intent: the resolution removes the one and
+            // writes the other in one command).
+            Ok(_) => match txn_id(&q.txn_id) {
+                Some(id) => match mvcc::has_resolved_marker(engine, &q.key, &id) {
+                    Ok(marked) => marked,
+                    Err(e) => return internal(format!("read failed: {e}")),
+                },
+                None => false,
+            },
             Err(e) => return internal(format!("read failed: {e}")),
         };
         KvResponse {

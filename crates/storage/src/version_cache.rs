@@ -242,7 +242,7 @@ impl NewestVersionCache {
     /// `encoded_keys`: until the ticket is finished, their stripes miss;
     /// after, the keys are no longer cached.
     pub fn begin_write<'k>(&self, encoded_keys: impl Iterator<Item = &'k [u8]>) -> WriteTicket<'_> {
-        self.begin(encoded_keys.map(|k| (k, None)))
+        self.begin_batch(encoded_keys.map(|k| (k, None)))
     }
 
     /// Announces the write of a batch of version operations: like
@@ -250,10 +250,6 @@ impl NewestVersionCache {
     /// batch only adds versions to stays cached, with its new newest
     /// version (see the module docs).
     pub fn begin_batch<'k>(&self, ops: impl Iterator<Item = VersionOp<'k>>) -> WriteTicket<'_> {
-        self.begin(ops)
-    }
-
-    fn begin<'k>(&self, ops: impl Iterator<Item = VersionOp<'k>>) -> WriteTicket<'_> {
         let mut ops: Vec<(u64, VersionOp<'k>)> = ops.map(|op| (self.hash(op.0), op)).collect();
         // Sorted, hashes of one shard are adjacent (the shard is the top
         // bits); the sort is stable, so a key's operations stay in batch
@@ -360,40 +356,42 @@ impl WriteTicket<'_> {
     /// install the new newest versions of keys that were cached, where no
     /// other write touched their stripe since this one began.
     pub fn finish(self, written: bool) {
-        let installs = if written { self.installs } else { Vec::new() };
+        // Both lists are sorted by hash and shards are visited in hash
+        // order (the shard is the top bits): each shard takes its installs
+        // off the front.
+        let mut installs = if written { self.installs } else { Vec::new() }
+            .into_iter()
+            .peekable();
         self.cache.for_each_shard(&self.hashes, |shard, hashes| {
-            let shard_of = |hash: u64| hash >> 60;
-            let here = shard_of(hashes[0]);
-            // Checked before this write's own counts go: the stripe may
-            // count only this write's keys, and its generation must be the
-            // one seen when the write began.
-            let undisturbed: Vec<&(u64, Entry, u64)> = installs
-                .iter()
-                .filter(|(hash, _, generation)| {
-                    let stripe = NewestVersionCache::stripe(*hash);
-                    let own = hashes
-                        .iter()
-                        .filter(|h| NewestVersionCache::stripe(**h) == stripe)
-                        .count();
-                    shard_of(*hash) == here
-                        && shard.writes_in_flight[stripe] as usize == own
-                        && shard.generation[stripe] == *generation
-                })
-                .collect();
+            let here = hashes[0] >> 60;
+            let mut undisturbed = Vec::new();
+            while let Some((hash, entry, generation)) =
+                installs.next_if(|(hash, _, _)| hash >> 60 == here)
+            {
+                // Checked before this write's own counts go: the stripe may
+                // count only this write's keys, and its generation must be
+                // the one seen when the write began.
+                let stripe = NewestVersionCache::stripe(hash);
+                let own = hashes
+                    .iter()
+                    .filter(|h| NewestVersionCache::stripe(**h) == stripe)
+                    .count();
+                if shard.writes_in_flight[stripe] as usize == own
+                    && shard.generation[stripe] == generation
+                {
+                    undisturbed.push((hash, entry));
+                }
+            }
             // Stripes shared by several keys of the batch were counted
-            // once per key; undo exactly what begin did.
+            // once per key; undo exactly what begin_batch did.
             for &hash in hashes {
                 let stripe = NewestVersionCache::stripe(hash);
                 shard.writes_in_flight[stripe] -= 1;
                 shard.generation[stripe] += 1;
                 shard.remove(hash);
             }
-            for (hash, entry, _) in undisturbed {
-                let entry = Entry {
-                    encoded_key: entry.encoded_key.clone(),
-                    newest: entry.newest.clone(),
-                };
-                shard.insert(*hash, entry, self.cache.shard_budget);
+            for (hash, entry) in undisturbed {
+                shard.insert(hash, entry, self.cache.shard_budget);
             }
         });
     }
